@@ -1,0 +1,111 @@
+//! The client-level error and the numeric code table shared by every foreign caller.
+//!
+//! Each layer has its own error enum (`wal::WalError`, `store::StoreError`,
+//! `metadata::MetadataError`); [`Error`] wraps them for the runtime behind `Client`, and
+//! [`ErrorCode`] is the one stable table that the C ABI (`sa_status_t`) and the C++ SDK
+//! (`Error::Code`) both use. Codes are never renumbered.
+
+use crate::metadata::MetadataError;
+use crate::store::StoreError;
+use crate::wal::WalError;
+
+/// Stable numeric error codes, identical to `softadastra::sdk::Error::Code` and `sa_status_t`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    None = 0,
+    Unknown = 1,
+    InvalidArgument = 2,
+    InvalidState = 3,
+    NotFound = 4,
+    AlreadyExists = 5,
+    IoError = 6,
+    StoreError = 7,
+    SyncError = 8,
+    TransportError = 9,
+    DiscoveryError = 10,
+    MetadataError = 11,
+    InternalError = 12,
+}
+
+impl ErrorCode {
+    /// The snake_case name used by `Error::code_string()` in C++ and by the CLI's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::None => "none",
+            ErrorCode::Unknown => "unknown",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::IoError => "io_error",
+            ErrorCode::StoreError => "store_error",
+            ErrorCode::SyncError => "sync_error",
+            ErrorCode::TransportError => "transport_error",
+            ErrorCode::DiscoveryError => "discovery_error",
+            ErrorCode::MetadataError => "metadata_error",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
+
+/// Everything a `Client` call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option is invalid; `field` names it.
+    #[error("invalid client options: {field}: {reason}")]
+    InvalidOptions { field: &'static str, reason: String },
+
+    /// The client is closed (never opened, or closed since).
+    #[error("client is not open")]
+    NotOpen,
+
+    /// The key has no live value.
+    #[error("key not found: {key}")]
+    NotFound { key: String },
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+
+    /// A bug: a panic caught at the boundary, or an invariant that did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<WalError> for Error {
+    fn from(e: WalError) -> Self {
+        Error::Store(StoreError::Wal(e))
+    }
+}
+
+impl Error {
+    /// The stable code for foreign callers.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidOptions { .. } => ErrorCode::InvalidArgument,
+            Error::NotOpen => ErrorCode::InvalidState,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Store(e) => e.code(),
+            Error::Metadata(e) => e.code(),
+            Error::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// What the error is about: the key, the path or the option name ("" when nothing applies).
+    pub fn context(&self) -> String {
+        match self {
+            Error::InvalidOptions { field, .. } => (*field).to_string(),
+            Error::NotFound { key } => key.clone(),
+            Error::Store(e) => e.context(),
+            Error::Metadata(e) => e.context(),
+            Error::NotOpen | Error::Internal(_) => String::new(),
+        }
+    }
+}
+
+/// Result alias for the client layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

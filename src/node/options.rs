@@ -1,0 +1,183 @@
+//! Client options: every field of the C++ `ClientOptions`, its presets and validity rules.
+
+use crate::error::{Error, Result};
+use crate::metadata::validate_node_id;
+
+/// Default WAL path of the presets, relative to the working directory.
+pub const DEFAULT_WAL_PATH: &str = "data/sdk-store.wal";
+
+/// How a client is configured. Field names and defaults are those of the C++ SDK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    pub node_id: String,
+    pub wal_path: String,
+    pub enable_wal: bool,
+    /// Sync every write to disk before it returns.
+    pub auto_flush: bool,
+    pub sync_batch_size: usize,
+    pub max_sync_retries: u32,
+    pub ack_timeout_ms: u32,
+    pub retry_interval_ms: u32,
+    pub require_ack: bool,
+    pub auto_queue: bool,
+    pub enable_transport: bool,
+    pub transport_host: String,
+    pub transport_port: u16,
+    pub enable_discovery: bool,
+    pub discovery_host: String,
+    pub discovery_port: u16,
+    pub discovery_broadcast_host: String,
+    pub discovery_broadcast_port: u16,
+    /// Empty means "use the node id".
+    pub display_name: String,
+    pub version: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            node_id: "node-1".into(),
+            wal_path: DEFAULT_WAL_PATH.into(),
+            enable_wal: true,
+            auto_flush: true,
+            sync_batch_size: 64,
+            max_sync_retries: 5,
+            ack_timeout_ms: 10_000,
+            retry_interval_ms: 5_000,
+            require_ack: true,
+            auto_queue: true,
+            enable_transport: false,
+            transport_host: "0.0.0.0".into(),
+            transport_port: 0,
+            enable_discovery: false,
+            discovery_host: "0.0.0.0".into(),
+            discovery_port: 0,
+            discovery_broadcast_host: "255.255.255.255".into(),
+            discovery_broadcast_port: 0,
+            display_name: String::new(),
+            version: crate::DEFAULT_VERSION.into(),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// WAL on, every write synced before it returns.
+    pub fn persistent(node_id: &str, wal_path: &str) -> Self {
+        ClientOptions {
+            node_id: node_id.into(),
+            wal_path: wal_path.into(),
+            ..Default::default()
+        }
+    }
+
+    /// WAL on, writes buffered (not synced before returning), batch 128, 2 retries, no ACK.
+    pub fn fast(node_id: &str, wal_path: &str) -> Self {
+        ClientOptions {
+            auto_flush: false,
+            sync_batch_size: 128,
+            max_sync_retries: 2,
+            require_ack: false,
+            ..Self::persistent(node_id, wal_path)
+        }
+    }
+
+    /// No WAL: nothing survives the process. 2 retries, no ACK.
+    pub fn memory_only(node_id: &str) -> Self {
+        ClientOptions {
+            node_id: node_id.into(),
+            enable_wal: false,
+            auto_flush: false,
+            max_sync_retries: 2,
+            require_ack: false,
+            ..Default::default()
+        }
+    }
+
+    /// The display name, falling back to the node id.
+    pub fn effective_display_name(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.node_id
+        } else {
+            &self.display_name
+        }
+    }
+
+    /// Checks every rule; the error names the first offending field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(Error::InvalidOptions {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if let Err(e) = validate_node_id(&self.node_id) {
+            return Err(Error::InvalidOptions {
+                field: "node_id",
+                reason: e.to_string(),
+            });
+        }
+        if self.version.is_empty() {
+            return invalid("version", "version must not be empty");
+        }
+        if self.enable_wal && self.wal_path.is_empty() {
+            return invalid("wal_path", "wal_path must not be empty when the WAL is enabled");
+        }
+        if self.sync_batch_size == 0 {
+            return invalid("sync_batch_size", "sync_batch_size must be at least 1");
+        }
+        if self.enable_transport {
+            if self.transport_host.is_empty() {
+                return invalid("transport_host", "transport_host must not be empty");
+            }
+            if self.transport_port == 0 {
+                return invalid("transport_port", "transport_port must not be 0");
+            }
+        }
+        if self.enable_discovery {
+            if self.discovery_host.is_empty() {
+                return invalid("discovery_host", "discovery_host must not be empty");
+            }
+            if self.discovery_port == 0 {
+                return invalid("discovery_port", "discovery_port must not be 0");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_sdk_table() {
+        let p = ClientOptions::persistent("a", "x.wal");
+        assert!(p.enable_wal && p.auto_flush && p.require_ack);
+        assert_eq!((p.sync_batch_size, p.max_sync_retries), (64, 5));
+        let f = ClientOptions::fast("a", "x.wal");
+        assert!(f.enable_wal && !f.auto_flush && !f.require_ack);
+        assert_eq!((f.sync_batch_size, f.max_sync_retries), (128, 2));
+        let m = ClientOptions::memory_only("a");
+        assert!(!m.enable_wal && !m.require_ack);
+        assert!(p.validate().is_ok() && f.validate().is_ok() && m.validate().is_ok());
+    }
+
+    #[test]
+    fn invalid_options_name_the_field() {
+        let field = |o: ClientOptions| match o.validate() {
+            Err(Error::InvalidOptions { field, .. }) => field,
+            other => panic!("expected invalid options, got {other:?}"),
+        };
+        let base = ClientOptions::persistent("a", "x.wal");
+        assert_eq!(field(ClientOptions { node_id: "".into(), ..base.clone() }), "node_id");
+        assert_eq!(field(ClientOptions { version: "".into(), ..base.clone() }), "version");
+        assert_eq!(field(ClientOptions { wal_path: "".into(), ..base.clone() }), "wal_path");
+        assert_eq!(field(ClientOptions { sync_batch_size: 0, ..base.clone() }), "sync_batch_size");
+        let t = ClientOptions { enable_transport: true, transport_port: 0, ..base.clone() };
+        assert_eq!(field(t), "transport_port");
+        let d = ClientOptions { enable_discovery: true, discovery_host: "".into(), ..base.clone() };
+        assert_eq!(field(d), "discovery_host");
+        let no_wal = ClientOptions { enable_wal: false, wal_path: "".into(), ..base };
+        assert!(no_wal.validate().is_ok());
+    }
+}

@@ -1,0 +1,344 @@
+//! The WAL's byte layout: constants, encoding and the replay scan. Pure logic, no I/O.
+//!
+//! The prose description lives in `docs/wal-format.md`; keep both in step.
+//!
+//! ```text
+//! file header (32 bytes)
+//!   0  8  magic "SOFTAWAL"
+//!   8  4  format version (u32 LE) = 1
+//!  12 16  reserved, zero
+//!  28  4  CRC32 of bytes 0..28
+//! record (20-byte header + payload), repeated
+//!   0  4  CRC32 of bytes 4..20 of the header followed by the payload
+//!   4  4  payload length (u32 LE)
+//!   8  1  record type
+//!   9  3  reserved, zero
+//!  12  8  sequence number (u64 LE), consecutive from 1
+//!  20  n  payload
+//! ```
+//! The file is preallocated with zeros; a zero record header marks the end of the log.
+
+/// Magic bytes at offset 0 of every WAL file.
+pub const MAGIC: [u8; 8] = *b"SOFTAWAL";
+/// The only format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the file header.
+pub const FILE_HEADER_LEN: usize = 32;
+/// Size of a record header.
+pub const RECORD_HEADER_LEN: usize = 20;
+/// Largest payload a record may carry (a batch of several large values fits).
+pub const MAX_PAYLOAD_LEN: usize = 64 * 1024 * 1024;
+
+/// What a record holds. Unknown types are an error on replay, never skipped silently.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordType {
+    /// A group of store operations applied atomically (see `store::op`).
+    StoreOps = 1,
+}
+
+impl RecordType {
+    pub fn from_u8(v: u8) -> Option<RecordType> {
+        match v {
+            1 => Some(RecordType::StoreOps),
+            _ => None,
+        }
+    }
+}
+
+/// The file header for a new WAL.
+pub fn encode_file_header() -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Why a file header was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// Fewer than [`FILE_HEADER_LEN`] bytes, or a header of zeros: a file whose creation
+    /// never completed.
+    Incomplete,
+    BadMagic,
+    BadChecksum,
+    UnsupportedVersion(u32),
+}
+
+/// Checks the file header at the start of `bytes`.
+pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
+    if bytes.len() < FILE_HEADER_LEN || bytes[..FILE_HEADER_LEN].iter().all(|&b| b == 0) {
+        return Err(HeaderProblem::Incomplete);
+    }
+    let h = &bytes[..FILE_HEADER_LEN];
+    if h[0..8] != MAGIC {
+        return Err(HeaderProblem::BadMagic);
+    }
+    if crc32fast::hash(&h[0..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4 bytes")) {
+        return Err(HeaderProblem::BadChecksum);
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(HeaderProblem::UnsupportedVersion(version));
+    }
+    Ok(())
+}
+
+/// Appends one encoded record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, record_type: RecordType, sequence: u64, payload: &[u8]) {
+    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN);
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[record_type as u8, 0, 0, 0]);
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// One valid record found by [`scan`].
+#[derive(Debug)]
+pub struct ScannedRecord<'a> {
+    /// Byte offset of the record header in the file.
+    pub offset: u64,
+    pub record_type: RecordType,
+    pub sequence: u64,
+    pub payload: &'a [u8],
+}
+
+/// How the log ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEnd {
+    /// The log ends at `end`; everything after it is zeros (or the end of the file).
+    Clean { end: u64 },
+    /// A record at `end` is incomplete or damaged and nothing but zeros follows it: a write
+    /// that never finished. Bytes `end..dropped_end` must be cut off before appending.
+    TornTail { end: u64, dropped_end: u64 },
+}
+
+/// Damage that is not a torn tail: valid-looking data follows it, so good data would be lost
+/// by cutting there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// What can stop a scan: damage in the log, or the record callback's own error.
+#[derive(Debug)]
+pub enum ScanError<E> {
+    Corrupt(Corruption),
+    Callback(E),
+}
+
+/// The outcome of a successful scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub end: LogEnd,
+    pub records: u64,
+    pub last_sequence: u64,
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// Position one past the last non-zero byte of `bytes` at or after `from`, if any.
+fn last_non_zero_end(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| from + i + 1)
+}
+
+/// Walks every record of a whole WAL file image (header included) in order, calling
+/// `on_record` for each valid one. A damaged or incomplete record followed only by zeros is a
+/// torn tail (the end of the log); one followed by any other data is corruption.
+pub fn scan<E>(
+    bytes: &[u8],
+    mut on_record: impl FnMut(ScannedRecord<'_>) -> Result<(), E>,
+) -> Result<ScanSummary, ScanError<E>> {
+    let mut pos = FILE_HEADER_LEN;
+    let mut records = 0u64;
+    let mut last_sequence = 0u64;
+    let corrupt = |offset: usize, reason: String| {
+        ScanError::Corrupt(Corruption {
+            offset: offset as u64,
+            reason,
+        })
+    };
+    loop {
+        let summary = |end: LogEnd| ScanSummary {
+            end,
+            records,
+            last_sequence,
+        };
+        let rest = &bytes[pos.min(bytes.len())..];
+        if rest.len() < RECORD_HEADER_LEN || rest[..RECORD_HEADER_LEN].iter().all(|&b| b == 0) {
+            return match last_non_zero_end(bytes, pos) {
+                None => Ok(summary(LogEnd::Clean { end: pos as u64 })),
+                Some(dropped_end) if rest.len() < RECORD_HEADER_LEN => Ok(summary(LogEnd::TornTail {
+                    end: pos as u64,
+                    dropped_end: dropped_end as u64,
+                })),
+                Some(_) => Err(corrupt(pos, "zeroed record header followed by data".into())),
+            };
+        }
+        let header = &rest[..RECORD_HEADER_LEN];
+        let payload_len = le_u32(&header[4..8]) as usize;
+        let extent_end = pos + RECORD_HEADER_LEN + payload_len;
+        // A damaged record is a torn tail only when nothing but zeros lies beyond it.
+        let damaged = |reason: String| {
+            let beyond = if payload_len <= MAX_PAYLOAD_LEN {
+                extent_end
+            } else {
+                pos + RECORD_HEADER_LEN
+            };
+            match last_non_zero_end(bytes, beyond) {
+                None => Ok(summary(LogEnd::TornTail {
+                    end: pos as u64,
+                    dropped_end: last_non_zero_end(bytes, pos).unwrap_or(pos) as u64,
+                })),
+                Some(_) => Err(corrupt(pos, reason)),
+            }
+        };
+        if payload_len > MAX_PAYLOAD_LEN {
+            return damaged(format!(
+                "record length {payload_len} exceeds the limit of {MAX_PAYLOAD_LEN} bytes"
+            ));
+        }
+        if extent_end > bytes.len() {
+            return damaged("record runs past the end of the file".into());
+        }
+        let stored_crc = le_u32(&header[0..4]);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header[4..]);
+        hasher.update(&bytes[pos + RECORD_HEADER_LEN..extent_end]);
+        if hasher.finalize() != stored_crc {
+            return damaged("record checksum mismatch".into());
+        }
+        let sequence = le_u64(&header[12..20]);
+        let Some(record_type) = RecordType::from_u8(header[8]) else {
+            return Err(corrupt(pos, format!("unknown record type {}", header[8])));
+        };
+        let expected = last_sequence + 1;
+        if (records > 0 && sequence != expected) || sequence == 0 {
+            return Err(corrupt(
+                pos,
+                format!("sequence number {sequence} where {expected} was expected"),
+            ));
+        }
+        on_record(ScannedRecord {
+            offset: pos as u64,
+            record_type,
+            sequence,
+            payload: &bytes[pos + RECORD_HEADER_LEN..extent_end],
+        })
+        .map_err(ScanError::Callback)?;
+        records += 1;
+        last_sequence = sequence;
+        pos = extent_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut b = encode_file_header().to_vec();
+        for (i, p) in payloads.iter().enumerate() {
+            encode_record(&mut b, RecordType::StoreOps, i as u64 + 1, p);
+        }
+        b
+    }
+
+    fn collect(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, ScanSummary), Corruption> {
+        let mut out = Vec::new();
+        match scan::<()>(bytes, |r| {
+            out.push(r.payload.to_vec());
+            Ok(())
+        }) {
+            Ok(s) => Ok((out, s)),
+            Err(ScanError::Corrupt(c)) => Err(c),
+            Err(ScanError::Callback(())) => unreachable!("callback never fails"),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_zero_padding_after_them() {
+        let mut b = image(&[b"one", b"", b"three"]);
+        let end = b.len() as u64;
+        b.resize(b.len() + 4096, 0);
+        let (payloads, summary) = collect(&b).unwrap();
+        assert_eq!(payloads, vec![b"one".to_vec(), vec![], b"three".to_vec()]);
+        assert_eq!(summary.end, LogEnd::Clean { end });
+        assert_eq!(summary.last_sequence, 3);
+    }
+
+    #[test]
+    fn header_checks_name_the_problem() {
+        let h = encode_file_header();
+        assert_eq!(check_file_header(&h), Ok(()));
+        assert_eq!(check_file_header(&h[..10]), Err(HeaderProblem::Incomplete));
+        let mut bad = h;
+        bad[0] = b'X';
+        assert_eq!(check_file_header(&bad), Err(HeaderProblem::BadMagic));
+        let mut bad = h;
+        bad[20] = 1;
+        assert_eq!(check_file_header(&bad), Err(HeaderProblem::BadChecksum));
+        let mut v2 = h;
+        v2[8] = 2;
+        let crc = crc32fast::hash(&v2[0..28]);
+        v2[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            check_file_header(&v2),
+            Err(HeaderProblem::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn damaged_record_followed_by_data_is_corruption_at_its_offset() {
+        let mut b = image(&[b"aaaa", b"bbbb", b"cccc"]);
+        let second = FILE_HEADER_LEN + RECORD_HEADER_LEN + 4;
+        b[second + RECORD_HEADER_LEN + 1] ^= 0x10;
+        let err = collect(&b).unwrap_err();
+        assert_eq!(err.offset, second as u64);
+        assert!(err.reason.contains("checksum"), "{}", err.reason);
+    }
+
+    #[test]
+    fn damaged_last_record_is_a_torn_tail() {
+        let mut b = image(&[b"aaaa", b"bbbb"]);
+        let second = FILE_HEADER_LEN + RECORD_HEADER_LEN + 4;
+        let len = b.len();
+        b[len - 1] ^= 0xff;
+        b.resize(len + 100, 0);
+        let (payloads, summary) = collect(&b).unwrap();
+        assert_eq!(payloads.len(), 1);
+        assert_eq!(
+            summary.end,
+            LogEnd::TornTail {
+                end: second as u64,
+                dropped_end: len as u64
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_order_sequence_is_corruption() {
+        let mut b = encode_file_header().to_vec();
+        encode_record(&mut b, RecordType::StoreOps, 1, b"x");
+        encode_record(&mut b, RecordType::StoreOps, 3, b"y");
+        let err = collect(&b).unwrap_err();
+        assert!(err.reason.contains("sequence number 3"), "{}", err.reason);
+    }
+}
