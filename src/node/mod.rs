@@ -132,7 +132,10 @@ impl Client {
         }
     }
 
-    fn logged_write<T>(&self, result: std::result::Result<T, crate::store::StoreError>) -> Result<T> {
+    fn logged_write<T>(
+        &self,
+        result: std::result::Result<T, crate::store::StoreError>,
+    ) -> Result<T> {
         result.map_err(|e| {
             if e.code() == crate::error::ErrorCode::IoError {
                 log::error!("node {}: store write failed: {e}", self.options.node_id);

@@ -120,7 +120,10 @@ impl ClientOptions {
             return invalid("version", "version must not be empty");
         }
         if self.enable_wal && self.wal_path.is_empty() {
-            return invalid("wal_path", "wal_path must not be empty when the WAL is enabled");
+            return invalid(
+                "wal_path",
+                "wal_path must not be empty when the WAL is enabled",
+            );
         }
         if self.sync_batch_size == 0 {
             return invalid("sync_batch_size", "sync_batch_size must be at least 1");
@@ -169,15 +172,51 @@ mod tests {
             other => panic!("expected invalid options, got {other:?}"),
         };
         let base = ClientOptions::persistent("a", "x.wal");
-        assert_eq!(field(ClientOptions { node_id: "".into(), ..base.clone() }), "node_id");
-        assert_eq!(field(ClientOptions { version: "".into(), ..base.clone() }), "version");
-        assert_eq!(field(ClientOptions { wal_path: "".into(), ..base.clone() }), "wal_path");
-        assert_eq!(field(ClientOptions { sync_batch_size: 0, ..base.clone() }), "sync_batch_size");
-        let t = ClientOptions { enable_transport: true, transport_port: 0, ..base.clone() };
+        assert_eq!(
+            field(ClientOptions {
+                node_id: "".into(),
+                ..base.clone()
+            }),
+            "node_id"
+        );
+        assert_eq!(
+            field(ClientOptions {
+                version: "".into(),
+                ..base.clone()
+            }),
+            "version"
+        );
+        assert_eq!(
+            field(ClientOptions {
+                wal_path: "".into(),
+                ..base.clone()
+            }),
+            "wal_path"
+        );
+        assert_eq!(
+            field(ClientOptions {
+                sync_batch_size: 0,
+                ..base.clone()
+            }),
+            "sync_batch_size"
+        );
+        let t = ClientOptions {
+            enable_transport: true,
+            transport_port: 0,
+            ..base.clone()
+        };
         assert_eq!(field(t), "transport_port");
-        let d = ClientOptions { enable_discovery: true, discovery_host: "".into(), ..base.clone() };
+        let d = ClientOptions {
+            enable_discovery: true,
+            discovery_host: "".into(),
+            ..base.clone()
+        };
         assert_eq!(field(d), "discovery_host");
-        let no_wal = ClientOptions { enable_wal: false, wal_path: "".into(), ..base };
+        let no_wal = ClientOptions {
+            enable_wal: false,
+            wal_path: "".into(),
+            ..base
+        };
         assert!(no_wal.validate().is_ok());
     }
 }

@@ -42,6 +42,13 @@ impl HybridClock {
         next
     }
 
+    /// The first of `n` consecutive new versions (`n` >= 1), as one atomic step.
+    pub fn tick_n(&mut self, now_ms: u64, n: u64) -> Version {
+        let first = self.tick(now_ms);
+        self.last = Version(first.0 + n - 1);
+        first
+    }
+
     /// Takes a version seen elsewhere (a replayed record, a remote operation) into account.
     pub fn observe(&mut self, seen: Version) {
         self.last = self.last.max(seen);

@@ -88,27 +88,49 @@ struct Map {
     live: usize,
     /// Interned origin ids, so a million entries share a handful of strings.
     origins: HashMap<String, Arc<str>>,
+    /// The origin interned last: replayed records mostly come from one node.
+    last_origin: Option<Arc<str>>,
 }
 
 impl Map {
     fn intern(&mut self, origin: &str) -> Arc<str> {
-        if let Some(o) = self.origins.get(origin) {
-            return o.clone();
+        if let Some(last) = self.last_origin.as_ref().filter(|l| ***l == *origin) {
+            return last.clone();
         }
-        let o: Arc<str> = Arc::from(origin);
-        self.origins.insert(origin.to_string(), o.clone());
-        o
+        let interned = match self.origins.get(origin) {
+            Some(o) => o.clone(),
+            None => {
+                let o: Arc<str> = Arc::from(origin);
+                self.origins.insert(origin.to_string(), o.clone());
+                o
+            }
+        };
+        self.last_origin = Some(interned.clone());
+        interned
     }
 
     /// Last-writer-wins apply. Returns false when the entry already holds this or a newer
     /// change (applying the same operation twice changes nothing).
     fn apply(&mut self, op: &Op<'_>) -> bool {
-        if let Some(existing) = self.entries.get(op.key) {
-            if existing.wins_over(op.version, op.origin) {
-                return false;
-            }
+        if self.loses(op) {
+            return false;
         }
         let origin = self.intern(op.origin);
+        self.insert(op, origin)
+    }
+
+    /// [`Map::apply`] for an origin the caller already holds (local writes).
+    fn apply_with_origin(&mut self, op: &Op<'_>, origin: &Arc<str>) -> bool {
+        !self.loses(op) && self.insert(op, origin.clone())
+    }
+
+    fn loses(&self, op: &Op<'_>) -> bool {
+        self.entries
+            .get(op.key)
+            .is_some_and(|existing| existing.wins_over(op.version, op.origin))
+    }
+
+    fn insert(&mut self, op: &Op<'_>, origin: Arc<str>) -> bool {
         let entry = Entry {
             value: op.value.map(<[u8]>::to_vec),
             version: op.version,
@@ -252,46 +274,47 @@ impl Store {
         self.write(&refs)
     }
 
-    /// Logs then applies already validated changes.
+    /// Logs then applies already validated changes. The changes get consecutive versions.
     fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<Version, StoreError> {
-        let mut versions = Vec::with_capacity(changes.len());
-        let stamp = |versions: &mut Vec<Version>| {
-            let mut clock = self.clock.lock();
-            let now = hlc::now_millis();
-            versions.extend(changes.iter().map(|_| clock.tick(now)));
-        };
-        let ops = |versions: &[Version]| -> Vec<Op<'_>> {
+        let count = changes.len() as u64;
+        let stamp = || self.clock.lock().tick_n(hlc::now_millis(), count);
+        let ops = |first: Version| {
             changes
                 .iter()
-                .zip(versions)
-                .map(|(&(key, value), &version)| Op {
+                .enumerate()
+                .map(move |(i, &(key, value))| Op {
                     key,
                     value,
-                    version,
+                    version: Version(first.0 + i as u64),
                     origin: &self.node_id,
                 })
-                .collect()
         };
-        match &self.wal {
+        let first = match &self.wal {
             Some(wal) => {
                 // Versions are issued under the WAL's append lock, so they increase in log order.
+                let mut first = Version::default();
                 wal.append(RecordType::StoreOps, self.durable, |_, payload| {
-                    stamp(&mut versions);
-                    op::encode_ops(payload, ops(&versions).into_iter());
+                    first = stamp();
+                    op::encode_ops(payload, ops(first));
                 })?;
+                first
             }
-            None => stamp(&mut versions),
-        }
+            None => stamp(),
+        };
         let mut map = self.map.write();
-        for op in ops(&versions) {
-            map.apply(&op);
+        for op in ops(first) {
+            map.apply_with_origin(&op, &self.node_id);
         }
-        Ok(*versions.last().expect("at least one change"))
+        Ok(Version(first.0 + count - 1))
     }
 
     /// The live value of `key`, if any.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.map.read().entries.get(key).and_then(|e| e.value.clone())
+        self.map
+            .read()
+            .entries
+            .get(key)
+            .and_then(|e| e.value.clone())
     }
 
     /// The entry of `key`, tombstones included.
@@ -322,7 +345,10 @@ impl Store {
     pub fn list(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let map = self.map.read();
         map.entries
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter_map(|(k, e)| e.value.as_ref().map(|v| (k.clone(), v.clone())))
             .collect()

@@ -12,8 +12,8 @@
 //!   put only: u32 value length, then its bytes
 //! ```
 
-use super::hlc::Version;
 use super::StoreError;
+use super::hlc::Version;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -86,7 +86,10 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
 pub fn key_from_bytes(key: &[u8]) -> Result<&str, StoreError> {
     let key = std::str::from_utf8(key).map_err(|e| StoreError::InvalidKey {
         key: shown_key(&String::from_utf8_lossy(key)),
-        reason: format!("key is not valid UTF-8 (invalid byte at index {})", e.valid_up_to()),
+        reason: format!(
+            "key is not valid UTF-8 (invalid byte at index {})",
+            e.valid_up_to()
+        ),
     })?;
     validate_key(key)?;
     Ok(key)
@@ -111,7 +114,11 @@ pub fn encode_ops<'a>(out: &mut Vec<u8>, ops: impl ExactSizeIterator<Item = Op<'
     out.push(PAYLOAD_VERSION);
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     for op in ops {
-        out.push(if op.value.is_some() { KIND_PUT } else { KIND_REMOVE });
+        out.push(if op.value.is_some() {
+            KIND_PUT
+        } else {
+            KIND_REMOVE
+        });
         out.extend_from_slice(&op.version.0.to_le_bytes());
         out.push(op.origin.len() as u8);
         out.extend_from_slice(op.origin.as_bytes());
@@ -143,15 +150,21 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self, what: &str) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2, what)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn str(&mut self, n: usize, what: &str) -> Result<&'a str, String> {
@@ -191,7 +204,10 @@ pub fn decode_ops(payload: &[u8], mut apply: impl FnMut(Op<'_>)) -> Result<(), S
         });
     }
     if !r.bytes.is_empty() {
-        return Err(format!("{} unexpected bytes after the operations", r.bytes.len()));
+        return Err(format!(
+            "{} unexpected bytes after the operations",
+            r.bytes.len()
+        ));
     }
     Ok(())
 }
@@ -263,7 +279,10 @@ mod tests {
         assert!(empty.contains("must not be empty"), "{empty}");
         let long = "k".repeat(MAX_KEY_LEN + 1);
         let msg = validate_key(&long).unwrap_err().to_string();
-        assert!(msg.contains("1025 bytes") && msg.contains("limit 1024"), "{msg}");
+        assert!(
+            msg.contains("1025 bytes") && msg.contains("limit 1024"),
+            "{msg}"
+        );
         assert!(validate_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
         let msg = key_from_bytes(b"a\xffb").unwrap_err().to_string();
         assert!(msg.contains("not valid UTF-8"), "{msg}");

@@ -88,15 +88,22 @@ pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
 
 /// Appends one encoded record to `out`.
 pub fn encode_record(out: &mut Vec<u8>, record_type: RecordType, sequence: u64, payload: &[u8]) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN);
     let start = out.len();
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[record_type as u8, 0, 0, 0]);
-    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    seal_record(&mut out[start..], record_type, sequence);
+}
+
+/// Fills in the header of `record`, a header-sized gap followed by the payload, so that the
+/// payload can be encoded in place without a copy.
+pub fn seal_record(record: &mut [u8], record_type: RecordType, sequence: u64) {
+    let payload_len = record.len() - RECORD_HEADER_LEN;
+    debug_assert!(payload_len <= MAX_PAYLOAD_LEN);
+    record[4..8].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    record[8..12].copy_from_slice(&[record_type as u8, 0, 0, 0]);
+    record[12..20].copy_from_slice(&sequence.to_le_bytes());
+    let crc = crc32fast::hash(&record[4..]);
+    record[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// One valid record found by [`scan`].
@@ -159,9 +166,35 @@ fn last_non_zero_end(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i + 1)
 }
 
+/// Whether a valid record header with a checksum that matches starts at `offset` and could
+/// follow sequence `last_sequence` (cheap field checks first, the CRC last).
+fn valid_record_at(bytes: &[u8], offset: usize, last_sequence: u64) -> bool {
+    let Some(header) = bytes.get(offset..offset + RECORD_HEADER_LEN) else {
+        return false;
+    };
+    let len = le_u32(&header[4..8]) as usize;
+    let sequence = le_u64(&header[12..20]);
+    let plausible = RecordType::from_u8(header[8]).is_some()
+        && header[9..12] == [0, 0, 0]
+        && sequence > last_sequence
+        && sequence - last_sequence <= (bytes.len() / RECORD_HEADER_LEN) as u64
+        && len <= MAX_PAYLOAD_LEN
+        && offset + RECORD_HEADER_LEN + len <= bytes.len();
+    if !plausible {
+        return false;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header[4..]);
+    hasher.update(&bytes[offset + RECORD_HEADER_LEN..offset + RECORD_HEADER_LEN + len]);
+    hasher.finalize() == le_u32(&header[0..4])
+}
+
 /// Walks every record of a whole WAL file image (header included) in order, calling
-/// `on_record` for each valid one. A damaged or incomplete record followed only by zeros is a
-/// torn tail (the end of the log); one followed by any other data is corruption.
+/// `on_record` for each valid one.
+///
+/// Where a record is incomplete or damaged, the rest of the file decides: if no valid
+/// record follows it, it is a torn tail (a write that never finished) and the log ends
+/// there; if a valid record follows, cutting would drop good data, so it is corruption.
 pub fn scan<E>(
     bytes: &[u8],
     mut on_record: impl FnMut(ScannedRecord<'_>) -> Result<(), E>,
@@ -169,47 +202,39 @@ pub fn scan<E>(
     let mut pos = FILE_HEADER_LEN;
     let mut records = 0u64;
     let mut last_sequence = 0u64;
-    let corrupt = |offset: usize, reason: String| {
-        ScanError::Corrupt(Corruption {
-            offset: offset as u64,
-            reason,
-        })
-    };
     loop {
         let summary = |end: LogEnd| ScanSummary {
             end,
             records,
             last_sequence,
         };
-        let rest = &bytes[pos.min(bytes.len())..];
-        if rest.len() < RECORD_HEADER_LEN || rest[..RECORD_HEADER_LEN].iter().all(|&b| b == 0) {
-            return match last_non_zero_end(bytes, pos) {
-                None => Ok(summary(LogEnd::Clean { end: pos as u64 })),
-                Some(dropped_end) if rest.len() < RECORD_HEADER_LEN => Ok(summary(LogEnd::TornTail {
+        let damaged = |reason: String| {
+            let dropped_end = last_non_zero_end(bytes, pos).unwrap_or(pos);
+            if (pos + 1..dropped_end).any(|at| valid_record_at(bytes, at, last_sequence)) {
+                Err(ScanError::Corrupt(Corruption {
+                    offset: pos as u64,
+                    reason,
+                }))
+            } else {
+                Ok(summary(LogEnd::TornTail {
                     end: pos as u64,
                     dropped_end: dropped_end as u64,
-                })),
-                Some(_) => Err(corrupt(pos, "zeroed record header followed by data".into())),
-            };
+                }))
+            }
+        };
+        let rest = &bytes[pos.min(bytes.len())..];
+        if rest.iter().take(RECORD_HEADER_LEN).all(|&b| b == 0) {
+            if last_non_zero_end(bytes, pos).is_none() {
+                return Ok(summary(LogEnd::Clean { end: pos as u64 }));
+            }
+            return damaged("zeroed record header followed by data".into());
+        }
+        if rest.len() < RECORD_HEADER_LEN {
+            return damaged("incomplete record header".into());
         }
         let header = &rest[..RECORD_HEADER_LEN];
         let payload_len = le_u32(&header[4..8]) as usize;
         let extent_end = pos + RECORD_HEADER_LEN + payload_len;
-        // A damaged record is a torn tail only when nothing but zeros lies beyond it.
-        let damaged = |reason: String| {
-            let beyond = if payload_len <= MAX_PAYLOAD_LEN {
-                extent_end
-            } else {
-                pos + RECORD_HEADER_LEN
-            };
-            match last_non_zero_end(bytes, beyond) {
-                None => Ok(summary(LogEnd::TornTail {
-                    end: pos as u64,
-                    dropped_end: last_non_zero_end(bytes, pos).unwrap_or(pos) as u64,
-                })),
-                Some(_) => Err(corrupt(pos, reason)),
-            }
-        };
         if payload_len > MAX_PAYLOAD_LEN {
             return damaged(format!(
                 "record length {payload_len} exceeds the limit of {MAX_PAYLOAD_LEN} bytes"
@@ -218,22 +243,26 @@ pub fn scan<E>(
         if extent_end > bytes.len() {
             return damaged("record runs past the end of the file".into());
         }
-        let stored_crc = le_u32(&header[0..4]);
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&header[4..]);
         hasher.update(&bytes[pos + RECORD_HEADER_LEN..extent_end]);
-        if hasher.finalize() != stored_crc {
+        if hasher.finalize() != le_u32(&header[0..4]) {
             return damaged("record checksum mismatch".into());
         }
+        let corrupt = |reason: String| {
+            Err(ScanError::Corrupt(Corruption {
+                offset: pos as u64,
+                reason,
+            }))
+        };
         let sequence = le_u64(&header[12..20]);
         let Some(record_type) = RecordType::from_u8(header[8]) else {
-            return Err(corrupt(pos, format!("unknown record type {}", header[8])));
+            return corrupt(format!("unknown record type {}", header[8]));
         };
         let expected = last_sequence + 1;
         if (records > 0 && sequence != expected) || sequence == 0 {
-            return Err(corrupt(
-                pos,
-                format!("sequence number {sequence} where {expected} was expected"),
+            return corrupt(format!(
+                "sequence number {sequence} where {expected} was expected"
             ));
         }
         on_record(ScannedRecord {

@@ -6,8 +6,8 @@
 //! Non-durable appends are buffered in memory and handed to the OS when the buffer fills,
 //! on [`Wal::flush`], on a durable append, on close and on drop.
 //!
-//! The file grows in zero-filled steps, fsynced once, so that an ordinary sync has no file
-//! size to commit. A failed write or sync poisons the WAL: that append and every later one
+//! For synced writes the file grows in zero-filled steps, fsynced once, so that an ordinary
+//! sync has no file size to commit; buffered (non-durable) writes just extend the file. A failed write or sync poisons the WAL: that append and every later one
 //! fail until the WAL is opened again, because after a failed fsync the kernel may have
 //! dropped the dirty pages and a retry could report success for data that is gone.
 
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-pub use format::{LogEnd, RecordType, ScannedRecord};
 use format::{HeaderProblem, ScanError};
+pub use format::{LogEnd, RecordType, ScannedRecord};
 pub use storage::{Fault, FaultyStorage, FileStorage, WalStorage};
 
 /// Smallest step by which the file grows; also the size of a new WAL.
@@ -65,7 +65,9 @@ pub enum WalError {
         reason: String,
     },
 
-    #[error("WAL {path} refuses writes after an earlier write failure ({cause}); reopen to recover")]
+    #[error(
+        "WAL {path} refuses writes after an earlier write failure ({cause}); reopen to recover"
+    )]
     Poisoned { path: PathBuf, cause: String },
 
     #[error("WAL {path} is closed")]
@@ -179,7 +181,12 @@ impl Wal {
                 });
             }
         }
-        Self::open_inner(path, Box::new(FileStorage::new(file)), Some(lock), on_record)
+        Self::open_inner(
+            path,
+            Box::new(FileStorage::new(file)),
+            Some(lock),
+            on_record,
+        )
     }
 
     /// Opens a WAL on a caller-provided storage (used by fault-injection tests). No lock is
@@ -298,8 +305,9 @@ impl Wal {
     }
 
     /// Appends a record and returns its sequence number. With `durable`, returns only once
-    /// the record is on disk; otherwise once it is buffered. `build_payload` runs under the
-    /// append lock with the sequence number the record will get, so callers can number their
+    /// the record is on disk; otherwise once it is buffered. `build_payload` appends the
+    /// payload to the buffer it is given (and must not touch what is already there); it runs
+    /// under the append lock with the record's sequence number, so callers can number their
     /// own data in log order.
     pub fn append(
         &self,
@@ -310,16 +318,20 @@ impl Wal {
         let mut state = self.state.lock();
         self.check_writable(&state)?;
         let sequence = state.next_sequence;
-        let mut payload = Vec::new();
-        build_payload(sequence, &mut payload);
-        if payload.len() > format::MAX_PAYLOAD_LEN {
+        // Encode in place: a header-sized gap, the payload, then the header is sealed.
+        let start = state.buffer.len();
+        state.buffer.resize(start + format::RECORD_HEADER_LEN, 0);
+        build_payload(sequence, &mut state.buffer);
+        let len = state.buffer.len() - start - format::RECORD_HEADER_LEN;
+        if len > format::MAX_PAYLOAD_LEN {
+            state.buffer.truncate(start);
             return Err(WalError::RecordTooLarge {
-                len: payload.len(),
+                len,
                 limit: format::MAX_PAYLOAD_LEN,
             });
         }
         state.next_sequence += 1;
-        format::encode_record(&mut state.buffer, record_type, sequence, &payload);
+        format::seal_record(&mut state.buffer[start..], record_type, sequence);
         let my_end = state.buffer_start + state.buffer.len() as u64;
         if durable {
             self.wait_synced(&mut state, my_end)?;
@@ -403,7 +415,11 @@ impl Wal {
                 let path = self.path.clone();
                 move |source| WalError::Io { op, path, source }
             };
-            if end > io.allocated {
+            if end > io.allocated && !sync {
+                // Unsynced writes simply extend the file: preallocating only pays off for
+                // writes that are synced one by one.
+                io.allocated = end;
+            } else if end > io.allocated {
                 let growth = io.allocated.clamp(MIN_GROWTH, MAX_GROWTH);
                 let new_len = end.div_ceil(growth) * growth;
                 let from = io.allocated;
@@ -411,7 +427,9 @@ impl Wal {
                 io.storage.sync_all().map_err(io_err("sync"))?;
                 io.allocated = new_len;
             }
-            io.storage.write_at(start, &buffer).map_err(io_err("write to"))?;
+            io.storage
+                .write_at(start, &buffer)
+                .map_err(io_err("write to"))?;
             if sync {
                 io.storage.sync_data().map_err(io_err("sync"))?;
             }
