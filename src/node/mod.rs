@@ -2,6 +2,7 @@
 //! transport and discovery join it in later layers. The C ABI, the cxx bridge and the CLI
 //! all call this type and hold no logic of their own.
 
+pub mod data_dir;
 pub mod options;
 
 use std::path::PathBuf;
