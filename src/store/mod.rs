@@ -112,39 +112,31 @@ impl Map {
     /// Last-writer-wins apply. Returns false when the entry already holds this or a newer
     /// change (applying the same operation twice changes nothing).
     fn apply(&mut self, op: &Op<'_>) -> bool {
-        if self.loses(op) {
-            return false;
-        }
-        let origin = self.intern(op.origin);
-        self.insert(op, origin)
+        self.apply_as(op, |map| map.intern(op.origin))
     }
 
     /// [`Map::apply`] for an origin the caller already holds (local writes).
     fn apply_with_origin(&mut self, op: &Op<'_>, origin: &Arc<str>) -> bool {
-        !self.loses(op) && self.insert(op, origin.clone())
+        self.apply_as(op, |_| origin.clone())
     }
 
-    fn loses(&self, op: &Op<'_>) -> bool {
-        self.entries
-            .get(op.key)
-            .is_some_and(|existing| existing.wins_over(op.version, op.origin))
-    }
-
-    fn insert(&mut self, op: &Op<'_>, origin: Arc<str>) -> bool {
-        let entry = Entry {
+    /// One tree walk for an existing key, two for a new one (the lookup, then the insert).
+    fn apply_as(&mut self, op: &Op<'_>, origin: impl FnOnce(&mut Map) -> Arc<str>) -> bool {
+        let origin = origin(self);
+        let entry = |origin| Entry {
             value: op.value.map(<[u8]>::to_vec),
             version: op.version,
             origin,
         };
-        let now_live = entry.value.is_some();
         let was_live = match self.entries.get_mut(op.key) {
-            Some(slot) => std::mem::replace(slot, entry).value.is_some(),
+            Some(slot) if slot.wins_over(op.version, op.origin) => return false,
+            Some(slot) => std::mem::replace(slot, entry(origin)).value.is_some(),
             None => {
-                self.entries.insert(op.key.to_string(), entry);
+                self.entries.insert(op.key.to_string(), entry(origin));
                 false
             }
         };
-        match (was_live, now_live) {
+        match (was_live, op.value.is_some()) {
             (false, true) => self.live += 1,
             (true, false) => self.live -= 1,
             _ => {}
