@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system tools the build and the tests need, when they are missing:
+# cmake, ninja and GoogleTest (Debian packages). The Rust toolchain is expected (rustup).
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+[ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \
+  || [ -n "$(find /usr/lib /usr/local/lib -name GTestConfig.cmake -print -quit 2>/dev/null)" ] \
+  || missing+=(libgtest-dev)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+$sudo apt-get update -q
+$sudo apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}"
