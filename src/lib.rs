@@ -15,7 +15,9 @@
 //! # Ok::<(), softadastra::Error>(())
 //! ```
 
+mod bridge;
 pub mod error;
+pub mod ffi;
 pub mod metadata;
 pub mod node;
 pub mod store;

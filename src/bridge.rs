@@ -1,0 +1,343 @@
+//! The cxx bridge behind the C++ SDK (`include/softadastra/sdk.hpp`, implemented in
+//! `cpp/src/`). Only `cpp/src/*.cpp` include the generated header; the public SDK header
+//! shows no `rust::` type.
+//!
+//! The bridge is thin: every function forwards to [`crate::Client`] or [`ClientOptions`].
+//! Errors cross as an [`api::FfiStatus`] value (code, message, context), never as a C++
+//! exception; keys cross as bytes and are checked here with
+//! [`crate::store::key_from_bytes`], so a non-UTF-8 key is an `InvalidArgument`. cxx
+//! aborts the process when a bridge function panics, so every function runs its body
+//! through [`boundary::catch`].
+
+use crate::error::ErrorCode;
+use crate::ffi::boundary::{self, FfiError};
+use crate::metadata::NodeInfo;
+use crate::node::options::DEFAULT_WAL_PATH;
+use crate::node::{Client, ClientOptions};
+
+#[cxx::bridge(namespace = "softadastra::ffi")]
+pub mod api {
+    /// The outcome of a call: `code` 0 is success, otherwise a value of the shared error
+    /// code table, a message naming the key, path or field, and that key, path or field.
+    #[derive(Debug)]
+    struct FfiStatus {
+        code: u32,
+        message: String,
+        context: String,
+    }
+
+    /// Every field of `ClientOptions`, with the same names.
+    #[derive(Debug)]
+    struct FfiOptions {
+        node_id: String,
+        wal_path: String,
+        enable_wal: bool,
+        auto_flush: bool,
+        sync_batch_size: usize,
+        max_sync_retries: u32,
+        ack_timeout_ms: u32,
+        retry_interval_ms: u32,
+        require_ack: bool,
+        auto_queue: bool,
+        enable_transport: bool,
+        transport_host: String,
+        transport_port: u16,
+        enable_discovery: bool,
+        discovery_host: String,
+        discovery_port: u16,
+        discovery_broadcast_host: String,
+        discovery_broadcast_port: u16,
+        display_name: String,
+        version: String,
+    }
+
+    /// A node description.
+    #[derive(Debug, Default)]
+    struct FfiNodeInfo {
+        node_id: String,
+        display_name: String,
+        hostname: String,
+        os_name: String,
+        version: String,
+        started_at_ms: i64,
+        uptime_ms: i64,
+        capabilities: Vec<String>,
+    }
+
+    /// The option presets whose flags and numbers Rust defines.
+    enum FfiPreset {
+        Persistent,
+        Fast,
+        MemoryOnly,
+    }
+
+    extern "Rust" {
+        /// A client (wraps `softadastra::Client`).
+        type RustClient;
+
+        /// The library version.
+        fn sdk_version() -> &'static str;
+        /// The snake_case name of an error code ("not_found"), "unknown" for no code.
+        fn error_code_name(code: u32) -> &'static str;
+
+        /// The default options.
+        fn options_default() -> FfiOptions;
+        /// A preset, with node_id and wal_path left at their defaults for C++ to set.
+        fn options_preset(preset: FfiPreset) -> FfiOptions;
+        /// The options' validity: code 0, or InvalidArgument naming the first bad field.
+        fn options_validate(options: &FfiOptions) -> FfiStatus;
+
+        /// A closed client with these options. Errs (a C++ exception the SDK catches)
+        /// only on an internal error.
+        fn client_new(options: &FfiOptions) -> Result<Box<RustClient>>;
+
+        fn open(self: &RustClient) -> FfiStatus;
+        fn close(self: &RustClient) -> FfiStatus;
+        fn is_open(self: &RustClient) -> bool;
+        fn put(self: &RustClient, key: &[u8], value: &[u8]) -> FfiStatus;
+        /// On success, `value` holds the value (replacing its contents).
+        fn get(self: &RustClient, key: &[u8], value: &mut Vec<u8>) -> FfiStatus;
+        fn remove(self: &RustClient, key: &[u8]) -> FfiStatus;
+        fn contains(self: &RustClient, key: &[u8], contains: &mut bool) -> FfiStatus;
+        fn size(self: &RustClient, size: &mut usize) -> FfiStatus;
+        fn flush(self: &RustClient) -> FfiStatus;
+        fn node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
+        fn refresh_node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
+    }
+}
+
+use api::{FfiNodeInfo, FfiOptions, FfiPreset, FfiStatus};
+
+impl From<Result<(), FfiError>> for FfiStatus {
+    fn from(result: Result<(), FfiError>) -> Self {
+        match result {
+            Ok(()) => FfiStatus {
+                code: ErrorCode::None as u32,
+                message: String::new(),
+                context: String::new(),
+            },
+            Err(e) => FfiStatus {
+                code: e.code as u32,
+                message: e.message,
+                context: e.context,
+            },
+        }
+    }
+}
+
+/// Runs `body` behind the panic boundary and reports its outcome as a status.
+fn status(function: &'static str, body: impl FnOnce() -> Result<(), FfiError>) -> FfiStatus {
+    boundary::catch(function, body).into()
+}
+
+fn sdk_version() -> &'static str {
+    crate::DEFAULT_VERSION
+}
+
+fn error_code_name(code: u32) -> &'static str {
+    crate::ffi::code_from_u32(code).map_or("unknown", ErrorCode::as_str)
+}
+
+fn to_ffi(o: ClientOptions) -> FfiOptions {
+    FfiOptions {
+        node_id: o.node_id,
+        wal_path: o.wal_path,
+        enable_wal: o.enable_wal,
+        auto_flush: o.auto_flush,
+        sync_batch_size: o.sync_batch_size,
+        max_sync_retries: o.max_sync_retries,
+        ack_timeout_ms: o.ack_timeout_ms,
+        retry_interval_ms: o.retry_interval_ms,
+        require_ack: o.require_ack,
+        auto_queue: o.auto_queue,
+        enable_transport: o.enable_transport,
+        transport_host: o.transport_host,
+        transport_port: o.transport_port,
+        enable_discovery: o.enable_discovery,
+        discovery_host: o.discovery_host,
+        discovery_port: o.discovery_port,
+        discovery_broadcast_host: o.discovery_broadcast_host,
+        discovery_broadcast_port: o.discovery_broadcast_port,
+        display_name: o.display_name,
+        version: o.version,
+    }
+}
+
+fn from_ffi(o: &FfiOptions) -> ClientOptions {
+    ClientOptions {
+        node_id: o.node_id.clone(),
+        wal_path: o.wal_path.clone(),
+        enable_wal: o.enable_wal,
+        auto_flush: o.auto_flush,
+        sync_batch_size: o.sync_batch_size,
+        max_sync_retries: o.max_sync_retries,
+        ack_timeout_ms: o.ack_timeout_ms,
+        retry_interval_ms: o.retry_interval_ms,
+        require_ack: o.require_ack,
+        auto_queue: o.auto_queue,
+        enable_transport: o.enable_transport,
+        transport_host: o.transport_host.clone(),
+        transport_port: o.transport_port,
+        enable_discovery: o.enable_discovery,
+        discovery_host: o.discovery_host.clone(),
+        discovery_port: o.discovery_port,
+        discovery_broadcast_host: o.discovery_broadcast_host.clone(),
+        discovery_broadcast_port: o.discovery_broadcast_port,
+        display_name: o.display_name.clone(),
+        version: o.version.clone(),
+    }
+}
+
+fn options_default() -> FfiOptions {
+    // Building default options allocates a few strings and cannot panic short of an
+    // allocation failure, which aborts anyway; the catch keeps the rule uniform.
+    boundary::catch("options_default", || Ok(ClientOptions::default()))
+        .map(to_ffi)
+        .unwrap_or_else(|_| to_ffi(ClientOptions::default()))
+}
+
+fn options_preset(preset: FfiPreset) -> FfiOptions {
+    let defaults = ClientOptions::default();
+    let options = boundary::catch("options_preset", || {
+        Ok(match preset {
+            FfiPreset::Fast => ClientOptions::fast(&defaults.node_id, DEFAULT_WAL_PATH),
+            FfiPreset::MemoryOnly => ClientOptions::memory_only(&defaults.node_id),
+            _ => ClientOptions::persistent(&defaults.node_id, DEFAULT_WAL_PATH),
+        })
+    });
+    to_ffi(options.unwrap_or(defaults))
+}
+
+fn options_validate(options: &FfiOptions) -> FfiStatus {
+    status("options_validate", || Ok(from_ffi(options).validate()?))
+}
+
+/// The Rust side of `softadastra::sdk::Client`.
+pub struct RustClient {
+    client: Client,
+}
+
+fn client_new(options: &FfiOptions) -> Result<Box<RustClient>, String> {
+    boundary::catch("client_new", || {
+        Ok(Box::new(RustClient {
+            client: Client::new(from_ffi(options)),
+        }))
+    })
+    .map_err(|e| e.message)
+}
+
+fn key(bytes: &[u8]) -> Result<&str, FfiError> {
+    Ok(crate::store::key_from_bytes(bytes)?)
+}
+
+fn fill_node_info(out: &mut FfiNodeInfo, info: NodeInfo) {
+    *out = FfiNodeInfo {
+        display_name: info.label().to_string(),
+        node_id: info.node_id,
+        hostname: info.hostname,
+        os_name: info.os_name,
+        version: info.version,
+        started_at_ms: info.started_at_ms,
+        uptime_ms: info.uptime_ms,
+        capabilities: info.capabilities,
+    };
+}
+
+impl RustClient {
+    fn open(&self) -> FfiStatus {
+        status("Client::open", || Ok(self.client.open()?))
+    }
+
+    fn close(&self) -> FfiStatus {
+        status("Client::close", || Ok(self.client.close()?))
+    }
+
+    fn is_open(&self) -> bool {
+        boundary::catch("Client::is_open", || Ok(self.client.is_open())).unwrap_or(false)
+    }
+
+    fn put(&self, k: &[u8], value: &[u8]) -> FfiStatus {
+        status("Client::put", || {
+            self.client.put(key(k)?, value)?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, k: &[u8], value: &mut Vec<u8>) -> FfiStatus {
+        status("Client::get", || {
+            *value = self.client.get(key(k)?)?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, k: &[u8]) -> FfiStatus {
+        status("Client::remove", || {
+            self.client.remove(key(k)?)?;
+            Ok(())
+        })
+    }
+
+    fn contains(&self, k: &[u8], contains: &mut bool) -> FfiStatus {
+        status("Client::contains", || {
+            *contains = self.client.contains(key(k)?)?;
+            Ok(())
+        })
+    }
+
+    fn size(&self, size: &mut usize) -> FfiStatus {
+        status("Client::size", || {
+            *size = self.client.size()?;
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> FfiStatus {
+        status("Client::flush", || Ok(self.client.flush()?))
+    }
+
+    fn node_info(&self, info: &mut FfiNodeInfo) -> FfiStatus {
+        status("Client::node_info", || {
+            fill_node_info(info, self.client.node_info()?);
+            Ok(())
+        })
+    }
+
+    fn refresh_node_info(&self, info: &mut FfiNodeInfo) -> FfiStatus {
+        status("Client::refresh_node_info", || {
+            fill_node_info(info, self.client.refresh_node_info()?);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_survive_the_bridge_unchanged() {
+        let o = ClientOptions::fast("n1", "/tmp/a.wal");
+        assert_eq!(from_ffi(&to_ffi(o.clone())), o);
+    }
+
+    #[test]
+    fn non_utf8_key_is_invalid_argument_not_a_crash() {
+        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        assert_eq!(c.open().code, 0);
+        let s = c.put(b"a\xff", b"v");
+        assert_eq!(s.code, ErrorCode::InvalidArgument as u32);
+        assert!(s.message.contains("not valid UTF-8"), "{}", s.message);
+        let mut v = Vec::new();
+        let s = c.get(b"missing", &mut v);
+        assert_eq!(
+            (s.code, s.context.as_str()),
+            (ErrorCode::NotFound as u32, "missing")
+        );
+    }
+
+    #[test]
+    fn error_code_names_follow_the_table() {
+        assert_eq!(error_code_name(4), "not_found");
+        assert_eq!(error_code_name(99), "unknown");
+    }
+}

@@ -1,0 +1,328 @@
+//! `sa_client_t`: a local-first node (the C face of [`crate::Client`]).
+//!
+//! Thread safety: one `sa_client_t` may be used from several threads at once by every
+//! function here except `sa_client_free`, which must be the last call on it.
+
+use std::mem::MaybeUninit;
+
+use crate::node::Client;
+
+use super::SaStatus;
+use super::boundary::{self, BoxHandle, FfiError};
+use super::bytes::SaBytes;
+use super::node_info::SaNodeInfo;
+use super::options::{self, SaOptions};
+use super::write_batch::SaBatch;
+
+/// A client handle. Create with `sa_client_new`, free with `sa_client_free`.
+pub struct SaClient {
+    pub(crate) client: Client,
+}
+
+impl BoxHandle for SaClient {}
+
+/// Borrows the client behind `client` for `function`.
+///
+/// # Safety
+/// `client` is NULL or a live handle from `sa_client_new`.
+unsafe fn client<'a>(client: *const SaClient, function: &str) -> Result<&'a Client, FfiError> {
+    // SAFETY: forwarded from the caller.
+    unsafe { SaClient::borrow(client, function, "client") }.map(|c| &c.client)
+}
+
+/// Creates a closed client with a copy of `*options` and writes it to `*out_client`.
+/// Nothing is checked or touched on disk until `sa_client_open`.
+///
+/// Ownership: `*options` and its strings are only read during the call. The caller owns
+/// the new client and must free it with `sa_client_free`.
+/// Errors: `SA_INVALID_ARGUMENT` when `options` or `out_client` is NULL or a string field
+/// is not UTF-8 (the message names the field). `*out_client` is written only on success.
+/// Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_new(
+    options: *const SaOptions,
+    out_client: *mut *mut SaClient,
+) -> SaStatus {
+    const F: &str = "sa_client_new";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a valid struct.
+        let c = unsafe { options.as_ref() }.ok_or_else(|| FfiError::null(F, "options"))?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_client, F, "out_client") }?;
+        // SAFETY: the struct's strings are valid during the call per the contract.
+        let options = unsafe { options::from_c(c, F) }?;
+        out.write(
+            SaClient {
+                client: Client::new(options),
+            }
+            .into_raw(),
+        );
+        Ok(())
+    })
+}
+
+/// Frees a client, closing it first if it is open (which flushes the WAL). A close error
+/// is logged and lost: call `sa_client_close` first to see it. NULL is a no-op.
+///
+/// Ownership: no other thread may use `client` during or after this call.
+/// Does not touch the last error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_free(client: *mut SaClient) {
+    let _ = boundary::catch("sa_client_free", || {
+        // SAFETY: the caller passes NULL or a live handle nobody uses any more.
+        unsafe { SaClient::free(client) };
+        Ok(())
+    });
+}
+
+/// Opens the client: checks the options, opens the WAL (creating the file, never its
+/// directory) and replays it. Opening an open client does nothing.
+///
+/// Errors: `SA_INVALID_ARGUMENT` (invalid options, the context names the field),
+/// `SA_IO_ERROR` (missing directory, not a directory, permission denied, WAL locked by
+/// another process; the context is the WAL path), `SA_STORE_ERROR` (corrupt WAL).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_open(client: *const SaClient) -> SaStatus {
+    const F: &str = "sa_client_open";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::status(F, || Ok(unsafe { self::client(client, F) }?.open()?))
+}
+
+/// Flushes and closes the client. Closing a closed client does nothing; it can be opened
+/// again. Errors: `SA_IO_ERROR` when the final flush fails.
+/// Thread safety: any thread; waits for writes in progress on other threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_close(client: *const SaClient) -> SaStatus {
+    const F: &str = "sa_client_close";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::status(F, || Ok(unsafe { self::client(client, F) }?.close()?))
+}
+
+/// Whether the client is open. NULL gives false.
+/// Thread safety: any thread. Does not touch the last error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_is_open(client: *const SaClient) -> bool {
+    const F: &str = "sa_client_is_open";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::catch(F, || Ok(unsafe { self::client(client, F) }?.is_open())).unwrap_or(false)
+}
+
+/// Stores `value` under `key`. With `auto_flush` on, returns once the write is on disk.
+///
+/// Ownership: `key` and `value` are only read during the call (the library copies them).
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (empty key, key over 1024
+/// bytes or not UTF-8, value over 16 MiB, NULL pointer with a non-zero length),
+/// `SA_IO_ERROR` (the write or sync failed, e.g. disk full; the context is the WAL path;
+/// later writes fail until the client is reopened). Nothing is stored on error.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_put(
+    client: *const SaClient,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> SaStatus {
+    const F: &str = "sa_client_put";
+    boundary::status(F, || {
+        // SAFETY: the caller passes a live handle and buffers valid for their lengths.
+        let (c, key, value) = unsafe {
+            (
+                self::client(client, F)?,
+                boundary::key_arg(key, key_len, F)?,
+                boundary::bytes_arg(value, value_len, F, "value")?,
+            )
+        };
+        c.put(key, value)?;
+        Ok(())
+    })
+}
+
+/// Reads the value of `key` into `*out_value`, a new buffer the caller frees with
+/// `sa_bytes_free`.
+///
+/// Errors: `SA_NOT_FOUND` when the key has no value (the context is the key),
+/// `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (bad key, NULL `out_value`).
+/// `*out_value` is written only on success.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_get(
+    client: *const SaClient,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut SaBytes,
+) -> SaStatus {
+    const F: &str = "sa_client_get";
+    boundary::status(F, || {
+        // SAFETY: the caller passes a live handle and a key valid for key_len bytes.
+        let (c, key) = unsafe {
+            (
+                self::client(client, F)?,
+                boundary::key_arg(key, key_len, F)?,
+            )
+        };
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_value, F, "out_value") }?;
+        let value = c.get(key)?;
+        out.write(SaBytes::from_vec(value));
+        Ok(())
+    })
+}
+
+/// Removes `key`. Removing a missing key succeeds.
+///
+/// Errors: as `sa_client_put` (without the value checks).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_remove(
+    client: *const SaClient,
+    key: *const u8,
+    key_len: usize,
+) -> SaStatus {
+    const F: &str = "sa_client_remove";
+    boundary::status(F, || {
+        // SAFETY: the caller passes a live handle and a key valid for key_len bytes.
+        let (c, key) = unsafe {
+            (
+                self::client(client, F)?,
+                boundary::key_arg(key, key_len, F)?,
+            )
+        };
+        c.remove(key)?;
+        Ok(())
+    })
+}
+
+/// Writes whether `key` has a value to `*out_contains`.
+///
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (bad key, NULL out-param).
+/// `*out_contains` is written only on success.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_contains(
+    client: *const SaClient,
+    key: *const u8,
+    key_len: usize,
+    out_contains: *mut bool,
+) -> SaStatus {
+    const F: &str = "sa_client_contains";
+    boundary::status(F, || {
+        // SAFETY: the caller passes a live handle and a key valid for key_len bytes.
+        let (c, key) = unsafe {
+            (
+                self::client(client, F)?,
+                boundary::key_arg(key, key_len, F)?,
+            )
+        };
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_contains, F, "out_contains") }?;
+        out.write(c.contains(key)?);
+        Ok(())
+    })
+}
+
+/// Writes the number of keys with a value to `*out_size`.
+///
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL out-param).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_size(client: *const SaClient, out_size: *mut usize) -> SaStatus {
+    const F: &str = "sa_client_size";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { self::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_size, F, "out_size") }?;
+        out.write(c.size()?);
+        Ok(())
+    })
+}
+
+/// Makes every buffered write durable (useful with `auto_flush` off).
+///
+/// Errors: `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the sync failed).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_flush(client: *const SaClient) -> SaStatus {
+    const F: &str = "sa_client_flush";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::status(F, || Ok(unsafe { self::client(client, F) }?.flush()?))
+}
+
+/// Applies every change of `batch` atomically: all or nothing, one WAL record, one sync.
+/// The batch is left unchanged and can be reused or freed.
+///
+/// Errors: as `sa_client_put`; an invalid change (e.g. a value over 16 MiB) fails the
+/// whole batch before anything is written. An empty batch succeeds.
+/// Thread safety: any thread for the client; the batch must not be changed by another
+/// thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_write_batch(
+    client: *const SaClient,
+    batch: *const SaBatch,
+) -> SaStatus {
+    const F: &str = "sa_client_write_batch";
+    boundary::status(F, || {
+        // SAFETY: the caller passes live handles.
+        let (c, b) = unsafe {
+            (
+                self::client(client, F)?,
+                SaBatch::borrow(batch, F, "batch")?,
+            )
+        };
+        c.write_batch(&b.batch)?;
+        Ok(())
+    })
+}
+
+/// # Safety
+/// As the public functions that call it: `client` is NULL or live, `out_info` is NULL or
+/// valid for writing.
+unsafe fn node_info_call(
+    function: &'static str,
+    client: *const SaClient,
+    out_info: *mut *mut SaNodeInfo,
+    refresh: bool,
+) -> SaStatus {
+    boundary::status(function, || {
+        // SAFETY: forwarded from this function's contract.
+        let c = unsafe { self::client(client, function) }?;
+        // SAFETY: forwarded from this function's contract.
+        let out: &mut MaybeUninit<*mut SaNodeInfo> =
+            unsafe { boundary::out_arg(out_info, function, "out_info") }?;
+        let info = if refresh {
+            c.refresh_node_info()?
+        } else {
+            c.node_info()?
+        };
+        out.write(SaNodeInfo::from_rust(&info).into_raw());
+        Ok(())
+    })
+}
+
+/// Describes the node (id, display name, host, OS, version, start time, uptime,
+/// capabilities) in a new `sa_node_info_t` written to `*out_info`.
+///
+/// Ownership: the caller frees `*out_info` with `sa_node_info_free`.
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL out-param).
+/// `*out_info` is written only on success.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_node_info(
+    client: *const SaClient,
+    out_info: *mut *mut SaNodeInfo,
+) -> SaStatus {
+    // SAFETY: the caller's contract is node_info_call's.
+    unsafe { node_info_call("sa_client_node_info", client, out_info, false) }
+}
+
+/// As `sa_client_node_info`, and logs that the node metadata was refreshed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_refresh_node_info(
+    client: *const SaClient,
+    out_info: *mut *mut SaNodeInfo,
+) -> SaStatus {
+    // SAFETY: the caller's contract is node_info_call's.
+    unsafe { node_info_call("sa_client_refresh_node_info", client, out_info, true) }
+}
