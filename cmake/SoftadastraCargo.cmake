@@ -1,0 +1,78 @@
+# Builds the Rust library with cargo and describes its outputs as CMake targets.
+#
+# Defines (all GLOBAL, usable from any directory):
+#   softadastra_cargo      custom target running `cargo build --lib --locked`
+#   softadastra_static     IMPORTED STATIC  target/<profile>/libsoftadastra.a  (C ABI + cxx bridge)
+#   softadastra_shared     IMPORTED SHARED  target/<profile>/libsoftadastra.so (SONAME libsoftadastra.so)
+#   softadastra_cxxglue    STATIC, the C++ half of the cxx bridge and cxx's runtime, compiled
+#                          here. A Rust cdylib exports only its extern "C" symbols, so C++ code
+#                          that talks to the bridge through the shared library links this.
+# and the variables SOFTADASTRA_CARGO_TARGET_DIR, SOFTADASTRA_CXXBRIDGE_DIR,
+# SOFTADASTRA_RUST_STATIC_LIB, SOFTADASTRA_RUST_SHARED_LIB.
+#
+# The cargo target directory is <source>/target, shared with `cargo test`. Debug (and an
+# empty build type) uses cargo's dev profile, so a Debug CMake build reuses cargo test's
+# artifacts; every other build type uses --release. Cargo decides what to rebuild; a no-op
+# run takes about 0.1 s. Single-config generators only.
+
+find_package(Threads REQUIRED)
+
+find_program(CARGO_EXECUTABLE cargo HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin")
+if(NOT CARGO_EXECUTABLE)
+  message(FATAL_ERROR "cargo not found: install Rust (https://rustup.rs) or set CARGO_EXECUTABLE")
+endif()
+
+set(SOFTADASTRA_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target")
+if(CMAKE_BUILD_TYPE STREQUAL "" OR CMAKE_BUILD_TYPE STREQUAL "Debug")
+  set(_sa_profile_dir debug)
+  set(_sa_profile_args)
+else()
+  set(_sa_profile_dir release)
+  set(_sa_profile_args --release)
+endif()
+
+set(_sa_out "${SOFTADASTRA_CARGO_TARGET_DIR}/${_sa_profile_dir}")
+set(SOFTADASTRA_RUST_STATIC_LIB "${_sa_out}/libsoftadastra.a")
+set(SOFTADASTRA_RUST_SHARED_LIB "${_sa_out}/libsoftadastra.so")
+set(SOFTADASTRA_CXXBRIDGE_DIR "${SOFTADASTRA_CARGO_TARGET_DIR}/cxxbridge")
+set(_sa_bridge_cc "${SOFTADASTRA_CXXBRIDGE_DIR}/softadastra/src/bridge.rs.cc")
+set(_sa_cxx_cc "${SOFTADASTRA_CXXBRIDGE_DIR}/rust/cxx.cc")
+
+add_custom_target(softadastra_cargo ALL
+  COMMAND ${CMAKE_COMMAND} -E env "CARGO_TARGET_DIR=${SOFTADASTRA_CARGO_TARGET_DIR}"
+          "${CARGO_EXECUTABLE}" build --lib --locked ${_sa_profile_args}
+  WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+  BYPRODUCTS "${SOFTADASTRA_RUST_STATIC_LIB}" "${SOFTADASTRA_RUST_SHARED_LIB}"
+             "${_sa_bridge_cc}" "${_sa_cxx_cc}"
+  COMMENT "cargo build --lib (${_sa_profile_dir})"
+  USES_TERMINAL
+  VERBATIM)
+
+# Imported targets need their include directories to exist when CMake generates.
+file(MAKE_DIRECTORY "${SOFTADASTRA_CXXBRIDGE_DIR}")
+
+set(_sa_system_libs Threads::Threads ${CMAKE_DL_LIBS} m rt util)
+
+add_library(softadastra_static STATIC IMPORTED GLOBAL)
+set_target_properties(softadastra_static PROPERTIES
+  IMPORTED_LOCATION "${SOFTADASTRA_RUST_STATIC_LIB}"
+  # The archive holds C++ (the cxx bridge), so even C programs link with the C++ driver.
+  IMPORTED_LINK_INTERFACE_LANGUAGES "C;CXX"
+  INTERFACE_INCLUDE_DIRECTORIES "${PROJECT_SOURCE_DIR}/include"
+  INTERFACE_LINK_LIBRARIES "${_sa_system_libs}")
+add_dependencies(softadastra_static softadastra_cargo)
+
+add_library(softadastra_shared SHARED IMPORTED GLOBAL)
+set_target_properties(softadastra_shared PROPERTIES
+  IMPORTED_LOCATION "${SOFTADASTRA_RUST_SHARED_LIB}"
+  IMPORTED_SONAME "libsoftadastra.so"
+  INTERFACE_INCLUDE_DIRECTORIES "${PROJECT_SOURCE_DIR}/include")
+add_dependencies(softadastra_shared softadastra_cargo)
+
+set_source_files_properties("${_sa_bridge_cc}" "${_sa_cxx_cc}" PROPERTIES GENERATED TRUE)
+add_library(softadastra_cxxglue STATIC "${_sa_bridge_cc}" "${_sa_cxx_cc}")
+target_include_directories(softadastra_cxxglue SYSTEM PUBLIC "${SOFTADASTRA_CXXBRIDGE_DIR}")
+target_compile_features(softadastra_cxxglue PUBLIC cxx_std_17)
+set_target_properties(softadastra_cxxglue PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_link_libraries(softadastra_cxxglue PUBLIC softadastra_shared)
+add_dependencies(softadastra_cxxglue softadastra_cargo)

@@ -1,0 +1,169 @@
+// Client: a move-only handle over the Rust client (rust::Box<ffi::RustClient>).
+// Every bridge call returns a status value; the only call that can throw (client_new,
+// on an internal error) is caught, so nothing throws out of the SDK.
+#include "bridge.hpp"
+
+#include <exception>
+#include <optional>
+
+namespace softadastra::sdk {
+
+class Client::Impl {
+public:
+    explicit Impl(ClientOptions options) : options_(std::move(options)) {
+        auto converted = detail::to_ffi(options_);
+        if (converted.is_err()) {
+            construct_error_ = converted.error();
+            return;
+        }
+        try {
+            client_.emplace(ffi::client_new(converted.value()));
+        } catch (const std::exception& e) {
+            construct_error_ = Error::internal_error(
+                std::string("cannot create the client: ") + e.what(), options_.node_id);
+        }
+    }
+
+    const ClientOptions& options() const noexcept { return options_; }
+
+    /// Runs `call(rust_client)` (returning an FfiStatus) and converts the status. When the
+    /// client could not be built, open() reports why and every other call is InvalidState.
+    template <typename Call>
+    Result<void> run(bool is_open_call, Call&& call) const {
+        if (!client_) {
+            if (is_open_call) {
+                return construct_error_;
+            }
+            return Error::invalid_state("client is not open");
+        }
+        Error error = detail::to_error(call(**client_));
+        if (error.has_error()) {
+            return error;
+        }
+        return {};
+    }
+
+    bool is_open() const noexcept { return client_ && (*client_)->is_open(); }
+
+private:
+    ClientOptions options_;
+    std::optional<rust::Box<ffi::RustClient>> client_;
+    Error construct_error_;
+};
+
+namespace {
+
+Error moved_from() { return Error::invalid_state("client is not usable: it was moved from"); }
+
+const ClientOptions& default_options() {
+    static const ClientOptions options;
+    return options;
+}
+
+}  // namespace
+
+Client::Client() : Client(ClientOptions{}) {}
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Client::~Client() = default;
+Client::Client(Client&& other) noexcept = default;
+Client& Client::operator=(Client&& other) noexcept = default;
+
+Result<void> Client::open() {
+    if (!impl_) return moved_from();
+    return impl_->run(true, [](const ffi::RustClient& c) { return c.open(); });
+}
+
+Result<void> Client::close() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.close(); });
+}
+
+bool Client::is_open() const noexcept { return impl_ && impl_->is_open(); }
+
+Result<void> Client::put(const Key& key, const Value& value) {
+    if (!impl_) return moved_from();
+    const auto& bytes = value.bytes();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.put(detail::bytes_of(key.str()),
+                     rust::Slice<const std::uint8_t>{bytes.data(), bytes.size()});
+    });
+}
+
+Result<void> Client::put(const std::string& key, const std::string& value) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.put(detail::bytes_of(key), detail::bytes_of(value));
+    });
+}
+
+Result<Value> Client::get(const Key& key) const { return get(key.str()); }
+
+Result<Value> Client::get(const std::string& key) const {
+    if (!impl_) return moved_from();
+    rust::Vec<std::uint8_t> bytes;
+    auto result = impl_->run(
+        false, [&](const ffi::RustClient& c) { return c.get(detail::bytes_of(key), bytes); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return Value{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
+}
+
+Result<void> Client::remove(const Key& key) { return remove(key.str()); }
+
+Result<void> Client::remove(const std::string& key) {
+    if (!impl_) return moved_from();
+    return impl_->run(false,
+                      [&](const ffi::RustClient& c) { return c.remove(detail::bytes_of(key)); });
+}
+
+bool Client::contains(const Key& key) const { return contains(key.str()); }
+
+bool Client::contains(const std::string& key) const {
+    if (!impl_) return false;
+    bool found = false;
+    auto result = impl_->run(
+        false, [&](const ffi::RustClient& c) { return c.contains(detail::bytes_of(key), found); });
+    return result.is_ok() && found;
+}
+
+std::size_t Client::size() const {
+    if (!impl_) return 0;
+    std::size_t n = 0;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.size(n); });
+    return result.is_ok() ? n : 0;
+}
+
+Result<void> Client::flush() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.flush(); });
+}
+
+Result<NodeInfo> Client::node_info() const {
+    if (!impl_) return moved_from();
+    ffi::FfiNodeInfo info;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.node_info(info); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return detail::from_ffi(info);
+}
+
+Result<NodeInfo> Client::refresh_node_info() {
+    if (!impl_) return moved_from();
+    ffi::FfiNodeInfo info;
+    auto result =
+        impl_->run(false, [&](const ffi::RustClient& c) { return c.refresh_node_info(info); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return detail::from_ffi(info);
+}
+
+const ClientOptions& Client::options() const noexcept {
+    return impl_ ? impl_->options() : default_options();
+}
+
+}  // namespace softadastra::sdk

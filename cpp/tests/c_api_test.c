@@ -1,0 +1,236 @@
+/* A plain C program exercising the C ABI (softadastra.h): options, open/close, put, get,
+ * remove, contains, size, batch, node info, the last error, NULL handling and recovery
+ * after reopen. Compiled as C11 with -Wall -Wextra -Werror -pedantic. Exit code 0 means
+ * every check passed; each failed check prints its line. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+
+#include <softadastra.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error %s: %s [%s])\n",       \
+                    __FILE__, __LINE__, #cond, sa_status_string(sa_last_error_code()),   \
+                    sa_last_error_message(), sa_last_error_context());                   \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+#define KEY(s) (const uint8_t *)(s), strlen(s)
+
+static int contains_text(const char *haystack, const char *needle) {
+    return strstr(haystack, needle) != NULL;
+}
+
+static void test_version_and_status_strings(void) {
+    CHECK(strcmp(sa_version(), SOFTADASTRA_VERSION) == 0);
+    CHECK(strcmp(sa_status_string(SA_OK), "ok") == 0);
+    CHECK(strcmp(sa_status_string(SA_NOT_FOUND), "not_found") == 0);
+    CHECK(strcmp(sa_status_string(SA_IO_ERROR), "io_error") == 0);
+    CHECK(strcmp(sa_status_string(9999), "unknown") == 0);
+}
+
+static void test_options(void) {
+    sa_options_t o;
+    CHECK(sa_options_default(&o) == SA_OK);
+    CHECK(strcmp(o.node_id, "node-1") == 0);
+    CHECK(strcmp(o.wal_path, "data/sdk-store.wal") == 0);
+    CHECK(o.enable_wal && o.auto_flush && o.sync_batch_size == 64);
+    CHECK(sa_options_validate(&o) == SA_OK);
+
+    CHECK(sa_options_fast("fast-1", "/tmp/f.wal", &o) == SA_OK);
+    CHECK(!o.auto_flush && o.sync_batch_size == 128 && o.max_sync_retries == 2);
+    CHECK(strcmp(o.node_id, "fast-1") == 0 && strcmp(o.wal_path, "/tmp/f.wal") == 0);
+
+    CHECK(sa_options_memory_only("mem-1", &o) == SA_OK);
+    CHECK(!o.enable_wal);
+    o.sync_batch_size = 0;
+    CHECK(sa_options_validate(&o) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "sync_batch_size") == 0);
+    CHECK(contains_text(sa_last_error_message(), "sync_batch_size"));
+
+    CHECK(sa_options_persistent(NULL, NULL, &o) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "node_id") == 0);
+    CHECK(sa_options_default(NULL) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "out_options is NULL"));
+}
+
+static void test_null_handling(void) {
+    sa_client_t *sentinel = (sa_client_t *)&failures; /* any non-NULL marker */
+    sa_client_t *client = sentinel;
+    CHECK(sa_client_new(NULL, &client) == SA_INVALID_ARGUMENT);
+    CHECK(client == sentinel); /* out-param untouched on error */
+    CHECK(strcmp(sa_last_error_context(), "options") == 0);
+    CHECK(sa_client_open(NULL) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "sa_client_open: client is NULL"));
+    CHECK(sa_client_put(NULL, KEY("k"), KEY("v")) == SA_INVALID_ARGUMENT);
+    CHECK(!sa_client_is_open(NULL));
+    CHECK(sa_batch_len(NULL) == 0);
+    /* Every _free(NULL) is a no-op. */
+    sa_client_free(NULL);
+    sa_batch_free(NULL);
+    sa_node_info_free(NULL);
+    sa_bytes_free(NULL);
+}
+
+static void test_missing_directory(const char *dir) {
+    char missing[512], wal[600];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    snprintf(wal, sizeof wal, "%s/node.wal", missing);
+    sa_options_t o;
+    CHECK(sa_options_persistent("c-err", wal, &o) == SA_OK);
+    sa_client_t *client = NULL;
+    CHECK(sa_client_new(&o, &client) == SA_OK);
+    CHECK(sa_client_open(client) == SA_IO_ERROR);
+    CHECK(sa_last_error_code() == SA_IO_ERROR);
+    CHECK(strcmp(sa_last_error_context(), wal) == 0);
+    CHECK(contains_text(sa_last_error_message(), "does not exist"));
+    struct stat st;
+    CHECK(stat(missing, &st) != 0); /* not created */
+    sa_client_free(client);
+}
+
+static void test_store(const char *wal) {
+    sa_options_t o;
+    CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
+    sa_client_t *client = NULL;
+    CHECK(sa_client_new(&o, &client) == SA_OK);
+    CHECK(client != NULL);
+    CHECK(!sa_client_is_open(client));
+    CHECK(sa_client_put(client, KEY("k"), KEY("v")) == SA_INVALID_STATE);
+    CHECK(sa_client_open(client) == SA_OK);
+    CHECK(sa_last_error_code() == SA_OK && sa_last_error_message()[0] == '\0');
+    CHECK(sa_client_is_open(client));
+
+    CHECK(sa_client_put(client, KEY("app/name"), KEY("Softadastra")) == SA_OK);
+    static const uint8_t binary[] = {0, 1, 0, 255};
+    CHECK(sa_client_put(client, KEY("bin"), binary, sizeof binary) == SA_OK);
+    CHECK(sa_client_put(client, KEY("gone"), KEY("x")) == SA_OK);
+    CHECK(sa_client_remove(client, KEY("gone")) == SA_OK);
+    CHECK(sa_client_remove(client, KEY("never-there")) == SA_OK);
+
+    sa_bytes_t value = {NULL, 0};
+    CHECK(sa_client_get(client, KEY("app/name"), &value) == SA_OK);
+    CHECK(value.len == 11 && memcmp(value.data, "Softadastra", 11) == 0);
+    CHECK(strcmp((const char *)value.data, "Softadastra") == 0); /* zero-terminated */
+    sa_bytes_free(&value);
+    CHECK(value.data == NULL && value.len == 0);
+    sa_bytes_free(&value); /* second free is a no-op */
+
+    CHECK(sa_client_get(client, KEY("bin"), &value) == SA_OK);
+    CHECK(value.len == sizeof binary && memcmp(value.data, binary, sizeof binary) == 0);
+    sa_bytes_free(&value);
+
+    sa_bytes_t untouched = {NULL, 42};
+    CHECK(sa_client_get(client, KEY("gone"), &untouched) == SA_NOT_FOUND);
+    CHECK(strcmp(sa_last_error_context(), "gone") == 0);
+    CHECK(contains_text(sa_last_error_message(), "gone"));
+    CHECK(untouched.data == NULL && untouched.len == 42);
+
+    CHECK(sa_client_put(client, (const uint8_t *)"", 0, KEY("v")) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "must not be empty"));
+    CHECK(sa_client_put(client, NULL, 3, KEY("v")) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "key") == 0);
+    static const uint8_t bad_key[] = {'a', 0xff};
+    CHECK(sa_client_put(client, bad_key, sizeof bad_key, KEY("v")) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "not valid UTF-8"));
+    CHECK(sa_client_get(client, KEY("k"), NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_value") == 0);
+
+    bool found = false;
+    CHECK(sa_client_contains(client, KEY("app/name"), &found) == SA_OK && found);
+    CHECK(sa_client_contains(client, KEY("gone"), &found) == SA_OK && !found);
+    size_t size = 0;
+    CHECK(sa_client_size(client, &size) == SA_OK && size == 2);
+
+    sa_batch_t *batch = NULL;
+    CHECK(sa_batch_new(&batch) == SA_OK);
+    CHECK(sa_batch_put(batch, KEY("b/1"), KEY("one")) == SA_OK);
+    CHECK(sa_batch_put(batch, KEY("b/2"), KEY("two")) == SA_OK);
+    CHECK(sa_batch_remove(batch, KEY("app/name")) == SA_OK);
+    CHECK(sa_batch_put(batch, (const uint8_t *)"", 0, KEY("x")) == SA_INVALID_ARGUMENT);
+    CHECK(sa_batch_len(batch) == 3);
+    CHECK(sa_client_write_batch(client, batch) == SA_OK);
+    CHECK(sa_client_write_batch(client, NULL) == SA_INVALID_ARGUMENT);
+    sa_batch_free(batch);
+    CHECK(sa_client_size(client, &size) == SA_OK && size == 3);
+
+    sa_node_info_t *info = NULL;
+    CHECK(sa_client_node_info(client, &info) == SA_OK);
+    if (info != NULL) {
+        CHECK(strcmp(info->node_id, "c-node") == 0);
+        CHECK(strcmp(info->display_name, "c-node") == 0);
+        CHECK(info->hostname[0] != '\0' && info->os_name[0] != '\0');
+        CHECK(info->started_at_ms > 0 && info->uptime_ms >= 0);
+        int has_wal = 0;
+        for (size_t i = 0; i < info->capabilities_len; i++) {
+            if (strcmp(info->capabilities[i], "wal") == 0) has_wal = 1;
+        }
+        CHECK(has_wal);
+        sa_node_info_free(info);
+    }
+    CHECK(sa_client_refresh_node_info(client, NULL) == SA_INVALID_ARGUMENT);
+
+    CHECK(sa_client_flush(client) == SA_OK);
+    CHECK(sa_client_close(client) == SA_OK);
+    CHECK(sa_client_close(client) == SA_OK);
+    CHECK(sa_client_put(client, KEY("k"), KEY("v")) == SA_INVALID_STATE);
+    CHECK(contains_text(sa_last_error_message(), "not open"));
+    CHECK(sa_client_size(client, &size) == SA_INVALID_STATE);
+    sa_client_free(client);
+}
+
+static void test_recovery(const char *wal) {
+    sa_options_t o;
+    CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
+    sa_client_t *client = NULL;
+    CHECK(sa_client_new(&o, &client) == SA_OK);
+    CHECK(sa_client_open(client) == SA_OK);
+    size_t size = 0;
+    CHECK(sa_client_size(client, &size) == SA_OK && size == 3);
+    sa_bytes_t value = {NULL, 0};
+    CHECK(sa_client_get(client, KEY("b/2"), &value) == SA_OK);
+    CHECK(value.len == 3 && memcmp(value.data, "two", 3) == 0);
+    sa_bytes_free(&value);
+    CHECK(sa_client_get(client, KEY("app/name"), &value) == SA_NOT_FOUND);
+    sa_client_free(client); /* closes */
+}
+
+int main(void) {
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/softadastra-c-test-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s/c.wal", dir);
+
+    test_version_and_status_strings();
+    test_options();
+    test_null_handling();
+    test_missing_directory(dir);
+    test_store(wal);
+    test_recovery(wal);
+
+    unlink(wal);
+    if (rmdir(dir) != 0) {
+        fprintf(stderr, "cannot remove %s: something unexpected was created in it\n", dir);
+        failures++;
+    }
+    if (failures != 0) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("c_api_test: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,130 @@
+// The local store through the SDK: text and binary values, overwrite, removal, the key
+// rules and the errors of a closed client. Several threads may use one client.
+#include "test_support.hpp"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace softadastra::sdk;
+using softadastra::test::contains;
+using softadastra::test::TempDir;
+
+namespace {
+
+class StoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        client_ = Client{ClientOptions::persistent("store-test", dir_.file("store.wal"))};
+        auto opened = client_.open();
+        ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+    }
+
+    TempDir dir_;
+    Client client_{ClientOptions::memory_only("unused")};
+};
+
+TEST_F(StoreTest, StringValueRoundTrips) {
+    ASSERT_TRUE(client_.put("app/name", "Softadastra").is_ok());
+    auto v = client_.get("app/name");
+    ASSERT_TRUE(v.is_ok()) << v.error().message();
+    EXPECT_EQ(v.value().to_string(), "Softadastra");
+}
+
+TEST_F(StoreTest, BinaryValueWithZeroBytesRoundTrips) {
+    std::vector<std::uint8_t> bytes{0, 1, 2, 0, 255, 0};
+    ASSERT_TRUE(client_.put(Key{"bin"}, Value::from_bytes(bytes)).is_ok());
+    auto v = client_.get(Key{"bin"});
+    ASSERT_TRUE(v.is_ok());
+    EXPECT_EQ(v.value().bytes(), bytes);
+
+    const std::string text("a\0b", 3);
+    ASSERT_TRUE(client_.put("text-with-zero", text).is_ok());
+    EXPECT_EQ(client_.get("text-with-zero").value().to_string(), text);
+}
+
+TEST_F(StoreTest, EmptyValueIsStored) {
+    ASSERT_TRUE(client_.put("empty", "").is_ok());
+    EXPECT_TRUE(client_.contains("empty"));
+    EXPECT_TRUE(client_.get("empty").value().empty());
+}
+
+TEST_F(StoreTest, OverwriteKeepsTheLastValue) {
+    ASSERT_TRUE(client_.put("k", "v1").is_ok());
+    ASSERT_TRUE(client_.put("k", "v2").is_ok());
+    EXPECT_EQ(client_.get("k").value().to_string(), "v2");
+    EXPECT_EQ(client_.size(), 1u);
+}
+
+TEST_F(StoreTest, MissingKeyIsNotFoundWithKeyAsContext) {
+    auto r = client_.get("no/such/key");
+    EXPECT_ERROR_CODE(r, Error::Code::NotFound);
+    EXPECT_EQ(r.error().context(), "no/such/key");
+    EXPECT_TRUE(contains(r.error().message(), "no/such/key")) << r.error().message();
+    EXPECT_EQ(r.error().code_string(), "not_found");
+}
+
+TEST_F(StoreTest, EmptyKeyIsInvalidArgument) {
+    EXPECT_ERROR_CODE(client_.put("", "v"), Error::Code::InvalidArgument);
+    EXPECT_ERROR_CODE(client_.get(""), Error::Code::InvalidArgument);
+    EXPECT_ERROR_CODE(client_.remove(""), Error::Code::InvalidArgument);
+    EXPECT_ERROR_CODE(client_.put(Key{}, Value{"v"}), Error::Code::InvalidArgument);
+    auto r = client_.put("", "v");
+    EXPECT_TRUE(contains(r.error().message(), "must not be empty")) << r.error().message();
+    EXPECT_FALSE(client_.contains(""));
+    EXPECT_EQ(client_.size(), 0u);
+}
+
+TEST_F(StoreTest, RemoveDeletesAndRemovingAMissingKeySucceeds) {
+    ASSERT_TRUE(client_.put("k", "v").is_ok());
+    EXPECT_TRUE(client_.remove("k").is_ok());
+    EXPECT_FALSE(client_.contains("k"));
+    EXPECT_ERROR_CODE(client_.get("k"), Error::Code::NotFound);
+    EXPECT_TRUE(client_.remove("never-there").is_ok());
+    EXPECT_TRUE(client_.remove(Key{"k"}).is_ok());
+}
+
+TEST_F(StoreTest, ContainsSizeAndEmptyFollowTheKeys) {
+    EXPECT_TRUE(client_.empty());
+    ASSERT_TRUE(client_.put("a", "1").is_ok());
+    ASSERT_TRUE(client_.put("b", "2").is_ok());
+    EXPECT_TRUE(client_.contains("a"));
+    EXPECT_TRUE(client_.contains(Key{"b"}));
+    EXPECT_FALSE(client_.contains("c"));
+    EXPECT_EQ(client_.size(), 2u);
+    EXPECT_FALSE(client_.empty());
+}
+
+TEST_F(StoreTest, ClosedClientIsInvalidState) {
+    ASSERT_TRUE(client_.put("k", "v").is_ok());
+    ASSERT_TRUE(client_.close().is_ok());
+    auto put = client_.put("k", "v2");
+    EXPECT_ERROR_CODE(put, Error::Code::InvalidState);
+    EXPECT_TRUE(contains(put.error().message(), "not open")) << put.error().message();
+    EXPECT_ERROR_CODE(client_.get("k"), Error::Code::InvalidState);
+    EXPECT_ERROR_CODE(client_.remove("k"), Error::Code::InvalidState);
+    EXPECT_ERROR_CODE(client_.flush(), Error::Code::InvalidState);
+    EXPECT_FALSE(client_.contains("k"));
+    EXPECT_EQ(client_.size(), 0u);
+    EXPECT_TRUE(client_.empty());
+}
+
+TEST_F(StoreTest, SeveralThreadsShareOneClient) {
+    constexpr int kThreads = 4;
+    constexpr int kPerThread = 50;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([this, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                auto key = "t" + std::to_string(t) + "/" + std::to_string(i);
+                EXPECT_TRUE(client_.put(key, key).is_ok());
+                EXPECT_TRUE(client_.contains(key));
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(client_.size(), static_cast<std::size_t>(kThreads * kPerThread));
+    EXPECT_EQ(client_.get("t3/49").value().to_string(), "t3/49");
+}
+
+}  // namespace

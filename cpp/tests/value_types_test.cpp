@@ -1,0 +1,120 @@
+// Result, Error, Key, Value, NodeInfo, SyncState and TickResult: the header-only value
+// types of the SDK.
+#include "test_support.hpp"
+
+#include <string>
+#include <vector>
+
+using namespace softadastra::sdk;
+
+namespace {
+
+TEST(ResultTest, HoldsAValueOrAnError) {
+    Result<int> ok = 42;
+    EXPECT_TRUE(ok.is_ok());
+    EXPECT_FALSE(ok.is_err());
+    EXPECT_EQ(ok.value(), 42);
+    EXPECT_TRUE(ok.error().ok());
+    Result<int> err = Error::not_found("key not found: k", "k");
+    EXPECT_TRUE(err.is_err());
+    EXPECT_EQ(err.error().code(), Error::Code::NotFound);
+    EXPECT_EQ(err.value_or(7), 7);
+}
+
+TEST(ResultTest, ValueCanBeMovedOut) {
+    Result<std::string> r = std::string(100, 'x');
+    std::string s = std::move(r).value();
+    EXPECT_EQ(s.size(), 100u);
+}
+
+TEST(ResultTest, ErrorWithoutACodeStillFails) {
+    Result<void> r = Error{};
+    EXPECT_TRUE(r.is_err());
+    EXPECT_EQ(r.error().code(), Error::Code::Unknown);
+    EXPECT_TRUE(Result<void>{}.is_ok());
+    EXPECT_TRUE(Result<void>::ok().is_ok());
+}
+
+TEST(ResultDeathTest, ValueOfAnErrorIsAProgrammingError) {
+    Result<int> err = Error::invalid_state("closed");
+    EXPECT_DEATH((void)err.value(), "");
+}
+
+TEST(ErrorTest, CarriesCodeMessageAndContext) {
+    Error e = Error::io_error("cannot open WAL /x/a.wal: permission denied", "/x/a.wal");
+    EXPECT_TRUE(e.has_error());
+    EXPECT_FALSE(e.ok());
+    EXPECT_TRUE(e.has_context());
+    EXPECT_EQ(e.code_string(), "io_error");
+    EXPECT_EQ(e, Error::make(Error::Code::IoError, e.message(), e.context()));
+    EXPECT_NE(e, Error::none());
+}
+
+TEST(KeyTest, ConstructorsAndComparisons) {
+    EXPECT_TRUE(Key{static_cast<const char*>(nullptr)}.empty());
+    EXPECT_FALSE(Key{}.is_valid());
+    Key a{"a"};
+    Key b{std::string("b")};
+    Key c{std::string_view("a")};
+    EXPECT_EQ(a, c);
+    EXPECT_NE(a, b);
+    EXPECT_LT(a, b);
+    EXPECT_EQ(Key::from("k").str(), "k");
+    EXPECT_EQ(b.value(), "b");
+    EXPECT_TRUE(a.valid());
+}
+
+TEST(ValueTest, KeepsZeroBytes) {
+    const std::string text("a\0b\0", 4);
+    Value v{std::string_view(text)};
+    EXPECT_EQ(v.size(), 4u);
+    EXPECT_EQ(v.to_string(), text);
+    EXPECT_EQ(Value::from_string(text), v);
+    std::vector<std::uint8_t> bytes{0, 1, 0, 255};
+    EXPECT_EQ(Value::from_bytes(bytes).bytes(), bytes);
+    EXPECT_EQ(Value{"abc"}.size(), 3u);
+    EXPECT_TRUE(Value{static_cast<const char*>(nullptr)}.empty());
+}
+
+TEST(NodeInfoTest, LabelCapabilitiesAndValidity) {
+    NodeInfo info;
+    EXPECT_FALSE(info.is_valid());
+    info.node_id = "n1";
+    info.hostname = "h";
+    info.os_name = "linux";
+    info.version = "0.1.0";
+    info.capabilities = {"core", "store"};
+    EXPECT_TRUE(info.is_valid());
+    EXPECT_EQ(info.label(), "n1");
+    info.display_name = "Node One";
+    EXPECT_EQ(info.label(), "Node One");
+    EXPECT_TRUE(info.has_capability("store"));
+    EXPECT_FALSE(info.has_capability("sync"));
+}
+
+TEST(SyncStateTest, HelpersFollowTheCounters) {
+    SyncResult s;
+    EXPECT_TRUE(s.empty());
+    EXPECT_FALSE(s.has_work());
+    s.queued_count = 2;
+    s.acknowledged_count = 3;
+    s.failed_count = 1;
+    EXPECT_TRUE(s.has_queued());
+    EXPECT_FALSE(s.has_in_flight());
+    EXPECT_TRUE(s.has_failed());
+    EXPECT_TRUE(s.has_work());
+    EXPECT_EQ(s.total_tracked(), 6u);
+    EXPECT_FALSE(s.empty());
+}
+
+TEST(TickResultTest, HelpersFollowTheCounters) {
+    TickResult t;
+    EXPECT_TRUE(t.empty());
+    t.batch_size = 3;
+    EXPECT_TRUE(t.produced_batch());
+    EXPECT_TRUE(t.has_work());
+    EXPECT_FALSE(t.retried());
+    EXPECT_FALSE(t.pruned());
+}
+
+}  // namespace

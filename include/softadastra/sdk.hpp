@@ -1,0 +1,460 @@
+// softadastra/sdk.hpp: the C++ SDK of the Softadastra local-first runtime.
+//
+// C++17 or later. Value types are defined here; Client is implemented in the linked
+// library (libsoftadastra_sdk) over the Rust core. No rust:: type appears in this header
+// and it includes no generated code.
+//
+// No SDK call throws: every fallible call returns a Result. A Client may be used from
+// several threads at once (moving or destroying it must not race other calls).
+//
+//   using namespace softadastra::sdk;
+//   Client client{ClientOptions::persistent("edge-01", "/var/lib/app/edge-01.wal")};
+//   if (auto opened = client.open(); opened.is_err()) {
+//       std::cerr << opened.error().message() << "\n";   // names the path and the cause
+//   }
+//   client.put("greeting", "hello");
+//   auto value = client.get("greeting");                  // Result<Value>
+
+#ifndef SOFTADASTRA_SDK_HPP
+#define SOFTADASTRA_SDK_HPP
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace softadastra::sdk {
+
+/// The version of the linked library, e.g. "0.1.0".
+std::string sdk_version();
+
+// ---------------------------------------------------------------------------------------
+// Error and Result
+
+/// An error: a stable code, a message naming the key, path or field and the cause, and
+/// the context (that key, path or field alone). A default-constructed Error is "no error".
+class Error {
+public:
+    /// Same numbers as the C ABI's sa_status_t and the Rust ErrorCode; never renumbered.
+    enum class Code : std::uint32_t {
+        None = 0,
+        Unknown = 1,
+        InvalidArgument = 2,
+        InvalidState = 3,
+        NotFound = 4,
+        AlreadyExists = 5,
+        IoError = 6,
+        StoreError = 7,
+        SyncError = 8,
+        TransportError = 9,
+        DiscoveryError = 10,
+        MetadataError = 11,
+        InternalError = 12,
+    };
+
+    Error() = default;
+    Error(Code code, std::string message, std::string context = {})
+        : code_(code), message_(std::move(message)), context_(std::move(context)) {}
+
+    static Error none() { return Error{}; }
+    static Error make(Code code, std::string message, std::string context = {}) {
+        return Error{code, std::move(message), std::move(context)};
+    }
+    static Error invalid_argument(std::string message, std::string context = {}) {
+        return Error{Code::InvalidArgument, std::move(message), std::move(context)};
+    }
+    static Error invalid_state(std::string message, std::string context = {}) {
+        return Error{Code::InvalidState, std::move(message), std::move(context)};
+    }
+    static Error not_found(std::string message, std::string context = {}) {
+        return Error{Code::NotFound, std::move(message), std::move(context)};
+    }
+    static Error io_error(std::string message, std::string context = {}) {
+        return Error{Code::IoError, std::move(message), std::move(context)};
+    }
+    static Error internal_error(std::string message, std::string context = {}) {
+        return Error{Code::InternalError, std::move(message), std::move(context)};
+    }
+
+    Code code() const noexcept { return code_; }
+    const std::string& message() const noexcept { return message_; }
+    /// The key, path or option name the error is about ("" when nothing applies).
+    const std::string& context() const noexcept { return context_; }
+    bool has_context() const noexcept { return !context_.empty(); }
+    /// snake_case name of the code: "none", "not_found", "io_error", ...
+    std::string code_string() const { return to_string(code_); }
+    static std::string to_string(Code code);
+    bool ok() const noexcept { return code_ == Code::None; }
+    bool has_error() const noexcept { return !ok(); }
+
+    friend bool operator==(const Error& a, const Error& b) {
+        return a.code_ == b.code_ && a.message_ == b.message_ && a.context_ == b.context_;
+    }
+    friend bool operator!=(const Error& a, const Error& b) { return !(a == b); }
+
+private:
+    Code code_ = Code::None;
+    std::string message_;
+    std::string context_;
+};
+
+namespace detail {
+/// An error result must carry a code; a "None" error becomes Unknown.
+inline Error failed(Error error) {
+    if (error.ok()) {
+        return Error{Error::Code::Unknown, "error without a code"};
+    }
+    return error;
+}
+
+[[noreturn]] inline void value_of_error_result() {
+    assert(false && "Result::value() called on an error result");
+    std::abort();
+}
+
+inline const Error& no_error() {
+    static const Error none;
+    return none;
+}
+}  // namespace detail
+
+/// A value or an error. value() on an error is a programming error: it asserts (and
+/// aborts in release builds); check is_ok() first.
+template <typename T>
+class Result {
+public:
+    Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
+    Result(Error error) : state_(std::in_place_index<1>, detail::failed(std::move(error))) {}
+
+    static Result ok(T value) { return Result{std::move(value)}; }
+    static Result err(Error error) { return Result{std::move(error)}; }
+
+    bool is_ok() const noexcept { return state_.index() == 0; }
+    bool is_err() const noexcept { return !is_ok(); }
+    explicit operator bool() const noexcept { return is_ok(); }
+
+    const T& value() const& {
+        if (is_err()) detail::value_of_error_result();
+        return *std::get_if<0>(&state_);
+    }
+    T& value() & {
+        if (is_err()) detail::value_of_error_result();
+        return *std::get_if<0>(&state_);
+    }
+    T&& value() && {
+        if (is_err()) detail::value_of_error_result();
+        return std::move(*std::get_if<0>(&state_));
+    }
+    T value_or(T fallback) const& { return is_ok() ? value() : std::move(fallback); }
+
+    /// The error; an Error with code None when the result is ok.
+    const Error& error() const noexcept {
+        const Error* e = std::get_if<1>(&state_);
+        return e != nullptr ? *e : detail::no_error();
+    }
+
+private:
+    std::variant<T, Error> state_;
+};
+
+/// Success or an error.
+template <>
+class Result<void> {
+public:
+    Result() = default;
+    Result(Error error) : error_(detail::failed(std::move(error))) {}
+
+    static Result ok() { return Result{}; }
+    static Result err(Error error) { return Result{std::move(error)}; }
+
+    bool is_ok() const noexcept { return error_.ok(); }
+    bool is_err() const noexcept { return !is_ok(); }
+    explicit operator bool() const noexcept { return is_ok(); }
+    void value() const {
+        if (is_err()) detail::value_of_error_result();
+    }
+    /// The error; an Error with code None when the result is ok.
+    const Error& error() const noexcept { return error_; }
+
+private:
+    Error error_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+/// How a client is configured: a plain struct with public fields. Start from a preset,
+/// change fields, then construct a Client. The rules (is_valid) are checked by the core.
+struct ClientOptions {
+    std::string node_id = "node-1";
+    std::string wal_path = "data/sdk-store.wal";
+    bool enable_wal = true;
+    /// Sync every write to disk before put()/remove() return. With false, writes since the
+    /// last flush() or close() can be lost in a crash (never corrupted).
+    bool auto_flush = true;
+    std::size_t sync_batch_size = 64;
+    std::uint32_t max_sync_retries = 5;
+    std::uint32_t ack_timeout_ms = 10000;
+    std::uint32_t retry_interval_ms = 5000;
+    bool require_ack = true;
+    bool auto_queue = true;
+    bool enable_transport = false;
+    std::string transport_host = "0.0.0.0";
+    std::uint16_t transport_port = 0;
+    bool enable_discovery = false;
+    std::string discovery_host = "0.0.0.0";
+    std::uint16_t discovery_port = 0;
+    std::string discovery_broadcast_host = "255.255.255.255";
+    std::uint16_t discovery_broadcast_port = 0;
+    /// Empty means "show the node id".
+    std::string display_name;
+    std::string version = "0.1.0";
+
+    /// WAL on, every write synced before it returns.
+    static ClientOptions persistent(std::string node_id,
+                                    std::string wal_path = "data/sdk-store.wal");
+    /// Same as persistent().
+    static ClientOptions durable(std::string node_id,
+                                 std::string wal_path = "data/sdk-store.wal");
+    /// WAL on, writes not synced before they return, batch 128, 2 retries, no ACK.
+    static ClientOptions fast(std::string node_id, std::string wal_path = "data/sdk-store.wal");
+    /// No WAL: nothing survives the process.
+    static ClientOptions memory_only(std::string node_id);
+    /// Same as memory_only().
+    static ClientOptions local(std::string node_id);
+
+    /// A copy with the transport enabled on host:port.
+    ClientOptions with_transport(std::string host, std::uint16_t port) const {
+        ClientOptions o = *this;
+        o.enable_transport = true;
+        o.transport_host = std::move(host);
+        o.transport_port = port;
+        return o;
+    }
+    /// A copy with the transport enabled on 127.0.0.1:port.
+    ClientOptions with_local_transport(std::uint16_t port) const {
+        return with_transport("127.0.0.1", port);
+    }
+    /// A copy with discovery enabled on host:port.
+    ClientOptions with_discovery(std::string host, std::uint16_t port) const {
+        ClientOptions o = *this;
+        o.enable_discovery = true;
+        o.discovery_host = std::move(host);
+        o.discovery_port = port;
+        return o;
+    }
+    /// A copy with discovery enabled on 127.0.0.1:port.
+    ClientOptions with_local_discovery(std::uint16_t port) const {
+        return with_discovery("127.0.0.1", port);
+    }
+    /// A copy with this display name and application version.
+    ClientOptions with_metadata(std::string name, std::string app_version = "0.1.0") const {
+        ClientOptions o = *this;
+        o.display_name = std::move(name);
+        o.version = std::move(app_version);
+        return o;
+    }
+
+    /// Ok, or an InvalidArgument naming the first offending field (context = field name).
+    Result<void> validate() const;
+    /// False for an empty node id, an empty version, the WAL on with an empty path, batch
+    /// size 0, transport or discovery on with an empty host or port 0.
+    bool is_valid() const { return validate().is_ok(); }
+    bool valid() const { return is_valid(); }
+};
+
+// ---------------------------------------------------------------------------------------
+// Value types
+
+/// A key: 1 to 1024 bytes of UTF-8 (checked by the core).
+class Key {
+public:
+    Key() = default;
+    explicit Key(std::string value) : value_(std::move(value)) {}
+    explicit Key(std::string_view value) : value_(value) {}
+    /// NULL gives an empty key.
+    explicit Key(const char* value) : value_(value != nullptr ? value : "") {}
+
+    static Key from(std::string value) { return Key{std::move(value)}; }
+
+    const std::string& str() const noexcept { return value_; }
+    const std::string& value() const noexcept { return value_; }
+    bool empty() const noexcept { return value_.empty(); }
+    bool is_valid() const noexcept { return !value_.empty(); }
+    bool valid() const noexcept { return is_valid(); }
+
+    friend bool operator==(const Key& a, const Key& b) { return a.value_ == b.value_; }
+    friend bool operator!=(const Key& a, const Key& b) { return a.value_ != b.value_; }
+    friend bool operator<(const Key& a, const Key& b) { return a.value_ < b.value_; }
+
+private:
+    std::string value_;
+};
+
+/// A value: any bytes, zero bytes included, up to 16 MiB.
+class Value {
+public:
+    Value() = default;
+    explicit Value(std::vector<std::uint8_t> bytes) : bytes_(std::move(bytes)) {}
+    /// Copies every byte of `text`, zero bytes included.
+    explicit Value(std::string_view text) : bytes_(text.begin(), text.end()) {}
+    /// NULL gives an empty value.
+    explicit Value(const char* text)
+        : Value(text != nullptr ? std::string_view{text} : std::string_view{}) {}
+
+    static Value from_bytes(std::vector<std::uint8_t> bytes) { return Value{std::move(bytes)}; }
+    static Value from_string(std::string_view text) { return Value{text}; }
+
+    const std::vector<std::uint8_t>& bytes() const noexcept { return bytes_; }
+    const std::uint8_t* data() const noexcept { return bytes_.data(); }
+    /// The bytes as a std::string (zero bytes preserved).
+    std::string to_string() const { return std::string(bytes_.begin(), bytes_.end()); }
+    std::size_t size() const noexcept { return bytes_.size(); }
+    bool empty() const noexcept { return bytes_.empty(); }
+
+    friend bool operator==(const Value& a, const Value& b) { return a.bytes_ == b.bytes_; }
+    friend bool operator!=(const Value& a, const Value& b) { return a.bytes_ != b.bytes_; }
+
+private:
+    std::vector<std::uint8_t> bytes_;
+};
+
+/// What a node is.
+struct NodeInfo {
+    std::string node_id;
+    /// The configured display name, or the node id when none is set.
+    std::string display_name;
+    std::string hostname;
+    /// "linux", "macos", "windows", ...
+    std::string os_name;
+    std::string version;
+    /// When the client was opened, in milliseconds since the Unix epoch.
+    std::int64_t started_at_ms = 0;
+    std::int64_t uptime_ms = 0;
+    /// "core", "wal", "store", "metadata"; later "sync", "transport", "discovery".
+    std::vector<std::string> capabilities;
+
+    const std::string& label() const noexcept {
+        return display_name.empty() ? node_id : display_name;
+    }
+    bool has_capability(std::string_view capability) const {
+        for (const auto& c : capabilities) {
+            if (c == capability) return true;
+        }
+        return false;
+    }
+    bool is_valid() const noexcept {
+        return !node_id.empty() && !hostname.empty() && !os_name.empty() && !version.empty();
+    }
+};
+
+/// Counters of the sync engine (returned by Client::sync_state() once sync exists).
+struct SyncState {
+    std::size_t outbox_size = 0;
+    std::size_t queued_count = 0;
+    std::size_t in_flight_count = 0;
+    std::size_t acknowledged_count = 0;
+    std::size_t failed_count = 0;
+    std::uint64_t last_submitted_version = 0;
+    std::uint64_t last_applied_remote_version = 0;
+    std::uint64_t total_retries = 0;
+
+    bool has_queued() const noexcept { return queued_count > 0; }
+    bool has_in_flight() const noexcept { return in_flight_count > 0; }
+    bool has_failed() const noexcept { return failed_count > 0; }
+    /// Queued, in-flight or failed operations remain.
+    bool has_work() const noexcept { return has_queued() || has_in_flight() || has_failed(); }
+    /// queued + in flight + acknowledged + failed.
+    std::size_t total_tracked() const noexcept {
+        return queued_count + in_flight_count + acknowledged_count + failed_count;
+    }
+    /// Every counter is zero.
+    bool empty() const noexcept {
+        return outbox_size == 0 && total_tracked() == 0 && last_submitted_version == 0 &&
+               last_applied_remote_version == 0 && total_retries == 0;
+    }
+};
+
+using SyncResult = SyncState;
+
+/// What one sync tick did (returned by Client::tick() once sync exists).
+struct TickResult {
+    std::size_t retried_count = 0;
+    std::size_t pruned_count = 0;
+    std::size_t batch_size = 0;
+
+    bool retried() const noexcept { return retried_count > 0; }
+    bool pruned() const noexcept { return pruned_count > 0; }
+    bool produced_batch() const noexcept { return batch_size > 0; }
+    bool has_work() const noexcept { return retried() || pruned() || produced_batch(); }
+    bool empty() const noexcept { return !has_work(); }
+};
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+/// A local-first node. Move-only. Every method may be called from several threads at
+/// once; moving, assigning or destroying a client must not race other calls on it.
+///
+/// Errors: a closed (or moved-from) client gives InvalidState; an empty, over-long
+/// (> 1024 bytes) or non-UTF-8 key gives InvalidArgument naming the key; a missing key
+/// gives NotFound with the key as context; file-system failures give IoError naming the
+/// WAL path and the cause. Removing a missing key succeeds.
+class Client {
+public:
+    /// A closed client with the default options.
+    Client();
+    /// A closed client with these options (checked by open()).
+    explicit Client(ClientOptions options);
+    /// Closes the client (flushing the WAL) if it is open.
+    ~Client();
+
+    Client(Client&& other) noexcept;
+    Client& operator=(Client&& other) noexcept;
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    /// Checks the options, opens the WAL (creating the file but never its directory) and
+    /// replays it. Opening an open client does nothing.
+    Result<void> open();
+    /// Flushes and closes. Idempotent; the client can be opened again.
+    Result<void> close();
+    [[nodiscard]] bool is_open() const noexcept;
+    [[nodiscard]] bool opened() const noexcept { return is_open(); }
+
+    /// Stores a value. With auto_flush, returns once the write is on disk.
+    Result<void> put(const Key& key, const Value& value);
+    Result<void> put(const std::string& key, const std::string& value);
+    [[nodiscard]] Result<Value> get(const Key& key) const;
+    [[nodiscard]] Result<Value> get(const std::string& key) const;
+    Result<void> remove(const Key& key);
+    Result<void> remove(const std::string& key);
+    /// Whether the key has a value; false when closed or the key is invalid.
+    [[nodiscard]] bool contains(const Key& key) const;
+    [[nodiscard]] bool contains(const std::string& key) const;
+    /// Number of keys with a value; 0 when closed.
+    [[nodiscard]] std::size_t size() const;
+    /// True when there is no key, or the client is closed.
+    [[nodiscard]] bool empty() const { return size() == 0; }
+    /// Makes every buffered write durable (useful with auto_flush off).
+    Result<void> flush();
+
+    [[nodiscard]] Result<NodeInfo> node_info() const;
+    Result<NodeInfo> refresh_node_info();
+    /// The options this client was built with.
+    [[nodiscard]] const ClientOptions& options() const noexcept;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace softadastra::sdk
+
+#endif  // SOFTADASTRA_SDK_HPP
