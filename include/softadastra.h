@@ -110,6 +110,8 @@ typedef uint32_t sa_status_t;
 
 /**
  * A batch handle. Create with `sa_batch_new`, free with `sa_batch_free`.
+ * A batch is not synchronised: use it from one thread at a time (it may move between
+ * threads).
  */
 typedef struct sa_batch_t sa_batch_t;
 
@@ -522,6 +524,7 @@ sa_status_t sa_batch_new(struct sa_batch_t **out_batch);
  * Frees a batch. NULL is a no-op. Does not touch the last error.
  *
  * Ownership: `batch` must not be used afterwards.
+ * Thread safety: no other thread may use the batch during the call.
  */
 void sa_batch_free(struct sa_batch_t *batch);
 
@@ -531,7 +534,7 @@ void sa_batch_free(struct sa_batch_t *batch);
  * Errors: `SA_INVALID_ARGUMENT` for a NULL batch or an invalid key (empty, over 1024
  * bytes, not UTF-8); the batch is unchanged then. The value size is checked by
  * `sa_client_write_batch`.
- * Thread safety: not synchronised (see the module note).
+ * Thread safety: one thread at a time per batch (a batch is not synchronised).
  */
 sa_status_t sa_batch_put(struct sa_batch_t *batch,
                          const uint8_t *key,
@@ -548,6 +551,7 @@ sa_status_t sa_batch_remove(struct sa_batch_t *batch, const uint8_t *key, size_t
 
 /**
  * The number of changes in the batch; 0 for NULL. Does not touch the last error.
+ * Thread safety: one thread at a time per batch.
  */
 size_t sa_batch_len(const struct sa_batch_t *batch);
 

@@ -10,6 +10,8 @@ use super::SaStatus;
 use super::boundary::{self, BoxHandle};
 
 /// A batch handle. Create with `sa_batch_new`, free with `sa_batch_free`.
+/// A batch is not synchronised: use it from one thread at a time (it may move between
+/// threads).
 pub struct SaBatch {
     pub(crate) batch: WriteBatch,
 }
@@ -39,6 +41,7 @@ pub unsafe extern "C" fn sa_batch_new(out_batch: *mut *mut SaBatch) -> SaStatus 
 /// Frees a batch. NULL is a no-op. Does not touch the last error.
 ///
 /// Ownership: `batch` must not be used afterwards.
+/// Thread safety: no other thread may use the batch during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_batch_free(batch: *mut SaBatch) {
     let _ = boundary::catch("sa_batch_free", || {
@@ -53,7 +56,7 @@ pub unsafe extern "C" fn sa_batch_free(batch: *mut SaBatch) {
 /// Errors: `SA_INVALID_ARGUMENT` for a NULL batch or an invalid key (empty, over 1024
 /// bytes, not UTF-8); the batch is unchanged then. The value size is checked by
 /// `sa_client_write_batch`.
-/// Thread safety: not synchronised (see the module note).
+/// Thread safety: one thread at a time per batch (a batch is not synchronised).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_batch_put(
     batch: *mut SaBatch,
@@ -102,6 +105,7 @@ pub unsafe extern "C" fn sa_batch_remove(
 }
 
 /// The number of changes in the batch; 0 for NULL. Does not touch the last error.
+/// Thread safety: one thread at a time per batch.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_batch_len(batch: *const SaBatch) -> usize {
     const F: &str = "sa_batch_len";
