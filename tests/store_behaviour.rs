@@ -7,19 +7,15 @@ use softadastra::store::{
 use softadastra::wal::format::{self, RecordType};
 
 fn options(dir: &tempfile::TempDir) -> StoreOptions {
-    StoreOptions {
-        node_id: "node-a".into(),
-        wal_path: Some(dir.path().join("node-a.wal")),
-        durable: true,
-    }
+    StoreOptions::new("node-a", Some(dir.path().join("node-a.wal")), true)
 }
 
 #[test]
 fn remove_leaves_a_tombstone_with_a_newer_version_that_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&options(&dir)).unwrap();
-    let put = store.put("k", b"v").unwrap();
-    let removed = store.remove("k").unwrap();
+    let put = store.put("k", b"v").unwrap().last_version();
+    let removed = store.remove("k").unwrap().last_version();
     assert!(removed > put);
     let entry = store.entry("k").unwrap();
     assert_eq!(
@@ -109,12 +105,7 @@ fn batch_with_one_invalid_change_writes_nothing() {
 
 #[test]
 fn key_and_value_limits_are_enforced_at_their_boundaries() {
-    let store = Store::open(&StoreOptions {
-        wal_path: None,
-        node_id: "n".into(),
-        durable: false,
-    })
-    .unwrap();
+    let store = Store::open(&StoreOptions::new("n", None, false)).unwrap();
     let longest = "k".repeat(MAX_KEY_LEN);
     store.put(&longest, b"v").unwrap();
     let err = store.put(&"k".repeat(MAX_KEY_LEN + 1), b"v").unwrap_err();
@@ -145,6 +136,8 @@ fn clock_never_goes_backwards_across_restarts() {
             value: Some(b"old"),
             version: future,
             origin: "node-a",
+            origin_seq: 1,
+            base: None,
         }),
     );
     format::encode_record(&mut image, RecordType::StoreOps, 1, &payload);
@@ -152,7 +145,7 @@ fn clock_never_goes_backwards_across_restarts() {
 
     let store = Store::open(&opts).unwrap();
     assert_eq!(store.get("k").unwrap(), b"old");
-    let v = store.put("k", b"new").unwrap();
+    let v = store.put("k", b"new").unwrap().last_version();
     assert!(
         v > future,
         "a new write must win over every replayed version"
@@ -160,6 +153,11 @@ fn clock_never_goes_backwards_across_restarts() {
     drop(store);
     let store = Store::open(&opts).unwrap();
     assert_eq!(store.get("k").unwrap(), b"new");
+    assert_eq!(
+        store.next_seq(),
+        3,
+        "sequence numbers continue after the replayed ones"
+    );
 }
 
 #[test]

@@ -54,18 +54,14 @@ proptest! {
     #[test]
     fn store_matches_a_btreemap_across_random_reopens(steps in proptest::collection::vec(step(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = StoreOptions {
-            node_id: "model-node".into(),
-            wal_path: Some(dir.path().join("model.wal")),
-            durable: true,
-        };
+        let mut options = StoreOptions::new("model-node", Some(dir.path().join("model.wal")), true);
         let mut store = Store::open(&options).unwrap();
         let mut model = BTreeMap::new();
         let mut last_version = store.last_version();
         for step in steps {
             match step {
                 Step::Put(k, v) => {
-                    let version = store.put(&key(k), &v).unwrap();
+                    let version = store.put(&key(k), &v).unwrap().last_version();
                     prop_assert!(version > last_version);
                     last_version = version;
                     model.insert(key(k), v);

@@ -92,6 +92,7 @@ impl Client {
                 .enable_wal
                 .then(|| PathBuf::from(&self.options.wal_path)),
             durable: self.options.auto_flush,
+            time: None,
         };
         let store = Store::open(&store_options).inspect_err(|e| {
             log::error!("node {}: client open failed: {e}", self.options.node_id);
@@ -147,7 +148,7 @@ impl Client {
 
     /// Stores `value` under `key`. With `auto_flush`, returns once the write is on disk.
     pub fn put(&self, key: &str, value: &[u8]) -> Result<Version> {
-        self.with_node(|n| self.logged_write(n.store.put(key, value)))
+        self.with_node(|n| Ok(self.logged_write(n.store.put(key, value))?.last_version()))
     }
 
     /// The value of `key`; `NotFound` (with the key as context) when it has none.
@@ -162,12 +163,15 @@ impl Client {
 
     /// Removes `key`. Removing a missing key succeeds.
     pub fn remove(&self, key: &str) -> Result<Version> {
-        self.with_node(|n| self.logged_write(n.store.remove(key)))
+        self.with_node(|n| Ok(self.logged_write(n.store.remove(key))?.last_version()))
     }
 
     /// Applies all changes of `batch` atomically (one WAL record, one sync).
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Version> {
-        self.with_node(|n| self.logged_write(n.store.write_batch(batch.changes())))
+        self.with_node(|n| {
+            let stamp = self.logged_write(n.store.write_batch(batch.changes()))?;
+            Ok(stamp.map_or_else(|| n.store.last_version(), |s| s.last_version()))
+        })
     }
 
     /// Whether `key` has a value.

@@ -1,13 +1,16 @@
 //! The local store: an ordered in-memory map rebuilt from the WAL on open.
 //!
 //! Every write is logged first and applied to memory only once the log accepted it, so a
-//! failed append changes nothing. Each entry carries a hybrid-clock [`Version`] and the node
-//! id it came from; a removal leaves a tombstone. Memory is updated last-writer-wins by
-//! (version, origin), which makes replay and concurrent writers order-independent and is the
-//! rule the sync engine applies to remote operations too.
+//! failed append changes nothing. Each entry carries a hybrid-clock [`Version`], the node id
+//! it came from with that node's operation number (its identity), and the entry it
+//! overwrote (its base); a removal leaves a tombstone. Memory is updated last-writer-wins by
+//! (version, origin), which makes replay, concurrent writers and remote operations
+//! order-independent. A [`VersionVector`] records which operations of each origin the store
+//! has seen.
 
 pub mod hlc;
 pub mod op;
+pub mod vector;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,10 +19,11 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::ErrorCode;
-use crate::wal::{RecordType, Recovery, Wal, WalError, WalStorage};
+use crate::wal::{RecordType, Recovery, ScannedRecord, Wal, WalError, WalStorage};
 pub use hlc::{HybridClock, Version};
-pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, key_from_bytes, validate_key};
-use op::{Op, shown_key};
+use op::shown_key;
+pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
+pub use vector::{OriginProgress, VersionVector};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -33,15 +37,23 @@ pub enum StoreError {
 
     #[error("value for key \"{key}\" is too large: {size} bytes (limit {MAX_VALUE_LEN} bytes)")]
     ValueTooLarge { key: String, size: usize },
+
+    /// A remote operation that breaks the rules; nothing of its batch was applied.
+    #[error("invalid remote operation {seq} from \"{origin}\": {reason}")]
+    InvalidRemoteOp {
+        origin: String,
+        seq: u64,
+        reason: String,
+    },
 }
 
 impl StoreError {
     /// The stable code for foreign callers.
     pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::InvalidKey { .. } | StoreError::ValueTooLarge { .. } => {
-                ErrorCode::InvalidArgument
-            }
+            StoreError::InvalidKey { .. }
+            | StoreError::ValueTooLarge { .. }
+            | StoreError::InvalidRemoteOp { .. } => ErrorCode::InvalidArgument,
             StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
             StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
             StoreError::Wal(WalError::Corrupt { .. } | WalError::BadHeader { .. }) => {
@@ -51,12 +63,13 @@ impl StoreError {
         }
     }
 
-    /// The key or path the error is about.
+    /// The key, path or origin the error is about.
     pub fn context(&self) -> String {
         match self {
             StoreError::InvalidKey { key, .. } | StoreError::ValueTooLarge { key, .. } => {
                 key.clone()
             }
+            StoreError::InvalidRemoteOp { origin, .. } => origin.clone(),
             StoreError::Wal(e) => e
                 .path()
                 .map(|p| p.display().to_string())
@@ -73,11 +86,73 @@ pub struct Entry {
     pub version: Version,
     /// Node id of the node that made this change.
     pub origin: Arc<str>,
+    /// That node's number for this change.
+    pub origin_seq: u64,
+    /// The entry this change overwrote, as (origin, origin sequence number).
+    pub base: Option<(Arc<str>, u64)>,
 }
 
 impl Entry {
     fn wins_over(&self, version: Version, origin: &str) -> bool {
         (self.version, &*self.origin) >= (version, origin)
+    }
+
+    /// This entry as an operation that recreates it.
+    pub fn to_operation(&self, key: &str) -> Operation {
+        Operation {
+            key: key.to_string(),
+            value: self.value.clone(),
+            version: self.version,
+            origin: self.origin.to_string(),
+            origin_seq: self.origin_seq,
+            base: self.base.as_ref().map(|(o, s)| (o.to_string(), *s)),
+        }
+    }
+}
+
+/// An operation's identity and version, as shown in conflict reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpId {
+    pub origin: String,
+    pub seq: u64,
+    pub version: Version,
+}
+
+/// Two writes to one key made without knowledge of each other; last-writer-wins kept one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub key: String,
+    /// The entry the store held when the remote operation arrived.
+    pub local: OpId,
+    pub remote: OpId,
+    /// Whether the remote operation won (and replaced the local entry).
+    pub remote_won: bool,
+}
+
+/// What [`Store::apply_remote`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteApply {
+    /// Operations that changed the store (and were logged).
+    pub applied: usize,
+    /// Operations older than the entry they met: nothing written.
+    pub ignored: usize,
+    /// Operations seen before: nothing written.
+    pub duplicates: usize,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// The numbers given to a local write: its changes got consecutive sequence numbers and
+/// versions starting at these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteStamp {
+    pub first_seq: u64,
+    pub first_version: Version,
+    pub count: u64,
+}
+
+impl WriteStamp {
+    pub fn last_version(&self) -> Version {
+        Version(self.first_version.0 + self.count - 1)
     }
 }
 
@@ -90,6 +165,7 @@ struct Map {
     origins: HashMap<String, Arc<str>>,
     /// The origin interned last: replayed records mostly come from one node.
     last_origin: Option<Arc<str>>,
+    vector: VersionVector,
 }
 
 impl Map {
@@ -109,24 +185,19 @@ impl Map {
         interned
     }
 
-    /// Last-writer-wins apply. Returns false when the entry already holds this or a newer
-    /// change (applying the same operation twice changes nothing).
+    /// Last-writer-wins apply, and records the operation as seen. Returns false when the
+    /// entry already holds this or a newer change (applying twice changes nothing).
+    /// One tree walk for an existing key, two for a new one.
     fn apply(&mut self, op: &Op<'_>) -> bool {
-        self.apply_as(op, |map| map.intern(op.origin))
-    }
-
-    /// [`Map::apply`] for an origin the caller already holds (local writes).
-    fn apply_with_origin(&mut self, op: &Op<'_>, origin: &Arc<str>) -> bool {
-        self.apply_as(op, |_| origin.clone())
-    }
-
-    /// One tree walk for an existing key, two for a new one (the lookup, then the insert).
-    fn apply_as(&mut self, op: &Op<'_>, origin: impl FnOnce(&mut Map) -> Arc<str>) -> bool {
-        let origin = origin(self);
+        self.vector.observe(op.origin, op.origin_seq, op.version);
+        let origin = self.intern(op.origin);
+        let base = op.base.map(|(o, s)| (self.intern(o), s));
         let entry = |origin| Entry {
             value: op.value.map(<[u8]>::to_vec),
             version: op.version,
             origin,
+            origin_seq: op.origin_seq,
+            base,
         };
         let was_live = match self.entries.get_mut(op.key) {
             Some(slot) if slot.wins_over(op.version, op.origin) => return false,
@@ -143,10 +214,29 @@ impl Map {
         }
         true
     }
+
+    /// The identity of the entry a new write to `key` overwrites.
+    fn base_of(&self, key: &str) -> Option<(Arc<str>, u64)> {
+        self.entries
+            .get(key)
+            .map(|e| (e.origin.clone(), e.origin_seq))
+    }
 }
 
+/// Where local changes get their numbers: the hybrid clock and the next origin sequence
+/// number. Both only move forward, also across restarts (replay feeds them).
+#[derive(Default)]
+struct LocalCounters {
+    clock: HybridClock,
+    next_seq: u64,
+}
+
+/// The wall clock the store stamps versions from, in milliseconds since the Unix epoch.
+/// Replaceable so that simulations are deterministic.
+pub type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Where and how a store keeps its data.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// Node id stamped on local changes as their origin.
     pub node_id: String,
@@ -154,6 +244,19 @@ pub struct StoreOptions {
     pub wal_path: Option<PathBuf>,
     /// Sync every write to disk before it returns (`auto_flush`).
     pub durable: bool,
+    /// `None`: the system clock.
+    pub time: Option<TimeSource>,
+}
+
+impl StoreOptions {
+    pub fn new(node_id: &str, wal_path: Option<PathBuf>, durable: bool) -> Self {
+        StoreOptions {
+            node_id: node_id.to_string(),
+            wal_path,
+            durable,
+            time: None,
+        }
+    }
 }
 
 /// An open store. Safe to share between threads.
@@ -161,39 +264,39 @@ pub struct Store {
     node_id: Arc<str>,
     wal: Option<Wal>,
     durable: bool,
-    clock: Mutex<HybridClock>,
+    time: TimeSource,
+    counters: Mutex<LocalCounters>,
     map: RwLock<Map>,
     recovery: Option<Recovery>,
 }
 
 impl Store {
-    /// Opens the store, replaying its WAL when it has one.
+    /// Opens the store, replaying its WAL when it has one. The WAL must hold only store
+    /// records; see [`Store::open_with`] for layers that log records of their own.
     pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
-        Self::open_on(options, None)
+        Self::open_with(options, None, |r| {
+            Err(format!("unexpected record type {:?}", r.record_type))
+        })
     }
 
-    /// Opens the store on a caller-provided WAL storage (fault-injection tests).
-    pub fn open_with_storage(
-        options: &StoreOptions,
-        storage: Box<dyn WalStorage>,
-    ) -> Result<Store, StoreError> {
-        Self::open_on(options, Some(storage))
-    }
-
-    fn open_on(
+    /// Opens the store on a caller-provided WAL storage (fault-injection tests) when given
+    /// one, handing every record that is not a store record to `on_other_record`.
+    pub fn open_with(
         options: &StoreOptions,
         storage: Option<Box<dyn WalStorage>>,
+        mut on_other_record: impl FnMut(&ScannedRecord<'_>) -> Result<(), String>,
     ) -> Result<Store, StoreError> {
         let mut map = Map::default();
         let mut clock = HybridClock::default();
         let (wal, recovery) = match &options.wal_path {
             None => (None, None),
             Some(path) => {
-                let replay = |r: &crate::wal::ScannedRecord<'_>| match r.record_type {
+                let replay = |r: &ScannedRecord<'_>| match r.record_type {
                     RecordType::StoreOps => op::decode_ops(r.payload, |op| {
                         clock.observe(op.version);
                         map.apply(&op);
                     }),
+                    _ => on_other_record(r),
                 };
                 let (wal, recovery) = match storage {
                     None => Wal::open(path, replay)?,
@@ -208,15 +311,32 @@ impl Store {
                 (Some(wal), Some(recovery))
             }
         };
+        crate::metadata::validate_node_id(&options.node_id).map_err(|e| {
+            StoreError::InvalidRemoteOp {
+                origin: options.node_id.clone(),
+                seq: 0,
+                reason: e.to_string(),
+            }
+        })?;
         let node_id: Arc<str> = map.intern(&options.node_id);
+        let next_seq = map.vector.get(&node_id).map_or(0, |p| p.max_seq()) + 1;
         Ok(Store {
             node_id,
             wal,
             durable: options.durable,
-            clock: Mutex::new(clock),
+            time: options
+                .time
+                .clone()
+                .unwrap_or_else(|| Arc::new(hlc::now_millis)),
+            counters: Mutex::new(LocalCounters { clock, next_seq }),
             map: RwLock::new(map),
             recovery,
         })
+    }
+
+    /// This store's node id: the origin of its local changes.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// What replaying the WAL found (`None` for a memory-only store).
@@ -230,7 +350,7 @@ impl Store {
     }
 
     /// Stores `value` under `key`.
-    pub fn put(&self, key: &str, value: &[u8]) -> Result<Version, StoreError> {
+    pub fn put(&self, key: &str, value: &[u8]) -> Result<WriteStamp, StoreError> {
         validate_key(key)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(StoreError::ValueTooLarge {
@@ -242,14 +362,14 @@ impl Store {
     }
 
     /// Removes `key`, leaving a tombstone. Removing a missing key succeeds.
-    pub fn remove(&self, key: &str) -> Result<Version, StoreError> {
+    pub fn remove(&self, key: &str) -> Result<WriteStamp, StoreError> {
         validate_key(key)?;
         self.write(&[(key, None)])
     }
 
     /// Applies several changes atomically: one WAL record, one sync. All are validated
-    /// before anything is written. Returns the version of the last change.
-    pub fn write_batch(&self, changes: &[Change]) -> Result<Version, StoreError> {
+    /// before anything is written. An empty batch writes nothing and returns `None`.
+    pub fn write_batch(&self, changes: &[Change]) -> Result<Option<WriteStamp>, StoreError> {
         for change in changes {
             op::validate_change(change)?;
         }
@@ -261,43 +381,167 @@ impl Store {
             })
             .collect();
         if refs.is_empty() {
-            return Ok(self.clock.lock().last());
+            return Ok(None);
         }
-        self.write(&refs)
+        self.write(&refs).map(Some)
     }
 
-    /// Logs then applies already validated changes. The changes get consecutive versions.
-    fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<Version, StoreError> {
+    /// Numbers, logs, then applies already validated local changes.
+    fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<WriteStamp, StoreError> {
         let count = changes.len() as u64;
-        let stamp = || self.clock.lock().tick_n(hlc::now_millis(), count);
-        let ops = |first: Version| {
+        let stamp = || {
+            let mut counters = self.counters.lock();
+            let first_version = counters.clock.tick_n((self.time)(), count);
+            let first_seq = counters.next_seq;
+            counters.next_seq += count;
+            WriteStamp {
+                first_seq,
+                first_version,
+                count,
+            }
+        };
+        // The base of each change: an earlier change to the same key in this write, or the
+        // entry in the map. Computed once, under the same lock as the numbers.
+        let bases = |stamp: WriteStamp| -> Vec<Option<(Arc<str>, u64)>> {
+            let map = self.map.read();
             changes
                 .iter()
                 .enumerate()
-                .map(move |(i, &(key, value))| Op {
-                    key,
-                    value,
-                    version: Version(first.0 + i as u64),
-                    origin: &self.node_id,
-                })
+                .map(
+                    |(i, &(key, _))| match changes[..i].iter().rposition(|c| c.0 == key) {
+                        Some(j) => Some((self.node_id.clone(), stamp.first_seq + j as u64)),
+                        None => map.base_of(key),
+                    },
+                )
+                .collect()
         };
-        let first = match &self.wal {
+        let (stamp, bases) = match &self.wal {
             Some(wal) => {
-                // Versions are issued under the WAL's append lock, so they increase in log order.
-                let mut first = Version::default();
+                // Numbers are issued under the WAL's append lock, so they increase in log order.
+                let mut result = None;
                 wal.append(RecordType::StoreOps, self.durable, |_, payload| {
-                    first = stamp();
-                    op::encode_ops(payload, ops(first));
+                    let stamp = stamp();
+                    let bases = bases(stamp);
+                    op::encode_ops(payload, local_ops(&self.node_id, changes, stamp, &bases));
+                    result = Some((stamp, bases));
                 })?;
-                first
+                result.expect("the payload builder ran")
             }
-            None => stamp(),
+            None => {
+                let stamp = stamp();
+                (stamp, bases(stamp))
+            }
         };
         let mut map = self.map.write();
-        for op in ops(first) {
-            map.apply_with_origin(&op, &self.node_id);
+        for op in local_ops(&self.node_id, changes, stamp, &bases) {
+            map.apply(&op);
         }
-        Ok(Version(first.0 + count - 1))
+        drop(map);
+        Ok(stamp)
+    }
+
+    /// Applies operations received from peers, last-writer-wins. Operations seen before, or
+    /// older than the entry they meet, write nothing. The others are logged as one record
+    /// and applied. Invalid operations fail the whole call before anything is written.
+    pub fn apply_remote(&self, ops: &[Operation]) -> Result<RemoteApply, StoreError> {
+        for o in ops {
+            validate_remote(o)?;
+        }
+        let mut report = RemoteApply::default();
+        let mut winners: Vec<&Operation> = Vec::new();
+        {
+            let map = self.map.read();
+            for o in ops {
+                if map.vector.contains(&o.origin, o.origin_seq) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                let existing = map.entries.get(&o.key);
+                let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
+                if let Some(c) = existing.and_then(|e| conflict(&o.key, e, o, wins)) {
+                    report.conflicts.push(c);
+                }
+                if wins {
+                    winners.push(o);
+                } else {
+                    report.ignored += 1;
+                }
+            }
+        }
+        if let Some(wal) = self.wal.as_ref().filter(|_| !winners.is_empty()) {
+            wal.append(RecordType::StoreOps, self.durable, |_, payload| {
+                op::encode_ops(payload, winners.iter().map(|o| o.as_op()));
+            })?;
+        }
+        let mut map = self.map.write();
+        let mut counters = self.counters.lock();
+        for o in ops {
+            counters.clock.observe(o.version);
+            if *o.origin == *self.node_id {
+                // Our own earlier operations coming back (say, after this node lost its
+                // data): never reuse their numbers.
+                counters.next_seq = counters.next_seq.max(o.origin_seq + 1);
+            }
+        }
+        drop(counters);
+        for o in winners {
+            if map.apply(&o.as_op()) {
+                report.applied += 1;
+            } else {
+                report.ignored += 1;
+            }
+        }
+        for o in ops {
+            map.vector.observe(&o.origin, o.origin_seq, o.version);
+        }
+        Ok(report)
+    }
+
+    /// Records operations as seen without applying them: operations their origin reported
+    /// as superseded by a newer change to the same key.
+    pub fn mark_seen(&self, origin: &str, seqs: &[(u64, Version)]) {
+        let mut map = self.map.write();
+        for &(seq, version) in seqs {
+            map.vector.observe(origin, seq, version);
+        }
+    }
+
+    /// What this store has seen, per origin.
+    pub fn version_vector(&self) -> VersionVector {
+        self.map.read().vector.clone()
+    }
+
+    /// Takes in a peer's vector once everything it lacked from that peer has been applied.
+    pub fn merge_vector(&self, other: &VersionVector) {
+        self.map.write().vector.merge(other);
+    }
+
+    /// Every entry (tombstones included) whose operation `peer` has not seen: what a peer
+    /// with that vector lacks.
+    pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
+        self.map
+            .read()
+            .entries
+            .iter()
+            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
+            .map(|(k, e)| e.to_operation(k))
+            .collect()
+    }
+
+    /// Appends a record of another layer (the sync engine's marks) to the WAL. Without a
+    /// WAL this does nothing.
+    pub fn append_record(
+        &self,
+        record_type: RecordType,
+        durable: bool,
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        if let Some(wal) = &self.wal {
+            wal.append(record_type, durable && self.durable, |_, out| {
+                out.extend_from_slice(payload)
+            })?;
+        }
+        Ok(())
     }
 
     /// The live value of `key`, if any.
@@ -312,6 +556,11 @@ impl Store {
     /// The entry of `key`, tombstones included.
     pub fn entry(&self, key: &str) -> Option<Entry> {
         self.map.read().entries.get(key).cloned()
+    }
+
+    /// The origin and origin sequence number of `key`'s entry.
+    pub fn entry_id(&self, key: &str) -> Option<(Arc<str>, u64)> {
+        self.map.read().base_of(key)
     }
 
     /// Whether `key` has a live value.
@@ -346,9 +595,23 @@ impl Store {
             .collect()
     }
 
+    /// Every entry, tombstones included, in key order.
+    pub fn entries(&self) -> Vec<(String, Entry)> {
+        let map = self.map.read();
+        map.entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect()
+    }
+
     /// The greatest version this store has issued or seen.
     pub fn last_version(&self) -> Version {
-        self.clock.lock().last()
+        self.counters.lock().clock.last()
+    }
+
+    /// The sequence number the next local change will get.
+    pub fn next_seq(&self) -> u64 {
+        self.counters.lock().next_seq
     }
 
     /// Makes every buffered write durable.
@@ -366,4 +629,81 @@ impl Store {
             None => Ok(()),
         }
     }
+}
+
+/// The operations of a local write: consecutive numbers from `stamp`, bases as computed.
+fn local_ops<'a>(
+    origin: &'a str,
+    changes: &'a [(&'a str, Option<&'a [u8]>)],
+    stamp: WriteStamp,
+    bases: &'a [Option<(Arc<str>, u64)>],
+) -> impl ExactSizeIterator<Item = Op<'a>> + 'a {
+    changes
+        .iter()
+        .zip(bases.iter())
+        .enumerate()
+        .map(move |(i, (&(key, value), base))| Op {
+            key,
+            value,
+            version: Version(stamp.first_version.0 + i as u64),
+            origin,
+            origin_seq: stamp.first_seq + i as u64,
+            base: base.as_ref().map(|(o, s)| (&**o, *s)),
+        })
+}
+
+fn validate_remote(o: &Operation) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidRemoteOp {
+        origin: o.origin.chars().take(140).collect(),
+        seq: o.origin_seq,
+        reason,
+    };
+    crate::metadata::validate_node_id(&o.origin).map_err(|e| invalid(e.to_string()))?;
+    if o.origin_seq == 0 {
+        return Err(invalid("origin sequence number 0".into()));
+    }
+    if let Some((base, _)) = &o.base {
+        crate::metadata::validate_node_id(base).map_err(|e| invalid(format!("base: {e}")))?;
+    }
+    let change = match &o.value {
+        Some(v) if v.len() > MAX_VALUE_LEN => {
+            return Err(invalid(format!(
+                "value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
+                v.len()
+            )));
+        }
+        _ => validate_key(&o.key),
+    };
+    change.map_err(|e| invalid(e.to_string()))
+}
+
+/// Whether a remote operation and the entry it meets were written without knowledge of
+/// each other: different origins, and neither overwrote the other.
+fn conflict(key: &str, local: &Entry, remote: &Operation, remote_won: bool) -> Option<Conflict> {
+    let same_origin = *local.origin == *remote.origin;
+    let remote_follows_local = remote
+        .base
+        .as_ref()
+        .is_some_and(|(o, s)| **o == *local.origin && *s == local.origin_seq);
+    let local_follows_remote = local
+        .base
+        .as_ref()
+        .is_some_and(|(o, s)| **o == *remote.origin && *s == remote.origin_seq);
+    if same_origin || remote_follows_local || local_follows_remote {
+        return None;
+    }
+    Some(Conflict {
+        key: key.to_string(),
+        local: OpId {
+            origin: local.origin.to_string(),
+            seq: local.origin_seq,
+            version: local.version,
+        },
+        remote: OpId {
+            origin: remote.origin.clone(),
+            seq: remote.origin_seq,
+            version: remote.version,
+        },
+        remote_won,
+    })
 }

@@ -8,9 +8,14 @@
 //!   u8  kind (1 put, 2 remove)
 //!   u64 version (hybrid clock)
 //!   u8  origin node id length, then its bytes
+//!   u64 origin sequence number (1, 2, 3, ... per origin node)
+//!   u8  base origin length (0: the key had no entry), then its bytes and a u64 base sequence
 //!   u16 key length, then its bytes (UTF-8)
 //!   put only: u32 value length, then its bytes
 //! ```
+//! The base is the entry the writer overwrote (its origin and origin sequence number): a
+//! receiver whose entry is that base knows the write followed it, and any other entry from
+//! another origin means the two writes were concurrent (a conflict).
 
 use super::StoreError;
 use super::hlc::Version;
@@ -39,7 +44,8 @@ impl Change {
     }
 }
 
-/// A change stamped with its version and origin, as logged and applied.
+/// A change stamped with its identity (origin, origin sequence number), version and base,
+/// as logged and applied. Borrowed, for the write and replay paths.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op<'a> {
     pub key: &'a str,
@@ -47,6 +53,46 @@ pub struct Op<'a> {
     pub value: Option<&'a [u8]>,
     pub version: Version,
     pub origin: &'a str,
+    pub origin_seq: u64,
+    /// The entry this change overwrote: (origin, origin sequence number).
+    pub base: Option<(&'a str, u64)>,
+}
+
+/// An owned [`Op`]: what the sync engine sends to and receives from peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+    pub version: Version,
+    pub origin: String,
+    pub origin_seq: u64,
+    pub base: Option<(String, u64)>,
+}
+
+impl Operation {
+    pub fn as_op(&self) -> Op<'_> {
+        Op {
+            key: &self.key,
+            value: self.value.as_deref(),
+            version: self.version,
+            origin: &self.origin,
+            origin_seq: self.origin_seq,
+            base: self.base.as_ref().map(|(o, s)| (o.as_str(), *s)),
+        }
+    }
+}
+
+impl Op<'_> {
+    pub fn to_operation(&self) -> Operation {
+        Operation {
+            key: self.key.to_string(),
+            value: self.value.map(<[u8]>::to_vec),
+            version: self.version,
+            origin: self.origin.to_string(),
+            origin_seq: self.origin_seq,
+            base: self.base.map(|(o, s)| (o.to_string(), s)),
+        }
+    }
 }
 
 /// A key shortened for error messages.
@@ -98,13 +144,13 @@ pub fn key_from_bytes(key: &[u8]) -> Result<&str, StoreError> {
 /// Checks a change's key and value size.
 pub fn validate_change(change: &Change) -> Result<(), StoreError> {
     validate_key(change.key())?;
-    if let Change::Put { key, value } = change {
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::ValueTooLarge {
-                key: shown_key(key),
-                size: value.len(),
-            });
-        }
+    if let Change::Put { key, value } = change
+        && value.len() > MAX_VALUE_LEN
+    {
+        return Err(StoreError::ValueTooLarge {
+            key: shown_key(key),
+            size: value.len(),
+        });
     }
     Ok(())
 }
@@ -122,6 +168,15 @@ pub fn encode_ops<'a>(out: &mut Vec<u8>, ops: impl ExactSizeIterator<Item = Op<'
         out.extend_from_slice(&op.version.0.to_le_bytes());
         out.push(op.origin.len() as u8);
         out.extend_from_slice(op.origin.as_bytes());
+        out.extend_from_slice(&op.origin_seq.to_le_bytes());
+        match op.base {
+            Some((origin, seq)) => {
+                out.push(origin.len() as u8);
+                out.extend_from_slice(origin.as_bytes());
+                out.extend_from_slice(&seq.to_le_bytes());
+            }
+            None => out.push(0),
+        }
         out.extend_from_slice(&(op.key.len() as u16).to_le_bytes());
         out.extend_from_slice(op.key.as_bytes());
         if let Some(value) = op.value {
@@ -186,6 +241,11 @@ pub fn decode_ops(payload: &[u8], mut apply: impl FnMut(Op<'_>)) -> Result<(), S
         let version = Version(r.u64("version")?);
         let origin_len = r.u8("origin length")? as usize;
         let origin = r.str(origin_len, "origin")?;
+        let origin_seq = r.u64("origin sequence number")?;
+        let base = match r.u8("base origin length")? as usize {
+            0 => None,
+            len => Some((r.str(len, "base origin")?, r.u64("base sequence number")?)),
+        };
         let key_len = r.u16("key length")? as usize;
         let key = r.str(key_len, "key")?;
         let value = match kind {
@@ -201,6 +261,8 @@ pub fn decode_ops(payload: &[u8], mut apply: impl FnMut(Op<'_>)) -> Result<(), S
             value,
             version,
             origin,
+            origin_seq,
+            base,
         });
     }
     if !r.bytes.is_empty() {
@@ -224,37 +286,23 @@ mod tests {
                 value: Some(b"x\0y"),
                 version: Version(7),
                 origin: "node-a",
+                origin_seq: 3,
+                base: Some(("node-b", 9)),
             },
             Op {
                 key: "a/2",
                 value: None,
                 version: Version(8),
                 origin: "node-b",
+                origin_seq: 4,
+                base: None,
             },
         ];
         let mut buf = Vec::new();
         encode_ops(&mut buf, ops.clone().into_iter());
         let mut decoded = Vec::new();
-        decode_ops(&buf, |op| {
-            decoded.push((
-                op.key.to_string(),
-                op.value.map(<[u8]>::to_vec),
-                op.version,
-                op.origin.to_string(),
-            ))
-        })
-        .unwrap();
-        let expected: Vec<_> = ops
-            .iter()
-            .map(|o| {
-                (
-                    o.key.to_string(),
-                    o.value.map(<[u8]>::to_vec),
-                    o.version,
-                    o.origin.to_string(),
-                )
-            })
-            .collect();
+        decode_ops(&buf, |op| decoded.push(op.to_operation())).unwrap();
+        let expected: Vec<_> = ops.iter().map(Op::to_operation).collect();
         assert_eq!(decoded, expected);
     }
 
@@ -266,6 +314,8 @@ mod tests {
             value: Some(b"value"),
             version: Version(1),
             origin: "n",
+            origin_seq: 1,
+            base: None,
         };
         encode_ops(&mut buf, std::iter::once(op));
         let err = decode_ops(&buf[..buf.len() - 2], |_| {}).unwrap_err();

@@ -35,12 +35,15 @@ pub const MAX_PAYLOAD_LEN: usize = 64 * 1024 * 1024;
 pub enum RecordType {
     /// A group of store operations applied atomically (see `store::op`).
     StoreOps = 1,
+    /// Sync progress: operations acknowledged by a peer or given up (see `sync::marks`).
+    SyncMarks = 2,
 }
 
 impl RecordType {
     pub fn from_u8(v: u8) -> Option<RecordType> {
         match v {
             1 => Some(RecordType::StoreOps),
+            2 => Some(RecordType::SyncMarks),
             _ => None,
         }
     }
