@@ -15,7 +15,8 @@ cargo test --locked
 
 echo "== include/softadastra.h is current"
 # build.rs regenerated it during the builds above; a difference means it was not committed.
-if ! git diff --exit-code -- include/softadastra.h; then
+if ! git diff --exit-code -- include/softadastra.h \
+  || [ -n "$(git status --porcelain -- include/softadastra.h)" ]; then
   echo "include/softadastra.h is stale: commit the regenerated header" >&2
   exit 1
 fi
