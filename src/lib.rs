@@ -21,6 +21,7 @@ pub mod ffi;
 pub mod metadata;
 pub mod node;
 pub mod store;
+pub mod sync;
 pub mod wal;
 
 pub use error::{Error, ErrorCode, Result};

@@ -7,11 +7,15 @@ pub mod options;
 
 use std::path::PathBuf;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::metadata::{self, NodeInfo};
-use crate::store::{Change, Entry, Store, StoreOptions, Version, hlc};
+use crate::store::{
+    Change, Conflict, Entry, Store, StoreError, StoreOptions, Version, VersionVector, WriteStamp,
+    hlc,
+};
+use crate::sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncEngine, SyncState, TickResult};
 pub use options::ClientOptions;
 
 /// A batch of changes written atomically by [`Client::write_batch`].
@@ -53,6 +57,8 @@ impl WriteBatch {
 
 struct OpenNode {
     store: Store,
+    /// Locked after the store's own locks, never before a WAL append of a local write.
+    sync: Mutex<SyncEngine>,
     started_at_ms: i64,
 }
 
@@ -94,9 +100,11 @@ impl Client {
             durable: self.options.auto_flush,
             time: None,
         };
-        let store = Store::open(&store_options).inspect_err(|e| {
+        let mut sync = SyncEngine::new(&self.options.node_id, self.options.sync_config());
+        let store = Store::open_with(&store_options, None, &mut sync).inspect_err(|e| {
             log::error!("node {}: client open failed: {e}", self.options.node_id);
         })?;
+        sync.finish_replay();
         log::info!(
             "node {}: runtime started ({})",
             self.options.node_id,
@@ -107,6 +115,7 @@ impl Client {
         );
         *node = Some(OpenNode {
             store,
+            sync: Mutex::new(sync),
             started_at_ms: hlc::now_millis() as i64,
         });
         Ok(())
@@ -134,10 +143,7 @@ impl Client {
         }
     }
 
-    fn logged_write<T>(
-        &self,
-        result: std::result::Result<T, crate::store::StoreError>,
-    ) -> Result<T> {
+    fn logged_write<T>(&self, result: std::result::Result<T, StoreError>) -> Result<T> {
         result.map_err(|e| {
             if e.code() == crate::error::ErrorCode::IoError {
                 log::error!("node {}: store write failed: {e}", self.options.node_id);
@@ -146,9 +152,24 @@ impl Client {
         })
     }
 
+    /// A successful local write enters the outbox.
+    fn submitted<'k>(
+        &self,
+        node: &OpenNode,
+        stamp: WriteStamp,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Version {
+        node.sync.lock().record_local(stamp, keys);
+        stamp.last_version()
+    }
+
     /// Stores `value` under `key`. With `auto_flush`, returns once the write is on disk.
+    /// The write is a local operation that syncs to peers.
     pub fn put(&self, key: &str, value: &[u8]) -> Result<Version> {
-        self.with_node(|n| Ok(self.logged_write(n.store.put(key, value))?.last_version()))
+        self.with_node(|n| {
+            let stamp = self.logged_write(n.store.put(key, value))?;
+            Ok(self.submitted(n, stamp, [key]))
+        })
     }
 
     /// The value of `key`; `NotFound` (with the key as context) when it has none.
@@ -161,17 +182,24 @@ impl Client {
         })
     }
 
-    /// Removes `key`. Removing a missing key succeeds.
+    /// Removes `key` (a tombstone that syncs). Removing a missing key succeeds.
     pub fn remove(&self, key: &str) -> Result<Version> {
-        self.with_node(|n| Ok(self.logged_write(n.store.remove(key))?.last_version()))
+        self.with_node(|n| {
+            let stamp = self.logged_write(n.store.remove(key))?;
+            Ok(self.submitted(n, stamp, [key]))
+        })
     }
 
     /// Applies all changes of `batch` atomically (one WAL record, one sync).
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Version> {
-        self.with_node(|n| {
-            let stamp = self.logged_write(n.store.write_batch(batch.changes()))?;
-            Ok(stamp.map_or_else(|| n.store.last_version(), |s| s.last_version()))
-        })
+        self.with_node(
+            |n| match self.logged_write(n.store.write_batch(batch.changes()))? {
+                None => Ok(n.store.last_version()),
+                Some(stamp) => {
+                    Ok(self.submitted(n, stamp, batch.changes().iter().map(Change::key)))
+                }
+            },
+        )
     }
 
     /// Whether `key` has a value.
@@ -210,7 +238,7 @@ impl Client {
             if self.options.enable_wal {
                 capabilities.push("wal");
             }
-            capabilities.extend(["store", "metadata"]);
+            capabilities.extend(["store", "sync", "metadata"]);
             Ok(NodeInfo {
                 node_id: self.options.node_id.clone(),
                 display_name: self.options.effective_display_name().to_string(),
@@ -229,6 +257,120 @@ impl Client {
         let info = self.node_info()?;
         log::debug!("node {}: node metadata refreshed", info.node_id);
         Ok(info)
+    }
+}
+
+/// Sync: the outbox, its counters, remote operations and the catch-up.
+impl Client {
+    fn with_sync<T>(&self, f: impl FnOnce(&Store, &mut SyncEngine) -> Result<T>) -> Result<T> {
+        self.with_node(|n| f(&n.store, &mut n.sync.lock()))
+    }
+
+    /// One sync cycle: retry operations whose ACK timed out (after their backoff), build the
+    /// next batch when a peer is connected, and prune acknowledged work when asked. With no
+    /// connected peer nothing is sent and queued work keeps waiting: being offline spends
+    /// no retries.
+    pub fn tick(&self, prune_completed: bool) -> Result<TickResult> {
+        self.with_sync(|store, sync| {
+            let tick = sync.tick(store, hlc::now_millis(), prune_completed, false);
+            let result = TickResult::from(&tick);
+            log::debug!(
+                "node {}: sync tick: retried {}, batch {}, pruned {}",
+                self.options.node_id,
+                result.retried_count,
+                result.batch_size,
+                result.pruned_count
+            );
+            Ok(result)
+        })
+    }
+
+    /// The sync counters.
+    pub fn sync_state(&self) -> Result<SyncState> {
+        self.with_sync(|store, sync| Ok(sync.state(store)))
+    }
+
+    /// Queues again the in-flight operations whose ACK timed out; returns how many.
+    pub fn retry_expired(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.retry_expired(hlc::now_millis())))
+    }
+
+    /// Removes acknowledged operations from the outbox; returns how many.
+    pub fn prune_completed(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.prune_completed()))
+    }
+
+    /// Removes failed operations from the outbox (they are not queued again after a
+    /// restart); returns how many. Their data stays and reaches peers by catch-up.
+    pub fn prune_failed(&self) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.prune_failed(store)?))
+    }
+
+    /// Queues every pending operation (with `auto_queue` off); returns how many.
+    pub fn queue_pending(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.queue_pending()))
+    }
+
+    /// Where `key`'s latest change is on its way to peers; `NotFound` when the key was
+    /// never written.
+    pub fn sync_status(&self, key: &str) -> Result<KeyStatus> {
+        self.with_sync(|store, sync| {
+            crate::store::validate_key(key)?;
+            sync.key_status(store, key).ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })
+        })
+    }
+
+    /// The most recent conflicts (oldest first).
+    pub fn recent_conflicts(&self) -> Result<Vec<Conflict>> {
+        self.with_sync(|_, sync| Ok(sync.recent_conflicts().cloned().collect()))
+    }
+
+    /// What this node has seen of every origin's operations.
+    pub fn version_vector(&self) -> Result<VersionVector> {
+        self.with_node(|n| Ok(n.store.version_vector()))
+    }
+
+    /// Takes the next batch of local operations to carry to peers yourself (they are then
+    /// in flight); `None` when nothing is ready. The transport does this when it runs.
+    pub fn take_sync_batch(&self) -> Result<Option<SyncBatch>> {
+        self.with_sync(|store, sync| Ok(sync.next_batch(store, hlc::now_millis())))
+    }
+
+    /// Reports that a batch from [`Client::take_sync_batch`] was written to a peer (with
+    /// `require_ack` off this completes it) or could not be written to any (`written`
+    /// false: its operations are queued again).
+    pub fn sync_batch_sent(&self, batch: &SyncBatch, written: bool) -> Result<()> {
+        self.with_sync(|store, sync| {
+            if written {
+                Ok(sync.batch_written(store, batch)?)
+            } else {
+                sync.batch_unsent(batch);
+                Ok(())
+            }
+        })
+    }
+
+    /// Applies a peer's batch (last-writer-wins, idempotent) and returns the ACK for it.
+    pub fn receive_sync_batch(&self, batch: &SyncBatch) -> Result<Ack> {
+        self.with_sync(|store, sync| Ok(sync.receive_batch(store, batch)?))
+    }
+
+    /// Records a peer's ACK; returns how many operations it newly acknowledged.
+    pub fn receive_sync_ack(&self, ack: &Ack) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.receive_ack(store, ack)?))
+    }
+
+    /// What a peer with vector `peer` lacks from this node.
+    pub fn catch_up_for(&self, peer: &VersionVector) -> Result<CatchUp> {
+        self.with_sync(|store, sync| Ok(sync.catch_up_for(store, peer)))
+    }
+
+    /// Applies a catch-up received from a peer; returns how many operations changed the
+    /// store.
+    pub fn apply_catch_up(&self, catch_up: &CatchUp) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.apply_catch_up(store, catch_up)?.applied))
     }
 }
 

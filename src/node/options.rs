@@ -102,6 +102,18 @@ impl ClientOptions {
         }
     }
 
+    /// The sync engine's settings.
+    pub fn sync_config(&self) -> crate::sync::SyncConfig {
+        crate::sync::SyncConfig {
+            batch_size: self.sync_batch_size,
+            max_retries: self.max_sync_retries,
+            ack_timeout_ms: u64::from(self.ack_timeout_ms),
+            retry_interval_ms: u64::from(self.retry_interval_ms),
+            require_ack: self.require_ack,
+            auto_queue: self.auto_queue,
+        }
+    }
+
     /// Checks every rule; the error names the first offending field.
     pub fn validate(&self) -> Result<()> {
         let invalid = |field: &'static str, reason: &str| {

@@ -231,6 +231,21 @@ struct LocalCounters {
     next_seq: u64,
 }
 
+/// Sees what a store replays on open: the layers above the store rebuild their state
+/// from it (the sync engine its outbox).
+pub trait ReplayObserver {
+    /// A replayed operation, in log order.
+    fn op(&mut self, _op: &Op<'_>) {}
+    /// A record that is not a store record. An error is reported as corruption at the
+    /// record's offset.
+    fn record(&mut self, _record: &ScannedRecord<'_>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Observes nothing.
+impl ReplayObserver for () {}
+
 /// The wall clock the store stamps versions from, in milliseconds since the Unix epoch.
 /// Replaceable so that simulations are deterministic.
 pub type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -271,20 +286,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store, replaying its WAL when it has one. The WAL must hold only store
-    /// records; see [`Store::open_with`] for layers that log records of their own.
+    /// Opens the store, replaying its WAL when it has one. Records of other layers are
+    /// skipped.
     pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
-        Self::open_with(options, None, |r| {
-            Err(format!("unexpected record type {:?}", r.record_type))
-        })
+        Self::open_with(options, None, &mut ())
     }
 
     /// Opens the store on a caller-provided WAL storage (fault-injection tests) when given
-    /// one, handing every record that is not a store record to `on_other_record`.
+    /// one, and shows every replayed operation and every record of another layer to
+    /// `observer`.
     pub fn open_with(
         options: &StoreOptions,
         storage: Option<Box<dyn WalStorage>>,
-        mut on_other_record: impl FnMut(&ScannedRecord<'_>) -> Result<(), String>,
+        observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
         let mut map = Map::default();
         let mut clock = HybridClock::default();
@@ -295,8 +309,9 @@ impl Store {
                     RecordType::StoreOps => op::decode_ops(r.payload, |op| {
                         clock.observe(op.version);
                         map.apply(&op);
+                        observer.op(&op);
                     }),
-                    _ => on_other_record(r),
+                    _ => observer.record(r),
                 };
                 let (wal, recovery) = match storage {
                     None => Wal::open(path, replay)?,
@@ -509,6 +524,21 @@ impl Store {
     /// What this store has seen, per origin.
     pub fn version_vector(&self) -> VersionVector {
         self.map.read().vector.clone()
+    }
+
+    /// The greatest version seen from `origin`.
+    pub fn version_vector_of(&self, origin: &str) -> Version {
+        self.map
+            .read()
+            .vector
+            .get(origin)
+            .map(|p| p.max_version)
+            .unwrap_or_default()
+    }
+
+    /// The greatest version seen from any other node.
+    pub fn max_remote_version(&self) -> Version {
+        self.map.read().vector.max_remote_version(&self.node_id)
     }
 
     /// Takes in a peer's vector once everything it lacked from that peer has been applied.

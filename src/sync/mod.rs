@@ -1,0 +1,455 @@
+//! The sync engine: local operations travel to peers through the [`Outbox`], remote
+//! operations are applied last-writer-wins by the store, and a catch-up by version vector
+//! repairs whatever the outbox could not deliver (a peer offline for days, a pruned
+//! outbox, a new node).
+//!
+//! The engine holds no socket and no clock: the caller passes the time in and moves the
+//! messages ([`SyncBatch`], [`Ack`], [`CatchUp`]) between nodes, which is what the
+//! transport does, and what tests and simulations do in memory. Its only I/O is through
+//! the [`Store`] it is given (the WAL).
+//!
+//! Durability of sync state: local operations are in the WAL already; acknowledgements and
+//! abandoned operations are logged as sync marks. On open the outbox is rebuilt from the
+//! log: every local operation not acknowledged (or abandoned) is queued again, and an
+//! acknowledged one is never sent again. Sequence numbers and versions continue after the
+//! greatest in the log.
+
+pub mod marks;
+pub mod outbox;
+
+use std::collections::VecDeque;
+
+use crate::store::{
+    Conflict, Op, Operation, RemoteApply, ReplayObserver, Store, StoreError, Version,
+    VersionVector, WriteStamp,
+};
+use crate::wal::{RecordType, ScannedRecord};
+pub use marks::MarkKind;
+pub use outbox::{OpState, Outbox, OutboxCounts, OutboxEntry, SyncConfig};
+
+/// Local operations of one node, sent to peers. `superseded` lists operations of the batch
+/// whose key has changed again since (a newer operation carries the key's state): they are
+/// sent by number only, so that receivers can record them as seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncBatch {
+    pub origin: String,
+    pub ops: Vec<Operation>,
+    pub superseded: Vec<(u64, Version)>,
+}
+
+impl SyncBatch {
+    /// Every sequence number the batch covers.
+    pub fn seqs(&self) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self.ops.iter().map(|o| o.origin_seq).collect();
+        seqs.extend(self.superseded.iter().map(|(s, _)| *s));
+        seqs.sort_unstable();
+        seqs
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len() + self.superseded.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A receiver's confirmation that operations of `origin` are applied and durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub origin: String,
+    pub seqs: Vec<u64>,
+}
+
+/// Everything a peer lacked, with the sender's vector: once applied, the receiver holds the
+/// effect of every operation the sender had seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatchUp {
+    pub ops: Vec<Operation>,
+    pub vector: VersionVector,
+}
+
+/// What a user interface shows for one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyStatus {
+    /// Written and durable locally; not queued for sync (`auto_queue` off).
+    SavedLocally,
+    /// Queued, not sent yet.
+    WaitingToSync,
+    /// Sent, waiting for a peer's ACK.
+    Syncing,
+    /// A peer has it (or it came from a peer).
+    Synced,
+    /// A send timed out; it will be sent again.
+    Retrying,
+    /// Every attempt timed out; the catch-up with the next peer still delivers it.
+    SyncFailed,
+    /// The key's value was decided by last-writer-wins between concurrent writes.
+    ConflictDetected,
+}
+
+impl KeyStatus {
+    /// snake_case name, as in JSON and the C ABI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::SavedLocally => "saved_locally",
+            KeyStatus::WaitingToSync => "waiting_to_sync",
+            KeyStatus::Syncing => "syncing",
+            KeyStatus::Synced => "synced",
+            KeyStatus::Retrying => "retrying",
+            KeyStatus::SyncFailed => "sync_failed",
+            KeyStatus::ConflictDetected => "conflict_detected",
+        }
+    }
+
+    /// Words for a person: "saved locally", "waiting to sync", ...
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyStatus::SavedLocally => "saved locally",
+            KeyStatus::WaitingToSync => "waiting to sync",
+            KeyStatus::Syncing => "syncing",
+            KeyStatus::Synced => "synced",
+            KeyStatus::Retrying => "retrying",
+            KeyStatus::SyncFailed => "sync failed",
+            KeyStatus::ConflictDetected => "conflict detected",
+        }
+    }
+}
+
+/// The counters of `Client::sync_state()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// Every operation in the outbox, pending ones included.
+    pub outbox_size: usize,
+    pub pending_count: usize,
+    pub queued_count: usize,
+    pub in_flight_count: usize,
+    pub acknowledged_count: usize,
+    pub failed_count: usize,
+    /// Version of the newest local operation.
+    pub last_submitted_version: u64,
+    /// Version of the newest operation applied from another node.
+    pub last_applied_remote_version: u64,
+    /// Retries since the client was opened.
+    pub total_retries: u64,
+    /// Conflicts detected since the client was opened.
+    pub conflict_count: u64,
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub retried_count: usize,
+    pub pruned_count: usize,
+    /// The batch to hand to the transport, if one was built.
+    pub batch: Option<SyncBatch>,
+}
+
+impl Tick {
+    pub fn batch_size(&self) -> usize {
+        self.batch.as_ref().map_or(0, SyncBatch::len)
+    }
+}
+
+/// What `Client::tick()` reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickResult {
+    pub retried_count: usize,
+    pub pruned_count: usize,
+    pub batch_size: usize,
+}
+
+impl From<&Tick> for TickResult {
+    fn from(t: &Tick) -> Self {
+        TickResult {
+            retried_count: t.retried_count,
+            pruned_count: t.pruned_count,
+            batch_size: t.batch_size(),
+        }
+    }
+}
+
+/// How many conflicts are kept for inspection.
+pub const RECENT_CONFLICTS: usize = 64;
+
+/// The sync engine of one node.
+pub struct SyncEngine {
+    node_id: String,
+    outbox: Outbox,
+    recent_conflicts: VecDeque<Conflict>,
+    conflict_count: u64,
+}
+
+impl SyncEngine {
+    pub fn new(node_id: &str, config: SyncConfig) -> Self {
+        SyncEngine {
+            node_id: node_id.to_string(),
+            outbox: Outbox::new(config),
+            recent_conflicts: VecDeque::new(),
+            conflict_count: 0,
+        }
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Replay: a logged operation. Our own ones enter the outbox (until a mark says they
+    /// were acknowledged or abandoned).
+    pub fn replay_op(&mut self, op: &Op<'_>) {
+        if op.origin == self.node_id {
+            self.outbox.submit(op.origin_seq, op.key, op.version);
+        }
+    }
+
+    /// Replay: a sync marks record.
+    pub fn replay_marks(&mut self, payload: &[u8]) -> Result<(), String> {
+        let (_, ranges) = marks::decode(payload)?;
+        for (first, last) in ranges {
+            self.outbox.forget(first..=last);
+        }
+        Ok(())
+    }
+
+    /// Replay is over: operations found in the log are queued again.
+    pub fn finish_replay(&mut self) {
+        let counts = self.outbox.counts();
+        if counts.total > 0 {
+            log::info!(
+                "node {}: {} local operations not yet acknowledged are queued again",
+                self.node_id,
+                counts.total
+            );
+        }
+    }
+
+    /// A local write succeeded: its operations enter the outbox.
+    pub fn record_local<'k>(&mut self, stamp: WriteStamp, keys: impl IntoIterator<Item = &'k str>) {
+        for (i, key) in keys.into_iter().enumerate() {
+            let i = i as u64;
+            self.outbox
+                .submit(stamp.first_seq + i, key, Version(stamp.first_version.0 + i));
+        }
+    }
+
+    /// One sync cycle: retry what expired, build the next batch when a peer can take it,
+    /// and prune acknowledged work when asked.
+    pub fn tick(&mut self, store: &Store, now: u64, prune: bool, has_destination: bool) -> Tick {
+        let retried_count = self.outbox.retry_expired(now);
+        let batch = if has_destination {
+            self.next_batch(store, now)
+        } else {
+            None
+        };
+        let pruned_count = if prune {
+            self.outbox.prune_completed()
+        } else {
+            0
+        };
+        Tick {
+            retried_count,
+            pruned_count,
+            batch,
+        }
+    }
+
+    /// Takes the next batch from the outbox (its operations are now in flight).
+    pub fn next_batch(&mut self, store: &Store, now: u64) -> Option<SyncBatch> {
+        let seqs = self.outbox.next_batch(now);
+        if seqs.is_empty() {
+            return None;
+        }
+        let mut batch = SyncBatch {
+            origin: self.node_id.clone(),
+            ops: Vec::new(),
+            superseded: Vec::new(),
+        };
+        for seq in seqs {
+            let queued = self.outbox.get(seq).expect("just taken from the outbox");
+            match store.entry(&queued.key) {
+                Some(e) if *e.origin == *self.node_id && e.origin_seq == seq => {
+                    batch.ops.push(e.to_operation(&queued.key));
+                }
+                _ => batch.superseded.push((seq, queued.version)),
+            }
+        }
+        Some(batch)
+    }
+
+    /// The batch could not be written to any peer: its operations wait in the queue again.
+    pub fn batch_unsent(&mut self, batch: &SyncBatch) {
+        self.outbox.return_unsent(&batch.seqs());
+    }
+
+    /// The batch was written to at least one peer. Without `require_ack` that completes it.
+    pub fn batch_written(&mut self, store: &Store, batch: &SyncBatch) -> Result<(), StoreError> {
+        if self.outbox.config().require_ack {
+            return Ok(());
+        }
+        let newly = self.outbox.acknowledge(&batch.seqs());
+        self.log_marks(store, MarkKind::Acknowledged, &newly)
+    }
+
+    /// Applies a peer's batch and returns the ACK to send back (only once the applied
+    /// operations are durable).
+    pub fn receive_batch(&mut self, store: &Store, batch: &SyncBatch) -> Result<Ack, StoreError> {
+        let report = store.apply_remote(&batch.ops)?;
+        store.mark_seen(&batch.origin, &batch.superseded);
+        self.note_conflicts(&report);
+        Ok(Ack {
+            origin: batch.origin.clone(),
+            seqs: batch.seqs(),
+        })
+    }
+
+    /// A peer acknowledged some of our operations; returns how many were new.
+    pub fn receive_ack(&mut self, store: &Store, ack: &Ack) -> Result<usize, StoreError> {
+        if ack.origin != self.node_id {
+            return Ok(0);
+        }
+        let newly = self.outbox.acknowledge(&ack.seqs);
+        self.log_marks(store, MarkKind::Acknowledged, &newly)?;
+        Ok(newly.len())
+    }
+
+    /// What a peer with vector `peer` lacks, to send it in a catch-up.
+    pub fn catch_up_for(&self, store: &Store, peer: &VersionVector) -> CatchUp {
+        CatchUp {
+            ops: store.missing_for(peer),
+            vector: store.version_vector(),
+        }
+    }
+
+    /// Applies a catch-up from a peer, then takes in its vector.
+    pub fn apply_catch_up(
+        &mut self,
+        store: &Store,
+        catch_up: &CatchUp,
+    ) -> Result<RemoteApply, StoreError> {
+        let report = store.apply_remote(&catch_up.ops)?;
+        store.merge_vector(&catch_up.vector);
+        self.note_conflicts(&report);
+        Ok(report)
+    }
+
+    fn note_conflicts(&mut self, report: &RemoteApply) {
+        for c in &report.conflicts {
+            log::info!(
+                "node {}: conflict on key {:?}: {}#{} vs {}#{}, {} kept",
+                self.node_id,
+                c.key,
+                c.local.origin,
+                c.local.seq,
+                c.remote.origin,
+                c.remote.seq,
+                if c.remote_won { "remote" } else { "local" }
+            );
+            self.conflict_count += 1;
+            if self.recent_conflicts.len() == RECENT_CONFLICTS {
+                self.recent_conflicts.pop_front();
+            }
+            self.recent_conflicts.push_back(c.clone());
+        }
+    }
+
+    fn log_marks(&self, store: &Store, kind: MarkKind, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        // Durable (with auto_flush): an acknowledged operation is never sent again, even
+        // after a crash right after its ACK.
+        store.append_record(RecordType::SyncMarks, true, &marks::encode(kind, seqs))
+    }
+
+    /// The most recent conflicts, oldest first (at most [`RECENT_CONFLICTS`]).
+    pub fn recent_conflicts(&self) -> impl Iterator<Item = &Conflict> {
+        self.recent_conflicts.iter()
+    }
+
+    pub fn retry_expired(&mut self, now: u64) -> usize {
+        self.outbox.retry_expired(now)
+    }
+
+    pub fn queue_pending(&mut self) -> usize {
+        self.outbox.queue_pending()
+    }
+
+    pub fn prune_completed(&mut self) -> usize {
+        self.outbox.prune_completed()
+    }
+
+    /// Removes failed operations and logs that they were given up, so that a restart does
+    /// not queue them again. Their data stays in the store (and reaches peers by catch-up).
+    pub fn prune_failed(&mut self, store: &Store) -> Result<usize, StoreError> {
+        let failed = self.outbox.prune_failed();
+        self.log_marks(store, MarkKind::Abandoned, &failed)?;
+        Ok(failed.len())
+    }
+
+    pub fn state(&self, store: &Store) -> SyncState {
+        let c = self.outbox.counts();
+        let last_submitted = self
+            .outbox
+            .last_submitted_version()
+            .max(store.version_vector_of(&self.node_id));
+        SyncState {
+            outbox_size: c.total,
+            pending_count: c.pending,
+            queued_count: c.queued,
+            in_flight_count: c.in_flight,
+            acknowledged_count: c.acknowledged,
+            failed_count: c.failed,
+            last_submitted_version: last_submitted.0,
+            last_applied_remote_version: store.max_remote_version().0,
+            total_retries: self.outbox.total_retries(),
+            conflict_count: self.conflict_count,
+        }
+    }
+
+    /// The sync status of `key`, or `None` when the store has no entry for it.
+    pub fn key_status(&self, store: &Store, key: &str) -> Option<KeyStatus> {
+        let (origin, seq) = store.entry_id(key)?;
+        let decided_by_conflict = self.recent_conflicts.iter().rev().any(|c| {
+            c.key == key && {
+                let winner = if c.remote_won { &c.remote } else { &c.local };
+                *winner.origin == *origin && winner.seq == seq
+            }
+        });
+        if decided_by_conflict {
+            return Some(KeyStatus::ConflictDetected);
+        }
+        if *origin != *self.node_id {
+            return Some(KeyStatus::Synced);
+        }
+        Some(match self.outbox.get(seq) {
+            None => KeyStatus::Synced,
+            Some(e) => match e.state {
+                OpState::Pending => KeyStatus::SavedLocally,
+                OpState::Queued if e.attempts == 0 => KeyStatus::WaitingToSync,
+                OpState::Queued => KeyStatus::Retrying,
+                OpState::InFlight => KeyStatus::Syncing,
+                OpState::Acknowledged => KeyStatus::Synced,
+                OpState::Failed => KeyStatus::SyncFailed,
+            },
+        })
+    }
+
+    /// Whether anything still waits to be sent or acknowledged.
+    pub fn has_unfinished_work(&self) -> bool {
+        self.outbox.has_unfinished_work()
+    }
+}
+
+impl ReplayObserver for SyncEngine {
+    fn op(&mut self, op: &Op<'_>) {
+        self.replay_op(op);
+    }
+
+    fn record(&mut self, record: &ScannedRecord<'_>) -> Result<(), String> {
+        match record.record_type {
+            RecordType::SyncMarks => self.replay_marks(record.payload),
+            other => Err(format!("unexpected record type {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The outbox: every local operation on its way to peers, as a state machine. Pure logic:
+//! time is passed in, nothing here does I/O.
+//!
+//! ```text
+//! submit -> Pending --(auto_queue, or queue_pending)--> Queued --next_batch--> InFlight
+//! InFlight --ack (or, without require_ack, written to a peer)--> Acknowledged
+//! InFlight --ack timeout, retries left--> Queued (waits for its backoff)
+//! InFlight --ack timeout, no retries left--> Failed
+//! ```
+//! Backoff: the n-th retry (n = 1, 2, ...) is sent no earlier than
+//! `retry_interval_ms * 2^(n-1)` after the timeout that caused it, at most
+//! `32 * retry_interval_ms`. `max_retries` counts retries after the first attempt, so an
+//! operation is sent at most `1 + max_retries` times.
+
+use std::collections::BTreeMap;
+
+use crate::store::Version;
+
+/// The sync settings of `ClientOptions`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub batch_size: usize,
+    pub max_retries: u32,
+    pub ack_timeout_ms: u64,
+    pub retry_interval_ms: u64,
+    pub require_ack: bool,
+    pub auto_queue: bool,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            batch_size: 64,
+            max_retries: 5,
+            ack_timeout_ms: 10_000,
+            retry_interval_ms: 5_000,
+            require_ack: true,
+            auto_queue: true,
+        }
+    }
+}
+
+impl SyncConfig {
+    /// Delay before retry number `retry` (1-based) may be sent.
+    pub fn backoff_ms(&self, retry: u32) -> u64 {
+        let factor = 1u64 << retry.saturating_sub(1).min(5);
+        self.retry_interval_ms.saturating_mul(factor)
+    }
+}
+
+/// Where one operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpState {
+    /// Logged locally, not yet queued (`auto_queue = false`).
+    Pending,
+    /// Waiting to be sent (first time, or again after a timeout).
+    Queued,
+    /// Sent, waiting for an ACK.
+    InFlight,
+    /// A peer confirmed it.
+    Acknowledged,
+    /// Every attempt timed out.
+    Failed,
+}
+
+impl OpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpState::Pending => "pending",
+            OpState::Queued => "queued",
+            OpState::InFlight => "in_flight",
+            OpState::Acknowledged => "acknowledged",
+            OpState::Failed => "failed",
+        }
+    }
+}
+
+/// One local operation in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub key: String,
+    pub version: Version,
+    pub state: OpState,
+    /// Times sent.
+    pub attempts: u32,
+    /// Not sent again before this time.
+    pub next_attempt_at: u64,
+    /// An ACK is expected before this time (in flight only).
+    pub ack_deadline: u64,
+}
+
+/// Counts by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub total: usize,
+    pub pending: usize,
+    pub queued: usize,
+    pub in_flight: usize,
+    pub acknowledged: usize,
+    pub failed: usize,
+}
+
+/// The outbox, keyed by the operations' origin sequence numbers.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    config: SyncConfig,
+    entries: BTreeMap<u64, OutboxEntry>,
+    total_retries: u64,
+    last_submitted_version: Version,
+}
+
+impl Outbox {
+    pub fn new(config: SyncConfig) -> Self {
+        Outbox {
+            config,
+            entries: BTreeMap::new(),
+            total_retries: 0,
+            last_submitted_version: Version::default(),
+        }
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// Adds a local operation: queued at once with `auto_queue`, else pending.
+    pub fn submit(&mut self, seq: u64, key: &str, version: Version) {
+        let state = if self.config.auto_queue {
+            OpState::Queued
+        } else {
+            OpState::Pending
+        };
+        self.entries.insert(
+            seq,
+            OutboxEntry {
+                key: key.to_string(),
+                version,
+                state,
+                attempts: 0,
+                next_attempt_at: 0,
+                ack_deadline: 0,
+            },
+        );
+        self.last_submitted_version = self.last_submitted_version.max(version);
+    }
+
+    /// Raises `last_submitted_version` (after a restart, from the log).
+    pub fn note_submitted(&mut self, version: Version) {
+        self.last_submitted_version = self.last_submitted_version.max(version);
+    }
+
+    /// Queues every pending operation; returns how many.
+    pub fn queue_pending(&mut self) -> usize {
+        let mut n = 0;
+        for e in self.entries.values_mut() {
+            if e.state == OpState::Pending {
+                e.state = OpState::Queued;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Operations whose ACK did not come in time: queued again with backoff, or failed
+    /// when no retries are left. Returns how many were queued again.
+    pub fn retry_expired(&mut self, now: u64) -> usize {
+        let mut retried = 0;
+        for e in self.entries.values_mut() {
+            if e.state != OpState::InFlight || now < e.ack_deadline {
+                continue;
+            }
+            if e.attempts > self.config.max_retries {
+                e.state = OpState::Failed;
+            } else {
+                e.state = OpState::Queued;
+                e.next_attempt_at = now + self.config.backoff_ms(e.attempts);
+                self.total_retries += 1;
+                retried += 1;
+            }
+        }
+        retried
+    }
+
+    /// Takes up to `batch_size` queued operations whose backoff has passed, in sequence
+    /// order, and marks them in flight. Returns their sequence numbers.
+    pub fn next_batch(&mut self, now: u64) -> Vec<u64> {
+        let deadline = now + self.config.ack_timeout_ms;
+        let mut batch = Vec::new();
+        for (&seq, e) in self.entries.iter_mut() {
+            if batch.len() >= self.config.batch_size {
+                break;
+            }
+            if e.state == OpState::Queued && e.next_attempt_at <= now {
+                e.state = OpState::InFlight;
+                e.attempts += 1;
+                e.ack_deadline = deadline;
+                batch.push(seq);
+            }
+        }
+        batch
+    }
+
+    /// Puts operations of a batch that could not be written to any peer back in the queue,
+    /// as if they had not been taken (no attempt spent).
+    pub fn return_unsent(&mut self, seqs: &[u64]) {
+        for seq in seqs {
+            if let Some(e) = self
+                .entries
+                .get_mut(seq)
+                .filter(|e| e.state == OpState::InFlight)
+            {
+                e.state = OpState::Queued;
+                e.attempts -= 1;
+            }
+        }
+    }
+
+    /// Records ACKs (or, without `require_ack`, that a batch was written to a peer).
+    /// Returns the sequence numbers acknowledged now for the first time.
+    pub fn acknowledge(&mut self, seqs: &[u64]) -> Vec<u64> {
+        let mut newly = Vec::new();
+        for seq in seqs {
+            if let Some(e) = self
+                .entries
+                .get_mut(seq)
+                .filter(|e| e.state != OpState::Acknowledged)
+            {
+                e.state = OpState::Acknowledged;
+                newly.push(*seq);
+            }
+        }
+        newly
+    }
+
+    /// Removes acknowledged operations only; returns how many.
+    pub fn prune_completed(&mut self) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| e.state != OpState::Acknowledged);
+        before - self.entries.len()
+    }
+
+    /// Removes failed operations only; returns their sequence numbers.
+    pub fn prune_failed(&mut self) -> Vec<u64> {
+        let failed: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state == OpState::Failed)
+            .map(|(&s, _)| s)
+            .collect();
+        for seq in &failed {
+            self.entries.remove(seq);
+        }
+        failed
+    }
+
+    /// Forgets operations (acknowledged or given up before a restart).
+    pub fn forget(&mut self, seqs: impl IntoIterator<Item = u64>) {
+        for seq in seqs {
+            self.entries.remove(&seq);
+        }
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
+        self.entries.get(&seq)
+    }
+
+    pub fn counts(&self) -> OutboxCounts {
+        let mut c = OutboxCounts {
+            total: self.entries.len(),
+            ..Default::default()
+        };
+        for e in self.entries.values() {
+            match e.state {
+                OpState::Pending => c.pending += 1,
+                OpState::Queued => c.queued += 1,
+                OpState::InFlight => c.in_flight += 1,
+                OpState::Acknowledged => c.acknowledged += 1,
+                OpState::Failed => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total_retries(&self) -> u64 {
+        self.total_retries
+    }
+
+    pub fn last_submitted_version(&self) -> Version {
+        self.last_submitted_version
+    }
+
+    /// Whether anything still waits to be sent or acknowledged.
+    pub fn has_unfinished_work(&self) -> bool {
+        self.entries.values().any(|e| {
+            matches!(
+                e.state,
+                OpState::Pending | OpState::Queued | OpState::InFlight
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(config: SyncConfig) -> Outbox {
+        let mut o = Outbox::new(config);
+        for seq in 1..=3 {
+            o.submit(seq, &format!("k{seq}"), Version(seq * 10));
+        }
+        o
+    }
+
+    fn state(o: &Outbox, seq: u64) -> OpState {
+        o.get(seq).unwrap().state
+    }
+
+    #[test]
+    fn submitted_operations_are_queued_then_in_flight_then_acknowledged() {
+        let mut o = outbox(SyncConfig::default());
+        assert_eq!(o.counts().queued, 3);
+        assert_eq!(o.last_submitted_version(), Version(30));
+        assert_eq!(o.next_batch(0), vec![1, 2, 3]);
+        assert_eq!(o.counts().in_flight, 3);
+        assert_eq!(o.acknowledge(&[2, 2, 9]), vec![2]);
+        assert_eq!(
+            (state(&o, 2), state(&o, 1)),
+            (OpState::Acknowledged, OpState::InFlight)
+        );
+    }
+
+    #[test]
+    fn batches_respect_the_batch_size_and_sequence_order() {
+        let config = SyncConfig {
+            batch_size: 2,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        assert_eq!(o.next_batch(0), vec![1, 2]);
+        assert_eq!(o.next_batch(0), vec![3]);
+        assert!(o.next_batch(0).is_empty());
+    }
+
+    #[test]
+    fn without_auto_queue_operations_stay_pending_until_queued() {
+        let config = SyncConfig {
+            auto_queue: false,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        assert_eq!((o.counts().pending, o.counts().queued), (3, 0));
+        assert!(o.next_batch(0).is_empty());
+        assert_eq!(o.queue_pending(), 3);
+        assert_eq!(o.next_batch(0).len(), 3);
+    }
+
+    #[test]
+    fn timed_out_operations_wait_for_their_backoff_before_the_retry() {
+        let config = SyncConfig {
+            ack_timeout_ms: 100,
+            retry_interval_ms: 1_000,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        o.next_batch(0);
+        assert_eq!(o.retry_expired(99), 0, "not yet expired");
+        assert_eq!(o.retry_expired(100), 3);
+        assert_eq!(o.total_retries(), 3);
+        assert!(
+            o.next_batch(1_099).is_empty(),
+            "first retry waits retry_interval"
+        );
+        assert_eq!(o.next_batch(1_100).len(), 3);
+        assert_eq!(o.retry_expired(1_200), 3);
+        assert!(
+            o.next_batch(3_199).is_empty(),
+            "second retry waits twice as long"
+        );
+        assert_eq!(o.next_batch(3_200).len(), 3);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_two_intervals() {
+        let c = SyncConfig {
+            retry_interval_ms: 5_000,
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=8).map(|n| c.backoff_ms(n)).collect();
+        assert_eq!(
+            delays,
+            vec![
+                5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 160_000, 160_000
+            ]
+        );
+    }
+
+    #[test]
+    fn an_operation_fails_after_one_attempt_plus_max_retries() {
+        let config = SyncConfig {
+            max_retries: 2,
+            ack_timeout_ms: 10,
+            retry_interval_ms: 1,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        o.submit(1, "k", Version(1));
+        let mut now = 0;
+        let mut sends = 0;
+        for _ in 0..10 {
+            if !o.next_batch(now).is_empty() {
+                sends += 1;
+            }
+            now += 100;
+            o.retry_expired(now);
+        }
+        assert_eq!(sends, 3);
+        assert_eq!(state(&o, 1), OpState::Failed);
+        assert_eq!(o.total_retries(), 2);
+    }
+
+    #[test]
+    fn unsent_batches_go_back_without_spending_an_attempt() {
+        let mut o = outbox(SyncConfig::default());
+        let batch = o.next_batch(0);
+        o.return_unsent(&batch);
+        assert_eq!(o.counts().queued, 3);
+        assert_eq!(o.get(1).unwrap().attempts, 0);
+    }
+
+    #[test]
+    fn pruning_removes_only_finished_work_of_its_kind() {
+        let config = SyncConfig {
+            max_retries: 0,
+            ack_timeout_ms: 1,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        o.submit(4, "pending-one", Version(40));
+        o.next_batch(0); // 1..=4 in flight
+        o.acknowledge(&[1]);
+        o.retry_expired(5); // 2, 3, 4 fail (no retries)
+        o.submit(5, "queued", Version(50));
+        assert_eq!(o.prune_completed(), 1);
+        assert_eq!(o.counts().failed, 3);
+        assert_eq!(o.prune_failed(), vec![2, 3, 4]);
+        assert_eq!(o.counts().total, 1, "the queued operation stays");
+        assert_eq!(state(&o, 5), OpState::Queued);
+    }
+}
