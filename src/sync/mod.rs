@@ -267,11 +267,9 @@ impl SyncEngine {
         };
         for seq in seqs {
             let queued = self.outbox.get(seq).expect("just taken from the outbox");
-            match store.entry(&queued.key) {
-                Some(e) if *e.origin == *self.node_id && e.origin_seq == seq => {
-                    batch.ops.push(e.to_operation(&queued.key));
-                }
-                _ => batch.superseded.push((seq, queued.version)),
+            match store.operation_if(&queued.key, &self.node_id, seq) {
+                Some(op) => batch.ops.push(op),
+                None => batch.superseded.push((seq, queued.version)),
             }
         }
         Some(batch)
@@ -354,7 +352,7 @@ impl SyncEngine {
     }
 
     fn log_marks(&self, store: &Store, kind: MarkKind, seqs: &[u64]) -> Result<(), StoreError> {
-        if seqs.is_empty() {
+        if seqs.is_empty() || !store.has_wal() {
             return Ok(());
         }
         // Durable (with auto_flush): an acknowledged operation is never sent again, even
