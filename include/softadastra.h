@@ -109,6 +109,53 @@ typedef uint32_t sa_status_t;
 #endif // __cplusplus
 
 /**
+ * Where a key's latest change is on its way to peers (written by
+ * `sa_client_sync_status`). The values are never renumbered; they equal those of
+ * `softadastra::sdk::SyncStatus` in the C++ SDK.
+ */
+enum sa_key_status_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Written and durable locally; not queued for sync (`auto_queue` off).
+   */
+  SA_KEY_STATUS_SAVED_LOCALLY = 0,
+  /**
+   * Queued, not sent yet.
+   */
+  SA_KEY_STATUS_WAITING_TO_SYNC = 1,
+  /**
+   * Sent, waiting for a peer's ACK.
+   */
+  SA_KEY_STATUS_SYNCING = 2,
+  /**
+   * A peer has it (or it came from a peer).
+   */
+  SA_KEY_STATUS_SYNCED = 3,
+  /**
+   * A send timed out; it will be sent again.
+   */
+  SA_KEY_STATUS_RETRYING = 4,
+  /**
+   * Every attempt timed out; the catch-up with the next peer still delivers it.
+   */
+  SA_KEY_STATUS_SYNC_FAILED = 5,
+  /**
+   * The key's value was decided by last-writer-wins between concurrent writes.
+   */
+  SA_KEY_STATUS_CONFLICT_DETECTED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sa_key_status_t sa_key_status_t;
+#else
+typedef uint32_t sa_key_status_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A batch handle. Create with `sa_batch_new`, free with `sa_batch_free`.
  * A batch is not synchronised: use it from one thread at a time (it may move between
  * threads).
@@ -248,12 +295,79 @@ typedef struct sa_node_info_t {
   int64_t started_at_ms;
   int64_t uptime_ms;
   /**
-   * `capabilities_len` strings: "core", "wal", "store", "metadata", later "sync",
-   * "transport", "discovery".
+   * `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "metadata",
+   * later "transport", "discovery".
    */
   const char *const *capabilities;
   size_t capabilities_len;
 } sa_node_info_t;
+
+/**
+ * What one sync tick did (written by `sa_client_tick`). A plain value owned by the
+ * caller; nothing to free.
+ */
+typedef struct sa_tick_result_t {
+  /**
+   * In-flight operations whose ACK timed out and that were queued again.
+   */
+  size_t retried_count;
+  /**
+   * Acknowledged operations removed from the outbox (only when pruning was asked).
+   */
+  size_t pruned_count;
+  /**
+   * Operations in the batch handed to the transport; 0 when no peer is connected.
+   */
+  size_t batch_size;
+} sa_tick_result_t;
+
+/**
+ * The counters of the sync engine (written by `sa_client_sync_state`). A plain value
+ * owned by the caller; nothing to free.
+ */
+typedef struct sa_sync_state_t {
+  /**
+   * Every operation in the outbox: pending, queued, in flight, acknowledged (until
+   * pruned) and failed.
+   */
+  size_t outbox_size;
+  /**
+   * Operations kept local until `sa_client_queue_pending` (with `auto_queue` off).
+   */
+  size_t pending_count;
+  /**
+   * Operations waiting to be sent.
+   */
+  size_t queued_count;
+  /**
+   * Operations sent and waiting for a peer's ACK.
+   */
+  size_t in_flight_count;
+  /**
+   * Operations a peer acknowledged, until `sa_client_prune_completed` removes them.
+   */
+  size_t acknowledged_count;
+  /**
+   * Operations whose every attempt timed out, until `sa_client_prune_failed`.
+   */
+  size_t failed_count;
+  /**
+   * Version of the newest local operation (0 when there is none).
+   */
+  uint64_t last_submitted_version;
+  /**
+   * Version of the newest operation applied from another node (0 when none).
+   */
+  uint64_t last_applied_remote_version;
+  /**
+   * Retries since the client was opened.
+   */
+  uint64_t total_retries;
+  /**
+   * Conflicts detected since the client was opened.
+   */
+  uint64_t conflict_count;
+} sa_sync_state_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -511,6 +625,116 @@ sa_status_t sa_options_memory_only(const char *node_id, struct sa_options_t *out
  * Returns `SA_INVALID_ARGUMENT` when `options` is NULL. Thread safety: any thread.
  */
 sa_status_t sa_options_validate(const struct sa_options_t *options);
+
+/**
+ * The snake_case name of a key status ("saved_locally", "waiting_to_sync", "syncing",
+ * "synced", "retrying", "sync_failed", "conflict_detected"), or "unknown" for a number
+ * that is no `sa_key_status_t`.
+ *
+ * Ownership: the returned string is static; never free it.
+ * Thread safety: may be called from any thread. Does not touch the last error.
+ */
+const char *sa_key_status_string(uint32_t status);
+
+/**
+ * Words for a person for a key status ("saved locally", "waiting to sync", "syncing",
+ * "synced", "retrying", "sync failed", "conflict detected"), or "unknown" for a number
+ * that is no `sa_key_status_t`.
+ *
+ * Ownership: the returned string is static; never free it.
+ * Thread safety: may be called from any thread. Does not touch the last error.
+ */
+const char *sa_key_status_label(uint32_t status);
+
+/**
+ * Runs one sync cycle and writes what it did to `*out_result`: operations whose ACK
+ * timed out are queued again (after their backoff), the next batch is handed to the
+ * transport when a peer is connected, and with `prune_completed` true acknowledged
+ * operations are removed from the outbox. With no connected peer nothing is sent
+ * (`batch_size` 0) and queued work keeps waiting without spending retries.
+ *
+ * Ownership: `*out_result` is a caller-owned struct; nothing to free.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_result`). `*out_result` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_tick(const struct sa_client_t *client,
+                           bool prune_completed,
+                           struct sa_tick_result_t *out_result);
+
+/**
+ * Writes the counters of the sync engine to `*out_state`. Reading them changes nothing.
+ *
+ * Ownership: `*out_state` is a caller-owned struct; nothing to free.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_state`). `*out_state` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client. The
+ * counters are read together (one consistent snapshot).
+ */
+sa_status_t sa_client_sync_state(const struct sa_client_t *client,
+                                 struct sa_sync_state_t *out_state);
+
+/**
+ * Queues again the in-flight operations whose ACK timed out (after their backoff) and
+ * writes how many to `*out_count`. An operation out of retries becomes failed instead.
+ *
+ * Ownership: `*out_count` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_count`). `*out_count` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_retry_expired(const struct sa_client_t *client, size_t *out_count);
+
+/**
+ * Removes acknowledged operations from the outbox and writes how many to `*out_count`.
+ * Pending, queued, in-flight and failed operations are never removed.
+ *
+ * Ownership: `*out_count` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_count`). `*out_count` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_prune_completed(const struct sa_client_t *client, size_t *out_count);
+
+/**
+ * Removes failed operations from the outbox and writes how many to `*out_count`. They
+ * are logged as given up, so a restart does not queue them again; their data stays in
+ * the store and reaches peers by catch-up. Other operations are never removed.
+ *
+ * Ownership: `*out_count` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_count`), `SA_IO_ERROR` (logging the removal failed; the context is the WAL path).
+ * `*out_count` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_prune_failed(const struct sa_client_t *client, size_t *out_count);
+
+/**
+ * Queues every pending operation (kept local with `auto_queue` off) and writes how many
+ * to `*out_count`; 0 when nothing was pending.
+ *
+ * Ownership: `*out_count` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_count`). `*out_count` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_queue_pending(const struct sa_client_t *client, size_t *out_count);
+
+/**
+ * Writes where the latest change of `key` (a put or a removal) is on its way to peers to
+ * `*out_status`; `sa_key_status_string` and `sa_key_status_label` name it.
+ *
+ * Ownership: `key` is only read during the call; `*out_status` is caller-owned.
+ * Errors: `SA_NOT_FOUND` when the key was never written (the context is the key),
+ * `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (empty key, key over 1024 bytes or
+ * not UTF-8, NULL pointer with a non-zero length, NULL `client` or `out_status`).
+ * `*out_status` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_sync_status(const struct sa_client_t *client,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  sa_key_status_t *out_status);
 
 /**
  * Creates an empty batch and writes it to `*out_batch`.

@@ -1,6 +1,6 @@
 /* A plain C program exercising the C ABI (softadastra.h): options, open/close, put, get,
- * remove, contains, size, batch, node info, the last error, NULL handling and recovery
- * after reopen. Compiled as C11 with -Wall -Wextra -Werror -pedantic. Exit code 0 means
+ * remove, contains, size, batch, node info, sync (tick, sync state, key status, queue and
+ * prune), the last error, NULL handling and recovery after reopen. Compiled as C11 with -Wall -Wextra -Werror -pedantic. Exit code 0 means
  * every check passed; each failed check prints its line. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
@@ -188,6 +188,110 @@ static void test_store(const char *wal) {
     sa_client_free(client);
 }
 
+static void test_key_status_strings(void) {
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_SAVED_LOCALLY), "saved_locally") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_WAITING_TO_SYNC), "waiting_to_sync") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_SYNCING), "syncing") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_SYNCED), "synced") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_RETRYING), "retrying") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_SYNC_FAILED), "sync_failed") == 0);
+    CHECK(strcmp(sa_key_status_string(SA_KEY_STATUS_CONFLICT_DETECTED), "conflict_detected") == 0);
+    CHECK(strcmp(sa_key_status_string(9999), "unknown") == 0);
+    CHECK(strcmp(sa_key_status_label(SA_KEY_STATUS_WAITING_TO_SYNC), "waiting to sync") == 0);
+    CHECK(strcmp(sa_key_status_label(SA_KEY_STATUS_SYNC_FAILED), "sync failed") == 0);
+    CHECK(strcmp(sa_key_status_label(9999), "unknown") == 0);
+}
+
+/* Sync with no peer connected: puts wait in the outbox, a tick sends nothing. */
+static void test_sync(void) {
+    sa_options_t o;
+    CHECK(sa_options_memory_only("c-sync", &o) == SA_OK);
+    sa_client_t *client = NULL;
+    CHECK(sa_client_new(&o, &client) == SA_OK);
+
+    /* Closed: every sync call is SA_INVALID_STATE and writes nothing. */
+    sa_sync_state_t state;
+    memset(&state, 0xAB, sizeof state);
+    sa_tick_result_t tick;
+    memset(&tick, 0xAB, sizeof tick);
+    size_t count = 42;
+    sa_key_status_t key_status = SA_KEY_STATUS_SYNCED;
+    CHECK(sa_client_sync_state(client, &state) == SA_INVALID_STATE);
+    CHECK(state.outbox_size == (size_t)0xABABABABABABABABull);
+    CHECK(sa_client_tick(client, false, &tick) == SA_INVALID_STATE);
+    CHECK(sa_client_retry_expired(client, &count) == SA_INVALID_STATE);
+    CHECK(sa_client_prune_completed(client, &count) == SA_INVALID_STATE);
+    CHECK(sa_client_prune_failed(client, &count) == SA_INVALID_STATE);
+    CHECK(sa_client_queue_pending(client, &count) == SA_INVALID_STATE);
+    CHECK(count == 42);
+    CHECK(sa_client_sync_status(client, KEY("k"), &key_status) == SA_INVALID_STATE);
+    CHECK(key_status == SA_KEY_STATUS_SYNCED);
+
+    CHECK(sa_client_open(client) == SA_OK);
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.outbox_size == 0 && state.pending_count == 0 && state.queued_count == 0);
+    CHECK(state.in_flight_count == 0 && state.acknowledged_count == 0 && state.failed_count == 0);
+    CHECK(state.last_submitted_version == 0 && state.last_applied_remote_version == 0);
+    CHECK(state.total_retries == 0 && state.conflict_count == 0);
+    CHECK(sa_client_tick(client, true, &tick) == SA_OK);
+    CHECK(tick.retried_count == 0 && tick.pruned_count == 0 && tick.batch_size == 0);
+
+    CHECK(sa_client_put(client, KEY("doc/1"), KEY("draft")) == SA_OK);
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.outbox_size == 1 && state.queued_count == 1);
+    CHECK(state.last_submitted_version > 0);
+    CHECK(sa_client_tick(client, false, &tick) == SA_OK);
+    CHECK(tick.batch_size == 0 && tick.retried_count == 0); /* no peer: nothing sent */
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.queued_count == 1 && state.in_flight_count == 0);
+
+    CHECK(sa_client_sync_status(client, KEY("doc/1"), &key_status) == SA_OK);
+    CHECK(key_status == SA_KEY_STATUS_WAITING_TO_SYNC);
+    CHECK(strcmp(sa_key_status_string(key_status), "waiting_to_sync") == 0);
+    key_status = SA_KEY_STATUS_SYNCED;
+    CHECK(sa_client_sync_status(client, KEY("missing"), &key_status) == SA_NOT_FOUND);
+    CHECK(strcmp(sa_last_error_context(), "missing") == 0);
+    CHECK(key_status == SA_KEY_STATUS_SYNCED); /* untouched on error */
+    CHECK(sa_client_sync_status(client, (const uint8_t *)"", 0, &key_status) ==
+          SA_INVALID_ARGUMENT);
+
+    CHECK(sa_client_retry_expired(client, &count) == SA_OK && count == 0);
+    CHECK(sa_client_prune_completed(client, &count) == SA_OK && count == 0);
+    CHECK(sa_client_prune_failed(client, &count) == SA_OK && count == 0);
+    CHECK(sa_client_queue_pending(client, &count) == SA_OK && count == 0);
+    CHECK(sa_client_sync_state(client, &state) == SA_OK && state.queued_count == 1);
+
+    /* NULL handles and out-parameters. */
+    CHECK(sa_client_tick(client, false, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_result") == 0);
+    CHECK(sa_client_sync_state(client, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_state") == 0);
+    CHECK(sa_client_queue_pending(client, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_count") == 0);
+    CHECK(sa_client_sync_status(client, KEY("doc/1"), NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_status") == 0);
+    CHECK(sa_client_sync_state(NULL, &state) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "sa_client_sync_state: client is NULL"));
+    CHECK(sa_client_tick(NULL, false, &tick) == SA_INVALID_ARGUMENT);
+    sa_client_free(client);
+
+    /* auto_queue off: a put stays pending until sa_client_queue_pending. */
+    CHECK(sa_options_memory_only("c-manual", &o) == SA_OK);
+    o.auto_queue = false;
+    CHECK(sa_client_new(&o, &client) == SA_OK);
+    CHECK(sa_client_open(client) == SA_OK);
+    CHECK(sa_client_put(client, KEY("draft"), KEY("v")) == SA_OK);
+    CHECK(sa_client_sync_status(client, KEY("draft"), &key_status) == SA_OK);
+    CHECK(key_status == SA_KEY_STATUS_SAVED_LOCALLY);
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.outbox_size == 1 && state.pending_count == 1 && state.queued_count == 0);
+    CHECK(sa_client_queue_pending(client, &count) == SA_OK && count == 1);
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.pending_count == 0 && state.queued_count == 1);
+    CHECK(sa_client_close(client) == SA_OK);
+    sa_client_free(client);
+}
+
 static void test_recovery(const char *wal) {
     sa_options_t o;
     CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
@@ -201,6 +305,16 @@ static void test_recovery(const char *wal) {
     CHECK(value.len == 3 && memcmp(value.data, "two", 3) == 0);
     sa_bytes_free(&value);
     CHECK(sa_client_get(client, KEY("app/name"), &value) == SA_NOT_FOUND);
+    /* The unacknowledged operations of the first session wait in the outbox again. */
+    sa_sync_state_t state;
+    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(state.outbox_size > 0 && state.queued_count == state.outbox_size);
+    CHECK(state.last_submitted_version > 0);
+    sa_key_status_t key_status = SA_KEY_STATUS_SYNCED;
+    CHECK(sa_client_sync_status(client, KEY("b/2"), &key_status) == SA_OK);
+    CHECK(key_status == SA_KEY_STATUS_WAITING_TO_SYNC);
+    sa_tick_result_t tick;
+    CHECK(sa_client_tick(client, true, &tick) == SA_OK && tick.batch_size == 0);
     sa_client_free(client); /* closes */
 }
 
@@ -219,6 +333,8 @@ int main(void) {
     test_options();
     test_null_handling();
     test_missing_directory(dir);
+    test_key_status_strings();
+    test_sync();
     test_store(wal);
     test_recovery(wal);
 

@@ -25,7 +25,10 @@ impl BoxHandle for SaClient {}
 ///
 /// # Safety
 /// `client` is NULL or a live handle from `sa_client_new`.
-unsafe fn client<'a>(client: *const SaClient, function: &str) -> Result<&'a Client, FfiError> {
+pub(super) unsafe fn client<'a>(
+    client: *const SaClient,
+    function: &str,
+) -> Result<&'a Client, FfiError> {
     // SAFETY: forwarded from the caller.
     unsafe { SaClient::borrow(client, function, "client") }.map(|c| &c.client)
 }

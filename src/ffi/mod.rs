@@ -3,7 +3,9 @@
 //! Every function is a thin shell: it checks its pointers, runs its body through
 //! [`boundary::catch`] (no panic crosses into C), calls [`crate::Client`] and reports the
 //! outcome as a [`SaStatus`] plus a thread-local last error. Each handle type lives in its
-//! own file; they all use the one ownership kind declared in [`boundary::BoxHandle`].
+//! own file; they all use the one ownership kind declared in [`boundary::BoxHandle`]. The
+//! sync functions and their plain value types (`sa_sync_state_t`, `sa_tick_result_t`,
+//! `sa_key_status_t`) are in [`sync`].
 //!
 //! Conventions for C callers are written at the top of the generated header.
 
@@ -15,6 +17,7 @@ pub mod bytes;
 pub mod client;
 pub mod node_info;
 pub mod options;
+pub mod sync;
 pub mod write_batch;
 
 use std::ffi::{CString, c_char};

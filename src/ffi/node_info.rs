@@ -21,8 +21,8 @@ pub struct SaNodeInfo {
     /// When the client was opened, in milliseconds since the Unix epoch.
     pub started_at_ms: i64,
     pub uptime_ms: i64,
-    /// `capabilities_len` strings: "core", "wal", "store", "metadata", later "sync",
-    /// "transport", "discovery".
+    /// `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "metadata",
+    /// later "transport", "discovery".
     pub capabilities: *const *const c_char,
     pub capabilities_len: usize,
 }
