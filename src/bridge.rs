@@ -14,6 +14,7 @@ use crate::ffi::boundary::{self, FfiError};
 use crate::metadata::NodeInfo;
 use crate::node::options::DEFAULT_WAL_PATH;
 use crate::node::{Client, ClientOptions};
+use crate::sync::{KeyStatus, SyncState, TickResult};
 
 #[cxx::bridge(namespace = "softadastra::ffi")]
 pub mod api {
@@ -64,6 +65,43 @@ pub mod api {
         capabilities: Vec<String>,
     }
 
+    /// The counters of the sync engine (`crate::sync::SyncState`), same names.
+    #[derive(Debug, Default)]
+    struct FfiSyncState {
+        outbox_size: usize,
+        pending_count: usize,
+        queued_count: usize,
+        in_flight_count: usize,
+        acknowledged_count: usize,
+        failed_count: usize,
+        last_submitted_version: u64,
+        last_applied_remote_version: u64,
+        total_retries: u64,
+        conflict_count: u64,
+    }
+
+    /// What one sync tick did (`crate::sync::TickResult`), same names.
+    #[derive(Debug, Default)]
+    struct FfiTickResult {
+        retried_count: usize,
+        pruned_count: usize,
+        batch_size: usize,
+    }
+
+    /// `crate::sync::KeyStatus`, with the numbers of the C ABI's `sa_key_status_t` and
+    /// the SDK's `SyncStatus`.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum FfiKeyStatus {
+        SavedLocally = 0,
+        WaitingToSync = 1,
+        Syncing = 2,
+        Synced = 3,
+        Retrying = 4,
+        SyncFailed = 5,
+        ConflictDetected = 6,
+    }
+
     /// The option presets whose flags and numbers Rust defines.
     enum FfiPreset {
         Persistent,
@@ -103,10 +141,21 @@ pub mod api {
         fn flush(self: &RustClient) -> FfiStatus;
         fn node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
         fn refresh_node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
+
+        fn tick(self: &RustClient, prune_completed: bool, result: &mut FfiTickResult) -> FfiStatus;
+        fn sync_state(self: &RustClient, state: &mut FfiSyncState) -> FfiStatus;
+        fn retry_expired(self: &RustClient, count: &mut usize) -> FfiStatus;
+        fn prune_completed(self: &RustClient, count: &mut usize) -> FfiStatus;
+        fn prune_failed(self: &RustClient, count: &mut usize) -> FfiStatus;
+        fn queue_pending(self: &RustClient, count: &mut usize) -> FfiStatus;
+        /// On success, `status` is where the key's latest change is.
+        fn sync_status(self: &RustClient, key: &[u8], status: &mut FfiKeyStatus) -> FfiStatus;
     }
 }
 
-use api::{FfiNodeInfo, FfiOptions, FfiPreset, FfiStatus};
+use api::{
+    FfiKeyStatus, FfiNodeInfo, FfiOptions, FfiPreset, FfiStatus, FfiSyncState, FfiTickResult,
+};
 
 impl From<Result<(), FfiError>> for FfiStatus {
     fn from(result: Result<(), FfiError>) -> Self {
@@ -243,6 +292,47 @@ fn fill_node_info(out: &mut FfiNodeInfo, info: NodeInfo) {
     };
 }
 
+impl From<SyncState> for FfiSyncState {
+    fn from(s: SyncState) -> Self {
+        FfiSyncState {
+            outbox_size: s.outbox_size,
+            pending_count: s.pending_count,
+            queued_count: s.queued_count,
+            in_flight_count: s.in_flight_count,
+            acknowledged_count: s.acknowledged_count,
+            failed_count: s.failed_count,
+            last_submitted_version: s.last_submitted_version,
+            last_applied_remote_version: s.last_applied_remote_version,
+            total_retries: s.total_retries,
+            conflict_count: s.conflict_count,
+        }
+    }
+}
+
+impl From<TickResult> for FfiTickResult {
+    fn from(t: TickResult) -> Self {
+        FfiTickResult {
+            retried_count: t.retried_count,
+            pruned_count: t.pruned_count,
+            batch_size: t.batch_size,
+        }
+    }
+}
+
+impl From<KeyStatus> for FfiKeyStatus {
+    fn from(s: KeyStatus) -> Self {
+        match s {
+            KeyStatus::SavedLocally => FfiKeyStatus::SavedLocally,
+            KeyStatus::WaitingToSync => FfiKeyStatus::WaitingToSync,
+            KeyStatus::Syncing => FfiKeyStatus::Syncing,
+            KeyStatus::Synced => FfiKeyStatus::Synced,
+            KeyStatus::Retrying => FfiKeyStatus::Retrying,
+            KeyStatus::SyncFailed => FfiKeyStatus::SyncFailed,
+            KeyStatus::ConflictDetected => FfiKeyStatus::ConflictDetected,
+        }
+    }
+}
+
 impl RustClient {
     fn open(&self) -> FfiStatus {
         status("Client::open", || Ok(self.client.open()?))
@@ -308,6 +398,55 @@ impl RustClient {
             Ok(())
         })
     }
+
+    fn tick(&self, prune_completed: bool, result: &mut FfiTickResult) -> FfiStatus {
+        status("Client::tick", || {
+            *result = self.client.tick(prune_completed)?.into();
+            Ok(())
+        })
+    }
+
+    fn sync_state(&self, state: &mut FfiSyncState) -> FfiStatus {
+        status("Client::sync_state", || {
+            *state = self.client.sync_state()?.into();
+            Ok(())
+        })
+    }
+
+    fn retry_expired(&self, count: &mut usize) -> FfiStatus {
+        status("Client::retry_expired", || {
+            *count = self.client.retry_expired()?;
+            Ok(())
+        })
+    }
+
+    fn prune_completed(&self, count: &mut usize) -> FfiStatus {
+        status("Client::prune_completed", || {
+            *count = self.client.prune_completed()?;
+            Ok(())
+        })
+    }
+
+    fn prune_failed(&self, count: &mut usize) -> FfiStatus {
+        status("Client::prune_failed", || {
+            *count = self.client.prune_failed()?;
+            Ok(())
+        })
+    }
+
+    fn queue_pending(&self, count: &mut usize) -> FfiStatus {
+        status("Client::queue_pending", || {
+            *count = self.client.queue_pending()?;
+            Ok(())
+        })
+    }
+
+    fn sync_status(&self, k: &[u8], out: &mut FfiKeyStatus) -> FfiStatus {
+        status("Client::sync_status", || {
+            *out = self.client.sync_status(key(k)?)?.into();
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +472,35 @@ mod tests {
             (s.code, s.context.as_str()),
             (ErrorCode::NotFound as u32, "missing")
         );
+    }
+
+    #[test]
+    fn sync_calls_report_state_and_key_status() {
+        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        let mut state = FfiSyncState::default();
+        assert_eq!(
+            c.sync_state(&mut state).code,
+            ErrorCode::InvalidState as u32
+        );
+        assert_eq!(c.open().code, 0);
+        assert_eq!(c.put(b"k", b"v").code, 0);
+        assert_eq!(c.sync_state(&mut state).code, 0);
+        assert_eq!((state.outbox_size, state.queued_count), (1, 1));
+        let mut tick = FfiTickResult::default();
+        assert_eq!(c.tick(true, &mut tick).code, 0);
+        assert_eq!(
+            (tick.retried_count, tick.pruned_count, tick.batch_size),
+            (0, 0, 0)
+        );
+        let mut key_status = FfiKeyStatus::Synced;
+        assert_eq!(c.sync_status(b"k", &mut key_status).code, 0);
+        assert_eq!(key_status, FfiKeyStatus::WaitingToSync);
+        let s = c.sync_status(b"missing", &mut key_status);
+        assert_eq!(
+            (s.code, s.context.as_str()),
+            (ErrorCode::NotFound as u32, "missing")
+        );
+        assert_eq!(key_status, FfiKeyStatus::WaitingToSync);
     }
 
     #[test]

@@ -53,6 +53,21 @@ private:
 
 namespace {
 
+// The bridge's key status and the SDK's SyncStatus share their numbers (and those of the
+// C ABI's sa_key_status_t), so a status converts by value.
+#define SA_SAME_STATUS(name)                                                    \
+    static_assert(static_cast<std::uint8_t>(ffi::FfiKeyStatus::name) ==         \
+                      static_cast<std::uint8_t>(SyncStatus::name),              \
+                  "FfiKeyStatus::" #name " differs from SyncStatus::" #name)
+SA_SAME_STATUS(SavedLocally);
+SA_SAME_STATUS(WaitingToSync);
+SA_SAME_STATUS(Syncing);
+SA_SAME_STATUS(Synced);
+SA_SAME_STATUS(Retrying);
+SA_SAME_STATUS(SyncFailed);
+SA_SAME_STATUS(ConflictDetected);
+#undef SA_SAME_STATUS
+
 Error moved_from() { return Error::invalid_state("client is not usable: it was moved from"); }
 
 const ClientOptions& default_options() {
@@ -160,6 +175,98 @@ Result<NodeInfo> Client::refresh_node_info() {
         return result.error();
     }
     return detail::from_ffi(info);
+}
+
+Result<TickResult> Client::tick(bool prune_completed) {
+    if (!impl_) return moved_from();
+    ffi::FfiTickResult out{};
+    auto result = impl_->run(
+        false, [&](const ffi::RustClient& c) { return c.tick(prune_completed, out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    TickResult tick;
+    tick.retried_count = out.retried_count;
+    tick.pruned_count = out.pruned_count;
+    tick.batch_size = out.batch_size;
+    return tick;
+}
+
+Result<SyncState> Client::sync_state() const {
+    if (!impl_) return moved_from();
+    ffi::FfiSyncState out{};
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.sync_state(out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    SyncState state;
+    state.outbox_size = out.outbox_size;
+    state.pending_count = out.pending_count;
+    state.queued_count = out.queued_count;
+    state.in_flight_count = out.in_flight_count;
+    state.acknowledged_count = out.acknowledged_count;
+    state.failed_count = out.failed_count;
+    state.last_submitted_version = out.last_submitted_version;
+    state.last_applied_remote_version = out.last_applied_remote_version;
+    state.total_retries = out.total_retries;
+    state.conflict_count = out.conflict_count;
+    return state;
+}
+
+namespace {
+
+/// Runs a bridge call that reports a count.
+template <typename Impl, typename Call>
+Result<std::size_t> count_call(const Impl& impl, Call call) {
+    std::size_t count = 0;
+    auto result = impl.run(false, [&](const ffi::RustClient& c) { return call(c, count); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return count;
+}
+
+}  // namespace
+
+Result<std::size_t> Client::retry_expired() {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [](const ffi::RustClient& c, std::size_t& n) {
+        return c.retry_expired(n);
+    });
+}
+
+Result<std::size_t> Client::prune_completed() {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [](const ffi::RustClient& c, std::size_t& n) {
+        return c.prune_completed(n);
+    });
+}
+
+Result<std::size_t> Client::prune_failed() {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [](const ffi::RustClient& c, std::size_t& n) {
+        return c.prune_failed(n);
+    });
+}
+
+Result<std::size_t> Client::queue_pending() {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [](const ffi::RustClient& c, std::size_t& n) {
+        return c.queue_pending(n);
+    });
+}
+
+Result<SyncStatus> Client::sync_status(const Key& key) const { return sync_status(key.str()); }
+
+Result<SyncStatus> Client::sync_status(const std::string& key) const {
+    if (!impl_) return moved_from();
+    ffi::FfiKeyStatus out = ffi::FfiKeyStatus::SavedLocally;
+    auto result = impl_->run(
+        false, [&](const ffi::RustClient& c) { return c.sync_status(detail::bytes_of(key), out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return static_cast<SyncStatus>(static_cast<std::uint8_t>(out));
 }
 
 const ClientOptions& Client::options() const noexcept {

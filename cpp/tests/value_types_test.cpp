@@ -107,6 +107,35 @@ TEST(SyncStateTest, HelpersFollowTheCounters) {
     EXPECT_FALSE(s.empty());
 }
 
+TEST(SyncStateTest, PendingWorkAndConflictsCount) {
+    SyncState s;
+    s.pending_count = 2;
+    EXPECT_TRUE(s.has_pending());
+    EXPECT_TRUE(s.has_work());  // pending work is not delivered yet
+    EXPECT_EQ(s.total_tracked(), 2u);
+    EXPECT_FALSE(s.empty());
+
+    SyncState c;
+    c.conflict_count = 1;
+    EXPECT_TRUE(c.has_conflicts());
+    EXPECT_FALSE(c.has_work());  // a conflict is decided, not work
+    EXPECT_FALSE(c.empty());
+}
+
+TEST(SyncStateTest, AggregateInitialisationFollowsTheDocumentedFieldOrder) {
+    SyncState s{7, 1, 2, 3, 1, 40, 30, 5};
+    EXPECT_EQ(s.outbox_size, 7u);
+    EXPECT_EQ(s.queued_count, 1u);
+    EXPECT_EQ(s.in_flight_count, 2u);
+    EXPECT_EQ(s.acknowledged_count, 3u);
+    EXPECT_EQ(s.failed_count, 1u);
+    EXPECT_EQ(s.last_submitted_version, 40u);
+    EXPECT_EQ(s.last_applied_remote_version, 30u);
+    EXPECT_EQ(s.total_retries, 5u);
+    EXPECT_EQ(s.pending_count, 0u);
+    EXPECT_EQ(s.conflict_count, 0u);
+}
+
 TEST(TickResultTest, HelpersFollowTheCounters) {
     TickResult t;
     EXPECT_TRUE(t.empty());

@@ -337,7 +337,8 @@ struct NodeInfo {
     /// When the client was opened, in milliseconds since the Unix epoch.
     std::int64_t started_at_ms = 0;
     std::int64_t uptime_ms = 0;
-    /// "core", "wal", "store", "metadata"; later "sync", "transport", "discovery".
+    /// "core", "wal" (with a WAL), "store", "sync", "metadata"; later "transport",
+    /// "discovery".
     std::vector<std::string> capabilities;
 
     const std::string& label() const noexcept {
@@ -354,39 +355,64 @@ struct NodeInfo {
     }
 };
 
-/// Counters of the sync engine (returned by Client::sync_state() once sync exists).
+/// The counters of the sync engine (returned by Client::sync_state()). A snapshot: the
+/// counters were read together.
+///
+/// Every local put or removal is an operation in the outbox. It is pending (auto_queue off,
+/// until Client::queue_pending()), queued, in flight (sent, waiting for a peer's ACK),
+/// acknowledged (until Client::prune_completed()) or failed (every attempt timed out, until
+/// Client::prune_failed()).
 struct SyncState {
+    /// Every operation in the outbox, pending ones included.
     std::size_t outbox_size = 0;
     std::size_t queued_count = 0;
     std::size_t in_flight_count = 0;
     std::size_t acknowledged_count = 0;
     std::size_t failed_count = 0;
+    /// Version of the newest local operation (0 when there is none).
     std::uint64_t last_submitted_version = 0;
+    /// Version of the newest operation applied from another node (0 when none).
     std::uint64_t last_applied_remote_version = 0;
+    /// Retries since the client was opened.
     std::uint64_t total_retries = 0;
+    // Added after the fields above, so that aggregate initialisation in their order
+    // keeps working.
+    /// Operations kept local until Client::queue_pending() (auto_queue off).
+    std::size_t pending_count = 0;
+    /// Conflicts (concurrent writes decided by last-writer-wins) since the client was opened.
+    std::uint64_t conflict_count = 0;
 
+    bool has_pending() const noexcept { return pending_count > 0; }
     bool has_queued() const noexcept { return queued_count > 0; }
     bool has_in_flight() const noexcept { return in_flight_count > 0; }
     bool has_failed() const noexcept { return failed_count > 0; }
-    /// Queued, in-flight or failed operations remain.
-    bool has_work() const noexcept { return has_queued() || has_in_flight() || has_failed(); }
-    /// queued + in flight + acknowledged + failed.
+    bool has_conflicts() const noexcept { return conflict_count > 0; }
+    /// Operations not yet delivered remain: pending, queued, in flight or failed.
+    bool has_work() const noexcept {
+        return has_pending() || has_queued() || has_in_flight() || has_failed();
+    }
+    /// pending + queued + in flight + acknowledged + failed (equals outbox_size in a state
+    /// returned by the client).
     std::size_t total_tracked() const noexcept {
-        return queued_count + in_flight_count + acknowledged_count + failed_count;
+        return pending_count + queued_count + in_flight_count + acknowledged_count +
+               failed_count;
     }
     /// Every counter is zero.
     bool empty() const noexcept {
         return outbox_size == 0 && total_tracked() == 0 && last_submitted_version == 0 &&
-               last_applied_remote_version == 0 && total_retries == 0;
+               last_applied_remote_version == 0 && total_retries == 0 && conflict_count == 0;
     }
 };
 
 using SyncResult = SyncState;
 
-/// What one sync tick did (returned by Client::tick() once sync exists).
+/// What one sync tick did (returned by Client::tick()).
 struct TickResult {
+    /// In-flight operations whose ACK timed out and that were queued again.
     std::size_t retried_count = 0;
+    /// Acknowledged operations removed from the outbox (tick(true) only).
     std::size_t pruned_count = 0;
+    /// Operations sent in the batch handed to the transport; 0 when no peer is connected.
     std::size_t batch_size = 0;
 
     bool retried() const noexcept { return retried_count > 0; }
@@ -395,6 +421,56 @@ struct TickResult {
     bool has_work() const noexcept { return retried() || pruned() || produced_batch(); }
     bool empty() const noexcept { return !has_work(); }
 };
+
+/// Where a key's latest change (a put or a removal) is on its way to peers (returned by
+/// Client::sync_status()). The numbers equal the C ABI's sa_key_status_t.
+enum class SyncStatus : std::uint8_t {
+    /// Written and durable locally; not queued for sync (auto_queue off).
+    SavedLocally = 0,
+    /// Queued, not sent yet.
+    WaitingToSync = 1,
+    /// Sent, waiting for a peer's ACK.
+    Syncing = 2,
+    /// A peer has it (or it came from a peer).
+    Synced = 3,
+    /// A send timed out; it will be sent again.
+    Retrying = 4,
+    /// Every attempt timed out; the catch-up with the next peer still delivers it.
+    SyncFailed = 5,
+    /// The key's value was decided by last-writer-wins between concurrent writes.
+    ConflictDetected = 6,
+};
+
+/// snake_case name, as in JSON and the C ABI: "saved_locally", "waiting_to_sync",
+/// "syncing", "synced", "retrying", "sync_failed", "conflict_detected" ("unknown" for a
+/// value outside the enum).
+inline std::string to_string(SyncStatus status) {
+    switch (status) {
+        case SyncStatus::SavedLocally: return "saved_locally";
+        case SyncStatus::WaitingToSync: return "waiting_to_sync";
+        case SyncStatus::Syncing: return "syncing";
+        case SyncStatus::Synced: return "synced";
+        case SyncStatus::Retrying: return "retrying";
+        case SyncStatus::SyncFailed: return "sync_failed";
+        case SyncStatus::ConflictDetected: return "conflict_detected";
+    }
+    return "unknown";
+}
+
+/// Words for a person: "saved locally", "waiting to sync", "syncing", "synced",
+/// "retrying", "sync failed", "conflict detected" ("unknown" outside the enum).
+inline std::string label(SyncStatus status) {
+    switch (status) {
+        case SyncStatus::SavedLocally: return "saved locally";
+        case SyncStatus::WaitingToSync: return "waiting to sync";
+        case SyncStatus::Syncing: return "syncing";
+        case SyncStatus::Synced: return "synced";
+        case SyncStatus::Retrying: return "retrying";
+        case SyncStatus::SyncFailed: return "sync failed";
+        case SyncStatus::ConflictDetected: return "conflict detected";
+    }
+    return "unknown";
+}
 
 // ---------------------------------------------------------------------------------------
 // Client
@@ -444,6 +520,32 @@ public:
     [[nodiscard]] bool empty() const { return size() == 0; }
     /// Makes every buffered write durable (useful with auto_flush off).
     Result<void> flush();
+
+    // Sync. Every local put and removal enters the outbox; these calls move it along and
+    // report on it. Each count is how many operations the call touched.
+
+    /// One sync cycle: queues again the in-flight operations whose ACK timed out (after
+    /// their backoff), hands the next batch to the transport when a peer is connected, and
+    /// with prune_completed removes acknowledged operations. With no connected peer nothing
+    /// is sent (batch_size 0) and queued work keeps waiting without spending retries.
+    Result<TickResult> tick(bool prune_completed = false);
+    /// The counters of the sync engine. Reading them changes nothing.
+    [[nodiscard]] Result<SyncState> sync_state() const;
+    /// Queues again the in-flight operations whose ACK timed out; returns how many.
+    Result<std::size_t> retry_expired();
+    /// Removes acknowledged operations from the outbox; returns how many. Pending, queued,
+    /// in-flight and failed work is never removed.
+    Result<std::size_t> prune_completed();
+    /// Removes failed operations from the outbox (a restart does not queue them again; the
+    /// data stays and reaches peers by catch-up); returns how many. Other work stays.
+    Result<std::size_t> prune_failed();
+    /// Queues every pending operation (auto_queue off); returns how many.
+    Result<std::size_t> queue_pending();
+    /// Where the key's latest change is on its way to peers. NotFound (context = the key)
+    /// when the key was never written; a removed key still has a status (the removal
+    /// syncs too).
+    [[nodiscard]] Result<SyncStatus> sync_status(const Key& key) const;
+    [[nodiscard]] Result<SyncStatus> sync_status(const std::string& key) const;
 
     [[nodiscard]] Result<NodeInfo> node_info() const;
     Result<NodeInfo> refresh_node_info();
