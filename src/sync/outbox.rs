@@ -12,7 +12,7 @@
 //! `32 * retry_interval_ms`. `max_retries` counts retries after the first attempt, so an
 //! operation is sent at most `1 + max_retries` times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::store::Version;
 
@@ -100,11 +100,40 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
-/// The outbox, keyed by the operations' origin sequence numbers.
+impl OutboxCounts {
+    fn slot(&mut self, state: OpState) -> &mut usize {
+        match state {
+            OpState::Pending => &mut self.pending,
+            OpState::Queued => &mut self.queued,
+            OpState::InFlight => &mut self.in_flight,
+            OpState::Acknowledged => &mut self.acknowledged,
+            OpState::Failed => &mut self.failed,
+        }
+    }
+}
+
+/// The outbox, indexed by the operations' origin sequence numbers.
+///
+/// Sequence numbers are dense, so entries live in a deque indexed by `seq - base`; every
+/// operation is O(1) or O(log n) in the number of entries, however many are in flight:
+/// new operations are found from a cursor, retries from a small ordered set, expired ACK
+/// deadlines from the front of a queue, and pruning only visits what it removes.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     config: SyncConfig,
-    entries: BTreeMap<u64, OutboxEntry>,
+    /// Slot `i` holds operation `base + i`; `None` for numbers not (or no longer) here.
+    slots: VecDeque<Option<OutboxEntry>>,
+    base: u64,
+    /// Operations from here on have not been taken for a first send.
+    cursor: u64,
+    /// Queued operations behind the cursor: retries, and pending ones queued later.
+    requeued: BTreeSet<u64>,
+    /// (ACK deadline, seq) in send order; pairs whose operation moved on are skipped.
+    deadlines: VecDeque<(u64, u64)>,
+    /// Operations that became acknowledged or failed, for pruning.
+    acknowledged: Vec<u64>,
+    failed: Vec<u64>,
+    counts: OutboxCounts,
     total_retries: u64,
     last_submitted_version: Version,
 }
@@ -113,7 +142,14 @@ impl Outbox {
     pub fn new(config: SyncConfig) -> Self {
         Outbox {
             config,
-            entries: BTreeMap::new(),
+            slots: VecDeque::new(),
+            base: 0,
+            cursor: 0,
+            requeued: BTreeSet::new(),
+            deadlines: VecDeque::new(),
+            acknowledged: Vec::new(),
+            failed: Vec::new(),
+            counts: OutboxCounts::default(),
             total_retries: 0,
             last_submitted_version: Version::default(),
         }
@@ -123,24 +159,88 @@ impl Outbox {
         &self.config
     }
 
-    /// Adds a local operation: queued at once with `auto_queue`, else pending.
+    fn index(&self, seq: u64) -> Option<usize> {
+        seq.checked_sub(self.base)
+            .map(|i| i as usize)
+            .filter(|&i| i < self.slots.len())
+    }
+
+    fn entry_mut(&mut self, seq: u64) -> Option<&mut OutboxEntry> {
+        let i = self.index(seq)?;
+        self.slots[i].as_mut()
+    }
+
+    /// Moves an entry to `state`, keeping the counts and the prune lists right.
+    fn set_state(&mut self, seq: u64, state: OpState) {
+        let Some(i) = self.index(seq) else { return };
+        let Some(e) = self.slots[i].as_mut() else {
+            return;
+        };
+        let old = std::mem::replace(&mut e.state, state);
+        *self.counts.slot(old) -= 1;
+        *self.counts.slot(state) += 1;
+        match state {
+            OpState::Acknowledged => self.acknowledged.push(seq),
+            OpState::Failed => self.failed.push(seq),
+            _ => {}
+        }
+    }
+
+    /// Removes an entry (if present) and trims empty slots at the front.
+    fn remove(&mut self, seq: u64) -> Option<OutboxEntry> {
+        let i = self.index(seq)?;
+        let e = self.slots[i].take()?;
+        *self.counts.slot(e.state) -= 1;
+        self.counts.total -= 1;
+        self.requeued.remove(&seq);
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        if self.slots.is_empty() {
+            self.base = self.cursor.max(self.base);
+        }
+        self.cursor = self.cursor.max(self.base);
+        Some(e)
+    }
+
+    /// Adds a local operation: queued at once with `auto_queue`, else pending. Operations
+    /// may be submitted out of order (concurrent writers).
     pub fn submit(&mut self, seq: u64, key: &str, version: Version) {
         let state = if self.config.auto_queue {
             OpState::Queued
         } else {
             OpState::Pending
         };
-        self.entries.insert(
-            seq,
-            OutboxEntry {
-                key: key.to_string(),
-                version,
-                state,
-                attempts: 0,
-                next_attempt_at: 0,
-                ack_deadline: 0,
-            },
-        );
+        self.remove(seq);
+        if self.slots.is_empty() {
+            // Nothing is tracked: the new operation is the first one not yet taken.
+            self.base = seq;
+            self.cursor = seq;
+        }
+        if seq < self.base {
+            for _ in seq..self.base {
+                self.slots.push_front(None);
+            }
+            self.base = seq;
+        }
+        let i = (seq - self.base) as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        self.slots[i] = Some(OutboxEntry {
+            key: key.to_string(),
+            version,
+            state,
+            attempts: 0,
+            next_attempt_at: 0,
+            ack_deadline: 0,
+        });
+        self.counts.total += 1;
+        *self.counts.slot(state) += 1;
+        if state == OpState::Queued && seq < self.cursor {
+            self.requeued.insert(seq);
+        }
         self.last_submitted_version = self.last_submitted_version.max(version);
     }
 
@@ -149,31 +249,50 @@ impl Outbox {
         self.last_submitted_version = self.last_submitted_version.max(version);
     }
 
-    /// Queues every pending operation; returns how many.
+    /// Queues every pending operation; returns how many. (Visits every entry: it is called
+    /// by the application, not on the hot path.)
     pub fn queue_pending(&mut self) -> usize {
-        let mut n = 0;
-        for e in self.entries.values_mut() {
-            if e.state == OpState::Pending {
-                e.state = OpState::Queued;
-                n += 1;
+        let pending: Vec<u64> = self
+            .slots
+            .iter()
+            .zip(self.base..)
+            .filter(|(e, _)| e.as_ref().is_some_and(|e| e.state == OpState::Pending))
+            .map(|(_, seq)| seq)
+            .collect();
+        for &seq in &pending {
+            self.set_state(seq, OpState::Queued);
+            if seq < self.cursor {
+                self.requeued.insert(seq);
             }
         }
-        n
+        pending.len()
     }
 
     /// Operations whose ACK did not come in time: queued again with backoff, or failed
     /// when no retries are left. Returns how many were queued again.
     pub fn retry_expired(&mut self, now: u64) -> usize {
         let mut retried = 0;
-        for e in self.entries.values_mut() {
-            if e.state != OpState::InFlight || now < e.ack_deadline {
-                continue;
+        while let Some(&(deadline, seq)) = self.deadlines.front() {
+            if deadline > now {
+                break;
             }
-            if e.attempts > self.config.max_retries {
-                e.state = OpState::Failed;
+            self.deadlines.pop_front();
+            let Some(attempts) = self
+                .get(seq)
+                .filter(|e| e.state == OpState::InFlight && e.ack_deadline == deadline)
+                .map(|e| e.attempts)
+            else {
+                continue; // acknowledged, or sent again since
+            };
+            if attempts > self.config.max_retries {
+                self.set_state(seq, OpState::Failed);
             } else {
-                e.state = OpState::Queued;
-                e.next_attempt_at = now + self.config.backoff_ms(e.attempts);
+                let next_attempt_at = now + self.config.backoff_ms(attempts);
+                if let Some(e) = self.entry_mut(seq) {
+                    e.next_attempt_at = next_attempt_at;
+                }
+                self.set_state(seq, OpState::Queued);
+                self.requeued.insert(seq);
                 self.total_retries += 1;
                 retried += 1;
             }
@@ -181,37 +300,64 @@ impl Outbox {
         retried
     }
 
-    /// Takes up to `batch_size` queued operations whose backoff has passed, in sequence
-    /// order, and marks them in flight. Returns their sequence numbers.
+    fn take(&mut self, seq: u64, deadline: u64, batch: &mut Vec<u64>) {
+        if let Some(e) = self.entry_mut(seq) {
+            e.attempts += 1;
+            e.ack_deadline = deadline;
+        }
+        self.set_state(seq, OpState::InFlight);
+        self.deadlines.push_back((deadline, seq));
+        batch.push(seq);
+    }
+
+    /// Takes up to `batch_size` queued operations whose backoff has passed, lowest sequence
+    /// numbers first, and marks them in flight. Returns their sequence numbers.
     pub fn next_batch(&mut self, now: u64) -> Vec<u64> {
         let deadline = now + self.config.ack_timeout_ms;
+        let size = self.config.batch_size;
         let mut batch = Vec::new();
-        for (&seq, e) in self.entries.iter_mut() {
-            if batch.len() >= self.config.batch_size {
-                break;
-            }
-            if e.state == OpState::Queued && e.next_attempt_at <= now {
-                e.state = OpState::InFlight;
-                e.attempts += 1;
-                e.ack_deadline = deadline;
-                batch.push(seq);
+        let ready: Vec<u64> = self
+            .requeued
+            .iter()
+            .copied()
+            .filter(|&seq| {
+                self.index(seq)
+                    .and_then(|i| self.slots[i].as_ref())
+                    .is_some_and(|e| e.state == OpState::Queued && e.next_attempt_at <= now)
+            })
+            .take(size)
+            .collect();
+        for seq in ready {
+            self.requeued.remove(&seq);
+            self.take(seq, deadline, &mut batch);
+        }
+        let end = self.base + self.slots.len() as u64;
+        while batch.len() < size && self.cursor < end {
+            let seq = self.cursor;
+            self.cursor += 1;
+            let queued = self
+                .index(seq)
+                .and_then(|i| self.slots[i].as_ref())
+                .is_some_and(|e| e.state == OpState::Queued);
+            if queued {
+                self.take(seq, deadline, &mut batch);
             }
         }
+        batch.sort_unstable();
         batch
     }
 
     /// Puts operations of a batch that could not be written to any peer back in the queue,
     /// as if they had not been taken (no attempt spent).
     pub fn return_unsent(&mut self, seqs: &[u64]) {
-        for seq in seqs {
-            if let Some(e) = self
-                .entries
-                .get_mut(seq)
-                .filter(|e| e.state == OpState::InFlight)
-            {
-                e.state = OpState::Queued;
-                e.attempts -= 1;
-            }
+        for &seq in seqs {
+            let Some(e) = self.entry_mut(seq).filter(|e| e.state == OpState::InFlight) else {
+                continue;
+            };
+            e.attempts -= 1;
+            e.ack_deadline = 0;
+            self.set_state(seq, OpState::Queued);
+            self.requeued.insert(seq);
         }
     }
 
@@ -219,14 +365,15 @@ impl Outbox {
     /// Returns the sequence numbers acknowledged now for the first time.
     pub fn acknowledge(&mut self, seqs: &[u64]) -> Vec<u64> {
         let mut newly = Vec::new();
-        for seq in seqs {
-            if let Some(e) = self
-                .entries
-                .get_mut(seq)
-                .filter(|e| e.state != OpState::Acknowledged)
-            {
-                e.state = OpState::Acknowledged;
-                newly.push(*seq);
+        for &seq in seqs {
+            let known = self
+                .index(seq)
+                .and_then(|i| self.slots[i].as_ref())
+                .is_some_and(|e| e.state != OpState::Acknowledged);
+            if known {
+                self.requeued.remove(&seq);
+                self.set_state(seq, OpState::Acknowledged);
+                newly.push(seq);
             }
         }
         newly
@@ -234,51 +381,48 @@ impl Outbox {
 
     /// Removes acknowledged operations only; returns how many.
     pub fn prune_completed(&mut self) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| e.state != OpState::Acknowledged);
-        before - self.entries.len()
+        let mut pruned = 0;
+        for seq in std::mem::take(&mut self.acknowledged) {
+            let done = self
+                .index(seq)
+                .and_then(|i| self.slots[i].as_ref())
+                .is_some_and(|e| e.state == OpState::Acknowledged);
+            if done && self.remove(seq).is_some() {
+                pruned += 1;
+            }
+        }
+        pruned
     }
 
     /// Removes failed operations only; returns their sequence numbers.
     pub fn prune_failed(&mut self) -> Vec<u64> {
-        let failed: Vec<u64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.state == OpState::Failed)
-            .map(|(&s, _)| s)
-            .collect();
-        for seq in &failed {
-            self.entries.remove(seq);
+        let mut pruned = Vec::new();
+        for seq in std::mem::take(&mut self.failed) {
+            let failed = self
+                .index(seq)
+                .and_then(|i| self.slots[i].as_ref())
+                .is_some_and(|e| e.state == OpState::Failed);
+            if failed && self.remove(seq).is_some() {
+                pruned.push(seq);
+            }
         }
-        failed
+        pruned.sort_unstable();
+        pruned
     }
 
     /// Forgets operations (acknowledged or given up before a restart).
     pub fn forget(&mut self, seqs: impl IntoIterator<Item = u64>) {
         for seq in seqs {
-            self.entries.remove(&seq);
+            self.remove(seq);
         }
     }
 
     pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
-        self.entries.get(&seq)
+        self.index(seq).and_then(|i| self.slots[i].as_ref())
     }
 
     pub fn counts(&self) -> OutboxCounts {
-        let mut c = OutboxCounts {
-            total: self.entries.len(),
-            ..Default::default()
-        };
-        for e in self.entries.values() {
-            match e.state {
-                OpState::Pending => c.pending += 1,
-                OpState::Queued => c.queued += 1,
-                OpState::InFlight => c.in_flight += 1,
-                OpState::Acknowledged => c.acknowledged += 1,
-                OpState::Failed => c.failed += 1,
-            }
-        }
-        c
+        self.counts
     }
 
     pub fn total_retries(&self) -> u64 {
@@ -291,12 +435,7 @@ impl Outbox {
 
     /// Whether anything still waits to be sent or acknowledged.
     pub fn has_unfinished_work(&self) -> bool {
-        self.entries.values().any(|e| {
-            matches!(
-                e.state,
-                OpState::Pending | OpState::Queued | OpState::InFlight
-            )
-        })
+        self.counts.pending + self.counts.queued + self.counts.in_flight > 0
     }
 }
 
@@ -446,5 +585,44 @@ mod tests {
         assert_eq!(o.prune_failed(), vec![2, 3, 4]);
         assert_eq!(o.counts().total, 1, "the queued operation stays");
         assert_eq!(state(&o, 5), OpState::Queued);
+    }
+
+    #[test]
+    fn operations_submitted_out_of_order_are_all_sent_in_order() {
+        let mut o = Outbox::new(SyncConfig::default());
+        o.submit(3, "c", Version(3));
+        o.submit(1, "a", Version(1));
+        assert_eq!(o.next_batch(0), vec![1, 3]);
+        o.submit(2, "b", Version(2)); // a concurrent writer recorded late
+        assert_eq!(o.next_batch(0), vec![2]);
+        assert_eq!(o.counts().in_flight, 3);
+    }
+
+    #[test]
+    fn pruned_and_forgotten_operations_free_their_slots() {
+        let mut o = outbox(SyncConfig::default());
+        o.next_batch(0);
+        o.acknowledge(&[1, 2]);
+        assert_eq!(o.prune_completed(), 2);
+        assert!(o.get(1).is_none() && o.get(3).is_some());
+        o.forget([3]);
+        assert_eq!(o.counts(), OutboxCounts::default());
+        o.submit(4, "d", Version(4));
+        assert_eq!(o.next_batch(0), vec![4]);
+    }
+
+    #[test]
+    fn an_ack_for_a_retried_operation_waiting_for_its_backoff_completes_it() {
+        let config = SyncConfig {
+            ack_timeout_ms: 10,
+            retry_interval_ms: 1_000,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        o.next_batch(0);
+        o.retry_expired(10);
+        assert_eq!(o.acknowledge(&[1]), vec![1], "a late ACK still counts");
+        assert_eq!(o.next_batch(5_000), vec![2, 3]);
+        assert_eq!(o.counts().acknowledged, 1);
     }
 }
