@@ -22,6 +22,7 @@ pub mod metadata;
 pub mod node;
 pub mod store;
 pub mod sync;
+pub mod transport;
 pub mod wal;
 
 pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,377 @@
+//! Protocol messages and their payload encoding (see docs/protocol.md). Pure logic: decoding
+//! never panics, whatever the bytes.
+
+use crate::store::op::{decode_ops, encode_ops};
+use crate::store::{Operation, Version, VersionVector};
+use crate::sync::{Ack, SyncBatch};
+
+/// Version of the protocol spoken by this build; a peer must speak the same.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The message types (the frame's type byte).
+pub mod kind {
+    pub const HELLO: u8 = 1;
+    pub const REJECT: u8 = 2;
+    pub const BATCH: u8 = 3;
+    pub const ACK: u8 = 4;
+    pub const PING: u8 = 5;
+    pub const PONG: u8 = 6;
+    pub const VECTOR: u8 = 7;
+    pub const CATCH_UP: u8 = 8;
+    pub const CATCH_UP_DONE: u8 = 9;
+    pub const VECTOR_REQUEST: u8 = 10;
+}
+
+/// The first message on every connection, in both directions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub protocol_version: u16,
+    pub node_id: String,
+    pub display_name: String,
+    pub capabilities: Vec<String>,
+    /// 0: none. Reserved so that authentication can be added without a new protocol
+    /// version: a node that requires a scheme rejects a Hello without it.
+    pub auth_scheme: u8,
+    pub auth_data: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Hello(Hello),
+    /// Why the sender is about to close the connection.
+    Reject(String),
+    Batch(SyncBatch),
+    Ack(Ack),
+    Ping(u64),
+    Pong(u64),
+    /// "This is what I have seen; send me what I lack."
+    Vector(VersionVector),
+    /// Part of the answer to a Vector: operations the receiver lacks.
+    CatchUp(Vec<Operation>),
+    /// End of the answer: the sender's vector, to merge once every part is applied.
+    CatchUpDone(VersionVector),
+    /// "Send me your Vector" (the sender has operations you may lack).
+    VectorRequest,
+}
+
+impl Message {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Message::Hello(_) => kind::HELLO,
+            Message::Reject(_) => kind::REJECT,
+            Message::Batch(_) => kind::BATCH,
+            Message::Ack(_) => kind::ACK,
+            Message::Ping(_) => kind::PING,
+            Message::Pong(_) => kind::PONG,
+            Message::Vector(_) => kind::VECTOR,
+            Message::CatchUp(_) => kind::CATCH_UP,
+            Message::CatchUpDone(_) => kind::CATCH_UP_DONE,
+            Message::VectorRequest => kind::VECTOR_REQUEST,
+        }
+    }
+
+    /// Appends the payload (without the frame header).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        match self {
+            Message::Hello(h) => {
+                w.u16(h.protocol_version);
+                w.str(&h.node_id);
+                w.str(&h.display_name);
+                w.u32(h.capabilities.len() as u32);
+                for c in &h.capabilities {
+                    w.str(c);
+                }
+                w.u8(h.auth_scheme);
+                w.bytes(&h.auth_data);
+            }
+            Message::Reject(reason) => w.str(reason),
+            Message::Batch(b) => {
+                w.str(&b.origin);
+                w.ops(&b.ops);
+                w.u32(b.superseded.len() as u32);
+                for (seq, version) in &b.superseded {
+                    w.u64(*seq);
+                    w.u64(version.0);
+                }
+            }
+            Message::Ack(a) => {
+                w.str(&a.origin);
+                w.u32(a.seqs.len() as u32);
+                for s in &a.seqs {
+                    w.u64(*s);
+                }
+            }
+            Message::Ping(n) | Message::Pong(n) => w.u64(*n),
+            Message::Vector(v) | Message::CatchUpDone(v) => w.vector(v),
+            Message::CatchUp(ops) => w.ops(ops),
+            Message::VectorRequest => {}
+        }
+    }
+
+    /// Decodes a payload of message type `kind`.
+    pub fn decode(kind: u8, payload: &[u8]) -> Result<Message, String> {
+        let mut r = Reader { bytes: payload };
+        let m = match kind {
+            kind::HELLO => {
+                let protocol_version = r.u16("protocol version")?;
+                let node_id = r.str("node id")?;
+                let display_name = r.str("display name")?;
+                let n = r.count("capability count", 2)?;
+                let mut capabilities = Vec::with_capacity(n);
+                for _ in 0..n {
+                    capabilities.push(r.str("capability")?);
+                }
+                let auth_scheme = r.u8("auth scheme")?;
+                let auth_data = r.bytes("auth data")?.to_vec();
+                Message::Hello(Hello {
+                    protocol_version,
+                    node_id,
+                    display_name,
+                    capabilities,
+                    auth_scheme,
+                    auth_data,
+                })
+            }
+            kind::REJECT => Message::Reject(r.str("reason")?),
+            kind::BATCH => {
+                let origin = r.str("origin")?;
+                let ops = r.ops()?;
+                let n = r.count("superseded count", 16)?;
+                let mut superseded = Vec::with_capacity(n);
+                for _ in 0..n {
+                    superseded.push((r.u64("seq")?, Version(r.u64("version")?)));
+                }
+                Message::Batch(SyncBatch {
+                    origin,
+                    ops,
+                    superseded,
+                })
+            }
+            kind::ACK => {
+                let origin = r.str("origin")?;
+                let n = r.count("seq count", 8)?;
+                let mut seqs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    seqs.push(r.u64("seq")?);
+                }
+                Message::Ack(Ack { origin, seqs })
+            }
+            kind::PING => Message::Ping(r.u64("nonce")?),
+            kind::PONG => Message::Pong(r.u64("nonce")?),
+            kind::VECTOR => Message::Vector(r.vector()?),
+            kind::CATCH_UP => Message::CatchUp(r.ops()?),
+            kind::CATCH_UP_DONE => Message::CatchUpDone(r.vector()?),
+            kind::VECTOR_REQUEST => Message::VectorRequest,
+            other => return Err(format!("unknown message type {other}")),
+        };
+        if !r.bytes.is_empty() {
+            return Err(format!(
+                "{} unexpected bytes after message type {kind}",
+                r.bytes.len()
+            ));
+        }
+        Ok(m)
+    }
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn ops(&mut self, ops: &[Operation]) {
+        let at = self.0.len();
+        self.u32(0);
+        encode_ops(self.0, ops.iter().map(Operation::as_op));
+        let len = (self.0.len() - at - 4) as u32;
+        self.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    fn vector(&mut self, v: &VersionVector) {
+        let origins: Vec<_> = v.iter().collect();
+        self.u32(origins.len() as u32);
+        for (origin, p) in origins {
+            self.str(origin);
+            self.u64(p.contiguous);
+            self.u64(p.max_version.0);
+            let ranges: Vec<_> = p.ranges_above().collect();
+            self.u32(ranges.len() as u32);
+            for (s, e) in ranges {
+                self.u64(s);
+                self.u64(e);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err(format!("message truncated in {what}"));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(
+            self.take(2, what)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
+    }
+    /// A count of items of at least `min_item` bytes each: bounded by what is left, so a
+    /// forged count cannot make us allocate.
+    fn count(&mut self, what: &str, min_item: usize) -> Result<usize, String> {
+        let n = self.u32(what)? as usize;
+        if n.saturating_mul(min_item) > self.bytes.len() {
+            return Err(format!("{what} {n} exceeds the message"));
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self, what: &str) -> Result<&'a [u8], String> {
+        let n = self.u32(what)? as usize;
+        self.take(n, what)
+    }
+    fn str(&mut self, what: &str) -> Result<String, String> {
+        let b = self.bytes(what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    }
+    fn ops(&mut self) -> Result<Vec<Operation>, String> {
+        let blob = self.bytes("operations")?;
+        let mut ops = Vec::new();
+        decode_ops(blob, |op| ops.push(op.to_operation()))?;
+        Ok(ops)
+    }
+    fn vector(&mut self) -> Result<VersionVector, String> {
+        let n = self.count("origin count", 24)?;
+        let mut parts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let origin = self.str("origin")?;
+            let contiguous = self.u64("contiguous")?;
+            let max_version = Version(self.u64("max version")?);
+            let r = self.count("range count", 16)?;
+            let mut ranges = Vec::with_capacity(r);
+            for _ in 0..r {
+                let (s, e) = (self.u64("range start")?, self.u64("range end")?);
+                if s > e {
+                    return Err(format!("range {s}..{e} is reversed"));
+                }
+                ranges.push((s, e));
+            }
+            parts.push((origin, contiguous, ranges, max_version));
+        }
+        Ok(VersionVector::from_parts(parts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(m: Message) {
+        let mut payload = Vec::new();
+        m.encode(&mut payload);
+        assert_eq!(Message::decode(m.kind(), &payload).unwrap(), m);
+    }
+
+    fn op(seq: u64) -> Operation {
+        Operation {
+            key: format!("k{seq}"),
+            value: Some(vec![0, 1, 2]),
+            version: Version(seq * 100),
+            origin: "node-a".into(),
+            origin_seq: seq,
+            base: Some(("node-b".into(), 4)),
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let mut v = VersionVector::new();
+        for s in [1, 2, 3, 7] {
+            v.observe("node-a", s, Version(s));
+        }
+        round_trip(Message::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            node_id: "node-a".into(),
+            display_name: "Node A".into(),
+            capabilities: vec!["store".into(), "sync".into()],
+            auth_scheme: 0,
+            auth_data: vec![],
+        }));
+        round_trip(Message::Reject("no".into()));
+        round_trip(Message::Batch(SyncBatch {
+            origin: "node-a".into(),
+            ops: vec![op(1), op(2)],
+            superseded: vec![(3, Version(9))],
+        }));
+        round_trip(Message::Ack(Ack {
+            origin: "node-a".into(),
+            seqs: vec![1, 2, 3],
+        }));
+        round_trip(Message::Ping(7));
+        round_trip(Message::Pong(7));
+        round_trip(Message::Vector(v.clone()));
+        round_trip(Message::CatchUp(vec![op(5)]));
+        round_trip(Message::CatchUpDone(v));
+        round_trip(Message::VectorRequest);
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors_not_panics() {
+        let mut payload = Vec::new();
+        Message::Ack(Ack {
+            origin: "a".into(),
+            seqs: vec![1, 2],
+        })
+        .encode(&mut payload);
+        for cut in 0..payload.len() {
+            assert!(Message::decode(kind::ACK, &payload[..cut]).is_err());
+        }
+        assert!(
+            Message::decode(99, &[])
+                .unwrap_err()
+                .contains("unknown message type")
+        );
+        // A forged count larger than the message is refused before allocating.
+        let forged = [1, 0, 0, 0, b'a', 0xff, 0xff, 0xff, 0xff];
+        assert!(
+            Message::decode(kind::ACK, &forged)
+                .unwrap_err()
+                .contains("exceeds")
+        );
+    }
+}
