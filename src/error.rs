@@ -7,6 +7,7 @@
 
 use crate::metadata::MetadataError;
 use crate::store::StoreError;
+use crate::transport::TransportError;
 use crate::wal::WalError;
 
 /// Stable numeric error codes, identical to `softadastra::sdk::Error::Code` and `sa_status_t`.
@@ -71,6 +72,17 @@ pub enum Error {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+
+    /// A transport call while the transport is disabled or not started.
+    #[error("{0}")]
+    TransportUnavailable(String),
+
+    /// A peer that cannot be connected to as given.
+    #[error("invalid peer {peer}: {reason}")]
+    InvalidPeer { peer: String, reason: String },
+
     /// A bug: a panic caught at the boundary, or an invariant that did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,6 +103,9 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Store(e) => e.code(),
             Error::Metadata(e) => e.code(),
+            Error::Transport(e) => e.code(),
+            Error::TransportUnavailable(_) => ErrorCode::TransportError,
+            Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -102,7 +117,9 @@ impl Error {
             Error::NotFound { key } => key.clone(),
             Error::Store(e) => e.context(),
             Error::Metadata(e) => e.context(),
-            Error::NotOpen | Error::Internal(_) => String::new(),
+            Error::Transport(e) => e.context(),
+            Error::InvalidPeer { peer, .. } => peer.clone(),
+            Error::NotOpen | Error::Internal(_) | Error::TransportUnavailable(_) => String::new(),
         }
     }
 }

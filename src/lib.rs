@@ -27,7 +27,7 @@ pub mod wal;
 
 pub use error::{Error, ErrorCode, Result};
 pub use metadata::NodeInfo;
-pub use node::{Client, ClientOptions, WriteBatch};
+pub use node::{Client, ClientOptions, Peer, PeerState, WriteBatch};
 
 /// Version of this library, also the default `ClientOptions::version`.
 pub const DEFAULT_VERSION: &str = env!("CARGO_PKG_VERSION");

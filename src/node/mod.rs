@@ -3,9 +3,13 @@
 //! all call this type and hold no logic of their own.
 
 pub mod data_dir;
+mod net;
 pub mod options;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -57,8 +61,13 @@ impl WriteBatch {
 
 struct OpenNode {
     store: Store,
-    /// Locked after the store's own locks, never before a WAL append of a local write.
+    /// Locked after `net` and after the store's own locks, never before a WAL append of a
+    /// local write.
     sync: Mutex<SyncEngine>,
+    /// The running transport, if started. Locked before `sync`.
+    net: Mutex<Option<net::Net>>,
+    /// Wakes a thread waiting in the transport's poll when there is new local work.
+    waker: RwLock<Option<Arc<mio::Waker>>>,
     started_at_ms: i64,
 }
 
@@ -116,6 +125,8 @@ impl Client {
         *node = Some(OpenNode {
             store,
             sync: Mutex::new(sync),
+            net: Mutex::new(None),
+            waker: RwLock::new(None),
             started_at_ms: hlc::now_millis() as i64,
         });
         Ok(())
@@ -127,6 +138,9 @@ impl Client {
         let Some(node) = self.node.write().take() else {
             return Ok(());
         };
+        if node.net.lock().take().is_some() {
+            log::info!("node {}: transport stopped", self.options.node_id);
+        }
         let result = node.store.close();
         log::info!("node {}: runtime stopped", self.options.node_id);
         Ok(result?)
@@ -160,6 +174,10 @@ impl Client {
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Version {
         node.sync.lock().record_local(stamp, keys);
+        if let Some(waker) = &*node.waker.read() {
+            // A thread waiting in the transport's poll pushes the new work right away.
+            let _ = waker.wake();
+        }
         stamp.last_version()
     }
 
@@ -234,11 +252,7 @@ impl Client {
     pub fn node_info(&self) -> Result<NodeInfo> {
         self.with_node(|n| {
             let now = hlc::now_millis() as i64;
-            let mut capabilities = vec!["core"];
-            if self.options.enable_wal {
-                capabilities.push("wal");
-            }
-            capabilities.extend(["store", "sync", "metadata"]);
+            let capabilities = self.capabilities();
             Ok(NodeInfo {
                 node_id: self.options.node_id.clone(),
                 display_name: self.options.effective_display_name().to_string(),
@@ -271,9 +285,15 @@ impl Client {
     /// connected peer nothing is sent and queued work keeps waiting: being offline spends
     /// no retries.
     pub fn tick(&self, prune_completed: bool) -> Result<TickResult> {
-        self.with_sync(|store, sync| {
-            let tick = sync.tick(store, hlc::now_millis(), prune_completed, false);
-            let result = TickResult::from(&tick);
+        self.with_node(|n| {
+            let now = hlc::now_millis();
+            let mut net = n.net.lock();
+            let mut sync = n.sync.lock();
+            let tick = sync.tick(&n.store, now, prune_completed, false);
+            let mut result = TickResult::from(&tick);
+            if let Some(net) = net.as_mut() {
+                result.batch_size = net.push_outbox(&n.store, &mut sync, now);
+            }
             log::debug!(
                 "node {}: sync tick: retried {}, batch {}, pruned {}",
                 self.options.node_id,
@@ -371,6 +391,226 @@ impl Client {
     /// store.
     pub fn apply_catch_up(&self, catch_up: &CatchUp) -> Result<usize> {
         self.with_sync(|store, sync| Ok(sync.apply_catch_up(store, catch_up)?.applied))
+    }
+}
+
+/// The state of a peer, as `Client::peers()` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerState {
+    /// Known and reachable as far as we know (announced recently, or being connected).
+    Available,
+    /// Handshake done: operations flow.
+    Connected,
+    /// Not announced for half the discovery TTL.
+    Stale,
+    /// Not announced for a full TTL (reported once, then dropped).
+    Expired,
+    /// The last connection failed or broke; the node retries with backoff.
+    Faulted,
+    Unknown,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Available => "available",
+            PeerState::Connected => "connected",
+            PeerState::Stale => "stale",
+            PeerState::Expired => "expired",
+            PeerState::Faulted => "faulted",
+            PeerState::Unknown => "unknown",
+        }
+    }
+}
+
+/// A peer node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: String,
+    pub host: String,
+    pub port: u16,
+    pub state: PeerState,
+    /// When it was last heard from, in milliseconds since the Unix epoch (0: never).
+    pub last_seen_ms: u64,
+}
+
+impl Peer {
+    pub fn new(node_id: &str, host: &str, port: u16) -> Peer {
+        Peer {
+            node_id: node_id.to_string(),
+            host: host.to_string(),
+            port,
+            state: PeerState::Unknown,
+            last_seen_ms: 0,
+        }
+    }
+
+    /// A peer on 127.0.0.1.
+    pub fn local(node_id: &str, port: u16) -> Peer {
+        Peer::new(node_id, "127.0.0.1", port)
+    }
+
+    /// Checks the peer and resolves its address.
+    pub fn address(&self) -> Result<SocketAddr> {
+        let invalid = |reason: String| Error::InvalidPeer {
+            peer: format!("{}@{}:{}", self.node_id, self.host, self.port),
+            reason,
+        };
+        if let Err(e) = metadata::validate_node_id(&self.node_id) {
+            return Err(invalid(e.to_string()));
+        }
+        if self.port == 0 {
+            return Err(invalid("port 0".into()));
+        }
+        crate::transport::resolve(&self.host, self.port).map_err(|e| invalid(e.to_string()))
+    }
+}
+
+/// Transport and peers.
+impl Client {
+    fn with_net<T>(&self, f: impl FnOnce(&OpenNode, &mut net::Net) -> Result<T>) -> Result<T> {
+        self.with_node(|n| {
+            if !self.options.enable_transport {
+                return Err(Error::TransportUnavailable("transport is disabled".into()));
+            }
+            let mut guard = n.net.lock();
+            let net = guard.as_mut().ok_or_else(|| {
+                Error::TransportUnavailable(
+                    "transport is not running; call start_transport() first".into(),
+                )
+            })?;
+            f(n, net)
+        })
+    }
+
+    /// Binds the transport on `transport_host:transport_port`. Starting a running
+    /// transport does nothing.
+    pub fn start_transport(&self) -> Result<()> {
+        self.with_node(|n| {
+            if !self.options.enable_transport {
+                return Err(Error::TransportUnavailable("transport is disabled".into()));
+            }
+            let mut net = n.net.lock();
+            if net.is_some() {
+                return Ok(());
+            }
+            let mut config = crate::transport::TransportConfig::new(
+                &self.options.node_id,
+                &self.options.transport_host,
+                self.options.transport_port,
+            );
+            config.display_name = self.options.effective_display_name().to_string();
+            config.capabilities = self.capabilities().into_iter().map(String::from).collect();
+            let transport = crate::transport::Transport::start(config).inspect_err(|e| {
+                log::error!("node {}: transport start failed: {e}", self.options.node_id);
+            })?;
+            *n.waker.write() = Some(transport.waker());
+            *net = Some(net::Net::new(transport));
+            Ok(())
+        })
+    }
+
+    /// Closes every connection and the listener. Stopping a stopped (or disabled)
+    /// transport does nothing. Sync work stays tracked.
+    pub fn stop_transport(&self) -> Result<()> {
+        self.with_node(|n| {
+            *n.waker.write() = None;
+            if n.net.lock().take().is_some() {
+                log::info!("node {}: transport stopped", self.options.node_id);
+            }
+            Ok(())
+        })
+    }
+
+    pub fn transport_running(&self) -> bool {
+        self.with_node(|n| Ok(n.net.lock().is_some()))
+            .unwrap_or(false)
+    }
+
+    /// The address the transport listens on (useful with port 0 in tests and tools).
+    pub fn transport_address(&self) -> Result<SocketAddr> {
+        self.with_net(|_, net| Ok(net.transport.local_addr()))
+    }
+
+    /// Does pending network work without waiting: reads and answers messages, streams
+    /// catch-ups and pushes the outbox. Returns how many transport events it handled.
+    pub fn process_transport_events(&self, max_events: usize) -> Result<usize> {
+        self.process_transport_events_wait(max_events, Duration::ZERO)
+    }
+
+    /// Like [`Client::process_transport_events`], waiting up to `timeout` for something
+    /// to happen (a local write wakes it at once). For a loop on a thread of its own;
+    /// other transport calls wait for it, so keep the timeout short (tens of ms).
+    pub fn process_transport_events_wait(
+        &self,
+        max_events: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.with_net(|n, net| {
+            // Wait and do the I/O without the sync lock: local writes go on meanwhile.
+            let events = net
+                .transport
+                .poll(Some(timeout), max_events, hlc::now_millis());
+            let handled = events.len();
+            let now = hlc::now_millis();
+            let mut sync = n.sync.lock();
+            sync.retry_expired(now);
+            net.process(&n.store, &mut sync, events, now);
+            Ok(handled)
+        })
+    }
+
+    /// Connects to `peer` and keeps the connection: it is redialled with backoff whenever it
+    /// drops. Returns once the connection attempt has started; the handshake completes
+    /// during `process_transport_events`.
+    pub fn connect(&self, peer: &Peer) -> Result<()> {
+        let addr = peer.address()?;
+        self.with_net(|_, net| {
+            net.expected.insert(addr, peer.node_id.clone());
+            net.transport.connect(addr, hlc::now_millis());
+            Ok(())
+        })
+    }
+
+    /// Closes the connection to `peer` and stops redialling it.
+    pub fn disconnect(&self, peer: &Peer) -> Result<()> {
+        let addr = peer.address()?;
+        self.with_net(|_, net| {
+            let mut events = Vec::new();
+            let by_addr = net.transport.disconnect(addr, &mut events);
+            let by_id = net.transport.disconnect_node(&peer.node_id, &mut events);
+            net.expected.remove(&addr);
+            if by_addr || by_id {
+                Ok(())
+            } else {
+                Err(Error::InvalidPeer {
+                    peer: format!("{}@{addr}", peer.node_id),
+                    reason: "not connected".into(),
+                })
+            }
+        })
+    }
+
+    /// Known peers: connected ones, dialled ones (faulted when their last connection
+    /// failed) and recently seen ones.
+    pub fn peers(&self) -> Result<Vec<Peer>> {
+        self.with_net(|_, net| Ok(net.peers()))
+    }
+
+    fn capabilities(&self) -> Vec<&'static str> {
+        let mut capabilities = vec!["core"];
+        if self.options.enable_wal {
+            capabilities.push("wal");
+        }
+        capabilities.extend(["store", "sync"]);
+        if self.options.enable_transport {
+            capabilities.push("transport");
+        }
+        if self.options.enable_discovery {
+            capabilities.push("discovery");
+        }
+        capabilities.push("metadata");
+        capabilities
     }
 }
 

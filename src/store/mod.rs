@@ -139,6 +139,9 @@ pub struct RemoteApply {
     /// Operations seen before: nothing written.
     pub duplicates: usize,
     pub conflicts: Vec<Conflict>,
+    /// Positions (in the call's slice) of the operations that changed the store: new to
+    /// this node, and possibly to its other peers.
+    pub applied_indices: Vec<usize>,
 }
 
 /// The numbers given to a local write: its changes got consecutive sequence numbers and
@@ -473,10 +476,10 @@ impl Store {
             checked_origin = Some(&o.origin);
         }
         let mut report = RemoteApply::default();
-        let mut winners: Vec<&Operation> = Vec::new();
+        let mut winners: Vec<(usize, &Operation)> = Vec::new();
         {
             let map = self.map.read();
-            for o in ops {
+            for (i, o) in ops.iter().enumerate() {
                 if map.vector.contains(&o.origin, o.origin_seq) {
                     report.duplicates += 1;
                     continue;
@@ -487,7 +490,7 @@ impl Store {
                     report.conflicts.push(c);
                 }
                 if wins {
-                    winners.push(o);
+                    winners.push((i, o));
                 } else {
                     report.ignored += 1;
                 }
@@ -495,7 +498,7 @@ impl Store {
         }
         if let Some(wal) = self.wal.as_ref().filter(|_| !winners.is_empty()) {
             wal.append(RecordType::StoreOps, self.durable, |_, payload| {
-                op::encode_ops(payload, winners.iter().map(|o| o.as_op()));
+                op::encode_ops(payload, winners.iter().map(|(_, o)| o.as_op()));
             })?;
         }
         let mut map = self.map.write();
@@ -509,9 +512,10 @@ impl Store {
             }
         }
         drop(counters);
-        for o in winners {
+        for (i, o) in winners {
             if map.apply(&o.as_op()) {
                 report.applied += 1;
+                report.applied_indices.push(i);
             } else {
                 report.ignored += 1;
             }

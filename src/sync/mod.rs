@@ -292,13 +292,23 @@ impl SyncEngine {
     /// Applies a peer's batch and returns the ACK to send back (only once the applied
     /// operations are durable).
     pub fn receive_batch(&mut self, store: &Store, batch: &SyncBatch) -> Result<Ack, StoreError> {
+        Ok(self.receive_batch_report(store, batch)?.0)
+    }
+
+    /// [`SyncEngine::receive_batch`], also returning what the batch changed (to relay it).
+    pub fn receive_batch_report(
+        &mut self,
+        store: &Store,
+        batch: &SyncBatch,
+    ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote(&batch.ops)?;
         store.mark_seen(&batch.origin, &batch.superseded);
         self.note_conflicts(&report);
-        Ok(Ack {
+        let ack = Ack {
             origin: batch.origin.clone(),
             seqs: batch.seqs(),
-        })
+        };
+        Ok((ack, report))
     }
 
     /// A peer acknowledged some of our operations; returns how many were new.
@@ -317,6 +327,23 @@ impl SyncEngine {
             ops: store.missing_for(peer),
             vector: store.version_vector(),
         }
+    }
+
+    /// Applies one part of a catch-up arriving in several messages; returns how many
+    /// operations changed the store.
+    pub fn receive_catch_up_part(
+        &mut self,
+        store: &Store,
+        ops: &[Operation],
+    ) -> Result<RemoteApply, StoreError> {
+        let report = store.apply_remote(ops)?;
+        self.note_conflicts(&report);
+        Ok(report)
+    }
+
+    /// Ends a catch-up whose every part was applied: takes in the sender's vector.
+    pub fn finish_catch_up(&mut self, store: &Store, vector: &VersionVector) {
+        store.merge_vector(vector);
     }
 
     /// Applies a catch-up from a peer, then takes in its vector.

@@ -383,6 +383,15 @@ impl Transport {
         true
     }
 
+    /// Writes what the send buffers hold, without waiting. Returns connections that closed
+    /// on a write error.
+    pub fn flush_pending(&mut self, now_ms: u64) -> Vec<TransportEvent> {
+        let mut out = Vec::new();
+        self.now_ms = now_ms;
+        self.flush_all(&mut out, now_ms);
+        out
+    }
+
     /// Waits up to `timeout` for I/O, performs it, runs timers (keepalive, dead peers,
     /// reconnections) and returns what happened. Handles at most `max_events` readiness
     /// events (0: no limit).

@@ -1,0 +1,262 @@
+//! Nodes syncing over real TCP on loopback, in one process: two and three nodes converge
+//! (also across a node that relays), a node that was offline catches up, a refused or
+//! vanished peer is marked faulted while local work goes on and delivery resumes, and a
+//! peer restarted mid-sync ends up with every acknowledged write. Ports are ephemeral and
+//! every wait is bounded.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use softadastra::sync::KeyStatus;
+use softadastra::{Client, ClientOptions, Peer, PeerState};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A persistent client with its transport started on 127.0.0.1 and a free port.
+fn node(dir: &Path, id: &str) -> Client {
+    node_on(dir, id, None)
+}
+
+fn node_on(dir: &Path, id: &str, port: Option<u16>) -> Client {
+    for _ in 0..20 {
+        let port = port.unwrap_or_else(free_port);
+        let wal = dir.join(format!("{id}.wal"));
+        let options =
+            ClientOptions::persistent(id, wal.to_str().unwrap()).with_local_transport(port);
+        let client = Client::new(options);
+        client.open().unwrap();
+        match client.start_transport() {
+            Ok(()) => return client,
+            Err(e) if e.to_string().contains("in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free port found");
+}
+
+trait WithTransport {
+    fn with_local_transport(self, port: u16) -> Self;
+}
+
+impl WithTransport for ClientOptions {
+    fn with_local_transport(mut self, port: u16) -> Self {
+        self.enable_transport = true;
+        self.transport_host = "127.0.0.1".into();
+        self.transport_port = port;
+        self
+    }
+}
+
+fn peer_of(id: &str, client: &Client) -> Peer {
+    Peer::local(id, client.transport_address().unwrap().port())
+}
+
+/// Drives every client's transport until `done` holds (at most 10 s). Returns whether it did.
+fn pump(clients: &[&Client], mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for _ in 0..100_000 {
+        for c in clients {
+            if c.transport_running() {
+                c.process_transport_events_wait(256, Duration::from_millis(1))
+                    .unwrap();
+            }
+        }
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+    }
+    false
+}
+
+fn same_data(a: &Client, b: &Client) -> bool {
+    a.list("").unwrap() == b.list("").unwrap()
+}
+
+#[test]
+fn two_nodes_converge_and_acknowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    for i in 0..100 {
+        a.put(&format!("a/{i:03}"), format!("value {i}").as_bytes())
+            .unwrap();
+    }
+    b.put("b/only", b"from b").unwrap();
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    let ok = pump(&[&a, &b], || {
+        same_data(&a, &b) && a.sync_state().unwrap().acknowledged_count == 100
+    });
+    assert!(ok, "a: {:?}\nb: {:?}", a.sync_state(), b.sync_state());
+    assert_eq!(b.get("a/042").unwrap(), b"value 42");
+    assert_eq!(a.get("b/only").unwrap(), b"from b");
+    assert_eq!(a.sync_status("a/000").unwrap(), KeyStatus::Synced);
+    let peers = a.peers().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        (peers[0].node_id.as_str(), peers[0].state),
+        ("node-b", PeerState::Connected)
+    );
+}
+
+#[test]
+fn three_nodes_converge_through_a_node_that_relays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        node(dir.path(), "node-a"),
+        node(dir.path(), "node-b"),
+        node(dir.path(), "node-c"),
+    );
+    // A chain: a - b - c. a and c never connect.
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    c.connect(&peer_of("node-b", &b)).unwrap();
+    assert!(pump(&[&a, &b, &c], || b
+        .peers()
+        .unwrap()
+        .iter()
+        .filter(|p| p.state == PeerState::Connected)
+        .count()
+        == 2));
+    for i in 0..50 {
+        a.put(&format!("a/{i}"), b"a").unwrap();
+        c.put(&format!("c/{i}"), b"c").unwrap();
+    }
+    a.remove("a/7").unwrap();
+    let ok = pump(&[&a, &b, &c], || {
+        same_data(&a, &b) && same_data(&b, &c) && a.size().unwrap() == 99
+    });
+    assert!(
+        ok,
+        "sizes a={} b={} c={}",
+        a.size().unwrap(),
+        b.size().unwrap(),
+        c.size().unwrap()
+    );
+    assert!(!c.contains("a/7").unwrap(), "the remove travelled two hops");
+}
+
+#[test]
+fn a_node_that_was_offline_catches_up_even_from_a_pruned_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    for i in 0..30 {
+        a.put(&format!("k{i}"), b"v").unwrap();
+    }
+    assert!(pump(&[&a, &b], || a
+        .sync_state()
+        .unwrap()
+        .acknowledged_count
+        == 30));
+    a.prune_completed().unwrap();
+    // c was never connected: everything reaches it by the catch-up on connect.
+    let c = node(dir.path(), "node-c");
+    c.connect(&peer_of("node-a", &a)).unwrap();
+    assert!(
+        pump(&[&a, &b, &c], || same_data(&a, &c)),
+        "c has {}",
+        c.size().unwrap()
+    );
+}
+
+#[test]
+fn a_refused_peer_is_faulted_local_work_goes_on_and_delivery_resumes_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(dir.path(), "node-a");
+    let port = free_port();
+    a.connect(&Peer::local("node-b", port)).unwrap();
+    a.put("draft/1", b"hello").unwrap();
+    assert!(pump(&[&a], || a
+        .peers()
+        .unwrap()
+        .iter()
+        .any(|p| p.state == PeerState::Faulted)));
+    assert_eq!(
+        a.get("draft/1").unwrap(),
+        b"hello",
+        "local reads keep working"
+    );
+    a.put("draft/2", b"still writing").unwrap();
+    let state = a.sync_state().unwrap();
+    assert_eq!(
+        state.queued_count + state.in_flight_count,
+        2,
+        "sync work stays tracked"
+    );
+    a.tick(false).unwrap();
+    // b comes up on the port a keeps redialling.
+    let b = node_on(dir.path(), "node-b", Some(port));
+    let ok = pump(&[&a, &b], || {
+        same_data(&a, &b) && a.sync_state().unwrap().acknowledged_count == 2
+    });
+    assert!(ok, "{:?}", a.peers());
+}
+
+#[test]
+fn a_peer_restarted_mid_sync_ends_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    let b_port = b.transport_address().unwrap().port();
+    a.connect(&Peer::local("node-b", b_port)).unwrap();
+    assert!(pump(&[&a, &b], || !a.peers().unwrap().is_empty()
+        && a.peers().unwrap()[0].state == PeerState::Connected));
+    for i in 0..2_000 {
+        a.put(&format!("k{i:04}"), &[7u8; 200]).unwrap();
+    }
+    // Let part of it through, then restart b.
+    pump(&[&a, &b], || b.size().unwrap() > 0);
+    b.close().unwrap();
+    pump(&[&a], || {
+        a.peers()
+            .unwrap()
+            .iter()
+            .any(|p| p.state == PeerState::Faulted)
+    });
+    let acknowledged_before = a.sync_state().unwrap().acknowledged_count;
+    drop(b);
+    let b = node_on(dir.path(), "node-b", Some(b_port));
+    let ok = pump(&[&a, &b], || {
+        same_data(&a, &b) && a.sync_state().unwrap().acknowledged_count == 2_000
+    });
+    assert!(
+        ok,
+        "b has {}, a state {:?}",
+        b.size().unwrap(),
+        a.sync_state().unwrap()
+    );
+    assert!(acknowledged_before <= 2_000);
+}
+
+#[test]
+fn transport_calls_follow_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = Client::new(ClientOptions::memory_only("node-x"));
+    off.open().unwrap();
+    let err = off.start_transport().unwrap_err();
+    assert_eq!(err.code(), softadastra::ErrorCode::TransportError);
+    assert!(
+        off.stop_transport().is_ok(),
+        "stopping a disabled transport is safe"
+    );
+    let a = node(dir.path(), "node-a");
+    a.start_transport().unwrap(); // twice is fine
+    let err = a.connect(&Peer::local("bad id", 4000)).unwrap_err();
+    assert_eq!(err.code(), softadastra::ErrorCode::InvalidArgument);
+    let err = a.connect(&Peer::local("node-b", 0)).unwrap_err();
+    assert_eq!(err.code(), softadastra::ErrorCode::InvalidArgument);
+    a.stop_transport().unwrap();
+    a.stop_transport().unwrap();
+    assert!(!a.transport_running());
+    assert_eq!(
+        a.process_transport_events(8).unwrap_err().code(),
+        softadastra::ErrorCode::TransportError
+    );
+    a.put("still", b"works").unwrap();
+}
