@@ -1,0 +1,959 @@
+//! UDP discovery: nodes on one network find each other without configuration.
+//!
+//! Every node announces itself (node id, transport address, a random per-start instance
+//! id) to a broadcast address every `announce_interval_ms`, listens for the announcements
+//! of others, and keeps a [`PeerRegistry`] of what it heard: peers go stale after half the
+//! TTL without an announcement and expire after the full TTL. A probe asks every node to
+//! answer at once, with a reply unicast to the prober. The design follows syncthing's
+//! local discovery (magic-prefixed packets, instance ids, own packets ignored, source
+//! address substituted for an unspecified one). The wire format is in [`packet`] and in
+//! `docs/discovery.md`.
+//!
+//! [`Discovery`] holds a non-blocking socket and no thread and no clock: the node registers
+//! it on its `mio::Poll`, calls [`Discovery::on_readable`] when the socket is readable and
+//! [`Discovery::tick`] regularly (a few times per announce interval), passing its
+//! monotonic time in milliseconds. Both return [`DiscoveryEvent`]s. Discovery never
+//! connects to anyone: the node decides, and reports back with
+//! [`Discovery::mark_connected`] / [`Discovery::mark_faulted`].
+//!
+//! Nothing a peer sends can stop discovery: malformed datagrams are counted in
+//! [`DiscoveryStats`] and dropped, send failures (no route to the broadcast address, a full
+//! socket buffer) are logged and counted and never returned as errors. Only
+//! [`Discovery::start`] (bad configuration, a port in use) and registration can fail.
+//!
+//! ```
+//! use softadastra::discovery::{Discovery, DiscoveryConfig};
+//!
+//! let mut config = DiscoveryConfig::new("till-01", 9500);
+//! config.bind_host = "127.0.0.1".into();
+//! config.bind_port = 0; // any free port
+//! config.broadcast_host = "127.0.0.1".into();
+//! let mut discovery = Discovery::start(config)?;
+//! let mut poll = mio::Poll::new()?;
+//! discovery.register(poll.registry(), mio::Token(7))?;
+//! let events = discovery.tick(0); // announces (the first tick always does)
+//! assert!(events.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod packet;
+pub mod registry;
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+
+use crate::error::ErrorCode;
+use crate::metadata::validate_node_id;
+pub use packet::{MAGIC, PROTOCOL_VERSION, Packet, PacketError, PacketKind};
+pub use registry::{
+    DiscoveredPeer, DiscoveryEvent, Ignored, MAX_PEERS, PeerRegistry, PeerState,
+    resolve_transport_host,
+};
+
+/// Default discovery port (bind and broadcast), as in the original.
+pub const DEFAULT_DISCOVERY_PORT: u16 = 9400;
+/// Default time between two announcements.
+pub const DEFAULT_ANNOUNCE_INTERVAL_MS: u64 = 3_000;
+/// Default time after which a silent peer expires (stale at half of it).
+pub const DEFAULT_TTL_MS: u64 = 15_000;
+/// Default transport protocol version carried in announcements.
+pub const DEFAULT_TRANSPORT_VERSION: u16 = 1;
+
+/// Receive buffer: larger than any valid packet, so that an over-long datagram is seen as
+/// such (and a newer version's longer packet still shows its version byte).
+const RECV_BUF_LEN: usize = 2048;
+/// Datagrams read per call before yielding back to the node's loop; the rest are read at
+/// the next `tick` or readiness event.
+const MAX_DATAGRAMS_PER_CALL: usize = 1024;
+/// A given address is answered (reply to a probe, announcement to a new peer) at most once
+/// per this many milliseconds, so that forged probes cannot turn this node into a flooder.
+const ANSWER_MIN_INTERVAL_MS: u64 = 100;
+/// Addresses remembered for the answer limit; beyond this, answers are dropped.
+const MAX_ANSWERED: usize = 1024;
+/// Source addresses remembered for "warned once" log lines.
+const MAX_WARNED: usize = 256;
+
+/// How discovery runs. [`DiscoveryConfig::new`] gives the LAN defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// This node's id; announcements carrying it are ignored.
+    pub node_id: String,
+    /// Shown to users; empty means the node id. Cut to 255 bytes.
+    pub display_name: String,
+    /// Address the discovery socket binds to. Default "0.0.0.0". An IP literal, or a name
+    /// resolved once by `start` (preferring IPv4).
+    pub bind_host: String,
+    /// Default 9400. 0 picks a free port (tests).
+    pub bind_port: u16,
+    /// Where announcements and probes go. Default "255.255.255.255".
+    pub broadcast_host: String,
+    /// Default 9400. Must not be 0.
+    pub broadcast_port: u16,
+    /// More destinations for announcements and probes, besides the broadcast address (for
+    /// networks without broadcast, or several nodes on one host). Default none.
+    pub extra_targets: Vec<SocketAddr>,
+    /// The transport's listening host, announced to peers. "", "0.0.0.0" or "::" (the
+    /// default "0.0.0.0") announce "unspecified", and receivers use the source address of
+    /// the datagram; a specific address is announced as is.
+    pub transport_host: String,
+    /// The transport's listening port, announced to peers. Must not be 0.
+    pub transport_port: u16,
+    /// The transport protocol version, announced to peers. Default 1.
+    pub transport_version: u16,
+    /// Time between announcements. Default 3000.
+    pub announce_interval_ms: u64,
+    /// A peer silent for half of it is stale, for all of it expired. Default 15000; at
+    /// least twice `announce_interval_ms`.
+    pub ttl_ms: u64,
+}
+
+impl DiscoveryConfig {
+    /// LAN defaults for `node_id` whose transport listens on all addresses at
+    /// `transport_port`: bind 0.0.0.0:9400, broadcast to 255.255.255.255:9400, announce
+    /// every 3 s, TTL 15 s.
+    pub fn new(node_id: impl Into<String>, transport_port: u16) -> Self {
+        DiscoveryConfig {
+            node_id: node_id.into(),
+            display_name: String::new(),
+            bind_host: "0.0.0.0".into(),
+            bind_port: DEFAULT_DISCOVERY_PORT,
+            broadcast_host: "255.255.255.255".into(),
+            broadcast_port: DEFAULT_DISCOVERY_PORT,
+            extra_targets: Vec::new(),
+            transport_host: "0.0.0.0".into(),
+            transport_port,
+            transport_version: DEFAULT_TRANSPORT_VERSION,
+            announce_interval_ms: DEFAULT_ANNOUNCE_INTERVAL_MS,
+            ttl_ms: DEFAULT_TTL_MS,
+        }
+    }
+}
+
+/// Why discovery could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// A configuration field is invalid; `field` names it.
+    #[error("invalid discovery config: {field}: {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+
+    /// A host name in the configuration could not be resolved.
+    #[error("cannot resolve discovery {field} \"{host}\": {}", describe_io(source))]
+    Resolve {
+        field: &'static str,
+        host: String,
+        source: io::Error,
+    },
+
+    /// The socket could not be bound (port in use, address not on this machine, ...).
+    #[error("cannot bind discovery socket {addr}: {}", describe_io(source))]
+    Bind { addr: SocketAddr, source: io::Error },
+
+    /// A socket operation after binding failed (`op` says which).
+    #[error("cannot {op} discovery socket {addr}: {}", describe_io(source))]
+    Socket {
+        op: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+}
+
+impl DiscoveryError {
+    /// The stable code: `InvalidArgument` for a bad configuration, `DiscoveryError` otherwise.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DiscoveryError::InvalidConfig { .. } => ErrorCode::InvalidArgument,
+            DiscoveryError::Resolve { .. }
+            | DiscoveryError::Bind { .. }
+            | DiscoveryError::Socket { .. } => ErrorCode::DiscoveryError,
+        }
+    }
+
+    /// What the error is about: the config field, the host name or the socket address.
+    pub fn context(&self) -> String {
+        match self {
+            DiscoveryError::InvalidConfig { field, .. } => (*field).to_string(),
+            DiscoveryError::Resolve { host, .. } => host.clone(),
+            DiscoveryError::Bind { addr, .. } | DiscoveryError::Socket { addr, .. } => {
+                addr.to_string()
+            }
+        }
+    }
+}
+
+/// "address already in use" from "Address already in use (os error 98)".
+fn describe_io(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Counters since start. Datagram counts are per destination (an announcement to the
+/// broadcast address and one extra target counts 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryStats {
+    /// Announcements sent: periodic ones, and answers to newly discovered peers.
+    pub announcements_sent: u64,
+    pub probes_sent: u64,
+    /// Replies sent to probes.
+    pub replies_sent: u64,
+    /// Datagrams that could not be sent (logged, never fatal).
+    pub send_errors: u64,
+    /// Valid datagrams from other nodes.
+    pub packets_received: u64,
+    /// Datagrams that were not valid discovery packets (garbage, other versions, bad CRC).
+    pub invalid_packets: u64,
+    /// Our own datagrams, looped back by the broadcast.
+    pub own_packets_ignored: u64,
+    /// Datagrams carrying our node id from another instance: two nodes share a node id.
+    pub duplicate_node_id: u64,
+    /// Answers not sent because the same address was answered moments ago.
+    pub answers_suppressed: u64,
+    /// New peers ignored because the table is full.
+    pub peers_refused: u64,
+    /// Failed reads from the socket (other than "no more data").
+    pub receive_errors: u64,
+}
+
+/// The discovery endpoint of one node. See the module documentation.
+#[derive(Debug)]
+pub struct Discovery {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    node_id: String,
+    instance_id: u64,
+    targets: Vec<SocketAddr>,
+    announce_interval_ms: u64,
+    announce_bytes: Vec<u8>,
+    reply_bytes: Vec<u8>,
+    probe_bytes: Vec<u8>,
+    registry: PeerRegistry,
+    next_announce_ms: Option<u64>,
+    stats: DiscoveryStats,
+    buf: Vec<u8>,
+    /// Datagrams may be left in the socket (read limit or read error): `tick` reads them.
+    backlog: bool,
+    /// Configured targets whose last send failed, with the error: logged once per change.
+    failing_targets: HashMap<SocketAddr, Option<i32>>,
+    /// Sources already warned about (other protocol version, duplicate node id).
+    warned: HashSet<(IpAddr, &'static str)>,
+    /// When each address was last answered.
+    answered: HashMap<SocketAddr, u64>,
+}
+
+impl Discovery {
+    /// Validates `config`, binds the socket (non-blocking, SO_BROADCAST on for IPv4) and
+    /// prepares the datagrams. Does not send anything: the first [`Discovery::tick`]
+    /// announces. Host names (not IP literals) are resolved here, once, which may block.
+    pub fn start(config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
+        let invalid =
+            |field: &'static str, reason: String| DiscoveryError::InvalidConfig { field, reason };
+        validate_node_id(&config.node_id).map_err(|e| invalid("node_id", e.to_string()))?;
+        if config.transport_port == 0 {
+            return Err(invalid(
+                "transport_port",
+                "must not be 0: peers could not connect".into(),
+            ));
+        }
+        if config.broadcast_port == 0 {
+            return Err(invalid("broadcast_port", "must not be 0".into()));
+        }
+        if config.announce_interval_ms == 0 {
+            return Err(invalid("announce_interval_ms", "must not be 0".into()));
+        }
+        if config.ttl_ms < config.announce_interval_ms.saturating_mul(2) {
+            return Err(invalid(
+                "ttl_ms",
+                format!(
+                    "{} ms is less than twice announce_interval_ms ({} ms): peers would go \
+                     stale between two announcements",
+                    config.ttl_ms, config.announce_interval_ms
+                ),
+            ));
+        }
+        let bind_ip = resolve_host("bind_host", &config.bind_host)?;
+        let broadcast_ip = resolve_host("broadcast_host", &config.broadcast_host)?;
+        let transport_host = if config.transport_host.is_empty() {
+            None
+        } else {
+            Some(resolve_host("transport_host", &config.transport_host)?)
+        };
+        let mut targets = vec![check_target(
+            "broadcast_host",
+            bind_ip,
+            SocketAddr::new(broadcast_ip, config.broadcast_port),
+        )?];
+        for t in &config.extra_targets {
+            let t = check_target("extra_targets", bind_ip, *t)?;
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+
+        let display_name = if config.display_name.is_empty() {
+            config.node_id.as_str()
+        } else {
+            packet::truncate_utf8(&config.display_name, packet::MAX_DISPLAY_NAME_LEN)
+        };
+        let instance_id = new_instance_id();
+        let encode = |kind: PacketKind| {
+            Packet {
+                kind,
+                node_id: config.node_id.clone(),
+                instance_id,
+                transport_host,
+                transport_port: config.transport_port,
+                transport_version: config.transport_version,
+                display_name: display_name.to_string(),
+            }
+            .encode()
+            .map_err(|e| invalid("node_id", e.to_string()))
+        };
+        let announce_bytes = encode(PacketKind::Announce)?;
+        let reply_bytes = encode(PacketKind::Reply)?;
+        let probe_bytes = encode(PacketKind::Probe)?;
+
+        let bind_addr = SocketAddr::new(bind_ip, config.bind_port);
+        let socket = UdpSocket::bind(bind_addr).map_err(|source| DiscoveryError::Bind {
+            addr: bind_addr,
+            source,
+        })?;
+        if let Err(source) = socket.set_broadcast(true) {
+            if bind_ip.is_ipv4() {
+                return Err(DiscoveryError::Socket {
+                    op: "enable broadcast on",
+                    addr: bind_addr,
+                    source,
+                });
+            }
+            log::debug!("discovery socket {bind_addr}: no SO_BROADCAST on IPv6: {source}");
+        }
+        let local_addr = socket
+            .local_addr()
+            .map_err(|source| DiscoveryError::Socket {
+                op: "read the address of",
+                addr: bind_addr,
+                source,
+            })?;
+        log::info!(
+            "discovery {}: listening on {local_addr}, announcing to {}",
+            config.node_id,
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Discovery {
+            socket,
+            local_addr,
+            registry: PeerRegistry::new(config.node_id.clone(), config.ttl_ms),
+            node_id: config.node_id,
+            instance_id,
+            targets,
+            announce_interval_ms: config.announce_interval_ms,
+            announce_bytes,
+            reply_bytes,
+            probe_bytes,
+            next_announce_ms: None,
+            stats: DiscoveryStats::default(),
+            buf: vec![0; RECV_BUF_LEN],
+            backlog: false,
+            failing_targets: HashMap::new(),
+            warned: HashSet::new(),
+            answered: HashMap::new(),
+        })
+    }
+
+    /// Registers the socket for readable events on the node's poll.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> Result<(), DiscoveryError> {
+        registry
+            .register(&mut self.socket, token, Interest::READABLE)
+            .map_err(|source| DiscoveryError::Socket {
+                op: "register",
+                addr: self.local_addr,
+                source,
+            })
+    }
+
+    /// Removes the socket from the node's poll.
+    pub fn deregister(&mut self, registry: &Registry) -> Result<(), DiscoveryError> {
+        registry
+            .deregister(&mut self.socket)
+            .map_err(|source| DiscoveryError::Socket {
+                op: "deregister",
+                addr: self.local_addr,
+                source,
+            })
+    }
+
+    /// The address the socket is bound to (with the actual port when `bind_port` was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// This start's random instance id, carried in every datagram.
+    pub fn instance_id(&self) -> u64 {
+        self.instance_id
+    }
+
+    /// Where announcements and probes go: the broadcast address, then `extra_targets`.
+    pub fn targets(&self) -> &[SocketAddr] {
+        &self.targets
+    }
+
+    /// Adds a destination for announcements and probes (a peer's discovery socket known
+    /// from configuration, say). Returns false when it is one already. Refused, like
+    /// `extra_targets` at start, for port 0 or an IPv6 address on an IPv4 socket.
+    pub fn add_target(&mut self, target: SocketAddr) -> Result<bool, DiscoveryError> {
+        let target = check_target("target", self.local_addr.ip(), target)?;
+        if self.targets.contains(&target) {
+            return Ok(false);
+        }
+        self.targets.push(target);
+        Ok(true)
+    }
+
+    /// Reads every datagram waiting on the socket (up to an internal limit per call):
+    /// answers probes with a unicast reply, takes announcements and replies into the peer
+    /// table, and answers a newly discovered or restarted peer with a unicast announcement
+    /// so that it learns about this node without waiting for the next interval. Invalid
+    /// datagrams are counted and dropped. Safe to call when nothing is readable.
+    pub fn on_readable(&mut self, now_ms: u64) -> Vec<DiscoveryEvent> {
+        let mut events = Vec::new();
+        self.receive(now_ms, &mut events);
+        events
+    }
+
+    /// Periodic work: reads datagrams left behind by `on_readable`'s limit, announces when
+    /// `announce_interval_ms` has passed since the last announcement (the first call always
+    /// announces), and ages the peer table (stale, expired).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<DiscoveryEvent> {
+        let mut events = Vec::new();
+        if self.backlog {
+            self.receive(now_ms, &mut events);
+        }
+        let interval = self.announce_interval_ms;
+        // A next time more than one interval ahead means the clock went backwards.
+        let due = self
+            .next_announce_ms
+            .is_none_or(|next| now_ms >= next || next > now_ms.saturating_add(interval));
+        if due {
+            self.announce(now_ms);
+        }
+        self.answered
+            .retain(|_, at| *at <= now_ms && now_ms - *at < ANSWER_MIN_INTERVAL_MS);
+        for event in self.registry.tick(now_ms) {
+            log_event(&self.node_id, &event);
+            events.push(event);
+        }
+        events
+    }
+
+    /// Announces now to every target and restarts the announce interval from `now_ms`.
+    pub fn announce(&mut self, now_ms: u64) {
+        self.next_announce_ms = Some(now_ms.saturating_add(self.announce_interval_ms));
+        for i in 0..self.targets.len() {
+            let target = self.targets[i];
+            if self.send_to_target(PacketKind::Announce, target) {
+                self.stats.announcements_sent += 1;
+            }
+        }
+    }
+
+    /// Sends a probe to every target: every node that hears it replies at once.
+    pub fn probe(&mut self) {
+        for i in 0..self.targets.len() {
+            let target = self.targets[i];
+            if self.send_to_target(PacketKind::Probe, target) {
+                self.stats.probes_sent += 1;
+            }
+        }
+    }
+
+    /// Every known peer (any state but expired), ordered by node id.
+    pub fn peers(&self) -> Vec<DiscoveredPeer> {
+        self.registry.peers()
+    }
+
+    /// One known peer.
+    pub fn peer(&self, node_id: &str) -> Option<&DiscoveredPeer> {
+        self.registry.get(node_id)
+    }
+
+    /// The peer table, read-only.
+    pub fn registry(&self) -> &PeerRegistry {
+        &self.registry
+    }
+
+    /// The node connected to `node_id`. False for a node id discovery does not know.
+    pub fn mark_connected(&mut self, node_id: &str) -> bool {
+        self.registry.mark_connected(node_id)
+    }
+
+    /// The node failed to reach `node_id` (or lost it). False for an unknown node id.
+    pub fn mark_faulted(&mut self, node_id: &str) -> bool {
+        self.registry.mark_faulted(node_id)
+    }
+
+    /// The node closed its connection to `node_id` normally. False for an unknown node id.
+    pub fn mark_disconnected(&mut self, node_id: &str) -> bool {
+        self.registry.mark_disconnected(node_id)
+    }
+
+    pub fn stats(&self) -> DiscoveryStats {
+        self.stats
+    }
+
+    fn receive(&mut self, now_ms: u64, events: &mut Vec<DiscoveryEvent>) {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.backlog = true;
+        for _ in 0..MAX_DATAGRAMS_PER_CALL {
+            match self.socket.recv_from(&mut buf) {
+                Ok((len, source)) => self.handle(&buf[..len], source, now_ms, events),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.backlog = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // For example a pending ICMP error. Reading again at the next tick.
+                    self.stats.receive_errors += 1;
+                    log::debug!("discovery {}: receive failed: {e}", self.node_id);
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+    }
+
+    fn handle(
+        &mut self,
+        bytes: &[u8],
+        source: SocketAddr,
+        now_ms: u64,
+        events: &mut Vec<DiscoveryEvent>,
+    ) {
+        let packet = match Packet::decode(bytes) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.stats.invalid_packets += 1;
+                if matches!(e, PacketError::UnsupportedVersion { .. })
+                    && self.warn_once(source.ip(), "version")
+                {
+                    log::warn!(
+                        "discovery {}: ignoring {source}: {e} (logged once per address)",
+                        self.node_id
+                    );
+                } else {
+                    log::debug!(
+                        "discovery {}: dropped datagram from {source}: {e}",
+                        self.node_id
+                    );
+                }
+                return;
+            }
+        };
+        if packet.node_id == self.node_id {
+            if packet.instance_id == self.instance_id {
+                self.stats.own_packets_ignored += 1;
+            } else {
+                self.stats.duplicate_node_id += 1;
+                if self.warn_once(source.ip(), "duplicate") {
+                    log::warn!(
+                        "discovery {}: {source} announces this node's id from another \
+                         instance: two nodes share the node id; it is ignored",
+                        self.node_id
+                    );
+                }
+            }
+            return;
+        }
+        self.stats.packets_received += 1;
+        if packet.kind == PacketKind::Probe {
+            if self.answer(PacketKind::Reply, source, now_ms) {
+                self.stats.replies_sent += 1;
+            }
+            return;
+        }
+        match self.registry.observe(&packet, source, now_ms) {
+            Ok(Some(event)) => {
+                if matches!(
+                    event,
+                    DiscoveryEvent::Discovered(_) | DiscoveryEvent::Restarted(_)
+                ) && self.answer(PacketKind::Announce, source, now_ms)
+                {
+                    self.stats.announcements_sent += 1;
+                }
+                log_event(&self.node_id, &event);
+                events.push(event);
+            }
+            Ok(None) => {}
+            Err(Ignored::TableFull) => {
+                self.stats.peers_refused += 1;
+                if self.warn_once(source.ip(), "table full") {
+                    log::warn!(
+                        "discovery {}: ignoring {} from {source}: the peer table holds \
+                         {MAX_PEERS} peers",
+                        self.node_id,
+                        packet.node_id
+                    );
+                }
+            }
+            Err(Ignored::OwnNode | Ignored::NotAnAnnouncement) => {}
+        }
+    }
+
+    /// True the first time for this (address, topic), while the memory lasts.
+    fn warn_once(&mut self, ip: IpAddr, topic: &'static str) -> bool {
+        if self.warned.len() >= MAX_WARNED {
+            return false;
+        }
+        self.warned.insert((ip, topic))
+    }
+
+    /// Sends one unicast datagram to `dest`, unless `dest` was answered moments ago.
+    fn answer(&mut self, kind: PacketKind, dest: SocketAddr, now_ms: u64) -> bool {
+        if let Some(&at) = self.answered.get(&dest)
+            && at <= now_ms
+            && now_ms - at < ANSWER_MIN_INTERVAL_MS
+        {
+            self.stats.answers_suppressed += 1;
+            return false;
+        }
+        if self.answered.len() >= MAX_ANSWERED {
+            self.answered
+                .retain(|_, at| now_ms.saturating_sub(*at) < ANSWER_MIN_INTERVAL_MS);
+            if self.answered.len() >= MAX_ANSWERED {
+                self.stats.answers_suppressed += 1;
+                return false;
+            }
+        }
+        self.answered.insert(dest, now_ms);
+        match self.send(kind, dest) {
+            Ok(()) => true,
+            Err(e) => {
+                self.stats.send_errors += 1;
+                log::debug!(
+                    "discovery {}: cannot send {kind} to {dest}: {e}",
+                    self.node_id
+                );
+                false
+            }
+        }
+    }
+
+    /// Sends to a configured target; failures are logged once per target and error.
+    fn send_to_target(&mut self, kind: PacketKind, target: SocketAddr) -> bool {
+        match self.send(kind, target) {
+            Ok(()) => {
+                if self.failing_targets.remove(&target).is_some() {
+                    log::info!(
+                        "discovery {}: sending to {target} works again",
+                        self.node_id
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.stats.send_errors += 1;
+                let code = e.raw_os_error();
+                if self.failing_targets.insert(target, code) != Some(code) {
+                    log::warn!(
+                        "discovery {}: cannot send {kind} to {target}: {}; discovery goes on \
+                         (further failures like this are not logged)",
+                        self.node_id,
+                        describe_io(&e)
+                    );
+                } else {
+                    log::debug!(
+                        "discovery {}: cannot send {kind} to {target}: {e}",
+                        self.node_id
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    fn send(&mut self, kind: PacketKind, dest: SocketAddr) -> io::Result<()> {
+        let bytes = match kind {
+            PacketKind::Announce => &self.announce_bytes,
+            PacketKind::Reply => &self.reply_bytes,
+            PacketKind::Probe => &self.probe_bytes,
+        };
+        let dest = match (self.local_addr, dest.ip()) {
+            // A dual-stack IPv6 socket reaches IPv4 peers through mapped addresses.
+            (SocketAddr::V6(_), IpAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dest.port())
+            }
+            (SocketAddr::V4(_), ip @ IpAddr::V6(_)) => {
+                SocketAddr::new(ip.to_canonical(), dest.port())
+            }
+            _ => dest,
+        };
+        let mut interrupted = 0;
+        loop {
+            match self.socket.send_to(bytes, dest) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupted < 3 => {
+                    interrupted += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn log_event(node_id: &str, event: &DiscoveryEvent) {
+    match event {
+        DiscoveryEvent::Discovered(p) => log::debug!(
+            "discovery {node_id}: peer {} available at {}",
+            p.node_id,
+            p.transport_addr()
+        ),
+        DiscoveryEvent::Restarted(p) => log::debug!(
+            "discovery {node_id}: peer {} restarted, now at {}",
+            p.node_id,
+            p.transport_addr()
+        ),
+        DiscoveryEvent::Stale(id) => log::debug!("discovery {node_id}: peer {id} is stale"),
+        DiscoveryEvent::Expired(id) => log::debug!("discovery {node_id}: peer {id} expired"),
+    }
+}
+
+/// A destination the socket bound to `bind_ip` can send to: port not 0, and an IPv4
+/// address for an IPv4 socket (IPv4-mapped IPv6 addresses are reduced to IPv4).
+fn check_target(
+    field: &'static str,
+    bind_ip: IpAddr,
+    target: SocketAddr,
+) -> Result<SocketAddr, DiscoveryError> {
+    let invalid = |reason: String| DiscoveryError::InvalidConfig { field, reason };
+    if target.port() == 0 {
+        return Err(invalid(format!("{target} has port 0")));
+    }
+    match (bind_ip, target.ip().to_canonical()) {
+        (IpAddr::V4(_), IpAddr::V6(_)) => Err(invalid(format!(
+            "{target} is IPv6 but the discovery socket ({bind_ip}) is IPv4"
+        ))),
+        (IpAddr::V4(_), ip) => Ok(SocketAddr::new(ip, target.port())),
+        (IpAddr::V6(_), _) => Ok(target),
+    }
+}
+
+/// An IP literal (IPv6 optionally in brackets), or a name resolved now, preferring IPv4.
+fn resolve_host(field: &'static str, host: &str) -> Result<IpAddr, DiscoveryError> {
+    if host.is_empty() {
+        return Err(DiscoveryError::InvalidConfig {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let addrs: Vec<SocketAddr> = (host, 0)
+        .to_socket_addrs()
+        .map_err(|source| DiscoveryError::Resolve {
+            field,
+            host: host.to_string(),
+            source,
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(SocketAddr::ip)
+        .ok_or_else(|| DiscoveryError::InvalidConfig {
+            field,
+            reason: format!("\"{host}\" resolves to no address"),
+        })
+}
+
+/// Random per start: std's randomly keyed hasher over the time, the process id and a
+/// per-process counter (two starts in one process differ too).
+fn new_instance_id() -> u64 {
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback(node_id: &str) -> DiscoveryConfig {
+        let mut c = DiscoveryConfig::new(node_id, 9500);
+        c.bind_host = "127.0.0.1".into();
+        c.bind_port = 0;
+        c.broadcast_host = "127.0.0.1".into();
+        c
+    }
+
+    fn start_error(config: DiscoveryConfig) -> DiscoveryError {
+        Discovery::start(config).expect_err("start must fail")
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = DiscoveryConfig::new("n", 9500);
+        assert_eq!(c.bind_host, "0.0.0.0");
+        assert_eq!(c.bind_port, 9400);
+        assert_eq!(c.broadcast_host, "255.255.255.255");
+        assert_eq!(c.broadcast_port, 9400);
+        assert_eq!(c.transport_host, "0.0.0.0");
+        assert_eq!(c.announce_interval_ms, 3000);
+        assert_eq!(c.ttl_ms, 15000);
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        type Edit = fn(&mut DiscoveryConfig);
+        let cases: Vec<(&str, Edit)> = vec![
+            ("node_id", |c| c.node_id = "bad id".into()),
+            ("transport_port", |c| c.transport_port = 0),
+            ("broadcast_port", |c| c.broadcast_port = 0),
+            ("announce_interval_ms", |c| c.announce_interval_ms = 0),
+            ("ttl_ms", |c| c.ttl_ms = c.announce_interval_ms),
+            ("bind_host", |c| c.bind_host = String::new()),
+            ("broadcast_host", |c| c.broadcast_host = "::1".into()),
+            ("extra_targets", |c| {
+                c.extra_targets = vec!["[::1]:9400".parse().unwrap()]
+            }),
+            ("extra_targets", |c| {
+                c.extra_targets = vec!["127.0.0.1:0".parse().unwrap()]
+            }),
+        ];
+        for (field, edit) in cases {
+            let mut c = loopback("node-a");
+            edit(&mut c);
+            let err = start_error(c);
+            assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+            assert_eq!(err.context(), field, "{err}");
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_names_the_address_and_the_cause() {
+        let first = Discovery::start(loopback("node-a")).unwrap();
+        let mut c = loopback("node-b");
+        c.bind_port = first.local_addr().port();
+        let err = start_error(c);
+        assert_eq!(err.code(), ErrorCode::DiscoveryError);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot bind discovery socket {}: address already in use",
+                first.local_addr()
+            )
+        );
+        assert_eq!(err.context(), first.local_addr().to_string());
+    }
+
+    #[test]
+    fn an_address_not_on_this_machine_cannot_be_bound() {
+        let mut c = loopback("node-a");
+        c.bind_host = "192.0.2.1".into(); // TEST-NET-1, never local
+        let err = start_error(c);
+        assert!(
+            err.to_string()
+                .starts_with("cannot bind discovery socket 192.0.2.1:0: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn host_names_are_resolved_once_at_start() {
+        let mut c = loopback("node-a");
+        c.bind_host = "localhost".into();
+        c.broadcast_host = "localhost".into();
+        let d = Discovery::start(c).unwrap();
+        assert!(d.local_addr().ip().is_loopback());
+    }
+
+    #[test]
+    fn instance_ids_differ_between_starts() {
+        let a = Discovery::start(loopback("node-a")).unwrap();
+        let b = Discovery::start(loopback("node-a")).unwrap();
+        assert_ne!(a.instance_id(), b.instance_id());
+    }
+
+    #[test]
+    fn a_failing_target_is_counted_and_the_others_still_get_the_announcement() {
+        let mut listener = Discovery::start(loopback("listener")).unwrap();
+        let mut c = loopback("node-a");
+        c.broadcast_port = listener.local_addr().port();
+        let mut d = Discovery::start(c).unwrap();
+        // An IPv6 destination on an IPv4 socket fails on every send (start refuses such a
+        // configuration, so it is injected here to stand for "no route to host").
+        d.targets.insert(0, "[::1]:9".parse().unwrap());
+        d.tick(0);
+        d.tick(10_000);
+        d.probe();
+        assert_eq!(d.stats().send_errors, 3);
+        assert_eq!(d.stats().announcements_sent, 2);
+        assert_eq!(d.stats().probes_sent, 1);
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            seen.extend(listener.on_readable(0));
+            if !seen.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            matches!(seen.as_slice(), [DiscoveryEvent::Discovered(p)] if p.node_id == "node-a"),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_tick_announces_then_every_interval() {
+        let mut c = loopback("node-a");
+        c.announce_interval_ms = 100;
+        c.ttl_ms = 1000;
+        let mut d = Discovery::start(c).unwrap();
+        d.tick(5);
+        assert_eq!(d.stats().announcements_sent, 1);
+        d.tick(104);
+        assert_eq!(d.stats().announcements_sent, 1);
+        d.tick(105);
+        assert_eq!(d.stats().announcements_sent, 2);
+        // A clock that went backwards does not stop the announcements.
+        d.tick(0);
+        assert_eq!(d.stats().announcements_sent, 3);
+    }
+}
