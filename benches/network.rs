@@ -1,0 +1,143 @@
+//! Node A to node B over loopback TCP, in one run: throughput of 100,000 puts on A until all
+//! are applied on B and acknowledged back to A, and with idle nodes the delay from a put on A
+//! to the value being visible on B (p50/p99 over 1,000 puts). Each node runs its transport
+//! loop on a thread of its own. Prints a table; asserts nothing about time.
+//! Run with `cargo bench --bench network`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use softadastra::{Client, ClientOptions, Peer};
+
+fn node(dir: &std::path::Path, id: &str, durable: bool) -> Arc<Client> {
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let wal = dir.join(format!("{id}.wal"));
+        let mut options = if durable {
+            ClientOptions::persistent(id, wal.to_str().unwrap())
+        } else {
+            ClientOptions::fast(id, wal.to_str().unwrap())
+        };
+        options.require_ack = true;
+        options.sync_batch_size = 256;
+        options.enable_transport = true;
+        options.transport_host = "127.0.0.1".into();
+        options.transport_port = port;
+        let client = Client::new(options);
+        client.open().unwrap();
+        if client.start_transport().is_ok() {
+            return Arc::new(client);
+        }
+    }
+    panic!("no free port");
+}
+
+/// Runs a node's transport loop until `stop`.
+fn drive(client: Arc<Client>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            client
+                .process_transport_events_wait(1024, Duration::from_millis(5))
+                .unwrap();
+        }
+    })
+}
+
+fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+struct Figures {
+    throughput: f64,
+    p50_us: u128,
+    p99_us: u128,
+    max_us: u128,
+}
+
+fn run(durable: bool) -> Figures {
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_string() + "/target").unwrap();
+    let a = node(dir.path(), "node-a", durable);
+    let b = node(dir.path(), "node-b", durable);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = [
+        drive(a.clone(), stop.clone()),
+        drive(b.clone(), stop.clone()),
+    ];
+    a.connect(&Peer::local(
+        "node-b",
+        b.transport_address().unwrap().port(),
+    ))
+    .unwrap();
+    wait("connection", Duration::from_secs(10), || {
+        b.peers()
+            .unwrap()
+            .iter()
+            .any(|p| p.state == softadastra::PeerState::Connected)
+    });
+
+    // Throughput: 100,000 puts, done when B holds them all and A has every ACK.
+    const N: usize = 100_000;
+    let value = [0x61u8; 100];
+    let start = Instant::now();
+    for i in 0..N {
+        a.put(&format!("bulk/{i:08}"), &value).unwrap();
+    }
+    wait("delivery", Duration::from_secs(120), || {
+        b.size().unwrap() >= N && a.sync_state().unwrap().acknowledged_count >= N
+    });
+    let throughput = N as f64 / start.elapsed().as_secs_f64();
+    a.prune_completed().unwrap();
+
+    // Latency with idle nodes: one put at a time, until it is visible on B.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut delays = Vec::new();
+    for i in 0..1_000 {
+        let key = format!("latency/{i:05}");
+        let t = Instant::now();
+        a.put(&key, b"x").unwrap();
+        wait("visibility", Duration::from_secs(5), || {
+            b.contains(&key).unwrap()
+        });
+        delays.push(t.elapsed().as_micros());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    delays.sort_unstable();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    Figures {
+        throughput,
+        p50_us: delays[delays.len() / 2],
+        p99_us: delays[delays.len() * 99 / 100],
+        max_us: *delays.last().unwrap(),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let durable = run(true);
+    let fast = run(false);
+    println!();
+    println!("| measurement | durable (auto_flush on) | fast (auto_flush off) | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| 100,000 puts on A applied on B and acknowledged | {:.0} ops/s | {:.0} ops/s | >= 200,000 ops/s |",
+        durable.throughput, fast.throughput
+    );
+    println!(
+        "| put on A -> visible on B, idle nodes, p50 / p99 / max | {} / {} / {} us | {} / {} / {} us | p99 < 5 ms |",
+        durable.p50_us, durable.p99_us, durable.max_us, fast.p50_us, fast.p99_us, fast.max_us
+    );
+}
