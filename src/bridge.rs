@@ -234,6 +234,7 @@ fn from_ffi(o: &FfiOptions) -> ClientOptions {
         discovery_broadcast_port: o.discovery_broadcast_port,
         display_name: o.display_name.clone(),
         version: o.version.clone(),
+        ..ClientOptions::default()
     }
 }
 

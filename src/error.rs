@@ -5,6 +5,7 @@
 //! [`ErrorCode`] is the one stable table that the C ABI (`sa_status_t`) and the C++ SDK
 //! (`Error::Code`) both use. Codes are never renumbered.
 
+use crate::discovery::DiscoveryError;
 use crate::metadata::MetadataError;
 use crate::store::StoreError;
 use crate::transport::TransportError;
@@ -79,6 +80,13 @@ pub enum Error {
     #[error("{0}")]
     TransportUnavailable(String),
 
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+
+    /// A discovery call while discovery is disabled or not started.
+    #[error("{0}")]
+    DiscoveryUnavailable(String),
+
     /// A peer that cannot be connected to as given.
     #[error("invalid peer {peer}: {reason}")]
     InvalidPeer { peer: String, reason: String },
@@ -105,6 +113,8 @@ impl Error {
             Error::Metadata(e) => e.code(),
             Error::Transport(e) => e.code(),
             Error::TransportUnavailable(_) => ErrorCode::TransportError,
+            Error::Discovery(e) => e.code(),
+            Error::DiscoveryUnavailable(_) => ErrorCode::DiscoveryError,
             Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
             Error::Internal(_) => ErrorCode::InternalError,
         }
@@ -119,7 +129,11 @@ impl Error {
             Error::Metadata(e) => e.context(),
             Error::Transport(e) => e.context(),
             Error::InvalidPeer { peer, .. } => peer.clone(),
-            Error::NotOpen | Error::Internal(_) | Error::TransportUnavailable(_) => String::new(),
+            Error::Discovery(e) => e.context(),
+            Error::NotOpen
+            | Error::Internal(_)
+            | Error::TransportUnavailable(_)
+            | Error::DiscoveryUnavailable(_) => String::new(),
         }
     }
 }

@@ -137,6 +137,7 @@ pub(crate) unsafe fn from_c(c: &SaOptions, function: &str) -> Result<ClientOptio
         discovery_broadcast_port: c.discovery_broadcast_port,
         display_name: s(c.display_name, "display_name")?,
         version: s(c.version, "version")?,
+        ..ClientOptions::default()
     })
 }
 

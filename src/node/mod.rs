@@ -66,6 +66,10 @@ struct OpenNode {
     sync: Mutex<SyncEngine>,
     /// The running transport, if started. Locked before `sync`.
     net: Mutex<Option<net::Net>>,
+    /// Discovery, if started. Locked after `net`, before `sync`.
+    discovery: Mutex<Option<crate::discovery::Discovery>>,
+    /// Peers that expired since `peers()` last reported them.
+    expired: Mutex<Vec<Peer>>,
     /// Wakes a thread waiting in the transport's poll when there is new local work.
     waker: RwLock<Option<Arc<mio::Waker>>>,
     started_at_ms: i64,
@@ -126,6 +130,8 @@ impl Client {
             store,
             sync: Mutex::new(sync),
             net: Mutex::new(None),
+            discovery: Mutex::new(None),
+            expired: Mutex::new(Vec::new()),
             waker: RwLock::new(None),
             started_at_ms: hlc::now_millis() as i64,
         });
@@ -138,6 +144,7 @@ impl Client {
         let Some(node) = self.node.write().take() else {
             return Ok(());
         };
+        node.discovery.lock().take();
         if node.net.lock().take().is_some() {
             log::info!("node {}: transport stopped", self.options.node_id);
         }
@@ -394,6 +401,9 @@ impl Client {
     }
 }
 
+/// The token of the discovery socket on the transport's poll.
+const DISCOVERY_TOKEN: mio::Token = mio::Token(2);
+
 /// The state of a peer, as `Client::peers()` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PeerState {
@@ -505,6 +515,9 @@ impl Client {
                 log::error!("node {}: transport start failed: {e}", self.options.node_id);
             })?;
             *n.waker.write() = Some(transport.waker());
+            if let Some(d) = n.discovery.lock().as_mut() {
+                d.register(transport.registry(), DISCOVERY_TOKEN)?;
+            }
             *net = Some(net::Net::new(transport));
             Ok(())
         })
@@ -546,17 +559,183 @@ impl Client {
         max_events: usize,
         timeout: Duration,
     ) -> Result<usize> {
-        self.with_net(|n, net| {
+        self.with_node(|n| {
+            let mut net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            if net.is_none() && discovery.is_none() {
+                return Err(Error::TransportUnavailable(
+                    if self.options.enable_transport {
+                        "transport is not running; call start_transport() first".into()
+                    } else {
+                        "transport is disabled".into()
+                    },
+                ));
+            }
             // Wait and do the I/O without the sync lock: local writes go on meanwhile.
-            let events = net
-                .transport
-                .poll(Some(timeout), max_events, hlc::now_millis());
+            let events = match net.as_mut() {
+                Some(net) => net
+                    .transport
+                    .poll(Some(timeout), max_events, hlc::now_millis()),
+                None => Vec::new(),
+            };
             let handled = events.len();
             let now = hlc::now_millis();
+            if let Some(d) = discovery.as_mut() {
+                let found = d.on_readable(now).into_iter().chain(d.tick(now)).collect();
+                self.on_discovery_events(n, net.as_mut(), found, now);
+            }
             let mut sync = n.sync.lock();
             sync.retry_expired(now);
-            net.process(&n.store, &mut sync, events, now);
+            if let Some(net) = net.as_mut() {
+                net.process(&n.store, &mut sync, events, now);
+                if let Some(d) = discovery.as_mut() {
+                    // Tell discovery which peers are connected or faulted.
+                    for p in net.peers() {
+                        match p.state {
+                            PeerState::Connected => d.mark_connected(&p.node_id),
+                            PeerState::Faulted => d.mark_faulted(&p.node_id),
+                            _ => false,
+                        };
+                    }
+                }
+            }
             Ok(handled)
+        })
+    }
+
+    fn on_discovery_events(
+        &self,
+        n: &OpenNode,
+        net: Option<&mut net::Net>,
+        events: Vec<crate::discovery::DiscoveryEvent>,
+        now: u64,
+    ) {
+        use crate::discovery::DiscoveryEvent;
+        let mut net = net;
+        for event in events {
+            match event {
+                DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
+                    log::info!(
+                        "node {}: discovered peer {} at {}",
+                        self.options.node_id,
+                        p.node_id,
+                        p.transport_addr()
+                    );
+                    if let Some(net) = net
+                        .as_mut()
+                        .filter(|_| self.options.auto_connect_discovered)
+                    {
+                        let addr = p.transport_addr();
+                        let connected =
+                            net.transport.ready().iter().any(|(_, id)| *id == p.node_id);
+                        if !connected && !net.transport.dialled().contains(&addr) {
+                            net.expected.insert(addr, p.node_id.clone());
+                            net.transport.connect(addr, now);
+                        }
+                    }
+                }
+                DiscoveryEvent::Stale(id) => {
+                    log::info!("node {}: peer {id} is stale", self.options.node_id);
+                }
+                DiscoveryEvent::Expired(id) => {
+                    log::info!("node {}: peer {id} expired", self.options.node_id);
+                    let mut peer = Peer::new(&id, "", 0);
+                    peer.state = PeerState::Expired;
+                    n.expired.lock().push(peer);
+                }
+            }
+        }
+    }
+
+    /// Starts UDP discovery on `discovery_host:discovery_port`, announcing this node's
+    /// transport address to `discovery_broadcast_host:discovery_broadcast_port` (the
+    /// discovery port when 0). Found peers are connected to when `auto_connect_discovered`
+    /// is on and the transport runs. Starting it twice does nothing.
+    pub fn start_discovery(&self) -> Result<()> {
+        self.with_node(|n| {
+            if !self.options.enable_discovery {
+                return Err(Error::DiscoveryUnavailable("discovery is disabled".into()));
+            }
+            let net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            if discovery.is_some() {
+                return Ok(());
+            }
+            let o = &self.options;
+            let transport_port = match net.as_ref() {
+                Some(net) => net.transport.local_addr().port(),
+                None => o.transport_port,
+            };
+            let mut config =
+                crate::discovery::DiscoveryConfig::new(o.node_id.clone(), transport_port);
+            config.display_name = o.effective_display_name().to_string();
+            config.bind_host = o.discovery_host.clone();
+            config.bind_port = o.discovery_port;
+            config.broadcast_host = o.discovery_broadcast_host.clone();
+            config.broadcast_port = if o.discovery_broadcast_port == 0 {
+                o.discovery_port
+            } else {
+                o.discovery_broadcast_port
+            };
+            config.transport_host = o.transport_host.clone();
+            config.announce_interval_ms = u64::from(o.discovery_interval_ms);
+            config.ttl_ms = u64::from(o.discovery_ttl_ms);
+            let mut d = crate::discovery::Discovery::start(config).inspect_err(|e| {
+                log::error!("node {}: discovery start failed: {e}", o.node_id);
+            })?;
+            if let Some(net) = net.as_ref() {
+                d.register(net.transport.registry(), DISCOVERY_TOKEN)?;
+            }
+            log::info!(
+                "node {}: discovery started on {}",
+                o.node_id,
+                d.local_addr()
+            );
+            *discovery = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Stops discovery. Safe when it is disabled or not running.
+    pub fn stop_discovery(&self) -> Result<()> {
+        self.with_node(|n| {
+            let net = n.net.lock();
+            if let Some(mut d) = n.discovery.lock().take() {
+                if let Some(net) = net.as_ref() {
+                    let _ = d.deregister(net.transport.registry());
+                }
+                log::info!("node {}: discovery stopped", self.options.node_id);
+            }
+            Ok(())
+        })
+    }
+
+    pub fn discovery_running(&self) -> bool {
+        self.with_node(|n| Ok(n.discovery.lock().is_some()))
+            .unwrap_or(false)
+    }
+
+    /// The address discovery listens on.
+    pub fn discovery_address(&self) -> Result<SocketAddr> {
+        self.with_node(|n| {
+            n.discovery
+                .lock()
+                .as_ref()
+                .map(|d| d.local_addr())
+                .ok_or_else(|| Error::DiscoveryUnavailable("discovery is not running".into()))
+        })
+    }
+
+    /// Sends more destinations for discovery announcements (for networks without
+    /// broadcast, or several nodes on one host).
+    pub fn add_discovery_target(&self, target: SocketAddr) -> Result<()> {
+        self.with_node(|n| {
+            let mut d = n.discovery.lock();
+            let d = d
+                .as_mut()
+                .ok_or_else(|| Error::DiscoveryUnavailable("discovery is not running".into()))?;
+            d.add_target(target)?;
+            Ok(())
         })
     }
 
@@ -591,10 +770,52 @@ impl Client {
         })
     }
 
-    /// Known peers: connected ones, dialled ones (faulted when their last connection
-    /// failed) and recently seen ones.
+    /// Known peers, one per node: connected ones, dialled ones (faulted when their last
+    /// connection failed), ones found by discovery (available or stale), and ones that
+    /// expired since the last call (reported once). Reads pending discovery datagrams
+    /// first, so the list is current even without a transport loop.
     pub fn peers(&self) -> Result<Vec<Peer>> {
-        self.with_net(|_, net| Ok(net.peers()))
+        self.with_node(|n| {
+            if !self.options.enable_transport && !self.options.enable_discovery {
+                return Err(Error::TransportUnavailable(
+                    "transport and discovery are disabled".into(),
+                ));
+            }
+            let now = hlc::now_millis();
+            let mut net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
+            if let Some(d) = discovery.as_mut() {
+                let found = d.on_readable(now).into_iter().chain(d.tick(now)).collect();
+                self.on_discovery_events(n, net.as_mut(), found, now);
+                for p in d.peers() {
+                    if peers.iter().any(|known| known.node_id == p.node_id) {
+                        continue;
+                    }
+                    peers.push(Peer {
+                        node_id: p.node_id.clone(),
+                        host: p.host.to_string(),
+                        port: p.port,
+                        state: match p.state {
+                            crate::discovery::PeerState::Available => PeerState::Available,
+                            crate::discovery::PeerState::Stale => PeerState::Stale,
+                            crate::discovery::PeerState::Expired => PeerState::Expired,
+                            crate::discovery::PeerState::Connected => PeerState::Connected,
+                            crate::discovery::PeerState::Faulted => PeerState::Faulted,
+                            crate::discovery::PeerState::Unknown => PeerState::Unknown,
+                        },
+                        last_seen_ms: p.last_seen_ms,
+                    });
+                }
+            }
+            for p in n.expired.lock().drain(..) {
+                if !peers.iter().any(|known| known.node_id == p.node_id) {
+                    peers.push(p);
+                }
+            }
+            peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Ok(peers)
+        })
     }
 
     fn capabilities(&self) -> Vec<&'static str> {

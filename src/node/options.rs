@@ -28,6 +28,12 @@ pub struct ClientOptions {
     pub discovery_port: u16,
     pub discovery_broadcast_host: String,
     pub discovery_broadcast_port: u16,
+    /// Time between discovery announcements.
+    pub discovery_interval_ms: u32,
+    /// A peer not heard from for half of this is stale, for all of it expired.
+    pub discovery_ttl_ms: u32,
+    /// Connect to peers found by discovery.
+    pub auto_connect_discovered: bool,
     /// Empty means "use the node id".
     pub display_name: String,
     pub version: String,
@@ -54,6 +60,9 @@ impl Default for ClientOptions {
             discovery_port: 0,
             discovery_broadcast_host: "255.255.255.255".into(),
             discovery_broadcast_port: 0,
+            discovery_interval_ms: 3_000,
+            discovery_ttl_ms: 15_000,
+            auto_connect_discovered: true,
             display_name: String::new(),
             version: crate::DEFAULT_VERSION.into(),
         }

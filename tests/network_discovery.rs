@@ -1,0 +1,165 @@
+//! Discovery through the public `Client` on 127.0.0.1 with distinct ports: nodes find each
+//! other, connect on their own and converge; a silent peer goes stale, then expired (short
+//! TTL); finding no peer never blocks local work. Ports are ephemeral, waits bounded.
+
+use std::time::{Duration, Instant};
+
+use softadastra::{Client, ClientOptions, ErrorCode, PeerState};
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A memory-only node announcing to `announce_to` on 127.0.0.1.
+fn options(id: &str, discovery_port: u16, announce_to: u16, transport: bool) -> ClientOptions {
+    let mut o = ClientOptions::memory_only(id);
+    o.enable_transport = transport;
+    o.transport_host = "127.0.0.1".into();
+    o.transport_port = free_tcp_port();
+    o.enable_discovery = true;
+    o.discovery_host = "127.0.0.1".into();
+    o.discovery_port = discovery_port;
+    o.discovery_broadcast_host = "127.0.0.1".into();
+    o.discovery_broadcast_port = announce_to;
+    o.discovery_interval_ms = 50;
+    o.discovery_ttl_ms = 300;
+    o
+}
+
+fn start(o: ClientOptions) -> Client {
+    let c = Client::new(o);
+    c.open().unwrap();
+    if c.options().enable_transport {
+        c.start_transport().unwrap();
+    }
+    c.start_discovery().unwrap();
+    c
+}
+
+fn pump(clients: &[&Client], limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    for _ in 0..100_000 {
+        for c in clients {
+            c.process_transport_events_wait(64, Duration::from_millis(2))
+                .unwrap();
+        }
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+    }
+    false
+}
+
+fn state_of(c: &Client, id: &str) -> Option<PeerState> {
+    c.peers()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.node_id == id)
+        .map(|p| p.state)
+}
+
+#[test]
+fn discovered_nodes_connect_and_converge() {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let a = start(options("node-a", pa, pb, true));
+    let b = start(options("node-b", pb, pa, true));
+    a.put("from/a", b"1").unwrap();
+    b.put("from/b", b"2").unwrap();
+    let ok = pump(&[&a, &b], Duration::from_secs(10), || {
+        a.contains("from/b").unwrap() && b.contains("from/a").unwrap()
+    });
+    assert!(ok, "a peers {:?}, b peers {:?}", a.peers(), b.peers());
+    assert_eq!(state_of(&a, "node-b"), Some(PeerState::Connected));
+    let peer = a
+        .peers()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.node_id == "node-b")
+        .unwrap();
+    assert_eq!(peer.host, "127.0.0.1");
+    assert_eq!(
+        peer.port,
+        b.transport_address().unwrap().port(),
+        "the announced transport port"
+    );
+}
+
+#[test]
+fn a_silent_peer_goes_stale_then_expired() {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let a = start(options("node-a", pa, pb, false));
+    let b = start(options("node-b", pb, pa, false));
+    assert!(pump(&[&a, &b], Duration::from_secs(5), || state_of(
+        &a, "node-b"
+    ) == Some(
+        PeerState::Available
+    )));
+    b.stop_discovery().unwrap();
+    assert!(pump(&[&a], Duration::from_secs(5), || state_of(
+        &a, "node-b"
+    ) == Some(
+        PeerState::Stale
+    )));
+    let mut saw_expired = false;
+    assert!(pump(&[&a], Duration::from_secs(5), || {
+        match state_of(&a, "node-b") {
+            Some(PeerState::Expired) => {
+                saw_expired = true;
+                false
+            }
+            None => saw_expired,
+            _ => false,
+        }
+    }));
+    assert!(
+        saw_expired,
+        "expired is reported once before the peer is dropped"
+    );
+}
+
+#[test]
+fn finding_no_peer_never_blocks_local_work() {
+    let a = start(options("node-a", free_udp_port(), free_udp_port(), true));
+    for i in 0..100 {
+        a.put(&format!("k{i}"), b"v").unwrap();
+        a.process_transport_events(16).unwrap();
+    }
+    assert_eq!(a.size().unwrap(), 100);
+    assert!(a.peers().unwrap().is_empty());
+}
+
+#[test]
+fn discovery_calls_follow_the_rules() {
+    let off = Client::new(ClientOptions::memory_only("node-x"));
+    off.open().unwrap();
+    assert_eq!(
+        off.start_discovery().unwrap_err().code(),
+        ErrorCode::DiscoveryError
+    );
+    assert!(off.stop_discovery().is_ok());
+    assert!(!off.discovery_running());
+    assert_eq!(off.peers().unwrap_err().code(), ErrorCode::TransportError);
+    let a = start(options("node-a", free_udp_port(), free_udp_port(), false));
+    a.start_discovery().unwrap(); // twice is fine
+    assert!(a.discovery_running());
+    a.stop_discovery().unwrap();
+    a.stop_discovery().unwrap();
+    assert!(!a.discovery_running());
+    a.close().unwrap();
+    assert!(!a.discovery_running());
+}
