@@ -67,8 +67,20 @@ fn node_main(dir: &Path) {
     client.close().unwrap();
 }
 
-fn spawn(test: &str, dir: &Path, id: &str, port: u16, writes: usize, peers: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// A child node process, killed (and reaped) if the test ends without stopping it.
+struct NodeProcess(Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(test: &str, dir: &Path, id: &str, port: u16, writes: usize, peers: &str) -> NodeProcess {
+    let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(NODE_MODE, dir)
         .env("NODE_ID", id)
@@ -76,7 +88,8 @@ fn spawn(test: &str, dir: &Path, id: &str, port: u16, writes: usize, peers: &str
         .env("NODE_WRITES", writes.to_string())
         .env("NODE_PEERS", peers)
         .spawn()
-        .unwrap()
+        .unwrap();
+    NodeProcess(child)
 }
 
 /// (size, acknowledged) that the child node last reported.
@@ -86,7 +99,8 @@ fn status(dir: &Path, id: &str) -> (usize, usize) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-fn stop(dir: &Path, id: &str, mut child: Child) {
+fn stop(dir: &Path, id: &str, mut node: NodeProcess) {
+    let child = &mut node.0;
     std::fs::write(dir.join(format!("{id}.stop")), b"").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -95,8 +109,7 @@ fn stop(dir: &Path, id: &str, mut child: Child) {
             return;
         }
         if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{id} did not stop");
+            panic!("{id} did not stop"); // the guard kills it
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -202,8 +215,8 @@ fn a_peer_killed_mid_batch_gets_everything_after_its_restart() {
             a.process_transport_events(256).unwrap();
         }
         if killed_at.is_none() && a.sync_state().unwrap().acknowledged_count > 0 {
-            b.kill().unwrap();
-            b.wait().unwrap();
+            b.0.kill().unwrap();
+            b.0.wait().unwrap();
             killed_at = Some(i);
         }
     }
