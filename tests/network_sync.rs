@@ -260,3 +260,83 @@ fn transport_calls_follow_the_rules() {
     );
     a.put("still", b"works").unwrap();
 }
+
+/// A raw TCP peer: completes the handshake as `id` and then does what the test says.
+fn raw_peer(to: u16, id: &str) -> std::net::TcpStream {
+    use softadastra::transport::message::{Hello, Message, kind};
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", to)).unwrap();
+    let mut payload = Vec::new();
+    Message::Hello(Hello {
+        protocol_version: softadastra::transport::PROTOCOL_VERSION,
+        node_id: id.into(),
+        display_name: id.into(),
+        capabilities: vec![],
+        auth_scheme: 0,
+        auth_data: vec![],
+    })
+    .encode(&mut payload);
+    let mut frame = Vec::new();
+    softadastra::transport::frame::encode(&mut frame, kind::HELLO, &payload);
+    s.write_all(&frame).unwrap();
+    s
+}
+
+#[test]
+fn a_peer_sending_garbage_is_dropped_and_the_node_keeps_working() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    let mut evil = raw_peer(a.transport_address().unwrap().port(), "node-evil");
+    assert!(pump(&[&a, &b], || a
+        .peers()
+        .unwrap()
+        .iter()
+        .filter(|p| p.state == PeerState::Connected)
+        .count()
+        == 2));
+    evil.write_all(&[0xff; 4096]).unwrap();
+    assert!(pump(&[&a, &b], || a
+        .peers()
+        .unwrap()
+        .iter()
+        .any(
+            |p| p.node_id == "node-evil" && p.state != PeerState::Connected
+        )));
+    a.put("after/garbage", b"fine").unwrap();
+    assert!(pump(&[&a, &b], || b.contains("after/garbage").unwrap()));
+}
+
+#[test]
+fn a_peer_that_stops_reading_never_stalls_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    // A peer that completes the handshake and then never reads a byte.
+    let _stuck = raw_peer(a.transport_address().unwrap().port(), "node-stuck");
+    assert!(pump(&[&a, &b], || a
+        .peers()
+        .unwrap()
+        .iter()
+        .filter(|p| p.state == PeerState::Connected)
+        .count()
+        == 2));
+    let value = vec![9u8; 1024];
+    for i in 0..20_000 {
+        a.put(&format!("bulk/{i:05}"), &value).unwrap();
+        if i % 500 == 0 {
+            a.process_transport_events(256).unwrap();
+            b.process_transport_events(256).unwrap();
+        }
+    }
+    let ok = pump(&[&a, &b], || {
+        b.size().unwrap() == 20_000 && a.sync_state().unwrap().acknowledged_count == 20_000
+    });
+    assert!(
+        ok,
+        "b has {} of 20000 ({:?})",
+        b.size().unwrap(),
+        a.sync_state().unwrap()
+    );
+}
