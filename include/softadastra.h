@@ -109,6 +109,49 @@ typedef uint32_t sa_status_t;
 #endif // __cplusplus
 
 /**
+ * The state of a peer in `sa_peer_t`. The values are never renumbered; their names
+ * (`sa_peer_state_string`) are the strings of `softadastra::sdk::Peer::state` in the
+ * C++ SDK.
+ */
+enum sa_peer_state_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Known and reachable as far as we know (announced recently, or being connected).
+   */
+  SA_PEER_STATE_AVAILABLE = 0,
+  /**
+   * Handshake done: operations flow.
+   */
+  SA_PEER_STATE_CONNECTED = 1,
+  /**
+   * Not announced for half the discovery TTL.
+   */
+  SA_PEER_STATE_STALE = 2,
+  /**
+   * Not announced for a full TTL (reported once, then dropped).
+   */
+  SA_PEER_STATE_EXPIRED = 3,
+  /**
+   * The last connection failed or broke; the node retries with backoff.
+   */
+  SA_PEER_STATE_FAULTED = 4,
+  /**
+   * Nothing is known about it.
+   */
+  SA_PEER_STATE_UNKNOWN = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sa_peer_state_t sa_peer_state_t;
+#else
+typedef uint32_t sa_peer_state_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Where a key's latest change is on its way to peers (written by
  * `sa_client_sync_status`). The values are never renumbered; they equal those of
  * `softadastra::sdk::SyncStatus` in the C++ SDK.
@@ -271,6 +314,19 @@ typedef struct sa_options_t {
    * Application version, non-empty. Default the library version.
    */
   const char *version;
+  /**
+   * Time between discovery announcements, in milliseconds. Default 3000.
+   */
+  uint32_t discovery_interval_ms;
+  /**
+   * A peer not heard from for half of this is stale, for all of it expired; at least
+   * twice `discovery_interval_ms` (checked by `sa_client_start_discovery`). Default 15000.
+   */
+  uint32_t discovery_ttl_ms;
+  /**
+   * Connect to peers found by discovery (when the transport runs). Default true.
+   */
+  bool auto_connect_discovered;
 } sa_options_t;
 
 /**
@@ -295,12 +351,48 @@ typedef struct sa_node_info_t {
   int64_t started_at_ms;
   int64_t uptime_ms;
   /**
-   * `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "metadata",
-   * later "transport", "discovery".
+   * `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "transport"
+   * (enabled), "discovery" (enabled), "metadata".
    */
   const char *const *capabilities;
   size_t capabilities_len;
 } sa_node_info_t;
+
+/**
+ * A peer node, an element of `sa_peers_t`. Its strings belong to the list and stay valid
+ * until `sa_peers_free`; do not modify or free them.
+ */
+typedef struct sa_peer_t {
+  /**
+   * The peer's node id: from its handshake or announcement, else as given to
+   * `sa_client_connect`.
+   */
+  const char *node_id;
+  /**
+   * The host it is reached at ("" for an expired peer).
+   */
+  const char *host;
+  /**
+   * Its transport port (0 for an expired peer).
+   */
+  uint16_t port;
+  sa_peer_state_t state;
+  /**
+   * When it was last heard from, in milliseconds since the Unix epoch (0: never).
+   */
+  uint64_t last_seen_ms;
+} sa_peer_t;
+
+/**
+ * The peers of a client (written by `sa_client_peers`): `len` elements at `items`.
+ * The caller owns the struct (usually on its stack); the library owns the array and its
+ * strings until `sa_peers_free`. `items` is NULL when `len` is 0. Do not change `items`
+ * or `len`.
+ */
+typedef struct sa_peers_t {
+  struct sa_peer_t *items;
+  size_t len;
+} sa_peers_t;
 
 /**
  * What one sync tick did (written by `sa_client_tick`). A plain value owned by the
@@ -566,6 +658,160 @@ sa_status_t sa_client_node_info(const struct sa_client_t *client, struct sa_node
  */
 sa_status_t sa_client_refresh_node_info(const struct sa_client_t *client,
                                         struct sa_node_info_t **out_info);
+
+/**
+ * The name of a peer state: "available", "connected", "stale", "expired", "faulted" or
+ * "unknown" (also for a number that is no `sa_peer_state_t`).
+ *
+ * Ownership: the returned string is static; never free it.
+ * Thread safety: may be called from any thread. Does not touch the last error.
+ */
+const char *sa_peer_state_string(uint32_t state);
+
+/**
+ * Frees the array of `*peers` and every string in it, and resets `*peers` to
+ * `{NULL, 0}`, so a second call is a no-op. NULL `peers`, or a `peers` whose `items` is
+ * NULL, is a no-op.
+ *
+ * Ownership: `peers->items` must come from `sa_client_peers` and must not be used
+ * afterwards. Thread safety: do not free the same list from two threads.
+ * Does not touch the last error.
+ */
+void sa_peers_free(struct sa_peers_t *peers);
+
+/**
+ * Binds the transport on the options' `transport_host:transport_port` and accepts
+ * connections from peers. Starting a running transport does nothing.
+ *
+ * Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` ("transport is disabled"
+ * when `enable_transport` is off; the address cannot be bound, e.g. "address already in
+ * use"), `SA_INVALID_ARGUMENT` (NULL `client`).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_start_transport(const struct sa_client_t *client);
+
+/**
+ * Closes every connection and the listener. Stopping a stopped transport, or one that
+ * is disabled, does nothing. Sync work stays tracked and is sent once a peer is
+ * connected again. `sa_client_close` stops the transport too.
+ *
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_stop_transport(const struct sa_client_t *client);
+
+/**
+ * Whether the transport runs. False when the client is NULL, closed, or the transport
+ * was never started or was stopped.
+ * Thread safety: any thread. Does not touch the last error.
+ */
+bool sa_client_transport_running(const struct sa_client_t *client);
+
+/**
+ * Writes the port the transport is bound to to `*out_port` (for tools and tests that
+ * want to confirm the listener runs, or tell a peer where to connect).
+ *
+ * Ownership: `*out_port` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (disabled, or not running),
+ * `SA_INVALID_ARGUMENT` (NULL `client` or `out_port`). `*out_port` is written only on
+ * success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_transport_port(const struct sa_client_t *client, uint16_t *out_port);
+
+/**
+ * Does the pending network work without waiting: accepts connections, completes
+ * handshakes, reads and answers messages, applies and acknowledges peers' operations,
+ * pushes the outbox, redials dropped peers, and handles discovery datagrams. Writes how
+ * many transport events it handled to `*out_handled` (at most `max_events`; 0 means no
+ * limit). Call it in a loop while the transport or discovery runs.
+ *
+ * Ownership: `*out_handled` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (neither the transport nor
+ * discovery runs: "transport is disabled" or "transport is not running"),
+ * `SA_INVALID_ARGUMENT` (NULL `client` or `out_handled`). `*out_handled` is written only
+ * on success.
+ * Thread safety: any thread, concurrently with other calls on the same client (they wait
+ * for each other).
+ */
+sa_status_t sa_client_process_transport_events(const struct sa_client_t *client,
+                                               size_t max_events,
+                                               size_t *out_handled);
+
+/**
+ * Connects to the peer `node_id` at `host:port` and keeps the connection: it is
+ * redialled with backoff whenever it drops, until `sa_client_disconnect`. Returns once
+ * the attempt has started; the handshake completes during
+ * `sa_client_process_transport_events` (`sa_client_peers` then shows it connected).
+ *
+ * Ownership: `node_id` and `host` (NUL-terminated UTF-8) are only read during the call.
+ * Errors: `SA_INVALID_ARGUMENT` (NULL `client`, `node_id` or `host`; an invalid node id,
+ * an empty or unresolvable host, port 0 — the context names the peer),
+ * `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (disabled, or not running).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_connect(const struct sa_client_t *client,
+                              const char *node_id,
+                              const char *host,
+                              uint16_t port);
+
+/**
+ * Closes the connection to the peer `node_id` at `host:port` (matched by address or by
+ * node id) and stops redialling it.
+ *
+ * Ownership: `node_id` and `host` are only read during the call.
+ * Errors: as `sa_client_connect`, and `SA_INVALID_ARGUMENT` when the peer is neither
+ * connected nor being dialled ("not connected").
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_disconnect(const struct sa_client_t *client,
+                                 const char *node_id,
+                                 const char *host,
+                                 uint16_t port);
+
+/**
+ * Starts UDP discovery on the options' `discovery_host:discovery_port`, announcing this
+ * node every `discovery_interval_ms` to `discovery_broadcast_host` (port
+ * `discovery_broadcast_port`, or the discovery port when 0). With
+ * `auto_connect_discovered` and a running transport, found peers are connected to.
+ * Starting it twice does nothing.
+ *
+ * Errors: `SA_INVALID_STATE` (closed), `SA_DISCOVERY_ERROR` ("discovery is disabled"
+ * when `enable_discovery` is off; the socket cannot be bound), `SA_INVALID_ARGUMENT`
+ * (NULL `client`; a discovery setting the core refuses, e.g. a TTL under twice the
+ * interval, or no transport port to announce — the context names the field).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_start_discovery(const struct sa_client_t *client);
+
+/**
+ * Stops discovery. Stopping it when it is disabled or not running does nothing.
+ *
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_stop_discovery(const struct sa_client_t *client);
+
+/**
+ * Whether discovery runs. False when the client is NULL, closed, or discovery was never
+ * started or was stopped.
+ * Thread safety: any thread. Does not touch the last error.
+ */
+bool sa_client_discovery_running(const struct sa_client_t *client);
+
+/**
+ * Writes the known peers, sorted by node id, to `*out_peers`: connected ones, dialled
+ * ones (faulted when their last connection failed), ones found by discovery (available
+ * or stale), and ones that expired since the last call (reported once).
+ *
+ * Ownership: the caller owns the struct `*out_peers` and frees what it holds with
+ * `sa_peers_free`.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (both the transport and
+ * discovery are disabled), `SA_INVALID_ARGUMENT` (NULL `client` or `out_peers`).
+ * `*out_peers` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_peers(const struct sa_client_t *client, struct sa_peers_t *out_peers);
 
 /**
  * Frees a node info and every string in it. NULL is a no-op. Does not touch the last

@@ -1,15 +1,21 @@
 /* A plain C program exercising the C ABI (softadastra.h): options, open/close, put, get,
  * remove, contains, size, batch, node info, sync (tick, sync state, key status, queue and
- * prune), the last error, NULL handling and recovery after reopen. Compiled as C11 with -Wall -Wextra -Werror -pedantic. Exit code 0 means
- * every check passed; each failed check prints its line. */
+ * prune), the network (transport, discovery, connect, peers, two clients syncing over
+ * loopback), the last error, NULL handling and recovery after reopen. Compiled as C11
+ * with -Wall -Wextra -Werror -pedantic. Exit code 0 means every check passed; each failed
+ * check prints its line. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include <softadastra.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -44,6 +50,9 @@ static void test_options(void) {
     CHECK(strcmp(o.node_id, "node-1") == 0);
     CHECK(strcmp(o.wal_path, "data/sdk-store.wal") == 0);
     CHECK(o.enable_wal && o.auto_flush && o.sync_batch_size == 64);
+    CHECK(!o.enable_transport && !o.enable_discovery);
+    CHECK(o.discovery_interval_ms == 3000 && o.discovery_ttl_ms == 15000);
+    CHECK(o.auto_connect_discovered);
     CHECK(sa_options_validate(&o) == SA_OK);
 
     CHECK(sa_options_fast("fast-1", "/tmp/f.wal", &o) == SA_OK);
@@ -292,6 +301,170 @@ static void test_sync(void) {
     sa_client_free(client);
 }
 
+/* A TCP port of 127.0.0.1 that was free a moment ago (0 when none could be bound). The
+ * transport refuses port 0, so the caller picks one and retries when it is "in use". */
+static uint16_t free_tcp_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    uint16_t port = 0;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0) {
+        port = ntohs(addr.sin_port);
+    }
+    close(fd);
+    return port;
+}
+
+/* A client with a WAL `dir/<id>.wal` and its transport started on 127.0.0.1 and a free
+ * port (written to *port); NULL when none could be started. */
+static sa_client_t *start_node(const char *dir, const char *id, char *wal, size_t wal_size,
+                               uint16_t *port) {
+    snprintf(wal, wal_size, "%s/%s.wal", dir, id);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        sa_options_t o;
+        CHECK(sa_options_persistent(id, wal, &o) == SA_OK);
+        o.enable_transport = true;
+        o.transport_host = "127.0.0.1";
+        o.transport_port = free_tcp_port();
+        sa_client_t *client = NULL;
+        if (sa_client_new(&o, &client) != SA_OK || sa_client_open(client) != SA_OK) {
+            CHECK(!"a client opens");
+            sa_client_free(client);
+            return NULL;
+        }
+        if (sa_client_start_transport(client) == SA_OK) {
+            CHECK(sa_client_transport_port(client, port) == SA_OK && *port == o.transport_port);
+            return client;
+        }
+        CHECK(contains_text(sa_last_error_message(), "in use"));
+        sa_client_free(client);
+    }
+    CHECK(!"a free port was found");
+    return NULL;
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Transport and discovery errors, the peer list, and two clients syncing over loopback. */
+static void test_network(const char *dir) {
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_AVAILABLE), "available") == 0);
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_CONNECTED), "connected") == 0);
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_STALE), "stale") == 0);
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_EXPIRED), "expired") == 0);
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_FAULTED), "faulted") == 0);
+    CHECK(strcmp(sa_peer_state_string(SA_PEER_STATE_UNKNOWN), "unknown") == 0);
+    CHECK(strcmp(sa_peer_state_string(9999), "unknown") == 0);
+    sa_peers_free(NULL);
+
+    /* Disabled: SA_TRANSPORT_ERROR / SA_DISCOVERY_ERROR; stopping is fine. */
+    sa_options_t o;
+    CHECK(sa_options_memory_only("c-net-off", &o) == SA_OK);
+    sa_client_t *off = NULL;
+    CHECK(sa_client_new(&o, &off) == SA_OK);
+    CHECK(sa_client_start_transport(off) == SA_INVALID_STATE); /* closed */
+    CHECK(sa_client_open(off) == SA_OK);
+    CHECK(sa_client_start_transport(off) == SA_TRANSPORT_ERROR);
+    CHECK(contains_text(sa_last_error_message(), "transport is disabled"));
+    CHECK(!sa_client_transport_running(off));
+    CHECK(sa_client_stop_transport(off) == SA_OK);
+    size_t handled = 99;
+    CHECK(sa_client_process_transport_events(off, 64, &handled) == SA_TRANSPORT_ERROR);
+    CHECK(handled == 99);
+    CHECK(sa_client_connect(off, "c-peer", "127.0.0.1", 4041) == SA_TRANSPORT_ERROR);
+    CHECK(sa_client_start_discovery(off) == SA_DISCOVERY_ERROR);
+    CHECK(contains_text(sa_last_error_message(), "discovery is disabled"));
+    CHECK(sa_client_stop_discovery(off) == SA_OK);
+    CHECK(!sa_client_discovery_running(off));
+    sa_peers_t peers = {NULL, 7};
+    CHECK(sa_client_peers(off, &peers) == SA_TRANSPORT_ERROR);
+    CHECK(peers.items == NULL && peers.len == 7);
+    sa_client_free(off);
+
+    char wal_a[512], wal_b[512];
+    uint16_t port_a = 0, port_b = 0;
+    sa_client_t *a = start_node(dir, "c-node-a", wal_a, sizeof wal_a, &port_a);
+    sa_client_t *b = start_node(dir, "c-node-b", wal_b, sizeof wal_b, &port_b);
+    if (a == NULL || b == NULL) {
+        sa_client_free(a);
+        sa_client_free(b);
+        return;
+    }
+    CHECK(sa_client_transport_running(a));
+    CHECK(sa_client_start_transport(a) == SA_OK); /* twice is fine */
+    CHECK(sa_client_connect(a, NULL, "127.0.0.1", port_b) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "node_id") == 0);
+    CHECK(sa_client_connect(a, "c-node-b", NULL, port_b) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_connect(a, "has space", "127.0.0.1", port_b) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_connect(a, "c-node-b", "127.0.0.1", 0) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_process_transport_events(a, 64, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_peers(a, NULL) == SA_INVALID_ARGUMENT);
+
+    CHECK(sa_client_put(a, KEY("net/1"), KEY("one")) == SA_OK);
+    CHECK(sa_client_put(a, KEY("net/2"), KEY("two")) == SA_OK);
+    CHECK(sa_client_connect(a, "c-node-b", "127.0.0.1", port_b) == SA_OK);
+
+    /* Drive both transports until B has A's data and A has its ACKs (at most ~10 s). */
+    const double deadline = now_seconds() + 10.0;
+    int done = 0;
+    for (int round = 0; round < 5000 && !done && now_seconds() < deadline; round++) {
+        size_t ha = 0, hb = 0;
+        CHECK(sa_client_process_transport_events(a, 64, &ha) == SA_OK);
+        CHECK(sa_client_process_transport_events(b, 0, &hb) == SA_OK);
+        bool has = false;
+        sa_sync_state_t state;
+        done = sa_client_contains(b, KEY("net/2"), &has) == SA_OK && has &&
+               sa_client_sync_state(a, &state) == SA_OK && state.acknowledged_count >= 2;
+        if (ha + hb == 0) {
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    CHECK(done);
+    sa_bytes_t value = {NULL, 0};
+    CHECK(sa_client_get(b, KEY("net/1"), &value) == SA_OK);
+    CHECK(value.len == 3 && memcmp(value.data, "one", 3) == 0);
+    sa_bytes_free(&value);
+
+    CHECK(sa_client_peers(a, &peers) == SA_OK);
+    CHECK(peers.len == 1 && peers.items != NULL);
+    if (peers.len == 1 && peers.items != NULL) {
+        const sa_peer_t *p = &peers.items[0];
+        CHECK(strcmp(p->node_id, "c-node-b") == 0);
+        CHECK(strcmp(p->host, "127.0.0.1") == 0 && p->port == port_b);
+        CHECK(p->state == SA_PEER_STATE_CONNECTED);
+        CHECK(p->last_seen_ms > 0);
+    }
+    sa_peers_free(&peers);
+    CHECK(peers.items == NULL && peers.len == 0);
+    sa_peers_free(&peers); /* second free is a no-op */
+
+    CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_OK);
+    CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "not connected"));
+    CHECK(sa_client_stop_transport(a) == SA_OK);
+    CHECK(sa_client_stop_transport(a) == SA_OK);
+    CHECK(!sa_client_transport_running(a));
+    uint16_t stopped_port = 1;
+    CHECK(sa_client_transport_port(a, &stopped_port) == SA_TRANSPORT_ERROR);
+    CHECK(contains_text(sa_last_error_message(), "not running") && stopped_port == 1);
+    CHECK(sa_client_close(b) == SA_OK);
+    CHECK(!sa_client_transport_running(b));
+    CHECK(sa_client_stop_transport(b) == SA_INVALID_STATE);
+    sa_client_free(a);
+    sa_client_free(b);
+    unlink(wal_a);
+    unlink(wal_b);
+}
+
 static void test_recovery(const char *wal) {
     sa_options_t o;
     CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
@@ -337,6 +510,7 @@ int main(void) {
     test_sync();
     test_store(wal);
     test_recovery(wal);
+    test_network(dir);
 
     unlink(wal);
     if (rmdir(dir) != 0) {

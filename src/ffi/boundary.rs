@@ -149,6 +149,23 @@ pub(crate) fn to_c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).expect("zero bytes were replaced")
 }
 
+/// A C string owned by the library, for a struct handed to C (freed by [`free_owned`]).
+/// Zero bytes are shown as `\\0`, as in [`to_c_string`].
+pub(crate) fn owned(s: &str) -> *const c_char {
+    to_c_string(s).into_raw()
+}
+
+/// Frees a string made by [`owned`]; NULL is a no-op.
+///
+/// # Safety
+/// `p` is NULL or came from [`owned`] and is not used again.
+pub(crate) unsafe fn free_owned(p: *const c_char) {
+    if !p.is_null() {
+        // SAFETY: per the caller, p came from CString::into_raw.
+        drop(unsafe { CString::from_raw(p.cast_mut()) });
+    }
+}
+
 /// The ownership kind of a C handle: created by `Box::new`, handed out as a raw pointer,
 /// freed exactly once by its `_free` function. Every handle type implements this trait and
 /// no other kind is used.

@@ -5,7 +5,8 @@
 //! outcome as a [`SaStatus`] plus a thread-local last error. Each handle type lives in its
 //! own file; they all use the one ownership kind declared in [`boundary::BoxHandle`]. The
 //! sync functions and their plain value types (`sa_sync_state_t`, `sa_tick_result_t`,
-//! `sa_key_status_t`) are in [`sync`].
+//! `sa_key_status_t`) are in [`sync`]; the transport, discovery and the peer list
+//! (`sa_peer_t`, `sa_peers_t`, `sa_peer_state_t`) are in [`network`].
 //!
 //! Conventions for C callers are written at the top of the generated header.
 
@@ -15,6 +16,7 @@
 pub(crate) mod boundary;
 pub mod bytes;
 pub mod client;
+pub mod network;
 pub mod node_info;
 pub mod options;
 pub mod sync;

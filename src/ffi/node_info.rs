@@ -1,10 +1,10 @@
 //! `sa_node_info_t`: a description of the node, allocated by the library.
 
-use std::ffi::{CString, c_char};
+use std::ffi::c_char;
 
 use crate::metadata::NodeInfo;
 
-use super::boundary::{self, BoxHandle};
+use super::boundary::{self, BoxHandle, free_owned, owned};
 
 /// What a node is. Returned by `sa_client_node_info`; every pointer in it belongs to the
 /// struct and stays valid until `sa_node_info_free`. Do not modify or free the fields.
@@ -21,26 +21,13 @@ pub struct SaNodeInfo {
     /// When the client was opened, in milliseconds since the Unix epoch.
     pub started_at_ms: i64,
     pub uptime_ms: i64,
-    /// `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "metadata",
-    /// later "transport", "discovery".
+    /// `capabilities_len` strings: "core", "wal" (with a WAL), "store", "sync", "transport"
+    /// (enabled), "discovery" (enabled), "metadata".
     pub capabilities: *const *const c_char,
     pub capabilities_len: usize,
 }
 
 impl BoxHandle for SaNodeInfo {}
-
-fn owned(s: &str) -> *const c_char {
-    boundary::to_c_string(s).into_raw()
-}
-
-/// # Safety
-/// `p` came from [`owned`] and is not used again.
-unsafe fn free_owned(p: *const c_char) {
-    if !p.is_null() {
-        // SAFETY: per the caller, p came from CString::into_raw.
-        drop(unsafe { CString::from_raw(p.cast_mut()) });
-    }
-}
 
 impl SaNodeInfo {
     pub(crate) fn from_rust(info: &NodeInfo) -> SaNodeInfo {
@@ -63,7 +50,7 @@ impl SaNodeInfo {
 
 impl Drop for SaNodeInfo {
     fn drop(&mut self) {
-        // SAFETY: every pointer was made by from_rust and is freed only here.
+        // SAFETY: every pointer was made by from_rust (with `owned`) and is freed only here.
         unsafe {
             for p in [
                 self.node_id,

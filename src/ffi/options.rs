@@ -64,6 +64,14 @@ pub struct SaOptions {
     pub display_name: *const c_char,
     /// Application version, non-empty. Default the library version.
     pub version: *const c_char,
+    // The fields below were added after the ones above, which keep their places.
+    /// Time between discovery announcements, in milliseconds. Default 3000.
+    pub discovery_interval_ms: u32,
+    /// A peer not heard from for half of this is stale, for all of it expired; at least
+    /// twice `discovery_interval_ms` (checked by `sa_client_start_discovery`). Default 15000.
+    pub discovery_ttl_ms: u32,
+    /// Connect to peers found by discovery (when the transport runs). Default true.
+    pub auto_connect_discovered: bool,
 }
 
 /// A static C string with the content `s`. Only called with the strings of the option
@@ -104,6 +112,9 @@ fn to_c(o: &ClientOptions, node_id: *const c_char, wal_path: *const c_char) -> S
         discovery_broadcast_port: o.discovery_broadcast_port,
         display_name: interned(&o.display_name),
         version: interned(&o.version),
+        discovery_interval_ms: o.discovery_interval_ms,
+        discovery_ttl_ms: o.discovery_ttl_ms,
+        auto_connect_discovered: o.auto_connect_discovered,
     }
 }
 
@@ -135,9 +146,11 @@ pub(crate) unsafe fn from_c(c: &SaOptions, function: &str) -> Result<ClientOptio
         discovery_port: c.discovery_port,
         discovery_broadcast_host: s(c.discovery_broadcast_host, "discovery_broadcast_host")?,
         discovery_broadcast_port: c.discovery_broadcast_port,
+        discovery_interval_ms: c.discovery_interval_ms,
+        discovery_ttl_ms: c.discovery_ttl_ms,
+        auto_connect_discovered: c.auto_connect_discovered,
         display_name: s(c.display_name, "display_name")?,
         version: s(c.version, "version")?,
-        ..ClientOptions::default()
     })
 }
 
@@ -300,5 +313,26 @@ mod tests {
         // SAFETY: written on success; strings are static.
         let o = unsafe { from_c(&c.assume_init(), "test") }.unwrap();
         assert_eq!(o, ClientOptions::fast("n1", "/tmp/x.wal"));
+    }
+
+    #[test]
+    fn discovery_settings_cross_in_both_directions() {
+        let o = ClientOptions {
+            discovery_interval_ms: 250,
+            discovery_ttl_ms: 1000,
+            auto_connect_discovered: false,
+            ..ClientOptions::persistent("n1", "x.wal")
+        };
+        let c = to_c(&o, interned(&o.node_id), interned(&o.wal_path));
+        assert_eq!(
+            (
+                c.discovery_interval_ms,
+                c.discovery_ttl_ms,
+                c.auto_connect_discovered
+            ),
+            (250, 1000, false)
+        );
+        // SAFETY: all strings are static.
+        assert_eq!(unsafe { from_c(&c, "test") }.unwrap(), o);
     }
 }
