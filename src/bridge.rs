@@ -13,7 +13,7 @@ use crate::error::ErrorCode;
 use crate::ffi::boundary::{self, FfiError};
 use crate::metadata::NodeInfo;
 use crate::node::options::DEFAULT_WAL_PATH;
-use crate::node::{Client, ClientOptions};
+use crate::node::{Client, ClientOptions, Peer};
 use crate::sync::{KeyStatus, SyncState, TickResult};
 
 #[cxx::bridge(namespace = "softadastra::ffi")]
@@ -50,6 +50,19 @@ pub mod api {
         discovery_broadcast_port: u16,
         display_name: String,
         version: String,
+        discovery_interval_ms: u32,
+        discovery_ttl_ms: u32,
+        auto_connect_discovered: bool,
+    }
+
+    /// A peer (`crate::Peer`); `state` is `PeerState::as_str()`.
+    #[derive(Debug, Default)]
+    struct FfiPeer {
+        node_id: String,
+        host: String,
+        port: u16,
+        state: String,
+        last_seen_ms: u64,
     }
 
     /// A node description.
@@ -150,11 +163,33 @@ pub mod api {
         fn queue_pending(self: &RustClient, count: &mut usize) -> FfiStatus;
         /// On success, `status` is where the key's latest change is.
         fn sync_status(self: &RustClient, key: &[u8], status: &mut FfiKeyStatus) -> FfiStatus;
+
+        /// Whether `node_id` follows the node id rules (1 to 128 of [A-Za-z0-9._-]).
+        fn node_id_is_valid(node_id: &[u8]) -> bool;
+
+        fn start_transport(self: &RustClient) -> FfiStatus;
+        fn stop_transport(self: &RustClient) -> FfiStatus;
+        fn transport_running(self: &RustClient) -> bool;
+        /// On success, `handled` is how many transport events were handled (0 max: no limit).
+        fn process_transport_events(
+            self: &RustClient,
+            max_events: usize,
+            handled: &mut usize,
+        ) -> FfiStatus;
+        /// The peer's strings cross as bytes; non-UTF-8 is an InvalidArgument.
+        fn connect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
+        fn disconnect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
+        fn start_discovery(self: &RustClient) -> FfiStatus;
+        fn stop_discovery(self: &RustClient) -> FfiStatus;
+        fn discovery_running(self: &RustClient) -> bool;
+        /// On success, `peers` holds the known peers (replacing its contents).
+        fn peers(self: &RustClient, peers: &mut Vec<FfiPeer>) -> FfiStatus;
     }
 }
 
 use api::{
-    FfiKeyStatus, FfiNodeInfo, FfiOptions, FfiPreset, FfiStatus, FfiSyncState, FfiTickResult,
+    FfiKeyStatus, FfiNodeInfo, FfiOptions, FfiPeer, FfiPreset, FfiStatus, FfiSyncState,
+    FfiTickResult,
 };
 
 impl From<Result<(), FfiError>> for FfiStatus {
@@ -209,6 +244,9 @@ fn to_ffi(o: ClientOptions) -> FfiOptions {
         discovery_broadcast_port: o.discovery_broadcast_port,
         display_name: o.display_name,
         version: o.version,
+        discovery_interval_ms: o.discovery_interval_ms,
+        discovery_ttl_ms: o.discovery_ttl_ms,
+        auto_connect_discovered: o.auto_connect_discovered,
     }
 }
 
@@ -232,9 +270,11 @@ fn from_ffi(o: &FfiOptions) -> ClientOptions {
         discovery_port: o.discovery_port,
         discovery_broadcast_host: o.discovery_broadcast_host.clone(),
         discovery_broadcast_port: o.discovery_broadcast_port,
+        discovery_interval_ms: o.discovery_interval_ms,
+        discovery_ttl_ms: o.discovery_ttl_ms,
+        auto_connect_discovered: o.auto_connect_discovered,
         display_name: o.display_name.clone(),
         version: o.version.clone(),
-        ..ClientOptions::default()
     }
 }
 
@@ -278,6 +318,48 @@ fn client_new(options: &FfiOptions) -> Result<Box<RustClient>, String> {
 
 fn key(bytes: &[u8]) -> Result<&str, FfiError> {
     Ok(crate::store::key_from_bytes(bytes)?)
+}
+
+fn node_id_is_valid(node_id: &[u8]) -> bool {
+    boundary::catch("node_id_is_valid", || {
+        Ok(std::str::from_utf8(node_id)
+            .is_ok_and(|id| crate::metadata::validate_node_id(id).is_ok()))
+    })
+    .unwrap_or(false)
+}
+
+/// A peer from the bridge's bytes; a field that is not UTF-8 is an `InvalidArgument`
+/// naming it.
+fn peer(node_id: &[u8], host: &[u8], port: u16) -> Result<Peer, FfiError> {
+    fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, FfiError> {
+        std::str::from_utf8(bytes).map_err(|e| {
+            FfiError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "invalid peer: {field} is not valid UTF-8 (invalid byte at index {})",
+                    e.valid_up_to()
+                ),
+                field,
+            )
+        })
+    }
+    Ok(Peer::new(
+        text(node_id, "node_id")?,
+        text(host, "host")?,
+        port,
+    ))
+}
+
+impl From<Peer> for FfiPeer {
+    fn from(p: Peer) -> Self {
+        FfiPeer {
+            state: p.state.as_str().to_string(),
+            node_id: p.node_id,
+            host: p.host,
+            port: p.port,
+            last_seen_ms: p.last_seen_ms,
+        }
+    }
 }
 
 fn fill_node_info(out: &mut FfiNodeInfo, info: NodeInfo) {
@@ -448,6 +530,75 @@ impl RustClient {
             Ok(())
         })
     }
+
+    fn start_transport(&self) -> FfiStatus {
+        status("Client::start_transport", || {
+            Ok(self.client.start_transport()?)
+        })
+    }
+
+    fn stop_transport(&self) -> FfiStatus {
+        status("Client::stop_transport", || {
+            Ok(self.client.stop_transport()?)
+        })
+    }
+
+    fn transport_running(&self) -> bool {
+        boundary::catch("Client::transport_running", || {
+            Ok(self.client.transport_running())
+        })
+        .unwrap_or(false)
+    }
+
+    fn process_transport_events(&self, max_events: usize, handled: &mut usize) -> FfiStatus {
+        status("Client::process_transport_events", || {
+            *handled = self.client.process_transport_events(max_events)?;
+            Ok(())
+        })
+    }
+
+    fn connect(&self, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus {
+        status("Client::connect", || {
+            Ok(self.client.connect(&peer(node_id, host, port)?)?)
+        })
+    }
+
+    fn disconnect(&self, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus {
+        status("Client::disconnect", || {
+            Ok(self.client.disconnect(&peer(node_id, host, port)?)?)
+        })
+    }
+
+    fn start_discovery(&self) -> FfiStatus {
+        status("Client::start_discovery", || {
+            Ok(self.client.start_discovery()?)
+        })
+    }
+
+    fn stop_discovery(&self) -> FfiStatus {
+        status("Client::stop_discovery", || {
+            Ok(self.client.stop_discovery()?)
+        })
+    }
+
+    fn discovery_running(&self) -> bool {
+        boundary::catch("Client::discovery_running", || {
+            Ok(self.client.discovery_running())
+        })
+        .unwrap_or(false)
+    }
+
+    fn peers(&self, out: &mut Vec<FfiPeer>) -> FfiStatus {
+        status("Client::peers", || {
+            *out = self
+                .client
+                .peers()?
+                .into_iter()
+                .map(FfiPeer::from)
+                .collect();
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -502,6 +653,59 @@ mod tests {
             (ErrorCode::NotFound as u32, "missing")
         );
         assert_eq!(key_status, FfiKeyStatus::WaitingToSync);
+    }
+
+    #[test]
+    fn options_with_discovery_settings_survive_the_bridge() {
+        let o = ClientOptions {
+            discovery_interval_ms: 100,
+            discovery_ttl_ms: 400,
+            auto_connect_discovered: false,
+            ..ClientOptions::persistent("n1", "/tmp/a.wal")
+        };
+        assert_eq!(from_ffi(&to_ffi(o.clone())), o);
+    }
+
+    #[test]
+    fn network_calls_report_disabled_and_invalid_peers() {
+        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        assert_eq!(c.start_transport().code, ErrorCode::InvalidState as u32);
+        assert!(!c.transport_running() && !c.discovery_running());
+        assert_eq!(c.open().code, 0);
+        let s = c.start_transport();
+        assert_eq!(s.code, ErrorCode::TransportError as u32);
+        assert!(s.message.contains("transport is disabled"), "{}", s.message);
+        assert_eq!(c.stop_transport().code, 0);
+        assert_eq!(c.start_discovery().code, ErrorCode::DiscoveryError as u32);
+        assert_eq!(c.stop_discovery().code, 0);
+        let s = c.connect(b"b\xff", b"127.0.0.1", 1);
+        assert_eq!(
+            (s.code, s.context.as_str()),
+            (ErrorCode::InvalidArgument as u32, "node_id")
+        );
+        let s = c.connect(b"b", b"127.0.0.1", 0);
+        assert_eq!(s.code, ErrorCode::InvalidArgument as u32);
+        let mut peers = vec![FfiPeer::default()];
+        assert_eq!(c.peers(&mut peers).code, ErrorCode::TransportError as u32);
+        assert_eq!(peers.len(), 1);
+        assert!(node_id_is_valid(b"edge-01") && !node_id_is_valid(b"a b"));
+        assert!(!node_id_is_valid(b"") && !node_id_is_valid(b"\xff"));
+    }
+
+    #[test]
+    fn peers_cross_with_their_state_name() {
+        let mut p = Peer::local("node-b", 4041);
+        p.state = crate::PeerState::Faulted;
+        let f = FfiPeer::from(p);
+        assert_eq!(
+            (
+                f.node_id.as_str(),
+                f.host.as_str(),
+                f.port,
+                f.state.as_str()
+            ),
+            ("node-b", "127.0.0.1", 4041, "faulted")
+        );
     }
 
     #[test]

@@ -45,6 +45,12 @@ public:
 
     bool is_open() const noexcept { return client_ && (*client_)->is_open(); }
 
+    /// A yes/no question to the Rust client; false when it could not be built.
+    template <typename Call>
+    bool flag(Call&& call) const noexcept {
+        return client_ && call(**client_);
+    }
+
 private:
     ClientOptions options_;
     std::optional<rust::Box<ffi::RustClient>> client_;
@@ -267,6 +273,80 @@ Result<SyncStatus> Client::sync_status(const std::string& key) const {
         return result.error();
     }
     return static_cast<SyncStatus>(static_cast<std::uint8_t>(out));
+}
+
+// --- network -------------------------------------------------------------------------
+
+bool Peer::is_valid() const {
+    return ffi::node_id_is_valid(detail::bytes_of(node_id)) && !host.empty() && port != 0;
+}
+
+Result<void> Client::start_transport() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.start_transport(); });
+}
+
+Result<void> Client::stop_transport() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.stop_transport(); });
+}
+
+bool Client::transport_running() const noexcept {
+    return impl_ && impl_->flag([](const ffi::RustClient& c) { return c.transport_running(); });
+}
+
+Result<std::size_t> Client::process_transport_events(std::size_t max_events) {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [max_events](const ffi::RustClient& c, std::size_t& n) {
+        return c.process_transport_events(max_events, n);
+    });
+}
+
+Result<void> Client::connect(const Peer& peer) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.connect(detail::bytes_of(peer.node_id), detail::bytes_of(peer.host), peer.port);
+    });
+}
+
+Result<void> Client::disconnect(const Peer& peer) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.disconnect(detail::bytes_of(peer.node_id), detail::bytes_of(peer.host),
+                            peer.port);
+    });
+}
+
+Result<void> Client::start_discovery() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.start_discovery(); });
+}
+
+Result<void> Client::stop_discovery() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.stop_discovery(); });
+}
+
+bool Client::discovery_running() const noexcept {
+    return impl_ && impl_->flag([](const ffi::RustClient& c) { return c.discovery_running(); });
+}
+
+Result<std::vector<Peer>> Client::peers() const {
+    if (!impl_) return moved_from();
+    rust::Vec<ffi::FfiPeer> out;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.peers(out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    std::vector<Peer> peers;
+    peers.reserve(out.size());
+    for (const auto& p : out) {
+        Peer peer{std::string(p.node_id), std::string(p.host), p.port};
+        peer.state = std::string(p.state);
+        peer.last_seen_ms = p.last_seen_ms;
+        peers.push_back(std::move(peer));
+    }
+    return peers;
 }
 
 const ClientOptions& Client::options() const noexcept {

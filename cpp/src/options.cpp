@@ -66,6 +66,9 @@ Result<ffi::FfiOptions> to_ffi(const ClientOptions& o) {
     f.enable_discovery = o.enable_discovery;
     f.discovery_port = o.discovery_port;
     f.discovery_broadcast_port = o.discovery_broadcast_port;
+    f.discovery_interval_ms = o.discovery_interval_ms;
+    f.discovery_ttl_ms = o.discovery_ttl_ms;
+    f.auto_connect_discovered = o.auto_connect_discovered;
     return f;
 }
 
@@ -91,6 +94,9 @@ ClientOptions from_ffi(const ffi::FfiOptions& f) {
     o.discovery_broadcast_port = f.discovery_broadcast_port;
     o.display_name = std::string(f.display_name);
     o.version = std::string(f.version);
+    o.discovery_interval_ms = f.discovery_interval_ms;
+    o.discovery_ttl_ms = f.discovery_ttl_ms;
+    o.auto_connect_discovered = f.auto_connect_discovered;
     return o;
 }
 

@@ -31,6 +31,9 @@ TEST(OptionsTest, DefaultsAreThoseOfTheApi) {
     EXPECT_EQ(o.discovery_broadcast_port, 0);
     EXPECT_EQ(o.display_name, "");
     EXPECT_EQ(o.version, "0.1.0");
+    EXPECT_EQ(o.discovery_interval_ms, 3000u);
+    EXPECT_EQ(o.discovery_ttl_ms, 15000u);
+    EXPECT_TRUE(o.auto_connect_discovered);
     EXPECT_TRUE(o.is_valid());
 }
 
@@ -59,6 +62,20 @@ TEST(OptionsTest, HeaderDefaultsEqualTheCoreDefaults) {
     EXPECT_EQ(o.discovery_broadcast_port, c.discovery_broadcast_port);
     EXPECT_EQ(o.display_name, c.display_name);
     EXPECT_EQ(o.version, c.version);
+    EXPECT_EQ(o.discovery_interval_ms, c.discovery_interval_ms);
+    EXPECT_EQ(o.discovery_ttl_ms, c.discovery_ttl_ms);
+    EXPECT_EQ(o.auto_connect_discovered, c.auto_connect_discovered);
+}
+
+// The presets come from the core through the bridge: every field, the discovery settings
+// included, must cross it unchanged.
+TEST(OptionsTest, PresetsCarryTheDiscoverySettings) {
+    for (const auto& o : {ClientOptions::persistent("n", "p.wal"), ClientOptions::fast("n", "f.wal"),
+                          ClientOptions::memory_only("n")}) {
+        EXPECT_EQ(o.discovery_interval_ms, 3000u);
+        EXPECT_EQ(o.discovery_ttl_ms, 15000u);
+        EXPECT_TRUE(o.auto_connect_discovered);
+    }
 }
 
 TEST(OptionsTest, PersistentPresetSyncsEveryWrite) {

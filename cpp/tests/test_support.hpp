@@ -1,5 +1,5 @@
 // Shared helpers for the SDK tests: a unique temporary directory removed at the end of
-// the test, and matchers for error messages.
+// the test, matchers for error messages, and free loopback ports for network tests.
 #ifndef SOFTADASTRA_TEST_SUPPORT_HPP
 #define SOFTADASTRA_TEST_SUPPORT_HPP
 
@@ -7,7 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>  // mkdtemp
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -43,6 +49,27 @@ private:
 
 inline bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: binds port 0 with a socket of `type`
+/// (SOCK_STREAM for the transport, SOCK_DGRAM for discovery), reads the port the system
+/// chose and closes the socket. Another process may take it before the test binds it, so
+/// callers retry when the bind fails with "in use". 0 when no socket could be bound.
+inline std::uint16_t free_port(int type = SOCK_STREAM) {
+    int fd = ::socket(AF_INET, type, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    std::uint16_t port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+        port = ntohs(addr.sin_port);
+    }
+    ::close(fd);
+    return port;
 }
 
 }  // namespace softadastra::test

@@ -1,5 +1,5 @@
-// Result, Error, Key, Value, NodeInfo, SyncState and TickResult: the header-only value
-// types of the SDK.
+// Result, Error, Key, Value, NodeInfo, SyncState, TickResult and Peer: the value types of
+// the SDK.
 #include "test_support.hpp"
 
 #include <string>
@@ -144,6 +144,44 @@ TEST(TickResultTest, HelpersFollowTheCounters) {
     EXPECT_TRUE(t.has_work());
     EXPECT_FALSE(t.retried());
     EXPECT_FALSE(t.pruned());
+}
+
+TEST(PeerTest, BuiltFromIdHostAndPort) {
+    Peer p{"node-b", "10.0.0.7", 4041};
+    EXPECT_EQ(p.node_id, "node-b");
+    EXPECT_EQ(p.host, "10.0.0.7");
+    EXPECT_EQ(p.port, 4041);
+    EXPECT_EQ(p.state, "unknown");
+    EXPECT_EQ(p.last_seen_ms, 0u);
+    EXPECT_TRUE(p.is_valid());
+    EXPECT_FALSE(p.is_localhost());
+    EXPECT_FALSE(p.is_connected());
+    Peer l = Peer::local("node-c", 4042);
+    EXPECT_EQ(l.host, "127.0.0.1");
+    EXPECT_EQ(l.port, 4042);
+    EXPECT_TRUE(l.is_valid());
+    EXPECT_TRUE(l.is_localhost());
+}
+
+TEST(PeerTest, LocalhostNames) {
+    EXPECT_TRUE((Peer{"n", "127.0.0.1", 1}).is_localhost());
+    EXPECT_TRUE((Peer{"n", "::1", 1}).is_localhost());
+    EXPECT_TRUE((Peer{"n", "localhost", 1}).is_localhost());
+    EXPECT_FALSE((Peer{"n", "127.0.0.2", 1}).is_localhost());
+    EXPECT_FALSE((Peer{"n", "", 1}).is_localhost());
+}
+
+// is_valid() follows the node id rule of the options (checked by the core).
+TEST(PeerTest, ValidityNeedsANodeIdAHostAndAPort) {
+    EXPECT_FALSE((Peer{"", "127.0.0.1", 4041}).is_valid());
+    EXPECT_FALSE((Peer{"has space", "127.0.0.1", 4041}).is_valid());
+    EXPECT_FALSE((Peer{std::string(129, 'a'), "127.0.0.1", 4041}).is_valid());
+    EXPECT_TRUE((Peer{std::string(128, 'a'), "127.0.0.1", 4041}).is_valid());
+    EXPECT_FALSE((Peer{std::string("bad\xff"), "127.0.0.1", 4041}).is_valid());
+    EXPECT_FALSE((Peer{"node-b", "", 4041}).is_valid());
+    EXPECT_FALSE((Peer{"node-b", "127.0.0.1", 0}).is_valid());
+    EXPECT_FALSE(Peer{}.is_valid());
+    EXPECT_TRUE((Peer{"Edge_01.a-b", "::1", 1}).is_valid());
 }
 
 }  // namespace

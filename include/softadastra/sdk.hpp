@@ -215,6 +215,15 @@ struct ClientOptions {
     /// Empty means "show the node id".
     std::string display_name;
     std::string version = "0.1.0";
+    // Added after the fields above, so that aggregate initialisation in their order
+    // keeps working.
+    /// Time between discovery announcements, in milliseconds.
+    std::uint32_t discovery_interval_ms = 3000;
+    /// A peer not heard from for half of this is stale, for all of it expired. At least
+    /// twice discovery_interval_ms (start_discovery() refuses less).
+    std::uint32_t discovery_ttl_ms = 15000;
+    /// Connect to peers found by discovery (when the transport runs).
+    bool auto_connect_discovered = true;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,
@@ -337,8 +346,8 @@ struct NodeInfo {
     /// When the client was opened, in milliseconds since the Unix epoch.
     std::int64_t started_at_ms = 0;
     std::int64_t uptime_ms = 0;
-    /// "core", "wal" (with a WAL), "store", "sync", "metadata"; later "transport",
-    /// "discovery".
+    /// "core", "wal" (with a WAL), "store", "sync", "transport" (enabled), "discovery"
+    /// (enabled), "metadata".
     std::vector<std::string> capabilities;
 
     const std::string& label() const noexcept {
@@ -472,6 +481,36 @@ inline std::string label(SyncStatus status) {
     return "unknown";
 }
 
+/// A peer node: one to connect to (Peer{node_id, host, port}), or one Client::peers()
+/// reports, with its state and when it was last heard from.
+struct Peer {
+    std::string node_id;
+    std::string host;
+    std::uint16_t port = 0;
+    /// "available" (known, reachable as far as we know), "connected" (handshake done,
+    /// operations flow), "stale" (not announced for half the discovery TTL), "expired" (not
+    /// announced for a full TTL; reported once), "faulted" (the last connection failed or
+    /// broke; it is redialled with backoff) or "unknown" (a peer you built).
+    std::string state = "unknown";
+    /// When it was last heard from, in milliseconds since the Unix epoch (0: never).
+    std::uint64_t last_seen_ms = 0;
+
+    /// A peer on 127.0.0.1.
+    static Peer local(std::string node_id, std::uint16_t port) {
+        return Peer{std::move(node_id), "127.0.0.1", port};
+    }
+
+    /// A valid node id (1 to 128 characters of [A-Za-z0-9._-], the rule of
+    /// ClientOptions::node_id), a non-empty host and a port other than 0. Whether the host
+    /// resolves is checked by Client::connect().
+    [[nodiscard]] bool is_valid() const;
+    /// The host is "127.0.0.1", "::1" or "localhost".
+    [[nodiscard]] bool is_localhost() const noexcept {
+        return host == "127.0.0.1" || host == "::1" || host == "localhost";
+    }
+    [[nodiscard]] bool is_connected() const noexcept { return state == "connected"; }
+};
+
 // ---------------------------------------------------------------------------------------
 // Client
 
@@ -546,6 +585,50 @@ public:
     /// syncs too).
     [[nodiscard]] Result<SyncStatus> sync_status(const Key& key) const;
     [[nodiscard]] Result<SyncStatus> sync_status(const std::string& key) const;
+
+    // Network. Nothing runs in the background: while the transport or discovery runs,
+    // call process_transport_events() in a loop (or from a thread of its own). Local
+    // reads and writes never wait for the network; work for peers stays in the outbox
+    // until a peer acknowledges it.
+
+    /// Binds the transport on transport_host:transport_port and accepts peers. Starting a
+    /// running transport does nothing. TransportError when enable_transport is off
+    /// ("transport is disabled") or the address cannot be bound ("address already in
+    /// use").
+    Result<void> start_transport();
+    /// Closes every connection and the listener; sync work stays tracked. Stopping a
+    /// stopped (or disabled) transport does nothing. close() stops it too.
+    Result<void> stop_transport();
+    /// False when closed, disabled, never started or stopped.
+    [[nodiscard]] bool transport_running() const noexcept;
+    /// Does the pending network work without waiting (connections, handshakes, peers'
+    /// operations and ACKs, pushing the outbox, redialling, discovery datagrams); returns
+    /// how many transport events it handled, at most max_events (0: no limit).
+    /// TransportError when neither the transport nor discovery runs.
+    Result<std::size_t> process_transport_events(std::size_t max_events = 64);
+    /// Connects to the peer and keeps the connection (redialled with backoff when it
+    /// drops) until disconnect(). Returns once the attempt has started; the handshake
+    /// completes in process_transport_events(). InvalidArgument for an invalid peer (the
+    /// context names it), TransportError when the transport is disabled or not running.
+    Result<void> connect(const Peer& peer);
+    /// Closes the connection to the peer (matched by address or node id) and stops
+    /// redialling it. InvalidArgument when it is not connected.
+    Result<void> disconnect(const Peer& peer);
+    /// Starts UDP discovery on discovery_host:discovery_port, announcing this node to
+    /// discovery_broadcast_host (discovery_broadcast_port, or the discovery port when 0)
+    /// every discovery_interval_ms. With auto_connect_discovered and a running transport,
+    /// found peers are connected to. Starting it twice does nothing. DiscoveryError when
+    /// enable_discovery is off ("discovery is disabled") or the socket cannot be bound.
+    Result<void> start_discovery();
+    /// Stops discovery. Safe when it is disabled or not running.
+    Result<void> stop_discovery();
+    /// False when closed, disabled, never started or stopped.
+    [[nodiscard]] bool discovery_running() const noexcept;
+    /// The known peers, sorted by node id: connected, dialled (faulted when the last
+    /// connection failed), found by discovery (available or stale), and those that
+    /// expired since the last call (reported once). TransportError when both the
+    /// transport and discovery are disabled.
+    [[nodiscard]] Result<std::vector<Peer>> peers() const;
 
     [[nodiscard]] Result<NodeInfo> node_info() const;
     Result<NodeInfo> refresh_node_info();
