@@ -252,19 +252,15 @@ impl Net {
                 }
             }
             Message::Vector(vector) => {
-                let ops: VecDeque<Operation> = store.missing_for(&vector).into();
+                let (ops, vector) = store.catch_up_for(&vector);
+                let ops: VecDeque<Operation> = ops.into();
                 log::debug!(
                     "node {}: catch-up for {from}: {} operations",
                     self.node_id(),
                     ops.len()
                 );
-                self.outgoing_catch_ups.insert(
-                    conn,
-                    OutgoingCatchUp {
-                        ops,
-                        vector: store.version_vector(),
-                    },
-                );
+                self.outgoing_catch_ups
+                    .insert(conn, OutgoingCatchUp { ops, vector });
             }
             Message::VectorRequest => {
                 self.transport

@@ -560,6 +560,20 @@ impl Store {
         self.map.write().vector.merge(other);
     }
 
+    /// What a peer with vector `peer` lacks, and this store's vector, read together: the
+    /// vector claims exactly what the operations (and earlier knowledge) cover, even while
+    /// other threads write.
+    pub fn catch_up_for(&self, peer: &VersionVector) -> (Vec<Operation>, VersionVector) {
+        let map = self.map.read();
+        let ops = map
+            .entries
+            .iter()
+            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
+            .map(|(k, e)| e.to_operation(k))
+            .collect();
+        (ops, map.vector.clone())
+    }
+
     /// Every entry (tombstones included) whose operation `peer` has not seen: what a peer
     /// with that vector lacks.
     pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {

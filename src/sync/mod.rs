@@ -323,10 +323,8 @@ impl SyncEngine {
 
     /// What a peer with vector `peer` lacks, to send it in a catch-up.
     pub fn catch_up_for(&self, store: &Store, peer: &VersionVector) -> CatchUp {
-        CatchUp {
-            ops: store.missing_for(peer),
-            vector: store.version_vector(),
-        }
+        let (ops, vector) = store.catch_up_for(peer);
+        CatchUp { ops, vector }
     }
 
     /// Applies one part of a catch-up arriving in several messages; returns how many
