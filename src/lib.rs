@@ -16,6 +16,7 @@
 //! ```
 
 mod bridge;
+pub mod codec;
 pub mod discovery;
 pub mod error;
 pub mod ffi;

@@ -19,6 +19,7 @@
 
 use super::StoreError;
 use super::hlc::Version;
+use crate::codec::Reader;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -186,51 +187,10 @@ pub fn encode_ops<'a>(out: &mut Vec<u8>, ops: impl ExactSizeIterator<Item = Op<'
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        if self.bytes.len() < n {
-            return Err(format!("store payload truncated in {what}"));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn u16(&mut self, what: &str) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(
-            self.take(2, what)?.try_into().expect("2 bytes"),
-        ))
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4, what)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8, what)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn str(&mut self, n: usize, what: &str) -> Result<&'a str, String> {
-        std::str::from_utf8(self.take(n, what)?).map_err(|_| format!("{what} is not UTF-8"))
-    }
-}
-
 /// Decodes a payload, calling `apply` for each operation in order. The error text describes
 /// what is malformed; the WAL adds the file and offset.
 pub fn decode_ops(payload: &[u8], mut apply: impl FnMut(Op<'_>)) -> Result<(), String> {
-    let mut r = Reader { bytes: payload };
+    let mut r = Reader::new(payload, "store payload");
     let version = r.u8("payload version")?;
     if version != PAYLOAD_VERSION {
         return Err(format!("unsupported store payload version {version}"));
@@ -265,10 +225,10 @@ pub fn decode_ops(payload: &[u8], mut apply: impl FnMut(Op<'_>)) -> Result<(), S
             base,
         });
     }
-    if !r.bytes.is_empty() {
+    if r.remaining() > 0 {
         return Err(format!(
             "{} unexpected bytes after the operations",
-            r.bytes.len()
+            r.remaining()
         ));
     }
     Ok(())

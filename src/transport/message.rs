@@ -1,6 +1,7 @@
 //! Protocol messages and their payload encoding (see docs/protocol.md). Pure logic: decoding
 //! never panics, whatever the bytes.
 
+use crate::codec::Reader;
 use crate::store::op::{decode_ops, encode_ops};
 use crate::store::{Operation, Version, VersionVector};
 use crate::sync::{Ack, SyncBatch};
@@ -111,16 +112,16 @@ impl Message {
 
     /// Decodes a payload of message type `kind`.
     pub fn decode(kind: u8, payload: &[u8]) -> Result<Message, String> {
-        let mut r = Reader { bytes: payload };
+        let mut r = Reader::new(payload, "message");
         let m = match kind {
             kind::HELLO => {
                 let protocol_version = r.u16("protocol version")?;
-                let node_id = r.str("node id")?;
-                let display_name = r.str("display name")?;
+                let node_id = r.string("node id")?;
+                let display_name = r.string("display name")?;
                 let n = r.count("capability count", 2)?;
                 let mut capabilities = Vec::with_capacity(n);
                 for _ in 0..n {
-                    capabilities.push(r.str("capability")?);
+                    capabilities.push(r.string("capability")?);
                 }
                 let auth_scheme = r.u8("auth scheme")?;
                 let auth_data = r.bytes("auth data")?.to_vec();
@@ -133,9 +134,9 @@ impl Message {
                     auth_data,
                 })
             }
-            kind::REJECT => Message::Reject(r.str("reason")?),
+            kind::REJECT => Message::Reject(r.string("reason")?),
             kind::BATCH => {
-                let origin = r.str("origin")?;
+                let origin = r.string("origin")?;
                 let ops = r.ops()?;
                 let n = r.count("superseded count", 16)?;
                 let mut superseded = Vec::with_capacity(n);
@@ -149,7 +150,7 @@ impl Message {
                 })
             }
             kind::ACK => {
-                let origin = r.str("origin")?;
+                let origin = r.string("origin")?;
                 let n = r.count("seq count", 8)?;
                 let mut seqs = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -165,10 +166,10 @@ impl Message {
             kind::VECTOR_REQUEST => Message::VectorRequest,
             other => return Err(format!("unknown message type {other}")),
         };
-        if !r.bytes.is_empty() {
+        if r.remaining() > 0 {
             return Err(format!(
                 "{} unexpected bytes after message type {kind}",
-                r.bytes.len()
+                r.remaining()
             ));
         }
         Ok(m)
@@ -221,42 +222,21 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// The wire's own fields, read over the shared cursor.
+trait WireReader<'a> {
+    fn count(&mut self, what: &str, min_item: usize) -> Result<usize, String>;
+    fn bytes(&mut self, what: &str) -> Result<&'a [u8], String>;
+    fn string(&mut self, what: &str) -> Result<String, String>;
+    fn ops(&mut self) -> Result<Vec<Operation>, String>;
+    fn vector(&mut self) -> Result<VersionVector, String>;
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        if self.bytes.len() < n {
-            return Err(format!("message truncated in {what}"));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(
-            self.take(2, what)?.try_into().expect("2 bytes"),
-        ))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4, what)?.try_into().expect("4 bytes"),
-        ))
-    }
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8, what)?.try_into().expect("8 bytes"),
-        ))
-    }
+impl<'a> WireReader<'a> for Reader<'a> {
     /// A count of items of at least `min_item` bytes each: bounded by what is left, so a
     /// forged count cannot make us allocate.
     fn count(&mut self, what: &str, min_item: usize) -> Result<usize, String> {
         let n = self.u32(what)? as usize;
-        if n.saturating_mul(min_item) > self.bytes.len() {
+        if n.saturating_mul(min_item) > self.remaining() {
             return Err(format!("{what} {n} exceeds the message"));
         }
         Ok(n)
@@ -265,9 +245,9 @@ impl<'a> Reader<'a> {
         let n = self.u32(what)? as usize;
         self.take(n, what)
     }
-    fn str(&mut self, what: &str) -> Result<String, String> {
-        let b = self.bytes(what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    fn string(&mut self, what: &str) -> Result<String, String> {
+        let n = self.u32(what)? as usize;
+        Ok(self.str(n, what)?.to_string())
     }
     fn ops(&mut self) -> Result<Vec<Operation>, String> {
         let blob = self.bytes("operations")?;
@@ -279,7 +259,7 @@ impl<'a> Reader<'a> {
         let n = self.count("origin count", 24)?;
         let mut parts = Vec::with_capacity(n);
         for _ in 0..n {
-            let origin = self.str("origin")?;
+            let origin = self.string("origin")?;
             let contiguous = self.u64("contiguous")?;
             let max_version = Version(self.u64("max version")?);
             let r = self.count("range count", 16)?;
