@@ -158,6 +158,24 @@ impl ClientOptions {
             }
         }
         if self.enable_discovery {
+            if self.discovery_interval_ms == 0 {
+                return invalid(
+                    "discovery_interval_ms",
+                    "discovery_interval_ms must be at least 1",
+                );
+            }
+            if u64::from(self.discovery_ttl_ms) < 2 * u64::from(self.discovery_interval_ms) {
+                return invalid(
+                    "discovery_ttl_ms",
+                    "discovery_ttl_ms must be at least twice discovery_interval_ms",
+                );
+            }
+            if self.transport_port == 0 {
+                return invalid(
+                    "transport_port",
+                    "discovery announces the transport port, which must not be 0",
+                );
+            }
             if self.discovery_host.is_empty() {
                 return invalid("discovery_host", "discovery_host must not be empty");
             }
@@ -227,12 +245,33 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(field(t), "transport_port");
-        let d = ClientOptions {
+        let discovery = ClientOptions {
             enable_discovery: true,
-            discovery_host: "".into(),
+            discovery_port: 9400,
+            transport_port: 4041,
             ..base.clone()
         };
+        assert!(discovery.validate().is_ok());
+        let d = ClientOptions {
+            discovery_host: "".into(),
+            ..discovery.clone()
+        };
         assert_eq!(field(d), "discovery_host");
+        let d = ClientOptions {
+            discovery_ttl_ms: 5_000,
+            ..discovery.clone()
+        };
+        assert_eq!(field(d), "discovery_ttl_ms");
+        let d = ClientOptions {
+            discovery_interval_ms: 0,
+            ..discovery.clone()
+        };
+        assert_eq!(field(d), "discovery_interval_ms");
+        let d = ClientOptions {
+            transport_port: 0,
+            ..discovery
+        };
+        assert_eq!(field(d), "transport_port");
         let no_wal = ClientOptions {
             enable_wal: false,
             wal_path: "".into(),

@@ -9,7 +9,7 @@
 pub mod frame;
 pub mod message;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -209,6 +209,8 @@ pub struct Transport {
     next_conn: ConnId,
     dials: HashMap<SocketAddr, Dial>,
     ping_nonce: u64,
+    /// Readiness events received but not handled yet (beyond a call's `max_events`).
+    backlog: VecDeque<(Token, bool, bool)>,
     /// The time of the current poll, for timers set while handling it.
     now_ms: u64,
     /// Frames received that could not be decoded, for diagnostics.
@@ -247,6 +249,7 @@ impl Transport {
             next_conn: FIRST_CONNECTION,
             dials: HashMap::new(),
             ping_nonce: 0,
+            backlog: VecDeque::new(),
             now_ms: 0,
             garbage_frames: 0,
         })
@@ -404,27 +407,30 @@ impl Transport {
         let mut out = Vec::new();
         self.now_ms = now_ms;
         self.flush_all(&mut out, now_ms);
+        // Readiness is edge-triggered: an event not handled now would not be reported
+        // again, so events beyond `max_events` wait in the backlog for the next call
+        // (which then does not wait).
+        let timeout = if self.backlog.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
         if let Err(e) = self.poll.poll(&mut self.events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
             log::warn!("node {}: transport poll failed: {e}", self.config.node_id);
         }
-        let ready: Vec<(Token, bool, bool)> = self
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.token(),
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
-                    e.is_writable(),
-                )
-            })
-            .take(if max_events == 0 {
-                usize::MAX
-            } else {
-                max_events
-            })
-            .collect();
+        for e in self.events.iter() {
+            let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+            self.backlog
+                .push_back((e.token(), readable, e.is_writable()));
+        }
+        let take = if max_events == 0 {
+            self.backlog.len()
+        } else {
+            max_events.min(self.backlog.len())
+        };
+        let ready: Vec<(Token, bool, bool)> = self.backlog.drain(..take).collect();
         for (token, readable, writable) in ready {
             match token {
                 LISTENER => self.accept(&mut out, now_ms),
