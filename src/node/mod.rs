@@ -666,6 +666,14 @@ impl Client {
                 Some(net) => net.transport.local_addr().port(),
                 None => o.transport_port,
             };
+            if transport_port == 0 {
+                return Err(Error::InvalidOptions {
+                    field: "transport_port",
+                    reason: "discovery announces the transport port: start the transport \
+                             first or set transport_port"
+                        .into(),
+                });
+            }
             let mut config =
                 crate::discovery::DiscoveryConfig::new(o.node_id.clone(), transport_port);
             config.display_name = o.effective_display_name().to_string();

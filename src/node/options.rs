@@ -170,12 +170,6 @@ impl ClientOptions {
                     "discovery_ttl_ms must be at least twice discovery_interval_ms",
                 );
             }
-            if self.transport_port == 0 {
-                return invalid(
-                    "transport_port",
-                    "discovery announces the transport port, which must not be 0",
-                );
-            }
             if self.discovery_host.is_empty() {
                 return invalid("discovery_host", "discovery_host must not be empty");
             }
@@ -267,11 +261,11 @@ mod tests {
             ..discovery.clone()
         };
         assert_eq!(field(d), "discovery_interval_ms");
-        let d = ClientOptions {
+        let listen_only = ClientOptions {
             transport_port: 0,
             ..discovery
         };
-        assert_eq!(field(d), "transport_port");
+        assert!(listen_only.validate().is_ok(), "the api.md rules allow it");
         let no_wal = ClientOptions {
             enable_wal: false,
             wal_path: "".into(),
