@@ -1,34 +1,58 @@
-//! The `softadastra` command. Parsing and printing only: every action is a `Client` call.
+//! The `softadastra` command. Parsing and printing only: every action is a `Client` call,
+//! made on the data directory directly, or by a running node (`node start`) reached through
+//! its control socket.
 //!
-//! Exit codes: 0 success, 1 failure (e.g. key not found, store cannot open), 2 invalid usage.
+//! Exit codes: 0 success, 1 failure (e.g. key not found, node cannot start), 2 invalid usage
+//! (including bad configuration).
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use softadastra::node::data_dir;
-use softadastra::{Client, ClientOptions, Error};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use softadastra::Client;
+
+use cli::config::{Flags, Settings};
+use cli::control::{self, Request};
+use cli::output::{self, Out};
+use cli::{CliError, JSON_SCHEMA_VERSION};
 
 #[derive(Parser)]
 #[command(
     name = "softadastra",
     version,
-    about = "Softadastra local-first runtime"
+    about = "Softadastra local-first runtime",
+    after_help = "Configuration precedence: flag > SOFTADASTRA_* environment > config file > \
+                  default (docs/configuration.md)."
 )]
 struct Cli {
-    /// Directory holding the node's WAL and its generated node id.
-    #[arg(
-        long,
-        global = true,
-        env = "SOFTADASTRA_DATA_DIR",
-        default_value = "data"
-    )]
-    data_dir: PathBuf,
-    /// Node id (default: generated once and stored in the data directory).
-    #[arg(long, global = true, env = "SOFTADASTRA_NODE_ID")]
-    node_id: Option<String>,
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Directory holding the node's WAL, its node id and its control socket
+    /// [env: SOFTADASTRA_DATA_DIR] [default: data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Node id (default: generated once and stored in the data directory)
+    /// [env: SOFTADASTRA_NODE_ID].
+    #[arg(long, global = true, value_name = "ID")]
+    node_id: Option<String>,
+    /// TOML configuration file [env: SOFTADASTRA_CONFIG].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print JSON (docs/cli-json.md) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No colours (also when NO_COLOR is set, or stdout is not a terminal).
+    #[arg(long, global = true)]
+    no_color: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,168 +67,243 @@ enum Command {
     /// Read and write local store values.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Inspect and run local sync.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// List discovery and transport peers.
+    Peers,
 }
 
 #[derive(Subcommand)]
 enum NodeCommand {
     /// Show local node information.
     Info,
+    /// Run the node until SIGINT/SIGTERM: transport, discovery when enabled, periodic sync
+    /// ticks, and the control socket the other commands use.
+    Start(StartArgs),
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// Transport listen address [config: transport.host].
+    #[arg(long, value_name = "HOST")]
+    transport_host: Option<String>,
+    /// Transport TCP port [config: transport.port].
+    #[arg(long, value_name = "PORT", alias = "port")]
+    transport_port: Option<String>,
+    /// A peer to connect to, "id@host:port"; repeat for several [config: peers].
+    #[arg(long = "peer", value_name = "ID@HOST:PORT")]
+    peers: Vec<String>,
+    /// Enable UDP discovery [config: discovery.enabled].
+    #[arg(long)]
+    discovery: bool,
+    /// off, error, warn, info, debug or trace [config: log_level].
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Write a key/value pair.
-    Put { key: String, value: String },
+    /// Write a key/value pair (a local write that syncs to peers).
+    Put {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Read one key.
-    Get { key: String },
+    Get {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
     /// Remove one key (removing a missing key succeeds).
-    Remove { key: String },
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
     /// List keys, optionally only those starting with a prefix.
-    List { prefix: Option<String> },
+    List {
+        #[arg(allow_hyphen_values = true)]
+        prefix: Option<String>,
+    },
 }
 
-/// Prints a table: header, a dash row, then rows; columns padded and two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("  {}", padded.join("  ").trim_end());
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Show sync engine state.
+    Status,
+    /// Run one manual sync cycle.
+    Tick {
+        /// Also remove acknowledged operations from the outbox.
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
+    let mut f = Flags {
+        config: global.config.clone(),
+        data_dir: global.data_dir.clone(),
+        node_id: global.node_id.clone(),
+        ..Flags::default()
     };
-    line(header.iter().map(|h| h.to_string()).collect());
-    line(widths.iter().map(|w| "-".repeat(*w)).collect());
-    for row in rows {
-        line(row.clone());
+    if let Some(s) = start {
+        f.transport_host = s.transport_host.clone();
+        f.transport_port = s.transport_port.clone();
+        f.peers = s.peers.clone();
+        f.discovery = s.discovery;
+        f.log_level = s.log_level.clone();
     }
+    f
 }
 
-fn pairs(rows: &[(&str, String)]) -> Vec<Vec<String>> {
-    rows.iter()
-        .map(|(k, v)| vec![k.to_string(), v.clone()])
-        .collect()
-}
-
-fn open_client(cli: &Cli) -> Result<Client, Error> {
-    data_dir::ensure(&cli.data_dir)?;
-    let node_id = match &cli.node_id {
-        Some(id) => id.clone(),
-        None => data_dir::stored_node_id(&cli.data_dir)?,
-    };
-    let wal = data_dir::wal_path(&cli.data_dir);
-    let client = Client::new(ClientOptions::persistent(&node_id, &wal.to_string_lossy()));
+/// Runs `request` on the running node if one answers on the data directory's control
+/// socket, else on the data directory directly.
+fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliError> {
+    let socket = settings.socket_path();
+    if socket.exists()
+        && let Some(data) = control::send(&socket, request)?
+    {
+        return Ok(data);
+    }
+    settings.prepare_data_dir()?;
+    let client = Client::new(settings.client_options(false));
     client.open()?;
-    Ok(client)
+    let result = control::execute(&client, request, false);
+    client.close()?;
+    result
 }
 
-fn run(cli: &Cli) -> Result<(), Error> {
-    match &cli.command {
-        Command::Version => println!("softadastra v{}", softadastra::DEFAULT_VERSION),
-        Command::Status => {
-            let client = open_client(cli)?;
-            let info = client.node_info()?;
-            println!("  Softadastra status\n");
-            table(
-                &["Component", "Metric", "Value"],
-                &[
-                    vec!["node".into(), "id".into(), info.node_id.clone()],
-                    vec!["node".into(), "running".into(), "yes".into()],
-                    vec!["store".into(), "entries".into(), client.size()?.to_string()],
-                    vec![
-                        "store".into(),
-                        "wal".into(),
-                        client.options().wal_path.clone(),
-                    ],
-                    vec!["metadata".into(), "hostname".into(), info.hostname.clone()],
-                    vec!["metadata".into(), "os".into(), info.os_name.clone()],
-                    vec!["metadata".into(), "version".into(), info.version.clone()],
-                ],
-            );
-        }
-        Command::Node(NodeCommand::Info) => {
-            let info = open_client(cli)?.refresh_node_info()?;
-            println!("  Softadastra node\n");
-            table(
-                &["Field", "Value"],
-                &pairs(&[
-                    ("node_id", info.node_id.clone()),
-                    ("display_name", info.display_name.clone()),
-                    ("hostname", info.hostname.clone()),
-                    ("os", info.os_name.clone()),
-                    ("version", info.version.clone()),
-                    ("started_at", info.started_at_ms.to_string()),
-                    ("uptime_ms", info.uptime_ms.to_string()),
-                    ("capabilities", info.capabilities.join(",")),
-                ]),
-            );
-        }
-        Command::Store(cmd) => {
-            let client = open_client(cli)?;
-            match cmd {
-                StoreCommand::Put { key, value } => {
-                    let version = client.put(key, value.as_bytes())?;
-                    println!("  Stored value.\n");
-                    table(
-                        &["Field", "Value"],
-                        &pairs(&[("key", key.clone()), ("version", version.0.to_string())]),
-                    );
-                }
-                StoreCommand::Get { key } => {
-                    let value = client.get(key)?;
-                    let entry = client
-                        .entry(key)?
-                        .ok_or_else(|| Error::NotFound { key: key.clone() })?;
-                    println!("  Store entry\n");
-                    table(
-                        &["Field", "Value"],
-                        &pairs(&[
-                            ("key", key.clone()),
-                            ("value", String::from_utf8_lossy(&value).into_owned()),
-                            ("version", entry.version.0.to_string()),
-                            ("timestamp", entry.version.millis().to_string()),
-                            ("origin", entry.origin.to_string()),
-                        ]),
-                    );
-                }
-                StoreCommand::Remove { key } => {
-                    client.remove(key)?;
-                    println!("  Removed {key}.");
-                }
-                StoreCommand::List { prefix } => {
-                    let rows: Vec<Vec<String>> = client
-                        .list(prefix.as_deref().unwrap_or(""))?
-                        .into_iter()
-                        .map(|(k, v)| vec![k, String::from_utf8_lossy(&v).into_owned()])
-                        .collect();
-                    println!("  Store entries\n");
-                    table(&["Key", "Value"], &rows);
-                }
+fn json_document(command: &str, data: Value) -> Value {
+    let mut doc = json!({ "schema_version": JSON_SCHEMA_VERSION, "command": command });
+    if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), data) {
+        doc.extend(fields);
+    }
+    doc
+}
+
+fn start_node(out: &Out, settings: &mut Settings) -> Result<(), CliError> {
+    settings.prepare_data_dir()?;
+    out.section("Softadastra node configuration");
+    println!();
+    let rows: Vec<Vec<String>> = settings
+        .entries()
+        .into_iter()
+        .map(|(k, v, src)| vec![k.to_string(), v, src.as_str().to_string()])
+        .collect();
+    out.table(&["Key", "Value", "Source"], &rows);
+    println!();
+    out.section("Starting Softadastra node");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    cli::logger::init(settings.node_id(), settings.log_level);
+    cli::daemon::run(settings)?;
+    out.ok("Softadastra node stopped.");
+    Ok(())
+}
+
+fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
+    let start = match &cli.command {
+        Command::Node(NodeCommand::Start(args)) => Some(args),
+        _ => None,
+    };
+    let mut settings = Settings::load(&flags(&cli.global, start), &env_lookup)?;
+    let request = match &cli.command {
+        Command::Version => {
+            if cli.global.json {
+                let doc = json_document(
+                    "version",
+                    json!({ "version": softadastra::DEFAULT_VERSION }),
+                );
+                println!("{doc}");
+            } else {
+                println!(
+                    "{} {}",
+                    if out.color {
+                        "\x1b[1m\x1b[36msoftadastra\x1b[0m"
+                    } else {
+                        "softadastra"
+                    },
+                    if out.color {
+                        format!(
+                            "\x1b[90mv\x1b[0m\x1b[33m{}\x1b[0m",
+                            softadastra::DEFAULT_VERSION
+                        )
+                    } else {
+                        format!("v{}", softadastra::DEFAULT_VERSION)
+                    }
+                );
             }
-            client.close()?;
+            return Ok(());
         }
+        Command::Node(NodeCommand::Start(_)) => {
+            if cli.global.json {
+                return Err(CliError::usage(
+                    "--json is not supported by node start (it logs to stderr)",
+                ));
+            }
+            return start_node(out, &mut settings);
+        }
+        Command::Status => Request::Status,
+        Command::Node(NodeCommand::Info) => Request::NodeInfo,
+        Command::Store(StoreCommand::Put { key, value }) => Request::StorePut {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        Command::Store(StoreCommand::Get { key }) => Request::StoreGet { key: key.clone() },
+        Command::Store(StoreCommand::Remove { key }) => Request::StoreRemove { key: key.clone() },
+        Command::Store(StoreCommand::List { prefix }) => Request::StoreList {
+            prefix: prefix.clone().unwrap_or_default(),
+        },
+        Command::Sync(SyncCommand::Status) => Request::SyncStatus,
+        Command::Sync(SyncCommand::Tick { prune }) => Request::SyncTick { prune: *prune },
+        Command::Peers => Request::Peers,
+    };
+    let data = dispatch(&mut settings, &request)?;
+    if cli.global.json {
+        println!("{}", json_document(request.name(), data));
+    } else {
+        output::render(out, request.name(), &data);
     }
     Ok(())
 }
 
+fn command_name(cli: &Cli) -> &'static str {
+    match &cli.command {
+        Command::Version => "version",
+        Command::Status => "status",
+        Command::Node(NodeCommand::Info) => "node info",
+        Command::Node(NodeCommand::Start(_)) => "node start",
+        Command::Store(StoreCommand::Put { .. }) => "store put",
+        Command::Store(StoreCommand::Get { .. }) => "store get",
+        Command::Store(StoreCommand::Remove { .. }) => "store remove",
+        Command::Store(StoreCommand::List { .. }) => "store list",
+        Command::Sync(SyncCommand::Status) => "sync status",
+        Command::Sync(SyncCommand::Tick { .. }) => "sync tick",
+        Command::Peers => "peers",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let out = Out::new(cli.global.no_color);
+    match run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let usage = matches!(e, Error::InvalidOptions { .. })
-                || e.code() == softadastra::ErrorCode::InvalidArgument;
-            ExitCode::from(if usage { 2 } else { 1 })
+            if cli.global.json {
+                let doc = json!({
+                    "schema_version": JSON_SCHEMA_VERSION,
+                    "command": command_name(&cli),
+                    "error": { "code": e.code, "message": e.message, "exit": e.exit },
+                });
+                println!("{doc}");
+            }
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.exit)
         }
     }
 }

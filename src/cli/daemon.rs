@@ -1,0 +1,288 @@
+//! `node start`: a long-running node. Transport (and discovery when enabled), the configured
+//! peers, a periodic sync tick and metadata refresh, and the control socket; SIGINT or
+//! SIGTERM stops it gracefully (the request in progress finishes, the WAL is flushed and
+//! closed, exit 0).
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use softadastra::{Client, Error, Peer, PeerState};
+
+use super::config::Settings;
+use super::{CliError, control};
+
+/// How often node metadata is refreshed.
+const METADATA_REFRESH: Duration = Duration::from_secs(5);
+/// How often peer states are checked for changes to log.
+const PEER_CHECK: Duration = Duration::from_millis(500);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() -> Result<(), CliError> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to atomics, which is async-signal-safe; the
+        // sigaction struct is zeroed and then filled before use.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(CliError::failure(format!(
+                "cannot install the signal handler: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The control socket, removed when dropped.
+struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `<data_dir>/control.sock` with mode 0600. A socket file no node answers on is a
+/// leftover of a node that died: it is removed. One a node answers on means that node runs.
+fn check_not_running(path: &Path) -> Result<(), CliError> {
+    if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(CliError::failure(format!(
+            "node cannot start: a node is already running on this data directory \
+             (control socket {})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn bind_control(path: &Path) -> Result<ControlSocket, CliError> {
+    if path.exists() {
+        check_not_running(path)?;
+        log::info!("removing stale control socket {}", path.display());
+        std::fs::remove_file(path).map_err(|e| {
+            CliError::failure(format!(
+                "cannot remove stale control socket {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    // Created with no permission for group and others from the start, then set to 0600.
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| {
+        CliError::failure(format!(
+            "cannot bind the control socket {}: {e}",
+            path.display()
+        ))
+    })?;
+    let socket = ControlSocket {
+        listener,
+        path: path.to_path_buf(),
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::failure(format!("cannot chmod {}: {e}", path.display())))?;
+    socket
+        .listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::failure(format!("control socket {}: {e}", path.display())))?;
+    Ok(socket)
+}
+
+fn start_failed(what: &str, e: Error) -> CliError {
+    log::error!("{what}: {e}");
+    CliError::failure(format!("node cannot start: {what}: {e}"))
+}
+
+/// Runs the node until SIGINT/SIGTERM. The settings are resolved and printed by the caller.
+pub fn run(settings: &Settings) -> Result<(), CliError> {
+    install_signal_handlers()?;
+    check_not_running(&settings.socket_path()).inspect_err(|e| log::error!("{}", e.message))?;
+    let options = settings.client_options(true);
+    let client = Client::new(options.clone());
+    if let Err(e) = client.open() {
+        let what = if matches!(e, Error::Store(_)) {
+            format!("WAL open failed ({})", options.wal_path)
+        } else {
+            "client open failed".to_string()
+        };
+        return Err(start_failed(&what, e));
+    }
+    if options.enable_transport {
+        client
+            .start_transport()
+            .map_err(|e| start_failed("transport start failed", e))?;
+        let addr = client
+            .transport_address()
+            .map_err(|e| start_failed("transport start failed", e))?;
+        log::info!("transport listening on {addr}");
+    }
+    if options.enable_discovery {
+        client
+            .start_discovery()
+            .map_err(|e| start_failed("discovery start failed", e))?;
+    }
+    for p in &settings.peers {
+        let peer = Peer::new(&p.node_id, &p.host, p.port);
+        match client.connect(&peer) {
+            Ok(()) => log::info!("connecting to peer {p}"),
+            Err(e) => log::warn!("peer {p}: connection failed: {e}"),
+        }
+    }
+    let control = bind_control(&settings.socket_path())?;
+    match client.refresh_node_info() {
+        Ok(info) => log::info!(
+            "node metadata refreshed: {} on {} ({}), version {}",
+            info.display_name,
+            info.hostname,
+            info.os_name,
+            info.version
+        ),
+        Err(e) => log::warn!("node metadata refresh failed: {e}"),
+    }
+    log::info!(
+        "node running; control socket {}",
+        settings.socket_path().display()
+    );
+    let result = node_loop(&client, settings, &control);
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if sig != 0 {
+        log::info!(
+            "{} received, stopping",
+            if sig == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            }
+        );
+    }
+    drop(control);
+    let closed = client.close();
+    match (&result, closed) {
+        (_, Err(e)) => {
+            log::error!("close failed: {e}");
+            Err(CliError::from(e))
+        }
+        _ => {
+            log::info!("node stopped");
+            result
+        }
+    }
+}
+
+fn node_loop(
+    client: &Client,
+    settings: &Settings,
+    control: &ControlSocket,
+) -> Result<(), CliError> {
+    let tick_every = Duration::from_millis(settings.tick_interval_ms);
+    let networked = client.transport_running() || client.discovery_running();
+    let mut last_tick = Instant::now();
+    let mut last_refresh = Instant::now();
+    let mut last_peer_check = Instant::now();
+    let mut peer_states: HashMap<String, PeerState> = HashMap::new();
+    let mut failed_seen = client.sync_state().map(|s| s.failed_count).unwrap_or(0);
+    while !STOP.load(Ordering::SeqCst) {
+        if networked {
+            if let Err(e) = client.process_transport_events_wait(256, Duration::from_millis(20)) {
+                log::warn!("transport events: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Control requests: each one is answered whole before the next step, so a write
+        // in progress always finishes before a stop.
+        loop {
+            match control.listener.accept() {
+                Ok((stream, _)) => control::serve(client, stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
+                Err(e) => {
+                    log::warn!("control socket accept failed: {e}");
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_tick) >= tick_every {
+            last_tick = now;
+            match client.tick(false) {
+                Ok(t) if t.retried_count + t.batch_size + t.pruned_count > 0 => log::info!(
+                    "sync tick: retried {}, batch {}, pruned {}",
+                    t.retried_count,
+                    t.batch_size,
+                    t.pruned_count
+                ),
+                Ok(_) => {}
+                Err(e) => log::warn!("sync tick failed: {e}"),
+            }
+            if let Ok(state) = client.sync_state() {
+                if state.failed_count > failed_seen {
+                    log::warn!(
+                        "sync failed work: {} operations gave up after their retries ({} new); \
+                         local data is intact and reaches peers by catch-up",
+                        state.failed_count,
+                        state.failed_count - failed_seen
+                    );
+                }
+                failed_seen = state.failed_count;
+            }
+        }
+        if networked && now.duration_since(last_peer_check) >= PEER_CHECK {
+            last_peer_check = now;
+            log_peer_changes(client, &mut peer_states);
+        }
+        if now.duration_since(last_refresh) >= METADATA_REFRESH {
+            last_refresh = now;
+            if let Err(e) = client.refresh_node_info() {
+                log::warn!("node metadata refresh failed: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn log_peer_changes(client: &Client, known: &mut HashMap<String, PeerState>) {
+    let Ok(peers) = client.peers() else { return };
+    for p in peers {
+        let before = known.insert(p.node_id.clone(), p.state);
+        if before == Some(p.state) {
+            continue;
+        }
+        let who = if p.node_id.is_empty() {
+            format!("{}:{}", p.host, p.port)
+        } else {
+            format!("{} at {}:{}", p.node_id, p.host, p.port)
+        };
+        match p.state {
+            PeerState::Connected => log::info!("peer {who} connected"),
+            PeerState::Faulted => {
+                log::warn!("peer {who} connection failed; sync work stays tracked and is retried")
+            }
+            PeerState::Stale => log::info!("peer {who} is stale"),
+            PeerState::Expired => log::info!("peer {who} expired"),
+            PeerState::Available | PeerState::Unknown => {}
+        }
+    }
+}

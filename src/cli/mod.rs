@@ -1,0 +1,55 @@
+//! The `softadastra` command's support code: configuration, output, the control socket and
+//! the long-running node. Parsing and printing only: every action is a `Client` call.
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod logger;
+pub mod output;
+
+/// Version of the JSON documents printed with `--json` (docs/cli-json.md).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// A command's failure: what to print and the exit code (1 failure, 2 invalid usage).
+#[derive(Clone, Debug)]
+pub struct CliError {
+    pub exit: u8,
+    /// The snake_case error code (the library's `ErrorCode`, or "invalid_usage").
+    pub code: String,
+    pub message: String,
+}
+
+impl CliError {
+    /// Invalid usage or configuration: exit 2.
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            exit: 2,
+            code: "invalid_argument".into(),
+            message: message.into(),
+        }
+    }
+
+    /// The command could not do its work: exit 1.
+    pub fn failure(message: impl Into<String>) -> CliError {
+        CliError {
+            exit: 1,
+            code: "unknown".into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<softadastra::Error> for CliError {
+    fn from(e: softadastra::Error) -> Self {
+        let code = e.code();
+        CliError {
+            exit: if code == softadastra::ErrorCode::InvalidArgument {
+                2
+            } else {
+                1
+            },
+            code: code.as_str().to_string(),
+            message: e.to_string(),
+        }
+    }
+}

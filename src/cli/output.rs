@@ -1,0 +1,321 @@
+//! Terminal output in the original CLI's shapes (section titles, tables with a dash row,
+//! ok/warn/info lines, key/value lines), coloured only on a terminal and never with
+//! `--no-color` or `NO_COLOR`; and the rendering of every command's result.
+
+use serde_json::Value;
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+const GRAY: &str = "\x1b[90m";
+
+/// Where output goes and whether it is coloured.
+pub struct Out {
+    pub color: bool,
+}
+
+impl Out {
+    /// Colour when stdout is a terminal, `no_color` is off and `NO_COLOR` is unset or empty.
+    pub fn new(no_color: bool) -> Out {
+        use std::io::IsTerminal;
+        let env_off = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Out {
+            color: !no_color && !env_off && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(&self, codes: &[&str], text: &str) -> String {
+        if self.color {
+            format!("{}{text}{RESET}", codes.concat())
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn section(&self, title: &str) {
+        println!("  {}", self.paint(&[BOLD, CYAN], title));
+    }
+
+    pub fn ok(&self, msg: &str) {
+        println!("  {} {msg}", self.paint(&[GREEN], "✔"));
+    }
+
+    pub fn warn(&self, msg: &str) {
+        println!("  {} {msg}", self.paint(&[YELLOW], "!"));
+    }
+
+    pub fn info(&self, msg: &str) {
+        println!("  {} {msg}", self.paint(&[CYAN], "•"));
+    }
+
+    pub fn kv(&self, key: &str, value: &str) {
+        println!(
+            "    {}{}",
+            self.paint(&[GRAY], &format!("• {key:<14}: ")),
+            self.paint(&[YELLOW, BOLD], value)
+        );
+    }
+
+    /// Header (bold), a dash row (gray), then rows; columns padded, two spaces apart.
+    pub fn table(&self, header: &[&str], rows: &[Vec<String>]) {
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].chars().count())
+                    .chain([header[c].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<String>| -> String {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_string()
+        };
+        println!(
+            "  {}",
+            self.paint(
+                &[BOLD],
+                &line(header.iter().map(|h| h.to_string()).collect())
+            )
+        );
+        println!(
+            "  {}",
+            self.paint(
+                &[GRAY],
+                &line(widths.iter().map(|w| "-".repeat(*w)).collect())
+            )
+        );
+        for row in rows {
+            println!("  {}", line(row.clone()));
+        }
+    }
+
+    fn fields(&self, rows: &[(&str, String)]) {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(k, v)| vec![k.to_string(), v.clone()])
+            .collect();
+        self.table(&["Field", "Value"], &rows);
+    }
+}
+
+/// A JSON value as table text: strings bare, booleans yes/no, the rest as JSON.
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints a command's result (the `data` of [`super::control::execute`]) as text.
+pub fn render(out: &Out, command: &str, d: &Value) {
+    match command {
+        "status" => {
+            out.section("Softadastra status");
+            println!();
+            let mut rows = vec![
+                ("node", "id", s(&d["node"]["id"])),
+                ("node", "running", s(&d["node"]["running"])),
+                ("store", "entries", s(&d["store"]["entries"])),
+                ("store", "wal", s(&d["store"]["wal"])),
+            ];
+            for m in [
+                "outbox",
+                "pending",
+                "queued",
+                "in_flight",
+                "acknowledged",
+                "failed",
+            ] {
+                rows.push(("sync", m, s(&d["sync"][m])));
+            }
+            for c in ["transport", "discovery"] {
+                rows.push((c, "running", s(&d[c]["running"])));
+                rows.push((c, "peers", s(&d[c]["peers"])));
+            }
+            for m in ["running", "hostname", "os", "version", "uptime_ms"] {
+                rows.push(("metadata", m, s(&d["metadata"][m])));
+            }
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|(c, m, v)| vec![c.to_string(), m.to_string(), v])
+                .collect();
+            out.table(&["Component", "Metric", "Value"], &rows);
+        }
+        "node info" => {
+            out.section("Softadastra node");
+            println!();
+            let caps: Vec<String> = d["capabilities"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            out.fields(&[
+                ("node_id", s(&d["node_id"])),
+                ("display_name", s(&d["display_name"])),
+                ("hostname", s(&d["hostname"])),
+                ("os", s(&d["os"])),
+                ("version", s(&d["version"])),
+                ("started_at", s(&d["started_at_ms"])),
+                ("uptime_ms", s(&d["uptime_ms"])),
+                ("capabilities", caps.join(",")),
+                ("node_running", s(&d["node_running"])),
+            ]);
+        }
+        "store put" => {
+            out.ok("Stored value.");
+            println!();
+            out.fields(&[
+                ("key", s(&d["key"])),
+                ("version", s(&d["version"])),
+                ("status", s(&d["status"])),
+            ]);
+        }
+        "store get" => {
+            out.section("Store entry");
+            println!();
+            out.fields(&[
+                ("key", s(&d["key"])),
+                ("value", s(&d["value"])),
+                ("version", s(&d["version"])),
+                ("timestamp", s(&d["timestamp_ms"])),
+                ("origin", s(&d["origin"])),
+            ]);
+        }
+        "store remove" => {
+            out.ok("Removed value.");
+            println!();
+            out.fields(&[
+                ("key", s(&d["key"])),
+                ("version", s(&d["version"])),
+                ("removed", s(&d["removed"])),
+            ]);
+        }
+        "store list" => {
+            out.section("Store entries");
+            println!();
+            let rows: Vec<Vec<String>> = d["entries"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| vec![s(&e["key"]), s(&e["value"])])
+                        .collect()
+                })
+                .unwrap_or_default();
+            if rows.is_empty() {
+                out.info("No store entries found.");
+            } else {
+                out.table(&["Key", "Value"], &rows);
+            }
+        }
+        "sync status" => {
+            out.section("Softadastra sync status");
+            println!();
+            let rows: Vec<Vec<String>> = [
+                "node_id",
+                "outbox_size",
+                "pending_count",
+                "queued_count",
+                "in_flight_count",
+                "acknowledged_count",
+                "failed_count",
+                "last_submitted_version",
+                "last_applied_remote_version",
+                "total_retries",
+                "conflict_count",
+            ]
+            .iter()
+            .map(|k| vec![k.to_string(), s(&d[*k])])
+            .collect();
+            out.table(&["Metric", "Value"], &rows);
+        }
+        "sync tick" => {
+            out.section("Softadastra sync tick");
+            println!();
+            let rows: Vec<Vec<String>> = [
+                "retried_count",
+                "batch_size",
+                "connected_peers",
+                "sent_count",
+                "pruned_count",
+            ]
+            .iter()
+            .map(|k| vec![k.to_string(), s(&d[*k])])
+            .collect();
+            out.table(&["Metric", "Value"], &rows);
+            println!();
+            match d["outcome"].as_str() {
+                Some("attempted") => out.ok("Sync batch delivery attempted."),
+                Some("no_peers") => out.warn("No connected transport peers available."),
+                Some("not_sent") => out.warn("No sync batch was sent."),
+                _ => out.info("No sync operations ready for delivery."),
+            }
+        }
+        "peers" => render_peers(out, d),
+        _ => println!("{d}"),
+    }
+}
+
+fn render_peers(out: &Out, d: &Value) {
+    out.section("Softadastra peers");
+    out.kv("node running", &s(&d["node_running"]));
+    out.kv("discovery", &s(&d["discovery"]));
+    out.kv("transport", &s(&d["transport"]));
+    let peers = d["peers"].as_array().cloned().unwrap_or_default();
+    let discovery_running = d["discovery"].as_bool() == Some(true);
+    // Connected and faulted peers are the transport's; the others were found by discovery
+    // (or, without discovery, dialled and not connected yet: the transport's too).
+    let (transport, discovered): (Vec<&Value>, Vec<&Value>) = peers.iter().partition(|p| {
+        !discovery_running || matches!(p["state"].as_str(), Some("connected" | "faulted"))
+    });
+    println!();
+    out.section("Discovery peers");
+    if discovered.is_empty() {
+        out.info("No discovery peers found.");
+    } else {
+        let rows: Vec<Vec<String>> = discovered
+            .iter()
+            .map(|p| {
+                vec![
+                    s(&p["node_id"]),
+                    s(&p["host"]),
+                    s(&p["port"]),
+                    s(&p["state"]),
+                    s(&p["last_seen_ms"]),
+                ]
+            })
+            .collect();
+        out.table(&["Node", "Host", "Port", "State", "Last seen"], &rows);
+    }
+    println!();
+    out.section("Transport peers");
+    if transport.is_empty() {
+        out.info("No transport peers found.");
+    } else {
+        let rows: Vec<Vec<String>> = transport
+            .iter()
+            .map(|p| {
+                let connected = p["state"].as_str() == Some("connected");
+                vec![
+                    s(&p["node_id"]),
+                    s(&p["host"]),
+                    s(&p["port"]),
+                    s(&p["state"]),
+                    if connected { "yes" } else { "no" }.into(),
+                    s(&p["last_seen_ms"]),
+                ]
+            })
+            .collect();
+        out.table(
+            &["Node", "Host", "Port", "State", "Connected", "Last seen"],
+            &rows,
+        );
+    }
+}
