@@ -9,6 +9,7 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -162,20 +163,31 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
 }
 
 /// Runs `request` on the running node if one answers on the data directory's control
-/// socket, else on the data directory directly.
+/// socket, else on the data directory directly. When the WAL is locked (a node is starting,
+/// or another command holds it for a moment), tries both again for up to 5 s.
 fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliError> {
     let socket = settings.socket_path();
-    if socket.exists()
-        && let Some(data) = control::send(&socket, request)?
-    {
-        return Ok(data);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if socket.exists()
+            && let Some(data) = control::send(&socket, request)?
+        {
+            return Ok(data);
+        }
+        settings.prepare_data_dir()?;
+        let client = Client::new(settings.client_options(false));
+        match client.open() {
+            Ok(()) => {
+                let result = control::execute(&client, request, false);
+                client.close()?;
+                return result;
+            }
+            Err(e) if cli::wal_locked(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    settings.prepare_data_dir()?;
-    let client = Client::new(settings.client_options(false));
-    client.open()?;
-    let result = control::execute(&client, request, false);
-    client.close()?;
-    result
 }
 
 fn json_document(command: &str, data: Value) -> Value {

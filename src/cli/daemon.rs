@@ -120,7 +120,17 @@ pub fn run(settings: &Settings) -> Result<(), CliError> {
     check_not_running(&settings.socket_path()).inspect_err(|e| log::error!("{}", e.message))?;
     let options = settings.client_options(true);
     let client = Client::new(options.clone());
-    if let Err(e) = client.open() {
+    // A one-shot command may hold the WAL for a moment: wait for it (2 s at most).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut opened = client.open();
+    while let Err(e) = &opened
+        && super::wal_locked(e)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        opened = client.open();
+    }
+    if let Err(e) = opened {
         let what = if matches!(e, Error::Store(_)) {
             format!("WAL open failed ({})", options.wal_path)
         } else {

@@ -39,6 +39,17 @@ impl CliError {
     }
 }
 
+/// Whether `e` says the WAL is locked by another process (a running node, or a one-shot
+/// command that holds it for a moment).
+pub fn wal_locked(e: &softadastra::Error) -> bool {
+    matches!(
+        e,
+        softadastra::Error::Store(softadastra::store::StoreError::Wal(
+            softadastra::wal::WalError::Locked { .. }
+        ))
+    )
+}
+
 impl From<softadastra::Error> for CliError {
     fn from(e: softadastra::Error) -> Self {
         let code = e.code();
