@@ -280,6 +280,12 @@ pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError>
         .take(MAX_REQUEST_BYTES)
         .read_line(&mut reply)
         .map_err(failed)?;
+    if reply.is_empty() {
+        return Err(CliError::failure(format!(
+            "the node on {} closed the connection without answering (is it stopping?)",
+            socket.display()
+        )));
+    }
     let value: Value = serde_json::from_str(&reply).map_err(|e| {
         CliError::failure(format!(
             "control socket {}: bad response: {e}",
