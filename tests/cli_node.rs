@@ -224,6 +224,33 @@ fn sigterm_and_sigint_stop_gracefully_losing_nothing() {
 }
 
 #[test]
+fn writes_racing_a_sigterm_are_either_refused_or_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut node = Node::start(&data, &[]);
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut accepted = Vec::new();
+            for i in 0..60 {
+                let key = format!("race/{i:03}");
+                if cli(&data, &["store", "put", &key, "v"]).status.code() == Some(0) {
+                    accepted.push(key);
+                }
+            }
+            accepted
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(node.stop_with(libc::SIGTERM), Some(0), "{}", node.log());
+    let accepted = writer.join().unwrap();
+    assert!(!accepted.is_empty());
+    for key in &accepted {
+        assert_eq!(json(&data, &["store", "get", key])["value"], "v", "{key}");
+    }
+}
+
+#[test]
 fn the_log_has_timestamps_levels_and_the_node_id_on_every_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

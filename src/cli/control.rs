@@ -248,7 +248,8 @@ pub fn response(result: Result<Value, CliError>) -> Value {
 }
 
 /// Sends `request` to the node listening on `socket`. `Ok(None)`: no node answers there
-/// (no socket file, or a stale one), so the caller opens the data directory itself.
+/// (no socket file, a stale one, or a node that is stopping), so the caller opens the data
+/// directory itself.
 pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError> {
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
@@ -281,10 +282,9 @@ pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError>
         .read_line(&mut reply)
         .map_err(failed)?;
     if reply.is_empty() {
-        return Err(CliError::failure(format!(
-            "the node on {} closed the connection without answering (is it stopping?)",
-            socket.display()
-        )));
+        // The node closed the connection without reading the request: it is stopping
+        // (requests are answered whole before a stop). The caller tries again.
+        return Ok(None);
     }
     let value: Value = serde_json::from_str(&reply).map_err(|e| {
         CliError::failure(format!(
