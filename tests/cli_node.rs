@@ -128,6 +128,55 @@ fn two_cli_nodes_on_loopback_converge() {
     assert!(acked.is_some(), "a's write was acknowledged by b");
 }
 
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn two_cli_nodes_find_each_other_by_discovery_and_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_data, b_data) = (dir.path().join("a"), dir.path().join("b"));
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    // Each node announces to the other's discovery port on loopback.
+    let config = |own: u16, other: u16| {
+        let path = dir.path().join(format!("discovery-{own}.toml"));
+        let text = format!(
+            "[discovery]\nenabled = true\nhost = \"127.0.0.1\"\nport = {own}\n\
+             broadcast_host = \"127.0.0.1\"\nbroadcast_port = {other}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (ca, cb) = (config(pa, pb), config(pb, pa));
+    let a = Node::start(&a_data, &["--node-id", "disc-a", "--config", &ca]);
+    let b = Node::start(&b_data, &["--node-id", "disc-b", "--config", &cb]);
+    assert_eq!(json(&a_data, &["peers"])["discovery"], true);
+    assert_eq!(
+        cli(&a_data, &["store", "put", "found/1", "by discovery"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let seen = wait_for(Duration::from_secs(20), || {
+        let out = cli(&b_data, &["store", "get", "found/1", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["value"] == "by discovery").then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "no convergence by discovery\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(
+        a.log().contains("discovered peer disc-b") || b.log().contains("discovered peer disc-a")
+    );
+}
+
 #[test]
 fn while_a_node_runs_commands_go_through_its_control_socket() {
     let dir = tempfile::tempdir().unwrap();
