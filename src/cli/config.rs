@@ -296,8 +296,14 @@ impl Settings {
     pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, CliError> {
         let mut s = Settings::default();
         let config = match (&flags.config, env("SOFTADASTRA_CONFIG")) {
-            (Some(path), _) => Some(path.clone()),
-            (None, Some(path)) if !path.is_empty() => Some(PathBuf::from(path)),
+            (Some(path), _) => {
+                s.set("config", Source::Flag);
+                Some(path.clone())
+            }
+            (None, Some(path)) if !path.is_empty() => {
+                s.set("config", Source::Env);
+                Some(PathBuf::from(path))
+            }
             _ => None,
         };
         if let Some(path) = &config {
@@ -609,18 +615,7 @@ impl Settings {
             ("log_level", self.log_level.to_string().to_lowercase()),
         ];
         rows.into_iter()
-            .map(|(k, v)| {
-                let source = if k == "config" {
-                    if self.config_file.is_some() {
-                        Source::Flag
-                    } else {
-                        Source::Default
-                    }
-                } else {
-                    self.source(k)
-                };
-                (k, v, source)
-            })
+            .map(|(k, v)| (k, v, self.source(k)))
             .collect()
     }
 }
