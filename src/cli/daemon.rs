@@ -174,7 +174,18 @@ pub fn run(settings: &Settings) -> Result<(), CliError> {
         "node running; control socket {}",
         settings.socket_path().display()
     );
-    let result = node_loop(&client, settings, &control);
+    // Control requests are served on a thread of their own, so that a slow control client
+    // never stalls the network; the thread is joined before the client closes, so a
+    // request in progress (a write) always finishes before the stop.
+    let result = std::thread::scope(|scope| {
+        let server = scope.spawn(|| control_loop(&client, &control));
+        let result = node_loop(&client, settings);
+        STOP.store(true, Ordering::SeqCst);
+        if server.join().is_err() {
+            log::error!("control socket thread panicked");
+        }
+        result
+    });
     let sig = SIGNAL.load(Ordering::SeqCst);
     if sig != 0 {
         log::info!(
@@ -200,11 +211,24 @@ pub fn run(settings: &Settings) -> Result<(), CliError> {
     }
 }
 
-fn node_loop(
-    client: &Client,
-    settings: &Settings,
-    control: &ControlSocket,
-) -> Result<(), CliError> {
+/// Accepts and answers control connections, one at a time, until the stop.
+fn control_loop(client: &Client, control: &ControlSocket) {
+    while !STOP.load(Ordering::SeqCst) {
+        match control.listener.accept() {
+            Ok((stream, _)) => control::serve(client, stream),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::warn!("control socket accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn node_loop(client: &Client, settings: &Settings) -> Result<(), CliError> {
     let tick_every = Duration::from_millis(settings.tick_interval_ms);
     let networked = client.transport_running() || client.discovery_running();
     let mut last_tick = Instant::now();
@@ -220,19 +244,6 @@ fn node_loop(
             }
         } else {
             std::thread::sleep(Duration::from_millis(20));
-        }
-        // Control requests: each one is answered whole before the next step, so a write
-        // in progress always finishes before a stop.
-        loop {
-            match control.listener.accept() {
-                Ok((stream, _)) => control::serve(client, stream),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
-                Err(e) => {
-                    log::warn!("control socket accept failed: {e}");
-                    break;
-                }
-            }
         }
         let now = Instant::now();
         if now.duration_since(last_tick) >= tick_every {
