@@ -104,7 +104,7 @@ fn bad_configuration_exits_2_naming_the_key() {
         cli(&data, &["--config", config.to_str().unwrap(), "status"])
     };
     usage_error(&run_with("colour = \"always\"\n"), &["colour"]);
-    usage_error(&run_with("[transport]\nprot = 1\n"), &["prot"]);
+    usage_error(&run_with("[transport]\nprot = 1\n"), &["transport.prot"]);
     usage_error(
         &run_with("[transport]\nport = 70000\n"),
         &["transport.port"],

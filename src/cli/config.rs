@@ -620,6 +620,81 @@ impl Settings {
     }
 }
 
+/// The config file's keys, by table ("" for the top level).
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "node_id",
+            "display_name",
+            "data_dir",
+            "wal",
+            "auto_flush",
+            "transport",
+            "discovery",
+            "peers",
+            "sync",
+            "tick_interval_ms",
+            "log_level",
+        ],
+    ),
+    ("transport", &["enabled", "host", "port"]),
+    (
+        "discovery",
+        &[
+            "enabled",
+            "host",
+            "port",
+            "broadcast_host",
+            "broadcast_port",
+        ],
+    ),
+    (
+        "sync",
+        &[
+            "batch_size",
+            "max_retries",
+            "ack_timeout_ms",
+            "retry_interval_ms",
+        ],
+    ),
+];
+
+/// Refuses an unknown key, naming it with its table (`transport.prot`).
+fn check_keys(table: &toml::Table, path: &Path) -> Result<(), CliError> {
+    let known = |section: &str| {
+        KNOWN_KEYS
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map_or(&[][..], |(_, k)| k)
+    };
+    let unknown = |key: String, section: &str| {
+        CliError::usage(format!(
+            "invalid configuration: config file {}: unknown key `{key}` (known keys{}: {})",
+            path.display(),
+            if section.is_empty() {
+                String::new()
+            } else {
+                format!(" in [{section}]")
+            },
+            known(section).join(", ")
+        ))
+    };
+    for (key, value) in table {
+        if !known("").contains(&key.as_str()) {
+            return Err(unknown(key.clone(), ""));
+        }
+        if let (Some(nested), true) = (value.as_table(), !known(key).is_empty()) {
+            for inner in nested.keys() {
+                if !known(key).contains(&inner.as_str()) {
+                    return Err(unknown(format!("{key}.{inner}"), key));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::usage(format!(
@@ -627,6 +702,9 @@ fn read_file(path: &Path) -> Result<FileConfig, CliError> {
             path.display()
         ))
     })?;
+    if let Ok(table) = toml::from_str::<toml::Table>(&text) {
+        check_keys(&table, path)?;
+    }
     toml::from_str(&text).map_err(|e| {
         CliError::usage(format!(
             "invalid configuration: config file {}: {}",
@@ -690,7 +768,7 @@ mod tests {
         let e = load(Some("colour = true\n"), &[], Flags::default()).unwrap_err();
         assert!(e.contains("colour"), "{e}");
         let e = load(Some("[sync]\nbatch = 3\n"), &[], Flags::default()).unwrap_err();
-        assert!(e.contains("batch"), "{e}");
+        assert!(e.contains("`sync.batch`"), "{e}");
     }
 
     #[test]
