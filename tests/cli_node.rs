@@ -83,6 +83,12 @@ fn two_cli_nodes_on_loopback_converge() {
     let dir = tempfile::tempdir().unwrap();
     let a_data = dir.path().join("a");
     let b_data = dir.path().join("b");
+    // Written while no node runs: a local write like any other, synced once A runs.
+    let offline = cli(
+        &a_data,
+        &["--node-id", "till-a", "store", "put", "sale/0", "offline"],
+    );
+    assert_eq!(offline.status.code(), Some(0));
     let a = Node::start(&a_data, &["--node-id", "till-a"]);
     let peer_a = format!("till-a@127.0.0.1:{}", a.port);
     let b = Node::start(&b_data, &["--node-id", "till-b", "--peer", &peer_a]);
@@ -98,7 +104,11 @@ fn two_cli_nodes_on_loopback_converge() {
             .code(),
         Some(0)
     );
-    for (data, key, value) in [(&b_data, "sale/1", "from a"), (&a_data, "sale/2", "from b")] {
+    for (data, key, value) in [
+        (&b_data, "sale/0", "offline"),
+        (&b_data, "sale/1", "from a"),
+        (&a_data, "sale/2", "from b"),
+    ] {
         let seen = wait_for(Duration::from_secs(15), || {
             let out = cli(data, &["store", "get", key, "--json"]);
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
