@@ -213,7 +213,7 @@ fn start_node(out: &Out, settings: &mut Settings) -> Result<(), CliError> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     cli::logger::init(settings.node_id(), settings.log_level);
-    cli::daemon::run(settings)?;
+    cli::daemon::run(settings, out)?;
     out.ok("Softadastra node stopped.");
     Ok(())
 }

@@ -363,6 +363,11 @@ fn node_start_prints_the_effective_configuration_first() {
         port_line.contains(&node.port.to_string()) && port_line.contains("flag"),
         "{port_line}"
     );
+    assert!(out.contains("Softadastra node started."), "{out}");
+    assert!(
+        out.contains(&format!("running on 127.0.0.1:{}", node.port)),
+        "{out}"
+    );
     let id_line = out
         .lines()
         .find(|l| l.trim_start().starts_with("node_id"))

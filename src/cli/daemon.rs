@@ -115,7 +115,7 @@ fn start_failed(what: &str, e: Error) -> CliError {
 }
 
 /// Runs the node until SIGINT/SIGTERM. The settings are resolved and printed by the caller.
-pub fn run(settings: &Settings) -> Result<(), CliError> {
+pub fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError> {
     install_signal_handlers()?;
     check_not_running(&settings.socket_path()).inspect_err(|e| log::error!("{}", e.message))?;
     let options = settings.client_options(true);
@@ -174,6 +174,20 @@ pub fn run(settings: &Settings) -> Result<(), CliError> {
         "node running; control socket {}",
         settings.socket_path().display()
     );
+    let running = |b: bool| if b { "running" } else { "stopped" };
+    out.ok("Softadastra node started.");
+    out.kv("node_id", settings.node_id());
+    out.kv(
+        "transport",
+        &client
+            .transport_address()
+            .map_or_else(|_| "stopped".to_string(), |a| format!("running on {a}")),
+    );
+    out.kv("discovery", running(client.discovery_running()));
+    out.kv("metadata", "running");
+    out.kv("control", &settings.socket_path().display().to_string());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     // Control requests are served on a thread of their own, so that a slow control client
     // never stalls the network; the thread is joined before the client closes, so a
     // request in progress (a write) always finishes before the stop.
