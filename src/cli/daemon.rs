@@ -142,10 +142,6 @@ pub fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError
         client
             .start_transport()
             .map_err(|e| start_failed("transport start failed", e))?;
-        let addr = client
-            .transport_address()
-            .map_err(|e| start_failed("transport start failed", e))?;
-        log::info!("transport listening on {addr}");
     }
     if options.enable_discovery {
         client
