@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use format::{HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
-pub use storage::{Fault, FaultyStorage, FileStorage, WalStorage};
+pub use storage::{Fault, FaultyStorage, FileStorage, MemStorage, PowerCut, WalStorage};
 
 /// Smallest step by which the file grows; also the size of a new WAL.
 const MIN_GROWTH: u64 = 1024 * 1024;
