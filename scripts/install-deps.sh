@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools the build and the tests need, when they are missing:
-# cmake, ninja and GoogleTest (Debian packages). The Rust toolchain is expected (rustup).
+# cmake, ninja and GoogleTest (Debian packages), and ip (iproute2) and nft (nftables) for the
+# network-fault test (tests/durability_network.rs, run as root). The Rust toolchain is
+# expected (rustup).
 set -euo pipefail
 
 missing=()
@@ -8,6 +10,9 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+# Both live in /usr/sbin, which is not on every user's PATH.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 [ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \
   || [ -n "$(find /usr/lib /usr/local/lib -name GTestConfig.cmake -print -quit 2>/dev/null)" ] \
   || missing+=(libgtest-dev)
