@@ -180,6 +180,7 @@ fn valid_record_at(bytes: &[u8], offset: usize, last_sequence: u64) -> bool {
     let plausible = RecordType::from_u8(header[8]).is_some()
         && header[9..12] == [0, 0, 0]
         && sequence > last_sequence
+        && sequence < u64::MAX
         && sequence - last_sequence <= (bytes.len() / RECORD_HEADER_LEN) as u64
         && len <= MAX_PAYLOAD_LEN
         && offset + RECORD_HEADER_LEN + len <= bytes.len();
@@ -262,6 +263,11 @@ pub fn scan<E>(
         let Some(record_type) = RecordType::from_u8(header[8]) else {
             return corrupt(format!("unknown record type {}", header[8]));
         };
+        // u64::MAX would leave no next sequence number for the writer (and `+ 1` below
+        // would overflow on the record after it): no log ever gets there, so it is damage.
+        if sequence == u64::MAX {
+            return corrupt(format!("sequence number {sequence} is out of range"));
+        }
         let expected = last_sequence + 1;
         if (records > 0 && sequence != expected) || sequence == 0 {
             return corrupt(format!(
@@ -363,6 +369,16 @@ mod tests {
                 dropped_end: len as u64
             }
         );
+    }
+
+    #[test]
+    fn the_last_possible_sequence_number_is_corruption_not_an_overflow() {
+        let mut b = encode_file_header().to_vec();
+        encode_record(&mut b, RecordType::StoreOps, u64::MAX, b"x");
+        encode_record(&mut b, RecordType::StoreOps, 0, b"y");
+        let err = collect(&b).unwrap_err();
+        assert_eq!(err.offset, FILE_HEADER_LEN as u64);
+        assert!(err.reason.contains("out of range"), "{}", err.reason);
     }
 
     #[test]

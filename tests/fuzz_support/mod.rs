@@ -1,0 +1,259 @@
+//! The checks shared by the decoder fuzzing: `tests/fuzz_decoders.rs` (proptest, in CI) and
+//! the cargo-fuzz targets in `fuzz/` (which include this file by path). Each `check_*`
+//! feeds bytes to one decoder and asserts that it does not panic and that what it returns
+//! is consistent: records within the input, decode(encode(x)) == x where x was decoded.
+#![allow(dead_code)]
+
+use softadastra::discovery::packet::{MAX_PACKET_LEN, MIN_PACKET_LEN, Packet};
+use softadastra::store::Operation;
+use softadastra::store::op::{decode_ops, encode_ops};
+use softadastra::sync::marks;
+use softadastra::transport::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
+use softadastra::transport::message::{Message, kind};
+use softadastra::wal::format::{
+    FILE_HEADER_LEN, LogEnd, MAGIC, RECORD_HEADER_LEN, RecordType, ScanError, check_file_header,
+    scan,
+};
+
+/// A whole WAL file image: the header check, the scan, and every record's payload decoder.
+pub fn check_wal_image(bytes: &[u8]) {
+    if check_file_header(bytes).is_ok() {
+        assert!(bytes.len() >= FILE_HEADER_LEN && bytes[..8] == MAGIC);
+    }
+    let len = bytes.len() as u64;
+    let mut next = FILE_HEADER_LEN as u64;
+    let mut last: Option<u64> = None;
+    let mut count = 0u64;
+    let result = scan::<()>(bytes, |r| {
+        assert_eq!(r.offset, next, "records follow each other");
+        let start = r.offset as usize + RECORD_HEADER_LEN;
+        let end = start + r.payload.len();
+        assert!(end as u64 <= len, "record beyond the input");
+        assert_eq!(&bytes[start..end], r.payload);
+        assert!(r.sequence > 0);
+        if let Some(prev) = last {
+            assert_eq!(
+                Some(r.sequence),
+                prev.checked_add(1),
+                "consecutive sequences"
+            );
+        }
+        match r.record_type {
+            RecordType::StoreOps => check_store_payload(r.payload),
+            RecordType::SyncMarks => check_marks_payload(r.payload),
+        }
+        last = Some(r.sequence);
+        next = end as u64;
+        count += 1;
+        Ok(())
+    });
+    let zeros_from = |at: u64| bytes[(at.min(len)) as usize..].iter().all(|&b| b == 0);
+    match result {
+        Ok(summary) => {
+            assert_eq!(summary.records, count);
+            assert_eq!(summary.last_sequence, last.unwrap_or(0));
+            match summary.end {
+                LogEnd::Clean { end } => {
+                    assert_eq!(end, next);
+                    assert!(zeros_from(end), "a clean end has only zeros after it");
+                }
+                LogEnd::TornTail { end, dropped_end } => {
+                    assert_eq!(end, next);
+                    assert!(end < dropped_end && dropped_end <= len);
+                    assert!(zeros_from(dropped_end));
+                    assert_ne!(bytes[dropped_end as usize - 1], 0);
+                }
+            }
+        }
+        Err(ScanError::Corrupt(c)) => {
+            assert_eq!(
+                c.offset, next,
+                "corruption is reported where the scan stopped"
+            );
+            assert!(c.offset < len);
+        }
+        Err(ScanError::Callback(())) => unreachable!("the callback never fails"),
+    }
+}
+
+/// A `StoreOps` record payload: decodes, or is refused; what decodes re-encodes to the same
+/// bytes.
+pub fn check_store_payload(payload: &[u8]) {
+    let mut ops: Vec<Operation> = Vec::new();
+    if decode_ops(payload, |op| ops.push(op.to_operation())).is_ok() {
+        let mut again = Vec::new();
+        encode_ops(&mut again, ops.iter().map(Operation::as_op));
+        assert_eq!(again, payload, "store payload round trip");
+    }
+}
+
+/// A `SyncMarks` record payload.
+pub fn check_marks_payload(payload: &[u8]) {
+    if let Ok((_, ranges)) = marks::decode(payload) {
+        assert_eq!(payload.len(), 6 + 16 * ranges.len());
+    }
+}
+
+/// Makes every checksum of a WAL image valid (file header, then each record whose length
+/// fits), so that a mutated image gets past the CRCs to the checks behind them.
+pub fn reseal_wal_image(bytes: &mut [u8]) {
+    if bytes.len() < FILE_HEADER_LEN {
+        return;
+    }
+    let crc = crc32(&bytes[0..28]);
+    bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+    let mut pos = FILE_HEADER_LEN;
+    while pos + RECORD_HEADER_LEN <= bytes.len() {
+        let payload_len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let Some(end) = pos
+            .checked_add(RECORD_HEADER_LEN + payload_len)
+            .filter(|&e| e <= bytes.len())
+        else {
+            return;
+        };
+        let crc = crc32(&bytes[pos + 4..end]);
+        bytes[pos..pos + 4].copy_from_slice(&crc.to_le_bytes());
+        pos = end;
+    }
+}
+
+/// A TCP stream fed to a [`FrameDecoder`] in pieces of `chunk` bytes, with a payload limit
+/// of `max_payload`; every frame's payload then goes to [`check_message`].
+pub fn check_frame_stream(stream: &[u8], chunk: usize, max_payload: usize) {
+    let (frames, error, buffered) = run_frame_decoder(stream, chunk, max_payload);
+    let (whole_frames, whole_error, whole_buffered) =
+        run_frame_decoder(stream, stream.len(), max_payload);
+    assert_eq!(
+        frames, whole_frames,
+        "frames do not depend on read boundaries"
+    );
+    assert_eq!(error, whole_error);
+    let mut again = Vec::new();
+    for (k, payload) in &frames {
+        assert!(payload.len() <= max_payload);
+        frame::encode(&mut again, *k, payload);
+    }
+    assert_eq!(
+        again,
+        stream[..again.len()],
+        "frames re-encode to the stream"
+    );
+    let rest = &stream[again.len()..];
+    match &error {
+        None => {
+            assert_eq!(buffered, whole_buffered);
+            assert_eq!(
+                again.len() + buffered,
+                stream.len(),
+                "every byte accounted for"
+            );
+        }
+        Some(FrameError::TooLarge { len, max }) => {
+            assert_eq!(*max, max_payload);
+            assert!(*len > max_payload);
+            assert_eq!(
+                *len as u32,
+                u32::from_le_bytes(rest[..4].try_into().unwrap())
+            );
+        }
+        Some(FrameError::BadChecksum { kind, len }) => {
+            assert_eq!(*kind, rest[4]);
+            assert!(rest.len() >= HEADER_LEN + len);
+        }
+    }
+    for (k, payload) in &frames {
+        check_message(*k, payload);
+    }
+}
+
+/// What a [`FrameDecoder`] made of a stream: the frames, the error that stopped it if any,
+/// and the bytes left buffered.
+type Decoded = (Vec<(u8, Vec<u8>)>, Option<FrameError>, usize);
+
+fn run_frame_decoder(stream: &[u8], chunk: usize, max_payload: usize) -> Decoded {
+    let mut d = FrameDecoder::new(max_payload);
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        d.feed(piece);
+        loop {
+            match d.next_frame() {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = e.to_string();
+                    return (frames, Some(e), d.buffered());
+                }
+            }
+        }
+    }
+    (frames, None, d.buffered())
+}
+
+/// One message payload of type `k`: decodes or is refused; what decodes has that type and
+/// survives encode then decode (byte for byte, except version vectors, which are
+/// normalised).
+pub fn check_message(k: u8, payload: &[u8]) {
+    let Ok(m) = Message::decode(k, payload) else {
+        return;
+    };
+    assert_eq!(m.kind(), k);
+    let mut again = Vec::new();
+    m.encode(&mut again);
+    assert_eq!(
+        Message::decode(k, &again).as_ref(),
+        Ok(&m),
+        "message round trip"
+    );
+    if k != kind::VECTOR && k != kind::CATCH_UP_DONE {
+        assert_eq!(again, payload, "message re-encodes to the same bytes");
+    }
+}
+
+/// A discovery datagram: decodes or is refused; what decodes has a valid length, encodes
+/// and decodes back to itself.
+pub fn check_discovery_packet(bytes: &[u8]) {
+    match Packet::decode(bytes) {
+        Ok(p) => {
+            assert!((MIN_PACKET_LEN..=MAX_PACKET_LEN).contains(&bytes.len()));
+            let again = p.encode().expect("a decoded packet encodes");
+            assert!(again.len() <= MAX_PACKET_LEN);
+            assert_eq!(Packet::decode(&again), Ok(p), "packet round trip");
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// Makes a discovery datagram's trailing checksum valid.
+pub fn reseal_discovery_packet(bytes: &mut [u8]) {
+    if bytes.len() >= 4 {
+        let body = bytes.len() - 4;
+        let crc = crc32(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Makes the checksum of every complete frame of a stream valid.
+pub fn reseal_frame_stream(bytes: &mut [u8]) {
+    let mut pos = 0;
+    while pos + HEADER_LEN <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let Some(end) = pos
+            .checked_add(HEADER_LEN + len)
+            .filter(|&e| e <= bytes.len())
+        else {
+            return;
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[pos + 4..pos + 5]);
+        h.update(&bytes[pos + HEADER_LEN..end]);
+        let crc = h.finalize();
+        bytes[pos + 5..pos + 9].copy_from_slice(&crc.to_le_bytes());
+        pos = end;
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
