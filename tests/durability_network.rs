@@ -35,7 +35,7 @@
 //! the nodes stop and the test opens their WALs: identical stores, each acknowledged write
 //! present (or overwritten by a newer version of the same key).
 //!
-//! CI runs one round (about 30 s). `SOFTADASTRA_NETFAULT_ROUNDS=N` runs N rounds. Needs
+//! CI runs one round (about 35 s). `SOFTADASTRA_NETFAULT_ROUNDS=N` runs N rounds. Needs
 //! root, `ip` (iproute2) and `nft` (nftables, installed by scripts/install-deps.sh): the
 //! test fails, never skips, when they are missing.
 
@@ -868,6 +868,22 @@ fn wait_converged(limit: Duration, nodes: &mut [NodeProcess], dir: &Path) -> Opt
     None
 }
 
+/// Waits (bounded) until every node reports both its peers connected.
+fn wait_connected(limit: Duration, nodes: &mut [NodeProcess], dir: &Path) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        check_alive(nodes, dir);
+        let s = all_status(dir);
+        if s.iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.connected == 2))
+        {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 struct Acked {
     op: String,
     key: String,
@@ -956,18 +972,25 @@ fn three_namespaced_nodes_lose_no_acknowledged_write_under_network_faults() {
         proxy.set_chaos(true);
         net.add_loss(lossy, 25);
         sleep_watching(phase, &mut nodes, dir);
-        // Every fourth round of a long run keeps the link down beyond the transport's 20 s
-        // dead-connection limit, so that connections die and are dialled again.
-        let down_for = if round % 4 == 3 {
+        let replays_before = proxy.stats.replays.load(Ordering::SeqCst);
+        proxy.cut_and_replay();
+        sleep_watching(phase / 2, &mut nodes, dir);
+        let replayed = proxy.stats.replays.load(Ordering::SeqCst) - replays_before;
+        // Even rounds (the CI round among them) keep the link down beyond the transport's
+        // 20 s dead-connection limit, so that connections die and are dialled again.
+        let down_for = if round % 2 == 0 {
             Duration::from_secs(25)
         } else {
             phase
         };
         net.set_link(downed, false);
         sleep_watching(down_for, &mut nodes, dir);
+        let connected_while_down: Vec<usize> = all_status(dir)
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |s| s.connected))
+            .collect();
         net.set_link(downed, true);
         let dropped = net.remove_loss(lossy);
-        proxy.cut_and_replay();
         sleep_watching(phase / 2, &mut nodes, dir);
         // Healed: pass-through proxy, no rule, all links up. Writes stop.
         proxy.set_chaos(false);
@@ -980,14 +1003,26 @@ fn three_namespaced_nodes_lose_no_acknowledged_write_under_network_faults() {
             proxy.stats()
         );
         let line = format!(
-            "round {round}: loss on {} ({dropped} packets dropped), {} link down {} s, \
-             converged {:.1} s after healing; size {}, acked {:?}",
+            "round {round}: loss on {} ({dropped} packets dropped), {} link down {} s \
+             (connected peers at its end {connected_while_down:?}), converged {:.1} s after \
+             healing; size {}, acked {:?}",
             NODES[lossy],
             NODES[downed],
             down_for.as_secs(),
             took.unwrap().as_secs_f64(),
             s[0].as_ref().unwrap().size,
             s.iter().flatten().map(|s| s.acked).collect::<Vec<_>>()
+        );
+        // Every connection is back (c to b through the proxy too) before the next round.
+        let reconnected = wait_connected(Duration::from_secs(60), &mut nodes, dir);
+        assert!(
+            reconnected.is_some(),
+            "round {round}: nodes never all connected again: {:?}",
+            all_status(dir)
+        );
+        let line = format!(
+            "{line}, {replayed} connection(s) replayed; all connected again {:.1} s later",
+            reconnected.unwrap().as_secs_f64()
         );
         eprintln!("{line}");
         report.push(line);
