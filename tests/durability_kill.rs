@@ -1,0 +1,652 @@
+//! The durability promise under kill -9: with `auto_flush`, a write that returned success
+//! is never lost when the writing process is killed, and every reopen succeeds.
+//!
+//! - Library writer: the test binary re-runs itself in writer mode on a persistent WAL.
+//!   One to three threads loop over put / remove / batch on their own keys; before each
+//!   call a thread appends `I <thread> <seq> <changes>` to the round's expected-state file,
+//!   and once the call returned Ok it appends `A <thread> <seq>` (append, flush, fsync:
+//!   the file is the record of acknowledgements; a partially written last line is ignored).
+//!   The parent kills the child with SIGKILL after a random delay, reopens the WAL in
+//!   process (it must open), and checks, thread by thread, that the store holds exactly
+//!   the acknowledged writes, plus possibly the one write that was in flight (all of it or
+//!   none of it: a batch is atomic). The next round runs a new child on the same WAL.
+//! - CLI node writer: `softadastra node start` runs on a temporary data directory; a thread
+//!   writes with `softadastra store put` / `store remove` (through the node's control
+//!   socket) and counts a write acknowledged when the command exits 0. The node is killed
+//!   with SIGKILL at a random moment; then, with no node running, `store get` (which opens
+//!   the data directory itself) must show every acknowledged write. The next round starts
+//!   a new node on the same data directory.
+//!
+//! CI runs a few rounds. Long runs:
+//! `SOFTADASTRA_KILL_ROUNDS=1000 cargo test --release --test durability_kill -- --nocapture library`
+//! and `SOFTADASTRA_KILL_CLI_ROUNDS=300 cargo test --release --test durability_kill -- --nocapture cli`.
+//! The seed is printed; `SOFTADASTRA_KILL_SEED=<seed>` replays the same operations and kill
+//! delays (the exact instruction a kill lands on depends on timing).
+//! Every loop is bounded in count and time; children are killed and reaped by Drop guards;
+//! all files are in temporary directories; nodes listen on 127.0.0.1 only.
+
+mod cli_support;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cli_support::{Node, cli, stderr};
+use softadastra::{Client, ClientOptions, WriteBatch};
+
+const WRITER_MODE: &str = "SOFTADASTRA_TEST_KILL_WRITER";
+const LIBRARY_TEST: &str = "library_writer_killed_at_random_moments_loses_no_acknowledged_write";
+const NODE_ID: &str = "killed-writer";
+/// Threads of a library writer use key prefixes t0/ .. t2/.
+const MAX_THREADS: u64 = 3;
+const KEYS_PER_THREAD: u64 = 12;
+const CLI_KEYS: u64 = 8;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high - low + 1)
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn seed(test: &str) -> u64 {
+    let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            % 1_000_000_000
+    });
+    println!("{test}: seed {seed} (replay with SOFTADASTRA_KILL_SEED={seed})");
+    seed
+}
+
+/// One change of a write. Values are generated from a token and a length so that the
+/// expected-state file stays small.
+#[derive(Clone, Debug, PartialEq)]
+enum Change {
+    Put {
+        key: String,
+        token: String,
+        len: usize,
+    },
+    Remove {
+        key: String,
+    },
+}
+
+fn value(token: &str, len: usize) -> Vec<u8> {
+    token
+        .bytes()
+        .chain(std::iter::once(b'|'))
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+fn encode(changes: &[Change]) -> String {
+    let parts: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Put { key, token, len } => format!("P,{key},{token},{len}"),
+            Change::Remove { key } => format!("R,{key}"),
+        })
+        .collect();
+    parts.join(";")
+}
+
+fn decode(text: &str) -> Option<Vec<Change>> {
+    text.split(';')
+        .map(|part| {
+            let fields: Vec<&str> = part.split(',').collect();
+            match fields.as_slice() {
+                ["P", key, token, len] => Some(Change::Put {
+                    key: key.to_string(),
+                    token: token.to_string(),
+                    len: len.parse().ok()?,
+                }),
+                ["R", key] => Some(Change::Remove {
+                    key: key.to_string(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+type State = BTreeMap<String, Vec<u8>>;
+
+fn apply(state: &mut State, changes: &[Change]) {
+    for c in changes {
+        match c {
+            Change::Put { key, token, len } => {
+                state.insert(key.clone(), value(token, *len));
+            }
+            Change::Remove { key } => {
+                state.remove(key);
+            }
+        }
+    }
+}
+
+fn random_changes(rng: &mut Rng, thread: u64, round: u64, seq: u64) -> Vec<Change> {
+    let count = match rng.below(100) {
+        0..55 => 1,
+        55..70 => 0, // a single remove
+        _ => rng.between(2, 6),
+    };
+    if count == 0 {
+        let key = format!("t{thread}/k{:02}", rng.below(KEYS_PER_THREAD));
+        return vec![Change::Remove { key }];
+    }
+    (0..count)
+        .map(|j| {
+            // Keys may repeat inside a batch: the later change wins.
+            let key = format!("t{thread}/k{:02}", rng.below(KEYS_PER_THREAD));
+            if count > 1 && rng.below(100) < 20 {
+                return Change::Remove { key };
+            }
+            let len = match rng.below(100) {
+                0..50 => rng.below(64),
+                50..99 => rng.below(256),
+                _ => rng.below(8 * 1024),
+            } as usize;
+            Change::Put {
+                key,
+                token: format!("r{round}.t{thread}.s{seq}.c{j}"),
+                len,
+            }
+        })
+        .collect()
+}
+
+fn wal_path(dir: &Path) -> PathBuf {
+    dir.join("writer.wal")
+}
+
+fn expected_path(dir: &Path, round: u64) -> PathBuf {
+    dir.join(format!("expected-{round:05}.log"))
+}
+
+/// Writer mode: writes until killed (or 20 s), logging each call before it is made and
+/// each acknowledgement after it returned Ok.
+fn writer_main(dir: &Path) {
+    let round = env_u64("KILL_ROUND").unwrap();
+    let seed = env_u64("KILL_CHILD_SEED").unwrap();
+    let threads = env_u64("KILL_THREADS").unwrap();
+    let client = Arc::new(Client::new(ClientOptions::persistent(
+        NODE_ID,
+        wal_path(dir).to_str().unwrap(),
+    )));
+    client.open().unwrap();
+    let log = Arc::new(Mutex::new(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(expected_path(dir, round))
+            .unwrap(),
+    ));
+    let record = |log: &Mutex<std::fs::File>, line: String| {
+        let mut file = log.lock().unwrap();
+        file.write_all(line.as_bytes()).unwrap();
+        file.flush().unwrap();
+        file.sync_all().unwrap();
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (client, log) = (client.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (t + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+                for seq in 0..100_000 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let changes = random_changes(&mut rng, t, round, seq);
+                    record(&log, format!("I {t} {seq} {}\n", encode(&changes)));
+                    match changes.as_slice() {
+                        [Change::Put { key, token, len }] => {
+                            client.put(key, &value(token, *len)).unwrap();
+                        }
+                        [Change::Remove { key }] => {
+                            client.remove(key).unwrap();
+                        }
+                        _ => {
+                            let mut batch = WriteBatch::new();
+                            for c in &changes {
+                                match c {
+                                    Change::Put { key, token, len } => {
+                                        batch.put(key.clone(), value(token, *len))
+                                    }
+                                    Change::Remove { key } => batch.remove(key.clone()),
+                                };
+                            }
+                            client.write_batch(&batch).unwrap();
+                        }
+                    }
+                    record(&log, format!("A {t} {seq}\n"));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    client.close().unwrap();
+}
+
+/// A child process, killed and reaped if still running when dropped.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What the child logged for one thread: its acknowledged writes in order, and the write
+/// it had issued but not seen acknowledged when it was killed.
+#[derive(Default)]
+struct ThreadLog {
+    acknowledged: Vec<Vec<Change>>,
+    in_flight: Option<Vec<Change>>,
+}
+
+fn read_expected(path: &Path) -> Result<BTreeMap<u64, ThreadLog>, String> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    lines.pop(); // the part after the last newline: empty, or a torn last line
+    let mut threads: BTreeMap<u64, ThreadLog> = BTreeMap::new();
+    let mut next_seq: BTreeMap<u64, u64> = BTreeMap::new();
+    for line in lines {
+        let bad = || format!("{}: bad line {line:?}", path.display());
+        let mut fields = line.splitn(4, ' ');
+        let kind = fields.next().ok_or_else(bad)?;
+        let t: u64 = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        let seq: u64 = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        let log = threads.entry(t).or_default();
+        let next = next_seq.entry(t).or_default();
+        match kind {
+            "I" if log.in_flight.is_none() && seq == *next => {
+                let changes = fields.next().and_then(decode).ok_or_else(bad)?;
+                log.in_flight = Some(changes);
+            }
+            "A" if log.in_flight.is_some() && seq == *next => {
+                log.acknowledged.push(log.in_flight.take().unwrap());
+                *next += 1;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(threads)
+}
+
+fn restrict(state: &State, prefix: &str) -> State {
+    state
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn describe(state: &State) -> String {
+    let parts: Vec<String> = state
+        .iter()
+        .map(|(k, v)| {
+            let head: String = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
+            format!("{k}={head}..({} bytes)", v.len())
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    rounds: u64,
+    acknowledged: u64,
+    in_flight_kept: u64,
+    in_flight_absent: u64,
+    rounds_without_ack: u64,
+    longest_reopen_ms: u128,
+}
+
+/// One library round: a writer child killed after `delay`, then the checks.
+fn library_round(
+    dir: &Path,
+    model: &mut State,
+    round: u64,
+    rng: &mut Rng,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let threads = rng.between(1, MAX_THREADS);
+    let delay = Duration::from_millis(rng.between(2, 200));
+    let child_seed = rng.next();
+    let err_path = dir.join(format!("writer-{round:05}.err"));
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", LIBRARY_TEST, "--nocapture", "--test-threads=1"])
+        .env(WRITER_MODE, dir)
+        .env("KILL_ROUND", round.to_string())
+        .env("KILL_CHILD_SEED", child_seed.to_string())
+        .env("KILL_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut guard = ChildGuard(Some(child));
+    std::thread::sleep(delay);
+    let mut child = guard.0.take().unwrap();
+    let _ = child.kill();
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    let child_err = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    if status.code().is_some_and(|c| c != 0) {
+        return Err(format!(
+            "the writer failed by itself: {status}\n{}",
+            child_err()
+        ));
+    }
+    let logs = read_expected(&expected_path(dir, round))?;
+    let started = Instant::now();
+    let client = Client::new(ClientOptions::persistent(
+        NODE_ID,
+        wal_path(dir).to_str().unwrap(),
+    ));
+    client
+        .open()
+        .map_err(|e| format!("reopen after kill failed: {e}"))?;
+    stats.longest_reopen_ms = stats.longest_reopen_ms.max(started.elapsed().as_millis());
+    let observed: State = client
+        .list("")
+        .map_err(|e| format!("list: {e}"))?
+        .into_iter()
+        .collect();
+    client.close().map_err(|e| format!("close: {e}"))?;
+    let mut acked_total = 0;
+    for t in 0..MAX_THREADS {
+        let prefix = format!("t{t}/");
+        let mut without = restrict(model, &prefix);
+        let seen = restrict(&observed, &prefix);
+        let Some(log) = logs.get(&t) else {
+            if seen != without {
+                return Err(format!(
+                    "thread {t} did not write, yet its keys changed\n  was {}\n  now {}",
+                    describe(&without),
+                    describe(&seen)
+                ));
+            }
+            continue;
+        };
+        for changes in &log.acknowledged {
+            apply(&mut without, changes);
+        }
+        acked_total += log.acknowledged.len() as u64;
+        let mut with = without.clone();
+        if let Some(changes) = &log.in_flight {
+            apply(&mut with, changes);
+        }
+        if seen == without && log.in_flight.is_some() && with != without {
+            stats.in_flight_absent += 1;
+        } else if seen == with && with != without {
+            stats.in_flight_kept += 1;
+        } else if seen != without {
+            return Err(format!(
+                "thread {t}: {} acknowledged writes, in flight {:?}\n  expected {}\n  \
+                 or (in-flight write applied) {}\n  found {}",
+                log.acknowledged.len(),
+                log.in_flight.as_ref().map(|c| encode(c)),
+                describe(&without),
+                describe(&with),
+                describe(&seen)
+            ));
+        }
+    }
+    if let Some(stray) = observed
+        .keys()
+        .find(|k| !(0..MAX_THREADS).any(|t| k.starts_with(&format!("t{t}/"))))
+    {
+        return Err(format!("unexpected key {stray}"));
+    }
+    stats.acknowledged += acked_total;
+    stats.rounds_without_ack += u64::from(acked_total == 0);
+    stats.rounds += 1;
+    *model = observed;
+    Ok(())
+}
+
+#[test]
+fn library_writer_killed_at_random_moments_loses_no_acknowledged_write() {
+    if let Some(dir) = std::env::var_os(WRITER_MODE) {
+        return writer_main(Path::new(&dir));
+    }
+    let seed = seed(LIBRARY_TEST);
+    let rounds = env_u64("SOFTADASTRA_KILL_ROUNDS").unwrap_or(25);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(seed);
+    let mut model = State::new();
+    let mut stats = Stats::default();
+    let started = Instant::now();
+    // Bounded: each round is at most ~200 ms of writing plus a reopen.
+    let limit = Duration::from_secs(60 + rounds * 2);
+    for round in 0..rounds {
+        if let Err(e) = library_round(dir.path(), &mut model, round, &mut rng, &mut stats) {
+            panic!(
+                "seed {seed}, round {round}: {e}\nreplay: SOFTADASTRA_KILL_SEED={seed} \
+                 SOFTADASTRA_KILL_ROUNDS={rounds} cargo test --release --test durability_kill \
+                 -- --nocapture {LIBRARY_TEST}"
+            );
+        }
+        assert!(
+            started.elapsed() < limit,
+            "over {limit:?} after {round} rounds"
+        );
+        if (round + 1) % 100 == 0 {
+            println!("round {}: {stats:?}", round + 1);
+        }
+    }
+    let wal_size = std::fs::metadata(wal_path(dir.path())).map_or(0, |m| m.len());
+    println!(
+        "library: seed {seed}: {} rounds in {:.1} s, {} acknowledged writes all found, \
+         in-flight write found after the kill {} times and absent {} times, {} rounds killed \
+         before any acknowledgement, slowest reopen {} ms, WAL {} KiB, {} keys",
+        stats.rounds,
+        started.elapsed().as_secs_f64(),
+        stats.acknowledged,
+        stats.in_flight_kept,
+        stats.in_flight_absent,
+        stats.rounds_without_ack,
+        stats.longest_reopen_ms,
+        wal_size / 1024,
+        model.len()
+    );
+    assert_eq!(stats.rounds, rounds);
+    assert!(
+        rounds < 10 || stats.acknowledged > 0,
+        "no write was ever acknowledged: the kills came too early"
+    );
+}
+
+/// One write of the CLI writer: `Some(value)` a put, `None` a remove.
+type CliWrite = (String, Option<String>);
+
+/// The CLI writer: sequential `store put` / `store remove` until `stop`, a failure, 300
+/// writes or 15 s. Returns the acknowledged writes in order and the failed one, if any.
+fn cli_writer(
+    data: &Path,
+    round: u64,
+    mut rng: Rng,
+    stop: &AtomicBool,
+) -> (Vec<CliWrite>, Option<(CliWrite, String)>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut acknowledged = Vec::new();
+    for i in 0..300 {
+        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+            break;
+        }
+        let key = format!("cli/k{}", rng.below(CLI_KEYS));
+        let write = if rng.below(100) < 20 {
+            (key, None)
+        } else {
+            let pad = "x".repeat(rng.below(300) as usize);
+            (key, Some(format!("r{round}.w{i}.{pad}")))
+        };
+        let out = match &write.1 {
+            Some(v) => cli(data, &["store", "put", &write.0, v]),
+            None => cli(data, &["store", "remove", &write.0]),
+        };
+        if out.status.code() == Some(0) {
+            acknowledged.push(write);
+        } else {
+            let why = format!("{}: {}", out.status, stderr(&out).trim())
+                .replace(&data.display().to_string(), "<data>");
+            return (acknowledged, Some((write, why)));
+        }
+    }
+    (acknowledged, None)
+}
+
+type CliState = BTreeMap<String, String>;
+
+fn apply_cli(state: &mut CliState, (key, value): &CliWrite) {
+    match value {
+        Some(v) => state.insert(key.clone(), v.clone()),
+        None => state.remove(key),
+    };
+}
+
+/// The store as `store get` sees it with no node running; every get must succeed or say
+/// the key is not found.
+fn cli_observe(data: &Path) -> Result<CliState, String> {
+    let mut state = CliState::new();
+    for k in 0..CLI_KEYS {
+        let key = format!("cli/k{k}");
+        let out = cli(data, &["store", "get", &key, "--json"]);
+        match out.status.code() {
+            Some(0) => {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                    .map_err(|e| format!("store get {key}: {e}"))?;
+                let value = v["value"].as_str().ok_or(format!("store get {key}: {v}"))?;
+                state.insert(key, value.to_string());
+            }
+            Some(1) if stderr(&out).contains("key not found") => {}
+            _ => {
+                return Err(format!(
+                    "store get {key} after the kill failed: {}: {}",
+                    out.status,
+                    stderr(&out)
+                ));
+            }
+        }
+    }
+    Ok(state)
+}
+
+#[test]
+fn cli_node_killed_at_random_moments_loses_no_acknowledged_write() {
+    let test = "cli_node_killed_at_random_moments_loses_no_acknowledged_write";
+    let seed = seed(test);
+    let rounds = env_u64("SOFTADASTRA_KILL_CLI_ROUNDS").unwrap_or(8);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut rng = Rng(seed);
+    let mut model = CliState::new();
+    let (mut acknowledged, mut failed_kept, mut failed_absent) = (0, 0, 0);
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let started = Instant::now();
+    let limit = Duration::from_secs(60 + rounds * 5);
+    for round in 0..rounds {
+        let fail = |e: String| -> ! {
+            panic!(
+                "seed {seed}, round {round}: {e}\nreplay: SOFTADASTRA_KILL_SEED={seed} \
+                 SOFTADASTRA_KILL_CLI_ROUNDS={rounds} cargo test --release --test \
+                 durability_kill -- --nocapture {test}"
+            )
+        };
+        let delay = Duration::from_millis(rng.between(5, 300));
+        let writer_rng = Rng(rng.next());
+        // Starting the node replays the WAL the previous kill left: it must succeed.
+        let mut node = Node::start(&data, &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (data, stop) = (data.clone(), stop.clone());
+            std::thread::spawn(move || cli_writer(&data, round, writer_rng, &stop))
+        };
+        std::thread::sleep(delay);
+        let exit = node.stop_with(libc::SIGKILL);
+        stop.store(true, Ordering::SeqCst);
+        let (acked, failed) = writer.join().unwrap();
+        if exit.is_some() {
+            fail(format!(
+                "the node exited by itself ({exit:?}) before the kill\n{}",
+                node.log()
+            ));
+        }
+        let mut without = model.clone();
+        for w in &acked {
+            apply_cli(&mut without, w);
+        }
+        let mut with = without.clone();
+        if let Some((w, _)) = &failed {
+            apply_cli(&mut with, w);
+        }
+        let seen = cli_observe(&data).unwrap_or_else(|e| fail(e));
+        if seen == with && with != without {
+            failed_kept += 1;
+        } else if seen == without && with != without {
+            failed_absent += 1;
+        } else if seen != without {
+            fail(format!(
+                "{} acknowledged writes, failed {failed:?}\n  expected {without:?}\n  \
+                 found {seen:?}\n{}",
+                acked.len(),
+                node.log()
+            ));
+        }
+        acknowledged += acked.len();
+        if let Some((_, why)) = &failed {
+            *failures.entry(why.clone()).or_default() += 1;
+        }
+        model = seen;
+        assert!(
+            started.elapsed() < limit,
+            "over {limit:?} after {round} rounds"
+        );
+    }
+    println!(
+        "cli: seed {seed}: {rounds} rounds in {:.1} s, {acknowledged} acknowledged writes all \
+         found, the write that failed at the kill found {failed_kept} times and absent \
+         {failed_absent} times; failures at the kill: {failures:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        rounds < 4 || acknowledged > 0,
+        "no write was ever acknowledged: the kills came too early"
+    );
+}
