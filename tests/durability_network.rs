@@ -18,24 +18,30 @@
 //! and removals of shared keys) and appends every write whose `put`/`remove` returned Ok to
 //! its `acked` file with the version it got.
 //!
-//! A round: writes on all three nodes while
-//! 1. nftables drops 25% of the packets in and out of one node's eth0 (`numgen random`),
-//! 2. then, loss still on, another node's eth0 is set down for a while and up again,
-//! 3. then the proxy cuts its live connections and replays each one's recorded c->b frames
-//!    on a fresh connection to b (a whole old connection duplicated, Hello included);
+//! A round (round r; the faulty nodes rotate): writes on all three nodes while
+//! 1. nftables drops 25% of the packets in and out of node r%3's eth0 (`numgen random`),
+//!    for 4 s, and then on until step 3 ends;
+//! 2. the proxy cuts its live connections (frames it still holds are lost, as with a
+//!    reset) and replays each one's recorded c->b frames on a fresh connection to b (a
+//!    whole old connection duplicated, Hello included; b answers it as node-c if the real
+//!    c is not connected at that moment); 2 s;
+//! 3. node (r+1)%3's eth0 is set down, for 25 s in even rounds (past the transport's 20 s
+//!    dead-connection limit: connections die and are dialled again) and 4 s in odd ones,
+//!    then up; the loss rules are removed; 2 s more;
 //!
 //! and the proxy is in chaos mode all round long: every frame (9-byte header: u32 length,
 //! u8 type, u32 CRC; then the payload) is held for 0-150 ms (in order within its direction),
 //! frames due at the same time on different connections and directions are forwarded in
 //! random order, and 15% of the frames other than Hello are sent twice in a row (a
-//! duplicate on a frame boundary, so the byte stream stays valid). Frames still held when
-//! a connection ends are dropped, as with a reset. Healing removes the nft table, sets the
-//! link up and makes the proxy pass frames through at once; the nodes stop writing and the
-//! test waits (60 s at most) until all three report the same store. After the last round
-//! the nodes stop and the test opens their WALs: identical stores, each acknowledged write
-//! present (or overwritten by a newer version of the same key).
+//! duplicate on a frame boundary, so the byte stream stays valid). A destination that takes
+//! no frame for 2 s, garbage, or an end of either side closes both sides. Healing: no nft
+//! table, all links up, the proxy passes frames through at once; the nodes stop writing and
+//! the test waits (60 s at most) until all three report the same store, then (60 s at most)
+//! until every peer is connected again. After the last round the nodes stop and the test
+//! opens their WALs: identical stores, each acknowledged write present (or overwritten by
+//! a newer version of the same key).
 //!
-//! CI runs one round (about 35 s). `SOFTADASTRA_NETFAULT_ROUNDS=N` runs N rounds. Needs
+//! CI runs one round (about 40 s). `SOFTADASTRA_NETFAULT_ROUNDS=N` runs N rounds. Needs
 //! root, `ip` (iproute2) and `nft` (nftables, installed by scripts/install-deps.sh): the
 //! test fails, never skips, when they are missing.
 
