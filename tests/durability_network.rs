@@ -997,6 +997,16 @@ fn three_namespaced_nodes_lose_no_acknowledged_write_under_network_faults() {
             .collect();
         net.set_link(downed, true);
         let dropped = net.remove_loss(lossy);
+        // The faults took effect: packets were dropped, and a link down for 25 s cut every
+        // connection of its node.
+        assert!(dropped > 0, "round {round}: the loss rules dropped nothing");
+        if down_for > Duration::from_secs(20) {
+            assert_eq!(
+                connected_while_down[downed], 0,
+                "round {round}: {} still had peers after 25 s without a link",
+                NODES[downed]
+            );
+        }
         sleep_watching(phase / 2, &mut nodes, dir);
         // Healed: pass-through proxy, no rule, all links up. Writes stop.
         proxy.set_chaos(false);
@@ -1037,6 +1047,14 @@ fn three_namespaced_nodes_lose_no_acknowledged_write_under_network_faults() {
         stop(dir, i, node);
     }
     eprintln!("proxy: {}", proxy.stats());
+    let st = &proxy.stats;
+    assert!(
+        st.duplicated.load(Ordering::SeqCst) > 0
+            && st.reordered.load(Ordering::SeqCst) > 0
+            && st.replays.load(Ordering::SeqCst) > 0,
+        "the proxy duplicated, reordered and replayed: {}",
+        proxy.stats()
+    );
     drop(proxy);
     drop(net);
 
