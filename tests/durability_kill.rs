@@ -6,8 +6,9 @@
 //!   call a thread appends `I <thread> <seq> <changes>` to the round's expected-state file,
 //!   and once the call returned Ok it appends `A <thread> <seq>` (append, flush, fsync:
 //!   the file is the record of acknowledgements; a partially written last line is ignored).
-//!   The parent kills the child with SIGKILL after a random delay, reopens the WAL in
-//!   process (it must open), and checks, thread by thread, that the store holds exactly
+//!   The parent kills the child with SIGKILL 2-200 ms after the child opened the WAL (for
+//!   a quarter of the rounds, after its spawn, so that kills also land while it opens:
+//!   replay, cutting a torn tail), reopens the WAL in process (it must open), and checks, thread by thread, that the store holds exactly
 //!   the acknowledged writes, plus possibly the one write that was in flight (all of it or
 //!   none of it: a batch is atomic). The next round runs a new child on the same WAL.
 //! - CLI node writer: `softadastra node start` runs on a temporary data directory; a thread
@@ -186,6 +187,10 @@ fn wal_path(dir: &Path) -> PathBuf {
     dir.join("writer.wal")
 }
 
+fn opened_path(dir: &Path, round: u64) -> PathBuf {
+    dir.join(format!("opened-{round:05}"))
+}
+
 fn expected_path(dir: &Path, round: u64) -> PathBuf {
     dir.join(format!("expected-{round:05}.log"))
 }
@@ -201,6 +206,7 @@ fn writer_main(dir: &Path) {
         wal_path(dir).to_str().unwrap(),
     )));
     client.open().unwrap();
+    std::fs::write(opened_path(dir, round), b"").unwrap();
     let log = Arc::new(Mutex::new(
         OpenOptions::new()
             .create(true)
@@ -335,6 +341,7 @@ struct Stats {
     in_flight_kept: u64,
     in_flight_absent: u64,
     rounds_without_ack: u64,
+    killed_while_opening: u64,
     longest_reopen_ms: u128,
 }
 
@@ -347,6 +354,9 @@ fn library_round(
     stats: &mut Stats,
 ) -> Result<(), String> {
     let threads = rng.between(1, MAX_THREADS);
+    // A quarter of the kills count from the spawn, so that some land while the child opens
+    // (replays, cuts a torn tail); the others from the moment the WAL is open.
+    let from_spawn = rng.below(100) < 25;
     let delay = Duration::from_millis(rng.between(2, 200));
     let child_seed = rng.next();
     let err_path = dir.join(format!("writer-{round:05}.err"));
@@ -362,6 +372,16 @@ fn library_round(
         .spawn()
         .map_err(|e| format!("spawn: {e}"))?;
     let mut guard = ChildGuard(Some(child));
+    if !from_spawn {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !opened_path(dir, round).exists() && Instant::now() < deadline {
+            let child = guard.0.as_mut().unwrap();
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     std::thread::sleep(delay);
     let mut child = guard.0.take().unwrap();
     let _ = child.kill();
@@ -436,6 +456,7 @@ fn library_round(
     }
     stats.acknowledged += acked_total;
     stats.rounds_without_ack += u64::from(acked_total == 0);
+    stats.killed_while_opening += u64::from(!opened_path(dir, round).exists());
     stats.rounds += 1;
     *model = observed;
     Ok(())
@@ -475,13 +496,15 @@ fn library_writer_killed_at_random_moments_loses_no_acknowledged_write() {
     println!(
         "library: seed {seed}: {} rounds in {:.1} s, {} acknowledged writes all found, \
          in-flight write found after the kill {} times and absent {} times, {} rounds killed \
-         before any acknowledgement, slowest reopen {} ms, WAL {} KiB, {} keys",
+         before any acknowledgement ({} while the writer was opening the WAL), slowest reopen \
+         {} ms, WAL {} KiB, {} keys",
         stats.rounds,
         started.elapsed().as_secs_f64(),
         stats.acknowledged,
         stats.in_flight_kept,
         stats.in_flight_absent,
         stats.rounds_without_ack,
+        stats.killed_while_opening,
         stats.longest_reopen_ms,
         wal_size / 1024,
         model.len()
@@ -634,6 +657,13 @@ fn cli_node_killed_at_random_moments_loses_no_acknowledged_write() {
             *failures.entry(why.clone()).or_default() += 1;
         }
         model = seen;
+        if (round + 1) % 100 == 0 {
+            println!(
+                "round {}: {acknowledged} acknowledged, failed write found {failed_kept} / \
+                 absent {failed_absent}",
+                round + 1
+            );
+        }
         assert!(
             started.elapsed() < limit,
             "over {limit:?} after {round} rounds"
