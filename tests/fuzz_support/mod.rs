@@ -2,6 +2,8 @@
 //! the cargo-fuzz targets in `fuzz/` (which include this file by path). Each `check_*`
 //! feeds bytes to one decoder and asserts that it does not panic and that what it returns
 //! is consistent: records within the input, decode(encode(x)) == x where x was decoded.
+//! The `*_input` functions are the cargo-fuzz targets' bodies, so that a crash input from
+//! `fuzz/artifacts` replays as a test exactly.
 #![allow(dead_code)]
 
 use softadastra::discovery::packet::{MAX_PACKET_LEN, MIN_PACKET_LEN, Packet};
@@ -12,8 +14,67 @@ use softadastra::transport::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use softadastra::transport::message::{Message, kind};
 use softadastra::wal::format::{
     FILE_HEADER_LEN, LogEnd, MAGIC, RECORD_HEADER_LEN, RecordType, ScanError, check_file_header,
-    scan,
+    encode_file_header, scan,
 };
+
+/// The `wal_reader` fuzz target's input: the first byte picks the mode, bit 0 makes every
+/// checksum valid (the file header's, then each record's) so that the scan gets past them,
+/// bit 1 puts a valid file header in front of the rest. The rest is also decoded as a bare
+/// record payload.
+pub fn wal_reader_input(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut image = if mode & 2 != 0 {
+        encode_file_header().to_vec()
+    } else {
+        Vec::new()
+    };
+    image.extend_from_slice(rest);
+    if mode & 1 != 0 {
+        reseal_wal_image(&mut image);
+    }
+    check_wal_image(&image);
+    check_store_payload(rest);
+    check_marks_payload(rest);
+}
+
+/// The `frame_decoder` fuzz target's input: a message type byte, a read-size byte, a flags
+/// byte, then bytes. The bytes are decoded as that message type's payload directly, and as
+/// a TCP stream fed to the frame decoder in reads of (read-size + 1) bytes. Flags: bit 0
+/// makes every complete frame's checksum valid; bits 1-7 pick the payload limit.
+pub fn frame_decoder_input(data: &[u8]) {
+    const LIMITS: [usize; 5] = [0, 16, 256, 4096, 1 << 20];
+    let [kind, chunk, flags, rest @ ..] = data else {
+        return;
+    };
+    check_message(*kind, rest);
+    let mut stream = rest.to_vec();
+    if flags & 1 != 0 {
+        reseal_frame_stream(&mut stream);
+    }
+    let max = LIMITS[usize::from(flags >> 1) % LIMITS.len()];
+    check_frame_stream(&stream, usize::from(*chunk) + 1, max);
+}
+
+/// The `discovery_decoder` fuzz target's input: the first byte picks the mode, bit 0 puts
+/// the magic and version ("SADI" 1) in front of the rest, bit 1 makes the trailing checksum
+/// valid so that decoding gets to the fields.
+pub fn discovery_decoder_input(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = if mode & 1 != 0 {
+        b"SADI\x01".to_vec()
+    } else {
+        Vec::new()
+    };
+    bytes.extend_from_slice(rest);
+    if mode & 2 != 0 {
+        reseal_discovery_packet(&mut bytes);
+    }
+    check_discovery_packet(&bytes);
+}
 
 /// A whole WAL file image: the header check, the scan, and every record's payload decoder.
 pub fn check_wal_image(bytes: &[u8]) {
