@@ -291,3 +291,23 @@ fn log_grows_past_its_preallocation() {
     assert_eq!(seen.len(), 30);
     assert!(seen.iter().all(|p| p == &chunk));
 }
+
+#[test]
+fn a_short_file_that_is_not_a_wal_is_refused_untouched() {
+    let (_dir, path) = temp_wal();
+    std::fs::write(&path, b"todo: milk").unwrap();
+    let msg = open(&path).err().expect("must fail").to_string();
+    assert!(msg.contains("not a Softadastra WAL"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"todo: milk");
+}
+
+#[test]
+fn a_torn_header_from_an_unfinished_creation_is_started_again() {
+    let (_dir, path) = temp_wal();
+    let mut image = softadastra::wal::format::encode_file_header()[..13].to_vec();
+    image.resize(1024 * 1024, 0);
+    std::fs::write(&path, &image).unwrap();
+    let (wal, seen) = open(&path).unwrap();
+    assert!(seen.is_empty());
+    assert_eq!(append(&wal, b"first").unwrap(), 1);
+}

@@ -62,7 +62,7 @@ pub fn encode_file_header() -> [u8; FILE_HEADER_LEN] {
 /// Why a file header was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeaderProblem {
-    /// Fewer than [`FILE_HEADER_LEN`] bytes, or a header of zeros: a file whose creation
+    /// A prefix of a valid header followed by zeros (or nothing): a file whose creation
     /// never completed.
     Incomplete,
     BadMagic,
@@ -72,8 +72,20 @@ pub enum HeaderProblem {
 
 /// Checks the file header at the start of `bytes`.
 pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
-    if bytes.len() < FILE_HEADER_LEN || bytes[..FILE_HEADER_LEN].iter().all(|&b| b == 0) {
+    // An unfinished creation leaves a prefix of our own header followed by zeros (or
+    // nothing); anything else in those bytes is somebody else's file, never overwritten.
+    let head = &bytes[..bytes.len().min(FILE_HEADER_LEN)];
+    let expected = encode_file_header();
+    let written = head
+        .iter()
+        .zip(expected.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if head[written..].iter().all(|&b| b == 0) && head != expected.as_slice() {
         return Err(HeaderProblem::Incomplete);
+    }
+    if bytes.len() < FILE_HEADER_LEN {
+        return Err(HeaderProblem::BadMagic);
     }
     let h = &bytes[..FILE_HEADER_LEN];
     if h[0..8] != MAGIC {
@@ -327,6 +339,13 @@ mod tests {
         let h = encode_file_header();
         assert_eq!(check_file_header(&h), Ok(()));
         assert_eq!(check_file_header(&h[..10]), Err(HeaderProblem::Incomplete));
+        let mut torn = [0u8; FILE_HEADER_LEN];
+        torn[..12].copy_from_slice(&h[..12]);
+        assert_eq!(check_file_header(&torn), Err(HeaderProblem::Incomplete));
+        assert_eq!(
+            check_file_header(b"short note"),
+            Err(HeaderProblem::BadMagic)
+        );
         let mut bad = h;
         bad[0] = b'X';
         assert_eq!(check_file_header(&bad), Err(HeaderProblem::BadMagic));
