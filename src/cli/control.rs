@@ -36,6 +36,11 @@ pub enum Request {
 }
 
 impl Request {
+    /// Whether the request changes stored data (and so must not be run twice).
+    pub fn changes_data(&self) -> bool {
+        matches!(self, Request::StorePut { .. } | Request::StoreRemove { .. })
+    }
+
     /// The command's name in JSON output (`"command"`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -282,8 +287,18 @@ pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError>
         .read_line(&mut reply)
         .map_err(failed)?;
     if reply.is_empty() {
-        // The node closed the connection without reading the request: it is stopping
-        // (requests are answered whole before a stop). The caller tries again.
+        // The node closed the connection without answering. A stopping node does that
+        // with requests it never read, but a node killed after applying the request does
+        // too: a read can safely be done again locally, a change cannot (it would be
+        // applied twice).
+        if request.changes_data() {
+            return Err(CliError::failure(format!(
+                "the node at {} closed the connection without answering: {} may or may \
+                 not have been applied; check before trying again",
+                socket.display(),
+                request.name()
+            )));
+        }
         return Ok(None);
     }
     let value: Value = serde_json::from_str(&reply).map_err(|e| {
