@@ -28,6 +28,9 @@
 
 mod cli_support;
 
+mod common;
+use common::{Rng, env_u64};
+
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -47,30 +50,6 @@ const NODE_ID: &str = "killed-writer";
 const MAX_THREADS: u64 = 3;
 const KEYS_PER_THREAD: u64 = 12;
 const CLI_KEYS: u64 = 8;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.below(high - low + 1)
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
 
 fn seed(test: &str) -> u64 {
     let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {

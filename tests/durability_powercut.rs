@@ -13,6 +13,9 @@
 //! CI runs `SOFTADASTRA_POWERCUT_ITERATIONS` (default 200) seeds per mode; the long run is
 //! `SOFTADASTRA_POWERCUT_ITERATIONS=10000 cargo test --release --test durability_powercut`.
 
+mod common;
+use common::{Rng, env_u64};
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,31 +23,6 @@ use std::time::{Duration, Instant};
 use softadastra::store::{Change, Store, StoreError, StoreOptions};
 use softadastra::wal::format::{self, LogEnd};
 use softadastra::wal::{MemStorage, PowerCut, WalError};
-
-/// splitmix64: small, fast, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
 
 /// Live keys and their values: what the store should hold.
 type Model = BTreeMap<String, Vec<u8>>;

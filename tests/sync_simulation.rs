@@ -9,6 +9,9 @@
 //! CI runs a bounded number of seeds; a long run is
 //! `SOFTADASTRA_SIM_SEEDS=2000 cargo test --release --test sync_simulation`.
 
+mod common;
+use common::{Rng, env_u64};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,27 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use softadastra::store::{Entry, Store, StoreOptions, Version, VersionVector};
 use softadastra::sync::{Ack, CatchUp, SyncBatch, SyncConfig, SyncEngine};
-
-/// splitmix64: small, fast, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
 
 enum Msg {
     Batch(SyncBatch),
@@ -401,10 +383,6 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         sim.writes.len(),
         sim.acked.len()
     ))
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 #[test]
