@@ -1084,17 +1084,21 @@ fn three_namespaced_nodes_lose_no_acknowledged_write_under_network_faults() {
                 let o = other.as_ref().expect("entry on every node");
                 assert_eq!((&o.value, o.version), (&e.value, e.version), "{}", w.key);
             }
-            if e.version.0 == w.version {
+            // Last-writer-wins orders by (version, origin): two nodes can write one key
+            // with the same version, and the greater origin id then wins everywhere.
+            let kept = (e.version.0, &*e.origin);
+            let written = (w.version, id);
+            if kept == written {
                 let expected = (w.op == "put").then(|| w.value.as_bytes().to_vec());
                 assert_eq!(e.value, expected, "{} of {id}", w.key);
             } else {
                 assert!(
-                    e.version.0 > w.version,
-                    "acknowledged {} {} of {id} (version {}) replaced by an older version {}",
+                    kept > written,
+                    "acknowledged {} {} of {id} (version {}) replaced by an older write {:?}",
                     w.op,
                     w.key,
                     w.version,
-                    e.version.0
+                    kept
                 );
             }
             if !w.key.starts_with("shared/") {
