@@ -11,7 +11,9 @@
 //! Run: `cargo test --release --test durability_io -- --nocapture`. Every N is covered in
 //! every run, so there is no separate long run.
 
-use std::collections::BTreeMap;
+mod common;
+use common::{Action, Model};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,44 +21,6 @@ use softadastra::store::{Change, Store, StoreError, StoreOptions};
 use softadastra::wal::{
     Fault, FaultyStorage, FileStorage, MemStorage, PowerCut, WalError, WalStorage,
 };
-
-type Model = BTreeMap<String, Vec<u8>>;
-
-#[derive(Clone, Debug)]
-enum Action {
-    Put(String, Vec<u8>),
-    Remove(String),
-    Batch(Vec<Change>),
-}
-
-impl Action {
-    fn apply(&self, model: &mut Model) {
-        let mut change = |c: &Change| match c {
-            Change::Put { key, value } => {
-                model.insert(key.clone(), value.clone());
-            }
-            Change::Remove { key } => {
-                model.remove(key);
-            }
-        };
-        match self {
-            Action::Put(key, value) => change(&Change::Put {
-                key: key.clone(),
-                value: value.clone(),
-            }),
-            Action::Remove(key) => change(&Change::Remove { key: key.clone() }),
-            Action::Batch(changes) => changes.iter().for_each(change),
-        }
-    }
-
-    fn perform(&self, store: &Store) -> Result<(), StoreError> {
-        match self {
-            Action::Put(key, value) => store.put(key, value).map(drop),
-            Action::Remove(key) => store.remove(key).map(drop),
-            Action::Batch(changes) => store.write_batch(changes).map(drop),
-        }
-    }
-}
 
 /// Small puts, removes and batches, with three 400 KiB values: the log outgrows its
 /// 1 MiB preallocation (durable mode) and the 256 KiB write buffer spills (fast mode).

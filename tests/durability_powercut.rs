@@ -14,25 +14,15 @@
 //! `SOFTADASTRA_POWERCUT_ITERATIONS=10000 cargo test --release --test durability_powercut`.
 
 mod common;
-use common::{Rng, env_u64};
+use common::{Action, Model, Rng, env_u64};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use softadastra::store::{Change, Store, StoreError, StoreOptions};
 use softadastra::wal::format::{self, LogEnd};
 use softadastra::wal::{MemStorage, PowerCut, WalError};
-
-/// Live keys and their values: what the store should hold.
-type Model = BTreeMap<String, Vec<u8>>;
-
-#[derive(Clone, Debug)]
-enum Action {
-    Put(String, Vec<u8>),
-    Remove(String),
-    Batch(Vec<Change>),
-}
 
 fn random_value(rng: &mut Rng, tag: u64) -> Vec<u8> {
     let len = match rng.below(100) {
@@ -64,33 +54,6 @@ fn random_action(rng: &mut Rng, tag: u64) -> Action {
                 })
                 .collect(),
         ),
-    }
-}
-
-fn apply(model: &mut Model, action: &Action) {
-    let mut change = |c: &Change| match c {
-        Change::Put { key, value } => {
-            model.insert(key.clone(), value.clone());
-        }
-        Change::Remove { key } => {
-            model.remove(key);
-        }
-    };
-    match action {
-        Action::Put(key, value) => change(&Change::Put {
-            key: key.clone(),
-            value: value.clone(),
-        }),
-        Action::Remove(key) => change(&Change::Remove { key: key.clone() }),
-        Action::Batch(changes) => changes.iter().for_each(change),
-    }
-}
-
-fn perform(store: &Store, action: &Action) -> Result<(), StoreError> {
-    match action {
-        Action::Put(key, value) => store.put(key, value).map(drop),
-        Action::Remove(key) => store.remove(key).map(drop),
-        Action::Batch(changes) => store.write_batch(changes).map(drop),
     }
 }
 
@@ -206,8 +169,8 @@ fn run(seed: u64, durable: bool, stats: &mut Stats) -> Result<(), String> {
                 let action = random_action(&mut rng, tag);
                 stats.operations += 1;
                 let mut next = current.clone();
-                apply(&mut next, &action);
-                if let Err(e) = perform(store, &action) {
+                action.apply(&mut next);
+                if let Err(e) = action.perform(store) {
                     if !matches!(
                         e,
                         StoreError::Wal(WalError::Io { .. } | WalError::Poisoned { .. })
@@ -330,9 +293,9 @@ fn small_log() -> (Vec<u8>, Vec<u64>, Vec<Model>) {
     ];
     let mut models = vec![Model::new()];
     for action in &actions {
-        perform(&store, action).unwrap();
+        action.perform(&store).unwrap();
         let mut next = models.last().unwrap().clone();
-        apply(&mut next, action);
+        action.apply(&mut next);
         models.push(next);
     }
     drop(store);

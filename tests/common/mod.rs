@@ -34,3 +34,51 @@ impl Rng {
 pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
+
+use std::collections::BTreeMap;
+
+use softadastra::store::{Change, Store, StoreError};
+
+/// Live keys and their values: what a store should hold.
+pub type Model = BTreeMap<String, Vec<u8>>;
+
+/// One write made by a test workload.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Put(String, Vec<u8>),
+    Remove(String),
+    Batch(Vec<Change>),
+}
+
+impl Action {
+    /// What the write does to the model.
+    pub fn apply(&self, model: &mut Model) {
+        let changes = match self {
+            Action::Put(key, value) => vec![Change::Put {
+                key: key.clone(),
+                value: value.clone(),
+            }],
+            Action::Remove(key) => vec![Change::Remove { key: key.clone() }],
+            Action::Batch(changes) => changes.clone(),
+        };
+        for change in changes {
+            match change {
+                Change::Put { key, value } => {
+                    model.insert(key, value);
+                }
+                Change::Remove { key } => {
+                    model.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Makes the write on a store.
+    pub fn perform(&self, store: &Store) -> Result<(), StoreError> {
+        match self {
+            Action::Put(key, value) => store.put(key, value).map(drop),
+            Action::Remove(key) => store.remove(key).map(drop),
+            Action::Batch(changes) => store.write_batch(changes).map(drop),
+        }
+    }
+}
