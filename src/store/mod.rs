@@ -224,6 +224,15 @@ impl Map {
         true
     }
 
+    /// Every entry (tombstones included) whose operation `peer` has not seen.
+    fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
+            .map(|(k, e)| e.to_operation(k))
+            .collect()
+    }
+
     /// The identity of the entry a new write to `key` overwrites.
     fn base_of(&self, key: &str) -> Option<(Arc<str>, u64)> {
         self.entries
@@ -565,25 +574,13 @@ impl Store {
     /// other threads write.
     pub fn catch_up_for(&self, peer: &VersionVector) -> (Vec<Operation>, VersionVector) {
         let map = self.map.read();
-        let ops = map
-            .entries
-            .iter()
-            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
-            .map(|(k, e)| e.to_operation(k))
-            .collect();
-        (ops, map.vector.clone())
+        (map.missing_for(peer), map.vector.clone())
     }
 
     /// Every entry (tombstones included) whose operation `peer` has not seen: what a peer
     /// with that vector lacks.
     pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
-        self.map
-            .read()
-            .entries
-            .iter()
-            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
-            .map(|(k, e)| e.to_operation(k))
-            .collect()
+        self.map.read().missing_for(peer)
     }
 
     /// Whether the store logs to a WAL (false: memory only).

@@ -433,7 +433,7 @@ impl Transport {
         let ready: Vec<(Token, bool, bool)> = self.backlog.drain(..take).collect();
         for (token, readable, writable) in ready {
             match token {
-                LISTENER => self.accept(&mut out, now_ms),
+                LISTENER => self.accept(now_ms),
                 WAKER => {}
                 Token(id) => {
                     if writable {
@@ -450,7 +450,7 @@ impl Transport {
         out
     }
 
-    fn accept(&mut self, out: &mut Vec<TransportEvent>, now_ms: u64) {
+    fn accept(&mut self, now_ms: u64) {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
@@ -463,7 +463,6 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::warn!("node {}: accept failed: {e}", self.config.node_id);
-                    let _ = out;
                     break;
                 }
             }
