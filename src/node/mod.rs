@@ -581,8 +581,7 @@ impl Client {
             let handled = events.len();
             let now = hlc::now_millis();
             if let Some(d) = discovery.as_mut() {
-                let found = d.on_readable(now).into_iter().chain(d.tick(now)).collect();
-                self.on_discovery_events(n, net.as_mut(), found, now);
+                self.drive_discovery(n, net.as_mut(), d, now);
             }
             let mut sync = n.sync.lock();
             sync.retry_expired(now);
@@ -603,15 +602,20 @@ impl Client {
         })
     }
 
-    fn on_discovery_events(
+    /// Reads pending datagrams, announces when due, and acts on what discovery reports.
+    fn drive_discovery(
         &self,
         n: &OpenNode,
-        net: Option<&mut net::Net>,
-        events: Vec<crate::discovery::DiscoveryEvent>,
+        mut net: Option<&mut net::Net>,
+        discovery: &mut crate::discovery::Discovery,
         now: u64,
     ) {
         use crate::discovery::DiscoveryEvent;
-        let mut net = net;
+        let events: Vec<_> = discovery
+            .on_readable(now)
+            .into_iter()
+            .chain(discovery.tick(now))
+            .collect();
         for event in events {
             match event {
                 DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
@@ -794,8 +798,7 @@ impl Client {
             let mut discovery = n.discovery.lock();
             let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
             if let Some(d) = discovery.as_mut() {
-                let found = d.on_readable(now).into_iter().chain(d.tick(now)).collect();
-                self.on_discovery_events(n, net.as_mut(), found, now);
+                self.drive_discovery(n, net.as_mut(), d, now);
                 for p in d.peers() {
                     if peers.iter().any(|known| known.node_id == p.node_id) {
                         continue;
