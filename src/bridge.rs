@@ -252,6 +252,9 @@ fn to_ffi(o: ClientOptions) -> FfiOptions {
 
 fn from_ffi(o: &FfiOptions) -> ClientOptions {
     ClientOptions {
+        // Not on the C and C++ option structs yet (they cannot grow without breaking
+        // the ABI until the options handle of issue 10): the default.
+        max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
         node_id: o.node_id.clone(),
         wal_path: o.wal_path.clone(),
         enable_wal: o.enable_wal,

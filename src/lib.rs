@@ -20,6 +20,7 @@ pub mod codec;
 pub mod discovery;
 pub mod error;
 pub mod ffi;
+pub mod logsafe;
 pub mod metadata;
 pub mod node;
 pub mod store;

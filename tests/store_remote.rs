@@ -1,7 +1,9 @@
 //! Remote operations meeting the local store: last-writer-wins by (version, origin) with
 //! tombstones, idempotent re-delivery, conflict detection, and the version-vector catch-up.
 
-use softadastra::store::{Operation, Store, StoreOptions, Version};
+use softadastra::store::{
+    MAX_ORIGINS, MAX_RANGES, Operation, Refusal, Store, StoreError, StoreOptions, Version,
+};
 
 fn store(dir: &tempfile::TempDir, node: &str) -> Store {
     Store::open(&StoreOptions::new(
@@ -180,11 +182,134 @@ fn catch_up_by_version_vector_makes_two_stores_equal() {
 }
 
 #[test]
-fn own_operations_coming_back_never_reuse_their_numbers() {
+fn operations_claiming_this_nodes_origin_that_it_never_wrote_are_refused() {
+    // The "sequence bomb": an operation of our own origin numbered 10^12 used to move the
+    // next local number there, and the outbox then tried to allocate 56 TB.
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, "node-a");
-    s.apply_remote(&[op("node-a", 41, 100, "k", Some(b"old me"))])
+    s.put("mine", b"1").unwrap();
+    let report = s
+        .apply_remote(&[
+            op("node-a", 1_000_000_000_000, 100, "k", Some(b"forged")),
+            op("node-b", 1, 100, "b", Some(b"fine")),
+        ])
         .unwrap();
-    let stamp = s.put("k2", b"new me").unwrap();
-    assert_eq!(stamp.first_seq, 42);
+    assert_eq!(report.refused, vec![(0, Refusal::OwnOrigin)]);
+    assert_eq!(report.applied, 1, "the rest of the batch is applied");
+    assert!(s.get("k").is_none());
+    let taken = s.mark_seen("node-a", &[(u64::MAX, Version(1))]);
+    assert!(
+        taken.is_empty(),
+        "superseded numbers of our origin are refused too"
+    );
+    assert_eq!(s.refused_counts().own_origin, 2);
+    assert_eq!(s.put("k2", b"2").unwrap().first_seq, 2);
+    // Our own operation coming back is a plain duplicate.
+    let again = s
+        .apply_remote(&[op("node-a", 1, 1, "mine", Some(b"1"))])
+        .unwrap();
+    assert_eq!((again.duplicates, again.refused.len()), (1, 0));
+    drop(s);
+    let s = store(&dir, "node-a");
+    assert_eq!(s.next_seq(), 3, "nothing forged reached the log");
+}
+
+#[test]
+fn a_remote_version_beyond_the_allowed_drift_is_refused_and_never_moves_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = 1_700_000_000_000;
+    let s = store_at(&dir, "node-a", now);
+    let century = 100 * 365 * 24 * 3_600 * 1_000;
+    let report = s
+        .apply_remote(&[
+            op(
+                "node-b",
+                1,
+                Version::from_millis(now + century).0,
+                "k",
+                Some(b"2126"),
+            ),
+            op("node-b", 2, u64::MAX, "frozen", Some(b"forever")),
+            op(
+                "node-b",
+                3,
+                Version::from_millis(now + 30_000).0,
+                "near",
+                Some(b"ok"),
+            ),
+        ])
+        .unwrap();
+    assert_eq!(
+        report.refused,
+        vec![(0, Refusal::ClockAhead), (1, Refusal::ClockAhead)]
+    );
+    assert_eq!(s.get("near").unwrap(), b"ok", "within the drift: taken");
+    assert!(s.get("k").is_none() && s.get("frozen").is_none());
+    assert!(
+        !s.version_vector().contains("node-b", 1),
+        "a refused operation is not recorded as seen: it can come again"
+    );
+    assert_eq!(s.refused_counts().clock_ahead, 2);
+    assert!(
+        s.last_version().millis() <= now + 30_000,
+        "the clock did not jump"
+    );
+    let v = s.put("frozen", b"mine").unwrap().first_version;
+    assert!(v.millis() <= now + 30_000);
+    assert_eq!(s.get("frozen").unwrap(), b"mine");
+}
+
+#[test]
+fn a_version_from_the_far_future_already_stored_cannot_freeze_a_key() {
+    // Data stored before such versions were refused: a node that accepted any drift.
+    let dir = tempfile::tempdir().unwrap();
+    let now = 1_700_000_000_000;
+    let mut options = StoreOptions::new("node-a", Some(dir.path().join("a.wal")), true);
+    options.time = Some(std::sync::Arc::new(move || now));
+    options.max_clock_drift_ms = u64::MAX;
+    let s = Store::open(&options).unwrap();
+    s.apply_remote(&[
+        op("node-b", 1, u64::MAX - 1, "late", Some(b"forged")),
+        op("node-b", 2, u64::MAX, "end", Some(b"forged")),
+    ])
+    .unwrap();
+    drop(s);
+    options.max_clock_drift_ms = 60_000;
+    let s = Store::open(&options).unwrap();
+    // Other keys keep real time: the stored versions did not drag the clock along.
+    let other = s.put("other", b"x").unwrap().first_version;
+    assert_eq!(other.millis(), now);
+    // A write over the stored version still wins while a version is left above it...
+    s.put("late", b"mine").unwrap();
+    assert_eq!(s.get("late").unwrap(), b"mine");
+    // ...and is refused with a clear error, changing nothing, once none is.
+    let err = s.put("end", b"mine").unwrap_err();
+    assert!(err.to_string().contains("far future"), "{err}");
+    assert!(matches!(err, StoreError::NumbersExhausted { .. }));
+    assert!(s.remove("end").is_err());
+    assert_eq!(s.get("end").unwrap(), b"forged", "stored data left intact");
+    assert_eq!(s.put("other", b"y").unwrap().first_version.millis(), now);
+}
+
+#[test]
+fn forged_origins_and_gaps_beyond_the_vector_limits_are_refused() {
+    let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+    let ops: Vec<Operation> = (0..MAX_ORIGINS + 10)
+        .map(|i| op(&format!("fake-{i}"), 1, 1, &format!("k{i}"), Some(b"v")))
+        .collect();
+    for chunk in ops.chunks(1000) {
+        s.apply_remote(chunk).unwrap();
+    }
+    assert_eq!(s.version_vector().origin_count(), MAX_ORIGINS);
+    assert_eq!(s.refused_counts().too_many_origins, 10);
+    // Superseded numbers carry no data: every other one opens a gap in the vector.
+    let gaps: Vec<(u64, Version)> = (1..=MAX_RANGES as u64 + 10)
+        .map(|i| (2 * i + 1, Version(1)))
+        .collect();
+    let taken = s.mark_seen("fake-0", &gaps);
+    assert!(s.version_vector().range_count() <= MAX_RANGES);
+    assert!(taken.len() < gaps.len());
+    assert!(s.refused_counts().too_many_ranges > 0);
+    // Operations that extend what is seen still pass.
+    assert_eq!(s.mark_seen("fake-1", &[(2, Version(1))]), vec![2]);
 }

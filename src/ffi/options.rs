@@ -128,6 +128,9 @@ pub(crate) unsafe fn from_c(c: &SaOptions, function: &str) -> Result<ClientOptio
         boundary::c_str_arg(ptr, function, &format!("options.{field}")).map(str::to_string)
     };
     Ok(ClientOptions {
+        // Not on the C and C++ option structs yet (they cannot grow without breaking
+        // the ABI until the options handle of issue 10): the default.
+        max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
         node_id: s(c.node_id, "node_id")?,
         wal_path: s(c.wal_path, "wal_path")?,
         enable_wal: c.enable_wal,

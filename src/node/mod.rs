@@ -112,6 +112,7 @@ impl Client {
                 .then(|| PathBuf::from(&self.options.wal_path)),
             durable: self.options.auto_flush,
             time: None,
+            max_clock_drift_ms: self.options.max_clock_drift_ms,
         };
         let mut sync = SyncEngine::new(&self.options.node_id, self.options.sync_config());
         let store = Store::open_with(&store_options, None, &mut sync).inspect_err(|e| {

@@ -37,6 +37,9 @@ pub struct ClientOptions {
     /// Empty means "use the node id".
     pub display_name: String,
     pub version: String,
+    /// A remote operation stamped more than this many milliseconds ahead of this node's
+    /// clock is refused and counted; it never moves the local clock.
+    pub max_clock_drift_ms: u64,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +68,7 @@ impl Default for ClientOptions {
             auto_connect_discovered: true,
             display_name: String::new(),
             version: crate::DEFAULT_VERSION.into(),
+            max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
         }
     }
 }

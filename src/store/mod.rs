@@ -12,7 +12,7 @@ pub mod hlc;
 pub mod op;
 pub mod vector;
 
-use std::collections::{BTreeMap, HashMap, btree_map};
+use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use crate::wal::{RecordType, Recovery, ScannedRecord, Wal, WalError, WalStorage}
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
 pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
-pub use vector::{OriginProgress, VersionVector};
+pub use vector::{MAX_ORIGINS, MAX_RANGES, OriginProgress, VersionVector};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,12 @@ pub enum StoreError {
         seq: u64,
         reason: String,
     },
+
+    /// A local write found no version or sequence number left to give it: the log holds a
+    /// number at the end of its range (forged or damaged data stored before such numbers
+    /// were refused). Nothing was written.
+    #[error("cannot write key \"{key}\": {reason}")]
+    NumbersExhausted { key: String, reason: String },
 }
 
 impl StoreError {
@@ -54,6 +60,7 @@ impl StoreError {
             StoreError::InvalidKey { .. }
             | StoreError::ValueTooLarge { .. }
             | StoreError::InvalidRemoteOp { .. } => ErrorCode::InvalidArgument,
+            StoreError::NumbersExhausted { .. } => ErrorCode::StoreError,
             StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
             StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
             StoreError::Wal(WalError::Corrupt { .. } | WalError::BadHeader { .. }) => {
@@ -66,9 +73,9 @@ impl StoreError {
     /// The key, path or origin the error is about.
     pub fn context(&self) -> String {
         match self {
-            StoreError::InvalidKey { key, .. } | StoreError::ValueTooLarge { key, .. } => {
-                key.clone()
-            }
+            StoreError::InvalidKey { key, .. }
+            | StoreError::ValueTooLarge { key, .. }
+            | StoreError::NumbersExhausted { key, .. } => key.clone(),
             StoreError::InvalidRemoteOp { origin, .. } => origin.clone(),
             StoreError::Wal(e) => e
                 .path()
@@ -142,6 +149,114 @@ pub struct RemoteApply {
     /// Positions (in the call's slice) of the operations that changed the store: new to
     /// this node, and possibly to its other peers.
     pub applied_indices: Vec<usize>,
+    /// Positions of the operations refused, in order, with why (see [`Refusal`]): not
+    /// applied, not recorded as seen, not to be acknowledged. The rest of the call was
+    /// applied.
+    pub refused: Vec<(usize, Refusal)>,
+}
+
+/// Why a well-formed remote operation was refused. The operation is neither applied nor
+/// recorded as seen, so a later delivery (retry or catch-up) can still bring it once it is
+/// acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// It claims this node's own origin, but this node never wrote it.
+    OwnOrigin,
+    /// Its version is further ahead of this node's clock than the allowed drift.
+    ClockAhead,
+    /// Its origin is new and the vector already holds [`MAX_ORIGINS`] origins.
+    TooManyOrigins,
+    /// It would open a gap in the vector beyond [`MAX_RANGES`].
+    TooManyRanges,
+}
+
+impl Refusal {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::OwnOrigin => "claims this node's own origin but was never written here",
+            Refusal::ClockAhead => "stamped further ahead of this node's clock than allowed",
+            Refusal::TooManyOrigins => "from a new origin while the origin table is full",
+            Refusal::TooManyRanges => "would open a gap while the version vector is full",
+        }
+    }
+}
+
+/// Remote operations refused since the store was opened, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefusedCounts {
+    pub own_origin: u64,
+    pub clock_ahead: u64,
+    pub too_many_origins: u64,
+    pub too_many_ranges: u64,
+}
+
+impl RefusedCounts {
+    fn add(&mut self, refusal: Refusal) {
+        let slot = match refusal {
+            Refusal::OwnOrigin => &mut self.own_origin,
+            Refusal::ClockAhead => &mut self.clock_ahead,
+            Refusal::TooManyOrigins => &mut self.too_many_origins,
+            Refusal::TooManyRanges => &mut self.too_many_ranges,
+        };
+        *slot = slot.saturating_add(1);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.own_origin
+            .saturating_add(self.clock_ahead)
+            .saturating_add(self.too_many_origins)
+            .saturating_add(self.too_many_ranges)
+    }
+}
+
+/// Decides which remote operations of one call this store takes: checks run against the
+/// vector as it was, plus what the call itself adds.
+struct Admission<'a> {
+    vector: &'a VersionVector,
+    node_id: &'a str,
+    /// The greatest version accepted: the local clock plus the allowed drift.
+    horizon: Version,
+    new_origins: HashSet<&'a str>,
+    new_ranges: usize,
+}
+
+impl<'a> Admission<'a> {
+    fn new(map: &'a Map, node_id: &'a str, horizon: Version) -> Self {
+        Admission {
+            vector: &map.vector,
+            node_id,
+            horizon,
+            new_origins: HashSet::new(),
+            new_ranges: 0,
+        }
+    }
+
+    /// Whether operation `seq` of `origin` stamped `version` may be taken in. Call only for
+    /// operations not seen before.
+    fn admit(&mut self, origin: &'a str, seq: u64, version: Version) -> Result<(), Refusal> {
+        if origin == self.node_id {
+            return Err(Refusal::OwnOrigin);
+        }
+        if version > self.horizon {
+            return Err(Refusal::ClockAhead);
+        }
+        let progress = self.vector.get(origin);
+        if progress.is_none() && !self.new_origins.contains(origin) {
+            if self.vector.origin_count() + self.new_origins.len() >= MAX_ORIGINS {
+                return Err(Refusal::TooManyOrigins);
+            }
+            self.new_origins.insert(origin);
+        }
+        // Counted conservatively: two operations of one call that touch each other count
+        // as two new gaps.
+        if progress.is_none_or(|p| p.opens_range(seq)) && seq > 1 {
+            if self.vector.range_count() + self.new_ranges >= MAX_RANGES {
+                return Err(Refusal::TooManyRanges);
+            }
+            self.new_ranges += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The numbers given to a local write: its changes got consecutive sequence numbers and
@@ -169,6 +284,7 @@ struct Map {
     /// The origin interned last: replayed records mostly come from one node.
     last_origin: Option<Arc<str>>,
     vector: VersionVector,
+    refused: RefusedCounts,
 }
 
 impl Map {
@@ -239,6 +355,11 @@ impl Map {
             .get(key)
             .map(|e| (e.origin.clone(), e.origin_seq))
     }
+
+    /// The version of `key`'s entry (zero when it has none).
+    fn version_of(&self, key: &str) -> Version {
+        self.entries.get(key).map(|e| e.version).unwrap_or_default()
+    }
 }
 
 /// Where local changes get their numbers: the hybrid clock and the next origin sequence
@@ -279,7 +400,13 @@ pub struct StoreOptions {
     pub durable: bool,
     /// `None`: the system clock.
     pub time: Option<TimeSource>,
+    /// A remote operation stamped more than this many milliseconds ahead of the local clock
+    /// is refused (and never moves the local clock).
+    pub max_clock_drift_ms: u64,
 }
+
+/// The default of [`StoreOptions::max_clock_drift_ms`]: one minute.
+pub const DEFAULT_MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
 impl StoreOptions {
     pub fn new(node_id: &str, wal_path: Option<PathBuf>, durable: bool) -> Self {
@@ -288,6 +415,7 @@ impl StoreOptions {
             wal_path,
             durable,
             time: None,
+            max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT_MS,
         }
     }
 }
@@ -301,6 +429,7 @@ pub struct Store {
     counters: Mutex<LocalCounters>,
     map: RwLock<Map>,
     recovery: Option<Recovery>,
+    max_clock_drift_ms: u64,
 }
 
 impl Store {
@@ -320,12 +449,25 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let mut map = Map::default();
         let mut clock = HybridClock::default();
+        let time = options
+            .time
+            .clone()
+            .unwrap_or_else(|| Arc::new(hlc::now_millis));
+        // Versions further ahead than the drift (stored before such operations were
+        // refused) stay in the entries but do not drag the clock along: a local write to
+        // such a key still gets a greater version (see `write`), other keys keep real time.
+        let horizon = Version::last_of_millis(time().saturating_add(options.max_clock_drift_ms));
+        let mut ahead = 0u64;
         let (wal, recovery) = match &options.wal_path {
             None => (None, None),
             Some(path) => {
                 let replay = |r: &ScannedRecord<'_>| match r.record_type {
                     RecordType::StoreOps => op::decode_ops(r.payload, |op| {
-                        clock.observe(op.version);
+                        if op.version <= horizon {
+                            clock.observe(op.version);
+                        } else {
+                            ahead += 1;
+                        }
                         map.apply(&op);
                         observer.op(&op);
                     }),
@@ -341,6 +483,14 @@ impl Store {
                     recovery.records,
                     map.live
                 );
+                if ahead > 0 {
+                    log::warn!(
+                        "store {}: {ahead} logged operations are stamped more than {} ms \
+                         ahead of this clock; they did not move it",
+                        path.display(),
+                        options.max_clock_drift_ms
+                    );
+                }
                 (Some(wal), Some(recovery))
             }
         };
@@ -352,18 +502,21 @@ impl Store {
             }
         })?;
         let node_id: Arc<str> = map.intern(&options.node_id);
-        let next_seq = map.vector.get(&node_id).map_or(0, |p| p.max_seq()) + 1;
+        // Saturates: a log ending at u64::MAX refuses further writes with a clear error.
+        let next_seq = map
+            .vector
+            .get(&node_id)
+            .map_or(0, |p| p.max_seq())
+            .saturating_add(1);
         Ok(Store {
             node_id,
             wal,
             durable: options.durable,
-            time: options
-                .time
-                .clone()
-                .unwrap_or_else(|| Arc::new(hlc::now_millis)),
+            time,
             counters: Mutex::new(LocalCounters { clock, next_seq }),
             map: RwLock::new(map),
             recovery,
+            max_clock_drift_ms: options.max_clock_drift_ms,
         })
     }
 
@@ -422,48 +575,72 @@ impl Store {
     /// Numbers, logs, then applies already validated local changes.
     fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<WriteStamp, StoreError> {
         let count = changes.len() as u64;
-        let stamp = || {
+        // The numbers and bases of the changes, computed together under the counters' lock
+        // (and, with a WAL, its append lock, so that numbers increase in log order). Each
+        // version is above the clock and above the entry it overwrites, so a local write
+        // always takes effect; when no such number is left the write is refused.
+        let number = || -> Result<(WriteStamp, Vec<Base>), StoreError> {
+            // Lock order: the map before the counters, as in `apply_remote`.
+            let map = self.map.read();
             let mut counters = self.counters.lock();
-            let first_version = counters.clock.tick_n((self.time)(), count);
             let first_seq = counters.next_seq;
-            counters.next_seq += count;
-            WriteStamp {
+            let exhausted = |reason: &str| StoreError::NumbersExhausted {
+                key: shown_key(changes[0].0),
+                reason: reason.to_string(),
+            };
+            let next_seq = first_seq
+                .checked_add(count)
+                .ok_or_else(|| exhausted("this node's sequence numbers are used up"))?;
+            let floor = changes
+                .iter()
+                .map(|&(key, _)| map.version_of(key))
+                .max()
+                .unwrap_or_default();
+            let first_version = if floor > self.horizon() {
+                // The stored version is from the far future (logged before such versions
+                // were refused): go just above it without dragging the clock along, so
+                // that other keys keep real time.
+                floor
+                    .next()
+                    .filter(|first| first.0.checked_add(count - 1).is_some())
+            } else {
+                counters.clock.tick_n((self.time)(), count, floor)
+            }
+            .ok_or_else(|| {
+                exhausted("no version is left above the one stored (a version from the far future)")
+            })?;
+            counters.next_seq = next_seq;
+            let stamp = WriteStamp {
                 first_seq,
                 first_version,
                 count,
-            }
-        };
-        // The base of each change: an earlier change to the same key in this write, or the
-        // entry in the map. Computed once, under the same lock as the numbers.
-        let bases = |stamp: WriteStamp| -> Vec<Option<(Arc<str>, u64)>> {
-            let map = self.map.read();
-            changes
+            };
+            // The base of each change: an earlier change to the same key in this write, or
+            // the entry in the map.
+            let bases = changes
                 .iter()
                 .enumerate()
                 .map(
                     |(i, &(key, _))| match changes[..i].iter().rposition(|c| c.0 == key) {
-                        Some(j) => Some((self.node_id.clone(), stamp.first_seq + j as u64)),
+                        Some(j) => Some((self.node_id.clone(), first_seq + j as u64)),
                         None => map.base_of(key),
                     },
                 )
-                .collect()
+                .collect();
+            Ok((stamp, bases))
         };
         let (stamp, bases) = match &self.wal {
             Some(wal) => {
-                // Numbers are issued under the WAL's append lock, so they increase in log order.
                 let mut result = None;
-                wal.append(RecordType::StoreOps, self.durable, |_, payload| {
-                    let stamp = stamp();
-                    let bases = bases(stamp);
+                wal.try_append(RecordType::StoreOps, self.durable, |_, payload| {
+                    let (stamp, bases) = number()?;
                     op::encode_ops(payload, local_ops(&self.node_id, changes, stamp, &bases));
                     result = Some((stamp, bases));
+                    Ok::<(), StoreError>(())
                 })?;
                 result.expect("the payload builder ran")
             }
-            None => {
-                let stamp = stamp();
-                (stamp, bases(stamp))
-            }
+            None => number()?,
         };
         let mut map = self.map.write();
         for op in local_ops(&self.node_id, changes, stamp, &bases) {
@@ -474,8 +651,10 @@ impl Store {
     }
 
     /// Applies operations received from peers, last-writer-wins. Operations seen before, or
-    /// older than the entry they meet, write nothing. The others are logged as one record
-    /// and applied. Invalid operations fail the whole call before anything is written.
+    /// older than the entry they meet, write nothing. Operations this node must not take
+    /// ([`Refusal`]) are refused one by one and counted. The others are logged as one
+    /// record and applied. Invalid operations fail the whole call before anything is
+    /// written.
     pub fn apply_remote(&self, ops: &[Operation]) -> Result<RemoteApply, StoreError> {
         let mut checked_origin: Option<&str> = None;
         for o in ops {
@@ -488,9 +667,14 @@ impl Store {
         let mut winners: Vec<(usize, &Operation)> = Vec::new();
         {
             let map = self.map.read();
+            let mut admission = Admission::new(&map, &self.node_id, self.horizon());
             for (i, o) in ops.iter().enumerate() {
                 if map.vector.contains(&o.origin, o.origin_seq) {
                     report.duplicates += 1;
+                    continue;
+                }
+                if let Err(refusal) = admission.admit(&o.origin, o.origin_seq, o.version) {
+                    report.refused.push((i, refusal));
                     continue;
                 }
                 let existing = map.entries.get(&o.key);
@@ -511,14 +695,15 @@ impl Store {
             })?;
         }
         let mut map = self.map.write();
+        let mut refused = vec![false; ops.len()];
+        for &(i, r) in &report.refused {
+            map.refused.add(r);
+            refused[i] = true;
+        }
+        let accepted = |(i, _): &(usize, &Operation)| !refused[*i];
         let mut counters = self.counters.lock();
-        for o in ops {
+        for (_, o) in ops.iter().enumerate().filter(accepted) {
             counters.clock.observe(o.version);
-            if *o.origin == *self.node_id {
-                // Our own earlier operations coming back (say, after this node lost its
-                // data): never reuse their numbers.
-                counters.next_seq = counters.next_seq.max(o.origin_seq + 1);
-            }
         }
         drop(counters);
         for (i, o) in winners {
@@ -529,19 +714,54 @@ impl Store {
                 report.ignored += 1;
             }
         }
-        for o in ops {
+        for (_, o) in ops.iter().enumerate().filter(accepted) {
             map.vector.observe(&o.origin, o.origin_seq, o.version);
         }
         Ok(report)
     }
 
+    /// The greatest version a remote operation may carry now.
+    fn horizon(&self) -> Version {
+        Version::last_of_millis((self.time)().saturating_add(self.max_clock_drift_ms))
+    }
+
     /// Records operations as seen without applying them: operations their origin reported
-    /// as superseded by a newer change to the same key.
-    pub fn mark_seen(&self, origin: &str, seqs: &[(u64, Version)]) {
+    /// as superseded by a newer change to the same key. The same rules as for
+    /// [`Store::apply_remote`] apply; returns the numbers taken (the others were refused).
+    pub fn mark_seen(&self, origin: &str, seqs: &[(u64, Version)]) -> Vec<u64> {
         let mut map = self.map.write();
-        for &(seq, version) in seqs {
-            map.vector.observe(origin, seq, version);
+        let mut taken = Vec::with_capacity(seqs.len());
+        let mut refusals = Vec::new();
+        let mut admitted = Vec::new();
+        {
+            let mut admission = Admission::new(&map, &self.node_id, self.horizon());
+            for &(seq, version) in seqs {
+                if seq == 0 {
+                    continue;
+                }
+                if map.vector.contains(origin, seq) {
+                    taken.push(seq);
+                    continue;
+                }
+                match admission.admit(origin, seq, version) {
+                    Ok(()) => admitted.push((seq, version)),
+                    Err(r) => refusals.push(r),
+                }
+            }
         }
+        for r in refusals {
+            map.refused.add(r);
+        }
+        for (seq, version) in admitted {
+            map.vector.observe(origin, seq, version);
+            taken.push(seq);
+        }
+        taken
+    }
+
+    /// Remote operations refused since the store was opened, by reason.
+    pub fn refused_counts(&self) -> RefusedCounts {
+        self.map.read().refused
     }
 
     /// What this store has seen, per origin.
@@ -564,9 +784,16 @@ impl Store {
         self.map.read().vector.max_remote_version(&self.node_id)
     }
 
-    /// Takes in a peer's vector once everything it lacked from that peer has been applied.
+    /// Takes in a peer's vector once everything it lacked from that peer has been applied,
+    /// trusting it entirely (tests and tools; the network uses [`Store::merge_seen`]).
     pub fn merge_vector(&self, other: &VersionVector) {
         self.map.write().vector.merge(other);
+    }
+
+    /// Takes in a peer's catch-up claim only up to what this store has itself received
+    /// (see [`VersionVector::merge_seen`]).
+    pub fn merge_seen(&self, other: &VersionVector) {
+        self.map.write().vector.merge_seen(other, &self.node_id);
     }
 
     /// What a peer with vector `peer` lacks, and this store's vector, read together: the
@@ -700,6 +927,9 @@ impl Store {
         }
     }
 }
+
+/// The entry a change overwrites, as (origin, origin sequence number).
+type Base = Option<(Arc<str>, u64)>;
 
 /// The operations of a local write: consecutive numbers from `stamp`, bases as computed.
 fn local_ops<'a>(

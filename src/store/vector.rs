@@ -9,6 +9,21 @@ use std::collections::BTreeMap;
 
 use super::hlc::Version;
 
+/// Most origins a vector takes from other nodes: operations of further origins are refused,
+/// so that forged origins cannot grow the vector (and every message carrying it) without
+/// bound. A vector read back from the log may hold more.
+pub const MAX_ORIGINS: usize = 4096;
+
+/// Most ranges beyond the contiguous prefixes, over all origins, that remote input may
+/// create: an operation that would open a new gap beyond it is refused until the gaps
+/// close (it comes again by retry or catch-up).
+pub const MAX_RANGES: usize = 65_536;
+
+/// Bytes of one origin in an encoded vector, without its id and ranges.
+const ORIGIN_WIRE_BYTES: usize = 4 + 8 + 8 + 4;
+/// Bytes of one range in an encoded vector.
+const RANGE_WIRE_BYTES: usize = 16;
+
 /// What has been seen of one origin's operations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginProgress {
@@ -45,7 +60,29 @@ impl OriginProgress {
         self.above.iter().map(|(&s, &e)| (s, e))
     }
 
-    fn insert_range(&mut self, start: u64, end: u64) {
+    /// Whether seeing `seq` would open a new range (it neither is seen nor touches the
+    /// prefix or a range).
+    pub fn opens_range(&self, seq: u64) -> bool {
+        if seq <= self.contiguous.saturating_add(1) || self.contains(seq) {
+            return false;
+        }
+        let touches_below = self
+            .above
+            .range(..seq)
+            .next_back()
+            .is_some_and(|(_, &end)| end.saturating_add(1) == seq);
+        let touches_above = self.above.contains_key(&seq.saturating_add(1));
+        !(touches_below || touches_above)
+    }
+
+    /// Adds `start..=end` and returns how the number of ranges changed.
+    fn insert_range(&mut self, start: u64, end: u64) -> isize {
+        let before = self.above.len() as isize;
+        self.insert_range_inner(start, end);
+        self.above.len() as isize - before
+    }
+
+    fn insert_range_inner(&mut self, start: u64, end: u64) {
         if end <= self.contiguous || start > end {
             return;
         }
@@ -75,6 +112,8 @@ impl OriginProgress {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VersionVector {
     origins: BTreeMap<String, OriginProgress>,
+    /// Ranges beyond the contiguous prefixes, over all origins.
+    ranges: usize,
 }
 
 impl VersionVector {
@@ -96,21 +135,105 @@ impl VersionVector {
             Some(p) => p,
             None => self.origins.entry(origin.to_string()).or_default(),
         };
-        progress.insert_range(seq, seq);
+        let delta = progress.insert_range(seq, seq);
         progress.max_version = progress.max_version.max(version);
+        self.ranges = self.ranges.saturating_add_signed(delta);
     }
 
     /// Takes in everything `other` has seen: used once this node holds the effect of all of
-    /// it (after a complete catch-up from the node that sent `other`).
+    /// it (after a complete catch-up from the node that sent `other`, in tests and tools
+    /// that trust it; the network uses [`VersionVector::merge_seen`]).
     pub fn merge(&mut self, other: &VersionVector) {
         for (origin, theirs) in &other.origins {
             let mine = self.origins.entry(origin.clone()).or_default();
-            mine.insert_range(1, theirs.contiguous);
+            let mut delta = mine.insert_range(1, theirs.contiguous);
             for (s, e) in theirs.ranges_above() {
-                mine.insert_range(s, e);
+                delta += mine.insert_range(s, e);
             }
             mine.max_version = mine.max_version.max(theirs.max_version);
+            self.ranges = self.ranges.saturating_add_signed(delta);
         }
+    }
+
+    /// Takes in a peer's claim, but only up to what this vector has itself seen: for each
+    /// origin already known (other than `skip`, this node's own), the claimed sequence
+    /// numbers up to the greatest one seen here; versions are not taken. Numbers below
+    /// the greatest seen that are still missing here are operations the peer saw superseded
+    /// (it sent their keys' newer state), so they are recorded as seen; a claim beyond what
+    /// arrived cannot silence operations that are still to come. Stops adding gaps at
+    /// [`MAX_RANGES`] (claiming less is always safe).
+    pub fn merge_seen(&mut self, other: &VersionVector, skip: &str) {
+        for (origin, theirs) in &other.origins {
+            if origin == skip {
+                continue;
+            }
+            let Some(mine) = self.origins.get_mut(origin) else {
+                continue;
+            };
+            let cap = mine.max_seq();
+            let claimed = std::iter::once((1, theirs.contiguous)).chain(theirs.ranges_above());
+            let mut delta = 0isize;
+            for (s, e) in claimed {
+                if s > cap {
+                    break;
+                }
+                let room = self.ranges.saturating_add_signed(delta) < MAX_RANGES;
+                if room || !mine.opens_range(s) {
+                    delta += mine.insert_range(s, e.min(cap));
+                }
+            }
+            self.ranges = self.ranges.saturating_add_signed(delta);
+        }
+    }
+
+    /// Number of origins.
+    pub fn origin_count(&self) -> usize {
+        self.origins.len()
+    }
+
+    /// Ranges beyond the contiguous prefixes, over all origins.
+    pub fn range_count(&self) -> usize {
+        self.ranges
+    }
+
+    /// This vector, or as much of it as fits in `max_bytes` once encoded: origins and
+    /// ranges beyond the budget are left out. A vector that claims less than was seen is
+    /// always safe to send (the peer sends a little more, or merges a little less), so
+    /// vector exchange works whatever the size of the vector stored.
+    pub fn within_wire_budget(&self, max_bytes: usize) -> VersionVector {
+        let mut used = 4;
+        let mut out = VersionVector::new();
+        for (origin, p) in &self.origins {
+            let base = ORIGIN_WIRE_BYTES + origin.len();
+            if used + base > max_bytes {
+                break;
+            }
+            used += base;
+            let mut kept = OriginProgress {
+                contiguous: p.contiguous,
+                above: BTreeMap::new(),
+                max_version: p.max_version,
+            };
+            for (s, e) in p.ranges_above() {
+                if used + RANGE_WIRE_BYTES > max_bytes {
+                    break;
+                }
+                used += RANGE_WIRE_BYTES;
+                kept.above.insert(s, e);
+            }
+            out.ranges += kept.above.len();
+            out.origins.insert(origin.clone(), kept);
+        }
+        out
+    }
+
+    /// Bytes of this vector once encoded in a message.
+    pub fn wire_len(&self) -> usize {
+        4 + self
+            .origins
+            .iter()
+            .map(|(o, p)| ORIGIN_WIRE_BYTES + o.len() + RANGE_WIRE_BYTES * p.above.len())
+            .sum::<usize>()
     }
 
     pub fn get(&self, origin: &str) -> Option<&OriginProgress> {
@@ -138,11 +261,12 @@ impl VersionVector {
         let mut v = VersionVector::new();
         for (origin, contiguous, ranges, max_version) in parts {
             let p = v.origins.entry(origin).or_default();
-            p.insert_range(1, contiguous);
+            let mut delta = p.insert_range(1, contiguous);
             for (s, e) in ranges {
-                p.insert_range(s, e);
+                delta += p.insert_range(s, e);
             }
             p.max_version = p.max_version.max(max_version);
+            v.ranges = v.ranges.saturating_add_signed(delta);
         }
         v
     }
@@ -219,5 +343,78 @@ mod tests {
             })
             .collect();
         assert_eq!(VersionVector::from_parts(parts), a);
+    }
+
+    #[test]
+    fn a_claim_is_merged_only_up_to_what_was_seen_here() {
+        let mut mine = VersionVector::new();
+        for seq in [1, 2, 10] {
+            mine.observe("a", seq, Version(seq));
+        }
+        mine.observe("me", 3, Version(3));
+        let mut claim = VersionVector::new();
+        claim.observe("a", 1, Version(1));
+        claim.merge(&VersionVector::from_parts([
+            ("a".to_string(), 1_000_000_000, vec![], Version(u64::MAX)),
+            ("me".to_string(), 1_000_000_000, vec![], Version(u64::MAX)),
+            ("stranger".to_string(), 5, vec![], Version(5)),
+        ]));
+        mine.merge_seen(&claim, "me");
+        let a = mine.get("a").unwrap();
+        assert_eq!(
+            (a.contiguous, a.max_seq()),
+            (10, 10),
+            "gaps below 10 filled, no further"
+        );
+        assert_eq!(
+            a.max_version,
+            Version(10),
+            "versions are not taken from a claim"
+        );
+        assert!(!mine.contains("a", 11));
+        assert_eq!(mine.get("me").unwrap().max_seq(), 3, "own origin untouched");
+        assert!(
+            mine.get("stranger").is_none(),
+            "unknown origins are not taken"
+        );
+    }
+
+    #[test]
+    fn opening_a_range_is_told_apart_from_extending_one() {
+        let mut v = VersionVector::new();
+        for seq in [1, 2, 5, 6] {
+            v.observe("a", seq, Version(seq));
+        }
+        let p = v.get("a").unwrap();
+        assert!(!p.opens_range(3) && !p.opens_range(4) && !p.opens_range(7));
+        assert!(p.opens_range(9) && !p.opens_range(5));
+        assert_eq!(v.range_count(), 1);
+        v.observe("a", 9, Version(9));
+        v.observe("b", 4, Version(9));
+        assert_eq!(v.range_count(), 3);
+        v.observe("a", 3, Version(3));
+        v.observe("a", 4, Version(4));
+        assert_eq!(v.range_count(), 2);
+    }
+
+    #[test]
+    fn a_vector_too_large_for_the_wire_is_sent_in_part() {
+        let mut v = VersionVector::new();
+        for o in 0..100 {
+            for seq in (1..=40).step_by(2) {
+                v.observe(&format!("origin-{o:03}"), seq, Version(seq));
+            }
+        }
+        assert!(v.wire_len() > 10_000);
+        let part = v.within_wire_budget(10_000);
+        assert!(part.wire_len() <= 10_000 && part.origin_count() > 0);
+        for (origin, p) in part.iter() {
+            for seq in 1..=40 {
+                if p.contains(seq) {
+                    assert!(v.contains(origin, seq), "a part never claims more");
+                }
+            }
+        }
+        assert_eq!(v.within_wire_budget(usize::MAX), v);
     }
 }

@@ -207,7 +207,7 @@ impl SyncEngine {
     pub fn replay_marks(&mut self, payload: &[u8]) -> Result<(), String> {
         let (_, ranges) = marks::decode(payload)?;
         for (first, last) in ranges {
-            self.outbox.forget(first..=last);
+            self.outbox.forget(first, last);
         }
         Ok(())
     }
@@ -302,11 +302,20 @@ impl SyncEngine {
         batch: &SyncBatch,
     ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote(&batch.ops)?;
-        store.mark_seen(&batch.origin, &batch.superseded);
+        let mut seqs = store.mark_seen(&batch.origin, &batch.superseded);
         self.note_conflicts(&report);
+        note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
+        // Only what was taken is acknowledged: a refused operation may come again.
+        let mut refused = report.refused.iter().map(|&(i, _)| i).peekable();
+        for (i, op) in batch.ops.iter().enumerate() {
+            if refused.next_if_eq(&i).is_none() && op.origin == batch.origin {
+                seqs.push(op.origin_seq);
+            }
+        }
+        seqs.sort_unstable();
         let ack = Ack {
             origin: batch.origin.clone(),
-            seqs: batch.seqs(),
+            seqs,
         };
         Ok((ack, report))
     }
@@ -336,12 +345,15 @@ impl SyncEngine {
     ) -> Result<RemoteApply, StoreError> {
         let report = store.apply_remote(ops)?;
         self.note_conflicts(&report);
+        let origin = ops.first().map_or("", |o| o.origin.as_str());
+        note_refusals(&self.node_id, origin, ops, &report);
         Ok(report)
     }
 
-    /// Ends a catch-up whose every part was applied: takes in the sender's vector.
+    /// Ends a catch-up whose every part was applied: takes in the sender's vector, up to
+    /// what this node has itself received (a claim cannot silence operations to come).
     pub fn finish_catch_up(&mut self, store: &Store, vector: &VersionVector) {
-        store.merge_vector(vector);
+        store.merge_seen(vector);
     }
 
     /// Applies a catch-up from a peer, then takes in its vector.
@@ -350,9 +362,8 @@ impl SyncEngine {
         store: &Store,
         catch_up: &CatchUp,
     ) -> Result<RemoteApply, StoreError> {
-        let report = store.apply_remote(&catch_up.ops)?;
-        store.merge_vector(&catch_up.vector);
-        self.note_conflicts(&report);
+        let report = self.receive_catch_up_part(store, &catch_up.ops)?;
+        self.finish_catch_up(store, &catch_up.vector);
         Ok(report)
     }
 
@@ -462,6 +473,24 @@ impl SyncEngine {
     pub fn has_unfinished_work(&self) -> bool {
         self.outbox.has_unfinished_work()
     }
+}
+
+/// Logs one line for the refused operations of a call (not one per operation: a flood of
+/// them must not flood the log).
+fn note_refusals(node_id: &str, from_origin: &str, ops: &[Operation], report: &RemoteApply) {
+    let Some(&(first, why)) = report.refused.first() else {
+        return;
+    };
+    let op = &ops[first];
+    log::warn!(
+        "node {node_id}: refused {} of {} operations from {}: the first, {}#{}, {}",
+        report.refused.len(),
+        ops.len(),
+        crate::logsafe::shown(from_origin),
+        crate::logsafe::shown(&op.origin),
+        op.origin_seq,
+        why.describe(),
+    );
 }
 
 impl ReplayObserver for SyncEngine {

@@ -12,7 +12,8 @@
 //! `32 * retry_interval_ms`. `max_retries` counts retries after the first attempt, so an
 //! operation is sent at most `1 + max_retries` times.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
 
 use crate::store::Version;
 
@@ -112,20 +113,20 @@ impl OutboxCounts {
     }
 }
 
-/// The outbox, indexed by the operations' origin sequence numbers.
+/// The outbox, keyed by the operations' origin sequence numbers.
 ///
-/// Sequence numbers are dense, so entries live in a deque indexed by `seq - base`; every
-/// operation is O(1) or O(log n) in the number of entries, however many are in flight:
-/// new operations are found from a cursor, retries from a small ordered set, expired ACK
-/// deadlines from the front of a queue, and pruning only visits what it removes.
+/// Entries live in an ordered map, so memory follows the number of operations and never a
+/// sequence number (one read from a damaged log, say): every operation is O(log n) in the
+/// number of entries, however many are in flight. New operations are found from a cursor,
+/// retries from a small ordered set, expired ACK deadlines from the front of a queue, and
+/// pruning only visits what it removes.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     config: SyncConfig,
-    /// Slot `i` holds operation `base + i`; `None` for numbers not (or no longer) here.
-    slots: VecDeque<Option<OutboxEntry>>,
-    base: u64,
-    /// Operations from here on have not been taken for a first send.
-    cursor: u64,
+    entries: BTreeMap<u64, OutboxEntry>,
+    /// The greatest sequence number already considered for a first send: operations above
+    /// it have not been taken yet.
+    taken_up_to: Option<u64>,
     /// Queued operations behind the cursor: retries, and pending ones queued later.
     requeued: BTreeSet<u64>,
     /// (ACK deadline, seq) in send order; pairs whose operation moved on are skipped.
@@ -142,9 +143,8 @@ impl Outbox {
     pub fn new(config: SyncConfig) -> Self {
         Outbox {
             config,
-            slots: VecDeque::new(),
-            base: 0,
-            cursor: 0,
+            entries: BTreeMap::new(),
+            taken_up_to: None,
             requeued: BTreeSet::new(),
             deadlines: VecDeque::new(),
             acknowledged: Vec::new(),
@@ -159,21 +159,18 @@ impl Outbox {
         &self.config
     }
 
-    fn index(&self, seq: u64) -> Option<usize> {
-        seq.checked_sub(self.base)
-            .map(|i| i as usize)
-            .filter(|&i| i < self.slots.len())
+    /// Whether `seq` is behind the cursor (already considered for a first send).
+    fn behind_cursor(&self, seq: u64) -> bool {
+        self.taken_up_to.is_some_and(|t| seq <= t)
     }
 
     fn entry_mut(&mut self, seq: u64) -> Option<&mut OutboxEntry> {
-        let i = self.index(seq)?;
-        self.slots[i].as_mut()
+        self.entries.get_mut(&seq)
     }
 
     /// Moves an entry to `state`, keeping the counts and the prune lists right.
     fn set_state(&mut self, seq: u64, state: OpState) {
-        let Some(i) = self.index(seq) else { return };
-        let Some(e) = self.slots[i].as_mut() else {
+        let Some(e) = self.entries.get_mut(&seq) else {
             return;
         };
         let old = std::mem::replace(&mut e.state, state);
@@ -186,21 +183,12 @@ impl Outbox {
         }
     }
 
-    /// Removes an entry (if present) and trims empty slots at the front.
+    /// Removes an entry, if present.
     fn remove(&mut self, seq: u64) -> Option<OutboxEntry> {
-        let i = self.index(seq)?;
-        let e = self.slots[i].take()?;
+        let e = self.entries.remove(&seq)?;
         *self.counts.slot(e.state) -= 1;
         self.counts.total -= 1;
         self.requeued.remove(&seq);
-        while matches!(self.slots.front(), Some(None)) {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        if self.slots.is_empty() {
-            self.base = self.cursor.max(self.base);
-        }
-        self.cursor = self.cursor.max(self.base);
         Some(e)
     }
 
@@ -213,32 +201,20 @@ impl Outbox {
             OpState::Pending
         };
         self.remove(seq);
-        if self.slots.is_empty() {
-            // Nothing is tracked: the new operation is the first one not yet taken.
-            self.base = seq;
-            self.cursor = seq;
-        }
-        if seq < self.base {
-            for _ in seq..self.base {
-                self.slots.push_front(None);
-            }
-            self.base = seq;
-        }
-        let i = (seq - self.base) as usize;
-        if self.slots.len() <= i {
-            self.slots.resize(i + 1, None);
-        }
-        self.slots[i] = Some(OutboxEntry {
-            key: key.to_string(),
-            version,
-            state,
-            attempts: 0,
-            next_attempt_at: 0,
-            ack_deadline: 0,
-        });
+        self.entries.insert(
+            seq,
+            OutboxEntry {
+                key: key.to_string(),
+                version,
+                state,
+                attempts: 0,
+                next_attempt_at: 0,
+                ack_deadline: 0,
+            },
+        );
         self.counts.total += 1;
         *self.counts.slot(state) += 1;
-        if state == OpState::Queued && seq < self.cursor {
+        if state == OpState::Queued && self.behind_cursor(seq) {
             self.requeued.insert(seq);
         }
         self.last_submitted_version = self.last_submitted_version.max(version);
@@ -253,15 +229,14 @@ impl Outbox {
     /// by the application, not on the hot path.)
     pub fn queue_pending(&mut self) -> usize {
         let pending: Vec<u64> = self
-            .slots
+            .entries
             .iter()
-            .zip(self.base..)
-            .filter(|(e, _)| e.as_ref().is_some_and(|e| e.state == OpState::Pending))
-            .map(|(_, seq)| seq)
+            .filter(|(_, e)| e.state == OpState::Pending)
+            .map(|(&seq, _)| seq)
             .collect();
         for &seq in &pending {
             self.set_state(seq, OpState::Queued);
-            if seq < self.cursor {
+            if self.behind_cursor(seq) {
                 self.requeued.insert(seq);
             }
         }
@@ -287,7 +262,7 @@ impl Outbox {
             if attempts > self.config.max_retries {
                 self.set_state(seq, OpState::Failed);
             } else {
-                let next_attempt_at = now + self.config.backoff_ms(attempts);
+                let next_attempt_at = now.saturating_add(self.config.backoff_ms(attempts));
                 if let Some(e) = self.entry_mut(seq) {
                     e.next_attempt_at = next_attempt_at;
                 }
@@ -313,16 +288,16 @@ impl Outbox {
     /// Takes up to `batch_size` queued operations whose backoff has passed, lowest sequence
     /// numbers first, and marks them in flight. Returns their sequence numbers.
     pub fn next_batch(&mut self, now: u64) -> Vec<u64> {
-        let deadline = now + self.config.ack_timeout_ms;
+        let deadline = now.saturating_add(self.config.ack_timeout_ms);
         let size = self.config.batch_size;
         let mut batch = Vec::new();
         let ready: Vec<u64> = self
             .requeued
             .iter()
             .copied()
-            .filter(|&seq| {
-                self.index(seq)
-                    .and_then(|i| self.slots[i].as_ref())
+            .filter(|seq| {
+                self.entries
+                    .get(seq)
                     .is_some_and(|e| e.state == OpState::Queued && e.next_attempt_at <= now)
             })
             .take(size)
@@ -331,15 +306,26 @@ impl Outbox {
             self.requeued.remove(&seq);
             self.take(seq, deadline, &mut batch);
         }
-        let end = self.base + self.slots.len() as u64;
-        while batch.len() < size && self.cursor < end {
-            let seq = self.cursor;
-            self.cursor += 1;
-            let queued = self
-                .index(seq)
-                .and_then(|i| self.slots[i].as_ref())
-                .is_some_and(|e| e.state == OpState::Queued);
-            if queued {
+        if batch.len() < size {
+            let after = match self.taken_up_to {
+                Some(t) => (Bound::Excluded(t), Bound::Unbounded),
+                None => (Bound::Unbounded, Bound::Unbounded),
+            };
+            let mut first_sends = Vec::new();
+            let mut last_visited = None;
+            for (&seq, e) in self.entries.range(after) {
+                if batch.len() + first_sends.len() >= size {
+                    break;
+                }
+                last_visited = Some(seq);
+                if e.state == OpState::Queued {
+                    first_sends.push(seq);
+                }
+            }
+            if last_visited.is_some() {
+                self.taken_up_to = last_visited;
+            }
+            for seq in first_sends {
                 self.take(seq, deadline, &mut batch);
             }
         }
@@ -367,8 +353,8 @@ impl Outbox {
         let mut newly = Vec::new();
         for &seq in seqs {
             let known = self
-                .index(seq)
-                .and_then(|i| self.slots[i].as_ref())
+                .entries
+                .get(&seq)
                 .is_some_and(|e| e.state != OpState::Acknowledged);
             if known {
                 self.requeued.remove(&seq);
@@ -384,8 +370,8 @@ impl Outbox {
         let mut pruned = 0;
         for seq in std::mem::take(&mut self.acknowledged) {
             let done = self
-                .index(seq)
-                .and_then(|i| self.slots[i].as_ref())
+                .entries
+                .get(&seq)
                 .is_some_and(|e| e.state == OpState::Acknowledged);
             if done && self.remove(seq).is_some() {
                 pruned += 1;
@@ -399,8 +385,8 @@ impl Outbox {
         let mut pruned = Vec::new();
         for seq in std::mem::take(&mut self.failed) {
             let failed = self
-                .index(seq)
-                .and_then(|i| self.slots[i].as_ref())
+                .entries
+                .get(&seq)
                 .is_some_and(|e| e.state == OpState::Failed);
             if failed && self.remove(seq).is_some() {
                 pruned.push(seq);
@@ -410,15 +396,20 @@ impl Outbox {
         pruned
     }
 
-    /// Forgets operations (acknowledged or given up before a restart).
-    pub fn forget(&mut self, seqs: impl IntoIterator<Item = u64>) {
+    /// Forgets the operations numbered `first..=last` (acknowledged or given up before a
+    /// restart). Visits only the entries present, however wide the range.
+    pub fn forget(&mut self, first: u64, last: u64) {
+        if first > last {
+            return;
+        }
+        let seqs: Vec<u64> = self.entries.range(first..=last).map(|(&s, _)| s).collect();
         for seq in seqs {
             self.remove(seq);
         }
     }
 
     pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
-        self.index(seq).and_then(|i| self.slots[i].as_ref())
+        self.entries.get(&seq)
     }
 
     pub fn counts(&self) -> OutboxCounts {
@@ -605,7 +596,7 @@ mod tests {
         o.acknowledge(&[1, 2]);
         assert_eq!(o.prune_completed(), 2);
         assert!(o.get(1).is_none() && o.get(3).is_some());
-        o.forget([3]);
+        o.forget(3, 3);
         assert_eq!(o.counts(), OutboxCounts::default());
         o.submit(4, "d", Version(4));
         assert_eq!(o.next_batch(0), vec![4]);
@@ -624,5 +615,27 @@ mod tests {
         assert_eq!(o.acknowledge(&[1]), vec![1], "a late ACK still counts");
         assert_eq!(o.next_batch(5_000), vec![2, 3]);
         assert_eq!(o.counts().acknowledged, 1);
+    }
+
+    #[test]
+    fn far_apart_sequence_numbers_cost_no_memory_for_the_gap() {
+        // A damaged or forged log can hold any number: the outbox must not size anything
+        // by it (this aborted with a 56 TB allocation when entries were indexed by seq).
+        let mut o = outbox(SyncConfig::default());
+        o.submit(1_000_000_000_000, "far", Version(40));
+        o.submit(u64::MAX, "farthest", Version(50));
+        assert_eq!(o.counts().total, 5);
+        assert_eq!(o.next_batch(0), vec![1, 2, 3, 1_000_000_000_000, u64::MAX]);
+        assert!(o.next_batch(0).is_empty());
+    }
+
+    #[test]
+    fn forgetting_a_huge_range_visits_only_what_is_there() {
+        let mut o = outbox(SyncConfig::default());
+        o.forget(2, u64::MAX);
+        assert_eq!(o.counts().total, 1);
+        assert!(o.get(1).is_some());
+        o.forget(5, 4);
+        assert_eq!(o.counts().total, 1);
     }
 }

@@ -315,20 +315,38 @@ impl Wal {
         durable: bool,
         build_payload: impl FnOnce(u64, &mut Vec<u8>),
     ) -> Result<u64, WalError> {
+        self.try_append(record_type, durable, |sequence, out| {
+            build_payload(sequence, out);
+            Ok::<(), WalError>(())
+        })
+    }
+
+    /// [`Wal::append`] with a payload builder that may refuse: its error is returned and
+    /// nothing is appended.
+    pub fn try_append<E: From<WalError>>(
+        &self,
+        record_type: RecordType,
+        durable: bool,
+        build_payload: impl FnOnce(u64, &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let mut state = self.state.lock();
         self.check_writable(&state)?;
         let sequence = state.next_sequence;
         // Encode in place: a header-sized gap, the payload, then the header is sealed.
         let start = state.buffer.len();
         state.buffer.resize(start + format::RECORD_HEADER_LEN, 0);
-        build_payload(sequence, &mut state.buffer);
+        if let Err(e) = build_payload(sequence, &mut state.buffer) {
+            state.buffer.truncate(start);
+            return Err(e);
+        }
         let len = state.buffer.len() - start - format::RECORD_HEADER_LEN;
         if len > format::MAX_PAYLOAD_LEN {
             state.buffer.truncate(start);
             return Err(WalError::RecordTooLarge {
                 len,
                 limit: format::MAX_PAYLOAD_LEN,
-            });
+            }
+            .into());
         }
         state.next_sequence += 1;
         format::seal_record(&mut state.buffer[start..], record_type, sequence);
