@@ -96,6 +96,24 @@ pub fn hostname() -> String {
     }
 }
 
+/// Random per start: std's randomly keyed hasher over the time, the process id and a
+/// per-process counter (two starts in one process differ too).
+pub fn new_instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,16 +223,20 @@ fn message() -> impl Strategy<Value = Message> {
             string(),
             vec(string(), 0..3),
             any::<u8>(),
-            vec(any::<u8>(), 0..8)
+            vec(any::<u8>(), 0..8),
+            u64_edge()
         )
-            .prop_map(|(v, id, name, caps, scheme, data)| Message::Hello(Hello {
-                protocol_version: v,
-                node_id: id,
-                display_name: name,
-                capabilities: caps,
-                auth_scheme: scheme,
-                auth_data: data,
-            })),
+            .prop_map(
+                |(v, id, name, caps, scheme, data, instance)| Message::Hello(Hello {
+                    protocol_version: v,
+                    node_id: id,
+                    display_name: name,
+                    capabilities: caps,
+                    auth_scheme: scheme,
+                    auth_data: data,
+                    instance_id: instance,
+                })
+            ),
         string().prop_map(Message::Reject),
         (
             string(),

@@ -274,6 +274,7 @@ fn raw_peer(to: u16, id: &str) -> std::net::TcpStream {
         capabilities: vec![],
         auth_scheme: 0,
         auth_data: vec![],
+        instance_id: 7,
     })
     .encode(&mut payload);
     let mut frame = Vec::new();

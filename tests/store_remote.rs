@@ -2,7 +2,8 @@
 //! tombstones, idempotent re-delivery, conflict detection, and the version-vector catch-up.
 
 use softadastra::store::{
-    MAX_ORIGINS, MAX_RANGES, Operation, Refusal, Store, StoreError, StoreOptions, Version,
+    MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, Operation, Refusal, Store, StoreError,
+    StoreOptions, Version,
 };
 
 fn store(dir: &tempfile::TempDir, node: &str) -> Store {
@@ -197,7 +198,7 @@ fn operations_claiming_this_nodes_origin_that_it_never_wrote_are_refused() {
     assert_eq!(report.refused, vec![(0, Refusal::OwnOrigin)]);
     assert_eq!(report.applied, 1, "the rest of the batch is applied");
     assert!(s.get("k").is_none());
-    let taken = s.mark_seen("node-a", &[(u64::MAX, Version(1))]);
+    let taken = s.mark_seen("node-a", &[(u64::MAX, Version(1))], None);
     assert!(
         taken.is_empty(),
         "superseded numbers of our origin are refused too"
@@ -300,16 +301,26 @@ fn forged_origins_and_gaps_beyond_the_vector_limits_are_refused() {
     for chunk in ops.chunks(1000) {
         s.apply_remote(chunk).unwrap();
     }
-    assert_eq!(s.version_vector().origin_count(), MAX_ORIGINS);
-    assert_eq!(s.refused_counts().too_many_origins, 10);
+    // Second-hand origins fill only part of the table...
+    assert_eq!(s.version_vector().origin_count(), MAX_RELAYED_ORIGINS);
+    assert_eq!(
+        s.refused_counts().too_many_origins,
+        (MAX_ORIGINS + 10 - MAX_RELAYED_ORIGINS) as u64
+    );
+    // ...the rest is kept for nodes sending their own operations.
+    let first_hand = op("real-peer", 1, 1, "real", Some(b"v"));
+    let r = s
+        .apply_remote_from(&[first_hand], Some("real-peer"))
+        .unwrap();
+    assert_eq!(r.applied, 1);
     // Superseded numbers carry no data: every other one opens a gap in the vector.
     let gaps: Vec<(u64, Version)> = (1..=MAX_RANGES as u64 + 10)
         .map(|i| (2 * i + 1, Version(1)))
         .collect();
-    let taken = s.mark_seen("fake-0", &gaps);
+    let taken = s.mark_seen("fake-0", &gaps, None);
     assert!(s.version_vector().range_count() <= MAX_RANGES);
     assert!(taken.len() < gaps.len());
     assert!(s.refused_counts().too_many_ranges > 0);
     // Operations that extend what is seen still pass.
-    assert_eq!(s.mark_seen("fake-1", &[(2, Version(1))]), vec![2]);
+    assert_eq!(s.mark_seen("fake-1", &[(2, Version(1))], None), vec![2]);
 }

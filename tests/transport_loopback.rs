@@ -127,6 +127,7 @@ fn hello(id: &str, version: u16) -> Vec<u8> {
         capabilities: vec![],
         auth_scheme: 0,
         auth_data: vec![],
+        instance_id: 7,
     })
     .encode(&mut payload);
     let mut out = Vec::new();

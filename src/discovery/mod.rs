@@ -39,12 +39,9 @@
 pub mod packet;
 pub mod registry;
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
@@ -309,7 +306,7 @@ impl Discovery {
         } else {
             packet::truncate_utf8(&config.display_name, packet::MAX_DISPLAY_NAME_LEN)
         };
-        let instance_id = new_instance_id();
+        let instance_id = crate::metadata::new_instance_id();
         let encode = |kind: PacketKind| {
             Packet {
                 kind,
@@ -792,22 +789,6 @@ fn resolve_host(field: &'static str, host: &str) -> Result<IpAddr, DiscoveryErro
             field,
             reason: format!("\"{host}\" resolves to no address"),
         })
-}
-
-/// Random per start: std's randomly keyed hasher over the time, the process id and a
-/// per-process counter (two starts in one process differ too).
-fn new_instance_id() -> u64 {
-    static STARTS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ use crate::store::{
     hlc,
 };
 use crate::sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncEngine, SyncState, TickResult};
+pub use net::{
+    CATCH_UP_MIN_INTERVAL_MS, CatchUpStats, MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING,
+    MAX_VECTOR_BYTES, PEER_RECORD_TTL_MS,
+};
 pub use options::ClientOptions;
 
 /// A batch of changes written atomically by [`Client::write_batch`].
@@ -402,6 +406,19 @@ impl Client {
     }
 }
 
+/// See [`Client::network_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStats {
+    pub transport: crate::transport::TransportStats,
+    pub catch_ups: CatchUpStats,
+    /// Records of peers that are not connected (dialled, or seen recently).
+    pub peer_records: usize,
+    /// Addresses dialled because discovery found them.
+    pub discovered_dials: usize,
+    /// Remote operations refused since the client was opened, by reason.
+    pub refused_operations: crate::store::RefusedCounts,
+}
+
 /// The token of the discovery socket on the transport's poll.
 const DISCOVERY_TOKEN: mio::Token = mio::Token(2);
 
@@ -536,6 +553,31 @@ impl Client {
         })
     }
 
+    /// What the network side holds and has refused: connections and buffers, catch-ups
+    /// served, peer and dial records, and the remote operations refused. For operators and
+    /// tests; every figure is bounded by a documented limit (docs/protocol.md).
+    pub fn network_stats(&self) -> Result<NetworkStats> {
+        self.with_node(|n| {
+            let net = n.net.lock();
+            let (transport, catch_ups, peer_records, discovered_dials) = match net.as_ref() {
+                Some(net) => (
+                    net.transport.stats(),
+                    net.catch_up_stats(),
+                    net.known.len(),
+                    net.discovered.len(),
+                ),
+                None => Default::default(),
+            };
+            Ok(NetworkStats {
+                transport,
+                catch_ups,
+                peer_records,
+                discovered_dials,
+                refused_operations: n.store.refused_counts(),
+            })
+        })
+    }
+
     pub fn transport_running(&self) -> bool {
         self.with_node(|n| Ok(n.net.lock().is_some()))
             .unwrap_or(false)
@@ -630,13 +672,7 @@ impl Client {
                         .as_mut()
                         .filter(|_| self.options.auto_connect_discovered)
                     {
-                        let addr = p.transport_addr();
-                        let connected =
-                            net.transport.ready().iter().any(|(_, id)| *id == p.node_id);
-                        if !connected && !net.transport.dialled().contains(&addr) {
-                            net.expected.insert(addr, p.node_id.clone());
-                            net.transport.connect(addr, now);
-                        }
+                        net.dial_discovered(&p.node_id, p.transport_addr(), now);
                     }
                 }
                 DiscoveryEvent::Stale(id) => {
@@ -644,9 +680,18 @@ impl Client {
                 }
                 DiscoveryEvent::Expired(id) => {
                     log::info!("node {}: peer {id} expired", self.options.node_id);
+                    if let Some(net) = net.as_mut() {
+                        // A peer that only discovery knew of and that is gone: stop
+                        // redialling it (forged announcements cannot keep dials for ever).
+                        net.forget_discovered(&id);
+                    }
                     let mut peer = Peer::new(&id, "", 0);
                     peer.state = PeerState::Expired;
-                    n.expired.lock().push(peer);
+                    let mut expired = n.expired.lock();
+                    // Reported once by peers(); bounded for callers that never ask.
+                    if expired.len() < crate::discovery::MAX_PEERS {
+                        expired.push(peer);
+                    }
                 }
             }
         }
@@ -759,6 +804,8 @@ impl Client {
         let addr = peer.address()?;
         self.with_net(|_, net| {
             net.expected.insert(addr, peer.node_id.clone());
+            // Configured by the application: kept, whatever discovery says later.
+            net.discovered.remove(&addr);
             net.transport.connect(addr, hlc::now_millis());
             Ok(())
         })

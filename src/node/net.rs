@@ -1,21 +1,50 @@
 //! The node's network side: drives the transport, answers its messages with the sync
 //! engine, streams catch-ups, and pushes the outbox to connected peers.
+//!
+//! Everything a peer sends is checked against the conversation: catch-up parts and their
+//! end are taken only in answer to a vector this node sent, a vector is answered by one
+//! catch-up at a time per peer (at most [`MAX_SERVING`] at once, each started no more
+//! often than [`CATCH_UP_MIN_INTERVAL_MS`]), and a catch-up is read from the store a
+//! part at a time, so its memory and the time it holds the store stay small. Peer and
+//! dial records are bounded and expire.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use super::{Peer, PeerState};
-use crate::store::{Operation, Store};
+use crate::logsafe::shown;
+use crate::store::{Operation, Store, VersionVector};
 use crate::sync::{SyncBatch, SyncEngine};
 use crate::transport::message::{Message, kind};
 use crate::transport::{ConnId, Transport, TransportEvent};
 
 /// Catch-up parts are cut at about this many encoded bytes.
 const CATCH_UP_PART_BYTES: usize = 1024 * 1024;
+/// Store entries visited per catch-up step, so that one step holds the store briefly.
+const CATCH_UP_SCAN_PER_STEP: usize = 16 * 1024;
+/// Store entries visited by all catch-ups in one pass of the loop.
+const CATCH_UP_SCAN_PER_PASS: usize = 64 * 1024;
+/// Catch-ups served at once; a vector beyond them is answered at once with an empty end
+/// (the peer asks again at its next periodic catch-up).
+pub const MAX_SERVING: usize = 16;
+/// A peer is served a new catch-up no sooner than this after the last one began.
+pub const CATCH_UP_MIN_INTERVAL_MS: u64 = 1_000;
+/// Largest vector taken or sent: a vector within the store's own bounds (origins and
+/// ranges) is far smaller; a bigger one from a peer is a protocol error, and ours is sent
+/// in part when it exceeds it (claiming less is always safe).
+pub const MAX_VECTOR_BYTES: usize = 4 * 1024 * 1024;
 /// Batches pushed per call, so that one busy writer cannot keep a poll busy forever.
 const MAX_BATCHES_PER_FLUSH: usize = 256;
 /// Connected peers are asked for a catch-up this often, to repair anything missed.
 pub const CATCH_UP_INTERVAL_MS: u64 = 30_000;
+/// Peer records kept (connected and dialled peers always are; others are dropped oldest
+/// first beyond this).
+pub const MAX_PEER_RECORDS: usize = 1024;
+/// A record of a peer that is neither connected nor dialled is dropped after this long.
+pub const PEER_RECORD_TTL_MS: u64 = 10 * 60 * 1000;
+/// Peers found by discovery that are dialled at once; more are not dialled until some
+/// expire.
+pub const MAX_DISCOVERED_DIALS: usize = 64;
 
 /// What we know of a peer that is not (or no longer) connected.
 #[derive(Clone, Debug)]
@@ -27,38 +56,76 @@ pub struct PeerRecord {
     pub last_error: Option<String>,
 }
 
-/// A catch-up being streamed to a peer as its send buffer allows.
-struct OutgoingCatchUp {
-    ops: VecDeque<Operation>,
-    vector: crate::store::VersionVector,
+/// The catch-up conversation with one connected peer.
+#[derive(Default)]
+struct Link {
+    /// This node sent its vector and waits for the peer's parts and their end.
+    awaiting: bool,
+    /// The peer asked for our vector while we were waiting: sent after the end.
+    vector_wanted: bool,
+    /// A part failed to apply: the end must not be merged.
+    broken: bool,
+    /// When a catch-up for this peer last began.
+    last_served_ms: Option<u64>,
+    /// When this node last asked the peer for a catch-up.
+    last_requested_ms: u64,
+    /// The peer missed a batch (full send buffer): ask it for a catch-up once it drains.
+    missed_batches: bool,
+    /// Whether the peer's claim about this node's own operations was checked.
+    own_origin_checked: bool,
+}
+
+/// A catch-up being served to a peer, a part at a time as its send buffer allows.
+struct Serving {
+    /// What the peer has seen.
+    peer: VersionVector,
+    /// This node's vector when the catch-up began: every operation it claims is sent, or
+    /// superseded by an entry sent, or seen by the peer (keys are visited after it was
+    /// taken).
+    vector: VersionVector,
+    /// Resume after this key; `None` before the first part.
+    cursor: Option<String>,
+    scanned_all: bool,
+    not_before_ms: u64,
+}
+
+/// Counters of the catch-up service, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatchUpStats {
+    /// Catch-ups being served now.
+    pub serving: usize,
+    /// Catch-ups begun since the transport started.
+    pub started: u64,
+    /// Vectors answered at once with an empty end (busy).
+    pub busy: u64,
+    /// Connections closed for breaking the conversation.
+    pub protocol_errors: u64,
 }
 
 pub struct Net {
     pub transport: Transport,
-    outgoing_catch_ups: HashMap<ConnId, OutgoingCatchUp>,
-    /// Connections whose catch-up from the peer failed to apply: their CatchUpDone must
-    /// not be merged.
-    broken_catch_ups: HashSet<ConnId>,
-    /// Connections that missed a batch (full send buffer): they get a catch-up once their
-    /// buffer drains.
-    missed_batches: HashSet<ConnId>,
-    last_catch_up_ms: HashMap<ConnId, u64>,
+    links: HashMap<ConnId, Link>,
+    serving: HashMap<ConnId, Serving>,
+    stats: CatchUpStats,
     /// Peers by address: dialled ones, and every peer seen connected.
     pub known: HashMap<SocketAddr, PeerRecord>,
-    /// The node id expected at a dialled address (from `Client::connect`).
+    /// The node id expected at a dialled address (from `Client::connect` or discovery).
     pub expected: HashMap<SocketAddr, String>,
+    /// Addresses dialled because discovery found them (not configured): dropped when
+    /// discovery expires their node.
+    pub discovered: HashMap<SocketAddr, String>,
 }
 
 impl Net {
     pub fn new(transport: Transport) -> Net {
         Net {
             transport,
-            outgoing_catch_ups: HashMap::new(),
-            broken_catch_ups: HashSet::new(),
-            missed_batches: HashSet::new(),
-            last_catch_up_ms: HashMap::new(),
+            links: HashMap::new(),
+            serving: HashMap::new(),
+            stats: CatchUpStats::default(),
             known: HashMap::new(),
             expected: HashMap::new(),
+            discovered: HashMap::new(),
         }
     }
 
@@ -74,11 +141,63 @@ impl Net {
         for event in events {
             self.handle(store, sync, event, now_ms);
         }
-        self.stream_catch_ups();
+        self.stream_catch_ups(store, now_ms);
         self.periodic_catch_ups(now_ms);
         self.push_outbox(store, sync, now_ms);
+        self.expire_records(now_ms);
         for event in self.transport.flush_pending(now_ms) {
             self.handle(store, sync, event, now_ms);
+        }
+    }
+
+    /// The catch-up service's counters.
+    pub fn catch_up_stats(&self) -> CatchUpStats {
+        CatchUpStats {
+            serving: self.serving.len(),
+            ..self.stats
+        }
+    }
+
+    /// Dials a peer found by discovery, unless it is dialled already or too many are.
+    /// Returns whether it was dialled.
+    pub fn dial_discovered(&mut self, node_id: &str, addr: SocketAddr, now_ms: u64) -> bool {
+        let connected = self.transport.ready().iter().any(|(_, id)| id == node_id);
+        if connected || self.transport.dialled().contains(&addr) {
+            return false;
+        }
+        if self.discovered.len() >= MAX_DISCOVERED_DIALS {
+            log::debug!(
+                "node {}: not dialling discovered peer {node_id}: {MAX_DISCOVERED_DIALS} \
+                 discovered peers are dialled already",
+                self.node_id()
+            );
+            return false;
+        }
+        self.discovered.insert(addr, node_id.to_string());
+        self.expected.insert(addr, node_id.to_string());
+        self.transport.connect(addr, now_ms);
+        true
+    }
+
+    /// Discovery expired `node_id`: stop redialling the addresses it found for it (peers
+    /// configured with `connect` are kept).
+    pub fn forget_discovered(&mut self, node_id: &str) {
+        let addrs: Vec<SocketAddr> = self
+            .discovered
+            .iter()
+            .filter(|(_, id)| *id == node_id)
+            .map(|(&addr, _)| addr)
+            .collect();
+        for addr in addrs {
+            self.discovered.remove(&addr);
+            let still_connected = self.transport.ready().iter().any(|(_, id)| id == node_id);
+            if still_connected {
+                continue;
+            }
+            let mut events = Vec::new();
+            self.transport.disconnect(addr, &mut events);
+            self.expected.remove(&addr);
+            self.known.remove(&addr);
         }
     }
 
@@ -153,10 +272,15 @@ impl Net {
     fn handle(&mut self, store: &Store, sync: &mut SyncEngine, event: TransportEvent, now_ms: u64) {
         match event {
             TransportEvent::Ready { conn, node_id } => {
+                self.links.insert(
+                    conn,
+                    Link {
+                        last_requested_ms: now_ms,
+                        ..Link::default()
+                    },
+                );
                 // Ask the peer for everything we lack: the catch-up.
-                self.transport
-                    .send(conn, &Message::Vector(store.version_vector()));
-                self.last_catch_up_ms.insert(conn, now_ms);
+                self.send_vector(store, conn);
                 if let Some(info) = self
                     .transport
                     .connections()
@@ -171,7 +295,12 @@ impl Net {
                             info.addr
                         );
                     }
-                    self.known.insert(
+                    // One record per node for peers that dialled us (their source port
+                    // changes with every connection).
+                    let dialled = self.transport.dialled();
+                    self.known
+                        .retain(|addr, r| r.node_id != node_id || dialled.contains(addr));
+                    self.record(
                         info.addr,
                         PeerRecord {
                             node_id,
@@ -188,7 +317,7 @@ impl Net {
                 node_id,
                 message,
             } => {
-                self.on_message(store, sync, conn, &node_id, message);
+                self.on_message(store, sync, conn, &node_id, message, now_ms);
             }
             TransportEvent::Closed {
                 conn,
@@ -196,10 +325,13 @@ impl Net {
                 addr,
                 reason,
             } => {
-                self.outgoing_catch_ups.remove(&conn);
-                self.broken_catch_ups.remove(&conn);
-                self.missed_batches.remove(&conn);
-                self.last_catch_up_ms.remove(&conn);
+                self.links.remove(&conn);
+                self.serving.remove(&conn);
+                let dialled = self.transport.dialled().contains(&addr);
+                if node_id.is_none() && !dialled {
+                    // Nobody we know of: a stranger that never completed a handshake.
+                    return;
+                }
                 let record = self.known.entry(addr).or_insert_with(|| PeerRecord {
                     node_id: node_id.clone().unwrap_or_default(),
                     addr,
@@ -208,7 +340,9 @@ impl Net {
                     last_error: None,
                 });
                 record.faulted = true;
+                record.last_seen_ms = now_ms;
                 record.last_error = Some(reason.clone());
+                self.bound_records();
                 log::warn!(
                     "node {}: peer {} at {addr} faulted: {reason}; its sync work stays tracked",
                     self.node_id(),
@@ -226,7 +360,79 @@ impl Net {
                 });
                 record.faulted = true;
                 record.last_error = Some(reason);
+                self.bound_records();
             }
+        }
+    }
+
+    fn record(&mut self, addr: SocketAddr, record: PeerRecord) {
+        self.known.insert(addr, record);
+        self.bound_records();
+    }
+
+    /// Beyond [`MAX_PEER_RECORDS`], drops the oldest records of peers neither connected
+    /// nor dialled.
+    fn bound_records(&mut self) {
+        if self.known.len() <= MAX_PEER_RECORDS {
+            return;
+        }
+        let keep = self.kept_addrs();
+        let mut droppable: Vec<(u64, SocketAddr)> = self
+            .known
+            .iter()
+            .filter(|(addr, _)| !keep.contains(addr))
+            .map(|(&addr, r)| (r.last_seen_ms, addr))
+            .collect();
+        droppable.sort_unstable();
+        let excess = self.known.len() - MAX_PEER_RECORDS;
+        for (_, addr) in droppable.into_iter().take(excess) {
+            self.known.remove(&addr);
+        }
+    }
+
+    /// Drops records of peers neither connected nor dialled, not seen for
+    /// [`PEER_RECORD_TTL_MS`].
+    fn expire_records(&mut self, now_ms: u64) {
+        let keep = self.kept_addrs();
+        self.known.retain(|addr, r| {
+            keep.contains(addr) || now_ms.saturating_sub(r.last_seen_ms) < PEER_RECORD_TTL_MS
+        });
+    }
+
+    /// Addresses whose records are kept whatever their age: dialled or connected.
+    fn kept_addrs(&self) -> HashSet<SocketAddr> {
+        let mut keep: HashSet<SocketAddr> = self.transport.dialled().into_iter().collect();
+        keep.extend(
+            self.transport
+                .connections()
+                .into_iter()
+                .filter(|c| c.ready)
+                .map(|c| c.addr),
+        );
+        keep
+    }
+
+    /// Sends this node's vector to `conn` (within [`MAX_VECTOR_BYTES`]): a request for a
+    /// catch-up, whose parts and end are then expected.
+    fn send_vector(&mut self, store: &Store, conn: ConnId) {
+        let vector = store.version_vector().within_wire_budget(MAX_VECTOR_BYTES);
+        if self.transport.send(conn, &Message::Vector(vector))
+            && let Some(link) = self.links.get_mut(&conn)
+        {
+            link.awaiting = true;
+            link.vector_wanted = false;
+        }
+    }
+
+    /// Closes `conn` for breaking the conversation.
+    fn refuse(&mut self, store: &Store, sync: &mut SyncEngine, conn: ConnId, reason: String) {
+        log::warn!("node {}: protocol error: {reason}", self.node_id());
+        self.stats.protocol_errors += 1;
+        for event in self
+            .transport
+            .refuse(conn, format!("protocol error: {reason}"))
+        {
+            self.handle(store, sync, event, 0);
         }
     }
 
@@ -237,9 +443,10 @@ impl Net {
         conn: ConnId,
         from: &str,
         message: Message,
+        now_ms: u64,
     ) {
         match message {
-            Message::Batch(batch) => match sync.receive_batch_report(store, &batch) {
+            Message::Batch(batch) => match sync.receive_batch_report(store, &batch, Some(from)) {
                 Ok((ack, report)) => {
                     self.transport.send(conn, &Message::Ack(ack));
                     self.relay(conn, &batch.origin, &batch.ops, &report.applied_indices);
@@ -251,38 +458,136 @@ impl Net {
                     log::warn!("node {}: ACK from {from} not recorded: {e}", self.node_id());
                 }
             }
-            Message::Vector(vector) => {
-                let (ops, vector) = store.catch_up_for(&vector);
-                let ops: VecDeque<Operation> = ops.into();
-                log::debug!(
-                    "node {}: catch-up for {from}: {} operations",
-                    self.node_id(),
-                    ops.len()
-                );
-                self.outgoing_catch_ups
-                    .insert(conn, OutgoingCatchUp { ops, vector });
-            }
+            Message::Vector(vector) => self.on_vector(store, sync, conn, from, vector, now_ms),
             Message::VectorRequest => {
-                self.transport
-                    .send(conn, &Message::Vector(store.version_vector()));
+                let awaiting = self.links.get(&conn).is_some_and(|l| l.awaiting);
+                if awaiting {
+                    // One catch-up from a peer at a time: ask again once it ends.
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.vector_wanted = true;
+                    }
+                } else {
+                    self.send_vector(store, conn);
+                }
             }
-            Message::CatchUp(ops) => match sync.receive_catch_up_part(store, &ops) {
-                Ok(report) => {
-                    let origin = ops.first().map(|o| o.origin.clone()).unwrap_or_default();
-                    self.relay(conn, &origin, &ops, &report.applied_indices);
+            Message::CatchUp(ops) => {
+                let Some(link) = self.links.get(&conn).filter(|l| l.awaiting) else {
+                    let reason = "a catch-up part that no vector of this node asked for".into();
+                    return self.refuse(store, sync, conn, reason);
+                };
+                if link.broken {
+                    return; // The rest of a catch-up that failed: its end is not merged.
                 }
-                Err(e) => {
-                    log::warn!("node {}: catch-up from {from} refused: {e}", self.node_id());
-                    self.broken_catch_ups.insert(conn);
+                match sync.receive_catch_up_part(store, &ops, Some(from)) {
+                    Ok(report) => {
+                        let origin = ops.first().map(|o| o.origin.clone()).unwrap_or_default();
+                        self.relay(conn, &origin, &ops, &report.applied_indices);
+                    }
+                    Err(e) => {
+                        log::warn!("node {}: catch-up from {from} refused: {e}", self.node_id());
+                        if let Some(link) = self.links.get_mut(&conn) {
+                            link.broken = true;
+                        }
+                    }
                 }
-            },
+            }
             Message::CatchUpDone(vector) => {
-                if !self.broken_catch_ups.remove(&conn) {
+                let Some(link) = self.links.get_mut(&conn).filter(|l| l.awaiting) else {
+                    let reason = "a catch-up end that no vector of this node asked for".into();
+                    return self.refuse(store, sync, conn, reason);
+                };
+                let merge = !std::mem::take(&mut link.broken);
+                let again = std::mem::take(&mut link.vector_wanted);
+                link.awaiting = false;
+                if vector.wire_len() > MAX_VECTOR_BYTES {
+                    let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
+                    return self.refuse(store, sync, conn, reason);
+                }
+                if merge {
                     sync.finish_catch_up(store, &vector);
+                }
+                if again {
+                    self.send_vector(store, conn);
                 }
             }
             // Handled by the transport itself.
             Message::Hello(_) | Message::Reject(_) | Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+
+    /// A peer's vector: serve it a catch-up of what it lacks, if this node has room.
+    fn on_vector(
+        &mut self,
+        store: &Store,
+        sync: &mut SyncEngine,
+        conn: ConnId,
+        from: &str,
+        vector: VersionVector,
+        now_ms: u64,
+    ) {
+        if vector.wire_len() > MAX_VECTOR_BYTES {
+            let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
+            return self.refuse(store, sync, conn, reason);
+        }
+        self.check_own_origin_claim(store, conn, from, &vector);
+        if self.serving.contains_key(&conn) || self.serving.len() >= MAX_SERVING {
+            // Busy (an honest peer waits for the end before asking again): an empty end
+            // answers it at once and costs nothing; its next periodic request tries again.
+            log::debug!(
+                "node {}: catch-up for {from} deferred: busy",
+                self.node_id()
+            );
+            self.transport
+                .send(conn, &Message::CatchUpDone(VersionVector::new()));
+            self.stats.busy += 1;
+            return;
+        }
+        self.stats.started += 1;
+        let link = self.links.entry(conn).or_default();
+        let not_before_ms = link
+            .last_served_ms
+            .map_or(now_ms, |t| t.saturating_add(CATCH_UP_MIN_INTERVAL_MS));
+        link.last_served_ms = Some(not_before_ms.max(now_ms));
+        self.serving.insert(
+            conn,
+            Serving {
+                peer: vector,
+                vector: store.version_vector().within_wire_budget(MAX_VECTOR_BYTES),
+                cursor: None,
+                scanned_all: false,
+                not_before_ms,
+            },
+        );
+    }
+
+    /// A peer that has seen more of this node's own operations than this node wrote: its
+    /// data was lost (or another node uses its id). New writes would reuse numbers the
+    /// peers have seen and be dropped as duplicates: say so loudly, once per connection.
+    fn check_own_origin_claim(
+        &mut self,
+        store: &Store,
+        conn: ConnId,
+        from: &str,
+        v: &VersionVector,
+    ) {
+        let link = self.links.entry(conn).or_default();
+        if std::mem::replace(&mut link.own_origin_checked, true) {
+            return;
+        }
+        let written = store.next_seq().saturating_sub(1);
+        if let Some(seen) = v
+            .get(store.node_id())
+            .map(|p| p.max_seq())
+            .filter(|&s| s > written)
+        {
+            log::error!(
+                "node {}: peer {} has seen operations up to #{seen} of this node's id, but \
+                 this node has written only {written}: its data was lost or another node uses \
+                 the same id; writes under this id may be dropped by peers as duplicates: \
+                 give this node a new node id",
+                self.node_id(),
+                shown(from)
+            );
         }
     }
 
@@ -310,55 +615,72 @@ impl Net {
                     self.transport.send_encoded(conn, kind::BATCH, payload);
                 }
             } else {
-                self.missed_batches.insert(conn);
+                self.links.entry(conn).or_default().missed_batches = true;
             }
         }
     }
 
-    /// Sends catch-up parts while the peers' send buffers have room.
-    fn stream_catch_ups(&mut self) {
-        let conns: Vec<ConnId> = self.outgoing_catch_ups.keys().copied().collect();
+    /// Serves catch-ups a part at a time while the peers' send buffers have room, within a
+    /// scan budget per pass.
+    fn stream_catch_ups(&mut self, store: &Store, now_ms: u64) {
+        let mut budget = CATCH_UP_SCAN_PER_PASS;
+        let conns: Vec<ConnId> = self.serving.keys().copied().collect();
         for conn in conns {
-            while let Some(pending) = self.outgoing_catch_ups.get_mut(&conn) {
-                if pending.ops.is_empty() {
-                    let done = Message::CatchUpDone(pending.vector.clone());
+            while budget > 0 {
+                let Some(serving) = self.serving.get_mut(&conn) else {
+                    break;
+                };
+                if serving.not_before_ms > now_ms {
+                    break;
+                }
+                if serving.scanned_all {
+                    let done = Message::CatchUpDone(std::mem::take(&mut serving.vector));
                     if self.transport.send(conn, &done) {
-                        self.outgoing_catch_ups.remove(&conn);
+                        self.serving.remove(&conn);
+                    } else if let (Message::CatchUpDone(v), Some(s)) =
+                        (done, self.serving.get_mut(&conn))
+                    {
+                        s.vector = v; // No room yet: try on a later pass.
                     }
                     break;
                 }
-                let mut part = Vec::new();
-                let mut bytes = 0;
-                while let Some(op) = pending.ops.front() {
-                    let size = 64 + op.key.len() + op.value.as_ref().map_or(0, Vec::len);
-                    if !part.is_empty() && bytes + size > CATCH_UP_PART_BYTES {
-                        break;
-                    }
-                    bytes += size;
-                    part.push(pending.ops.pop_front().expect("front exists"));
-                }
-                if !self.transport.has_room(conn, bytes) {
-                    // Full: put the part back and try on a later poll.
-                    for op in part.into_iter().rev() {
-                        pending.ops.push_front(op);
-                    }
+                if !self.transport.has_room(conn, CATCH_UP_PART_BYTES) {
                     break;
                 }
-                self.transport.send(conn, &Message::CatchUp(part));
+                let scan = budget.min(CATCH_UP_SCAN_PER_STEP);
+                let (part, next) = store.missing_part(
+                    &serving.peer,
+                    serving.cursor.as_deref(),
+                    CATCH_UP_PART_BYTES,
+                    scan,
+                );
+                budget -= scan;
+                if !part.is_empty() && !self.transport.send(conn, &Message::CatchUp(part)) {
+                    break; // One large value beyond the room: the same part again later.
+                }
+                match next {
+                    Some(key) => serving.cursor = Some(key),
+                    None => serving.scanned_all = true,
+                }
             }
         }
     }
 
     fn periodic_catch_ups(&mut self, now_ms: u64) {
         for (conn, _) in self.transport.ready() {
-            let last = *self.last_catch_up_ms.entry(conn).or_insert(now_ms);
-            let missed = self.missed_batches.contains(&conn) && self.transport.has_room(conn, 0);
+            let room = self.transport.has_room(conn, 0);
+            let link = self.links.entry(conn).or_insert_with(|| Link {
+                last_requested_ms: now_ms,
+                ..Link::default()
+            });
+            let missed = link.missed_batches && room;
+            let due = now_ms.saturating_sub(link.last_requested_ms) >= CATCH_UP_INTERVAL_MS;
             if missed {
                 // The peer missed batches while its buffer was full: it asks us for them.
-                self.missed_batches.remove(&conn);
+                link.missed_batches = false;
                 self.transport.send(conn, &Message::VectorRequest);
-            } else if now_ms.saturating_sub(last) >= CATCH_UP_INTERVAL_MS {
-                self.last_catch_up_ms.insert(conn, now_ms);
+            } else if due {
+                link.last_requested_ms = now_ms;
                 self.transport.send(conn, &Message::VectorRequest);
             }
         }
@@ -389,7 +711,7 @@ impl Net {
                     }
                     written = true;
                 } else {
-                    self.missed_batches.insert(*conn);
+                    self.links.entry(*conn).or_default().missed_batches = true;
                 }
             }
             if written {

@@ -23,7 +23,7 @@ use crate::wal::{RecordType, Recovery, ScannedRecord, Wal, WalError, WalStorage}
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
 pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
-pub use vector::{MAX_ORIGINS, MAX_RANGES, OriginProgress, VersionVector};
+pub use vector::{MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, OriginProgress, VersionVector};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +164,8 @@ pub enum Refusal {
     OwnOrigin,
     /// Its version is further ahead of this node's clock than the allowed drift.
     ClockAhead,
-    /// Its origin is new and the vector already holds [`MAX_ORIGINS`] origins.
+    /// Its origin is new and the vector already holds [`MAX_ORIGINS`] origins
+    /// ([`MAX_RELAYED_ORIGINS`] for an operation that did not come from its origin itself).
     TooManyOrigins,
     /// It would open a gap in the vector beyond [`MAX_RANGES`].
     TooManyRanges,
@@ -214,6 +215,8 @@ impl RefusedCounts {
 struct Admission<'a> {
     vector: &'a VersionVector,
     node_id: &'a str,
+    /// The node the operations came from, when known: its own operations are first-hand.
+    sender: Option<&'a str>,
     /// The greatest version accepted: the local clock plus the allowed drift.
     horizon: Version,
     new_origins: HashSet<&'a str>,
@@ -221,10 +224,11 @@ struct Admission<'a> {
 }
 
 impl<'a> Admission<'a> {
-    fn new(map: &'a Map, node_id: &'a str, horizon: Version) -> Self {
+    fn new(map: &'a Map, node_id: &'a str, sender: Option<&'a str>, horizon: Version) -> Self {
         Admission {
             vector: &map.vector,
             node_id,
+            sender,
             horizon,
             new_origins: HashSet::new(),
             new_ranges: 0,
@@ -242,7 +246,12 @@ impl<'a> Admission<'a> {
         }
         let progress = self.vector.get(origin);
         if progress.is_none() && !self.new_origins.contains(origin) {
-            if self.vector.origin_count() + self.new_origins.len() >= MAX_ORIGINS {
+            let limit = if self.sender == Some(origin) {
+                MAX_ORIGINS
+            } else {
+                MAX_RELAYED_ORIGINS
+            };
+            if self.vector.origin_count() + self.new_origins.len() >= limit {
                 return Err(Refusal::TooManyOrigins);
             }
             self.new_origins.insert(origin);
@@ -656,6 +665,16 @@ impl Store {
     /// record and applied. Invalid operations fail the whole call before anything is
     /// written.
     pub fn apply_remote(&self, ops: &[Operation]) -> Result<RemoteApply, StoreError> {
+        self.apply_remote_from(ops, None)
+    }
+
+    /// [`Store::apply_remote`] for operations received from node `sender`: those it wrote
+    /// itself are first-hand (see [`MAX_RELAYED_ORIGINS`]).
+    pub fn apply_remote_from(
+        &self,
+        ops: &[Operation],
+        sender: Option<&str>,
+    ) -> Result<RemoteApply, StoreError> {
         let mut checked_origin: Option<&str> = None;
         for o in ops {
             // A batch mostly comes from one origin: check each origin id once.
@@ -667,7 +686,7 @@ impl Store {
         let mut winners: Vec<(usize, &Operation)> = Vec::new();
         {
             let map = self.map.read();
-            let mut admission = Admission::new(&map, &self.node_id, self.horizon());
+            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
             for (i, o) in ops.iter().enumerate() {
                 if map.vector.contains(&o.origin, o.origin_seq) {
                     report.duplicates += 1;
@@ -728,13 +747,18 @@ impl Store {
     /// Records operations as seen without applying them: operations their origin reported
     /// as superseded by a newer change to the same key. The same rules as for
     /// [`Store::apply_remote`] apply; returns the numbers taken (the others were refused).
-    pub fn mark_seen(&self, origin: &str, seqs: &[(u64, Version)]) -> Vec<u64> {
+    pub fn mark_seen(
+        &self,
+        origin: &str,
+        seqs: &[(u64, Version)],
+        sender: Option<&str>,
+    ) -> Vec<u64> {
         let mut map = self.map.write();
         let mut taken = Vec::with_capacity(seqs.len());
         let mut refusals = Vec::new();
         let mut admitted = Vec::new();
         {
-            let mut admission = Admission::new(&map, &self.node_id, self.horizon());
+            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
             for &(seq, version) in seqs {
                 if seq == 0 {
                     continue;
@@ -808,6 +832,40 @@ impl Store {
     /// with that vector lacks.
     pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
         self.map.read().missing_for(peer)
+    }
+
+    /// One part of what a peer with vector `peer` lacks, in key order after `after`: entries
+    /// (tombstones included) whose operation it has not seen, until about `max_bytes` are
+    /// collected or `max_scan` entries visited, whichever comes first. Returns the part and
+    /// where to resume (`None`: the end was reached). Holds the store's read lock for one
+    /// part only, so local writes never wait for a whole catch-up.
+    pub fn missing_part(
+        &self,
+        peer: &VersionVector,
+        after: Option<&str>,
+        max_bytes: usize,
+        max_scan: usize,
+    ) -> (Vec<Operation>, Option<String>) {
+        let map = self.map.read();
+        let range = match after {
+            Some(key) => (std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded),
+            None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        };
+        let mut part = Vec::new();
+        let mut bytes = 0usize;
+        let mut last_visited: Option<&String> = None;
+        for (scanned, (key, e)) in map.entries.range::<str, _>(range).enumerate() {
+            if scanned >= max_scan.max(1) || (!part.is_empty() && bytes >= max_bytes) {
+                return (part, last_visited.cloned());
+            }
+            last_visited = Some(key);
+            if !peer.contains(&e.origin, e.origin_seq) {
+                // About its encoded size: a fixed part, the key and the value.
+                bytes += 64 + key.len() + e.value.as_ref().map_or(0, Vec::len);
+                part.push(e.to_operation(key));
+            }
+        }
+        (part, None)
     }
 
     /// Whether the store logs to a WAL (false: memory only).

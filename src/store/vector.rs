@@ -14,6 +14,11 @@ use super::hlc::Version;
 /// bound. A vector read back from the log may hold more.
 pub const MAX_ORIGINS: usize = 4096;
 
+/// Of [`MAX_ORIGINS`], how many origins may arrive second-hand (relayed, or in a
+/// catch-up): the rest is kept for nodes that send their own operations first-hand, so
+/// that forged origins relayed by some node cannot keep real peers out.
+pub const MAX_RELAYED_ORIGINS: usize = MAX_ORIGINS / 4 * 3;
+
 /// Most ranges beyond the contiguous prefixes, over all origins, that remote input may
 /// create: an operation that would open a new gap beyond it is refused until the gaps
 /// close (it comes again by retry or catch-up).

@@ -292,17 +292,19 @@ impl SyncEngine {
     /// Applies a peer's batch and returns the ACK to send back (only once the applied
     /// operations are durable).
     pub fn receive_batch(&mut self, store: &Store, batch: &SyncBatch) -> Result<Ack, StoreError> {
-        Ok(self.receive_batch_report(store, batch)?.0)
+        Ok(self.receive_batch_report(store, batch, None)?.0)
     }
 
-    /// [`SyncEngine::receive_batch`], also returning what the batch changed (to relay it).
+    /// [`SyncEngine::receive_batch`] for a batch received from node `sender` (when known),
+    /// also returning what the batch changed (to relay it).
     pub fn receive_batch_report(
         &mut self,
         store: &Store,
         batch: &SyncBatch,
+        sender: Option<&str>,
     ) -> Result<(Ack, RemoteApply), StoreError> {
-        let report = store.apply_remote(&batch.ops)?;
-        let mut seqs = store.mark_seen(&batch.origin, &batch.superseded);
+        let report = store.apply_remote_from(&batch.ops, sender)?;
+        let mut seqs = store.mark_seen(&batch.origin, &batch.superseded, sender);
         self.note_conflicts(&report);
         note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
         // Only what was taken is acknowledged: a refused operation may come again.
@@ -342,8 +344,9 @@ impl SyncEngine {
         &mut self,
         store: &Store,
         ops: &[Operation],
+        sender: Option<&str>,
     ) -> Result<RemoteApply, StoreError> {
-        let report = store.apply_remote(ops)?;
+        let report = store.apply_remote_from(ops, sender)?;
         self.note_conflicts(&report);
         let origin = ops.first().map_or("", |o| o.origin.as_str());
         note_refusals(&self.node_id, origin, ops, &report);
@@ -362,7 +365,7 @@ impl SyncEngine {
         store: &Store,
         catch_up: &CatchUp,
     ) -> Result<RemoteApply, StoreError> {
-        let report = self.receive_catch_up_part(store, &catch_up.ops)?;
+        let report = self.receive_catch_up_part(store, &catch_up.ops, None)?;
         self.finish_catch_up(store, &catch_up.vector);
         Ok(report)
     }

@@ -48,6 +48,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the largest payload accepted from now on (a connection accepts larger frames
+    /// once its handshake is done).
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
+    }
+
     /// Adds bytes read from the stream.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {

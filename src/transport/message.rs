@@ -7,7 +7,7 @@ use crate::store::{Operation, Version, VersionVector};
 use crate::sync::{Ack, SyncBatch};
 
 /// Version of the protocol spoken by this build; a peer must speak the same.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The message types (the frame's type byte).
 pub mod kind {
@@ -34,6 +34,9 @@ pub struct Hello {
     /// version: a node that requires a scheme rejects a Hello without it.
     pub auth_scheme: u8,
     pub auth_data: Vec<u8>,
+    /// Random per start of the sender's transport: two live connections with one node id
+    /// and different instance ids are two nodes sharing an id (a cloned data directory).
+    pub instance_id: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +88,7 @@ impl Message {
                 }
                 w.u8(h.auth_scheme);
                 w.bytes(&h.auth_data);
+                w.u64(h.instance_id);
             }
             Message::Reject(reason) => w.str(reason),
             Message::Batch(b) => {
@@ -125,6 +129,7 @@ impl Message {
                 }
                 let auth_scheme = r.u8("auth scheme")?;
                 let auth_data = r.bytes("auth data")?.to_vec();
+                let instance_id = r.u64("instance id")?;
                 Message::Hello(Hello {
                     protocol_version,
                     node_id,
@@ -132,6 +137,7 @@ impl Message {
                     capabilities,
                     auth_scheme,
                     auth_data,
+                    instance_id,
                 })
             }
             kind::REJECT => Message::Reject(r.string("reason")?),
@@ -311,6 +317,7 @@ mod tests {
             capabilities: vec!["store".into(), "sync".into()],
             auth_scheme: 0,
             auth_data: vec![],
+            instance_id: u64::MAX,
         }));
         round_trip(Message::Reject("no".into()));
         round_trip(Message::Batch(SyncBatch {

@@ -76,6 +76,10 @@ pub struct TransportConfig {
     pub max_frame: usize,
     /// Bytes waiting to be written to one peer beyond which nothing more is queued to it.
     pub max_send_buffer: usize,
+    /// Bytes waiting to be written over all peers beyond which nothing more is queued.
+    /// A peer that reads nothing for `peer_timeout_ms` while data waits for it is closed,
+    /// so peers that never read cannot hold this budget.
+    pub max_send_buffered_total: usize,
     /// A Ping is sent after this long without sending anything.
     pub keepalive_ms: u64,
     /// A connection that received nothing for this long is closed as dead.
@@ -85,7 +89,29 @@ pub struct TransportConfig {
     pub reconnect_max_ms: u64,
     /// A handshake not finished after this long fails.
     pub handshake_timeout_ms: u64,
+    /// Largest frame accepted before the handshake completes (a Hello is small).
+    pub max_handshake_frame: usize,
+    /// A frame begun but not complete after this long closes its connection (a peer
+    /// trickling bytes cannot hold a buffer for ever).
+    pub frame_timeout_ms: u64,
+    /// Bytes of incomplete frames buffered over all connections. Beyond it, connections
+    /// are not read (the kernel's buffers push back on their senders) except the one
+    /// closest to completing a frame, so memory stays within this plus one frame.
+    pub max_receive_buffered: usize,
+    /// Most connections at once, both directions. Lowered at start to leave room under the
+    /// process's descriptor limit (see [`RESERVED_DESCRIPTORS`]). Dialled addresses keep a
+    /// place: incoming connections beyond `max_connections` minus the dialled addresses
+    /// are closed at once.
+    pub max_connections: usize,
+    /// Most incoming connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Random per start; sent in the Hello (see [`Hello::instance_id`]).
+    pub instance_id: u64,
 }
+
+/// File descriptors kept free for everything else a node opens (WAL, control socket and
+/// its clients, discovery, poll, standard streams, log files).
+pub const RESERVED_DESCRIPTORS: usize = 64;
 
 impl TransportConfig {
     pub fn new(node_id: &str, bind_host: &str, bind_port: u16) -> Self {
@@ -97,11 +123,18 @@ impl TransportConfig {
             bind_port,
             max_frame: 24 * 1024 * 1024,
             max_send_buffer: 8 * 1024 * 1024,
+            max_send_buffered_total: 64 * 1024 * 1024,
             keepalive_ms: 5_000,
             peer_timeout_ms: 20_000,
             reconnect_base_ms: 250,
             reconnect_max_ms: 30_000,
             handshake_timeout_ms: 10_000,
+            max_handshake_frame: 64 * 1024,
+            frame_timeout_ms: 60_000,
+            max_receive_buffered: 64 * 1024 * 1024,
+            max_connections: 256,
+            max_connections_per_ip: 16,
+            instance_id: crate::metadata::new_instance_id(),
         }
     }
 }
@@ -168,6 +201,10 @@ struct Conn {
     opened_ms: u64,
     last_recv_ms: u64,
     last_send_ms: u64,
+    /// When the frame being received began (`None` between frames).
+    frame_started_ms: Option<u64>,
+    /// When the peer last took bytes from us (or when output began to wait).
+    last_write_progress_ms: u64,
     /// Set to close after the pending output is written (a Reject).
     closing: Option<String>,
 }
@@ -215,6 +252,32 @@ pub struct Transport {
     now_ms: u64,
     /// Frames received that could not be decoded, for diagnostics.
     pub garbage_frames: u64,
+    /// Connections with unread input, not read while the receive budget is spent.
+    paused: Vec<ConnId>,
+    /// `max_connections`, lowered to fit the descriptor limit.
+    connection_limit: usize,
+    /// Incoming connections closed at once because of the connection limits.
+    pub refused_connections: u64,
+    last_refusal_log_ms: u64,
+    /// Bytes waiting to be written, over all connections.
+    send_buffered: usize,
+}
+
+/// Counters and gauges of a transport, for diagnostics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Open connections, handshaking ones included.
+    pub connections: usize,
+    /// The connection limit in force (see [`TransportConfig::max_connections`]).
+    pub connection_limit: usize,
+    pub refused_connections: u64,
+    pub garbage_frames: u64,
+    /// Bytes of incomplete frames buffered.
+    pub receive_buffered: usize,
+    /// Bytes waiting to be written.
+    pub send_buffered: usize,
+    /// Addresses kept connected (redialled).
+    pub dialled: usize,
 }
 
 impl Transport {
@@ -234,6 +297,15 @@ impl Transport {
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(|source| TransportError::Io { source })?,
         );
+        let connection_limit = connection_limit(config.max_connections);
+        if connection_limit < config.max_connections {
+            log::warn!(
+                "node {}: at most {connection_limit} connections (not {}): the open-files \
+                 limit leaves no more room; raise it (LimitNOFILE) for more",
+                config.node_id,
+                config.max_connections
+            );
+        }
         log::info!(
             "node {}: transport listening on {local_addr}",
             config.node_id
@@ -252,6 +324,11 @@ impl Transport {
             backlog: VecDeque::new(),
             now_ms: 0,
             garbage_frames: 0,
+            paused: Vec::new(),
+            connection_limit,
+            refused_connections: 0,
+            last_refusal_log_ms: 0,
+            send_buffered: 0,
         })
     }
 
@@ -318,6 +395,14 @@ impl Transport {
         !conns.is_empty()
     }
 
+    /// Closes `conn` for breaking the protocol: the peer is told why (a Reject), then the
+    /// connection closes. Returns what that caused (a Closed event).
+    pub fn refuse(&mut self, conn: ConnId, reason: String) -> Vec<TransportEvent> {
+        let mut out = Vec::new();
+        self.reject(conn, reason, &mut out);
+        out
+    }
+
     /// Connections whose handshake completed: (connection, node id).
     pub fn ready(&self) -> Vec<(ConnId, String)> {
         let mut ready: Vec<(ConnId, String)> = self
@@ -355,11 +440,27 @@ impl Transport {
         v
     }
 
-    /// Whether `conn` can take `bytes` more without exceeding its send buffer.
+    /// Whether `conn` can take `bytes` more without exceeding its send buffer or the
+    /// node's.
     pub fn has_room(&self, conn: ConnId, bytes: usize) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| c.pending_out() + bytes <= self.config.max_send_buffer)
+        self.send_buffered.saturating_add(bytes) <= self.config.max_send_buffered_total
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.pending_out() + bytes <= self.config.max_send_buffer)
+    }
+
+    /// Counters and gauges, for diagnostics.
+    pub fn stats(&self) -> TransportStats {
+        TransportStats {
+            connections: self.conns.len(),
+            connection_limit: self.connection_limit,
+            refused_connections: self.refused_connections,
+            garbage_frames: self.garbage_frames,
+            receive_buffered: self.receive_buffered(),
+            send_buffered: self.send_buffered,
+            dialled: self.dials.len(),
+        }
     }
 
     /// Queues a message on a connection. Returns false (and queues nothing) when the
@@ -381,8 +482,12 @@ impl Transport {
         if c.out_pos == c.out.len() {
             c.out.clear();
             c.out_pos = 0;
+            // The peer has had nothing to read until now: its silence counts from here.
+            c.last_write_progress_ms = self.now_ms;
         }
+        let before = c.out.len();
         frame::encode(&mut c.out, kind, payload);
+        self.send_buffered += c.out.len() - before;
         true
     }
 
@@ -445,15 +550,60 @@ impl Transport {
                 }
             }
         }
+        self.resume_paused(&mut out, now_ms);
         self.timers(&mut out, now_ms);
         self.flush_all(&mut out, now_ms);
         out
+    }
+
+    /// Bytes of incomplete frames buffered over all connections.
+    fn receive_buffered(&self) -> usize {
+        self.conns.values().map(|c| c.decoder.buffered()).sum()
+    }
+
+    /// Whether `id` may read more now: the receive budget has room, or `id` holds the most
+    /// buffered bytes (it finishes its frame first and frees the most).
+    fn may_read(&self, id: ConnId) -> bool {
+        if self.receive_buffered() < self.config.max_receive_buffered {
+            return true;
+        }
+        let mine = self.conns.get(&id).map_or(0, |c| c.decoder.buffered());
+        self.conns.iter().all(|(&other, c)| {
+            other == id
+                || c.decoder.buffered() < mine
+                || (c.decoder.buffered() == mine && other > id)
+        })
+    }
+
+    /// Reads connections paused by the receive budget, as far as it now allows.
+    fn resume_paused(&mut self, out: &mut Vec<TransportEvent>, now_ms: u64) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let paused = std::mem::take(&mut self.paused);
+        for id in paused {
+            self.on_readable(id, out, now_ms);
+        }
     }
 
     fn accept(&mut self, now_ms: u64) {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
+                    if let Some(why) = self.incoming_refusal(addr.ip()) {
+                        // Dropping the stream closes it: the descriptor is free at once.
+                        self.refused_connections += 1;
+                        if now_ms.saturating_sub(self.last_refusal_log_ms) >= 10_000 {
+                            self.last_refusal_log_ms = now_ms;
+                            log::warn!(
+                                "node {}: incoming connection from {addr} closed: {why} \
+                                 ({} refused so far)",
+                                self.config.node_id,
+                                self.refused_connections
+                            );
+                        }
+                        continue;
+                    }
                     let id = self.add_conn(stream, addr, None, ConnState::Handshaking, now_ms);
                     if let Some(id) = id {
                         self.send_hello(id);
@@ -467,6 +617,29 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Why an incoming connection from `ip` cannot be taken now, if it cannot.
+    fn incoming_refusal(&self, ip: std::net::IpAddr) -> Option<String> {
+        let incoming = self.conns.values().filter(|c| c.dialled.is_none());
+        let (total, from_ip) = incoming.fold((0, 0), |(t, f), c| {
+            (t + 1, f + usize::from(c.addr.ip() == ip))
+        });
+        // Dialled addresses keep their places, connected or not.
+        let room = self.connection_limit.saturating_sub(self.dials.len());
+        if total >= room {
+            return Some(format!(
+                "the node holds its limit of {} connections",
+                self.connection_limit
+            ));
+        }
+        if from_ip >= self.config.max_connections_per_ip {
+            return Some(format!(
+                "{ip} holds its limit of {} connections",
+                self.config.max_connections_per_ip
+            ));
+        }
+        None
     }
 
     fn add_conn(
@@ -498,13 +671,15 @@ impl Transport {
                 addr,
                 dialled,
                 state,
-                decoder: FrameDecoder::new(self.config.max_frame),
+                decoder: FrameDecoder::new(self.config.max_handshake_frame),
                 out: Vec::new(),
                 out_pos: 0,
                 peer: None,
                 opened_ms: now_ms,
                 last_recv_ms: now_ms,
                 last_send_ms: now_ms,
+                frame_started_ms: None,
+                last_write_progress_ms: now_ms,
                 closing: None,
             },
         );
@@ -519,6 +694,7 @@ impl Transport {
             capabilities: self.config.capabilities.clone(),
             auth_scheme: 0,
             auth_data: Vec::new(),
+            instance_id: self.config.instance_id,
         })
     }
 
@@ -560,6 +736,7 @@ impl Transport {
 
     fn connect_failed(&mut self, id: ConnId, reason: String, out: &mut Vec<TransportEvent>) {
         if let Some(mut c) = self.conns.remove(&id) {
+            self.send_buffered = self.send_buffered.saturating_sub(c.pending_out());
             let _ = self.poll.registry().deregister(&mut c.stream);
             let addr = c.dialled.unwrap_or(c.addr);
             self.schedule_redial(addr, None);
@@ -600,6 +777,8 @@ impl Transport {
                 Ok(n) => {
                     c.out_pos += n;
                     c.last_send_ms = now_ms;
+                    c.last_write_progress_ms = now_ms;
+                    self.send_buffered = self.send_buffered.saturating_sub(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -625,6 +804,15 @@ impl Transport {
     fn on_readable(&mut self, id: ConnId, out: &mut Vec<TransportEvent>, now_ms: u64) {
         let mut buf = [0u8; 64 * 1024];
         loop {
+            if !self.conns.contains_key(&id) {
+                return;
+            }
+            if !self.may_read(id) {
+                if !self.paused.contains(&id) {
+                    self.paused.push(id);
+                }
+                return;
+            }
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
@@ -644,7 +832,7 @@ impl Transport {
                 Ok(n) => {
                     c.last_recv_ms = now_ms;
                     c.decoder.feed(&buf[..n]);
-                    if !self.drain_frames(id, out) {
+                    if !self.drain_frames(id, out, now_ms) {
                         return;
                     }
                 }
@@ -664,7 +852,7 @@ impl Transport {
 
     /// Decodes and dispatches every complete frame. Returns false when the connection was
     /// closed.
-    fn drain_frames(&mut self, id: ConnId, out: &mut Vec<TransportEvent>) -> bool {
+    fn drain_frames(&mut self, id: ConnId, out: &mut Vec<TransportEvent>, now_ms: u64) -> bool {
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return false;
@@ -673,8 +861,19 @@ impl Transport {
                 return true;
             }
             let (kind, payload) = match c.decoder.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => return true,
+                Ok(Some(f)) => {
+                    // A frame completed; what is left (if anything) is a new one.
+                    c.frame_started_ms = None;
+                    f
+                }
+                Ok(None) => {
+                    if c.decoder.buffered() == 0 {
+                        c.frame_started_ms = None;
+                    } else if c.frame_started_ms.is_none() {
+                        c.frame_started_ms = Some(now_ms);
+                    }
+                    return true;
+                }
                 Err(e) => {
                     self.garbage_frames += 1;
                     self.close(id, format!("protocol error: {e}"), out);
@@ -701,6 +900,7 @@ impl Transport {
         match (c.state, message) {
             (ConnState::Handshaking, Message::Hello(hello)) => self.on_hello(id, hello, out),
             (_, Message::Reject(reason)) => {
+                let reason = crate::logsafe::shown(&reason);
                 self.close(id, format!("rejected by the peer: {reason}"), out);
                 false
             }
@@ -779,8 +979,37 @@ impl Transport {
                     && c.state == ConnState::Ready
                     && c.peer.as_ref().is_some_and(|h| h.node_id == hello.node_id)
             })
-            .map(|(&other, c)| (other, c.dialled.is_some()));
-        if let Some((other, other_outgoing)) = existing {
+            .map(|(&other, c)| {
+                let instance = c.peer.as_ref().map_or(0, |h| h.instance_id);
+                (other, c.dialled.is_some(), instance, c.last_recv_ms)
+            });
+        if let Some((other, _, other_instance, last_recv_ms)) = existing
+            && other_instance != hello.instance_id
+        {
+            // Another instance claims the id. A live connection (it answers keepalives)
+            // means two running nodes share one id: their writes would be acknowledged and
+            // silently dropped as duplicates, so the newcomer is refused, loudly. A silent
+            // one is the previous run of a restarted peer: replaced.
+            let alive = self.now_ms.saturating_sub(last_recv_ms) <= 2 * self.config.keepalive_ms;
+            if alive {
+                let reason = format!(
+                    "node id {} is already used by another running node (instance {:016x}, \
+                     this one is {:016x}): every node needs its own id",
+                    hello.node_id, other_instance, hello.instance_id
+                );
+                log::error!(
+                    "node {}: two live nodes claim node id {} (from {} and {}): refusing the \
+                     second; give one of them a new node id (a copied data directory?)",
+                    self.config.node_id,
+                    hello.node_id,
+                    self.conns[&other].addr,
+                    self.conns[&id].addr
+                );
+                self.reject(id, reason, out);
+                return false;
+            }
+            self.close(other, "replaced by a new instance of the peer".into(), out);
+        } else if let Some((other, other_outgoing, _, _)) = existing {
             let this_outgoing = self.conns[&id].dialled.is_some();
             let we_dial_first = self.config.node_id < hello.node_id;
             let keep_this = this_outgoing != other_outgoing && this_outgoing == we_dial_first;
@@ -794,12 +1023,13 @@ impl Transport {
         }
         let c = self.conns.get_mut(&id).expect("connection exists");
         c.state = ConnState::Ready;
+        c.decoder.set_max_payload(self.config.max_frame);
         let node_id = hello.node_id.clone();
         log::info!(
             "node {}: connected to {} ({}) at {}",
             self.config.node_id,
             node_id,
-            hello.display_name,
+            crate::logsafe::shown(&hello.display_name),
             c.addr
         );
         c.peer = Some(hello);
@@ -825,6 +1055,8 @@ impl Transport {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
+        self.send_buffered = self.send_buffered.saturating_sub(c.pending_out());
+        self.paused.retain(|&p| p != id);
         let _ = self.poll.registry().deregister(&mut c.stream);
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         let node_id = c.peer.map(|h| h.node_id);
@@ -887,6 +1119,33 @@ impl Transport {
                         to_close.push((id, "the handshake timed out".to_string()));
                     }
                 }
+                _ if c
+                    .frame_started_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) > self.config.frame_timeout_ms) =>
+                {
+                    to_close.push((
+                        id,
+                        format!(
+                            "a frame did not complete within {} ms ({} bytes received)",
+                            self.config.frame_timeout_ms,
+                            c.decoder.buffered()
+                        ),
+                    ));
+                }
+                ConnState::Ready
+                    if c.pending_out() > 0
+                        && now_ms.saturating_sub(c.last_write_progress_ms)
+                            > self.config.peer_timeout_ms =>
+                {
+                    to_close.push((
+                        id,
+                        format!(
+                            "the peer read nothing for {} ms ({} bytes wait for it)",
+                            self.config.peer_timeout_ms,
+                            c.pending_out()
+                        ),
+                    ));
+                }
                 ConnState::Ready => {
                     if now_ms.saturating_sub(c.last_recv_ms) > self.config.peer_timeout_ms {
                         to_close.push((
@@ -931,4 +1190,21 @@ impl Transport {
             }
         }
     }
+}
+
+/// `wanted` connections, or fewer when the process's open-files limit leaves less room
+/// (after [`RESERVED_DESCRIPTORS`]), and at least one.
+fn connection_limit(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return wanted.max(1);
+    }
+    let room = usize::try_from(limit.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_DESCRIPTORS);
+    wanted.min(room).max(1)
 }

@@ -1,0 +1,496 @@
+//! Remote input can never crash, freeze, silence or exhaust a node. Each test sends one
+//! attack of issue 9 over a real loopback socket, as a hostile or buggy peer would, and
+//! checks what the node does instead. Ports are ephemeral; every wait is bounded.
+
+mod hostile_support;
+
+use std::time::Duration;
+
+use hostile_support::{Attacker, Node, capture_logs, forged, logged, now_ms, wait_until};
+use softadastra::node::{MAX_PEER_RECORDS, MAX_SERVING};
+use softadastra::store::{MAX_ORIGINS, Version, VersionVector};
+use softadastra::sync::SyncBatch;
+use softadastra::transport::message::Message;
+use softadastra::transport::{Transport, TransportConfig, TransportEvent};
+use softadastra::{Client, WriteBatch};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn batch(origin: &str, ops: Vec<softadastra::store::Operation>) -> Message {
+    Message::Batch(SyncBatch {
+        origin: origin.into(),
+        ops,
+        superseded: vec![],
+    })
+}
+
+/// Sends `m` and waits for the node's ACK of it; returns the acknowledged numbers.
+fn send_and_wait_ack(a: &mut Attacker, m: &Message) -> Vec<u64> {
+    a.send(m);
+    match a.recv_until(WAIT, |m| matches!(m, Message::Ack(_))) {
+        Some(Message::Ack(ack)) => ack.seqs,
+        other => panic!("no ACK: {other:?}"),
+    }
+}
+
+fn now_version() -> u64 {
+    Version::from_millis(now_ms()).0
+}
+
+fn has_value(c: &Client, key: &str, value: &[u8]) -> bool {
+    c.get(key).is_ok_and(|v| v == value)
+}
+
+#[test]
+fn a_forged_operation_of_the_victims_own_origin_cannot_size_its_outbox() {
+    // Attack 1: origin = victim, seq 10^12; the next local write used to abort with
+    // "memory allocation of 56000000000056 bytes failed", and every restart after it.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-seq");
+    victim.client.put("before", b"1").unwrap();
+    let mut a = Attacker::join(victim.addr(), "mallory-seq");
+    let bomb = forged("victim-seq", 1_000_000_000_000, now_version(), "bomb", b"x");
+    let acked = send_and_wait_ack(&mut a, &batch("mallory-seq", vec![bomb]));
+    assert!(acked.is_empty(), "a refused operation is not acknowledged");
+    let superseded = Message::Batch(SyncBatch {
+        origin: "victim-seq".into(),
+        ops: vec![],
+        superseded: vec![(u64::MAX, Version(now_version()))],
+    });
+    assert!(send_and_wait_ack(&mut a, &superseded).is_empty());
+    victim.client.put("after", b"2").unwrap();
+    assert_eq!(victim.client.entry("after").unwrap().unwrap().origin_seq, 2);
+    assert!(victim.client.get("bomb").is_err());
+    let stats = victim.client.network_stats().unwrap();
+    assert_eq!(stats.refused_operations.own_origin, 2);
+    let victim = victim.restart();
+    victim.client.put("after-restart", b"3").unwrap();
+    let e = victim.client.entry("after-restart").unwrap().unwrap();
+    assert_eq!(
+        e.origin_seq, 3,
+        "the restart did not pick up a forged number"
+    );
+}
+
+#[test]
+fn a_version_at_the_end_of_the_clock_cannot_freeze_a_key() {
+    // Attack 2: version u64::MAX won last-writer-wins for ever; put said "updated".
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-frozen");
+    let mut a = Attacker::join(victim.addr(), "mallory-frozen");
+    let forever = forged("mallory-frozen", 1, u64::MAX, "frozen", b"forged");
+    assert!(send_and_wait_ack(&mut a, &batch("mallory-frozen", vec![forever])).is_empty());
+    victim.client.put("frozen", b"real").unwrap();
+    assert_eq!(victim.client.get("frozen").unwrap(), b"real");
+    victim.client.remove("frozen").unwrap();
+    assert!(
+        victim.client.get("frozen").is_err(),
+        "the removal took effect"
+    );
+    let victim = victim.restart();
+    assert!(
+        victim.client.get("frozen").is_err(),
+        "and still after a restart"
+    );
+}
+
+#[test]
+fn an_operation_stamped_a_century_ahead_is_refused_and_never_moves_the_clock() {
+    // Attack 9: the receiving node's clock moved to 2126 for good.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-clock");
+    let mut a = Attacker::join(victim.addr(), "mallory-clock");
+    let century = 100 * 365 * 24 * 3_600 * 1_000;
+    let ahead = Version::from_millis(now_ms() + century).0;
+    let near = Version::from_millis(now_ms() + 5_000).0;
+    let ops = vec![
+        forged("mallory-clock", 1, ahead, "future", b"2126"),
+        forged("mallory-clock", 2, near, "near", b"fine"),
+    ];
+    assert_eq!(
+        send_and_wait_ack(&mut a, &batch("mallory-clock", ops)),
+        vec![2]
+    );
+    assert!(victim.client.get("future").is_err());
+    assert_eq!(victim.client.get("near").unwrap(), b"fine");
+    let v = victim.client.put("local", b"now").unwrap();
+    assert!(
+        v.millis() < now_ms() + 60_000,
+        "a local write is stamped near real time, not {} ms ahead",
+        v.millis().saturating_sub(now_ms())
+    );
+    let stats = victim.client.network_stats().unwrap();
+    assert_eq!(stats.refused_operations.clock_ahead, 1);
+}
+
+#[test]
+fn a_catch_up_claim_cannot_silence_a_node_and_an_unsolicited_one_closes_the_connection() {
+    // Attack 3: a CatchUpDone claiming every operation of node A up to 10^9 made the victim
+    // acknowledge and drop A's real writes from then on.
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-silence");
+    let honest = Node::start(dir.path(), "honest-silence");
+    honest.client.connect(&victim.peer()).unwrap();
+    honest.client.put("first", b"1").unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &victim.client,
+        "first",
+        b"1"
+    )));
+
+    let mut a = Attacker::join(victim.addr(), "mallory-silence");
+    // The victim asked for a catch-up on connecting (its Vector): answer it with a lie.
+    assert!(
+        a.recv_until(WAIT, |m| matches!(m, Message::Vector(_)))
+            .is_some()
+    );
+    let claim = VersionVector::from_parts([(
+        "honest-silence".to_string(),
+        1_000_000_000,
+        vec![],
+        Version(u64::MAX),
+    )]);
+    a.send(&Message::CatchUpDone(claim.clone()));
+    // A second end that nothing asked for breaks the conversation.
+    a.send(&Message::CatchUpDone(claim));
+    assert!(
+        a.closed_within(WAIT),
+        "the unsolicited end closed the connection"
+    );
+    assert!(
+        !logged("a catch-up end that no vector of this node asked for").is_empty(),
+        "and the reason was logged"
+    );
+
+    honest.client.put("after-attack", b"2").unwrap();
+    assert!(
+        wait_until(WAIT, || has_value(&victim.client, "after-attack", b"2")),
+        "the victim still takes the honest node's writes"
+    );
+    let seen = victim.client.version_vector().unwrap();
+    assert!(seen.get("honest-silence").unwrap().max_seq() < 1_000);
+}
+
+#[test]
+fn forged_origins_cannot_bloat_the_vector_and_catch_up_keeps_working() {
+    // Attack 4: 900k fake origins pushed the vector past the frame limit for good.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-bloat");
+    let mut a = Attacker::join(victim.addr(), "mallory-bloat");
+    let v = now_version();
+    let fakes: Vec<_> = (0..MAX_ORIGINS + 500)
+        .map(|i| forged(&format!("fake-{i}"), 1, v, &format!("f/{i}"), b""))
+        .collect();
+    for chunk in fakes.chunks(1_500) {
+        send_and_wait_ack(&mut a, &batch("mallory-bloat", chunk.to_vec()));
+    }
+    let vector = victim.client.version_vector().unwrap();
+    assert!(
+        vector.origin_count() <= MAX_ORIGINS,
+        "{}",
+        vector.origin_count()
+    );
+    assert!(vector.wire_len() <= softadastra::node::MAX_VECTOR_BYTES);
+    let stats = victim.client.network_stats().unwrap();
+    assert!(stats.refused_operations.too_many_origins >= 500);
+
+    // Vector exchange still works: a new node catches up with the victim.
+    victim.client.put("real", b"data").unwrap();
+    let newcomer = Node::start(dir.path(), "newcomer-bloat");
+    newcomer.client.connect(&victim.peer()).unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &newcomer.client,
+        "real",
+        b"data"
+    )));
+}
+
+#[test]
+fn many_catch_up_requests_cost_one_catch_up_and_non_readers_hold_bounded_memory() {
+    // Attack 7: 2,000 vectors cost 2.7 s of CPU and delayed a local put; 20 peers that asked
+    // and never read pushed memory from 91 to 706 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start_with(dir.path(), "victim-amp", |o| o.auto_flush = false);
+    let value = vec![7u8; 1024];
+    for round in 0..10 {
+        let mut b = WriteBatch::new();
+        for i in 0..1_000 {
+            b.put(format!("k/{round}/{i}"), value.clone());
+        }
+        victim.client.write_batch(&b).unwrap();
+    }
+    let mut a = Attacker::join(victim.addr(), "mallory-amp");
+    for _ in 0..2_000 {
+        a.send(&Message::Vector(VersionVector::new()));
+    }
+    victim.client.put("local", b"still fast").unwrap();
+    let mut ends = 0;
+    let mut parts = 0;
+    while ends < 2_000 {
+        match a.recv(WAIT) {
+            Some(Message::CatchUpDone(_)) => ends += 1,
+            Some(Message::CatchUp(ops)) => parts += ops.len(),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(ends, 2_000, "every request was answered");
+    assert!(
+        parts >= 10_000,
+        "one full catch-up was served ({parts} operations)"
+    );
+    let stats = victim.client.network_stats().unwrap();
+    assert_eq!(stats.catch_ups.started, 1);
+    assert_eq!(stats.catch_ups.busy, 1_999);
+
+    // Peers that ask and never read: bounded by the catch-ups served at once and the
+    // node's send budget, whatever the store holds.
+    let silent: Vec<Attacker> = (0..12)
+        .map(|i| {
+            let mut s = Attacker::join(victim.addr(), &format!("silent-{i}"));
+            s.send(&Message::Vector(VersionVector::new()));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = victim.client.network_stats().unwrap();
+    assert!(stats.catch_ups.serving <= MAX_SERVING);
+    assert!(
+        stats.transport.send_buffered <= 64 * 1024 * 1024,
+        "{}",
+        stats.transport.send_buffered
+    );
+    victim.client.put("local-2", b"still works").unwrap();
+    drop(silent);
+}
+
+#[test]
+fn a_hundred_thousand_strangers_leave_a_bounded_peer_table() {
+    // Attack 6: 100k Hellos with distinct ids left 112,481 faulted peer records.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-records");
+    let count = MAX_PEER_RECORDS + 200;
+    let connections = || victim.client.network_stats().unwrap().transport.connections;
+    for wave in 0..count / 4 {
+        let joined: Vec<Attacker> = (0..4)
+            .map(|i| Attacker::join(victim.addr(), &format!("stranger-{wave}-{i}")))
+            .collect();
+        drop(joined);
+        // Within the per-address connection limit.
+        assert!(wait_until(WAIT, || connections() < 8));
+    }
+    assert!(wait_until(WAIT, || {
+        victim
+            .client
+            .network_stats()
+            .is_ok_and(|s| s.transport.connections == 0)
+    }));
+    let stats = victim.client.network_stats().unwrap();
+    assert!(
+        stats.peer_records <= MAX_PEER_RECORDS,
+        "{} records",
+        stats.peer_records
+    );
+    assert!(victim.client.peers().unwrap().len() <= MAX_PEER_RECORDS);
+}
+
+#[test]
+fn forged_announcements_are_not_redialled_for_ever() {
+    // Attack 6: forged discovery datagrams left 5,535 peers redialled for ever.
+    use softadastra::discovery::packet::{Packet, PacketKind};
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start_with(dir.path(), "victim-dials", |o| {
+        o.enable_discovery = true;
+        o.discovery_host = "127.0.0.1".into();
+        o.discovery_port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        o.discovery_broadcast_host = "127.0.0.1".into();
+        o.discovery_interval_ms = 100;
+        o.discovery_ttl_ms = 500;
+        o.auto_connect_discovered = true;
+    });
+    victim.client.start_discovery().unwrap();
+    let to = victim.client.discovery_address().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for round in 0..3 {
+        for i in 0..150u16 {
+            let p = Packet {
+                kind: PacketKind::Announce,
+                node_id: format!("ghost-{i}"),
+                instance_id: round,
+                transport_host: Some("127.0.0.1".parse().unwrap()),
+                transport_port: 1 + i,
+                transport_version: softadastra::transport::PROTOCOL_VERSION,
+                display_name: String::new(),
+            };
+            udp.send_to(&p.encode().unwrap(), to).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(wait_until(WAIT, || {
+        victim
+            .client
+            .network_stats()
+            .is_ok_and(|s| s.discovered_dials > 0)
+    }));
+    let stats = victim.client.network_stats().unwrap();
+    assert!(stats.discovered_dials <= softadastra::node::MAX_DISCOVERED_DIALS);
+    // The ghosts stop announcing: once discovery expires them, nobody redials them.
+    assert!(
+        wait_until(WAIT, || {
+            victim.client.peers().unwrap();
+            victim
+                .client
+                .network_stats()
+                .is_ok_and(|s| s.discovered_dials == 0 && s.transport.dialled == 0)
+        }),
+        "{:?}",
+        victim.client.network_stats().unwrap()
+    );
+}
+
+#[test]
+fn two_live_nodes_claiming_one_id_are_detected_and_the_second_refused() {
+    // Attack 10: a cloned data directory; the hub acknowledged and silently dropped writes.
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Node::start(dir.path(), "hub-dup");
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    let first = Node::start(&dir.path().join("a"), "till-dup");
+    let clone = Node::start(&dir.path().join("b"), "till-dup");
+    first.client.connect(&hub.peer()).unwrap();
+    assert!(wait_until(WAIT, || {
+        hub.client
+            .peers()
+            .unwrap()
+            .iter()
+            .any(|p| p.node_id == "till-dup")
+    }));
+    clone.client.connect(&hub.peer()).unwrap();
+    assert!(
+        wait_until(WAIT, || !logged("two live nodes claim node id till-dup")
+            .is_empty()),
+        "the hub logs the duplicate"
+    );
+    let lines = logged("two live nodes claim node id till-dup");
+    assert_eq!(lines[0].0, log::Level::Error);
+    assert!(wait_until(WAIT, || {
+        !logged("node id till-dup is already used by another running node").is_empty()
+    }));
+    first.client.put("from-first", b"1").unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &hub.client,
+        "from-first",
+        b"1"
+    )));
+}
+
+#[test]
+fn a_display_name_cannot_inject_log_lines() {
+    // Attack 11: a Hello's display name was logged verbatim.
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-log");
+    let name = "till\n2026-11-30T09:00:00Z ERROR node victim-log: forged line\u{1b}[2J";
+    let _a = Attacker::join_as(victim.addr(), "mallory-log", name, 1);
+    assert!(wait_until(WAIT, || !logged("connected to mallory-log").is_empty()));
+    for (_, line) in logged("mallory-log") {
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
+    }
+    assert!(
+        logged("connected to mallory-log")[0]
+            .1
+            .contains("till\\n2026")
+    );
+}
+
+/// Polls a bare transport until `done` holds (at most 20 s), returning its events.
+fn pump(t: &mut Transport, mut on_poll: impl FnMut(&Transport, &[TransportEvent]) -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let events = t.poll(Some(Duration::from_millis(10)), 0, now_ms());
+        if on_poll(t, &events) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn incomplete_frames_stay_within_the_receive_budget_and_time_out() {
+    // Attack 5: 40 connections each buffering up to 24 MiB took a node to 992 MB; a peer
+    // trickling a byte every 5 s kept its buffer for ever.
+    use std::io::Write;
+    let mut config = TransportConfig::new("victim-frames", "127.0.0.1", 0);
+    config.max_frame = 4 << 20;
+    config.max_receive_buffered = 2 << 20;
+    config.frame_timeout_ms = 700;
+    let mut t = Transport::start(config.clone()).unwrap();
+    let addr = t.local_addr();
+
+    // Before the handshake only a Hello-sized frame is taken.
+    let mut stranger = Attacker::connect(addr);
+    let mut header = (20u32 << 20).to_le_bytes().to_vec();
+    header.extend_from_slice(&[1, 0, 0, 0, 0]);
+    stranger.stream.write_all(&header).unwrap();
+    assert!(pump(&mut t, |_, events| events.iter().any(|e| matches!(
+        e,
+        TransportEvent::Closed { reason, .. } if reason.contains("exceeds the limit of 65536")
+    ))));
+
+    // Eight peers complete the handshake, then each sends 3 MiB of a 4 MiB frame.
+    let senders: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut a = Attacker::connect(addr);
+                a.send(&Message::Hello(softadastra::transport::message::Hello {
+                    protocol_version: softadastra::transport::PROTOCOL_VERSION,
+                    node_id: format!("hoarder-{i}"),
+                    display_name: String::new(),
+                    capabilities: vec![],
+                    auth_scheme: 0,
+                    auth_data: vec![],
+                    instance_id: i,
+                }));
+                let mut frame = (4u32 << 20).to_le_bytes().to_vec();
+                frame.extend_from_slice(&[3, 0, 0, 0, 0]);
+                frame.resize(9 + (3 << 20), 0xAB);
+                // Blocks while the node does not read (its budget is spent); ends when
+                // the node closes the connection.
+                let _ = a.stream.write_all(&frame);
+                a.closed_within(Duration::from_secs(30))
+            })
+        })
+        .collect();
+    let mut most = 0;
+    let mut timed_out = 0;
+    let all_closed = pump(&mut t, |t, events| {
+        most = most.max(t.stats().receive_buffered);
+        timed_out += events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    TransportEvent::Closed { reason, .. } if reason.contains("did not complete")
+                )
+            })
+            .count();
+        timed_out == 8
+    });
+    assert!(
+        all_closed,
+        "every incomplete frame timed out ({timed_out} of 8)"
+    );
+    assert!(
+        most <= config.max_receive_buffered + config.max_frame + 64 * 1024,
+        "at most {most} bytes buffered"
+    );
+    for s in senders {
+        assert!(s.join().unwrap(), "the node closed the connection");
+    }
+}

@@ -1,0 +1,279 @@
+//! A hostile peer speaking docs/protocol.md over a real socket, victim nodes with their own
+//! event-loop thread, and a logger that keeps every log line for the tests to read.
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use softadastra::store::{Operation, Version};
+use softadastra::transport::PROTOCOL_VERSION;
+use softadastra::transport::frame::{self, FrameDecoder};
+use softadastra::transport::message::{Hello, Message};
+use softadastra::{Client, ClientOptions, Peer};
+
+/// Every log line of this test process: (level, target-free message).
+static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = record.args().to_string();
+            LINES.lock().unwrap().push((record.level(), line));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger (once per test process).
+pub fn capture_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        static LOGGER: Capture = Capture;
+        log::set_logger(&LOGGER).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+/// The captured lines that contain `needle`.
+pub fn logged(needle: &str) -> Vec<(log::Level, String)> {
+    LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| l.contains(needle))
+        .cloned()
+        .collect()
+}
+
+/// Waits until `done` holds, at most `within`. Returns whether it did.
+pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A node under attack: a persistent client on 127.0.0.1 (ephemeral port) whose event loop
+/// runs on its own thread, as an application runs it.
+pub struct Node {
+    pub client: Arc<Client>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    pub fn start(dir: &Path, id: &str) -> Node {
+        Self::start_with(dir, id, |_| {})
+    }
+
+    pub fn start_with(dir: &Path, id: &str, tune: impl FnOnce(&mut ClientOptions)) -> Node {
+        let wal = dir.join(format!("{id}.wal"));
+        let mut options = ClientOptions::persistent(id, wal.to_str().unwrap());
+        options.enable_transport = true;
+        options.transport_host = "127.0.0.1".into();
+        tune(&mut options);
+        for _ in 0..20 {
+            // A free port now (the options refuse 0); taken meanwhile: another one.
+            options.transport_port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let client = Arc::new(Client::new(options.clone()));
+            client.open().unwrap();
+            match client.start_transport() {
+                Ok(()) => return Self::run(client),
+                Err(e) if e.to_string().contains("in use") => client.close().unwrap(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no free port found")
+    }
+
+    fn run(client: Arc<Client>) -> Node {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (client, stop) = (client.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if client
+                        .process_transport_events_wait(0, Duration::from_millis(10))
+                        .is_err()
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            })
+        };
+        Node {
+            client,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.client.transport_address().unwrap()
+    }
+
+    pub fn peer(&self) -> Peer {
+        Peer::local(&self.client.options().node_id, self.addr().port())
+    }
+
+    /// Stops the loop, closes the client and opens it again on the same port (a restart).
+    pub fn restart(mut self) -> Node {
+        self.halt();
+        let client = self.client.clone();
+        client.close().unwrap();
+        client.open().unwrap();
+        client.start_transport().unwrap();
+        Self::run(client)
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// An operation as a hostile peer would forge it.
+pub fn forged(origin: &str, seq: u64, version: u64, key: &str, value: &[u8]) -> Operation {
+    Operation {
+        key: key.into(),
+        value: Some(value.to_vec()),
+        version: Version(version),
+        origin: origin.into(),
+        origin_seq: seq,
+        base: None,
+    }
+}
+
+/// A peer that speaks the protocol by hand.
+pub struct Attacker {
+    pub stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl Attacker {
+    /// Connects and completes the handshake as `id`.
+    pub fn join(to: SocketAddr, id: &str) -> Attacker {
+        Self::join_as(to, id, id, 0x5eed)
+    }
+
+    pub fn join_as(to: SocketAddr, id: &str, display_name: &str, instance_id: u64) -> Attacker {
+        let mut a = Self::connect(to);
+        a.send(&Message::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            node_id: id.into(),
+            display_name: display_name.into(),
+            capabilities: vec![],
+            auth_scheme: 0,
+            auth_data: vec![],
+            instance_id,
+        }));
+        let hello = a.recv_until(Duration::from_secs(5), |m| matches!(m, Message::Hello(_)));
+        assert!(hello.is_some(), "the node answered the Hello");
+        a
+    }
+
+    /// A bare TCP connection, no handshake.
+    pub fn connect(to: SocketAddr) -> Attacker {
+        let stream = TcpStream::connect(to).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Attacker {
+            stream,
+            decoder: FrameDecoder::new(64 * 1024 * 1024),
+        }
+    }
+
+    pub fn send(&mut self, m: &Message) {
+        let mut payload = Vec::new();
+        m.encode(&mut payload);
+        let mut out = Vec::new();
+        frame::encode(&mut out, m.kind(), &payload);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next message within `within`; `None` on time-out or when the node closed.
+    pub fn recv(&mut self, within: Duration) -> Option<Message> {
+        let start = Instant::now();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            if let Some((kind, payload)) = self.decoder.next_frame().unwrap() {
+                return Some(Message::decode(kind, &payload).unwrap());
+            }
+            if start.elapsed() >= within {
+                return None;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.decoder.feed(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The first message matching `wanted` within `within` (others are skipped).
+    pub fn recv_until(
+        &mut self,
+        within: Duration,
+        mut wanted: impl FnMut(&Message) -> bool,
+    ) -> Option<Message> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            match self.recv(within.saturating_sub(start.elapsed())) {
+                Some(m) if wanted(&m) => return Some(m),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// Whether the node closed the connection within `within` (messages are skipped).
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        let start = Instant::now();
+        let mut buf = [0u8; 64 * 1024];
+        while start.elapsed() < within {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
