@@ -91,9 +91,14 @@ impl Node {
     /// Starts a node on `data` listening on 127.0.0.1 (a free port, retried if taken
     /// meanwhile) and waits until it answers on its control socket.
     pub fn start(data: &Path, extra: &[&str]) -> Node {
+        Self::start_limited(data, extra, None)
+    }
+
+    /// [`Node::start`] with the process's open-files limit set to `nofile`, if given.
+    pub fn start_limited(data: &Path, extra: &[&str], nofile: Option<u64>) -> Node {
         for attempt in 0..5 {
             let port = free_port();
-            let mut node = Node::spawn(data, port, extra, attempt);
+            let mut node = Node::spawn_limited(data, port, extra, attempt, nofile);
             match node.wait_ready() {
                 Ok(()) => return node,
                 Err(log) if log.contains("in use") && !log.contains("WAL") => continue,
@@ -105,12 +110,39 @@ impl Node {
 
     /// Spawns `node start` without waiting.
     pub fn spawn(data: &Path, port: u16, extra: &[&str], attempt: u32) -> Node {
+        Self::spawn_limited(data, port, extra, attempt, None)
+    }
+
+    fn spawn_limited(
+        data: &Path,
+        port: u16,
+        extra: &[&str],
+        attempt: u32,
+        nofile: Option<u64>,
+    ) -> Node {
         std::fs::create_dir_all(data).unwrap();
         let stem = data.file_name().unwrap().to_string_lossy().to_string();
         let parent = data.parent().unwrap();
         let stdout_path = parent.join(format!("{stem}-{attempt}-{port}.out"));
         let stderr_path = parent.join(format!("{stem}-{attempt}-{port}.err"));
-        let child = command()
+        let mut command = command();
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; it only touches the child's limits.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data)
             .args(["node", "start", "--transport-host", "127.0.0.1"])
