@@ -23,8 +23,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use fuzz_support::{
     check_discovery_packet, check_frame_stream, check_marks_payload, check_message,
-    check_store_payload, check_wal_image, reseal_discovery_packet, reseal_frame_stream,
-    reseal_wal_image,
+    check_store_payload, check_wal_image, node_session_input, reseal_discovery_packet,
+    reseal_frame_stream, reseal_wal_image,
 };
 use softadastra::discovery::packet::{MAX_DISPLAY_NAME_LEN, Packet, PacketKind, truncate_utf8};
 use softadastra::store::op::encode_ops;
@@ -618,4 +618,13 @@ fn regression_wal_reader_fuzz_crash_cc91790a() {
          00323b3b 01000000 010000ff ffffffffffffffff ff
          47004747 01000000 01000000 000003fe00ff47ff be",
     ));
+}
+
+// ---- A node fed sequences of remote messages (stateful) ----
+
+#[test]
+fn node_session_random_message_sequences() {
+    run("node_session", CASES, vec(any::<u8>(), 0..512), |steps| {
+        node_session_input(&steps)
+    });
 }

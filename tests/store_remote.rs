@@ -3,7 +3,7 @@
 
 use softadastra::store::{
     MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, Operation, Refusal, Store, StoreError,
-    StoreOptions, Version,
+    StoreOptions, Version, VersionVector,
 };
 
 fn store(dir: &tempfile::TempDir, node: &str) -> Store {
@@ -323,4 +323,38 @@ fn forged_origins_and_gaps_beyond_the_vector_limits_are_refused() {
     assert!(s.refused_counts().too_many_ranges > 0);
     // Operations that extend what is seen still pass.
     assert_eq!(s.mark_seen("fake-1", &[(2, Version(1))], None), vec![2]);
+}
+
+#[test]
+fn only_the_origin_may_report_its_operations_superseded() {
+    // Otherwise any peer could report node-b's next numbers superseded and silence them.
+    let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+    let claim = [(1, Version(1)), (2, Version(2))];
+    assert!(s.mark_seen("node-b", &claim, Some("node-c")).is_empty());
+    assert_eq!(s.refused_counts().second_hand, 2);
+    assert!(!s.version_vector().contains("node-b", 1));
+    assert_eq!(s.mark_seen("node-b", &claim, Some("node-b")), vec![1, 2]);
+}
+
+#[test]
+fn an_operation_a_claim_covered_before_it_arrived_is_still_applied() {
+    let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+    s.apply_remote(&[op("node-b", 1, 10, "x", Some(b"1"))])
+        .unwrap();
+    s.apply_remote(&[op("node-b", 3, 30, "y", Some(b"3"))])
+        .unwrap();
+    // A peer's catch-up claims node-b's operation 2 was seen (wrongly, or superseded).
+    let claim = VersionVector::from_parts([("node-b".to_string(), 3, vec![], Version(30))]);
+    s.merge_seen(&claim);
+    assert!(s.version_vector().contains("node-b", 2));
+    let late = op("node-b", 2, 20, "z", Some(b"2"));
+    let r = s.apply_remote(std::slice::from_ref(&late)).unwrap();
+    assert_eq!(r.applied, 1, "the claim did not swallow it");
+    assert_eq!(s.get("z").unwrap(), b"2");
+    let again = s.apply_remote(&[late]).unwrap();
+    assert_eq!(
+        (again.applied, again.duplicates),
+        (0, 1),
+        "a real duplicate"
+    );
 }

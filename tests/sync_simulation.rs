@@ -4,6 +4,13 @@
 //! to a last-writer-wins model of every write ever made, and hold every acknowledged write
 //! (or a newer write to the same key).
 //!
+//! A hostile node takes part: it sends the attacks of issue 9 that the engine must refuse
+//! (operations claiming the receiver's own origin with huge numbers, versions at the end of
+//! the clock or a day ahead, floods of forged origins and of superseded numbers that open
+//! gaps, another node's next numbers reported superseded, catch-up claims that every honest
+//! operation up to 10^9 was seen). Honest nodes
+//! must still converge to the model of honest writes and lose no acknowledged one.
+//!
 //! Everything is driven by one seed: a failing seed is printed and replays exactly with
 //! `SOFTADASTRA_SIM_SEED=<seed> cargo test --release --test sync_simulation -- --nocapture`.
 //! CI runs a bounded number of seeds; a long run is
@@ -17,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use softadastra::store::{Entry, Store, StoreOptions, Version, VersionVector};
+use softadastra::store::{Entry, Operation, Store, StoreOptions, Version, VersionVector};
 use softadastra::sync::{Ack, CatchUp, SyncBatch, SyncConfig, SyncEngine};
 
 enum Msg {
@@ -43,6 +50,13 @@ struct Node {
 }
 
 const KEYS: u64 = 16;
+
+/// The hostile node's index in messages (it is not in `Sim::nodes`).
+const HOSTILE: usize = usize::MAX;
+const HOSTILE_ID: &str = "mallory";
+/// Keys the hostile node fills through forged origins: outside the model, and a node may
+/// refuse them once its origin table is full, so they are not compared.
+const JUNK: &str = "junk/";
 
 fn config() -> SyncConfig {
     SyncConfig {
@@ -89,6 +103,9 @@ struct Sim {
     /// (origin, seq) -> (key, version) of every local write.
     writes: HashMap<(String, u64), (String, Version)>,
     acked: HashSet<(String, u64)>,
+    /// Attacks sent, and forged origins used so far.
+    attacks: u64,
+    fake_origins: u64,
 }
 
 impl Sim {
@@ -128,6 +145,14 @@ impl Sim {
         }
     }
 
+    fn id_of(&self, n: usize) -> String {
+        if n == HOSTILE {
+            HOSTILE_ID.to_string()
+        } else {
+            self.nodes[n].id.clone()
+        }
+    }
+
     fn deliver_due(&mut self) -> Result<(), String> {
         let now = self.now();
         let mut due: Vec<InFlight> = Vec::new();
@@ -141,15 +166,16 @@ impl Sim {
         }
         due.sort_by_key(|m| (m.deliver_at, m.order));
         for m in due {
-            if !self.reachable(m.from, m.to) {
+            if !self.reachable(m.from, m.to) || m.to == HOSTILE {
                 continue; // the link went down while the message was on its way
             }
+            let from = self.id_of(m.from);
             let to = &mut self.nodes[m.to];
             match m.msg {
                 Msg::Batch(batch) => {
-                    let ack = to
+                    let (ack, _) = to
                         .engine
-                        .receive_batch(&to.store, &batch)
+                        .receive_batch_report(&to.store, &batch, Some(&from))
                         .map_err(|e| format!("{}: {e}", to.id))?;
                     self.send(m.to, m.from, Msg::Ack(ack));
                 }
@@ -167,8 +193,9 @@ impl Sim {
                 }
                 Msg::CatchUp(catch_up) => {
                     to.engine
-                        .apply_catch_up(&to.store, &catch_up)
+                        .receive_catch_up_part(&to.store, &catch_up.ops, Some(&from))
                         .map_err(|e| format!("{}: {e}", to.id))?;
+                    to.engine.finish_catch_up(&to.store, &catch_up.vector);
                 }
             }
         }
@@ -230,8 +257,97 @@ impl Sim {
         }
     }
 
+    /// Node `n`'s entries, without the hostile node's junk keys.
     fn entries(&self, n: usize) -> Vec<(String, Entry)> {
-        self.nodes[n].store.entries()
+        let mut entries = self.nodes[n].store.entries();
+        entries.retain(|(k, _)| !k.starts_with(JUNK));
+        entries
+    }
+
+    /// The hostile node sends one of its attacks to a random honest node.
+    fn attack(&mut self) {
+        let victim = self.rng.below(self.nodes.len() as u64) as usize;
+        let victim_id = self.nodes[victim].id.clone();
+        let now = self.now();
+        let key = format!("k{:02}", self.rng.below(KEYS));
+        let forged = |origin: &str, seq: u64, version: u64, key: &str| Operation {
+            key: key.to_string(),
+            value: Some(b"forged".to_vec()),
+            version: Version(version),
+            origin: origin.to_string(),
+            origin_seq: seq,
+            base: None,
+        };
+        let batch = |origin: &str, ops: Vec<Operation>, superseded: Vec<(u64, Version)>| {
+            Msg::Batch(SyncBatch {
+                origin: origin.to_string(),
+                ops,
+                superseded,
+            })
+        };
+        self.attacks += 1;
+        let seq = self.attacks;
+        let msg = match self.rng.below(7) {
+            // The victim's own origin with a number it never reached.
+            0 => batch(
+                HOSTILE_ID,
+                vec![forged(&victim_id, 1_000_000_000_000 + seq, now << 16, &key)],
+                vec![],
+            ),
+            1 => batch(
+                &victim_id,
+                vec![],
+                vec![(u64::MAX - seq, Version(now << 16))],
+            ),
+            // A version at the end of the clock, or a day ahead of it.
+            2 => batch(
+                HOSTILE_ID,
+                vec![forged(HOSTILE_ID, seq, u64::MAX, &key)],
+                vec![],
+            ),
+            3 => {
+                let ahead = Version::from_millis(now + 86_400_000).0;
+                batch(
+                    HOSTILE_ID,
+                    vec![forged(HOSTILE_ID, seq, ahead, &key)],
+                    vec![],
+                )
+            }
+            // Forged origins, and superseded numbers that each open a gap.
+            4 => {
+                let first = self.fake_origins;
+                self.fake_origins += 300;
+                let ops = (first..first + 300)
+                    .map(|i| forged(&format!("fake-{i}"), 1, now << 16, &format!("{JUNK}{i}")))
+                    .collect();
+                let gaps = (0..500)
+                    .map(|i| (1_000 * seq + 2 * i + 1, Version(1)))
+                    .collect();
+                batch(HOSTILE_ID, ops, gaps)
+            }
+            // Another node's next numbers reported superseded (silencing by superseded).
+            5 => {
+                let other = &self.nodes[self.rng.below(self.nodes.len() as u64) as usize];
+                let next = other.store.next_seq();
+                let claims = (next..next + 200)
+                    .map(|s| (s, Version(now << 16)))
+                    .collect();
+                batch(&other.id.clone(), vec![], claims)
+            }
+            // A catch-up claiming every honest operation up to 10^9 was seen.
+            _ => {
+                let lie = VersionVector::from_parts(
+                    self.nodes
+                        .iter()
+                        .map(|n| (n.id.clone(), 1_000_000_000, vec![], Version(u64::MAX))),
+                );
+                Msg::CatchUp(CatchUp {
+                    ops: vec![],
+                    vector: lie,
+                })
+            }
+        };
+        self.send(HOSTILE, victim, msg);
     }
 }
 
@@ -274,6 +390,8 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         model: Model::new(),
         writes: HashMap::new(),
         acked: HashSet::new(),
+        attacks: 0,
+        fake_origins: 0,
     };
 
     // Chaos: writes, removes, restarts, partitions, lossy links.
@@ -309,6 +427,9 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
                 }
             }
         }
+        if sim.rng.percent(3) {
+            sim.attack();
+        }
         if step % 97 == 0 {
             let n = sim.rng.below(count as u64) as usize;
             let peer = sim.rng.below(count as u64) as usize;
@@ -343,13 +464,30 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         }
     }
     let Some(rounds) = quiet_after else {
+        let unfinished: Vec<&str> = sim
+            .nodes
+            .iter()
+            .filter(|n| n.engine.has_unfinished_work())
+            .map(|n| n.id.as_str())
+            .collect();
+        let differing: Vec<String> = (1..count)
+            .filter(|&n| sim.entries(n) != sim.entries(0))
+            .map(|n| sim.nodes[n].id.clone())
+            .collect();
+        let refused: Vec<_> = sim.nodes.iter().map(|n| n.store.refused_counts()).collect();
         return Err(format!(
-            "did not settle: {} messages in flight",
+            "did not settle: {} messages in flight, unfinished work on {unfinished:?}, \
+             entries differing from node-0 on {differing:?}, refused {refused:?}",
             sim.net.len()
         ));
     };
 
     // Every store equals the last-writer-wins model of every write.
+    let refused: u64 = sim
+        .nodes
+        .iter()
+        .map(|n| n.store.refused_counts().total())
+        .sum();
     let entries = sim.entries(0);
     let actual: Model = entries
         .iter()
@@ -379,9 +517,10 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         }
     }
     Ok(format!(
-        "seed {seed}: {count} nodes, {} writes, {} acknowledged, {restarts} restarts, {partitions} partitions, quiet after {rounds} rounds",
+        "seed {seed}: {count} nodes, {} writes, {} acknowledged, {restarts} restarts, {partitions} partitions, {} attacks ({refused} operations refused), quiet after {rounds} rounds",
         sim.writes.len(),
-        sim.acked.len()
+        sim.acked.len(),
+        sim.attacks,
     ))
 }
 

@@ -169,6 +169,9 @@ pub enum Refusal {
     TooManyOrigins,
     /// It would open a gap in the vector beyond [`MAX_RANGES`].
     TooManyRanges,
+    /// A number reported superseded by a node that is not its origin: only the origin
+    /// knows which of its operations it superseded (others could silence its future ones).
+    SecondHand,
 }
 
 impl Refusal {
@@ -178,6 +181,7 @@ impl Refusal {
             Refusal::ClockAhead => "stamped further ahead of this node's clock than allowed",
             Refusal::TooManyOrigins => "from a new origin while the origin table is full",
             Refusal::TooManyRanges => "would open a gap while the version vector is full",
+            Refusal::SecondHand => "reported superseded by a node that is not its origin",
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct RefusedCounts {
     pub clock_ahead: u64,
     pub too_many_origins: u64,
     pub too_many_ranges: u64,
+    pub second_hand: u64,
 }
 
 impl RefusedCounts {
@@ -198,6 +203,7 @@ impl RefusedCounts {
             Refusal::ClockAhead => &mut self.clock_ahead,
             Refusal::TooManyOrigins => &mut self.too_many_origins,
             Refusal::TooManyRanges => &mut self.too_many_ranges,
+            Refusal::SecondHand => &mut self.second_hand,
         };
         *slot = slot.saturating_add(1);
     }
@@ -207,6 +213,7 @@ impl RefusedCounts {
             .saturating_add(self.clock_ahead)
             .saturating_add(self.too_many_origins)
             .saturating_add(self.too_many_ranges)
+            .saturating_add(self.second_hand)
     }
 }
 
@@ -688,7 +695,12 @@ impl Store {
             let map = self.map.read();
             let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
             for (i, o) in ops.iter().enumerate() {
-                if map.vector.contains(&o.origin, o.origin_seq) {
+                let existing = map.entries.get(&o.key);
+                let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
+                // Seen before and not newer than what the key holds: a duplicate. Recorded as
+                // seen but newer: a peer's claim covered it before it arrived (a claim can
+                // be wrong); applying it is still right, last-writer-wins is idempotent.
+                if !wins && map.vector.contains(&o.origin, o.origin_seq) {
                     report.duplicates += 1;
                     continue;
                 }
@@ -696,8 +708,6 @@ impl Store {
                     report.refused.push((i, refusal));
                     continue;
                 }
-                let existing = map.entries.get(&o.key);
-                let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
                 if let Some(c) = existing.and_then(|e| conflict(&o.key, e, o, wins)) {
                     report.conflicts.push(c);
                 }
@@ -746,7 +756,8 @@ impl Store {
 
     /// Records operations as seen without applying them: operations their origin reported
     /// as superseded by a newer change to the same key. The same rules as for
-    /// [`Store::apply_remote`] apply; returns the numbers taken (the others were refused).
+    /// [`Store::apply_remote`] apply, and when the `sender` is known it must be the origin
+    /// itself; returns the numbers taken (the others were refused).
     pub fn mark_seen(
         &self,
         origin: &str,
@@ -754,6 +765,11 @@ impl Store {
         sender: Option<&str>,
     ) -> Vec<u64> {
         let mut map = self.map.write();
+        if sender.is_some_and(|s| s != origin) {
+            let refused = seqs.len() as u64;
+            map.refused.second_hand = map.refused.second_hand.saturating_add(refused);
+            return Vec::new();
+        }
         let mut taken = Vec::with_capacity(seqs.len());
         let mut refusals = Vec::new();
         let mut admitted = Vec::new();

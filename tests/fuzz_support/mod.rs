@@ -318,3 +318,178 @@ pub fn reseal_frame_stream(bytes: &mut [u8]) {
 fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
 }
+
+// ---- A node fed sequences of remote messages (stateful) ----
+
+/// The node of [`node_session_input`]: its id, and the time its clock reads.
+pub const SESSION_NODE: &str = "fuzz-node";
+pub const SESSION_PEER: &str = "fuzz-peer";
+pub const SESSION_NOW_MS: u64 = 1_700_000_000_000;
+
+/// Reads an input a byte at a time; zeros once it is used up.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn pick<T: Copy>(&mut self, choices: &[T]) -> T {
+        choices[usize::from(self.byte()) % choices.len()]
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The `node_session` fuzz target's input: a sequence of steps, each chosen and shaped by
+/// the next bytes: a local write, or a message as a peer could send it (a Batch with
+/// operations of any origin, number and version, including this node's own origin, the
+/// ends of the number and clock ranges and forged origins; an Ack; a catch-up part and
+/// its end with any claim; a Vector to serve). After every step the node must keep its
+/// promises: remote input never moved its sequence numbers or its clock beyond the
+/// allowed drift, the vector stays within its bounds, the outbox holds only local work,
+/// and a local write takes effect (no key can be frozen).
+pub fn node_session_input(data: &[u8]) {
+    use softadastra::store::{
+        MAX_ORIGINS, MAX_RANGES, Operation, Store, StoreOptions, Version, VersionVector,
+    };
+    use softadastra::sync::{Ack, SyncBatch, SyncConfig, SyncEngine};
+
+    let mut options = StoreOptions::new(SESSION_NODE, None, false);
+    options.time = Some(std::sync::Arc::new(|| SESSION_NOW_MS));
+    let drift = options.max_clock_drift_ms;
+    let store = Store::open(&options).expect("a memory store opens");
+    let mut engine = SyncEngine::new(SESSION_NODE, SyncConfig::default());
+    let mut input = Bytes(data);
+    let mut local_writes = 0u64;
+    let mut fakes = 0u64;
+    let now = Version::from_millis(SESSION_NOW_MS).0;
+    let seqs = [1, 2, 3, 7, 1_000_000_000_000, u64::MAX - 1, u64::MAX, 0];
+    let versions = [
+        now,
+        now + 1,
+        Version::from_millis(SESSION_NOW_MS + drift).0,
+        Version::from_millis(SESSION_NOW_MS + drift + 1).0,
+        u64::MAX,
+        1,
+    ];
+    let op = |input: &mut Bytes<'_>, fakes: &mut u64| {
+        let origin = match input.byte() % 4 {
+            0 => SESSION_NODE.to_string(),
+            1 | 2 => SESSION_PEER.to_string(),
+            _ => {
+                // Fresh forged origins, many at a time.
+                *fakes += 1 + u64::from(input.byte()) * 16;
+                format!("fake-{fakes}")
+            }
+        };
+        let seq = match input.byte() % 3 {
+            0 => input.pick(&seqs),
+            _ => 1 + u64::from(input.byte()),
+        };
+        Operation {
+            key: format!("k{}", input.byte() % 8),
+            value: (!input.byte().is_multiple_of(4)).then(|| vec![input.byte()]),
+            version: Version(input.pick(&versions)),
+            origin,
+            origin_seq: seq,
+            base: None,
+        }
+    };
+    while !input.is_empty() {
+        match input.byte() % 6 {
+            0 => {
+                let key = format!("k{}", input.byte() % 8);
+                let stamp = store.put(&key, b"local").expect("a local write succeeds");
+                engine.record_local(stamp, [key.as_str()]);
+                local_writes += 1;
+            }
+            1 => {
+                let n = 1 + usize::from(input.byte() % 8);
+                let ops: Vec<Operation> = (0..n).map(|_| op(&mut input, &mut fakes)).collect();
+                let superseded = (0..input.byte() % 4)
+                    .map(|_| (input.pick(&seqs), Version(input.pick(&versions))))
+                    .collect();
+                let origin = input
+                    .pick(&[SESSION_PEER, SESSION_NODE, "fake-0"])
+                    .to_string();
+                let batch = SyncBatch {
+                    origin,
+                    ops,
+                    superseded,
+                };
+                // Invalid operations (number 0, say) refuse the whole batch: allowed.
+                let _ = engine.receive_batch_report(&store, &batch, Some(SESSION_PEER));
+            }
+            2 => {
+                let seqs = (0..input.byte() % 4).map(|_| input.pick(&seqs)).collect();
+                let origin = input.pick(&[SESSION_NODE, SESSION_PEER]).to_string();
+                let _ = engine.receive_ack(&store, &Ack { origin, seqs });
+            }
+            3 => {
+                let n = usize::from(input.byte() % 8);
+                let ops: Vec<Operation> = (0..n).map(|_| op(&mut input, &mut fakes)).collect();
+                let _ = engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER));
+                let claim = VersionVector::from_parts((0..input.byte() % 4).map(|_| {
+                    let origin = input.pick(&[SESSION_NODE, SESSION_PEER, "fake-1"]);
+                    let contiguous = input.pick(&seqs);
+                    (
+                        origin.to_string(),
+                        contiguous,
+                        vec![],
+                        Version(input.pick(&versions)),
+                    )
+                }));
+                engine.finish_catch_up(&store, &claim);
+            }
+            4 => {
+                // Serve a catch-up to an empty vector, a part at a time, to the end.
+                let peer = VersionVector::new();
+                let mut cursor: Option<String> = None;
+                for _ in 0..1_000 {
+                    let (part, next) = store.missing_part(&peer, cursor.as_deref(), 512, 4);
+                    assert!(part.len() <= 4, "a part visits at most its scan budget");
+                    match next {
+                        Some(k) => {
+                            assert!(cursor.as_ref().is_none_or(|c| *c < k), "progress");
+                            cursor = Some(k);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            _ => {
+                let _ = engine.tick(&store, SESSION_NOW_MS, input.byte().is_multiple_of(2), true);
+            }
+        }
+        // The promises.
+        assert_eq!(
+            store.next_seq(),
+            local_writes + 1,
+            "remote input moved the numbers"
+        );
+        assert!(
+            store.last_version() <= Version::last_of_millis(SESSION_NOW_MS + drift),
+            "remote input moved the clock beyond the drift"
+        );
+        let v = store.version_vector();
+        assert!(v.origin_count() <= MAX_ORIGINS + 1 && v.range_count() <= MAX_RANGES);
+        assert!(engine.outbox().counts().total as u64 <= local_writes);
+        let key = format!("k{}", input.byte() % 8);
+        let value = [b'p', input.byte()];
+        let stamp = store.put(&key, &value).expect("a local write succeeds");
+        engine.record_local(stamp, [key.as_str()]);
+        local_writes += 1;
+        assert_eq!(
+            store.get(&key).as_deref(),
+            Some(&value[..]),
+            "the write took effect"
+        );
+    }
+}
