@@ -4,6 +4,7 @@
 //! from several machines; every wait is bounded.
 
 mod cli_support;
+mod hostile_support;
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
@@ -109,4 +110,52 @@ fn a_flood_of_held_connections_leaves_room_for_commands_and_real_peers() {
         hub.log()
     );
     drop(held);
+}
+
+#[test]
+fn the_configured_clock_drift_decides_what_is_refused_and_sync_status_counts_it() {
+    use softadastra::store::Version;
+    use softadastra::sync::SyncBatch;
+    use softadastra::transport::message::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[sync]\nmax_clock_drift_ms = 2000\n").unwrap();
+    let data = dir.path().join("data");
+    let config_arg = config.to_str().unwrap();
+    let node = Node::start(&data, &["--node-id", "drift-node", "--config", config_arg]);
+    let line = node
+        .out()
+        .lines()
+        .find(|l| l.trim_start().starts_with("sync.max_clock_drift_ms"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("2000") && line.contains("file"), "{line}");
+
+    let addr = format!("127.0.0.1:{}", node.port).parse().unwrap();
+    let mut peer = hostile_support::Attacker::join(addr, "drift-peer");
+    let now = hostile_support::now_ms();
+    let at = |ms: u64| Version::from_millis(ms).0;
+    let ops = vec![
+        hostile_support::forged("drift-peer", 1, at(now + 10_000), "ahead", b"10 s"),
+        hostile_support::forged("drift-peer", 2, at(now), "now", b"fine"),
+    ];
+    peer.send(&Message::Batch(SyncBatch {
+        origin: "drift-peer".into(),
+        ops,
+        superseded: vec![],
+    }));
+    let ack = peer.recv_until(Duration::from_secs(10), |m| matches!(m, Message::Ack(_)));
+    assert!(
+        matches!(&ack, Some(Message::Ack(a)) if a.seqs == vec![2]),
+        "{ack:?}"
+    );
+    let status = cli(&data, &["sync", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["refused_count"], 1, "{v}");
+    let get = cli(&data, &["store", "get", "ahead"]);
+    assert_eq!(
+        get.status.code(),
+        Some(1),
+        "the refused value is not stored"
+    );
 }

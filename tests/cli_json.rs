@@ -170,11 +170,13 @@ fn sync_status_json_follows_the_schema() {
         "last_applied_remote_version",
         "total_retries",
         "conflict_count",
+        "refused_count",
     ] {
         fields.push((k, T::Uint));
     }
     check_all(&doc, "sync status", &fields);
     assert_eq!(doc["outbox_size"], 1);
+    assert_eq!(doc["refused_count"], 0);
 }
 
 #[test]

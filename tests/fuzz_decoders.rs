@@ -516,6 +516,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "max_retries",
             "ack_timeout_ms",
             "retry_interval_ms",
+            "max_clock_drift_ms",
         ],
     ),
     ("extra", &["x"]),

@@ -76,6 +76,7 @@ struct FileSync {
     max_retries: Option<i64>,
     ack_timeout_ms: Option<i64>,
     retry_interval_ms: Option<i64>,
+    max_clock_drift_ms: Option<i64>,
 }
 
 /// A peer to connect to, from `peers` ("id@host:port").
@@ -129,6 +130,7 @@ pub struct Settings {
     pub sync_max_retries: u32,
     pub sync_ack_timeout_ms: u32,
     pub sync_retry_interval_ms: u32,
+    pub sync_max_clock_drift_ms: u64,
     pub tick_interval_ms: u64,
     pub log_level: log::LevelFilter,
     sources: BTreeMap<&'static str, Source>,
@@ -164,6 +166,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "SOFTADASTRA_SYNC_RETRY_INTERVAL_MS",
         "sync.retry_interval_ms",
     ),
+    (
+        "SOFTADASTRA_SYNC_MAX_CLOCK_DRIFT_MS",
+        "sync.max_clock_drift_ms",
+    ),
     ("SOFTADASTRA_TICK_INTERVAL_MS", "tick_interval_ms"),
     ("SOFTADASTRA_LOG_LEVEL", "log_level"),
 ];
@@ -191,6 +197,7 @@ impl Default for Settings {
             sync_max_retries: o.max_sync_retries,
             sync_ack_timeout_ms: o.ack_timeout_ms,
             sync_retry_interval_ms: o.retry_interval_ms,
+            sync_max_clock_drift_ms: o.max_clock_drift_ms,
             tick_interval_ms: 1000,
             log_level: log::LevelFilter::Info,
             sources: BTreeMap::new(),
@@ -400,6 +407,10 @@ impl Settings {
                 self.sync_retry_interval_ms = parse_int("sync.retry_interval_ms", src, v, 0)?;
                 self.set("sync.retry_interval_ms", file);
             }
+            if let Some(v) = y.max_clock_drift_ms {
+                self.sync_max_clock_drift_ms = parse_int("sync.max_clock_drift_ms", src, v, 0)?;
+                self.set("sync.max_clock_drift_ms", file);
+            }
         }
         if let Some(v) = f.tick_interval_ms {
             self.tick_interval_ms = parse_int("tick_interval_ms", src, v, 1)?;
@@ -460,6 +471,9 @@ impl Settings {
                 }
                 "sync.retry_interval_ms" => {
                     self.sync_retry_interval_ms = parse_int(key, src, parse_i64(key, src, &v)?, 0)?
+                }
+                "sync.max_clock_drift_ms" => {
+                    self.sync_max_clock_drift_ms = parse_int(key, src, parse_i64(key, src, &v)?, 0)?
                 }
                 "tick_interval_ms" => {
                     self.tick_interval_ms = parse_int(key, src, parse_i64(key, src, &v)?, 1)?
@@ -547,6 +561,7 @@ impl Settings {
         o.max_sync_retries = self.sync_max_retries;
         o.ack_timeout_ms = self.sync_ack_timeout_ms;
         o.retry_interval_ms = self.sync_retry_interval_ms;
+        o.max_clock_drift_ms = self.sync_max_clock_drift_ms;
         o.enable_transport = network && self.transport_enabled;
         o.transport_host = self.transport_host.clone();
         o.transport_port = self.transport_port;
@@ -611,6 +626,10 @@ impl Settings {
                 "sync.retry_interval_ms",
                 self.sync_retry_interval_ms.to_string(),
             ),
+            (
+                "sync.max_clock_drift_ms",
+                self.sync_max_clock_drift_ms.to_string(),
+            ),
             ("tick_interval_ms", self.tick_interval_ms.to_string()),
             ("log_level", self.log_level.to_string().to_lowercase()),
         ];
@@ -656,6 +675,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_retries",
             "ack_timeout_ms",
             "retry_interval_ms",
+            "max_clock_drift_ms",
         ],
     ),
 ];

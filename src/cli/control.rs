@@ -182,6 +182,7 @@ pub fn execute(client: &Client, request: &Request, running: bool) -> Result<Valu
                 "last_applied_remote_version": s.last_applied_remote_version,
                 "total_retries": s.total_retries,
                 "conflict_count": s.conflict_count,
+                "refused_count": client.network_stats()?.refused_operations.total(),
             })
         }
         Request::SyncTick { prune } => {

@@ -230,6 +230,7 @@ pub fn render(out: &Out, command: &str, d: &Value) {
                 "last_applied_remote_version",
                 "total_retries",
                 "conflict_count",
+                "refused_count",
             ]
             .iter()
             .map(|k| vec![k.to_string(), s(&d[*k])])
