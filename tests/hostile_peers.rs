@@ -62,7 +62,11 @@ fn a_forged_operation_of_the_victims_own_origin_cannot_size_its_outbox() {
     assert_eq!(victim.client.entry("after").unwrap().unwrap().origin_seq, 2);
     assert!(victim.client.get("bomb").is_err());
     let stats = victim.client.network_stats().unwrap();
-    assert_eq!(stats.refused_operations.own_origin, 2);
+    assert_eq!(stats.refused_operations.own_origin, 1);
+    assert_eq!(
+        stats.refused_operations.second_hand, 1,
+        "numbers of our origin reported superseded by another node"
+    );
     let victim = victim.restart();
     victim.client.put("after-restart", b"3").unwrap();
     let e = victim.client.entry("after-restart").unwrap().unwrap();

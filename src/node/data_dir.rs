@@ -1,6 +1,5 @@
 //! The CLI's data directory: where a node keeps its WAL and its generated node id.
 
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -74,15 +73,7 @@ pub fn generate_node_id(hostname: &str) -> String {
         })
         .take(48)
         .collect();
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.write_u32(std::process::id());
-    let suffix = hasher.finish() as u32;
+    let suffix = crate::metadata::new_instance_id() as u32;
     let host = host.trim_matches('-');
     if host.is_empty() {
         format!("node-{suffix:08x}")

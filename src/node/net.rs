@@ -3,10 +3,10 @@
 //!
 //! Everything a peer sends is checked against the conversation: catch-up parts and their
 //! end are taken only in answer to a vector this node sent, a vector is answered by one
-//! catch-up at a time per peer (at most [`MAX_SERVING`] at once, each started no more
-//! often than [`CATCH_UP_MIN_INTERVAL_MS`]), and a catch-up is read from the store a
-//! part at a time, so its memory and the time it holds the store stay small. Peer and
-//! dial records are bounded and expire.
+//! catch-up at a time per peer (at most [`MAX_SERVING`] at once, one per peer node every
+//! [`CATCH_UP_MIN_INTERVAL_MS`]), and a catch-up is read from the store a part at a time
+//! within [`CATCH_UP_SCAN_PER_SECOND`], so its memory, its CPU and the time it holds the
+//! store stay small. Peer and dial records are bounded and expire.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,13 +22,18 @@ use crate::transport::{ConnId, Transport, TransportEvent};
 const CATCH_UP_PART_BYTES: usize = 1024 * 1024;
 /// Store entries visited per catch-up step, so that one step holds the store briefly.
 const CATCH_UP_SCAN_PER_STEP: usize = 16 * 1024;
-/// Store entries visited by all catch-ups in one pass of the loop.
+/// Store entries visited by all catch-ups in one pass of the loop, at most.
 const CATCH_UP_SCAN_PER_PASS: usize = 64 * 1024;
+/// Store entries visited by all catch-ups per second, at most: however many peers ask,
+/// serving them costs a bounded share of a core (a million entries take about 4 s).
+pub const CATCH_UP_SCAN_PER_SECOND: usize = 256 * 1024;
 /// Catch-ups served at once; a vector beyond them is answered at once with an empty end
 /// (the peer asks again at its next periodic catch-up).
 pub const MAX_SERVING: usize = 16;
-/// A peer is served a new catch-up no sooner than this after the last one began.
-pub const CATCH_UP_MIN_INTERVAL_MS: u64 = 1_000;
+/// A peer node is served a new catch-up no sooner than this after its last one began
+/// (counted by node id, so reconnecting does not reset it). Honest peers ask every 30 s,
+/// on connecting and after missed batches.
+pub const CATCH_UP_MIN_INTERVAL_MS: u64 = 5_000;
 /// Largest vector taken or sent: a vector within the store's own bounds (origins and
 /// ranges) is far smaller; a bigger one from a peer is a protocol error, and ours is sent
 /// in part when it exceeds it (claiming less is always safe).
@@ -65,8 +70,6 @@ struct Link {
     vector_wanted: bool,
     /// A part failed to apply: the end must not be merged.
     broken: bool,
-    /// When a catch-up for this peer last began.
-    last_served_ms: Option<u64>,
     /// When this node last asked the peer for a catch-up.
     last_requested_ms: u64,
     /// The peer missed a batch (full send buffer): ask it for a catch-up once it drains.
@@ -107,6 +110,13 @@ pub struct Net {
     links: HashMap<ConnId, Link>,
     serving: HashMap<ConnId, Serving>,
     stats: CatchUpStats,
+    /// When a catch-up for each peer node last began (entries older than the interval are
+    /// dropped, so this holds at most the nodes served in the last interval).
+    last_served_ms: HashMap<String, u64>,
+    /// Store entries catch-ups may still visit (a bucket refilled at
+    /// [`CATCH_UP_SCAN_PER_SECOND`]), and when it was last refilled.
+    scan_tokens: usize,
+    scan_refilled_ms: u64,
     /// Peers by address: dialled ones, and every peer seen connected.
     pub known: HashMap<SocketAddr, PeerRecord>,
     /// The node id expected at a dialled address (from `Client::connect` or discovery).
@@ -123,6 +133,9 @@ impl Net {
             links: HashMap::new(),
             serving: HashMap::new(),
             stats: CatchUpStats::default(),
+            last_served_ms: HashMap::new(),
+            scan_tokens: CATCH_UP_SCAN_PER_PASS,
+            scan_refilled_ms: 0,
             known: HashMap::new(),
             expected: HashMap::new(),
             discovered: HashMap::new(),
@@ -425,14 +438,21 @@ impl Net {
     }
 
     /// Closes `conn` for breaking the conversation.
-    fn refuse(&mut self, store: &Store, sync: &mut SyncEngine, conn: ConnId, reason: String) {
+    fn refuse(
+        &mut self,
+        store: &Store,
+        sync: &mut SyncEngine,
+        conn: ConnId,
+        reason: String,
+        now_ms: u64,
+    ) {
         log::warn!("node {}: protocol error: {reason}", self.node_id());
         self.stats.protocol_errors += 1;
         for event in self
             .transport
             .refuse(conn, format!("protocol error: {reason}"))
         {
-            self.handle(store, sync, event, 0);
+            self.handle(store, sync, event, now_ms);
         }
     }
 
@@ -473,7 +493,7 @@ impl Net {
             Message::CatchUp(ops) => {
                 let Some(link) = self.links.get(&conn).filter(|l| l.awaiting) else {
                     let reason = "a catch-up part that no vector of this node asked for".into();
-                    return self.refuse(store, sync, conn, reason);
+                    return self.refuse(store, sync, conn, reason, now_ms);
                 };
                 if link.broken {
                     return; // The rest of a catch-up that failed: its end is not merged.
@@ -494,14 +514,14 @@ impl Net {
             Message::CatchUpDone(vector) => {
                 let Some(link) = self.links.get_mut(&conn).filter(|l| l.awaiting) else {
                     let reason = "a catch-up end that no vector of this node asked for".into();
-                    return self.refuse(store, sync, conn, reason);
+                    return self.refuse(store, sync, conn, reason, now_ms);
                 };
                 let merge = !std::mem::take(&mut link.broken);
                 let again = std::mem::take(&mut link.vector_wanted);
                 link.awaiting = false;
                 if vector.wire_len() > MAX_VECTOR_BYTES {
                     let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
-                    return self.refuse(store, sync, conn, reason);
+                    return self.refuse(store, sync, conn, reason, now_ms);
                 }
                 if merge {
                     sync.finish_catch_up(store, &vector);
@@ -527,7 +547,7 @@ impl Net {
     ) {
         if vector.wire_len() > MAX_VECTOR_BYTES {
             let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
-            return self.refuse(store, sync, conn, reason);
+            return self.refuse(store, sync, conn, reason, now_ms);
         }
         self.check_own_origin_claim(store, conn, from, &vector);
         if self.serving.contains_key(&conn) || self.serving.len() >= MAX_SERVING {
@@ -543,11 +563,13 @@ impl Net {
             return;
         }
         self.stats.started += 1;
-        let link = self.links.entry(conn).or_default();
-        let not_before_ms = link
+        self.last_served_ms
+            .retain(|_, t| now_ms.saturating_sub(*t) < CATCH_UP_MIN_INTERVAL_MS);
+        let not_before_ms = self
             .last_served_ms
+            .get(from)
             .map_or(now_ms, |t| t.saturating_add(CATCH_UP_MIN_INTERVAL_MS));
-        link.last_served_ms = Some(not_before_ms.max(now_ms));
+        self.last_served_ms.insert(from.to_string(), not_before_ms);
         self.serving.insert(
             conn,
             Serving {
@@ -623,7 +645,16 @@ impl Net {
     /// Serves catch-ups a part at a time while the peers' send buffers have room, within a
     /// scan budget per pass.
     fn stream_catch_ups(&mut self, store: &Store, now_ms: u64) {
-        let mut budget = CATCH_UP_SCAN_PER_PASS;
+        let elapsed = now_ms.saturating_sub(self.scan_refilled_ms);
+        let refill = (elapsed as usize).saturating_mul(CATCH_UP_SCAN_PER_SECOND) / 1_000;
+        if refill > 0 {
+            self.scan_tokens = self
+                .scan_tokens
+                .saturating_add(refill)
+                .min(CATCH_UP_SCAN_PER_PASS);
+            self.scan_refilled_ms = now_ms;
+        }
+        let mut budget = self.scan_tokens;
         let conns: Vec<ConnId> = self.serving.keys().copied().collect();
         for conn in conns {
             while budget > 0 {
@@ -664,6 +695,7 @@ impl Net {
                 }
             }
         }
+        self.scan_tokens = budget;
     }
 
     fn periodic_catch_ups(&mut self, now_ms: u64) {

@@ -990,7 +990,8 @@ impl Transport {
             // means two running nodes share one id: their writes would be acknowledged and
             // silently dropped as duplicates, so the newcomer is refused, loudly. A silent
             // one is the previous run of a restarted peer: replaced.
-            let alive = self.now_ms.saturating_sub(last_recv_ms) <= 2 * self.config.keepalive_ms;
+            let alive = self.now_ms.saturating_sub(last_recv_ms) <= 2 * self.config.keepalive_ms
+                && self.still_open(other);
             if alive {
                 let reason = format!(
                     "node id {} is already used by another running node (instance {:016x}, \
@@ -1039,6 +1040,20 @@ impl Transport {
         }
         out.push(TransportEvent::Ready { conn: id, node_id });
         true
+    }
+
+    /// Whether connection `id`'s socket is still open: a process that exited had its
+    /// connections closed by the kernel, even if this node has not read the end yet.
+    fn still_open(&self, id: ConnId) -> bool {
+        let Some(c) = self.conns.get(&id) else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        match c.stream.peek(&mut byte) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        }
     }
 
     /// Sends a Reject with the reason, then closes once it is written.
