@@ -358,3 +358,34 @@ fn an_operation_a_claim_covered_before_it_arrived_is_still_applied() {
         "a real duplicate"
     );
 }
+
+#[test]
+fn a_forged_own_operation_already_in_the_log_neither_moves_the_numbering_nor_is_resent() {
+    // A log written before such operations were refused: the same file opened under
+    // another node id takes an operation "of node-a" numbered u64::MAX, as old code did.
+    use softadastra::sync::{SyncConfig, SyncEngine};
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("shared.wal");
+    let as_node = |id: &str| StoreOptions::new(id, Some(wal.clone()), true);
+    let s = Store::open(&as_node("node-a")).unwrap();
+    s.put("mine", b"1").unwrap();
+    drop(s);
+    let s = Store::open(&as_node("node-x")).unwrap();
+    s.apply_remote(&[op("node-a", u64::MAX, 5, "forged", Some(b"x"))])
+        .unwrap();
+    drop(s);
+    let mut engine = SyncEngine::new("node-a", SyncConfig::default());
+    let s = Store::open_with(&as_node("node-a"), None, &mut engine).unwrap();
+    assert_eq!(s.next_seq(), 2, "numbering continues after the real writes");
+    assert_eq!(
+        engine.outbox().counts().total,
+        1,
+        "only the real write is queued"
+    );
+    assert_eq!(
+        s.get("forged").unwrap(),
+        b"x",
+        "stored data is left as it was"
+    );
+    assert_eq!(s.put("next", b"2").unwrap().first_seq, 2);
+}

@@ -421,6 +421,10 @@ pub struct StoreOptions {
     pub max_clock_drift_ms: u64,
 }
 
+/// An own operation replayed with a number more than this beyond the greatest before it
+/// was not written by this node (no node writes four billion operations between two).
+const MAX_OWN_SEQ_JUMP: u64 = 1 << 32;
+
 /// The default of [`StoreOptions::max_clock_drift_ms`]: one minute.
 pub const DEFAULT_MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
@@ -474,6 +478,12 @@ impl Store {
         // such a key still gets a greater version (see `write`), other keys keep real time.
         let horizon = Version::last_of_millis(time().saturating_add(options.max_clock_drift_ms));
         let mut ahead = 0u64;
+        // This node's own operations, in log order, have increasing numbers (they are issued
+        // under the log's append lock). One far beyond the greatest so far was never written
+        // here: forged data stored before such operations were refused. It keeps its place
+        // in the store but is not sent again and does not move the numbering.
+        let mut own_max = 0u64;
+        let mut forged_own = 0u64;
         let (wal, recovery) = match &options.wal_path {
             None => (None, None),
             Some(path) => {
@@ -485,6 +495,13 @@ impl Store {
                             ahead += 1;
                         }
                         map.apply(&op);
+                        if op.origin == options.node_id {
+                            if op.origin_seq > own_max.saturating_add(MAX_OWN_SEQ_JUMP) {
+                                forged_own += 1;
+                                return;
+                            }
+                            own_max = own_max.max(op.origin_seq);
+                        }
                         observer.op(&op);
                     }),
                     _ => observer.record(r),
@@ -499,6 +516,13 @@ impl Store {
                     recovery.records,
                     map.live
                 );
+                if forged_own > 0 {
+                    log::warn!(
+                        "store {}: {forged_own} logged operations claim this node's origin with \
+                         numbers it never reached; they are not sent again",
+                        path.display()
+                    );
+                }
                 if ahead > 0 {
                     log::warn!(
                         "store {}: {ahead} logged operations are stamped more than {} ms \
@@ -519,11 +543,7 @@ impl Store {
         })?;
         let node_id: Arc<str> = map.intern(&options.node_id);
         // Saturates: a log ending at u64::MAX refuses further writes with a clear error.
-        let next_seq = map
-            .vector
-            .get(&node_id)
-            .map_or(0, |p| p.max_seq())
-            .saturating_add(1);
+        let next_seq = own_max.saturating_add(1);
         Ok(Store {
             node_id,
             wal,
