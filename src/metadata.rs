@@ -31,7 +31,8 @@ impl MetadataError {
 /// in file names, logs, and on the wire.
 pub fn validate_node_id(node_id: &str) -> Result<(), MetadataError> {
     let invalid = |reason: String| MetadataError::InvalidNodeId {
-        node_id: node_id.chars().take(MAX_NODE_ID_LEN + 8).collect(),
+        // Escaped and cut: the id may come from a peer, and the error may be logged.
+        node_id: crate::logsafe::shown(node_id),
         reason,
     };
     if node_id.is_empty() {

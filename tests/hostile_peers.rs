@@ -411,6 +411,23 @@ fn a_display_name_cannot_inject_log_lines() {
             .1
             .contains("till\\n2026")
     );
+
+    // An invalid node id is quoted in the reason the node logs: escaped too.
+    let mut bad = Attacker::connect(victim.addr());
+    bad.send(&Message::Hello(softadastra::transport::message::Hello {
+        protocol_version: softadastra::transport::PROTOCOL_VERSION,
+        node_id: "bad\nERROR node victim-log: forged".into(),
+        display_name: String::new(),
+        capabilities: vec![],
+        auth_scheme: 0,
+        auth_data: vec![],
+        instance_id: 2,
+    }));
+    assert!(bad.closed_within(WAIT));
+    assert!(wait_until(WAIT, || !logged("invalid node id \"bad\\n").is_empty()));
+    for (_, line) in logged("forged") {
+        assert!(!line.contains('\n'), "{line:?}");
+    }
 }
 
 /// Polls a bare transport until `done` holds (at most 20 s), returning its events.

@@ -262,7 +262,7 @@ impl Packet {
         } else {
             let ip: IpAddr = host
                 .parse()
-                .map_err(|_| PacketError::InvalidHost(host.clone()))?;
+                .map_err(|_| PacketError::InvalidHost(crate::logsafe::shown(&host)))?;
             (!ip.is_unspecified()).then_some(ip)
         };
         let display_name = r.string("display name", MAX_DISPLAY_NAME_LEN)?;

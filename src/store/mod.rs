@@ -1048,7 +1048,7 @@ fn local_ops<'a>(
 
 fn validate_remote(o: &Operation, check_origin: bool) -> Result<(), StoreError> {
     let invalid = |reason: String| StoreError::InvalidRemoteOp {
-        origin: o.origin.chars().take(140).collect(),
+        origin: crate::logsafe::shown(&o.origin),
         seq: o.origin_seq,
         reason,
     };

@@ -99,14 +99,25 @@ impl Op<'_> {
 /// A key shortened for error messages.
 pub(crate) fn shown_key(key: &str) -> String {
     const SHOWN: usize = 64;
+    // Keys may come from a peer and errors may be logged: control characters are escaped.
+    let escape = |k: &str| {
+        k.chars().fold(String::new(), |mut out, c| {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+            out
+        })
+    };
     if key.len() <= SHOWN {
-        return key.to_string();
+        return escape(key);
     }
     let mut cut = SHOWN;
     while !key.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}...", &key[..cut])
+    format!("{}...", escape(&key[..cut]))
 }
 
 /// Checks the key rules: non-empty, at most [`MAX_KEY_LEN`] bytes.
