@@ -351,7 +351,8 @@ impl Bytes<'_> {
 /// the next bytes: a local write, or a message as a peer could send it (a Batch with
 /// operations of any origin, number and version, including this node's own origin, the
 /// ends of the number and clock ranges and forged origins; an Ack; a catch-up part and
-/// its end with any claim; a Vector to serve). After every step the node must keep its
+/// its end with any claim; a Vector to serve; raw bytes decoded as a message and handled as
+/// the node handles it). After every step the node must keep its
 /// promises: remote input never moved its sequence numbers or its clock beyond the
 /// allowed drift, the vector stays within its bounds, the outbox holds only local work,
 /// and a local write takes effect (no key can be frozen).
@@ -403,7 +404,7 @@ pub fn node_session_input(data: &[u8]) {
         }
     };
     while !input.is_empty() {
-        match input.byte() % 6 {
+        match input.byte() % 7 {
             0 => {
                 let key = format!("k{}", input.byte() % 8);
                 let stamp = store.put(&key, b"local").expect("a local write succeeds");
@@ -464,8 +465,30 @@ pub fn node_session_input(data: &[u8]) {
                     }
                 }
             }
-            _ => {
+            5 => {
                 let _ = engine.tick(&store, SESSION_NOW_MS, input.byte().is_multiple_of(2), true);
+            }
+            _ => {
+                // Raw bytes decoded as a message, handled as the node handles it.
+                let kind = input.byte();
+                let len = usize::from(input.byte());
+                let payload: Vec<u8> = (0..len).map(|_| input.byte()).collect();
+                match Message::decode(kind, &payload) {
+                    Ok(Message::Batch(b)) => {
+                        let _ = engine.receive_batch_report(&store, &b, Some(SESSION_PEER));
+                    }
+                    Ok(Message::Ack(a)) => {
+                        let _ = engine.receive_ack(&store, &a);
+                    }
+                    Ok(Message::CatchUp(ops)) => {
+                        let _ = engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER));
+                    }
+                    Ok(Message::CatchUpDone(v)) => engine.finish_catch_up(&store, &v),
+                    Ok(Message::Vector(v)) => {
+                        let _ = store.missing_part(&v, None, 512, 64);
+                    }
+                    _ => {}
+                }
             }
         }
         // The promises.
