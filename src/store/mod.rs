@@ -228,6 +228,9 @@ struct Admission<'a> {
     horizon: Version,
     new_origins: HashSet<&'a str>,
     new_ranges: usize,
+    /// The origin admitted last, its progress, and the number admitted: operations of a
+    /// batch mostly come from one origin in order, and each then extends the one before.
+    last: Option<(&'a str, Option<&'a OriginProgress>, u64)>,
 }
 
 impl<'a> Admission<'a> {
@@ -239,6 +242,7 @@ impl<'a> Admission<'a> {
             horizon,
             new_origins: HashSet::new(),
             new_ranges: 0,
+            last: None,
         }
     }
 
@@ -251,26 +255,35 @@ impl<'a> Admission<'a> {
         if version > self.horizon {
             return Err(Refusal::ClockAhead);
         }
-        let progress = self.vector.get(origin);
-        if progress.is_none() && !self.new_origins.contains(origin) {
-            let limit = if self.sender == Some(origin) {
-                MAX_ORIGINS
-            } else {
-                MAX_RELAYED_ORIGINS
-            };
-            if self.vector.origin_count() + self.new_origins.len() >= limit {
-                return Err(Refusal::TooManyOrigins);
+        let (progress, previous) = match self.last {
+            Some((o, p, s)) if o == origin => (p, Some(s)),
+            _ => {
+                let progress = self.vector.get(origin);
+                if progress.is_none() && !self.new_origins.contains(origin) {
+                    let limit = if self.sender == Some(origin) {
+                        MAX_ORIGINS
+                    } else {
+                        MAX_RELAYED_ORIGINS
+                    };
+                    if self.vector.origin_count() + self.new_origins.len() >= limit {
+                        return Err(Refusal::TooManyOrigins);
+                    }
+                    self.new_origins.insert(origin);
+                }
+                (progress, None)
             }
-            self.new_origins.insert(origin);
-        }
-        // Counted conservatively: two operations of one call that touch each other count
-        // as two new gaps.
-        if progress.is_none_or(|p| p.opens_range(seq)) && seq > 1 {
+        };
+        // A number right after the one admitted before it extends it. Otherwise counted
+        // conservatively: operations of one call that touch each other out of order count
+        // as new gaps.
+        let extends = previous.is_some_and(|p| p.checked_add(1) == Some(seq));
+        if !extends && seq > 1 && progress.is_none_or(|p| p.opens_range(seq)) {
             if self.vector.range_count() + self.new_ranges >= MAX_RANGES {
                 return Err(Refusal::TooManyRanges);
             }
             self.new_ranges += 1;
         }
+        self.last = Some((origin, progress, seq));
         Ok(())
     }
 }
@@ -370,11 +383,6 @@ impl Map {
         self.entries
             .get(key)
             .map(|e| (e.origin.clone(), e.origin_seq))
-    }
-
-    /// The version of `key`'s entry (zero when it has none).
-    fn version_of(&self, key: &str) -> Version {
-        self.entries.get(key).map(|e| e.version).unwrap_or_default()
     }
 }
 
@@ -476,7 +484,7 @@ impl Store {
         // Versions further ahead than the drift (stored before such operations were
         // refused) stay in the entries but do not drag the clock along: a local write to
         // such a key still gets a greater version (see `write`), other keys keep real time.
-        let horizon = Version::last_of_millis(time().saturating_add(options.max_clock_drift_ms));
+        let horizon = horizon_at(time(), options.max_clock_drift_ms);
         let mut ahead = 0u64;
         // This node's own operations, in log order, have increasing numbers (they are issued
         // under the log's append lock). One far beyond the greatest so far was never written
@@ -627,12 +635,25 @@ impl Store {
             let next_seq = first_seq
                 .checked_add(count)
                 .ok_or_else(|| exhausted("this node's sequence numbers are used up"))?;
-            let floor = changes
+            // The base of each change (an earlier change to the same key in this write, or
+            // the entry in the map) and the greatest version among those entries, in one
+            // lookup per key.
+            let mut floor = Version::default();
+            let bases: Vec<Base> = changes
                 .iter()
-                .map(|&(key, _)| map.version_of(key))
-                .max()
-                .unwrap_or_default();
-            let first_version = if floor > self.horizon() {
+                .enumerate()
+                .map(
+                    |(i, &(key, _))| match changes[..i].iter().rposition(|c| c.0 == key) {
+                        Some(j) => Some((self.node_id.clone(), first_seq + j as u64)),
+                        None => map.entries.get(key).map(|e| {
+                            floor = floor.max(e.version);
+                            (e.origin.clone(), e.origin_seq)
+                        }),
+                    },
+                )
+                .collect();
+            let now = (self.time)();
+            let first_version = if floor > horizon_at(now, self.max_clock_drift_ms) {
                 // The stored version is from the far future (logged before such versions
                 // were refused): go just above it without dragging the clock along, so
                 // that other keys keep real time.
@@ -640,7 +661,7 @@ impl Store {
                     .next()
                     .filter(|first| first.0.checked_add(count - 1).is_some())
             } else {
-                counters.clock.tick_n((self.time)(), count, floor)
+                counters.clock.tick_n(now, count, floor)
             }
             .ok_or_else(|| {
                 exhausted("no version is left above the one stored (a version from the far future)")
@@ -651,18 +672,6 @@ impl Store {
                 first_version,
                 count,
             };
-            // The base of each change: an earlier change to the same key in this write, or
-            // the entry in the map.
-            let bases = changes
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, &(key, _))| match changes[..i].iter().rposition(|c| c.0 == key) {
-                        Some(j) => Some((self.node_id.clone(), first_seq + j as u64)),
-                        None => map.base_of(key),
-                    },
-                )
-                .collect();
             Ok((stamp, bases))
         };
         let (stamp, bases) = match &self.wal {
@@ -744,12 +753,16 @@ impl Store {
             })?;
         }
         let mut map = self.map.write();
-        let mut refused = vec![false; ops.len()];
-        for &(i, r) in &report.refused {
-            map.refused.add(r);
-            refused[i] = true;
+        // Which operations were refused, by position (empty, and never read, when none).
+        let mut refused = Vec::new();
+        if !report.refused.is_empty() {
+            refused = vec![false; ops.len()];
+            for &(i, r) in &report.refused {
+                map.refused.add(r);
+                refused[i] = true;
+            }
         }
-        let accepted = |(i, _): &(usize, &Operation)| !refused[*i];
+        let accepted = |(i, _): &(usize, &Operation)| refused.is_empty() || !refused[*i];
         let mut counters = self.counters.lock();
         for (_, o) in ops.iter().enumerate().filter(accepted) {
             counters.clock.observe(o.version);
@@ -771,7 +784,7 @@ impl Store {
 
     /// The greatest version a remote operation may carry now.
     fn horizon(&self) -> Version {
-        Version::last_of_millis((self.time)().saturating_add(self.max_clock_drift_ms))
+        horizon_at((self.time)(), self.max_clock_drift_ms)
     }
 
     /// Records operations as seen without applying them: operations their origin reported
@@ -784,6 +797,9 @@ impl Store {
         seqs: &[(u64, Version)],
         sender: Option<&str>,
     ) -> Vec<u64> {
+        if seqs.is_empty() {
+            return Vec::new();
+        }
         let mut map = self.map.write();
         if sender.is_some_and(|s| s != origin) {
             let refused = seqs.len() as u64;
@@ -1020,6 +1036,11 @@ impl Store {
             None => Ok(()),
         }
     }
+}
+
+/// The greatest version accepted from outside at wall-clock time `now_ms`.
+fn horizon_at(now_ms: u64, max_clock_drift_ms: u64) -> Version {
+    Version::last_of_millis(now_ms.saturating_add(max_clock_drift_ms))
 }
 
 /// The entry a change overwrites, as (origin, origin sequence number).

@@ -120,6 +120,30 @@ impl OutboxCounts {
 /// number of entries, however many are in flight. New operations are found from a cursor,
 /// retries from a small ordered set, expired ACK deadlines from the front of a queue, and
 /// pruning only visits what it removes.
+/// The outbox's counts and prune lists, kept apart from its entries so that an entry can
+/// change state in place (one lookup).
+#[derive(Clone, Debug, Default)]
+struct Books {
+    counts: OutboxCounts,
+    /// Operations that became acknowledged or failed, for pruning.
+    acknowledged: Vec<u64>,
+    failed: Vec<u64>,
+}
+
+impl Books {
+    /// Entry `seq` (`e`) moves to `state`.
+    fn moved(&mut self, seq: u64, e: &mut OutboxEntry, state: OpState) {
+        let old = std::mem::replace(&mut e.state, state);
+        *self.counts.slot(old) -= 1;
+        *self.counts.slot(state) += 1;
+        match state {
+            OpState::Acknowledged => self.acknowledged.push(seq),
+            OpState::Failed => self.failed.push(seq),
+            _ => {}
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Outbox {
     config: SyncConfig,
@@ -131,10 +155,7 @@ pub struct Outbox {
     requeued: BTreeSet<u64>,
     /// (ACK deadline, seq) in send order; pairs whose operation moved on are skipped.
     deadlines: VecDeque<(u64, u64)>,
-    /// Operations that became acknowledged or failed, for pruning.
-    acknowledged: Vec<u64>,
-    failed: Vec<u64>,
-    counts: OutboxCounts,
+    books: Books,
     total_retries: u64,
     last_submitted_version: Version,
 }
@@ -147,9 +168,7 @@ impl Outbox {
             taken_up_to: None,
             requeued: BTreeSet::new(),
             deadlines: VecDeque::new(),
-            acknowledged: Vec::new(),
-            failed: Vec::new(),
-            counts: OutboxCounts::default(),
+            books: Books::default(),
             total_retries: 0,
             last_submitted_version: Version::default(),
         }
@@ -170,24 +189,16 @@ impl Outbox {
 
     /// Moves an entry to `state`, keeping the counts and the prune lists right.
     fn set_state(&mut self, seq: u64, state: OpState) {
-        let Some(e) = self.entries.get_mut(&seq) else {
-            return;
-        };
-        let old = std::mem::replace(&mut e.state, state);
-        *self.counts.slot(old) -= 1;
-        *self.counts.slot(state) += 1;
-        match state {
-            OpState::Acknowledged => self.acknowledged.push(seq),
-            OpState::Failed => self.failed.push(seq),
-            _ => {}
+        if let Some(e) = self.entries.get_mut(&seq) {
+            self.books.moved(seq, e, state);
         }
     }
 
     /// Removes an entry, if present.
     fn remove(&mut self, seq: u64) -> Option<OutboxEntry> {
         let e = self.entries.remove(&seq)?;
-        *self.counts.slot(e.state) -= 1;
-        self.counts.total -= 1;
+        *self.books.counts.slot(e.state) -= 1;
+        self.books.counts.total -= 1;
         self.requeued.remove(&seq);
         Some(e)
     }
@@ -212,8 +223,8 @@ impl Outbox {
                 ack_deadline: 0,
             },
         );
-        self.counts.total += 1;
-        *self.counts.slot(state) += 1;
+        self.books.counts.total += 1;
+        *self.books.counts.slot(state) += 1;
         if state == OpState::Queued && self.behind_cursor(seq) {
             self.requeued.insert(seq);
         }
@@ -276,13 +287,16 @@ impl Outbox {
     }
 
     fn take(&mut self, seq: u64, deadline: u64, batch: &mut Vec<u64>) {
-        if let Some(e) = self.entry_mut(seq) {
-            e.attempts += 1;
-            e.ack_deadline = deadline;
+        if let Some(e) = self.entries.get_mut(&seq) {
+            take_entry(
+                &mut self.books,
+                &mut self.deadlines,
+                seq,
+                e,
+                deadline,
+                batch,
+            );
         }
-        self.set_state(seq, OpState::InFlight);
-        self.deadlines.push_back((deadline, seq));
-        batch.push(seq);
     }
 
     /// Takes up to `batch_size` queued operations whose backoff has passed, lowest sequence
@@ -311,22 +325,25 @@ impl Outbox {
                 Some(t) => (Bound::Excluded(t), Bound::Unbounded),
                 None => (Bound::Unbounded, Bound::Unbounded),
             };
-            let mut first_sends = Vec::new();
             let mut last_visited = None;
-            for (&seq, e) in self.entries.range(after) {
-                if batch.len() + first_sends.len() >= size {
+            for (&seq, e) in self.entries.range_mut(after) {
+                if batch.len() >= size {
                     break;
                 }
                 last_visited = Some(seq);
                 if e.state == OpState::Queued {
-                    first_sends.push(seq);
+                    take_entry(
+                        &mut self.books,
+                        &mut self.deadlines,
+                        seq,
+                        e,
+                        deadline,
+                        &mut batch,
+                    );
                 }
             }
             if last_visited.is_some() {
                 self.taken_up_to = last_visited;
-            }
-            for seq in first_sends {
-                self.take(seq, deadline, &mut batch);
             }
         }
         batch.sort_unstable();
@@ -352,15 +369,18 @@ impl Outbox {
     pub fn acknowledge(&mut self, seqs: &[u64]) -> Vec<u64> {
         let mut newly = Vec::new();
         for &seq in seqs {
-            let known = self
+            let Some(e) = self
                 .entries
-                .get(&seq)
-                .is_some_and(|e| e.state != OpState::Acknowledged);
-            if known {
+                .get_mut(&seq)
+                .filter(|e| e.state != OpState::Acknowledged)
+            else {
+                continue;
+            };
+            if e.state == OpState::Queued {
                 self.requeued.remove(&seq);
-                self.set_state(seq, OpState::Acknowledged);
-                newly.push(seq);
             }
+            self.books.moved(seq, e, OpState::Acknowledged);
+            newly.push(seq);
         }
         newly
     }
@@ -368,7 +388,7 @@ impl Outbox {
     /// Removes acknowledged operations only; returns how many.
     pub fn prune_completed(&mut self) -> usize {
         let mut pruned = 0;
-        for seq in std::mem::take(&mut self.acknowledged) {
+        for seq in std::mem::take(&mut self.books.acknowledged) {
             let done = self
                 .entries
                 .get(&seq)
@@ -383,7 +403,7 @@ impl Outbox {
     /// Removes failed operations only; returns their sequence numbers.
     pub fn prune_failed(&mut self) -> Vec<u64> {
         let mut pruned = Vec::new();
-        for seq in std::mem::take(&mut self.failed) {
+        for seq in std::mem::take(&mut self.books.failed) {
             let failed = self
                 .entries
                 .get(&seq)
@@ -413,7 +433,7 @@ impl Outbox {
     }
 
     pub fn counts(&self) -> OutboxCounts {
-        self.counts
+        self.books.counts
     }
 
     pub fn total_retries(&self) -> u64 {
@@ -426,8 +446,24 @@ impl Outbox {
 
     /// Whether anything still waits to be sent or acknowledged.
     pub fn has_unfinished_work(&self) -> bool {
-        self.counts.pending + self.counts.queued + self.counts.in_flight > 0
+        self.books.counts.pending + self.books.counts.queued + self.books.counts.in_flight > 0
     }
+}
+
+/// Takes entry `seq` (`e`) for a send: one more attempt, in flight until `deadline`.
+fn take_entry(
+    books: &mut Books,
+    deadlines: &mut VecDeque<(u64, u64)>,
+    seq: u64,
+    e: &mut OutboxEntry,
+    deadline: u64,
+    batch: &mut Vec<u64>,
+) {
+    e.attempts += 1;
+    e.ack_deadline = deadline;
+    books.moved(seq, e, OpState::InFlight);
+    deadlines.push_back((deadline, seq));
+    batch.push(seq);
 }
 
 #[cfg(test)]
