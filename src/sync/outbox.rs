@@ -211,8 +211,7 @@ impl Outbox {
         } else {
             OpState::Pending
         };
-        self.remove(seq);
-        self.entries.insert(
+        let replaced = self.entries.insert(
             seq,
             OutboxEntry {
                 key: key.to_string(),
@@ -223,7 +222,14 @@ impl Outbox {
                 ack_deadline: 0,
             },
         );
-        self.books.counts.total += 1;
+        match replaced {
+            // Submitted again (a replayed number): the new entry takes its place.
+            Some(old) => {
+                *self.books.counts.slot(old.state) -= 1;
+                self.requeued.remove(&seq);
+            }
+            None => self.books.counts.total += 1,
+        }
         *self.books.counts.slot(state) += 1;
         if state == OpState::Queued && self.behind_cursor(seq) {
             self.requeued.insert(seq);
