@@ -140,3 +140,12 @@ impl Error {
 
 /// Result alias for the client layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic payload")
+}

@@ -42,11 +42,7 @@ impl FfiError {
     }
 
     fn panic(function: &str, payload: &(dyn Any + Send)) -> Self {
-        let what = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("unknown panic payload");
+        let what = crate::error::panic_text(payload);
         FfiError::new(
             ErrorCode::InternalError,
             format!("internal error: panic in {function}: {what}"),
@@ -69,9 +65,9 @@ impl From<crate::store::StoreError> for FfiError {
 
 /// Runs `body`, turning a panic into an `InternalError` that names `function`.
 ///
-/// `AssertUnwindSafe` is sound here: after a caught panic the caller only sees an error,
-/// and the state a panic could leave half-updated sits behind `parking_lot` locks, which do
-/// not poison and which the store only mutates after its WAL append succeeded.
+/// `AssertUnwindSafe` is sound here: after a caught panic the caller only sees an error, and
+/// a client whose call panicked poisons itself (`Client::poisoned`): it refuses every later
+/// call with `InternalError` until it is closed and opened again.
 pub(crate) fn catch<T>(
     function: &'static str,
     body: impl FnOnce() -> Result<T, FfiError>,

@@ -329,3 +329,40 @@ pub unsafe extern "C" fn sa_client_refresh_node_info(
     // SAFETY: the caller's contract is node_info_call's.
     unsafe { node_info_call("sa_client_refresh_node_info", client, out_info, true) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientOptions;
+    use std::ffi::CStr;
+
+    #[test]
+    fn after_a_panic_every_c_call_fails_with_internal_error_until_close_and_open() {
+        let handle = SaClient {
+            client: Client::new(ClientOptions::memory_only("c-poisoned")),
+        }
+        .into_raw();
+        let put = |key: &[u8]| {
+            // SAFETY: a live handle and buffers valid for their lengths.
+            unsafe { sa_client_put(handle, key.as_ptr(), key.len(), b"v".as_ptr(), 1) }
+        };
+        // SAFETY: `handle` is live until sa_client_free below.
+        unsafe {
+            assert_eq!(sa_client_open(handle), SaStatus::SaOk);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (*handle).client.call_that_panics().unwrap_err()
+            }));
+            assert!(caught.is_err());
+            assert_eq!(put(b"k"), SaStatus::SaInternalError);
+            let message = CStr::from_ptr(crate::ffi::sa_last_error_message());
+            assert!(
+                message.to_str().unwrap().contains("injected fault"),
+                "{message:?}"
+            );
+            assert_eq!(sa_client_close(handle), SaStatus::SaOk);
+            assert_eq!(sa_client_open(handle), SaStatus::SaOk);
+            assert_eq!(put(b"k"), SaStatus::SaOk);
+            sa_client_free(handle);
+        }
+    }
+}

@@ -85,6 +85,10 @@ struct OpenNode {
 pub struct Client {
     options: ClientOptions,
     node: RwLock<Option<OpenNode>>,
+    /// Set when a call panicked (a bug): its state may be half-updated, so every later
+    /// call fails with `Internal` naming the panic until the client is closed and opened
+    /// again.
+    poisoned: Mutex<Option<String>>,
 }
 
 impl Client {
@@ -93,6 +97,7 @@ impl Client {
         Client {
             options,
             node: RwLock::new(None),
+            poisoned: Mutex::new(None),
         }
     }
 
@@ -146,6 +151,8 @@ impl Client {
     /// Flushes and closes. Closing a closed client does nothing. The client can be opened
     /// again afterwards.
     pub fn close(&self) -> Result<()> {
+        // Closing drops whatever a panic left half-done: the next open starts clean.
+        self.poisoned.lock().take();
         let Some(node) = self.node.write().take() else {
             return Ok(());
         };
@@ -162,11 +169,38 @@ impl Client {
         self.node.read().is_some()
     }
 
+    /// Runs `f` on the open node. A panic in `f` poisons the client (see
+    /// [`Client::poisoned`]) and goes on unwinding to the caller's boundary.
     fn with_node<T>(&self, f: impl FnOnce(&OpenNode) -> Result<T>) -> Result<T> {
-        match &*self.node.read() {
-            Some(node) => f(node),
-            None => Err(Error::NotOpen),
+        if let Some(panic) = &*self.poisoned.lock() {
+            return Err(Error::Internal(format!(
+                "the client is unusable after {panic}; close it and open it again"
+            )));
         }
+        let node = self.node.read();
+        let Some(node) = node.as_ref() else {
+            return Err(Error::NotOpen);
+        };
+        // Locks here do not poison and a half-done call can leave state inconsistent, so
+        // the client refuses further work itself.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(node))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let what = crate::error::panic_text(payload.as_ref());
+                log::error!(
+                    "node {}: a call panicked ({what}); the client refuses every call until \
+                     it is closed and opened again",
+                    self.options.node_id
+                );
+                *self.poisoned.lock() = Some(format!("a panic ({what})"));
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Why the client refuses every call, if a call panicked since it was opened.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().clone()
     }
 
     fn logged_write<T>(&self, result: std::result::Result<T, StoreError>) -> Result<T> {
@@ -899,5 +933,41 @@ impl Drop for Client {
         if let Err(e) = self.close() {
             log::error!("node {}: close failed: {e}", self.options.node_id);
         }
+    }
+}
+
+/// A call that panics, standing in for a bug, for the poisoning tests of every surface.
+#[cfg(test)]
+impl Client {
+    pub(crate) fn call_that_panics(&self) -> Result<()> {
+        self.with_node(|_| panic!("injected fault"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_that_panicked_poisons_the_client_until_it_is_closed_and_opened() {
+        let client = Client::new(ClientOptions::memory_only("poisoned-node"));
+        client.open().unwrap();
+        client.put("before", b"1").unwrap();
+        let caught =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client.call_that_panics()));
+        assert!(
+            caught.is_err(),
+            "the panic goes on to the caller's boundary"
+        );
+        let refused = client.put("after", b"2").unwrap_err();
+        assert_eq!(refused.code(), crate::ErrorCode::InternalError);
+        assert!(refused.to_string().contains("injected fault"), "{refused}");
+        assert!(client.get("before").is_err(), "reads are refused too");
+        assert!(client.poisoned().is_some());
+        client.close().unwrap();
+        client.open().unwrap();
+        assert!(client.poisoned().is_none());
+        client.put("after", b"2").unwrap();
+        assert_eq!(client.get("after").unwrap(), b"2");
     }
 }
