@@ -65,7 +65,8 @@ int main(int argc, char** argv)
         if (written.is_err())
         {
             std::cerr << written.error().message() << "\n";
-            client.close();
+            // Already failing: the first error is the one reported.
+            static_cast<void>(client.close());
             return 1;
         }
 
@@ -106,7 +107,8 @@ int main(int argc, char** argv)
                       << value.error().message()
                       << "\n";
 
-            client.close();
+            // Already failing: the first error is the one reported.
+            static_cast<void>(client.close());
             return 1;
         }
 
@@ -116,7 +118,8 @@ int main(int argc, char** argv)
                       << value.value().to_string()
                       << "\"\n";
 
-            client.close();
+            // Already failing: the first error is the one reported.
+            static_cast<void>(client.close());
             return 1;
         }
 
@@ -124,7 +127,11 @@ int main(int argc, char** argv)
                   << value.value().to_string()
                   << "\n";
 
-        client.close();
+        if (auto closed_again = client.close(); closed_again.is_err())
+        {
+            std::cerr << closed_again.error().message() << "\n";
+            return 1;
+        }
     }
 
     return 0;

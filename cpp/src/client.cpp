@@ -331,7 +331,7 @@ bool Client::discovery_running() const noexcept {
     return impl_ && impl_->flag([](const ffi::RustClient& c) { return c.discovery_running(); });
 }
 
-Result<std::vector<Peer>> Client::peers() const {
+Result<std::vector<Peer>> Client::peers() {
     if (!impl_) return moved_from();
     rust::Vec<ffi::FfiPeer> out;
     auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.peers(out); });

@@ -30,7 +30,8 @@ TEST(OptionsTest, DefaultsAreThoseOfTheApi) {
     EXPECT_EQ(o.discovery_broadcast_host, "255.255.255.255");
     EXPECT_EQ(o.discovery_broadcast_port, 0);
     EXPECT_EQ(o.display_name, "");
-    EXPECT_EQ(o.version, "0.1.0");
+    EXPECT_EQ(o.version, softadastra::sdk::sdk_version()) << "the default version is the library's";
+    EXPECT_FALSE(o.version.empty());
     EXPECT_EQ(o.discovery_interval_ms, 3000u);
     EXPECT_EQ(o.discovery_ttl_ms, 15000u);
     EXPECT_TRUE(o.auto_connect_discovered);
@@ -138,7 +139,7 @@ TEST(OptionsTest, BuildersReturnChangedCopies) {
     EXPECT_EQ(d2.discovery_port, 4043);
     auto m = base.with_metadata("Edge Store");
     EXPECT_EQ(m.display_name, "Edge Store");
-    EXPECT_EQ(m.version, "0.1.0");
+    EXPECT_EQ(m.version, softadastra::sdk::sdk_version());
     EXPECT_EQ(base.with_metadata("x", "2.0.0").version, "2.0.0");
     EXPECT_TRUE(t.is_valid() && d.is_valid() && m.is_valid());
 }

@@ -89,7 +89,7 @@ bool pump(Client& a, Client& b, Done done) {
 }
 
 /// The peer `node_id` as `client` reports it; a Peer with state "" when it is not listed.
-Peer peer_named(const Client& client, const std::string& node_id) {
+Peer peer_named(Client& client, const std::string& node_id) {
     auto peers = client.peers();
     if (peers.is_ok()) {
         for (const auto& p : peers.value()) {

@@ -3,6 +3,8 @@
 #include "test_support.hpp"
 
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 using namespace softadastra::sdk;
@@ -33,6 +35,62 @@ TEST(ResultTest, ErrorWithoutACodeStillFails) {
     EXPECT_EQ(r.error().code(), Error::Code::Unknown);
     EXPECT_TRUE(Result<void>{}.is_ok());
     EXPECT_TRUE(Result<void>::ok().is_ok());
+}
+
+TEST(ResultTest, ValueOfATemporaryIsTheValueItself) {
+    // `for (auto& p : client.peers().value())` binds to what value() returns: a reference
+    // into the temporary Result would dangle, a value lives as long as the loop.
+    static_assert(std::is_same_v<decltype(std::declval<Result<std::vector<int>>>().value()),
+                                 std::vector<int>>);
+    static_assert(std::is_same_v<decltype(std::declval<Result<int>&>().value()), int&>);
+    int sum = 0;
+    for (int n : Result<std::vector<int>>{std::vector<int>{1, 2, 3}}.value()) sum += n;
+    EXPECT_EQ(sum, 6);
+}
+
+TEST(ResultTest, MapMapErrorAndThen) {
+    Result<int> two = 2;
+    Result<int> missing = Error::not_found("key not found: k", "k");
+    EXPECT_EQ(two.map([](int n) { return n * 10; }).value(), 20);
+    EXPECT_EQ(missing.map([](int n) { return n * 10; }).error().code(), Error::Code::NotFound);
+    auto text = two.map([](int n) { return std::to_string(n); });
+    static_assert(std::is_same_v<decltype(text), Result<std::string>>);
+    EXPECT_EQ(text.value(), "2");
+
+    auto renamed = missing.map_error(
+        [](const Error& e) { return Error::invalid_state("wrapped: " + e.message()); });
+    EXPECT_EQ(renamed.error().code(), Error::Code::InvalidState);
+    EXPECT_EQ(renamed.error().message(), "wrapped: key not found: k");
+    EXPECT_EQ(two.map_error([](const Error&) { return Error::make(Error::Code::Unknown, "no"); }).value(),
+              2);
+
+    auto half = [](int n) -> Result<int> {
+        if (n % 2 != 0) return Error::invalid_argument("odd", "n");
+        return n / 2;
+    };
+    EXPECT_EQ(two.and_then(half).value(), 1);
+    EXPECT_EQ(Result<int>{3}.and_then(half).error().code(), Error::Code::InvalidArgument);
+    EXPECT_EQ(missing.and_then(half).error().code(), Error::Code::NotFound);
+
+    std::string moved = Result<std::string>{std::string("abc")}
+                            .map([](std::string s) { return s + "d"; })
+                            .value();
+    EXPECT_EQ(moved, "abcd");
+}
+
+TEST(ResultTest, VoidResultsMapAndChainToo) {
+    Result<void> done;
+    Result<void> failed = Error::io_error("disk full", "/data");
+    EXPECT_EQ(done.map([] { return 5; }).value(), 5);
+    EXPECT_EQ(failed.map([] { return 5; }).error().code(), Error::Code::IoError);
+    EXPECT_TRUE(done.and_then([]() -> Result<void> { return Result<void>{}; }).is_ok());
+    EXPECT_EQ(failed.and_then([]() -> Result<int> { return 1; }).error().code(),
+              Error::Code::IoError);
+    auto wrapped = failed.map_error([](const Error& e) {
+        return Error::internal_error("while saving: " + e.message());
+    });
+    EXPECT_EQ(wrapped.error().code(), Error::Code::InternalError);
+    EXPECT_TRUE(done.map_error([](const Error& e) { return e; }).is_ok());
 }
 
 TEST(ResultDeathTest, ValueOfAnErrorIsAProgrammingError) {
@@ -134,6 +192,25 @@ TEST(SyncStateTest, AggregateInitialisationFollowsTheDocumentedFieldOrder) {
     EXPECT_EQ(s.total_retries, 5u);
     EXPECT_EQ(s.pending_count, 0u);
     EXPECT_EQ(s.conflict_count, 0u);
+}
+
+TEST(SyncStateTest, ValidWhenTheCountsAddUp) {
+    SyncState state;
+    EXPECT_TRUE(state.is_valid());
+    state.outbox_size = 3;
+    EXPECT_FALSE(state.is_valid()) << "three operations in no state";
+    state.queued_count = 1;
+    state.acknowledged_count = 2;
+    EXPECT_TRUE(state.is_valid());
+    EXPECT_TRUE(state.valid());
+}
+
+TEST(TickResultTest, EveryTickIsValid) {
+    TickResult tick;
+    EXPECT_TRUE(tick.is_valid());
+    tick.batch_size = 64;
+    tick.retried_count = 3;
+    EXPECT_TRUE(tick.is_valid() && tick.valid());
 }
 
 TEST(TickResultTest, HelpersFollowTheCounters) {

@@ -12,8 +12,10 @@
 //   if (auto opened = client.open(); opened.is_err()) {
 //       std::cerr << opened.error().message() << "\n";   // names the path and the cause
 //   }
-//   client.put("greeting", "hello");
+//   if (auto put = client.put("greeting", "hello"); put.is_err()) { /* ... */ }
 //   auto value = client.get("greeting");                  // Result<Value>
+//
+// Result is [[nodiscard]]: a call whose outcome is ignored is a compiler warning.
 
 #ifndef SOFTADASTRA_SDK_HPP
 #define SOFTADASTRA_SDK_HPP
@@ -23,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -124,11 +127,24 @@ inline const Error& no_error() {
 }
 }  // namespace detail
 
-/// A value or an error. value() on an error is a programming error: it asserts (and
-/// aborts in release builds); check is_ok() first.
 template <typename T>
-class Result {
+class Result;
+
+namespace detail {
+template <typename R>
+struct is_result : std::false_type {};
+template <typename U>
+struct is_result<Result<U>> : std::true_type {};
+}  // namespace detail
+
+/// A value or an error. value() on an error is a programming error: it asserts (and
+/// aborts in release builds); check is_ok() first. value() on a temporary returns the value
+/// itself, so `for (auto& p : client.peers().value())` is safe.
+template <typename T>
+class [[nodiscard]] Result {
 public:
+    using value_type = T;
+
     Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
     Result(Error error) : state_(std::in_place_index<1>, detail::failed(std::move(error))) {}
 
@@ -147,16 +163,68 @@ public:
         if (is_err()) detail::value_of_error_result();
         return *std::get_if<0>(&state_);
     }
-    T&& value() && {
+    T value() && {
         if (is_err()) detail::value_of_error_result();
         return std::move(*std::get_if<0>(&state_));
     }
     T value_or(T fallback) const& { return is_ok() ? value() : std::move(fallback); }
+    T value_or(T fallback) && { return is_ok() ? std::move(*this).value() : std::move(fallback); }
 
     /// The error; an Error with code None when the result is ok.
     const Error& error() const noexcept {
         const Error* e = std::get_if<1>(&state_);
         return e != nullptr ? *e : detail::no_error();
+    }
+
+    /// f(value) as a Result, or this error. f returns a plain value (or void).
+    template <typename F>
+    auto map(F&& f) const& -> Result<std::invoke_result_t<F, const T&>> {
+        using U = std::invoke_result_t<F, const T&>;
+        if (is_err()) return Result<U>{error()};
+        if constexpr (std::is_void_v<U>) {
+            std::forward<F>(f)(value());
+            return Result<U>{};
+        } else {
+            return Result<U>{std::forward<F>(f)(value())};
+        }
+    }
+    template <typename F>
+    auto map(F&& f) && -> Result<std::invoke_result_t<F, T&&>> {
+        using U = std::invoke_result_t<F, T&&>;
+        if (is_err()) return Result<U>{error()};
+        if constexpr (std::is_void_v<U>) {
+            std::forward<F>(f)(std::move(*this).value());
+            return Result<U>{};
+        } else {
+            return Result<U>{std::forward<F>(f)(std::move(*this).value())};
+        }
+    }
+    /// This value, or the error f(error) makes (f takes a const Error& and returns an
+    /// Error).
+    template <typename F>
+    Result map_error(F&& f) const& {
+        if (is_ok()) return *this;
+        return Result{Error{std::forward<F>(f)(error())}};
+    }
+    template <typename F>
+    Result map_error(F&& f) && {
+        if (is_ok()) return std::move(*this);
+        return Result{Error{std::forward<F>(f)(error())}};
+    }
+    /// f(value), which itself returns a Result, or this error.
+    template <typename F>
+    auto and_then(F&& f) const& -> std::invoke_result_t<F, const T&> {
+        using R = std::invoke_result_t<F, const T&>;
+        static_assert(detail::is_result<R>::value, "and_then: f must return a Result");
+        if (is_err()) return R{error()};
+        return std::forward<F>(f)(value());
+    }
+    template <typename F>
+    auto and_then(F&& f) && -> std::invoke_result_t<F, T&&> {
+        using R = std::invoke_result_t<F, T&&>;
+        static_assert(detail::is_result<R>::value, "and_then: f must return a Result");
+        if (is_err()) return R{error()};
+        return std::forward<F>(f)(std::move(*this).value());
     }
 
 private:
@@ -165,8 +233,10 @@ private:
 
 /// Success or an error.
 template <>
-class Result<void> {
+class [[nodiscard]] Result<void> {
 public:
+    using value_type = void;
+
     Result() = default;
     Result(Error error) : error_(detail::failed(std::move(error))) {}
 
@@ -181,6 +251,33 @@ public:
     }
     /// The error; an Error with code None when the result is ok.
     const Error& error() const noexcept { return error_; }
+
+    /// f() as a Result, or this error. f returns a plain value (or void).
+    template <typename F>
+    auto map(F&& f) const -> Result<std::invoke_result_t<F>> {
+        using U = std::invoke_result_t<F>;
+        if (is_err()) return Result<U>{error_};
+        if constexpr (std::is_void_v<U>) {
+            std::forward<F>(f)();
+            return Result<U>{};
+        } else {
+            return Result<U>{std::forward<F>(f)()};
+        }
+    }
+    /// Success, or the error f(error) makes.
+    template <typename F>
+    Result map_error(F&& f) const {
+        if (is_ok()) return *this;
+        return Result{Error{std::forward<F>(f)(error_)}};
+    }
+    /// f(), which itself returns a Result, or this error.
+    template <typename F>
+    auto and_then(F&& f) const -> std::invoke_result_t<F> {
+        using R = std::invoke_result_t<F>;
+        static_assert(detail::is_result<R>::value, "and_then: f must return a Result");
+        if (is_err()) return R{error_};
+        return std::forward<F>(f)();
+    }
 
 private:
     Error error_;
@@ -214,7 +311,8 @@ struct ClientOptions {
     std::uint16_t discovery_broadcast_port = 0;
     /// Empty means "show the node id".
     std::string display_name;
-    std::string version = "0.1.0";
+    /// The application's version shown in node info; by default the library's.
+    std::string version = sdk_version();
     // Added after the fields above, so that aggregate initialisation in their order
     // keeps working.
     /// Time between discovery announcements, in milliseconds.
@@ -263,7 +361,7 @@ struct ClientOptions {
         return with_discovery("127.0.0.1", port);
     }
     /// A copy with this display name and application version.
-    ClientOptions with_metadata(std::string name, std::string app_version = "0.1.0") const {
+    ClientOptions with_metadata(std::string name, std::string app_version = sdk_version()) const {
         ClientOptions o = *this;
         o.display_name = std::move(name);
         o.version = std::move(app_version);
@@ -411,6 +509,10 @@ struct SyncState {
         return outbox_size == 0 && total_tracked() == 0 && last_submitted_version == 0 &&
                last_applied_remote_version == 0 && total_retries == 0 && conflict_count == 0;
     }
+    /// The counters agree: the operations by state add up to outbox_size. Every state the
+    /// client returns is valid; one assembled by hand may not be.
+    bool is_valid() const noexcept { return total_tracked() == outbox_size; }
+    bool valid() const noexcept { return is_valid(); }
 };
 
 using SyncResult = SyncState;
@@ -429,6 +531,10 @@ struct TickResult {
     bool produced_batch() const noexcept { return batch_size > 0; }
     bool has_work() const noexcept { return retried() || pruned() || produced_batch(); }
     bool empty() const noexcept { return !has_work(); }
+    /// Always true: a tick's three counts have no rule between them, so every value is one
+    /// a tick can return. Kept for code written against the earlier SDK.
+    bool is_valid() const noexcept { return true; }
+    bool valid() const noexcept { return is_valid(); }
 };
 
 /// Where a key's latest change (a put or a removal) is on its way to peers (returned by
@@ -628,7 +734,7 @@ public:
     /// connection failed), found by discovery (available or stale), and those that
     /// expired since the last call (reported once). TransportError when both the
     /// transport and discovery are disabled.
-    [[nodiscard]] Result<std::vector<Peer>> peers() const;
+    Result<std::vector<Peer>> peers();
 
     [[nodiscard]] Result<NodeInfo> node_info() const;
     Result<NodeInfo> refresh_node_info();

@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
     std::cout << "value: " << value.value().to_string() << "\n";
     auto missing = client.get("missing");
     std::cout << "missing: " << missing.error().code_string() << "\n";
-    client.close();
+    if (auto closed = client.close(); closed.is_err()) {
+        std::cerr << "close failed: " << closed.error().message() << "\n";
+        return 1;
+    }
     return 0;
 }
