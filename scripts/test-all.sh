@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and every test, exactly what CI runs: formatting, lints, Rust tests (among
 # them tests/c_header.rs: the committed C header is current), then the C and C++ suites
-# under ctest with static and shared linking.
+# under ctest with static and shared linking, and again under AddressSanitizer and
+# UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,10 @@ for linkage in static shared; do
   cmake --build "build/$linkage"
   ctest --test-dir "build/$linkage" --output-on-failure
 done
+
+echo "== cmake + ctest (static, AddressSanitizer + UndefinedBehaviorSanitizer)"
+cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSOFTADASTRA_SANITIZE=ON
+cmake --build build/sanitize
+# The install test builds an outside project without the sanitizers: it runs above.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/sanitize --output-on-failure -E install_consumer
