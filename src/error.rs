@@ -96,6 +96,12 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<crate::id::InvalidNodeId> for Error {
+    fn from(e: crate::id::InvalidNodeId) -> Self {
+        Error::Metadata(e.into())
+    }
+}
+
 impl From<WalError> for Error {
     fn from(e: WalError) -> Self {
         Error::Store(StoreError::Wal(e))
@@ -109,11 +115,11 @@ impl Error {
             Error::InvalidOptions { .. } => ErrorCode::InvalidArgument,
             Error::NotOpen => ErrorCode::InvalidState,
             Error::NotFound { .. } => ErrorCode::NotFound,
-            Error::Store(e) => e.code(),
-            Error::Metadata(e) => e.code(),
-            Error::Transport(e) => e.code(),
+            Error::Store(e) => store_code(e),
+            Error::Metadata(_) => ErrorCode::InvalidArgument,
+            Error::Transport(e) => transport_code(e),
             Error::TransportUnavailable(_) => ErrorCode::TransportError,
-            Error::Discovery(e) => e.code(),
+            Error::Discovery(e) => discovery_code(e),
             Error::DiscoveryUnavailable(_) => ErrorCode::DiscoveryError,
             Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
             Error::Internal(_) => ErrorCode::InternalError,
@@ -140,6 +146,39 @@ impl Error {
 
 /// Result alias for the client layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// The one mapping from the layers' errors to the stable codes: the layers themselves know
+// nothing of the foreign callers' table.
+
+fn store_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::InvalidKey { .. }
+        | StoreError::ValueTooLarge { .. }
+        | StoreError::InvalidRemoteOp { .. } => ErrorCode::InvalidArgument,
+        StoreError::NumbersExhausted { .. } => ErrorCode::StoreError,
+        StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
+        StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
+        StoreError::Wal(WalError::Corrupt { .. } | WalError::BadHeader { .. }) => {
+            ErrorCode::StoreError
+        }
+        StoreError::Wal(_) => ErrorCode::IoError,
+    }
+}
+
+fn transport_code(e: &TransportError) -> ErrorCode {
+    match e {
+        TransportError::InvalidAddress { .. } => ErrorCode::InvalidArgument,
+        _ => ErrorCode::TransportError,
+    }
+}
+
+/// `InvalidArgument` for a bad configuration, `DiscoveryError` otherwise.
+pub(crate) fn discovery_code(e: &DiscoveryError) -> ErrorCode {
+    match e {
+        DiscoveryError::InvalidConfig { .. } => ErrorCode::InvalidArgument,
+        _ => ErrorCode::DiscoveryError,
+    }
+}
 
 /// The message of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
 pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {

@@ -20,6 +20,8 @@ pub mod codec;
 pub mod discovery;
 pub mod error;
 pub mod ffi;
+pub mod id;
+pub mod io_error;
 pub mod logsafe;
 pub mod metadata;
 pub mod node;

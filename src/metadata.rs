@@ -1,57 +1,21 @@
-//! Node metadata: who this node is and what it runs. Node id rules live here.
+//! Node metadata: who this node is and what it runs. The node-id rules are in [`crate::id`].
 
-use crate::error::ErrorCode;
-
-/// Longest node id, in characters.
-pub const MAX_NODE_ID_LEN: usize = 128;
+pub use crate::id::{InvalidNodeId, MAX_NODE_ID_LEN, validate_node_id};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetadataError {
-    #[error("invalid node id \"{node_id}\": {reason}")]
-    InvalidNodeId { node_id: String, reason: String },
+    #[error(transparent)]
+    InvalidNodeId(#[from] InvalidNodeId),
 }
 
 impl MetadataError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            MetadataError::InvalidNodeId { .. } => ErrorCode::InvalidArgument,
-        }
-    }
-
     pub fn context(&self) -> String {
         match self {
-            MetadataError::InvalidNodeId { node_id, .. } => node_id.clone(),
+            MetadataError::InvalidNodeId(e) => e.node_id.clone(),
         }
     }
-}
-
-/// Node ids are non-empty, at most 128 characters of `[A-Za-z0-9._-]`, so that they are safe
-/// in file names, logs, and on the wire.
-pub fn validate_node_id(node_id: &str) -> Result<(), MetadataError> {
-    let invalid = |reason: String| MetadataError::InvalidNodeId {
-        // Escaped and cut: the id may come from a peer, and the error may be logged.
-        node_id: crate::logsafe::shown(node_id),
-        reason,
-    };
-    if node_id.is_empty() {
-        return Err(invalid("node id must not be empty".into()));
-    }
-    if node_id.chars().count() > MAX_NODE_ID_LEN {
-        return Err(invalid(format!(
-            "node id is longer than {MAX_NODE_ID_LEN} characters"
-        )));
-    }
-    if let Some(c) = node_id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(invalid(format!(
-            "character {c:?} is not allowed (use letters, digits, '.', '_' and '-')"
-        )));
-    }
-    Ok(())
 }
 
 /// A description of the local node.
@@ -95,24 +59,6 @@ pub fn hostname() -> String {
         Ok(s) if !s.is_empty() => s.to_string(),
         _ => "unknown-host".into(),
     }
-}
-
-/// Random per start: std's randomly keyed hasher over the time, the process id and a
-/// per-process counter (two starts in one process differ too).
-pub fn new_instance_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STARTS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
 }
 
 #[cfg(test)]

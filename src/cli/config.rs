@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::data_dir;
 use serde::Deserialize;
 use softadastra::ClientOptions;
-use softadastra::node::data_dir;
 
 use super::CliError;
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod data_dir;
 pub mod logger;
 pub mod output;
 

@@ -46,8 +46,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use crate::error::ErrorCode;
-use crate::metadata::validate_node_id;
+use crate::io_error::describe_io;
+
+use crate::id::validate_node_id;
 pub use packet::{MAGIC, PROTOCOL_VERSION, Packet, PacketError, PacketKind};
 pub use registry::{
     DiscoveredPeer, DiscoveryEvent, Ignored, MAX_PEERS, PeerRegistry, PeerState,
@@ -163,16 +164,6 @@ pub enum DiscoveryError {
 }
 
 impl DiscoveryError {
-    /// The stable code: `InvalidArgument` for a bad configuration, `DiscoveryError` otherwise.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            DiscoveryError::InvalidConfig { .. } => ErrorCode::InvalidArgument,
-            DiscoveryError::Resolve { .. }
-            | DiscoveryError::Bind { .. }
-            | DiscoveryError::Socket { .. } => ErrorCode::DiscoveryError,
-        }
-    }
-
     /// What the error is about: the config field, the host name or the socket address.
     pub fn context(&self) -> String {
         match self {
@@ -182,20 +173,6 @@ impl DiscoveryError {
                 addr.to_string()
             }
         }
-    }
-}
-
-/// "address already in use" from "Address already in use (os error 98)".
-fn describe_io(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 
@@ -306,7 +283,7 @@ impl Discovery {
         } else {
             packet::truncate_utf8(&config.display_name, packet::MAX_DISPLAY_NAME_LEN)
         };
-        let instance_id = crate::metadata::new_instance_id();
+        let instance_id = crate::id::new_instance_id();
         let encode = |kind: PacketKind| {
             Packet {
                 kind,
@@ -794,6 +771,8 @@ fn resolve_host(field: &'static str, host: &str) -> Result<IpAddr, DiscoveryErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The codes these errors get above this layer (crate::error maps them).
+    use crate::error::{ErrorCode, discovery_code};
 
     fn loopback(node_id: &str) -> DiscoveryConfig {
         let mut c = DiscoveryConfig::new(node_id, 9500);
@@ -841,7 +820,7 @@ mod tests {
             let mut c = loopback("node-a");
             edit(&mut c);
             let err = start_error(c);
-            assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+            assert_eq!(discovery_code(&err), ErrorCode::InvalidArgument, "{err}");
             assert_eq!(err.context(), field, "{err}");
             assert!(err.to_string().contains(field), "{err}");
         }
@@ -853,7 +832,7 @@ mod tests {
         let mut c = loopback("node-b");
         c.bind_port = first.local_addr().port();
         let err = start_error(c);
-        assert_eq!(err.code(), ErrorCode::DiscoveryError);
+        assert_eq!(discovery_code(&err), ErrorCode::DiscoveryError);
         assert_eq!(
             err.to_string(),
             format!(

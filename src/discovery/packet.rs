@@ -21,7 +21,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::metadata::{MAX_NODE_ID_LEN, validate_node_id};
+use crate::id::{MAX_NODE_ID_LEN, validate_node_id};
 
 /// First four bytes of every discovery datagram.
 pub const MAGIC: [u8; 4] = *b"SADI";
@@ -96,7 +96,7 @@ impl fmt::Display for PacketKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet {
     pub kind: PacketKind,
-    /// The sender's node id (valid by `metadata::validate_node_id`).
+    /// The sender's node id (valid by `id::validate_node_id`).
     pub node_id: String,
     /// Random per start of the sender: a changed value for a known node id means it restarted.
     pub instance_id: u64,

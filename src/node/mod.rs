@@ -2,7 +2,6 @@
 //! transport and discovery join it in later layers. The C ABI, the cxx bridge and the CLI
 //! all call this type and hold no logic of their own.
 
-pub mod data_dir;
 mod net;
 pub mod options;
 
@@ -205,10 +204,11 @@ impl Client {
 
     fn logged_write<T>(&self, result: std::result::Result<T, StoreError>) -> Result<T> {
         result.map_err(|e| {
+            let e = Error::Store(e);
             if e.code() == crate::error::ErrorCode::IoError {
                 log::error!("node {}: store write failed: {e}", self.options.node_id);
             }
-            Error::Store(e)
+            e
         })
     }
 

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::error::ErrorCode;
 use crate::wal::{RecordType, Recovery, ScannedRecord, Wal, WalError, WalStorage};
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
@@ -54,22 +53,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The stable code for foreign callers.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            StoreError::InvalidKey { .. }
-            | StoreError::ValueTooLarge { .. }
-            | StoreError::InvalidRemoteOp { .. } => ErrorCode::InvalidArgument,
-            StoreError::NumbersExhausted { .. } => ErrorCode::StoreError,
-            StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
-            StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
-            StoreError::Wal(WalError::Corrupt { .. } | WalError::BadHeader { .. }) => {
-                ErrorCode::StoreError
-            }
-            StoreError::Wal(_) => ErrorCode::IoError,
-        }
-    }
-
     /// The key, path or origin the error is about.
     pub fn context(&self) -> String {
         match self {
@@ -542,12 +525,10 @@ impl Store {
                 (Some(wal), Some(recovery))
             }
         };
-        crate::metadata::validate_node_id(&options.node_id).map_err(|e| {
-            StoreError::InvalidRemoteOp {
-                origin: options.node_id.clone(),
-                seq: 0,
-                reason: e.to_string(),
-            }
+        crate::id::validate_node_id(&options.node_id).map_err(|e| StoreError::InvalidRemoteOp {
+            origin: options.node_id.clone(),
+            seq: 0,
+            reason: e.to_string(),
         })?;
         let node_id: Arc<str> = map.intern(&options.node_id);
         // Saturates: a log ending at u64::MAX refuses further writes with a clear error.
@@ -1074,13 +1055,13 @@ fn validate_remote(o: &Operation, check_origin: bool) -> Result<(), StoreError> 
         reason,
     };
     if check_origin {
-        crate::metadata::validate_node_id(&o.origin).map_err(|e| invalid(e.to_string()))?;
+        crate::id::validate_node_id(&o.origin).map_err(|e| invalid(e.to_string()))?;
     }
     if o.origin_seq == 0 {
         return Err(invalid("origin sequence number 0".into()));
     }
     if let Some((base, _)) = &o.base {
-        crate::metadata::validate_node_id(base).map_err(|e| invalid(format!("base: {e}")))?;
+        crate::id::validate_node_id(base).map_err(|e| invalid(format!("base: {e}")))?;
     }
     let change = match &o.value {
         Some(v) if v.len() > MAX_VALUE_LEN => {

@@ -18,7 +18,6 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
-use crate::error::ErrorCode;
 use frame::FrameDecoder;
 pub use message::{Hello, Message, PROTOCOL_VERSION};
 
@@ -31,7 +30,10 @@ const FIRST_CONNECTION: usize = 16;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    #[error("cannot bind transport to {addr}: {}", crate::wal::describe_io(source))]
+    #[error(
+        "cannot bind transport to {addr}: {}",
+        crate::io_error::describe_io(source)
+    )]
     Bind {
         addr: String,
         #[source]
@@ -39,7 +41,7 @@ pub enum TransportError {
     },
     #[error("invalid peer address {addr}: {reason}")]
     InvalidAddress { addr: String, reason: String },
-    #[error("transport I/O error: {}", crate::wal::describe_io(source))]
+    #[error("transport I/O error: {}", crate::io_error::describe_io(source))]
     Io {
         #[source]
         source: io::Error,
@@ -47,13 +49,6 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            TransportError::InvalidAddress { .. } => ErrorCode::InvalidArgument,
-            _ => ErrorCode::TransportError,
-        }
-    }
-
     pub fn context(&self) -> String {
         match self {
             TransportError::Bind { addr, .. } | TransportError::InvalidAddress { addr, .. } => {
@@ -134,7 +129,7 @@ impl TransportConfig {
             max_receive_buffered: 64 * 1024 * 1024,
             max_connections: 256,
             max_connections_per_ip: 16,
-            instance_id: crate::metadata::new_instance_id(),
+            instance_id: crate::id::new_instance_id(),
         }
     }
 }
@@ -150,7 +145,7 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, TransportError> {
     }
     (host, port)
         .to_socket_addrs()
-        .map_err(|e| invalid(crate::wal::describe_io(&e)))?
+        .map_err(|e| invalid(crate::io_error::describe_io(&e)))?
         .next()
         .ok_or_else(|| invalid("the host has no address".into()))
 }
@@ -712,7 +707,7 @@ impl Transport {
             match c.stream.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
-                    let reason = crate::wal::describe_io(&e);
+                    let reason = crate::io_error::describe_io(&e);
                     self.connect_failed(id, reason, out);
                     return;
                 }
@@ -725,7 +720,7 @@ impl Transport {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
-                    let reason = crate::wal::describe_io(&e);
+                    let reason = crate::io_error::describe_io(&e);
                     self.connect_failed(id, reason, out);
                     return;
                 }
@@ -783,7 +778,7 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let reason = format!("write failed: {}", crate::wal::describe_io(&e));
+                    let reason = format!("write failed: {}", crate::io_error::describe_io(&e));
                     self.close(id, reason, out);
                     return;
                 }
@@ -839,7 +834,7 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let mut reason = format!("read failed: {}", crate::wal::describe_io(&e));
+                    let mut reason = format!("read failed: {}", crate::io_error::describe_io(&e));
                     if c.decoder.buffered() > 0 {
                         reason.push_str(" in the middle of a frame");
                     }
@@ -946,7 +941,7 @@ impl Transport {
             self.reject(id, reason, out);
             return false;
         }
-        if let Err(e) = crate::metadata::validate_node_id(&hello.node_id) {
+        if let Err(e) = crate::id::validate_node_id(&hello.node_id) {
             self.reject(id, e.to_string(), out);
             return false;
         }
@@ -1199,7 +1194,7 @@ impl Transport {
                 }
             }
             Err(e) => {
-                let reason = crate::wal::describe_io(&e);
+                let reason = crate::io_error::describe_io(&e);
                 self.schedule_redial(addr, None);
                 out.push(TransportEvent::ConnectFailed { addr, reason });
             }

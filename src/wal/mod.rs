@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::io_error::describe_io;
+
 use format::{HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
 pub use storage::{Fault, FaultyStorage, FileStorage, MemStorage, PowerCut, WalStorage};
@@ -92,20 +94,6 @@ impl WalError {
             | WalError::Closed { path } => Some(path),
             WalError::RecordTooLarge { .. } => None,
         }
-    }
-}
-
-/// An io::Error as a short lower-case phrase ("no space left on device").
-pub(crate) fn describe_io(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -3,8 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-use crate::metadata::validate_node_id;
+use softadastra::id::validate_node_id;
+use softadastra::{Error, Result};
 
 /// File inside the data directory that holds the generated node id.
 pub const NODE_ID_FILE: &str = "node-id";
@@ -22,7 +22,7 @@ fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
         reason: format!(
             "cannot {what} {}: {}",
             path.display(),
-            crate::wal::describe_io(e)
+            softadastra::io_error::describe_io(e)
         ),
     }
 }
@@ -52,7 +52,7 @@ pub fn stored_node_id(data_dir: &Path) -> Result<String> {
             Ok(id)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = generate_node_id(&crate::metadata::hostname());
+            let id = generate_node_id(&softadastra::metadata::hostname());
             std::fs::write(&path, format!("{id}\n")).map_err(|e| io_error(&path, "write", &e))?;
             Ok(id)
         }
@@ -73,7 +73,7 @@ pub fn generate_node_id(hostname: &str) -> String {
         })
         .take(48)
         .collect();
-    let suffix = crate::metadata::new_instance_id() as u32;
+    let suffix = softadastra::id::new_instance_id() as u32;
     let host = host.trim_matches('-');
     if host.is_empty() {
         format!("node-{suffix:08x}")

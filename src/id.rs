@@ -1,0 +1,59 @@
+//! Node-id rules: a leaf every layer may use (the store checks origins, the transport
+//! Hellos, discovery announcements, the node its options).
+
+/// Longest node id, in characters.
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+/// A node id that breaks the rules.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid node id \"{node_id}\": {reason}")]
+pub struct InvalidNodeId {
+    /// The id as given, escaped and cut (it may come from a peer and be logged).
+    pub node_id: String,
+    pub reason: String,
+}
+
+/// Node ids are non-empty, at most 128 characters of `[A-Za-z0-9._-]`, so that they are safe
+/// in file names, logs, and on the wire.
+pub fn validate_node_id(node_id: &str) -> Result<(), InvalidNodeId> {
+    let invalid = |reason: String| InvalidNodeId {
+        // Escaped and cut: the id may come from a peer, and the error may be logged.
+        node_id: crate::logsafe::shown(node_id),
+        reason,
+    };
+    if node_id.is_empty() {
+        return Err(invalid("node id must not be empty".into()));
+    }
+    if node_id.chars().count() > MAX_NODE_ID_LEN {
+        return Err(invalid(format!(
+            "node id is longer than {MAX_NODE_ID_LEN} characters"
+        )));
+    }
+    if let Some(c) = node_id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(invalid(format!(
+            "character {c:?} is not allowed (use letters, digits, '.', '_' and '-')"
+        )));
+    }
+    Ok(())
+}
+
+/// Random per start: std's randomly keyed hasher over the time, the process id and a
+/// per-process counter (two starts in one process differ too).
+pub fn new_instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}

@@ -1,0 +1,31 @@
+//! One way to describe an `io::Error` in a message: a leaf every layer may use.
+
+use std::io;
+
+/// An io::Error as a short lower-case phrase ("no space left on device"), without the
+/// "(os error N)" suffix, to follow a path or an address in a message.
+pub fn describe_io(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_reads_as_a_lower_case_phrase() {
+        let e = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(describe_io(&e), "no space left on device");
+        let custom = io::Error::other("Peer vanished");
+        assert_eq!(describe_io(&custom), "peer vanished");
+    }
+}
