@@ -5,7 +5,11 @@
 // and it includes no generated code.
 //
 // No SDK call throws: every fallible call returns a Result. A Client may be used from
-// several threads at once (moving or destroying it must not race other calls).
+// several threads at once (moving or destroying it must not race other calls). A call that
+// panics inside the library returns InternalError, and the client then refuses every call
+// with InternalError naming the panic until it is closed and opened again.
+//
+// The reference for the whole API is docs/cpp-api.md.
 //
 //   using namespace softadastra::sdk;
 //   Client client{ClientOptions::persistent("edge-01", "/var/lib/app/edge-01.wal")};
