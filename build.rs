@@ -15,7 +15,8 @@ fn main() {
     stage_cxx_runtime();
 
     // A Rust cdylib has no SONAME by default; consumers must record a stable one.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsoftadastra.so");
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("set by cargo");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsoftadastra.so.{major}");
 
     for path in ["build.rs", "src/bridge.rs", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={path}");

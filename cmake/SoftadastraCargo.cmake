@@ -3,7 +3,8 @@
 # Defines (all GLOBAL, usable from any directory):
 #   softadastra_cargo      custom target running `cargo build --lib --locked`
 #   softadastra_static     IMPORTED STATIC  target/<profile>/libsoftadastra.a  (C ABI + cxx bridge)
-#   softadastra_shared     IMPORTED SHARED  target/<profile>/libsoftadastra.so (SONAME libsoftadastra.so)
+#   softadastra_shared     IMPORTED SHARED  target/<profile>/libsoftadastra.so (SONAME
+#                          libsoftadastra.so.<major>; a link of that name sits beside it)
 #   softadastra_cxxglue    STATIC, the C++ half of the cxx bridge and cxx's runtime, compiled
 #                          here. A Rust cdylib exports only its extern "C" symbols, so C++ code
 #                          that talks to the bridge through the shared library links this.
@@ -38,9 +39,13 @@ set(SOFTADASTRA_CXXBRIDGE_DIR "${SOFTADASTRA_CARGO_TARGET_DIR}/cxxbridge")
 set(_sa_bridge_cc "${SOFTADASTRA_CXXBRIDGE_DIR}/softadastra/src/bridge.rs.cc")
 set(_sa_cxx_cc "${SOFTADASTRA_CXXBRIDGE_DIR}/rust/cxx.cc")
 
+# The SONAME carries the major version (build.rs): programs record libsoftadastra.so.<major>,
+# so the build tree gets a link of that name for them to load.
+set(SOFTADASTRA_SONAME "libsoftadastra.so.${PROJECT_VERSION_MAJOR}")
 add_custom_target(softadastra_cargo ALL
   COMMAND ${CMAKE_COMMAND} -E env "CARGO_TARGET_DIR=${SOFTADASTRA_CARGO_TARGET_DIR}"
           "${CARGO_EXECUTABLE}" build --lib --locked ${_sa_profile_args}
+  COMMAND ${CMAKE_COMMAND} -E create_symlink libsoftadastra.so "${_sa_out}/${SOFTADASTRA_SONAME}"
   WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
   BYPRODUCTS "${SOFTADASTRA_RUST_STATIC_LIB}" "${SOFTADASTRA_RUST_SHARED_LIB}"
              "${_sa_bridge_cc}" "${_sa_cxx_cc}"
@@ -65,7 +70,7 @@ add_dependencies(softadastra_static softadastra_cargo)
 add_library(softadastra_shared SHARED IMPORTED GLOBAL)
 set_target_properties(softadastra_shared PROPERTIES
   IMPORTED_LOCATION "${SOFTADASTRA_RUST_SHARED_LIB}"
-  IMPORTED_SONAME "libsoftadastra.so"
+  IMPORTED_SONAME "${SOFTADASTRA_SONAME}"
   INTERFACE_INCLUDE_DIRECTORIES "${PROJECT_SOURCE_DIR}/include")
 add_dependencies(softadastra_shared softadastra_cargo)
 

@@ -24,6 +24,9 @@ for linkage in static shared; do
   ctest --test-dir "build/$linkage" --output-on-failure
 done
 
+echo "== C ABI against abi/softadastra.abi (abigail), SONAME and exported symbols"
+scripts/check-abi.sh
+
 echo "== cmake + ctest (static, AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSOFTADASTRA_SANITIZE=ON
 cmake --build build/sanitize

@@ -42,14 +42,35 @@ endfunction()
 # --- install --------------------------------------------------------------------------
 run(_ "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}")
 foreach(f include/softadastra.h include/softadastra/sdk.hpp
-          ${LIBDIR}/libsoftadastra.a ${LIBDIR}/libsoftadastra.so
-          ${LIBDIR}/libsoftadastra_sdk.a ${LIBDIR}/libsoftadastra_sdk.so
+          ${LIBDIR}/libsoftadastra.a ${LIBDIR}/libsoftadastra_sdk.a
           ${LIBDIR}/cmake/softadastra/softadastraConfig.cmake
           ${LIBDIR}/cmake/softadastra/softadastraConfigVersion.cmake
           ${LIBDIR}/pkgconfig/softadastra.pc ${LIBDIR}/pkgconfig/softadastra-sdk.pc)
   if(NOT EXISTS "${PREFIX}/${f}" OR IS_SYMLINK "${PREFIX}/${f}")
     fail("not installed as a regular file: ${f}")
   endif()
+endforeach()
+# Shared libraries: lib<name>.so.<major>.<minor>.<patch> is the file; lib<name>.so.<major>
+# (the SONAME, what programs load) and lib<name>.so (what linkers find) link to it.
+foreach(name softadastra softadastra_sdk)
+  file(GLOB _real "${PREFIX}/${LIBDIR}/lib${name}.so.*.*.*")
+  list(LENGTH _real _count)
+  if(NOT _count EQUAL 1 OR IS_SYMLINK "${_real}")
+    fail("lib${name}.so.<version> is not installed as one regular file: ${_real}")
+  endif()
+  get_filename_component(_file "${_real}" NAME)
+  string(REGEX REPLACE "^(lib${name}\\.so\\.[0-9]+).*" "\\1" _soname "${_file}")
+  foreach(link "${_soname}" "lib${name}.so")
+    if(NOT IS_SYMLINK "${PREFIX}/${LIBDIR}/${link}")
+      fail("${link} is not a link")
+    endif()
+    get_filename_component(_target "${PREFIX}/${LIBDIR}/${link}" REALPATH)
+    if(NOT _target STREQUAL _real)
+      fail("${link} leads to ${_target}, not ${_real}")
+    endif()
+  endforeach()
+  execute_process(COMMAND readelf -d "${_real}" OUTPUT_VARIABLE _dynamic)
+  expect_contains("${_dynamic}" "Library soname: [${_soname}]" "lib${name} SONAME")
 endforeach()
 # The public headers are self-contained: no generated bridge header, no rust/cxx.h.
 if(EXISTS "${PREFIX}/include/rust" OR EXISTS "${PREFIX}/include/softadastra/src")
@@ -73,14 +94,15 @@ expect_contains("${out}" "missing: not_found" "C++ consumer")
 run(out "${_bin}/consumer_c")
 expect_contains("${out}" "c value: from C" "C consumer")
 
-# Static or shared, as asked: the dynamic sections tell. (The C++ consumer calls only the
-# SDK, so the linker may leave libsoftadastra.so to libsoftadastra_sdk.so's own needs.)
+# Static or shared, as asked: the dynamic sections tell, with the versioned SONAMEs. (The
+# C++ consumer calls only the SDK, so the linker may leave libsoftadastra.so to
+# libsoftadastra_sdk.so's own needs.)
 find_program(READELF readelf)
 if(READELF)
   run(dyn_cpp "${READELF}" -d "${_bin}/consumer_cpp")
   run(dyn_c "${READELF}" -d "${_bin}/consumer_c")
-  string(FIND "${dyn_cpp}" "[libsoftadastra_sdk.so]" _sdk_so)
-  string(FIND "${dyn_c}" "[libsoftadastra.so]" _core_so)
+  string(FIND "${dyn_cpp}" "[libsoftadastra_sdk.so.0]" _sdk_so)
+  string(FIND "${dyn_c}" "[libsoftadastra.so.0]" _core_so)
   if(USE_SHARED)
     if(_sdk_so EQUAL -1 OR _core_so EQUAL -1)
       fail("shared consumers do not load the shared libraries:\n${dyn_cpp}\n${dyn_c}")
