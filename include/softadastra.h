@@ -361,6 +361,34 @@ typedef struct sa_node_info_t {
 } sa_node_info_t;
 
 /**
+ * A key and its value, an element of `sa_entries_t`. The bytes belong to the list and stay
+ * valid until `sa_entries_free`; do not modify or free them. Neither is NUL-terminated.
+ */
+typedef struct sa_entry_t {
+  /**
+   * The key: UTF-8, `key_len` bytes.
+   */
+  const uint8_t *key;
+  size_t key_len;
+  /**
+   * The value: any bytes (zeros included), `value_len` bytes.
+   */
+  const uint8_t *value;
+  size_t value_len;
+} sa_entry_t;
+
+/**
+ * Entries of a client (written by `sa_client_list`): `len` elements at `items`, in key
+ * order. The caller owns the struct (usually on its stack); the library owns the array
+ * and its bytes until `sa_entries_free`. `items` is NULL when `len` is 0. Do not change
+ * `items` or `len`.
+ */
+typedef struct sa_entries_t {
+  struct sa_entry_t *items;
+  size_t len;
+} sa_entries_t;
+
+/**
  * A peer node, an element of `sa_peers_t`. Its strings belong to the list and stay valid
  * until `sa_peers_free`; do not modify or free them.
  */
@@ -660,6 +688,34 @@ sa_status_t sa_client_node_info(const struct sa_client_t *client, struct sa_node
  */
 sa_status_t sa_client_refresh_node_info(const struct sa_client_t *client,
                                         struct sa_node_info_t **out_info);
+
+/**
+ * Frees the array of `*entries` and every key and value in it, and resets `*entries` to
+ * `{NULL, 0}`, so a second call is a no-op. NULL `entries`, or one whose `items` is NULL,
+ * is a no-op.
+ *
+ * Ownership: `entries->items` must come from `sa_client_list` and must not be used
+ * afterwards. Thread safety: do not free the same list from two threads.
+ * Does not touch the last error.
+ */
+void sa_entries_free(struct sa_entries_t *entries);
+
+/**
+ * Writes the keys that start with `prefix` (`prefix_len` bytes of UTF-8; length 0 for
+ * every key), in key order, with their values, to `*out_entries`. Removed keys are not
+ * listed.
+ *
+ * Ownership: `prefix` is only read during the call. The caller owns the struct
+ * `*out_entries` and frees what it holds with `sa_entries_free`.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+ * `out_entries`, `prefix` NULL with a non-zero length or not UTF-8).
+ * `*out_entries` is written only on success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_list(const struct sa_client_t *client,
+                           const uint8_t *prefix,
+                           size_t prefix_len,
+                           struct sa_entries_t *out_entries);
 
 /**
  * The name of a peer state: "available", "connected", "stale", "expired", "faulted" or

@@ -138,6 +138,28 @@ static void test_store(const char *wal) {
     CHECK(value.len == sizeof binary && memcmp(value.data, binary, sizeof binary) == 0);
     sa_bytes_free(&value);
 
+    /* Listing by prefix: keys in order with their values; removed keys are not listed. */
+    sa_entries_t entries = {NULL, 0};
+    CHECK(sa_client_list(client, KEY("app/"), &entries) == SA_OK);
+    CHECK(entries.len == 1);
+    if (entries.len == 1) {
+        CHECK(entries.items[0].key_len == 8 && memcmp(entries.items[0].key, "app/name", 8) == 0);
+        CHECK(entries.items[0].value_len == 11 &&
+              memcmp(entries.items[0].value, "Softadastra", 11) == 0);
+    }
+    sa_entries_free(&entries);
+    CHECK(entries.items == NULL && entries.len == 0);
+    sa_entries_free(&entries); /* second free is a no-op */
+    CHECK(sa_client_list(client, NULL, 0, &entries) == SA_OK);
+    CHECK(entries.len == 2); /* app/name and bin; "gone" was removed */
+    if (entries.len == 2) {
+        CHECK(entries.items[1].value_len == sizeof binary &&
+              memcmp(entries.items[1].value, binary, sizeof binary) == 0);
+    }
+    sa_entries_free(&entries);
+    CHECK(sa_client_list(client, KEY("x"), NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_entries") == 0);
+
     sa_bytes_t untouched = {NULL, 42};
     CHECK(sa_client_get(client, KEY("gone"), &untouched) == SA_NOT_FOUND);
     CHECK(strcmp(sa_last_error_context(), "gone") == 0);

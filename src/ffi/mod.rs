@@ -16,6 +16,7 @@
 pub(crate) mod boundary;
 pub mod bytes;
 pub mod client;
+pub mod entries;
 pub mod network;
 pub mod node_info;
 pub mod options;
