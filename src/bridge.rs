@@ -149,6 +149,24 @@ pub mod api {
         /// On success, `value` holds the value (replacing its contents).
         fn get(self: &RustClient, key: &[u8], value: &mut Vec<u8>) -> FfiStatus;
         fn remove(self: &RustClient, key: &[u8]) -> FfiStatus;
+        /// Change i: a removal when removes[i] != 0, else a put; its key is the next
+        /// key_lengths[i] bytes of `data`, its value (puts only) the next value_lengths[i].
+        fn write_batch(
+            self: &RustClient,
+            removes: &[u8],
+            key_lengths: &[usize],
+            value_lengths: &[usize],
+            data: &[u8],
+        ) -> FfiStatus;
+        /// Keys starting with `prefix`, in order: entry i is key_lengths[i] bytes of key
+        /// then value_lengths[i] bytes of value, one after another in `data`.
+        fn list(
+            self: &RustClient,
+            prefix: &[u8],
+            key_lengths: &mut Vec<usize>,
+            value_lengths: &mut Vec<usize>,
+            data: &mut Vec<u8>,
+        ) -> FfiStatus;
         fn contains(self: &RustClient, key: &[u8], contains: &mut bool) -> FfiStatus;
         fn size(self: &RustClient, size: &mut usize) -> FfiStatus;
         fn flush(self: &RustClient) -> FfiStatus;
@@ -449,6 +467,78 @@ impl RustClient {
     fn remove(&self, k: &[u8]) -> FfiStatus {
         status("Client::remove", || {
             self.client.remove(key(k)?)?;
+            Ok(())
+        })
+    }
+
+    fn write_batch(
+        &self,
+        removes: &[u8],
+        key_lengths: &[usize],
+        value_lengths: &[usize],
+        data: &[u8],
+    ) -> FfiStatus {
+        status("Client::write_batch", || {
+            let invalid = |reason: &str| {
+                FfiError::new(
+                    crate::ErrorCode::InvalidArgument,
+                    format!("Client::write_batch: {reason}"),
+                    "batch",
+                )
+            };
+            if removes.len() != key_lengths.len() || removes.len() != value_lengths.len() {
+                return Err(invalid("the change lists differ in length"));
+            }
+            let mut batch = crate::WriteBatch::new();
+            let mut rest = data;
+            let mut take = |n: usize| -> Result<&[u8], FfiError> {
+                if n > rest.len() {
+                    return Err(invalid("the lengths exceed the data"));
+                }
+                let (head, tail) = rest.split_at(n);
+                rest = tail;
+                Ok(head)
+            };
+            for ((&remove, &key_len), &value_len) in
+                removes.iter().zip(key_lengths).zip(value_lengths)
+            {
+                let k = key(take(key_len)?)?.to_string();
+                if remove != 0 {
+                    batch.remove(k);
+                } else {
+                    batch.put(k, take(value_len)?.to_vec());
+                }
+            }
+            self.client.write_batch(&batch)?;
+            Ok(())
+        })
+    }
+
+    fn list(
+        &self,
+        prefix: &[u8],
+        key_lengths: &mut Vec<usize>,
+        value_lengths: &mut Vec<usize>,
+        data: &mut Vec<u8>,
+    ) -> FfiStatus {
+        status("Client::list", || {
+            let prefix = std::str::from_utf8(prefix).map_err(|_| {
+                FfiError::new(
+                    crate::ErrorCode::InvalidArgument,
+                    "Client::list: prefix is not UTF-8",
+                    "prefix",
+                )
+            })?;
+            let entries = self.client.list(prefix)?;
+            key_lengths.clear();
+            value_lengths.clear();
+            data.clear();
+            for (k, v) in entries {
+                key_lengths.push(k.len());
+                value_lengths.push(v.len());
+                data.extend_from_slice(k.as_bytes());
+                data.extend_from_slice(&v);
+            }
             Ok(())
         })
     }

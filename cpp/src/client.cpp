@@ -132,6 +132,42 @@ Result<Value> Client::get(const std::string& key) const {
     return Value{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
 }
 
+Result<void> Client::write_batch(const WriteBatch& batch) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.write_batch(
+            rust::Slice<const std::uint8_t>{batch.removes_.data(), batch.removes_.size()},
+            rust::Slice<const std::size_t>{batch.key_lengths_.data(), batch.key_lengths_.size()},
+            rust::Slice<const std::size_t>{batch.value_lengths_.data(),
+                                           batch.value_lengths_.size()},
+            detail::bytes_of(batch.data_));
+    });
+}
+
+Result<std::vector<Entry>> Client::list(const std::string& prefix) const {
+    if (!impl_) return moved_from();
+    rust::Vec<std::size_t> key_lengths;
+    rust::Vec<std::size_t> value_lengths;
+    rust::Vec<std::uint8_t> data;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.list(detail::bytes_of(prefix), key_lengths, value_lengths, data);
+    });
+    if (result.is_err()) {
+        return result.error();
+    }
+    std::vector<Entry> entries;
+    entries.reserve(key_lengths.size());
+    const std::uint8_t* at = data.data();
+    for (std::size_t i = 0; i < key_lengths.size(); ++i) {
+        std::string key(reinterpret_cast<const char*>(at), key_lengths[i]);
+        at += key_lengths[i];
+        std::vector<std::uint8_t> value(at, at + value_lengths[i]);
+        at += value_lengths[i];
+        entries.push_back(Entry{Key{std::move(key)}, Value{std::move(value)}});
+    }
+    return entries;
+}
+
 Result<void> Client::remove(const Key& key) { return remove(key.str()); }
 
 Result<void> Client::remove(const std::string& key) {

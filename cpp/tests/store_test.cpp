@@ -95,6 +95,57 @@ TEST_F(StoreTest, ContainsSizeAndEmptyFollowTheKeys) {
     EXPECT_FALSE(client_.empty());
 }
 
+TEST_F(StoreTest, WriteBatchAppliesEveryChangeTogether) {
+    ASSERT_TRUE(client_.put("old", "x").is_ok());
+    WriteBatch batch;
+    batch.put("sale/1", "3 x coffee")
+        .put(Key{"sale/2"}, Value::from_bytes({0, 1, 0}))
+        .remove("old")
+        .put("sale/1", "4 x coffee");
+    EXPECT_EQ(batch.size(), 4u);
+    auto written = client_.write_batch(batch);
+    ASSERT_TRUE(written.is_ok()) << written.error().message();
+    EXPECT_EQ(client_.get("sale/1").value().to_string(), "4 x coffee") << "later changes win";
+    EXPECT_EQ(client_.get("sale/2").value().bytes(), (std::vector<std::uint8_t>{0, 1, 0}));
+    EXPECT_FALSE(client_.contains("old"));
+    EXPECT_TRUE(client_.write_batch(WriteBatch{}).is_ok()) << "an empty batch writes nothing";
+}
+
+TEST_F(StoreTest, AnInvalidChangeFailsTheWholeBatch) {
+    WriteBatch batch;
+    batch.put("fine", "1").put("", "empty key").put("also-fine", "2");
+    auto written = client_.write_batch(batch);
+    ASSERT_TRUE(written.is_err());
+    EXPECT_EQ(written.error().code(), Error::Code::InvalidArgument);
+    EXPECT_FALSE(client_.contains("fine")) << "nothing of the batch was written";
+    EXPECT_FALSE(client_.contains("also-fine"));
+    batch.clear();
+    EXPECT_TRUE(batch.empty());
+}
+
+TEST_F(StoreTest, ListReturnsTheKeysOfAPrefixInOrder) {
+    ASSERT_TRUE(client_.put("sale/2", "b").is_ok());
+    ASSERT_TRUE(client_.put("sale/1", std::string("a\0z", 3)).is_ok());
+    ASSERT_TRUE(client_.put("stock/1", "c").is_ok());
+    ASSERT_TRUE(client_.put("sale/3", "gone").is_ok());
+    ASSERT_TRUE(client_.remove("sale/3").is_ok());
+    auto sales = client_.list("sale/");
+    ASSERT_TRUE(sales.is_ok()) << sales.error().message();
+    ASSERT_EQ(sales.value().size(), 2u);
+    EXPECT_EQ(sales.value()[0].key.str(), "sale/1");
+    EXPECT_EQ(sales.value()[0].value.to_string(), std::string("a\0z", 3));
+    EXPECT_EQ(sales.value()[1].key.str(), "sale/2");
+    std::size_t all = 0;
+    for (const auto& e : client_.list().value()) {  // a temporary Result: safe
+        EXPECT_FALSE(e.key.empty());
+        ++all;
+    }
+    EXPECT_EQ(all, 3u);
+    auto bad = client_.list(std::string("\xff"));
+    ASSERT_TRUE(bad.is_err());
+    EXPECT_EQ(bad.error().code(), Error::Code::InvalidArgument);
+}
+
 TEST_F(StoreTest, ClosedClientIsInvalidState) {
     ASSERT_TRUE(client_.put("k", "v").is_ok());
     ASSERT_TRUE(client_.close().is_ok());

@@ -622,6 +622,56 @@ struct Peer {
 };
 
 // ---------------------------------------------------------------------------------------
+// Batches and listings
+
+/// Changes written together by Client::write_batch(): one WAL record and one sync, all or
+/// nothing (every change is checked before any is written). Later changes to a key win.
+class WriteBatch {
+public:
+    WriteBatch& put(const Key& key, const Value& value) {
+        const auto& bytes = value.bytes();
+        return add(false, key.str(), std::string(bytes.begin(), bytes.end()));
+    }
+    WriteBatch& put(const std::string& key, const std::string& value) {
+        return add(false, key, value);
+    }
+    WriteBatch& remove(const Key& key) { return add(true, key.str(), {}); }
+    WriteBatch& remove(const std::string& key) { return add(true, key, {}); }
+
+    /// Number of changes.
+    std::size_t size() const noexcept { return removes_.size(); }
+    bool empty() const noexcept { return removes_.empty(); }
+    void clear() noexcept {
+        removes_.clear();
+        key_lengths_.clear();
+        value_lengths_.clear();
+        data_.clear();
+    }
+
+private:
+    friend class Client;
+    WriteBatch& add(bool remove, const std::string& key, const std::string& value) {
+        removes_.push_back(remove ? 1 : 0);
+        key_lengths_.push_back(key.size());
+        value_lengths_.push_back(value.size());
+        data_ += key;
+        data_ += value;
+        return *this;
+    }
+    // Change i: key_lengths_[i] bytes of key, then value_lengths_[i] bytes of value, in data_.
+    std::vector<std::uint8_t> removes_;
+    std::vector<std::size_t> key_lengths_;
+    std::vector<std::size_t> value_lengths_;
+    std::string data_;
+};
+
+/// A key and its value, as Client::list() returns them.
+struct Entry {
+    Key key;
+    Value value;
+};
+
+// ---------------------------------------------------------------------------------------
 // Client
 
 /// A local-first node. Move-only. Every method may be called from several threads at
@@ -660,6 +710,13 @@ public:
     [[nodiscard]] Result<Value> get(const std::string& key) const;
     Result<void> remove(const Key& key);
     Result<void> remove(const std::string& key);
+    /// Applies every change of `batch` atomically (one WAL record, one sync). An empty
+    /// batch writes nothing. An invalid key or value fails the whole batch (InvalidArgument
+    /// naming it) and nothing is written.
+    Result<void> write_batch(const WriteBatch& batch);
+    /// The keys that start with `prefix` ("" for every key), in key order, with their
+    /// values. Removed keys are not listed. InvalidArgument when `prefix` is not UTF-8.
+    [[nodiscard]] Result<std::vector<Entry>> list(const std::string& prefix = "") const;
     /// Whether the key has a value; false when closed or the key is invalid.
     [[nodiscard]] bool contains(const Key& key) const;
     [[nodiscard]] bool contains(const std::string& key) const;
