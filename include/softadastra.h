@@ -5,7 +5,9 @@
  * by hand.
  *
  * Conventions (every function's comment repeats what applies to it):
- * - Every symbol starts with sa_; handles are opaque (sa_client_t, sa_batch_t).
+ * - Every symbol starts with sa_; handles are opaque (sa_client_t, sa_batch_t). A call
+ *   that changes a client (or may: a write, a tick, the network) takes sa_client_t *; one
+ *   that only reads it takes const sa_client_t *.
  * - Functions that can fail return a sa_status_t (SA_OK on success). The numeric codes are
  *   the same as softadastra::sdk::Error::Code in the C++ SDK and are never renumbered.
  * - Functions returning sa_status_t record the outcome in a thread-local "last error":
@@ -580,14 +582,14 @@ void sa_client_free(struct sa_client_t *client);
  * another process; the context is the WAL path), `SA_STORE_ERROR` (corrupt WAL).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_open(const struct sa_client_t *client);
+sa_status_t sa_client_open(struct sa_client_t *client);
 
 /**
  * Flushes and closes the client. Closing a closed client does nothing; it can be opened
  * again. Errors: `SA_IO_ERROR` when the final flush fails.
  * Thread safety: any thread; waits for writes in progress on other threads.
  */
-sa_status_t sa_client_close(const struct sa_client_t *client);
+sa_status_t sa_client_close(struct sa_client_t *client);
 
 /**
  * Whether the client is open. NULL gives false.
@@ -605,7 +607,7 @@ bool sa_client_is_open(const struct sa_client_t *client);
  * later writes fail until the client is reopened). Nothing is stored on error.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_put(const struct sa_client_t *client,
+sa_status_t sa_client_put(struct sa_client_t *client,
                           const uint8_t *key,
                           size_t key_len,
                           const uint8_t *value,
@@ -631,7 +633,7 @@ sa_status_t sa_client_get(const struct sa_client_t *client,
  * Errors: as `sa_client_put` (without the value checks).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_remove(const struct sa_client_t *client, const uint8_t *key, size_t key_len);
+sa_status_t sa_client_remove(struct sa_client_t *client, const uint8_t *key, size_t key_len);
 
 /**
  * Writes whether `key` has a value to `*out_contains`.
@@ -659,7 +661,7 @@ sa_status_t sa_client_size(const struct sa_client_t *client, size_t *out_size);
  * Errors: `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the sync failed).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_flush(const struct sa_client_t *client);
+sa_status_t sa_client_flush(struct sa_client_t *client);
 
 /**
  * Applies every change of `batch` atomically: all or nothing, one WAL record, one sync.
@@ -670,7 +672,7 @@ sa_status_t sa_client_flush(const struct sa_client_t *client);
  * Thread safety: any thread for the client; the batch must not be changed by another
  * thread during the call.
  */
-sa_status_t sa_client_write_batch(const struct sa_client_t *client, const struct sa_batch_t *batch);
+sa_status_t sa_client_write_batch(struct sa_client_t *client, const struct sa_batch_t *batch);
 
 /**
  * Describes the node (id, display name, host, OS, version, start time, uptime,
@@ -686,7 +688,7 @@ sa_status_t sa_client_node_info(const struct sa_client_t *client, struct sa_node
 /**
  * As `sa_client_node_info`, and logs that the node metadata was refreshed.
  */
-sa_status_t sa_client_refresh_node_info(const struct sa_client_t *client,
+sa_status_t sa_client_refresh_node_info(struct sa_client_t *client,
                                         struct sa_node_info_t **out_info);
 
 /**
@@ -746,7 +748,7 @@ void sa_peers_free(struct sa_peers_t *peers);
  * use"), `SA_INVALID_ARGUMENT` (NULL `client`).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_start_transport(const struct sa_client_t *client);
+sa_status_t sa_client_start_transport(struct sa_client_t *client);
 
 /**
  * Closes every connection and the listener. Stopping a stopped transport, or one that
@@ -756,7 +758,7 @@ sa_status_t sa_client_start_transport(const struct sa_client_t *client);
  * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_stop_transport(const struct sa_client_t *client);
+sa_status_t sa_client_stop_transport(struct sa_client_t *client);
 
 /**
  * Whether the transport runs. False when the client is NULL, closed, or the transport
@@ -792,7 +794,7 @@ sa_status_t sa_client_transport_port(const struct sa_client_t *client, uint16_t 
  * Thread safety: any thread, concurrently with other calls on the same client (they wait
  * for each other).
  */
-sa_status_t sa_client_process_transport_events(const struct sa_client_t *client,
+sa_status_t sa_client_process_transport_events(struct sa_client_t *client,
                                                size_t max_events,
                                                size_t *out_handled);
 
@@ -808,7 +810,7 @@ sa_status_t sa_client_process_transport_events(const struct sa_client_t *client,
  * `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (disabled, or not running).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_connect(const struct sa_client_t *client,
+sa_status_t sa_client_connect(struct sa_client_t *client,
                               const char *node_id,
                               const char *host,
                               uint16_t port);
@@ -822,7 +824,7 @@ sa_status_t sa_client_connect(const struct sa_client_t *client,
  * connected nor being dialled ("not connected").
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_disconnect(const struct sa_client_t *client,
+sa_status_t sa_client_disconnect(struct sa_client_t *client,
                                  const char *node_id,
                                  const char *host,
                                  uint16_t port);
@@ -840,7 +842,7 @@ sa_status_t sa_client_disconnect(const struct sa_client_t *client,
  * interval, or no transport port to announce — the context names the field).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_start_discovery(const struct sa_client_t *client);
+sa_status_t sa_client_start_discovery(struct sa_client_t *client);
 
 /**
  * Stops discovery. Stopping it when it is disabled or not running does nothing.
@@ -848,7 +850,7 @@ sa_status_t sa_client_start_discovery(const struct sa_client_t *client);
  * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_stop_discovery(const struct sa_client_t *client);
+sa_status_t sa_client_stop_discovery(struct sa_client_t *client);
 
 /**
  * Whether discovery runs. False when the client is NULL, closed, or discovery was never
@@ -869,7 +871,7 @@ bool sa_client_discovery_running(const struct sa_client_t *client);
  * `*out_peers` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_peers(const struct sa_client_t *client, struct sa_peers_t *out_peers);
+sa_status_t sa_client_peers(struct sa_client_t *client, struct sa_peers_t *out_peers);
 
 /**
  * Frees a node info and every string in it. NULL is a no-op. Does not touch the last
@@ -962,7 +964,7 @@ const char *sa_key_status_label(uint32_t status);
  * `out_result`). `*out_result` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_tick(const struct sa_client_t *client,
+sa_status_t sa_client_tick(struct sa_client_t *client,
                            bool prune_completed,
                            struct sa_tick_result_t *out_result);
 
@@ -987,7 +989,7 @@ sa_status_t sa_client_sync_state(const struct sa_client_t *client,
  * `out_count`). `*out_count` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_retry_expired(const struct sa_client_t *client, size_t *out_count);
+sa_status_t sa_client_retry_expired(struct sa_client_t *client, size_t *out_count);
 
 /**
  * Removes acknowledged operations from the outbox and writes how many to `*out_count`.
@@ -998,7 +1000,7 @@ sa_status_t sa_client_retry_expired(const struct sa_client_t *client, size_t *ou
  * `out_count`). `*out_count` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_prune_completed(const struct sa_client_t *client, size_t *out_count);
+sa_status_t sa_client_prune_completed(struct sa_client_t *client, size_t *out_count);
 
 /**
  * Removes failed operations from the outbox and writes how many to `*out_count`. They
@@ -1011,7 +1013,7 @@ sa_status_t sa_client_prune_completed(const struct sa_client_t *client, size_t *
  * `*out_count` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_prune_failed(const struct sa_client_t *client, size_t *out_count);
+sa_status_t sa_client_prune_failed(struct sa_client_t *client, size_t *out_count);
 
 /**
  * Queues every pending operation (kept local with `auto_queue` off) and writes how many
@@ -1022,7 +1024,7 @@ sa_status_t sa_client_prune_failed(const struct sa_client_t *client, size_t *out
  * `out_count`). `*out_count` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_queue_pending(const struct sa_client_t *client, size_t *out_count);
+sa_status_t sa_client_queue_pending(struct sa_client_t *client, size_t *out_count);
 
 /**
  * Writes where the latest change of `key` (a put or a removal) is on its way to peers to

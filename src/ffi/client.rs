@@ -86,7 +86,7 @@ pub unsafe extern "C" fn sa_client_free(client: *mut SaClient) {
 /// another process; the context is the WAL path), `SA_STORE_ERROR` (corrupt WAL).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_open(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_open(client: *mut SaClient) -> SaStatus {
     const F: &str = "sa_client_open";
     // SAFETY (in the closure): the caller passes NULL or a live handle.
     boundary::status(F, || Ok(unsafe { self::client(client, F) }?.open()?))
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn sa_client_open(client: *const SaClient) -> SaStatus {
 /// again. Errors: `SA_IO_ERROR` when the final flush fails.
 /// Thread safety: any thread; waits for writes in progress on other threads.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_close(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_close(client: *mut SaClient) -> SaStatus {
     const F: &str = "sa_client_close";
     // SAFETY (in the closure): the caller passes NULL or a live handle.
     boundary::status(F, || Ok(unsafe { self::client(client, F) }?.close()?))
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn sa_client_is_open(client: *const SaClient) -> bool {
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_put(
-    client: *const SaClient,
+    client: *mut SaClient,
     key: *const u8,
     key_len: usize,
     value: *const u8,
@@ -179,7 +179,7 @@ pub unsafe extern "C" fn sa_client_get(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_remove(
-    client: *const SaClient,
+    client: *mut SaClient,
     key: *const u8,
     key_len: usize,
 ) -> SaStatus {
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn sa_client_size(client: *const SaClient, out_size: *mut 
 /// Errors: `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the sync failed).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_flush(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_flush(client: *mut SaClient) -> SaStatus {
     const F: &str = "sa_client_flush";
     // SAFETY (in the closure): the caller passes NULL or a live handle.
     boundary::status(F, || Ok(unsafe { self::client(client, F) }?.flush()?))
@@ -262,7 +262,7 @@ pub unsafe extern "C" fn sa_client_flush(client: *const SaClient) -> SaStatus {
 /// thread during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_write_batch(
-    client: *const SaClient,
+    client: *mut SaClient,
     batch: *const SaBatch,
 ) -> SaStatus {
     const F: &str = "sa_client_write_batch";
@@ -323,7 +323,7 @@ pub unsafe extern "C" fn sa_client_node_info(
 /// As `sa_client_node_info`, and logs that the node metadata was refreshed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_refresh_node_info(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_info: *mut *mut SaNodeInfo,
 ) -> SaStatus {
     // SAFETY: the caller's contract is node_info_call's.

@@ -234,7 +234,7 @@ unsafe fn peer_arg(
 /// use"), `SA_INVALID_ARGUMENT` (NULL `client`).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_start_transport(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_start_transport(client: *mut SaClient) -> SaStatus {
     // SAFETY: the caller's contract is client_call's.
     unsafe { client_call("sa_client_start_transport", client, Client::start_transport) }
 }
@@ -246,7 +246,7 @@ pub unsafe extern "C" fn sa_client_start_transport(client: *const SaClient) -> S
 /// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_stop_transport(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_stop_transport(client: *mut SaClient) -> SaStatus {
     // SAFETY: the caller's contract is client_call's.
     unsafe { client_call("sa_client_stop_transport", client, Client::stop_transport) }
 }
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn sa_client_transport_port(
 /// for each other).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_process_transport_events(
-    client: *const SaClient,
+    client: *mut SaClient,
     max_events: usize,
     out_handled: *mut usize,
 ) -> SaStatus {
@@ -332,7 +332,7 @@ pub unsafe extern "C" fn sa_client_process_transport_events(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_connect(
-    client: *const SaClient,
+    client: *mut SaClient,
     node_id: *const c_char,
     host: *const c_char,
     port: u16,
@@ -356,7 +356,7 @@ pub unsafe extern "C" fn sa_client_connect(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_disconnect(
-    client: *const SaClient,
+    client: *mut SaClient,
     node_id: *const c_char,
     host: *const c_char,
     port: u16,
@@ -383,7 +383,7 @@ pub unsafe extern "C" fn sa_client_disconnect(
 /// interval, or no transport port to announce — the context names the field).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_start_discovery(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_start_discovery(client: *mut SaClient) -> SaStatus {
     // SAFETY: the caller's contract is client_call's.
     unsafe { client_call("sa_client_start_discovery", client, Client::start_discovery) }
 }
@@ -393,7 +393,7 @@ pub unsafe extern "C" fn sa_client_start_discovery(client: *const SaClient) -> S
 /// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_client_stop_discovery(client: *const SaClient) -> SaStatus {
+pub unsafe extern "C" fn sa_client_stop_discovery(client: *mut SaClient) -> SaStatus {
     // SAFETY: the caller's contract is client_call's.
     unsafe { client_call("sa_client_stop_discovery", client, Client::stop_discovery) }
 }
@@ -425,7 +425,7 @@ pub unsafe extern "C" fn sa_client_discovery_running(client: *const SaClient) ->
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_peers(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_peers: *mut SaPeers,
 ) -> SaStatus {
     const F: &str = "sa_client_peers";
@@ -557,7 +557,7 @@ mod tests {
                 SaStatus::SaInvalidArgument
             );
             assert_eq!(
-                sa_client_start_transport(std::ptr::null()),
+                sa_client_start_transport(std::ptr::null_mut()),
                 SaStatus::SaInvalidArgument
             );
             assert!(!sa_client_transport_running(std::ptr::null()));

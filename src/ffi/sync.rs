@@ -181,7 +181,7 @@ pub extern "C" fn sa_key_status_label(status: u32) -> *const c_char {
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_tick(
-    client: *const SaClient,
+    client: *mut SaClient,
     prune_completed: bool,
     out_result: *mut SaTickResult,
 ) -> SaStatus {
@@ -249,7 +249,7 @@ unsafe fn count_call(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_retry_expired(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_count: *mut usize,
 ) -> SaStatus {
     // SAFETY: the caller's contract is count_call's.
@@ -272,7 +272,7 @@ pub unsafe extern "C" fn sa_client_retry_expired(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_prune_completed(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_count: *mut usize,
 ) -> SaStatus {
     // SAFETY: the caller's contract is count_call's.
@@ -297,7 +297,7 @@ pub unsafe extern "C" fn sa_client_prune_completed(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_prune_failed(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_count: *mut usize,
 ) -> SaStatus {
     // SAFETY: the caller's contract is count_call's.
@@ -320,7 +320,7 @@ pub unsafe extern "C" fn sa_client_prune_failed(
 /// Thread safety: any thread, concurrently with other calls on the same client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_queue_pending(
-    client: *const SaClient,
+    client: *mut SaClient,
     out_count: *mut usize,
 ) -> SaStatus {
     // SAFETY: the caller's contract is count_call's.
@@ -405,7 +405,7 @@ mod tests {
     fn sync_calls_on_a_null_client_name_the_parameter() {
         let mut count = 99usize;
         // SAFETY: NULL handles are rejected before any use.
-        let s = unsafe { sa_client_queue_pending(std::ptr::null(), &mut count) };
+        let s = unsafe { sa_client_queue_pending(std::ptr::null_mut(), &mut count) };
         assert_eq!(s, SaStatus::SaInvalidArgument);
         assert_eq!(count, 99);
         assert_eq!(
