@@ -11,22 +11,14 @@
 //!   replay, cutting a torn tail), reopens the WAL in process (it must open), and checks, thread by thread, that the store holds exactly
 //!   the acknowledged writes, plus possibly the one write that was in flight (all of it or
 //!   none of it: a batch is atomic). The next round runs a new child on the same WAL.
-//! - CLI node writer: `softadastra node start` runs on a temporary data directory; a thread
-//!   writes with `softadastra store put` / `store remove` (through the node's control
-//!   socket) and counts a write acknowledged when the command exits 0. The node is killed
-//!   with SIGKILL at a random moment; then, with no node running, `store get` (which opens
-//!   the data directory itself) must show every acknowledged write. The next round starts
-//!   a new node on the same data directory.
+//! - CLI node writer: in the CLI's package, cli/tests/durability_kill_cli.rs.
 //!
-//! CI runs a few rounds. Long runs:
-//! `SOFTADASTRA_KILL_ROUNDS=1000 cargo test --release --test durability_kill -- --nocapture library`
-//! and `SOFTADASTRA_KILL_CLI_ROUNDS=300 cargo test --release --test durability_kill -- --nocapture cli`.
+//! CI runs a few rounds. A long run:
+//! `SOFTADASTRA_KILL_ROUNDS=1000 cargo test --release --test durability_kill -- --nocapture library`.
 //! The seed is printed; `SOFTADASTRA_KILL_SEED=<seed>` replays the same operations and kill
 //! delays (the exact instruction a kill lands on depends on timing).
 //! Every loop is bounded in count and time; children are killed and reaped by Drop guards;
 //! all files are in temporary directories; nodes listen on 127.0.0.1 only.
-
-mod cli_support;
 
 mod common;
 use common::{Rng, env_u64};
@@ -36,11 +28,10 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cli_support::{Node, cli, stderr};
 use softadastra::{Client, ClientOptions, WriteBatch};
 
 const WRITER_MODE: &str = "SOFTADASTRA_TEST_KILL_WRITER";
@@ -49,7 +40,6 @@ const NODE_ID: &str = "killed-writer";
 /// Threads of a library writer use key prefixes t0/ .. t2/.
 const MAX_THREADS: u64 = 3;
 const KEYS_PER_THREAD: u64 = 12;
-const CLI_KEYS: u64 = 8;
 
 fn seed(test: &str) -> u64 {
     let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
@@ -491,171 +481,6 @@ fn library_writer_killed_at_random_moments_loses_no_acknowledged_write() {
     assert_eq!(stats.rounds, rounds);
     assert!(
         rounds < 10 || stats.acknowledged > 0,
-        "no write was ever acknowledged: the kills came too early"
-    );
-}
-
-/// One write of the CLI writer: `Some(value)` a put, `None` a remove.
-type CliWrite = (String, Option<String>);
-
-/// The CLI writer: sequential `store put` / `store remove` until `stop`, a failure, 300
-/// writes or 15 s. Returns the acknowledged writes in order and the failed one, if any.
-fn cli_writer(
-    data: &Path,
-    round: u64,
-    mut rng: Rng,
-    stop: &AtomicBool,
-) -> (Vec<CliWrite>, Option<(CliWrite, String)>) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut acknowledged = Vec::new();
-    for i in 0..300 {
-        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
-            break;
-        }
-        let key = format!("cli/k{}", rng.below(CLI_KEYS));
-        let write = if rng.below(100) < 20 {
-            (key, None)
-        } else {
-            let pad = "x".repeat(rng.below(300) as usize);
-            (key, Some(format!("r{round}.w{i}.{pad}")))
-        };
-        let out = match &write.1 {
-            Some(v) => cli(data, &["store", "put", &write.0, v]),
-            None => cli(data, &["store", "remove", &write.0]),
-        };
-        if out.status.code() == Some(0) {
-            acknowledged.push(write);
-        } else {
-            let why = format!("{}: {}", out.status, stderr(&out).trim())
-                .replace(&data.display().to_string(), "<data>");
-            return (acknowledged, Some((write, why)));
-        }
-    }
-    (acknowledged, None)
-}
-
-type CliState = BTreeMap<String, String>;
-
-fn apply_cli(state: &mut CliState, (key, value): &CliWrite) {
-    match value {
-        Some(v) => state.insert(key.clone(), v.clone()),
-        None => state.remove(key),
-    };
-}
-
-/// The store as `store get` sees it with no node running; every get must succeed or say
-/// the key is not found.
-fn cli_observe(data: &Path) -> Result<CliState, String> {
-    let mut state = CliState::new();
-    for k in 0..CLI_KEYS {
-        let key = format!("cli/k{k}");
-        let out = cli(data, &["store", "get", &key, "--json"]);
-        match out.status.code() {
-            Some(0) => {
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-                    .map_err(|e| format!("store get {key}: {e}"))?;
-                let value = v["value"].as_str().ok_or(format!("store get {key}: {v}"))?;
-                state.insert(key, value.to_string());
-            }
-            Some(1) if stderr(&out).contains("key not found") => {}
-            _ => {
-                return Err(format!(
-                    "store get {key} after the kill failed: {}: {}",
-                    out.status,
-                    stderr(&out)
-                ));
-            }
-        }
-    }
-    Ok(state)
-}
-
-#[test]
-fn cli_node_killed_at_random_moments_loses_no_acknowledged_write() {
-    let test = "cli_node_killed_at_random_moments_loses_no_acknowledged_write";
-    let seed = seed(test);
-    let rounds = env_u64("SOFTADASTRA_KILL_CLI_ROUNDS").unwrap_or(8);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut rng = Rng(seed);
-    let mut model = CliState::new();
-    let (mut acknowledged, mut failed_kept, mut failed_absent) = (0, 0, 0);
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
-    let started = Instant::now();
-    let limit = Duration::from_secs(60 + rounds * 5);
-    for round in 0..rounds {
-        let fail = |e: String| -> ! {
-            panic!(
-                "seed {seed}, round {round}: {e}\nreplay: SOFTADASTRA_KILL_SEED={seed} \
-                 SOFTADASTRA_KILL_CLI_ROUNDS={rounds} cargo test --release --test \
-                 durability_kill -- --nocapture {test}"
-            )
-        };
-        let delay = Duration::from_millis(rng.between(5, 300));
-        let writer_rng = Rng(rng.next());
-        // Starting the node replays the WAL the previous kill left: it must succeed.
-        let mut node = Node::start(&data, &[]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (data, stop) = (data.clone(), stop.clone());
-            std::thread::spawn(move || cli_writer(&data, round, writer_rng, &stop))
-        };
-        std::thread::sleep(delay);
-        let exit = node.stop_with(libc::SIGKILL);
-        stop.store(true, Ordering::SeqCst);
-        let (acked, failed) = writer.join().unwrap();
-        if exit.is_some() {
-            fail(format!(
-                "the node exited by itself ({exit:?}) before the kill\n{}",
-                node.log()
-            ));
-        }
-        let mut without = model.clone();
-        for w in &acked {
-            apply_cli(&mut without, w);
-        }
-        let mut with = without.clone();
-        if let Some((w, _)) = &failed {
-            apply_cli(&mut with, w);
-        }
-        let seen = cli_observe(&data).unwrap_or_else(|e| fail(e));
-        if seen == with && with != without {
-            failed_kept += 1;
-        } else if seen == without && with != without {
-            failed_absent += 1;
-        } else if seen != without {
-            fail(format!(
-                "{} acknowledged writes, failed {failed:?}\n  expected {without:?}\n  \
-                 found {seen:?}\n{}",
-                acked.len(),
-                node.log()
-            ));
-        }
-        acknowledged += acked.len();
-        if let Some((_, why)) = &failed {
-            *failures.entry(why.clone()).or_default() += 1;
-        }
-        model = seen;
-        if (round + 1) % 100 == 0 {
-            println!(
-                "round {}: {acknowledged} acknowledged, failed write found {failed_kept} / \
-                 absent {failed_absent}",
-                round + 1
-            );
-        }
-        assert!(
-            started.elapsed() < limit,
-            "over {limit:?} after {round} rounds"
-        );
-    }
-    println!(
-        "cli: seed {seed}: {rounds} rounds in {:.1} s, {acknowledged} acknowledged writes all \
-         found, the write that failed at the kill found {failed_kept} times and absent \
-         {failed_absent} times; failures at the kill: {failures:?}",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        rounds < 4 || acknowledged > 0,
         "no write was ever acknowledged: the kills came too early"
     );
 }

@@ -1,9 +1,10 @@
 //! Fuzzing in CI: the decoders that read bytes from disk or the network (the WAL reader and
 //! the store and sync-marks payloads, the frame decoder and protocol messages, the discovery
-//! datagram) and the CLI's config file parser, fed random bytes and mutated valid inputs
+//! datagram), fed random bytes and mutated valid inputs
 //! (random byte changes, truncations, extensions, optionally with checksums made valid
 //! again). Each must refuse bad input without panicking, and what it accepts must be
-//! consistent (see `fuzz_support`).
+//! consistent (see `fuzz_support`). The CLI's config file parser is fuzzed in its own
+//! package (cli/tests/config_fuzz.rs).
 //!
 //! The runs are deterministic: a fixed seed and a fixed number of cases per target, so a
 //! failure in CI repeats locally. `SOFTADASTRA_FUZZ_SEED=<u64>` and
@@ -12,20 +13,20 @@
 //!
 //! Every crash found by either becomes a test at the end of this file, its input inline.
 
-mod cli_support;
 mod fuzz_support;
+mod proptest_support;
 
 use std::net::IpAddr;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use fuzz_support::{
     check_discovery_packet, check_frame_stream, check_marks_payload, check_message,
     check_store_payload, check_wal_image, node_session_input, reseal_discovery_packet,
     reseal_frame_stream, reseal_wal_image,
 };
+use proptest_support::{edits, mutate, random_bytes, run};
 use softadastra::discovery::packet::{MAX_DISPLAY_NAME_LEN, Packet, PacketKind, truncate_utf8};
 use softadastra::store::op::encode_ops;
 use softadastra::store::{Operation, Version, VersionVector};
@@ -37,97 +38,6 @@ use softadastra::wal::format::{RecordType, encode_file_header, encode_record};
 
 /// Cases per decoder target in CI.
 const CASES: u32 = 2000;
-/// Cases for the config parser, which runs the binary once per case.
-const CONFIG_CASES: u32 = 300;
-/// The default seed: CI runs exactly the same inputs every time.
-const DEFAULT_SEED: u64 = 0x50F7_ADA5_7A00_0006;
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
-/// Runs `test` on `cases` values of `strategy` (or `SOFTADASTRA_FUZZ_CASES`), from the
-/// fixed seed (or `SOFTADASTRA_FUZZ_SEED`). A panic in `test` fails the run with the
-/// shrunk input.
-fn run<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) {
-    let cases = env_u64("SOFTADASTRA_FUZZ_CASES").map_or(cases, |n| n as u32);
-    let seed = env_u64("SOFTADASTRA_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
-    // The target's name goes into the seed too, so that targets do not share inputs.
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    for (i, b) in name.bytes().enumerate() {
-        key[8 + i % 24] ^= b;
-    }
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        rng_algorithm: RngAlgorithm::ChaCha,
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
-    if let Err(e) = runner.run(&strategy, |v| {
-        test(v);
-        Ok(())
-    }) {
-        panic!("{name} (seed {seed}): {e}");
-    }
-}
-
-/// One change to a valid input.
-#[derive(Clone, Debug)]
-enum Edit {
-    /// XOR the byte at (index modulo length) with a non-zero mask.
-    Flip(usize, u8),
-    Set(usize, u8),
-    /// Keep only the first (n modulo length + 1) bytes.
-    Truncate(usize),
-    Extend(Vec<u8>),
-    Insert(usize, Vec<u8>),
-    Remove(usize, usize),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        4 => (any::<usize>(), 1..=u8::MAX).prop_map(|(i, m)| Edit::Flip(i, m)),
-        3 => (any::<usize>(), any::<u8>()).prop_map(|(i, v)| Edit::Set(i, v)),
-        2 => any::<usize>().prop_map(Edit::Truncate),
-        1 => vec(any::<u8>(), 1..16).prop_map(Edit::Extend),
-        1 => (any::<usize>(), vec(any::<u8>(), 1..8)).prop_map(|(i, b)| Edit::Insert(i, b)),
-        1 => (any::<usize>(), 1..16usize).prop_map(|(i, n)| Edit::Remove(i, n)),
-    ]
-}
-
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    vec(edit(), 1..6)
-}
-
-fn mutate(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
-    for e in edits {
-        let len = bytes.len();
-        match e {
-            Edit::Flip(i, m) if len > 0 => bytes[i % len] ^= m,
-            Edit::Set(i, v) if len > 0 => bytes[i % len] = *v,
-            Edit::Truncate(n) => bytes.truncate(n % (len + 1)),
-            Edit::Extend(b) => bytes.extend_from_slice(b),
-            Edit::Insert(i, b) => {
-                let at = i % (len + 1);
-                bytes.splice(at..at, b.iter().copied());
-            }
-            Edit::Remove(i, n) if len > 0 => {
-                let at = i % len;
-                bytes.drain(at..(at + n).min(len));
-            }
-            _ => {}
-        }
-    }
-    bytes
-}
-
-fn random_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
-    vec(any::<u8>(), 0..max)
-}
-
 // ---- Valid inputs ----
 
 fn u64_edge() -> impl Strategy<Value = u64> {
@@ -435,144 +345,6 @@ fn discovery_decoder_random_and_mutated_packets() {
             reseal_discovery_packet(&mut bytes);
         }
         check_discovery_packet(&bytes);
-    });
-}
-
-// ---- Config parser ----
-//
-// The parser lives in the binary (src/cli/config.rs, `Settings::load`), not in the library,
-// so it is fuzzed through the binary: `softadastra --config <file> version` loads the
-// configuration (file, then environment, then flags) and prints the version, touching
-// nothing else. A panic exits 101; the parser must answer 0 (valid) or 2 (invalid
-// configuration, named).
-
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn toml_value() -> impl Strategy<Value = String> {
-    let text = prop_oneof![
-        "[A-Za-z0-9._-]{0,12}",
-        "[a-z0-9-]{1,8}@[a-z0-9.:\\[\\]]{0,12}:[0-9-]{0,6}",
-        "(off|error|warn|info|debug|trace|loud|INFO| on |yes)",
-        ".{0,12}",
-    ];
-    prop_oneof![
-        3 => text.clone().prop_map(|s| toml_string(&s)),
-        3 => prop_oneof![
-            Just(i64::MIN),
-            Just(i64::MAX),
-            -2..70_000i64,
-            any::<i64>()
-        ]
-        .prop_map(|n| n.to_string()),
-        1 => any::<bool>().prop_map(|b| b.to_string()),
-        1 => Just("1.5".to_string()),
-        2 => vec(text, 0..3).prop_map(|v| format!(
-            "[{}]",
-            v.iter().map(|s| toml_string(s)).collect::<Vec<_>>().join(", ")
-        )),
-        1 => Just("{ enabled = true }".to_string()),
-    ]
-}
-
-const TOP_KEYS: &[&str] = &[
-    "node_id",
-    "display_name",
-    "data_dir",
-    "wal",
-    "auto_flush",
-    "peers",
-    "tick_interval_ms",
-    "log_level",
-    "colour",
-];
-const TABLES: &[(&str, &[&str])] = &[
-    ("transport", &["enabled", "host", "port", "prot"]),
-    (
-        "discovery",
-        &[
-            "enabled",
-            "host",
-            "port",
-            "broadcast_host",
-            "broadcast_port",
-        ],
-    ),
-    (
-        "sync",
-        &[
-            "batch_size",
-            "max_retries",
-            "ack_timeout_ms",
-            "retry_interval_ms",
-            "max_clock_drift_ms",
-        ],
-    ),
-    ("extra", &["x"]),
-];
-
-/// A config file: top-level keys, then tables, from the known keys (and a few unknown ones)
-/// with values of every type.
-fn config_text() -> impl Strategy<Value = String> {
-    let top = vec((0..TOP_KEYS.len(), toml_value()), 0..5);
-    let tables = vec(
-        (0..TABLES.len(), vec((0..5usize, toml_value()), 0..4)),
-        0..3,
-    );
-    (top, tables).prop_map(|(top, tables)| {
-        let mut text = String::new();
-        for (k, v) in top {
-            text.push_str(&format!("{} = {v}\n", TOP_KEYS[k]));
-        }
-        for (t, entries) in tables {
-            let (name, keys) = TABLES[t];
-            text.push_str(&format!("[{name}]\n"));
-            for (k, v) in entries {
-                text.push_str(&format!("{} = {v}\n", keys[k % keys.len()]));
-            }
-        }
-        text
-    })
-}
-
-#[test]
-fn config_parser_random_and_mutated_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("softadastra.toml");
-    let input = prop_oneof![
-        1 => random_bytes(200),
-        3 => config_text().prop_map(String::into_bytes),
-        2 => (config_text(), edits()).prop_map(|(t, e)| mutate(t.into_bytes(), &e)),
-    ];
-    run("config_parser", CONFIG_CASES, input, |text| {
-        std::fs::write(&path, &text).unwrap();
-        let out = cli_support::command()
-            .arg("--config")
-            .arg(&path)
-            .arg("version")
-            .output()
-            .expect("the binary runs");
-        let stderr = cli_support::stderr(&out);
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        match out.status.code() {
-            Some(0) => {}
-            Some(2) => assert!(
-                stderr.starts_with("error: invalid configuration"),
-                "{stderr}"
-            ),
-            other => panic!("exit {other:?}: {stderr}"),
-        }
     });
 }
 

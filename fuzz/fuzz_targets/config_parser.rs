@@ -1,7 +1,7 @@
 //! The CLI's config file parser, `Settings::load` in src/cli/config.rs.
 //!
 //! The parser lives in the binary crate, not the library, so this target compiles the CLI's
-//! own source files (src/cli, by path: the same code the binary runs, not a copy). Each
+//! own source files (cli/src/cli, by path: the same code the binary runs, not a copy). Each
 //! input is written to a config file and loaded with no environment and no flags: it must
 //! load, or be refused as invalid configuration (exit 2) without a panic, and what loads
 //! must hold values in range.
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/cli/mod.rs"]
+#[path = "../../cli/src/cli/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod cli;
 

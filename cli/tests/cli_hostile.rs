@@ -4,6 +4,7 @@
 //! from several machines; every wait is bounded.
 
 mod cli_support;
+#[path = "../../tests/hostile_support/mod.rs"]
 mod hostile_support;
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
