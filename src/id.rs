@@ -40,20 +40,23 @@ pub fn validate_node_id(node_id: &str) -> Result<(), InvalidNodeId> {
     Ok(())
 }
 
-/// Random per start: std's randomly keyed hasher over the time, the process id and a
-/// per-process counter (two starts in one process differ too).
+/// A random id: per start of a transport or discovery (instance ids), and the suffix of a
+/// generated node id. From the OS's random source (getrandom); should it fail, std's
+/// randomly keyed hasher over the time, the process id and a counter.
 pub fn new_instance_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STARTS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static STARTS: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(STARTS.fetch_add(1, Ordering::Relaxed));
+        hasher.finish()
+    })
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use softadastra::{Client, Error, Peer, PeerState};
@@ -21,29 +22,18 @@ const METADATA_REFRESH: Duration = Duration::from_secs(5);
 const PEER_CHECK: Duration = Duration::from_millis(500);
 
 static STOP: AtomicBool = AtomicBool::new(false);
-static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The signal that asked the node to stop (0: none yet), set by signal-hook's handler.
+static SIGNAL: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    SIGNAL.store(sig, Ordering::SeqCst);
-    STOP.store(true, Ordering::SeqCst);
+/// Whether the node should stop: a signal arrived, or the node decided to.
+fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst) || SIGNAL.load(Ordering::SeqCst) != 0
 }
 
 fn install_signal_handlers() -> Result<(), CliError> {
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to atomics, which is async-signal-safe; the
-        // sigaction struct is zeroed and then filled before use.
-        let rc = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(CliError::failure(format!(
-                "cannot install the signal handler: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        signal_hook::flag::register_usize(sig, Arc::clone(&SIGNAL), sig as usize)
+            .map_err(|e| CliError::failure(format!("cannot install the signal handler: {e}")))?;
     }
     Ok(())
 }
@@ -196,7 +186,7 @@ pub fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError
         }
         result
     });
-    let sig = SIGNAL.load(Ordering::SeqCst);
+    let sig = SIGNAL.load(Ordering::SeqCst) as i32;
     if sig != 0 {
         log::info!(
             "{} received, stopping",
@@ -223,7 +213,7 @@ pub fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError
 
 /// Accepts and answers control connections, one at a time, until the stop.
 fn control_loop(client: &Client, control: &ControlSocket) {
-    while !STOP.load(Ordering::SeqCst) {
+    while !stopping() {
         match control.listener.accept() {
             Ok((stream, _)) => control::serve(client, stream),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -246,7 +236,7 @@ fn node_loop(client: &Client, settings: &Settings) -> Result<(), CliError> {
     let mut last_peer_check = Instant::now();
     let mut peer_states: HashMap<String, PeerState> = HashMap::new();
     let mut failed_seen = client.sync_state().map(|s| s.failed_count).unwrap_or(0);
-    while !STOP.load(Ordering::SeqCst) {
+    while !stopping() {
         if networked {
             if let Err(e) = client.process_transport_events_wait(256, Duration::from_millis(20)) {
                 log::warn!("transport events: {e}");
