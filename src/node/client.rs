@@ -1,0 +1,234 @@
+//! `Client`: lifecycle (open, close, the poisoning of a client whose call panicked) and the
+//! key-value API.
+
+use super::*;
+
+impl Client {
+    /// A closed client with these options (they are checked by [`Client::open`]).
+    pub fn new(options: ClientOptions) -> Client {
+        Client {
+            options,
+            node: RwLock::new(None),
+            poisoned: Mutex::new(None),
+        }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Opens the client: validates the options, opens and replays the WAL. Opening an open
+    /// client does nothing.
+    pub fn open(&self) -> Result<()> {
+        let mut node = self.node.write();
+        if node.is_some() {
+            return Ok(());
+        }
+        self.options.validate()?;
+        let store_options = StoreOptions {
+            node_id: self.options.node_id.clone(),
+            wal_path: self
+                .options
+                .enable_wal
+                .then(|| PathBuf::from(&self.options.wal_path)),
+            durable: self.options.auto_flush,
+            time: None,
+            max_clock_drift_ms: self.options.max_clock_drift_ms,
+        };
+        let mut sync = SyncEngine::new(&self.options.node_id, self.options.sync_config());
+        let store = Store::open_with(&store_options, None, &mut sync).inspect_err(|e| {
+            log::error!("node {}: client open failed: {e}", self.options.node_id);
+        })?;
+        sync.finish_replay();
+        log::info!(
+            "node {}: runtime started ({})",
+            self.options.node_id,
+            match store.wal_path() {
+                Some(p) => format!("WAL {}", p.display()),
+                None => "memory only".into(),
+            }
+        );
+        *node = Some(OpenNode {
+            store,
+            sync: Mutex::new(sync),
+            net: Mutex::new(None),
+            discovery: Mutex::new(None),
+            expired: Mutex::new(Vec::new()),
+            waker: RwLock::new(None),
+            started_at_ms: hlc::now_millis() as i64,
+        });
+        Ok(())
+    }
+
+    /// Flushes and closes. Closing a closed client does nothing. The client can be opened
+    /// again afterwards.
+    pub fn close(&self) -> Result<()> {
+        // Closing drops whatever a panic left half-done: the next open starts clean.
+        self.poisoned.lock().take();
+        let Some(node) = self.node.write().take() else {
+            return Ok(());
+        };
+        node.discovery.lock().take();
+        if node.net.lock().take().is_some() {
+            log::info!("node {}: transport stopped", self.options.node_id);
+        }
+        let result = node.store.close();
+        log::info!("node {}: runtime stopped", self.options.node_id);
+        Ok(result?)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.node.read().is_some()
+    }
+
+    /// Runs `f` on the open node. A panic in `f` poisons the client (see
+    /// [`Client::poisoned`]) and goes on unwinding to the caller's boundary.
+    pub(super) fn with_node<T>(&self, f: impl FnOnce(&OpenNode) -> Result<T>) -> Result<T> {
+        if let Some(panic) = &*self.poisoned.lock() {
+            return Err(Error::Internal(format!(
+                "the client is unusable after {panic}; close it and open it again"
+            )));
+        }
+        let node = self.node.read();
+        let Some(node) = node.as_ref() else {
+            return Err(Error::NotOpen);
+        };
+        // Locks here do not poison and a half-done call can leave state inconsistent, so
+        // the client refuses further work itself.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(node))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let what = crate::error::panic_text(payload.as_ref());
+                log::error!(
+                    "node {}: a call panicked ({what}); the client refuses every call until \
+                     it is closed and opened again",
+                    self.options.node_id
+                );
+                *self.poisoned.lock() = Some(format!("a panic ({what})"));
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Why the client refuses every call, if a call panicked since it was opened.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.lock().clone()
+    }
+
+    pub(super) fn logged_write<T>(&self, result: std::result::Result<T, StoreError>) -> Result<T> {
+        result.map_err(|e| {
+            let e = Error::Store(e);
+            if e.code() == crate::error::ErrorCode::IoError {
+                log::error!("node {}: store write failed: {e}", self.options.node_id);
+            }
+            e
+        })
+    }
+
+    /// A successful local write enters the outbox.
+    pub(super) fn submitted<'k>(
+        &self,
+        node: &OpenNode,
+        stamp: WriteStamp,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Version {
+        node.sync.lock().record_local(stamp, keys);
+        if let Some(waker) = &*node.waker.read() {
+            // A thread waiting in the transport's poll pushes the new work right away.
+            let _ = waker.wake();
+        }
+        stamp.last_version()
+    }
+
+    /// Stores `value` under `key`. With `auto_flush`, returns once the write is on disk.
+    /// The write is a local operation that syncs to peers.
+    pub fn put(&self, key: &str, value: &[u8]) -> Result<Version> {
+        self.with_node(|n| {
+            let stamp = self.logged_write(n.store.put(key, value))?;
+            Ok(self.submitted(n, stamp, [key]))
+        })
+    }
+
+    /// The value of `key`; `NotFound` (with the key as context) when it has none.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.with_node(|n| {
+            crate::store::validate_key(key)?;
+            n.store.get(key).ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })
+        })
+    }
+
+    /// Removes `key` (a tombstone that syncs). Removing a missing key succeeds.
+    pub fn remove(&self, key: &str) -> Result<Version> {
+        self.with_node(|n| {
+            let stamp = self.logged_write(n.store.remove(key))?;
+            Ok(self.submitted(n, stamp, [key]))
+        })
+    }
+
+    /// Applies all changes of `batch` atomically (one WAL record, one sync).
+    pub fn write_batch(&self, batch: &WriteBatch) -> Result<Version> {
+        self.with_node(
+            |n| match self.logged_write(n.store.write_batch(batch.changes()))? {
+                None => Ok(n.store.last_version()),
+                Some(stamp) => {
+                    Ok(self.submitted(n, stamp, batch.changes().iter().map(Change::key)))
+                }
+            },
+        )
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.with_node(|n| {
+            crate::store::validate_key(key)?;
+            Ok(n.store.contains(key))
+        })
+    }
+
+    /// The entry of `key` with its version and origin, tombstones included.
+    pub fn entry(&self, key: &str) -> Result<Option<Entry>> {
+        self.with_node(|n| Ok(n.store.entry(key)))
+    }
+
+    /// Number of keys with a value.
+    pub fn size(&self) -> Result<usize> {
+        self.with_node(|n| Ok(n.store.len()))
+    }
+
+    /// Keys starting with `prefix` (all keys for ""), in order, with their values.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.with_node(|n| Ok(n.store.list(prefix)))
+    }
+
+    /// Makes every buffered write durable (useful with `auto_flush` off).
+    pub fn flush(&self) -> Result<()> {
+        self.with_node(|n| Ok(n.store.flush()?))
+    }
+
+    /// A fresh description of this node.
+    pub fn node_info(&self) -> Result<NodeInfo> {
+        self.with_node(|n| {
+            let now = hlc::now_millis() as i64;
+            let capabilities = self.capabilities();
+            Ok(NodeInfo {
+                node_id: self.options.node_id.clone(),
+                display_name: self.options.effective_display_name().to_string(),
+                hostname: metadata::hostname(),
+                os_name: std::env::consts::OS.to_string(),
+                version: self.options.version.clone(),
+                started_at_ms: n.started_at_ms,
+                uptime_ms: (now - n.started_at_ms).max(0),
+                capabilities: capabilities.into_iter().map(String::from).collect(),
+            })
+        })
+    }
+
+    /// Like [`Client::node_info`], and logs that the metadata was refreshed.
+    pub fn refresh_node_info(&self) -> Result<NodeInfo> {
+        let info = self.node_info()?;
+        log::debug!("node {}: node metadata refreshed", info.node_id);
+        Ok(info)
+    }
+}

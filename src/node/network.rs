@@ -1,0 +1,424 @@
+//! `Client`'s network side: starting and stopping the transport and discovery, the event
+//! loop step (`process_transport_events`), connecting, the peer list, and the network's
+//! figures.
+
+use super::*;
+
+/// See [`Client::network_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStats {
+    pub transport: crate::transport::TransportStats,
+    pub catch_ups: CatchUpStats,
+    /// Records of peers that are not connected (dialled, or seen recently).
+    pub peer_records: usize,
+    /// Addresses dialled because discovery found them.
+    pub discovered_dials: usize,
+    /// Remote operations refused since the client was opened, by reason.
+    pub refused_operations: crate::store::RefusedCounts,
+}
+
+/// The token of the discovery socket on the transport's poll.
+const DISCOVERY_TOKEN: mio::Token = mio::Token(2);
+
+/// Transport and peers.
+impl Client {
+    pub(super) fn with_net<T>(
+        &self,
+        f: impl FnOnce(&OpenNode, &mut net::Net) -> Result<T>,
+    ) -> Result<T> {
+        self.with_node(|n| {
+            if !self.options.enable_transport {
+                return Err(Error::TransportUnavailable("transport is disabled".into()));
+            }
+            let mut guard = n.net.lock();
+            let net = guard.as_mut().ok_or_else(|| {
+                Error::TransportUnavailable(
+                    "transport is not running; call start_transport() first".into(),
+                )
+            })?;
+            f(n, net)
+        })
+    }
+
+    /// Binds the transport on `transport_host:transport_port`. Starting a running
+    /// transport does nothing.
+    pub fn start_transport(&self) -> Result<()> {
+        self.with_node(|n| {
+            if !self.options.enable_transport {
+                return Err(Error::TransportUnavailable("transport is disabled".into()));
+            }
+            let mut net = n.net.lock();
+            if net.is_some() {
+                return Ok(());
+            }
+            let mut config = crate::transport::TransportConfig::new(
+                &self.options.node_id,
+                &self.options.transport_host,
+                self.options.transport_port,
+            );
+            config.display_name = self.options.effective_display_name().to_string();
+            config.capabilities = self.capabilities().into_iter().map(String::from).collect();
+            let transport = crate::transport::Transport::start(config).inspect_err(|e| {
+                log::error!("node {}: transport start failed: {e}", self.options.node_id);
+            })?;
+            *n.waker.write() = Some(transport.waker());
+            if let Some(d) = n.discovery.lock().as_mut() {
+                d.register(transport.registry(), DISCOVERY_TOKEN)?;
+            }
+            *net = Some(net::Net::new(transport));
+            Ok(())
+        })
+    }
+
+    /// Closes every connection and the listener. Stopping a stopped (or disabled)
+    /// transport does nothing. Sync work stays tracked.
+    pub fn stop_transport(&self) -> Result<()> {
+        self.with_node(|n| {
+            *n.waker.write() = None;
+            if n.net.lock().take().is_some() {
+                log::info!("node {}: transport stopped", self.options.node_id);
+            }
+            Ok(())
+        })
+    }
+
+    /// What the network side holds and has refused: connections and buffers, catch-ups
+    /// served, peer and dial records, and the remote operations refused. For operators and
+    /// tests; every figure is bounded by a documented limit (docs/protocol.md).
+    pub fn network_stats(&self) -> Result<NetworkStats> {
+        self.with_node(|n| {
+            let net = n.net.lock();
+            let (transport, catch_ups, peer_records, discovered_dials) = match net.as_ref() {
+                Some(net) => (
+                    net.transport.stats(),
+                    net.catch_up_stats(),
+                    net.known.len(),
+                    net.discovered.len(),
+                ),
+                None => Default::default(),
+            };
+            Ok(NetworkStats {
+                transport,
+                catch_ups,
+                peer_records,
+                discovered_dials,
+                refused_operations: n.store.refused_counts(),
+            })
+        })
+    }
+
+    pub fn transport_running(&self) -> bool {
+        self.with_node(|n| Ok(n.net.lock().is_some()))
+            .unwrap_or(false)
+    }
+
+    /// The address the transport listens on (useful with port 0 in tests and tools).
+    pub fn transport_address(&self) -> Result<SocketAddr> {
+        self.with_net(|_, net| Ok(net.transport.local_addr()))
+    }
+
+    /// Does pending network work without waiting: reads and answers messages, streams
+    /// catch-ups and pushes the outbox. Returns how many transport events it handled.
+    pub fn process_transport_events(&self, max_events: usize) -> Result<usize> {
+        self.process_transport_events_wait(max_events, Duration::ZERO)
+    }
+
+    /// Like [`Client::process_transport_events`], waiting up to `timeout` for something
+    /// to happen (a local write wakes it at once). For a loop on a thread of its own;
+    /// other transport calls wait for it, so keep the timeout short (tens of ms).
+    pub fn process_transport_events_wait(
+        &self,
+        max_events: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.with_node(|n| {
+            let mut net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            if net.is_none() && discovery.is_none() {
+                return Err(Error::TransportUnavailable(
+                    if self.options.enable_transport {
+                        "transport is not running; call start_transport() first".into()
+                    } else {
+                        "transport is disabled".into()
+                    },
+                ));
+            }
+            // Wait and do the I/O without the sync lock: local writes go on meanwhile.
+            let events = match net.as_mut() {
+                Some(net) => net
+                    .transport
+                    .poll(Some(timeout), max_events, hlc::now_millis()),
+                None => Vec::new(),
+            };
+            let handled = events.len();
+            let now = hlc::now_millis();
+            if let Some(d) = discovery.as_mut() {
+                self.drive_discovery(n, net.as_mut(), d, now);
+            }
+            let mut sync = n.sync.lock();
+            sync.retry_expired(now);
+            if let Some(net) = net.as_mut() {
+                net.process(&n.store, &mut sync, events, now);
+                if let Some(d) = discovery.as_mut() {
+                    // Tell discovery which peers are connected or faulted.
+                    for p in net.peers() {
+                        match p.state {
+                            PeerState::Connected => d.mark_connected(&p.node_id),
+                            PeerState::Faulted => d.mark_faulted(&p.node_id),
+                            _ => false,
+                        };
+                    }
+                }
+            }
+            Ok(handled)
+        })
+    }
+
+    /// Reads pending datagrams, announces when due, and acts on what discovery reports.
+    pub(super) fn drive_discovery(
+        &self,
+        n: &OpenNode,
+        mut net: Option<&mut net::Net>,
+        discovery: &mut crate::discovery::Discovery,
+        now: u64,
+    ) {
+        use crate::discovery::DiscoveryEvent;
+        let events: Vec<_> = discovery
+            .on_readable(now)
+            .into_iter()
+            .chain(discovery.tick(now))
+            .collect();
+        for event in events {
+            match event {
+                DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
+                    log::info!(
+                        "node {}: discovered peer {} at {}",
+                        self.options.node_id,
+                        p.node_id,
+                        p.transport_addr()
+                    );
+                    if let Some(net) = net
+                        .as_mut()
+                        .filter(|_| self.options.auto_connect_discovered)
+                    {
+                        net.dial_discovered(&p.node_id, p.transport_addr(), now);
+                    }
+                }
+                DiscoveryEvent::Stale(id) => {
+                    log::info!("node {}: peer {id} is stale", self.options.node_id);
+                }
+                DiscoveryEvent::Expired(id) => {
+                    log::info!("node {}: peer {id} expired", self.options.node_id);
+                    if let Some(net) = net.as_mut() {
+                        // A peer that only discovery knew of and that is gone: stop
+                        // redialling it (forged announcements cannot keep dials for ever).
+                        net.forget_discovered(&id);
+                    }
+                    let mut peer = Peer::new(&id, "", 0);
+                    peer.state = PeerState::Expired;
+                    let mut expired = n.expired.lock();
+                    // Reported once by peers(); bounded for callers that never ask.
+                    if expired.len() < crate::discovery::MAX_PEERS {
+                        expired.push(peer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts UDP discovery on `discovery_host:discovery_port`, announcing this node's
+    /// transport address to `discovery_broadcast_host:discovery_broadcast_port` (the
+    /// discovery port when 0). Found peers are connected to when `auto_connect_discovered`
+    /// is on and the transport runs. Starting it twice does nothing.
+    pub fn start_discovery(&self) -> Result<()> {
+        self.with_node(|n| {
+            if !self.options.enable_discovery {
+                return Err(Error::DiscoveryUnavailable("discovery is disabled".into()));
+            }
+            let net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            if discovery.is_some() {
+                return Ok(());
+            }
+            let o = &self.options;
+            let transport_port = match net.as_ref() {
+                Some(net) => net.transport.local_addr().port(),
+                None => o.transport_port,
+            };
+            if transport_port == 0 {
+                return Err(Error::InvalidOptions {
+                    field: "transport_port",
+                    reason: "discovery announces the transport port: start the transport \
+                             first or set transport_port"
+                        .into(),
+                });
+            }
+            let mut config =
+                crate::discovery::DiscoveryConfig::new(o.node_id.clone(), transport_port);
+            config.display_name = o.effective_display_name().to_string();
+            config.bind_host = o.discovery_host.clone();
+            config.bind_port = o.discovery_port;
+            config.broadcast_host = o.discovery_broadcast_host.clone();
+            config.broadcast_port = if o.discovery_broadcast_port == 0 {
+                o.discovery_port
+            } else {
+                o.discovery_broadcast_port
+            };
+            config.transport_host = o.transport_host.clone();
+            config.announce_interval_ms = u64::from(o.discovery_interval_ms);
+            config.ttl_ms = u64::from(o.discovery_ttl_ms);
+            let mut d = crate::discovery::Discovery::start(config).inspect_err(|e| {
+                log::error!("node {}: discovery start failed: {e}", o.node_id);
+            })?;
+            if let Some(net) = net.as_ref() {
+                d.register(net.transport.registry(), DISCOVERY_TOKEN)?;
+            }
+            log::info!(
+                "node {}: discovery started on {}",
+                o.node_id,
+                d.local_addr()
+            );
+            *discovery = Some(d);
+            Ok(())
+        })
+    }
+
+    /// Stops discovery. Safe when it is disabled or not running.
+    pub fn stop_discovery(&self) -> Result<()> {
+        self.with_node(|n| {
+            let net = n.net.lock();
+            if let Some(mut d) = n.discovery.lock().take() {
+                if let Some(net) = net.as_ref() {
+                    let _ = d.deregister(net.transport.registry());
+                }
+                log::info!("node {}: discovery stopped", self.options.node_id);
+            }
+            Ok(())
+        })
+    }
+
+    pub fn discovery_running(&self) -> bool {
+        self.with_node(|n| Ok(n.discovery.lock().is_some()))
+            .unwrap_or(false)
+    }
+
+    /// The address discovery listens on.
+    pub fn discovery_address(&self) -> Result<SocketAddr> {
+        self.with_node(|n| {
+            n.discovery
+                .lock()
+                .as_ref()
+                .map(|d| d.local_addr())
+                .ok_or_else(|| Error::DiscoveryUnavailable("discovery is not running".into()))
+        })
+    }
+
+    /// Sends more destinations for discovery announcements (for networks without
+    /// broadcast, or several nodes on one host).
+    pub fn add_discovery_target(&self, target: SocketAddr) -> Result<()> {
+        self.with_node(|n| {
+            let mut d = n.discovery.lock();
+            let d = d
+                .as_mut()
+                .ok_or_else(|| Error::DiscoveryUnavailable("discovery is not running".into()))?;
+            d.add_target(target)?;
+            Ok(())
+        })
+    }
+
+    /// Connects to `peer` and keeps the connection: it is redialled with backoff whenever it
+    /// drops. Returns once the connection attempt has started; the handshake completes
+    /// during `process_transport_events`.
+    pub fn connect(&self, peer: &Peer) -> Result<()> {
+        let addr = peer.address()?;
+        self.with_net(|_, net| {
+            net.expected.insert(addr, peer.node_id.clone());
+            // Configured by the application: kept, whatever discovery says later.
+            net.discovered.remove(&addr);
+            net.transport.connect(addr, hlc::now_millis());
+            Ok(())
+        })
+    }
+
+    /// Closes the connection to `peer` and stops redialling it.
+    pub fn disconnect(&self, peer: &Peer) -> Result<()> {
+        let addr = peer.address()?;
+        self.with_net(|_, net| {
+            let mut events = Vec::new();
+            let by_addr = net.transport.disconnect(addr, &mut events);
+            let by_id = net.transport.disconnect_node(&peer.node_id, &mut events);
+            net.expected.remove(&addr);
+            if by_addr || by_id {
+                Ok(())
+            } else {
+                Err(Error::InvalidPeer {
+                    peer: format!("{}@{addr}", peer.node_id),
+                    reason: "not connected".into(),
+                })
+            }
+        })
+    }
+
+    /// Known peers, one per node: connected ones, dialled ones (faulted when their last
+    /// connection failed), ones found by discovery (available or stale), and ones that
+    /// expired since the last call (reported once). Reads pending discovery datagrams
+    /// first, so the list is current even without a transport loop.
+    pub fn peers(&self) -> Result<Vec<Peer>> {
+        self.with_node(|n| {
+            if !self.options.enable_transport && !self.options.enable_discovery {
+                return Err(Error::TransportUnavailable(
+                    "transport and discovery are disabled".into(),
+                ));
+            }
+            let now = hlc::now_millis();
+            let mut net = n.net.lock();
+            let mut discovery = n.discovery.lock();
+            let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
+            if let Some(d) = discovery.as_mut() {
+                self.drive_discovery(n, net.as_mut(), d, now);
+                for p in d.peers() {
+                    if peers.iter().any(|known| known.node_id == p.node_id) {
+                        continue;
+                    }
+                    peers.push(Peer {
+                        node_id: p.node_id.clone(),
+                        host: p.host.to_string(),
+                        port: p.port,
+                        state: match p.state {
+                            crate::discovery::PeerState::Available => PeerState::Available,
+                            crate::discovery::PeerState::Stale => PeerState::Stale,
+                            crate::discovery::PeerState::Expired => PeerState::Expired,
+                            crate::discovery::PeerState::Connected => PeerState::Connected,
+                            crate::discovery::PeerState::Faulted => PeerState::Faulted,
+                            crate::discovery::PeerState::Unknown => PeerState::Unknown,
+                        },
+                        last_seen_ms: p.last_seen_ms,
+                    });
+                }
+            }
+            for p in n.expired.lock().drain(..) {
+                if !peers.iter().any(|known| known.node_id == p.node_id) {
+                    peers.push(p);
+                }
+            }
+            peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Ok(peers)
+        })
+    }
+
+    pub(super) fn capabilities(&self) -> Vec<&'static str> {
+        let mut capabilities = vec!["core"];
+        if self.options.enable_wal {
+            capabilities.push("wal");
+        }
+        capabilities.extend(["store", "sync"]);
+        if self.options.enable_transport {
+            capabilities.push("transport");
+        }
+        if self.options.enable_discovery {
+            capabilities.push("discovery");
+        }
+        capabilities.push("metadata");
+        capabilities
+    }
+}

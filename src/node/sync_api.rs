@@ -1,0 +1,128 @@
+//! `Client`'s sync API: ticks, the outbox's counters and pruning, per-key status, and the
+//! manual carrying of batches, ACKs and catch-ups (for applications that move them
+//! themselves; the transport does it otherwise).
+
+use super::*;
+
+/// Sync: the outbox, its counters, remote operations and the catch-up.
+impl Client {
+    pub(super) fn with_sync<T>(
+        &self,
+        f: impl FnOnce(&Store, &mut SyncEngine) -> Result<T>,
+    ) -> Result<T> {
+        self.with_node(|n| f(&n.store, &mut n.sync.lock()))
+    }
+
+    /// One sync cycle: retry operations whose ACK timed out (after their backoff), build the
+    /// next batch when a peer is connected, and prune acknowledged work when asked. With no
+    /// connected peer nothing is sent and queued work keeps waiting: being offline spends
+    /// no retries.
+    pub fn tick(&self, prune_completed: bool) -> Result<TickResult> {
+        self.with_node(|n| {
+            let now = hlc::now_millis();
+            let mut net = n.net.lock();
+            let mut sync = n.sync.lock();
+            let tick = sync.tick(&n.store, now, prune_completed, false);
+            let mut result = TickResult::from(&tick);
+            if let Some(net) = net.as_mut() {
+                result.batch_size = net.push_outbox(&n.store, &mut sync, now);
+            }
+            log::debug!(
+                "node {}: sync tick: retried {}, batch {}, pruned {}",
+                self.options.node_id,
+                result.retried_count,
+                result.batch_size,
+                result.pruned_count
+            );
+            Ok(result)
+        })
+    }
+
+    /// The sync counters.
+    pub fn sync_state(&self) -> Result<SyncState> {
+        self.with_sync(|store, sync| Ok(sync.state(store)))
+    }
+
+    /// Queues again the in-flight operations whose ACK timed out; returns how many.
+    pub fn retry_expired(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.retry_expired(hlc::now_millis())))
+    }
+
+    /// Removes acknowledged operations from the outbox; returns how many.
+    pub fn prune_completed(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.prune_completed()))
+    }
+
+    /// Removes failed operations from the outbox (they are not queued again after a
+    /// restart); returns how many. Their data stays and reaches peers by catch-up.
+    pub fn prune_failed(&self) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.prune_failed(store)?))
+    }
+
+    /// Queues every pending operation (with `auto_queue` off); returns how many.
+    pub fn queue_pending(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.queue_pending()))
+    }
+
+    /// Where `key`'s latest change is on its way to peers; `NotFound` when the key was
+    /// never written.
+    pub fn sync_status(&self, key: &str) -> Result<KeyStatus> {
+        self.with_sync(|store, sync| {
+            crate::store::validate_key(key)?;
+            sync.key_status(store, key).ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })
+        })
+    }
+
+    /// The most recent conflicts (oldest first).
+    pub fn recent_conflicts(&self) -> Result<Vec<Conflict>> {
+        self.with_sync(|_, sync| Ok(sync.recent_conflicts().cloned().collect()))
+    }
+
+    /// What this node has seen of every origin's operations.
+    pub fn version_vector(&self) -> Result<VersionVector> {
+        self.with_node(|n| Ok(n.store.version_vector()))
+    }
+
+    /// Takes the next batch of local operations to carry to peers yourself (they are then
+    /// in flight); `None` when nothing is ready. The transport does this when it runs.
+    pub fn take_sync_batch(&self) -> Result<Option<SyncBatch>> {
+        self.with_sync(|store, sync| Ok(sync.next_batch(store, hlc::now_millis())))
+    }
+
+    /// Reports that a batch from [`Client::take_sync_batch`] was written to a peer (with
+    /// `require_ack` off this completes it) or could not be written to any (`written`
+    /// false: its operations are queued again).
+    pub fn sync_batch_sent(&self, batch: &SyncBatch, written: bool) -> Result<()> {
+        self.with_sync(|store, sync| {
+            if written {
+                Ok(sync.batch_written(store, batch)?)
+            } else {
+                sync.batch_unsent(batch);
+                Ok(())
+            }
+        })
+    }
+
+    /// Applies a peer's batch (last-writer-wins, idempotent) and returns the ACK for it.
+    pub fn receive_sync_batch(&self, batch: &SyncBatch) -> Result<Ack> {
+        self.with_sync(|store, sync| Ok(sync.receive_batch(store, batch)?))
+    }
+
+    /// Records a peer's ACK; returns how many operations it newly acknowledged.
+    pub fn receive_sync_ack(&self, ack: &Ack) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.receive_ack(store, ack)?))
+    }
+
+    /// What a peer with vector `peer` lacks from this node.
+    pub fn catch_up_for(&self, peer: &VersionVector) -> Result<CatchUp> {
+        self.with_sync(|store, sync| Ok(sync.catch_up_for(store, peer)))
+    }
+
+    /// Applies a catch-up received from a peer; returns how many operations changed the
+    /// store.
+    pub fn apply_catch_up(&self, catch_up: &CatchUp) -> Result<usize> {
+        self.with_sync(|store, sync| Ok(sync.apply_catch_up(store, catch_up)?.applied))
+    }
+}
