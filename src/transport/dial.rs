@@ -1,0 +1,121 @@
+//! Keeping dialled addresses connected, and the timers: redials with backoff, handshake
+//! and frame time-outs, keepalive, dead and non-reading peers.
+
+use super::*;
+
+impl Transport {
+    /// After a failed or lost connection to a dialled address: try again after a delay
+    /// that doubles with each failure (`reconnect_base_ms` up to `reconnect_max_ms`).
+    pub(super) fn schedule_redial(&mut self, addr: SocketAddr, conn: Option<ConnId>) {
+        let (base, max, now) = (
+            self.config.reconnect_base_ms,
+            self.config.reconnect_max_ms,
+            self.now_ms,
+        );
+        if let Some(d) = self
+            .dials
+            .get_mut(&addr)
+            .filter(|d| conn.is_none() || d.conn == conn)
+        {
+            d.conn = None;
+            d.attempts += 1;
+            let delay = base
+                .saturating_mul(1 << d.attempts.saturating_sub(1).min(16))
+                .min(max);
+            d.next_at_ms = now + delay;
+        }
+    }
+
+    pub(super) fn timers(&mut self, out: &mut Vec<TransportEvent>, now_ms: u64) {
+        // Redials.
+        let due: Vec<SocketAddr> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.conn.is_none() && d.next_at_ms <= now_ms)
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in due {
+            self.dial(addr, now_ms, out);
+        }
+        // Handshake timeouts, keepalive and dead peers.
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for (&id, c) in &self.conns {
+            match c.state {
+                ConnState::Connecting | ConnState::Handshaking => {
+                    if now_ms.saturating_sub(c.opened_ms) > self.config.handshake_timeout_ms {
+                        to_close.push((id, "the handshake timed out".to_string()));
+                    }
+                }
+                _ if c
+                    .frame_started_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) > self.config.frame_timeout_ms) =>
+                {
+                    to_close.push((
+                        id,
+                        format!(
+                            "a frame did not complete within {} ms ({} bytes received)",
+                            self.config.frame_timeout_ms,
+                            c.decoder.buffered()
+                        ),
+                    ));
+                }
+                ConnState::Ready
+                    if c.pending_out() > 0
+                        && now_ms.saturating_sub(c.last_write_progress_ms)
+                            > self.config.peer_timeout_ms =>
+                {
+                    to_close.push((
+                        id,
+                        format!(
+                            "the peer read nothing for {} ms ({} bytes wait for it)",
+                            self.config.peer_timeout_ms,
+                            c.pending_out()
+                        ),
+                    ));
+                }
+                ConnState::Ready => {
+                    if now_ms.saturating_sub(c.last_recv_ms) > self.config.peer_timeout_ms {
+                        to_close.push((
+                            id,
+                            format!("nothing received for {} ms", self.config.peer_timeout_ms),
+                        ));
+                    } else if now_ms.saturating_sub(c.last_send_ms) >= self.config.keepalive_ms {
+                        to_ping.push(id);
+                    }
+                }
+            }
+        }
+        for (id, reason) in to_close {
+            self.close(id, reason, out);
+        }
+        for id in to_ping {
+            self.ping_nonce += 1;
+            let nonce = self.ping_nonce;
+            if self.send(id, &Message::Ping(nonce))
+                && let Some(c) = self.conns.get_mut(&id)
+            {
+                c.last_send_ms = now_ms;
+            }
+        }
+    }
+
+    pub(super) fn dial(&mut self, addr: SocketAddr, now_ms: u64, out: &mut Vec<TransportEvent>) {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                let id = self.add_conn(stream, addr, Some(addr), ConnState::Connecting, now_ms);
+                if let Some(d) = self.dials.get_mut(&addr) {
+                    d.conn = id;
+                    if id.is_none() {
+                        d.next_at_ms = now_ms + self.config.reconnect_max_ms;
+                    }
+                }
+            }
+            Err(e) => {
+                let reason = crate::io_error::describe_io(&e);
+                self.schedule_redial(addr, None);
+                out.push(TransportEvent::ConnectFailed { addr, reason });
+            }
+        }
+    }
+}
