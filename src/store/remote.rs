@@ -1,0 +1,441 @@
+//! Operations from other nodes: what is refused (own origin, clock ahead, full tables,
+//! second-hand claims), last-writer-wins with conflict detection, superseded numbers,
+//! catch-up claims, and reading what a peer lacks.
+
+use super::*;
+
+/// An operation's identity and version, as shown in conflict reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpId {
+    pub origin: String,
+    pub seq: u64,
+    pub version: Version,
+}
+
+/// Two writes to one key made without knowledge of each other; last-writer-wins kept one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub key: String,
+    /// The entry the store held when the remote operation arrived.
+    pub local: OpId,
+    pub remote: OpId,
+    /// Whether the remote operation won (and replaced the local entry).
+    pub remote_won: bool,
+}
+
+/// What [`Store::apply_remote`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteApply {
+    /// Operations that changed the store (and were logged).
+    pub applied: usize,
+    /// Operations older than the entry they met: nothing written.
+    pub ignored: usize,
+    /// Operations seen before: nothing written.
+    pub duplicates: usize,
+    pub conflicts: Vec<Conflict>,
+    /// Positions (in the call's slice) of the operations that changed the store: new to
+    /// this node, and possibly to its other peers.
+    pub applied_indices: Vec<usize>,
+    /// Positions of the operations refused, in order, with why (see [`Refusal`]): not
+    /// applied, not recorded as seen, not to be acknowledged. The rest of the call was
+    /// applied.
+    pub refused: Vec<(usize, Refusal)>,
+}
+
+/// Why a well-formed remote operation was refused. The operation is neither applied nor
+/// recorded as seen, so a later delivery (retry or catch-up) can still bring it once it is
+/// acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// It claims this node's own origin, but this node never wrote it.
+    OwnOrigin,
+    /// Its version is further ahead of this node's clock than the allowed drift.
+    ClockAhead,
+    /// Its origin is new and the vector already holds [`MAX_ORIGINS`] origins
+    /// ([`MAX_RELAYED_ORIGINS`] for an operation that did not come from its origin itself).
+    TooManyOrigins,
+    /// It would open a gap in the vector beyond [`MAX_RANGES`].
+    TooManyRanges,
+    /// A number reported superseded by a node that is not its origin: only the origin
+    /// knows which of its operations it superseded (others could silence its future ones).
+    SecondHand,
+}
+
+impl Refusal {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::OwnOrigin => "claims this node's own origin but was never written here",
+            Refusal::ClockAhead => "stamped further ahead of this node's clock than allowed",
+            Refusal::TooManyOrigins => "from a new origin while the origin table is full",
+            Refusal::TooManyRanges => "would open a gap while the version vector is full",
+            Refusal::SecondHand => "reported superseded by a node that is not its origin",
+        }
+    }
+}
+
+/// Remote operations refused since the store was opened, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefusedCounts {
+    pub own_origin: u64,
+    pub clock_ahead: u64,
+    pub too_many_origins: u64,
+    pub too_many_ranges: u64,
+    pub second_hand: u64,
+}
+
+impl RefusedCounts {
+    fn add(&mut self, refusal: Refusal) {
+        let slot = match refusal {
+            Refusal::OwnOrigin => &mut self.own_origin,
+            Refusal::ClockAhead => &mut self.clock_ahead,
+            Refusal::TooManyOrigins => &mut self.too_many_origins,
+            Refusal::TooManyRanges => &mut self.too_many_ranges,
+            Refusal::SecondHand => &mut self.second_hand,
+        };
+        *slot = slot.saturating_add(1);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.own_origin
+            .saturating_add(self.clock_ahead)
+            .saturating_add(self.too_many_origins)
+            .saturating_add(self.too_many_ranges)
+            .saturating_add(self.second_hand)
+    }
+}
+
+/// Decides which remote operations of one call this store takes: checks run against the
+/// vector as it was, plus what the call itself adds.
+struct Admission<'a> {
+    vector: &'a VersionVector,
+    node_id: &'a str,
+    /// The node the operations came from, when known: its own operations are first-hand.
+    sender: Option<&'a str>,
+    /// The greatest version accepted: the local clock plus the allowed drift.
+    horizon: Version,
+    new_origins: HashSet<&'a str>,
+    new_ranges: usize,
+    /// The origin admitted last, its progress, and the number admitted: operations of a
+    /// batch mostly come from one origin in order, and each then extends the one before.
+    last: Option<(&'a str, Option<&'a OriginProgress>, u64)>,
+}
+
+impl<'a> Admission<'a> {
+    fn new(map: &'a Map, node_id: &'a str, sender: Option<&'a str>, horizon: Version) -> Self {
+        Admission {
+            vector: &map.vector,
+            node_id,
+            sender,
+            horizon,
+            new_origins: HashSet::new(),
+            new_ranges: 0,
+            last: None,
+        }
+    }
+
+    /// Whether operation `seq` of `origin` stamped `version` may be taken in. Call only for
+    /// operations not seen before.
+    fn admit(&mut self, origin: &'a str, seq: u64, version: Version) -> Result<(), Refusal> {
+        if origin == self.node_id {
+            return Err(Refusal::OwnOrigin);
+        }
+        if version > self.horizon {
+            return Err(Refusal::ClockAhead);
+        }
+        let (progress, previous) = match self.last {
+            Some((o, p, s)) if o == origin => (p, Some(s)),
+            _ => {
+                let progress = self.vector.get(origin);
+                if progress.is_none() && !self.new_origins.contains(origin) {
+                    let limit = if self.sender == Some(origin) {
+                        MAX_ORIGINS
+                    } else {
+                        MAX_RELAYED_ORIGINS
+                    };
+                    if self.vector.origin_count() + self.new_origins.len() >= limit {
+                        return Err(Refusal::TooManyOrigins);
+                    }
+                    self.new_origins.insert(origin);
+                }
+                (progress, None)
+            }
+        };
+        // A number right after the one admitted before it extends it. Otherwise counted
+        // conservatively: operations of one call that touch each other out of order count
+        // as new gaps.
+        let extends = previous.is_some_and(|p| p.checked_add(1) == Some(seq));
+        if !extends && seq > 1 && progress.is_none_or(|p| p.opens_range(seq)) {
+            if self.vector.range_count() + self.new_ranges >= MAX_RANGES {
+                return Err(Refusal::TooManyRanges);
+            }
+            self.new_ranges += 1;
+        }
+        self.last = Some((origin, progress, seq));
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Applies operations received from peers, last-writer-wins. Operations seen before, or
+    /// older than the entry they meet, write nothing. Operations this node must not take
+    /// ([`Refusal`]) are refused one by one and counted. The others are logged as one
+    /// record and applied. Invalid operations fail the whole call before anything is
+    /// written.
+    pub fn apply_remote(&self, ops: &[Operation]) -> Result<RemoteApply, StoreError> {
+        self.apply_remote_from(ops, None)
+    }
+
+    /// [`Store::apply_remote`] for operations received from node `sender`: those it wrote
+    /// itself are first-hand (see [`MAX_RELAYED_ORIGINS`]).
+    pub fn apply_remote_from(
+        &self,
+        ops: &[Operation],
+        sender: Option<&str>,
+    ) -> Result<RemoteApply, StoreError> {
+        let mut checked_origin: Option<&str> = None;
+        for o in ops {
+            // A batch mostly comes from one origin: check each origin id once.
+            let check_origin = checked_origin != Some(o.origin.as_str());
+            validate_remote(o, check_origin)?;
+            checked_origin = Some(&o.origin);
+        }
+        let mut report = RemoteApply::default();
+        let mut winners: Vec<(usize, &Operation)> = Vec::new();
+        {
+            let map = self.map.read();
+            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
+            for (i, o) in ops.iter().enumerate() {
+                let existing = map.entries.get(&o.key);
+                let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
+                // Seen before and not newer than what the key holds: a duplicate. Recorded as
+                // seen but newer: a peer's claim covered it before it arrived (a claim can
+                // be wrong); applying it is still right, last-writer-wins is idempotent.
+                if !wins && map.vector.contains(&o.origin, o.origin_seq) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                if let Err(refusal) = admission.admit(&o.origin, o.origin_seq, o.version) {
+                    report.refused.push((i, refusal));
+                    continue;
+                }
+                if let Some(c) = existing.and_then(|e| conflict(&o.key, e, o, wins)) {
+                    report.conflicts.push(c);
+                }
+                if wins {
+                    winners.push((i, o));
+                } else {
+                    report.ignored += 1;
+                }
+            }
+        }
+        if let Some(wal) = self.wal.as_ref().filter(|_| !winners.is_empty()) {
+            wal.append(RecordType::StoreOps, self.durable, |_, payload| {
+                op::encode_ops(payload, winners.iter().map(|(_, o)| o.as_op()));
+            })?;
+        }
+        let mut map = self.map.write();
+        // Which operations were refused, by position (empty, and never read, when none).
+        let mut refused = Vec::new();
+        if !report.refused.is_empty() {
+            refused = vec![false; ops.len()];
+            for &(i, r) in &report.refused {
+                map.refused.add(r);
+                refused[i] = true;
+            }
+        }
+        let accepted = |(i, _): &(usize, &Operation)| refused.is_empty() || !refused[*i];
+        let mut counters = self.counters.lock();
+        for (_, o) in ops.iter().enumerate().filter(accepted) {
+            counters.clock.observe(o.version);
+        }
+        drop(counters);
+        for (i, o) in winners {
+            if map.apply(&o.as_op()) {
+                report.applied += 1;
+                report.applied_indices.push(i);
+            } else {
+                report.ignored += 1;
+            }
+        }
+        for (_, o) in ops.iter().enumerate().filter(accepted) {
+            map.vector.observe(&o.origin, o.origin_seq, o.version);
+        }
+        Ok(report)
+    }
+
+    /// The greatest version a remote operation may carry now.
+    pub(super) fn horizon(&self) -> Version {
+        horizon_at((self.time)(), self.max_clock_drift_ms)
+    }
+
+    /// Records operations as seen without applying them: operations their origin reported
+    /// as superseded by a newer change to the same key. The same rules as for
+    /// [`Store::apply_remote`] apply, and when the `sender` is known it must be the origin
+    /// itself; returns the numbers taken (the others were refused).
+    pub fn mark_seen(
+        &self,
+        origin: &str,
+        seqs: &[(u64, Version)],
+        sender: Option<&str>,
+    ) -> Vec<u64> {
+        if seqs.is_empty() {
+            return Vec::new();
+        }
+        let mut map = self.map.write();
+        if sender.is_some_and(|s| s != origin) {
+            let refused = seqs.len() as u64;
+            map.refused.second_hand = map.refused.second_hand.saturating_add(refused);
+            return Vec::new();
+        }
+        let mut taken = Vec::with_capacity(seqs.len());
+        let mut refusals = Vec::new();
+        let mut admitted = Vec::new();
+        {
+            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
+            for &(seq, version) in seqs {
+                if seq == 0 {
+                    continue;
+                }
+                if map.vector.contains(origin, seq) {
+                    taken.push(seq);
+                    continue;
+                }
+                match admission.admit(origin, seq, version) {
+                    Ok(()) => admitted.push((seq, version)),
+                    Err(r) => refusals.push(r),
+                }
+            }
+        }
+        for r in refusals {
+            map.refused.add(r);
+        }
+        for (seq, version) in admitted {
+            map.vector.observe(origin, seq, version);
+            taken.push(seq);
+        }
+        taken
+    }
+
+    /// Remote operations refused since the store was opened, by reason.
+    pub fn refused_counts(&self) -> RefusedCounts {
+        self.map.read().refused
+    }
+
+    /// Takes in a peer's vector once everything it lacked from that peer has been applied,
+    /// trusting it entirely (tests and tools; the network uses [`Store::merge_seen`]).
+    pub fn merge_vector(&self, other: &VersionVector) {
+        self.map.write().vector.merge(other);
+    }
+
+    /// Takes in a peer's catch-up claim only up to what this store has itself received
+    /// (see [`VersionVector::merge_seen`]).
+    pub fn merge_seen(&self, other: &VersionVector) {
+        self.map.write().vector.merge_seen(other, &self.node_id);
+    }
+
+    /// What a peer with vector `peer` lacks, and this store's vector, read together: the
+    /// vector claims exactly what the operations (and earlier knowledge) cover, even while
+    /// other threads write.
+    pub fn catch_up_for(&self, peer: &VersionVector) -> (Vec<Operation>, VersionVector) {
+        let map = self.map.read();
+        (map.missing_for(peer), map.vector.clone())
+    }
+
+    /// Every entry (tombstones included) whose operation `peer` has not seen: what a peer
+    /// with that vector lacks.
+    pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
+        self.map.read().missing_for(peer)
+    }
+
+    /// One part of what a peer with vector `peer` lacks, in key order after `after`: entries
+    /// (tombstones included) whose operation it has not seen, until about `max_bytes` are
+    /// collected or `max_scan` entries visited, whichever comes first. Returns the part and
+    /// where to resume (`None`: the end was reached). Holds the store's read lock for one
+    /// part only, so local writes never wait for a whole catch-up.
+    pub fn missing_part(
+        &self,
+        peer: &VersionVector,
+        after: Option<&str>,
+        max_bytes: usize,
+        max_scan: usize,
+    ) -> (Vec<Operation>, Option<String>) {
+        let map = self.map.read();
+        let range = match after {
+            Some(key) => (std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded),
+            None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        };
+        let mut part = Vec::new();
+        let mut bytes = 0usize;
+        let mut last_visited: Option<&String> = None;
+        for (scanned, (key, e)) in map.entries.range::<str, _>(range).enumerate() {
+            if scanned >= max_scan.max(1) || (!part.is_empty() && bytes >= max_bytes) {
+                return (part, last_visited.cloned());
+            }
+            last_visited = Some(key);
+            if !peer.contains(&e.origin, e.origin_seq) {
+                // About its encoded size: a fixed part, the key and the value.
+                bytes += 64 + key.len() + e.value.as_ref().map_or(0, Vec::len);
+                part.push(e.to_operation(key));
+            }
+        }
+        (part, None)
+    }
+}
+
+fn validate_remote(o: &Operation, check_origin: bool) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidRemoteOp {
+        origin: crate::logsafe::shown(&o.origin),
+        seq: o.origin_seq,
+        reason,
+    };
+    if check_origin {
+        crate::id::validate_node_id(&o.origin).map_err(|e| invalid(e.to_string()))?;
+    }
+    if o.origin_seq == 0 {
+        return Err(invalid("origin sequence number 0".into()));
+    }
+    if let Some((base, _)) = &o.base {
+        crate::id::validate_node_id(base).map_err(|e| invalid(format!("base: {e}")))?;
+    }
+    let change = match &o.value {
+        Some(v) if v.len() > MAX_VALUE_LEN => {
+            return Err(invalid(format!(
+                "value of {} bytes exceeds the limit of {MAX_VALUE_LEN} bytes",
+                v.len()
+            )));
+        }
+        _ => validate_key(&o.key),
+    };
+    change.map_err(|e| invalid(e.to_string()))
+}
+
+/// Whether a remote operation and the entry it meets were written without knowledge of
+/// each other: different origins, and neither overwrote the other.
+fn conflict(key: &str, local: &Entry, remote: &Operation, remote_won: bool) -> Option<Conflict> {
+    let same_origin = *local.origin == *remote.origin;
+    let remote_follows_local = remote
+        .base
+        .as_ref()
+        .is_some_and(|(o, s)| **o == *local.origin && *s == local.origin_seq);
+    let local_follows_remote = local
+        .base
+        .as_ref()
+        .is_some_and(|(o, s)| **o == *remote.origin && *s == remote.origin_seq);
+    if same_origin || remote_follows_local || local_follows_remote {
+        return None;
+    }
+    Some(Conflict {
+        key: key.to_string(),
+        local: OpId {
+            origin: local.origin.to_string(),
+            seq: local.origin_seq,
+            version: local.version,
+        },
+        remote: OpId {
+            origin: remote.origin.clone(),
+            seq: remote.origin_seq,
+            version: remote.version,
+        },
+        remote_won,
+    })
+}
