@@ -163,3 +163,29 @@ fn discovery_calls_follow_the_rules() {
     a.close().unwrap();
     assert!(!a.discovery_running());
 }
+
+#[test]
+fn announcements_carry_the_protocol_version_of_the_transport() {
+    use softadastra::discovery::packet::Packet;
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let to = listener.local_addr().unwrap().port();
+    let node = start(options("announcer", free_udp_port(), to, true));
+    let mut buf = [0u8; 2048];
+    let mut seen = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seen.is_none() && std::time::Instant::now() < deadline {
+        node.process_transport_events(64).unwrap();
+        if let Ok((n, _)) = listener.recv_from(&mut buf) {
+            seen = Packet::decode(&buf[..n]).ok();
+        }
+    }
+    let packet = seen.expect("an announcement arrived");
+    assert_eq!(packet.node_id, "announcer");
+    assert_eq!(
+        packet.transport_version,
+        softadastra::transport::PROTOCOL_VERSION
+    );
+}

@@ -267,6 +267,8 @@ impl Client {
             config.transport_host = o.transport_host.clone();
             config.announce_interval_ms = u64::from(o.discovery_interval_ms);
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
+            // Announce the protocol this node's transport speaks.
+            config.transport_version = crate::transport::PROTOCOL_VERSION;
             let mut d = crate::discovery::Discovery::start(config).inspect_err(|e| {
                 log::error!("node {}: discovery start failed: {e}", o.node_id);
             })?;
