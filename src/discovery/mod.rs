@@ -35,9 +35,18 @@
 //! assert!(events.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! This file holds `Discovery` and its owner's API; `config.rs` the settings, errors and
+//! address checks; `beacon.rs` the socket side; `packet.rs` the datagram format;
+//! `registry.rs` the peer table (pure logic).
 
+mod beacon;
+mod config;
 pub mod packet;
 pub mod registry;
+
+pub use config::{DiscoveryConfig, DiscoveryError};
+use config::{check_target, resolve_host};
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -77,104 +86,6 @@ const ANSWER_MIN_INTERVAL_MS: u64 = 100;
 const MAX_ANSWERED: usize = 1024;
 /// Source addresses remembered for "warned once" log lines.
 const MAX_WARNED: usize = 256;
-
-/// How discovery runs. [`DiscoveryConfig::new`] gives the LAN defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DiscoveryConfig {
-    /// This node's id; announcements carrying it are ignored.
-    pub node_id: String,
-    /// Shown to users; empty means the node id. Cut to 255 bytes.
-    pub display_name: String,
-    /// Address the discovery socket binds to. Default "0.0.0.0". An IP literal, or a name
-    /// resolved once by `start` (preferring IPv4).
-    pub bind_host: String,
-    /// Default 9400. 0 picks a free port (tests).
-    pub bind_port: u16,
-    /// Where announcements and probes go. Default "255.255.255.255".
-    pub broadcast_host: String,
-    /// Default 9400. Must not be 0.
-    pub broadcast_port: u16,
-    /// More destinations for announcements and probes, besides the broadcast address (for
-    /// networks without broadcast, or several nodes on one host). Default none.
-    pub extra_targets: Vec<SocketAddr>,
-    /// The transport's listening host, announced to peers. "", "0.0.0.0" or "::" (the
-    /// default "0.0.0.0") announce "unspecified", and receivers use the source address of
-    /// the datagram; a specific address is announced as is.
-    pub transport_host: String,
-    /// The transport's listening port, announced to peers. Must not be 0.
-    pub transport_port: u16,
-    /// The transport protocol version, announced to peers. Default 1.
-    pub transport_version: u16,
-    /// Time between announcements. Default 3000.
-    pub announce_interval_ms: u64,
-    /// A peer silent for half of it is stale, for all of it expired. Default 15000; at
-    /// least twice `announce_interval_ms`.
-    pub ttl_ms: u64,
-}
-
-impl DiscoveryConfig {
-    /// LAN defaults for `node_id` whose transport listens on all addresses at
-    /// `transport_port`: bind 0.0.0.0:9400, broadcast to 255.255.255.255:9400, announce
-    /// every 3 s, TTL 15 s.
-    pub fn new(node_id: impl Into<String>, transport_port: u16) -> Self {
-        DiscoveryConfig {
-            node_id: node_id.into(),
-            display_name: String::new(),
-            bind_host: "0.0.0.0".into(),
-            bind_port: DEFAULT_DISCOVERY_PORT,
-            broadcast_host: "255.255.255.255".into(),
-            broadcast_port: DEFAULT_DISCOVERY_PORT,
-            extra_targets: Vec::new(),
-            transport_host: "0.0.0.0".into(),
-            transport_port,
-            transport_version: DEFAULT_TRANSPORT_VERSION,
-            announce_interval_ms: DEFAULT_ANNOUNCE_INTERVAL_MS,
-            ttl_ms: DEFAULT_TTL_MS,
-        }
-    }
-}
-
-/// Why discovery could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DiscoveryError {
-    /// A configuration field is invalid; `field` names it.
-    #[error("invalid discovery config: {field}: {reason}")]
-    InvalidConfig { field: &'static str, reason: String },
-
-    /// A host name in the configuration could not be resolved.
-    #[error("cannot resolve discovery {field} \"{host}\": {}", describe_io(source))]
-    Resolve {
-        field: &'static str,
-        host: String,
-        source: io::Error,
-    },
-
-    /// The socket could not be bound (port in use, address not on this machine, ...).
-    #[error("cannot bind discovery socket {addr}: {}", describe_io(source))]
-    Bind { addr: SocketAddr, source: io::Error },
-
-    /// A socket operation after binding failed (`op` says which).
-    #[error("cannot {op} discovery socket {addr}: {}", describe_io(source))]
-    Socket {
-        op: &'static str,
-        addr: SocketAddr,
-        source: io::Error,
-    },
-}
-
-impl DiscoveryError {
-    /// What the error is about: the config field, the host name or the socket address.
-    pub fn context(&self) -> String {
-        match self {
-            DiscoveryError::InvalidConfig { field, .. } => (*field).to_string(),
-            DiscoveryError::Resolve { host, .. } => host.clone(),
-            DiscoveryError::Bind { addr, .. } | DiscoveryError::Socket { addr, .. } => {
-                addr.to_string()
-            }
-        }
-    }
-}
 
 /// Counters since start. Datagram counts are per destination (an announcement to the
 /// broadcast address and one extra target counts 2).
@@ -496,205 +407,6 @@ impl Discovery {
     pub fn stats(&self) -> DiscoveryStats {
         self.stats
     }
-
-    fn receive(&mut self, now_ms: u64, events: &mut Vec<DiscoveryEvent>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        self.backlog = true;
-        for _ in 0..MAX_DATAGRAMS_PER_CALL {
-            match self.socket.recv_from(&mut buf) {
-                Ok((len, source)) => self.handle(&buf[..len], source, now_ms, events),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.backlog = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // For example a pending ICMP error. Reading again at the next tick.
-                    self.stats.receive_errors += 1;
-                    log::debug!("discovery {}: receive failed: {e}", self.node_id);
-                    break;
-                }
-            }
-        }
-        self.buf = buf;
-    }
-
-    fn handle(
-        &mut self,
-        bytes: &[u8],
-        source: SocketAddr,
-        now_ms: u64,
-        events: &mut Vec<DiscoveryEvent>,
-    ) {
-        let packet = match Packet::decode(bytes) {
-            Ok(packet) => packet,
-            Err(e) => {
-                self.stats.invalid_packets += 1;
-                if matches!(e, PacketError::UnsupportedVersion { .. })
-                    && self.warn_once(source.ip(), "version")
-                {
-                    log::warn!(
-                        "discovery {}: ignoring {source}: {e} (logged once per address)",
-                        self.node_id
-                    );
-                } else {
-                    log::debug!(
-                        "discovery {}: dropped datagram from {source}: {e}",
-                        self.node_id
-                    );
-                }
-                return;
-            }
-        };
-        if packet.node_id == self.node_id {
-            if packet.instance_id == self.instance_id {
-                self.stats.own_packets_ignored += 1;
-            } else {
-                self.stats.duplicate_node_id += 1;
-                if self.warn_once(source.ip(), "duplicate") {
-                    log::warn!(
-                        "discovery {}: {source} announces this node's id from another \
-                         instance: two nodes share the node id; it is ignored",
-                        self.node_id
-                    );
-                }
-            }
-            return;
-        }
-        self.stats.packets_received += 1;
-        if packet.kind == PacketKind::Probe {
-            if self.answer(PacketKind::Reply, source, now_ms) {
-                self.stats.replies_sent += 1;
-            }
-            return;
-        }
-        match self.registry.observe(&packet, source, now_ms) {
-            Ok(Some(event)) => {
-                if matches!(
-                    event,
-                    DiscoveryEvent::Discovered(_) | DiscoveryEvent::Restarted(_)
-                ) && self.answer(PacketKind::Announce, source, now_ms)
-                {
-                    self.stats.announcements_sent += 1;
-                }
-                log_event(&self.node_id, &event);
-                events.push(event);
-            }
-            Ok(None) => {}
-            Err(Ignored::TableFull) => {
-                self.stats.peers_refused += 1;
-                if self.warn_once(source.ip(), "table full") {
-                    log::warn!(
-                        "discovery {}: ignoring {} from {source}: the peer table holds \
-                         {MAX_PEERS} peers",
-                        self.node_id,
-                        packet.node_id
-                    );
-                }
-            }
-            Err(Ignored::OwnNode | Ignored::NotAnAnnouncement) => {}
-        }
-    }
-
-    /// True the first time for this (address, topic), while the memory lasts.
-    fn warn_once(&mut self, ip: IpAddr, topic: &'static str) -> bool {
-        if self.warned.len() >= MAX_WARNED {
-            return false;
-        }
-        self.warned.insert((ip, topic))
-    }
-
-    /// Sends one unicast datagram to `dest`, unless `dest` was answered moments ago.
-    fn answer(&mut self, kind: PacketKind, dest: SocketAddr, now_ms: u64) -> bool {
-        if let Some(&at) = self.answered.get(&dest)
-            && at <= now_ms
-            && now_ms - at < ANSWER_MIN_INTERVAL_MS
-        {
-            self.stats.answers_suppressed += 1;
-            return false;
-        }
-        if self.answered.len() >= MAX_ANSWERED {
-            self.answered
-                .retain(|_, at| now_ms.saturating_sub(*at) < ANSWER_MIN_INTERVAL_MS);
-            if self.answered.len() >= MAX_ANSWERED {
-                self.stats.answers_suppressed += 1;
-                return false;
-            }
-        }
-        self.answered.insert(dest, now_ms);
-        match self.send(kind, dest) {
-            Ok(()) => true,
-            Err(e) => {
-                self.stats.send_errors += 1;
-                log::debug!(
-                    "discovery {}: cannot send {kind} to {dest}: {e}",
-                    self.node_id
-                );
-                false
-            }
-        }
-    }
-
-    /// Sends to a configured target; failures are logged once per target and error.
-    fn send_to_target(&mut self, kind: PacketKind, target: SocketAddr) -> bool {
-        match self.send(kind, target) {
-            Ok(()) => {
-                if self.failing_targets.remove(&target).is_some() {
-                    log::info!(
-                        "discovery {}: sending to {target} works again",
-                        self.node_id
-                    );
-                }
-                true
-            }
-            Err(e) => {
-                self.stats.send_errors += 1;
-                let code = e.raw_os_error();
-                if self.failing_targets.insert(target, code) != Some(code) {
-                    log::warn!(
-                        "discovery {}: cannot send {kind} to {target}: {}; discovery goes on \
-                         (further failures like this are not logged)",
-                        self.node_id,
-                        describe_io(&e)
-                    );
-                } else {
-                    log::debug!(
-                        "discovery {}: cannot send {kind} to {target}: {e}",
-                        self.node_id
-                    );
-                }
-                false
-            }
-        }
-    }
-
-    fn send(&mut self, kind: PacketKind, dest: SocketAddr) -> io::Result<()> {
-        let bytes = match kind {
-            PacketKind::Announce => &self.announce_bytes,
-            PacketKind::Reply => &self.reply_bytes,
-            PacketKind::Probe => &self.probe_bytes,
-        };
-        let dest = match (self.local_addr, dest.ip()) {
-            // A dual-stack IPv6 socket reaches IPv4 peers through mapped addresses.
-            (SocketAddr::V6(_), IpAddr::V4(v4)) => {
-                SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dest.port())
-            }
-            (SocketAddr::V4(_), ip @ IpAddr::V6(_)) => {
-                SocketAddr::new(ip.to_canonical(), dest.port())
-            }
-            _ => dest,
-        };
-        let mut interrupted = 0;
-        loop {
-            match self.socket.send_to(bytes, dest) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupted < 3 => {
-                    interrupted += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
 }
 
 fn log_event(node_id: &str, event: &DiscoveryEvent) {
@@ -712,60 +424,6 @@ fn log_event(node_id: &str, event: &DiscoveryEvent) {
         DiscoveryEvent::Stale(id) => log::debug!("discovery {node_id}: peer {id} is stale"),
         DiscoveryEvent::Expired(id) => log::debug!("discovery {node_id}: peer {id} expired"),
     }
-}
-
-/// A destination the socket bound to `bind_ip` can send to: port not 0, and an IPv4
-/// address for an IPv4 socket (IPv4-mapped IPv6 addresses are reduced to IPv4).
-fn check_target(
-    field: &'static str,
-    bind_ip: IpAddr,
-    target: SocketAddr,
-) -> Result<SocketAddr, DiscoveryError> {
-    let invalid = |reason: String| DiscoveryError::InvalidConfig { field, reason };
-    if target.port() == 0 {
-        return Err(invalid(format!("{target} has port 0")));
-    }
-    match (bind_ip, target.ip().to_canonical()) {
-        (IpAddr::V4(_), IpAddr::V6(_)) => Err(invalid(format!(
-            "{target} is IPv6 but the discovery socket ({bind_ip}) is IPv4"
-        ))),
-        (IpAddr::V4(_), ip) => Ok(SocketAddr::new(ip, target.port())),
-        (IpAddr::V6(_), _) => Ok(target),
-    }
-}
-
-/// An IP literal (IPv6 optionally in brackets), or a name resolved now, preferring IPv4.
-fn resolve_host(field: &'static str, host: &str) -> Result<IpAddr, DiscoveryError> {
-    if host.is_empty() {
-        return Err(DiscoveryError::InvalidConfig {
-            field,
-            reason: "must not be empty".into(),
-        });
-    }
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let addrs: Vec<SocketAddr> = (host, 0)
-        .to_socket_addrs()
-        .map_err(|source| DiscoveryError::Resolve {
-            field,
-            host: host.to_string(),
-            source,
-        })?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .map(SocketAddr::ip)
-        .ok_or_else(|| DiscoveryError::InvalidConfig {
-            field,
-            reason: format!("\"{host}\" resolves to no address"),
-        })
 }
 
 #[cfg(test)]
