@@ -21,7 +21,7 @@
 //! all files are in temporary directories; nodes listen on 127.0.0.1 only.
 
 mod common;
-use common::{Rng, env_u64};
+use common::{Rng, env_u64, kill_seed};
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use softadastra::{Client, ClientOptions, WriteBatch};
 
@@ -40,18 +40,6 @@ const NODE_ID: &str = "killed-writer";
 /// Threads of a library writer use key prefixes t0/ .. t2/.
 const MAX_THREADS: u64 = 3;
 const KEYS_PER_THREAD: u64 = 12;
-
-fn seed(test: &str) -> u64 {
-    let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            % 1_000_000_000
-    });
-    println!("{test}: seed {seed} (replay with SOFTADASTRA_KILL_SEED={seed})");
-    seed
-}
 
 /// One change of a write. Values are generated from a token and a length so that the
 /// expected-state file stays small.
@@ -436,7 +424,7 @@ fn library_writer_killed_at_random_moments_loses_no_acknowledged_write() {
     if let Some(dir) = std::env::var_os(WRITER_MODE) {
         return writer_main(Path::new(&dir));
     }
-    let seed = seed(LIBRARY_TEST);
+    let seed = kill_seed(LIBRARY_TEST);
     let rounds = env_u64("SOFTADASTRA_KILL_ROUNDS").unwrap_or(25);
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(seed);

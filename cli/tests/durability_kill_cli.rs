@@ -11,29 +11,17 @@ mod cli_support;
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
-use common::{Rng, env_u64};
+use common::{Rng, env_u64, kill_seed};
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cli_support::{Node, cli, stderr};
 
 const CLI_KEYS: u64 = 8;
-
-fn seed(test: &str) -> u64 {
-    let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            % 1_000_000_000
-    });
-    println!("{test}: seed {seed} (replay with SOFTADASTRA_KILL_SEED={seed})");
-    seed
-}
 
 /// One write of the CLI writer: `Some(value)` a put, `None` a remove.
 type CliWrite = (String, Option<String>);
@@ -113,7 +101,7 @@ fn cli_observe(data: &Path) -> Result<CliState, String> {
 #[test]
 fn cli_node_killed_at_random_moments_loses_no_acknowledged_write() {
     let test = "cli_node_killed_at_random_moments_loses_no_acknowledged_write";
-    let seed = seed(test);
+    let seed = kill_seed(test);
     let rounds = env_u64("SOFTADASTRA_KILL_CLI_ROUNDS").unwrap_or(8);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -208,6 +208,30 @@ pub(crate) trait BoxHandle: Sized {
     }
 }
 
+/// An array handed to C as (pointer, length), from a boxed slice; (NULL, 0) when empty.
+pub(crate) fn array_into_raw<T>(items: Box<[T]>) -> (*mut T, usize) {
+    if items.is_empty() {
+        return (std::ptr::null_mut(), 0);
+    }
+    let len = items.len();
+    (Box::into_raw(items).cast::<T>(), len)
+}
+
+/// Frees an array from [`array_into_raw`] (dropping every element) and resets it to
+/// (NULL, 0), so that freeing it again does nothing.
+///
+/// # Safety
+/// `(*items, *len)` is (NULL, anything) or came from [`array_into_raw`] and was not freed.
+pub(crate) unsafe fn free_array<T>(items: &mut *mut T, len: &mut usize) {
+    if !items.is_null() {
+        let slice = std::ptr::slice_from_raw_parts_mut(*items, *len);
+        // SAFETY: per the caller, a boxed slice of len elements from array_into_raw.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+    *items = std::ptr::null_mut();
+    *len = 0;
+}
+
 /// Reads a (pointer, length) byte argument. NULL is allowed only with length 0.
 ///
 /// # Safety

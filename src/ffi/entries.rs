@@ -71,21 +71,13 @@ pub struct SaEntries {
 
 impl SaEntries {
     fn from_rust(entries: &[(String, Vec<u8>)]) -> SaEntries {
-        if entries.is_empty() {
-            return SaEntries {
-                items: std::ptr::null_mut(),
-                len: 0,
-            };
-        }
-        let items: Box<[SaEntry]> = entries
-            .iter()
-            .map(|(k, v)| SaEntry::from_rust(k, v))
-            .collect();
-        let len = items.len();
-        SaEntries {
-            items: Box::into_raw(items).cast::<SaEntry>(),
-            len,
-        }
+        let (items, len) = boundary::array_into_raw(
+            entries
+                .iter()
+                .map(|(k, v)| SaEntry::from_rust(k, v))
+                .collect(),
+        );
+        SaEntries { items, len }
     }
 }
 
@@ -103,13 +95,8 @@ pub unsafe extern "C" fn sa_entries_free(entries: *mut SaEntries) {
         let Some(e) = (unsafe { entries.as_mut() }) else {
             return Ok(());
         };
-        if !e.items.is_null() {
-            let slice = std::ptr::slice_from_raw_parts_mut(e.items, e.len);
-            // SAFETY: items/len came from SaEntries::from_rust: a boxed slice of len entries.
-            drop(unsafe { Box::from_raw(slice) });
-        }
-        e.items = std::ptr::null_mut();
-        e.len = 0;
+        // SAFETY: items/len came from SaEntries::from_rust, per this function's contract.
+        unsafe { boundary::free_array(&mut e.items, &mut e.len) };
         Ok(())
     });
 }

@@ -127,18 +127,8 @@ pub struct SaPeers {
 
 impl SaPeers {
     fn from_rust(peers: &[Peer]) -> SaPeers {
-        if peers.is_empty() {
-            return SaPeers {
-                items: std::ptr::null_mut(),
-                len: 0,
-            };
-        }
-        let items: Box<[SaPeer]> = peers.iter().map(SaPeer::from_rust).collect();
-        let len = items.len();
-        SaPeers {
-            items: Box::into_raw(items).cast::<SaPeer>(),
-            len,
-        }
+        let (items, len) = boundary::array_into_raw(peers.iter().map(SaPeer::from_rust).collect());
+        SaPeers { items, len }
     }
 }
 
@@ -156,13 +146,8 @@ pub unsafe extern "C" fn sa_peers_free(peers: *mut SaPeers) {
         let Some(p) = (unsafe { peers.as_mut() }) else {
             return Ok(());
         };
-        if !p.items.is_null() {
-            let slice = std::ptr::slice_from_raw_parts_mut(p.items, p.len);
-            // SAFETY: items/len came from SaPeers::from_rust: a boxed slice of len peers.
-            drop(unsafe { Box::from_raw(slice) });
-        }
-        p.items = std::ptr::null_mut();
-        p.len = 0;
+        // SAFETY: items/len came from SaPeers::from_rust, per this function's contract.
+        unsafe { boundary::free_array(&mut p.items, &mut p.len) };
         Ok(())
     });
 }

@@ -35,6 +35,20 @@ pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// The seed of a kill test: `SOFTADASTRA_KILL_SEED`, or one from the clock; printed with
+/// how to replay it.
+pub fn kill_seed(test: &str) -> u64 {
+    let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            % 1_000_000_000
+    });
+    println!("{test}: seed {seed} (replay with SOFTADASTRA_KILL_SEED={seed})");
+    seed
+}
+
 use std::collections::BTreeMap;
 
 use softadastra::store::{Change, Store, StoreError};
