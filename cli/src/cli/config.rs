@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::data_dir;
-use serde::Deserialize;
 use softadastra::ClientOptions;
 
 use super::CliError;
@@ -34,49 +33,96 @@ impl Source {
     }
 }
 
-/// The config file's shape. Unknown keys are refused, naming them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    node_id: Option<String>,
-    display_name: Option<String>,
-    data_dir: Option<PathBuf>,
-    wal: Option<PathBuf>,
-    auto_flush: Option<bool>,
-    transport: Option<FileTransport>,
-    discovery: Option<FileDiscovery>,
-    peers: Option<Vec<String>>,
-    sync: Option<FileSync>,
-    tick_interval_ms: Option<i64>,
-    log_level: Option<String>,
+/// Every configuration key, in documentation order: the one table the file, the
+/// environment and the display are driven by. In the config file, `a.b` is key `b` of the
+/// table `[a]`; its environment variable is `SOFTADASTRA_A_B` ([`env_var`]). Each key is
+/// parsed and set in one place ([`Settings::apply`]), shown in one place
+/// ([`Settings::value_of`]), and documented in docs/configuration.md.
+pub const KEYS: &[&str] = &[
+    "node_id",
+    "display_name",
+    "data_dir",
+    "wal",
+    "auto_flush",
+    "transport.enabled",
+    "transport.host",
+    "transport.port",
+    "discovery.enabled",
+    "discovery.host",
+    "discovery.port",
+    "discovery.broadcast_host",
+    "discovery.broadcast_port",
+    "peers",
+    "sync.batch_size",
+    "sync.max_retries",
+    "sync.ack_timeout_ms",
+    "sync.retry_interval_ms",
+    "sync.max_clock_drift_ms",
+    "tick_interval_ms",
+    "log_level",
+];
+
+/// The environment variable of `key`: `SOFTADASTRA_` and the key in capitals, `.` as `_`.
+pub fn env_var(key: &str) -> String {
+    format!("SOFTADASTRA_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTransport {
-    enabled: Option<bool>,
-    host: Option<String>,
-    port: Option<i64>,
+/// A value from one source, before it is checked: from the config file, or the text of
+/// an environment variable or a flag.
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Text(&'a str),
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDiscovery {
-    enabled: Option<bool>,
-    host: Option<String>,
-    port: Option<i64>,
-    broadcast_host: Option<String>,
-    broadcast_port: Option<i64>,
-}
+impl Raw<'_> {
+    fn mismatch(self, key: &str, source: &str, expected: &str) -> CliError {
+        let found = match self {
+            Raw::Toml(v) => v.type_str(),
+            Raw::Text(_) => "text",
+        };
+        bad(key, source, format!("expected {expected}, found {found}"))
+    }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSync {
-    batch_size: Option<i64>,
-    max_retries: Option<i64>,
-    ack_timeout_ms: Option<i64>,
-    retry_interval_ms: Option<i64>,
-    max_clock_drift_ms: Option<i64>,
+    fn text(self, key: &str, source: &str) -> Result<String, CliError> {
+        match self {
+            Raw::Text(t) => Ok(t.to_string()),
+            Raw::Toml(toml::Value::String(t)) => Ok(t.clone()),
+            other => Err(other.mismatch(key, source, "a string")),
+        }
+    }
+
+    fn int(self, key: &str, source: &str) -> Result<i64, CliError> {
+        match self {
+            Raw::Text(t) => parse_i64(key, source, t),
+            Raw::Toml(toml::Value::Integer(n)) => Ok(*n),
+            other => Err(other.mismatch(key, source, "an integer")),
+        }
+    }
+
+    fn boolean(self, key: &str, source: &str) -> Result<bool, CliError> {
+        match self {
+            Raw::Text(t) => parse_bool(key, source, t),
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            other => Err(other.mismatch(key, source, "a boolean")),
+        }
+    }
+
+    /// A list: a TOML array of strings, or comma-separated text.
+    fn list(self, key: &str, source: &str) -> Result<Vec<String>, CliError> {
+        match self {
+            Raw::Text(t) => Ok(t
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(str::to_string)
+                .collect()),
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| Raw::Toml(item).text(key, source))
+                .collect(),
+            other => Err(other.mismatch(key, source, "an array of strings")),
+        }
+    }
 }
 
 /// A peer to connect to, from `peers` ("id@host:port").
@@ -135,44 +181,6 @@ pub struct Settings {
     pub log_level: log::LevelFilter,
     sources: BTreeMap<&'static str, Source>,
 }
-
-/// Every environment variable the CLI reads, with its key.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("SOFTADASTRA_CONFIG", "(config file)"),
-    ("SOFTADASTRA_NODE_ID", "node_id"),
-    ("SOFTADASTRA_DISPLAY_NAME", "display_name"),
-    ("SOFTADASTRA_DATA_DIR", "data_dir"),
-    ("SOFTADASTRA_WAL", "wal"),
-    ("SOFTADASTRA_AUTO_FLUSH", "auto_flush"),
-    ("SOFTADASTRA_TRANSPORT_ENABLED", "transport.enabled"),
-    ("SOFTADASTRA_TRANSPORT_HOST", "transport.host"),
-    ("SOFTADASTRA_TRANSPORT_PORT", "transport.port"),
-    ("SOFTADASTRA_DISCOVERY_ENABLED", "discovery.enabled"),
-    ("SOFTADASTRA_DISCOVERY_HOST", "discovery.host"),
-    ("SOFTADASTRA_DISCOVERY_PORT", "discovery.port"),
-    (
-        "SOFTADASTRA_DISCOVERY_BROADCAST_HOST",
-        "discovery.broadcast_host",
-    ),
-    (
-        "SOFTADASTRA_DISCOVERY_BROADCAST_PORT",
-        "discovery.broadcast_port",
-    ),
-    ("SOFTADASTRA_PEERS", "peers"),
-    ("SOFTADASTRA_SYNC_BATCH_SIZE", "sync.batch_size"),
-    ("SOFTADASTRA_SYNC_MAX_RETRIES", "sync.max_retries"),
-    ("SOFTADASTRA_SYNC_ACK_TIMEOUT_MS", "sync.ack_timeout_ms"),
-    (
-        "SOFTADASTRA_SYNC_RETRY_INTERVAL_MS",
-        "sync.retry_interval_ms",
-    ),
-    (
-        "SOFTADASTRA_SYNC_MAX_CLOCK_DRIFT_MS",
-        "sync.max_clock_drift_ms",
-    ),
-    ("SOFTADASTRA_TICK_INTERVAL_MS", "tick_interval_ms"),
-    ("SOFTADASTRA_LOG_LEVEL", "log_level"),
-];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -314,8 +322,8 @@ impl Settings {
             _ => None,
         };
         if let Some(path) = &config {
-            let file = read_file(path)?;
-            s.apply_file(file, &path.display().to_string())?;
+            let table = read_file(path)?;
+            s.apply_file(&table, &path.display().to_string())?;
             s.config_file = Some(path.clone());
         }
         s.apply_env(env)?;
@@ -323,165 +331,82 @@ impl Settings {
         Ok(s)
     }
 
-    fn apply_file(&mut self, f: FileConfig, path: &str) -> Result<(), CliError> {
-        let src = format!("config file {path}");
-        let src = src.as_str();
-        let file = Source::File;
-        if let Some(v) = f.node_id {
-            self.node_id = Some(check_node_id("node_id", src, &v)?);
-            self.set("node_id", file);
+    /// Checks `raw` as the value of `key` and sets it; `source` names where it came from
+    /// in a message (a file, a variable or a flag).
+    fn apply(
+        &mut self,
+        key: &'static str,
+        raw: Raw<'_>,
+        source: &str,
+        from: Source,
+    ) -> Result<(), CliError> {
+        let (k, s) = (key, source);
+        match key {
+            "node_id" => self.node_id = Some(check_node_id(k, s, &raw.text(k, s)?)?),
+            "display_name" => self.display_name = raw.text(k, s)?,
+            "data_dir" => self.data_dir = PathBuf::from(raw.text(k, s)?),
+            "wal" => self.wal = Some(PathBuf::from(raw.text(k, s)?)),
+            "auto_flush" => self.auto_flush = raw.boolean(k, s)?,
+            "transport.enabled" => self.transport_enabled = raw.boolean(k, s)?,
+            "transport.host" => self.transport_host = check_host(k, s, &raw.text(k, s)?)?,
+            "transport.port" => self.transport_port = parse_port(k, s, raw.int(k, s)?)?,
+            "discovery.enabled" => self.discovery_enabled = raw.boolean(k, s)?,
+            "discovery.host" => self.discovery_host = check_host(k, s, &raw.text(k, s)?)?,
+            "discovery.port" => self.discovery_port = parse_port(k, s, raw.int(k, s)?)?,
+            "discovery.broadcast_host" => {
+                self.discovery_broadcast_host = check_host(k, s, &raw.text(k, s)?)?
+            }
+            "discovery.broadcast_port" => {
+                self.discovery_broadcast_port = parse_port(k, s, raw.int(k, s)?)?
+            }
+            "peers" => {
+                self.peers = raw
+                    .list(k, s)?
+                    .iter()
+                    .map(|p| parse_peer(k, s, p))
+                    .collect::<Result<_, _>>()?
+            }
+            "sync.batch_size" => self.sync_batch_size = parse_int(k, s, raw.int(k, s)?, 1)?,
+            "sync.max_retries" => self.sync_max_retries = parse_int(k, s, raw.int(k, s)?, 0)?,
+            "sync.ack_timeout_ms" => self.sync_ack_timeout_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
+            "sync.retry_interval_ms" => {
+                self.sync_retry_interval_ms = parse_int(k, s, raw.int(k, s)?, 0)?
+            }
+            "sync.max_clock_drift_ms" => {
+                self.sync_max_clock_drift_ms = parse_int(k, s, raw.int(k, s)?, 0)?
+            }
+            "tick_interval_ms" => self.tick_interval_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
+            "log_level" => self.log_level = parse_level(k, s, &raw.text(k, s)?)?,
+            other => unreachable!("configuration key {other} is in KEYS but not here"),
         }
-        if let Some(v) = f.display_name {
-            self.display_name = v;
-            self.set("display_name", file);
-        }
-        if let Some(v) = f.data_dir {
-            self.data_dir = v;
-            self.set("data_dir", file);
-        }
-        if let Some(v) = f.wal {
-            self.wal = Some(v);
-            self.set("wal", file);
-        }
-        if let Some(v) = f.auto_flush {
-            self.auto_flush = v;
-            self.set("auto_flush", file);
-        }
-        if let Some(t) = f.transport {
-            if let Some(v) = t.enabled {
-                self.transport_enabled = v;
-                self.set("transport.enabled", file);
+        self.set(key, from);
+        Ok(())
+    }
+
+    fn apply_file(&mut self, table: &toml::Table, path: &str) -> Result<(), CliError> {
+        let source = format!("config file {path}");
+        for &key in KEYS {
+            let value = match key.split_once('.') {
+                Some((section, name)) => table
+                    .get(section)
+                    .and_then(toml::Value::as_table)
+                    .and_then(|t| t.get(name)),
+                None => table.get(key),
+            };
+            if let Some(value) = value {
+                self.apply(key, Raw::Toml(value), &source, Source::File)?;
             }
-            if let Some(v) = t.host {
-                self.transport_host = check_host("transport.host", src, &v)?;
-                self.set("transport.host", file);
-            }
-            if let Some(v) = t.port {
-                self.transport_port = parse_port("transport.port", src, v)?;
-                self.set("transport.port", file);
-            }
-        }
-        if let Some(d) = f.discovery {
-            if let Some(v) = d.enabled {
-                self.discovery_enabled = v;
-                self.set("discovery.enabled", file);
-            }
-            if let Some(v) = d.host {
-                self.discovery_host = check_host("discovery.host", src, &v)?;
-                self.set("discovery.host", file);
-            }
-            if let Some(v) = d.port {
-                self.discovery_port = parse_port("discovery.port", src, v)?;
-                self.set("discovery.port", file);
-            }
-            if let Some(v) = d.broadcast_host {
-                self.discovery_broadcast_host = check_host("discovery.broadcast_host", src, &v)?;
-                self.set("discovery.broadcast_host", file);
-            }
-            if let Some(v) = d.broadcast_port {
-                self.discovery_broadcast_port = parse_port("discovery.broadcast_port", src, v)?;
-                self.set("discovery.broadcast_port", file);
-            }
-        }
-        if let Some(peers) = f.peers {
-            self.peers = peers
-                .iter()
-                .map(|p| parse_peer("peers", src, p))
-                .collect::<Result<_, _>>()?;
-            self.set("peers", file);
-        }
-        if let Some(y) = f.sync {
-            if let Some(v) = y.batch_size {
-                self.sync_batch_size = parse_int("sync.batch_size", src, v, 1)?;
-                self.set("sync.batch_size", file);
-            }
-            if let Some(v) = y.max_retries {
-                self.sync_max_retries = parse_int("sync.max_retries", src, v, 0)?;
-                self.set("sync.max_retries", file);
-            }
-            if let Some(v) = y.ack_timeout_ms {
-                self.sync_ack_timeout_ms = parse_int("sync.ack_timeout_ms", src, v, 1)?;
-                self.set("sync.ack_timeout_ms", file);
-            }
-            if let Some(v) = y.retry_interval_ms {
-                self.sync_retry_interval_ms = parse_int("sync.retry_interval_ms", src, v, 0)?;
-                self.set("sync.retry_interval_ms", file);
-            }
-            if let Some(v) = y.max_clock_drift_ms {
-                self.sync_max_clock_drift_ms = parse_int("sync.max_clock_drift_ms", src, v, 0)?;
-                self.set("sync.max_clock_drift_ms", file);
-            }
-        }
-        if let Some(v) = f.tick_interval_ms {
-            self.tick_interval_ms = parse_int("tick_interval_ms", src, v, 1)?;
-            self.set("tick_interval_ms", file);
-        }
-        if let Some(v) = f.log_level {
-            self.log_level = parse_level("log_level", src, &v)?;
-            self.set("log_level", file);
         }
         Ok(())
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliError> {
-        let e = Source::Env;
-        for (var, key) in ENV_VARS {
-            let Some(v) = env(var) else { continue };
-            if v.is_empty() || *var == "SOFTADASTRA_CONFIG" {
+        for &key in KEYS {
+            let var = env_var(key);
+            let Some(v) = env(&var).filter(|v| !v.is_empty()) else {
                 continue;
-            }
-            let src = *var;
-            match *key {
-                "node_id" => self.node_id = Some(check_node_id(key, src, &v)?),
-                "display_name" => self.display_name = v,
-                "data_dir" => self.data_dir = PathBuf::from(v),
-                "wal" => self.wal = Some(PathBuf::from(v)),
-                "auto_flush" => self.auto_flush = parse_bool(key, src, &v)?,
-                "transport.enabled" => self.transport_enabled = parse_bool(key, src, &v)?,
-                "transport.host" => self.transport_host = check_host(key, src, &v)?,
-                "transport.port" => {
-                    self.transport_port = parse_port(key, src, parse_i64(key, src, &v)?)?
-                }
-                "discovery.enabled" => self.discovery_enabled = parse_bool(key, src, &v)?,
-                "discovery.host" => self.discovery_host = check_host(key, src, &v)?,
-                "discovery.port" => {
-                    self.discovery_port = parse_port(key, src, parse_i64(key, src, &v)?)?
-                }
-                "discovery.broadcast_host" => {
-                    self.discovery_broadcast_host = check_host(key, src, &v)?
-                }
-                "discovery.broadcast_port" => {
-                    self.discovery_broadcast_port = parse_port(key, src, parse_i64(key, src, &v)?)?
-                }
-                "peers" => {
-                    self.peers = v
-                        .split(',')
-                        .filter(|p| !p.trim().is_empty())
-                        .map(|p| parse_peer(key, src, p))
-                        .collect::<Result<_, _>>()?
-                }
-                "sync.batch_size" => {
-                    self.sync_batch_size = parse_int(key, src, parse_i64(key, src, &v)?, 1)?
-                }
-                "sync.max_retries" => {
-                    self.sync_max_retries = parse_int(key, src, parse_i64(key, src, &v)?, 0)?
-                }
-                "sync.ack_timeout_ms" => {
-                    self.sync_ack_timeout_ms = parse_int(key, src, parse_i64(key, src, &v)?, 1)?
-                }
-                "sync.retry_interval_ms" => {
-                    self.sync_retry_interval_ms = parse_int(key, src, parse_i64(key, src, &v)?, 0)?
-                }
-                "sync.max_clock_drift_ms" => {
-                    self.sync_max_clock_drift_ms = parse_int(key, src, parse_i64(key, src, &v)?, 0)?
-                }
-                "tick_interval_ms" => {
-                    self.tick_interval_ms = parse_int(key, src, parse_i64(key, src, &v)?, 1)?
-                }
-                "log_level" => self.log_level = parse_level(key, src, &v)?,
-                _ => continue,
-            }
-            self.set(key, e);
+            };
+            self.apply(key, Raw::Text(&v), &var, Source::Env)?;
         }
         Ok(())
     }
@@ -573,121 +498,72 @@ impl Settings {
         o
     }
 
-    /// Every key with its effective value and source, in documentation order.
+    /// Every key with its effective value and source, in documentation order (the config
+    /// file first).
     pub fn entries(&self) -> Vec<(&'static str, String, Source)> {
-        let yes = |b: bool| b.to_string();
-        let wal = self.wal_path().display().to_string();
-        let rows: Vec<(&'static str, String)> = vec![
-            (
-                "config",
-                match &self.config_file {
-                    Some(p) => p.display().to_string(),
-                    None => "(none)".into(),
-                },
-            ),
-            ("node_id", self.node_id().to_string()),
-            (
-                "display_name",
-                if self.display_name.is_empty() {
-                    self.node_id().to_string()
-                } else {
-                    self.display_name.clone()
-                },
-            ),
-            ("data_dir", self.data_dir.display().to_string()),
-            ("wal", wal),
-            ("auto_flush", yes(self.auto_flush)),
-            ("transport.enabled", yes(self.transport_enabled)),
-            ("transport.host", self.transport_host.clone()),
-            ("transport.port", self.transport_port.to_string()),
-            ("discovery.enabled", yes(self.discovery_enabled)),
-            ("discovery.host", self.discovery_host.clone()),
-            ("discovery.port", self.discovery_port.to_string()),
-            (
-                "discovery.broadcast_host",
-                self.discovery_broadcast_host.clone(),
-            ),
-            (
-                "discovery.broadcast_port",
-                self.discovery_broadcast_port.to_string(),
-            ),
-            (
-                "peers",
-                self.peers
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("sync.batch_size", self.sync_batch_size.to_string()),
-            ("sync.max_retries", self.sync_max_retries.to_string()),
-            ("sync.ack_timeout_ms", self.sync_ack_timeout_ms.to_string()),
-            (
-                "sync.retry_interval_ms",
-                self.sync_retry_interval_ms.to_string(),
-            ),
-            (
-                "sync.max_clock_drift_ms",
-                self.sync_max_clock_drift_ms.to_string(),
-            ),
-            ("tick_interval_ms", self.tick_interval_ms.to_string()),
-            ("log_level", self.log_level.to_string().to_lowercase()),
-        ];
-        rows.into_iter()
+        let config = match &self.config_file {
+            Some(p) => p.display().to_string(),
+            None => "(none)".into(),
+        };
+        std::iter::once(("config", config))
+            .chain(KEYS.iter().map(|&k| (k, self.value_of(k))))
             .map(|(k, v)| (k, v, self.source(k)))
             .collect()
     }
+
+    /// The effective value of `key`, as shown to the user.
+    fn value_of(&self, key: &str) -> String {
+        match key {
+            "node_id" => self.node_id().to_string(),
+            "display_name" if self.display_name.is_empty() => self.node_id().to_string(),
+            "display_name" => self.display_name.clone(),
+            "data_dir" => self.data_dir.display().to_string(),
+            "wal" => self.wal_path().display().to_string(),
+            "auto_flush" => self.auto_flush.to_string(),
+            "transport.enabled" => self.transport_enabled.to_string(),
+            "transport.host" => self.transport_host.clone(),
+            "transport.port" => self.transport_port.to_string(),
+            "discovery.enabled" => self.discovery_enabled.to_string(),
+            "discovery.host" => self.discovery_host.clone(),
+            "discovery.port" => self.discovery_port.to_string(),
+            "discovery.broadcast_host" => self.discovery_broadcast_host.clone(),
+            "discovery.broadcast_port" => self.discovery_broadcast_port.to_string(),
+            "peers" => self
+                .peers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            "sync.batch_size" => self.sync_batch_size.to_string(),
+            "sync.max_retries" => self.sync_max_retries.to_string(),
+            "sync.ack_timeout_ms" => self.sync_ack_timeout_ms.to_string(),
+            "sync.retry_interval_ms" => self.sync_retry_interval_ms.to_string(),
+            "sync.max_clock_drift_ms" => self.sync_max_clock_drift_ms.to_string(),
+            "tick_interval_ms" => self.tick_interval_ms.to_string(),
+            "log_level" => self.log_level.to_string().to_lowercase(),
+            other => unreachable!("configuration key {other} is in KEYS but not here"),
+        }
+    }
 }
 
-/// The config file's keys, by table ("" for the top level).
-const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "node_id",
-            "display_name",
-            "data_dir",
-            "wal",
-            "auto_flush",
-            "transport",
-            "discovery",
-            "peers",
-            "sync",
-            "tick_interval_ms",
-            "log_level",
-        ],
-    ),
-    ("transport", &["enabled", "host", "port"]),
-    (
-        "discovery",
-        &[
-            "enabled",
-            "host",
-            "port",
-            "broadcast_host",
-            "broadcast_port",
-        ],
-    ),
-    (
-        "sync",
-        &[
-            "batch_size",
-            "max_retries",
-            "ack_timeout_ms",
-            "retry_interval_ms",
-            "max_clock_drift_ms",
-        ],
-    ),
-];
+/// The names the config file knows in `section` ("" for the top level: keys and tables).
+fn known_in(section: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = KEYS
+        .iter()
+        .filter_map(|k| match k.split_once('.') {
+            Some((s, name)) if s == section => Some(name),
+            Some((s, _)) if section.is_empty() => Some(s),
+            None if section.is_empty() => Some(*k),
+            _ => None,
+        })
+        .collect();
+    names.dedup();
+    names
+}
 
-/// Refuses an unknown key, naming it with its table (`transport.prot`).
+/// Refuses an unknown key, naming it with its table (`transport.prot`), and a table
+/// given as a plain value.
 fn check_keys(table: &toml::Table, path: &Path) -> Result<(), CliError> {
-    let known = |section: &str| {
-        KNOWN_KEYS
-            .iter()
-            .find(|(s, _)| *s == section)
-            .map_or(&[][..], |(_, k)| k)
-    };
     let unknown = |key: String, section: &str| {
         CliError::usage(format!(
             "invalid configuration: config file {}: unknown key `{key}` (known keys{}: {})",
@@ -697,41 +573,46 @@ fn check_keys(table: &toml::Table, path: &Path) -> Result<(), CliError> {
             } else {
                 format!(" in [{section}]")
             },
-            known(section).join(", ")
+            known_in(section).join(", ")
         ))
     };
     for (key, value) in table {
-        if !known("").contains(&key.as_str()) {
+        if !known_in("").contains(&key.as_str()) {
             return Err(unknown(key.clone(), ""));
         }
-        if let (Some(nested), true) = (value.as_table(), !known(key).is_empty()) {
-            for inner in nested.keys() {
-                if !known(key).contains(&inner.as_str()) {
-                    return Err(unknown(format!("{key}.{inner}"), key));
-                }
+        let inner = known_in(key);
+        if inner.is_empty() {
+            continue; // a plain key: its value is checked when applied
+        }
+        let Some(nested) = value.as_table() else {
+            let source = format!("config file {}", path.display());
+            return Err(Raw::Toml(value).mismatch(key, &source, &format!("a table [{key}]")));
+        };
+        for name in nested.keys() {
+            if !inner.contains(&name.as_str()) {
+                return Err(unknown(format!("{key}.{name}"), key));
             }
         }
     }
     Ok(())
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, CliError> {
+fn read_file(path: &Path) -> Result<toml::Table, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::usage(format!(
             "invalid configuration: cannot read config file {}: {e}",
             path.display()
         ))
     })?;
-    if let Ok(table) = toml::from_str::<toml::Table>(&text) {
-        check_keys(&table, path)?;
-    }
-    toml::from_str(&text).map_err(|e| {
+    let table = toml::from_str::<toml::Table>(&text).map_err(|e| {
         CliError::usage(format!(
             "invalid configuration: config file {}: {}",
             path.display(),
             e.to_string().trim_end()
         ))
-    })
+    })?;
+    check_keys(&table, path)?;
+    Ok(table)
 }
 
 #[cfg(test)]
@@ -752,6 +633,76 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         Settings::load(&flags, &lookup).map_err(|e| e.message)
+    }
+
+    /// A valid value for every key, as text (an environment variable) and as TOML.
+    fn sample(key: &str) -> (&'static str, &'static str) {
+        match key {
+            "node_id" => ("env-node", "\"file-node\""),
+            "display_name" => ("Till 3", "\"Till 3\""),
+            "data_dir" | "wal" => ("/tmp/sa-sample", "\"/tmp/sa-sample\""),
+            k if k.ends_with("enabled") || k == "auto_flush" => ("false", "false"),
+            k if k.ends_with("host") => ("127.0.0.2", "\"127.0.0.2\""),
+            k if k.ends_with("port") => ("4321", "4321"),
+            "peers" => ("p-1@127.0.0.1:4000", "[\"p-1@127.0.0.1:4000\"]"),
+            "log_level" => ("debug", "\"debug\""),
+            _ => ("7", "7"),
+        }
+    }
+
+    #[test]
+    fn every_key_is_read_from_its_variable_and_from_the_file_and_shown_with_its_source() {
+        for &key in KEYS {
+            let (text, toml_value) = sample(key);
+            let var = env_var(key);
+            let s = load(None, &[(&var, text)], Flags::default()).unwrap();
+            assert_eq!(s.source(key), Source::Env, "{key} from {var}");
+            let file = match key.split_once('.') {
+                Some((table, name)) => format!("[{table}]\n{name} = {toml_value}\n"),
+                None => format!("{key} = {toml_value}\n"),
+            };
+            let s = load(Some(&file), &[], Flags::default()).unwrap();
+            assert_eq!(s.source(key), Source::File, "{key} from the file");
+            let shown = s.entries().into_iter().find(|(k, _, _)| k == &key);
+            assert!(
+                shown.is_some_and(|(_, _, src)| src == Source::File),
+                "{key} shown"
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_is_documented_with_its_variable() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/configuration.md"
+        ))
+        .unwrap();
+        for &key in KEYS {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "{key} is not documented"
+            );
+            assert!(
+                doc.contains(&env_var(key)),
+                "{} is not documented",
+                env_var(key)
+            );
+        }
+    }
+
+    #[test]
+    fn a_table_given_as_a_value_and_a_value_of_the_wrong_type_are_refused() {
+        let e = load(Some("transport = 5\n"), &[], Flags::default()).unwrap_err();
+        assert!(
+            e.contains("transport") && e.contains("expected a table"),
+            "{e}"
+        );
+        let e = load(Some("[transport]\nport = \"x\"\n"), &[], Flags::default()).unwrap_err();
+        assert!(
+            e.contains("transport.port") && e.contains("expected an integer"),
+            "{e}"
+        );
     }
 
     #[test]
