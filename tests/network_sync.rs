@@ -341,3 +341,14 @@ fn a_peer_that_stops_reading_never_stalls_the_others() {
         a.sync_state().unwrap()
     );
 }
+
+#[test]
+fn connect_and_disconnect_on_a_closed_client_say_it_is_not_open() {
+    let client = Client::new(ClientOptions::memory_only("closed-node"));
+    // Even with a host that would not resolve: the state is checked first.
+    let peer = Peer::new("far-node", "no-such-host.invalid", 9);
+    for result in [client.connect(&peer), client.disconnect(&peer)] {
+        let e = result.unwrap_err();
+        assert_eq!(e.code(), softadastra::ErrorCode::InvalidState, "{e}");
+    }
+}

@@ -332,6 +332,10 @@ impl Client {
     /// drops. Returns once the connection attempt has started; the handshake completes
     /// during `process_transport_events`.
     pub fn connect(&self, peer: &Peer) -> Result<()> {
+        // A closed client says so before the peer's host is resolved (outside any lock).
+        if !self.is_open() {
+            return Err(Error::NotOpen);
+        }
         let addr = peer.address()?;
         self.with_net(|_, net| {
             net.expected.insert(addr, peer.node_id.clone());
@@ -344,6 +348,9 @@ impl Client {
 
     /// Closes the connection to `peer` and stops redialling it.
     pub fn disconnect(&self, peer: &Peer) -> Result<()> {
+        if !self.is_open() {
+            return Err(Error::NotOpen);
+        }
         let addr = peer.address()?;
         self.with_net(|_, net| {
             let mut events = Vec::new();
