@@ -11,6 +11,8 @@
 //! fail until the WAL is opened again, because after a failed fsync the kernel may have
 //! dropped the dirty pages and a retry could report success for data that is gone.
 
+#[cfg(any(test, feature = "test-doubles"))]
+mod doubles;
 pub mod format;
 pub mod storage;
 
@@ -22,9 +24,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::io_error::describe_io;
 
+#[cfg(any(test, feature = "test-doubles"))]
+pub use doubles::{Fault, FaultyStorage, MemStorage, PowerCut};
 use format::{HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
-pub use storage::{Fault, FaultyStorage, FileStorage, MemStorage, PowerCut, WalStorage};
+pub use storage::{FileStorage, WalStorage};
 
 /// Smallest step by which the file grows; also the size of a new WAL.
 const MIN_GROWTH: u64 = 1024 * 1024;
