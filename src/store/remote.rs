@@ -201,6 +201,8 @@ impl Store {
         }
         let mut report = RemoteApply::default();
         let mut winners: Vec<(usize, &Operation)> = Vec::new();
+        // Every operation not refused: recorded as seen, and its version observed.
+        let mut taken: Vec<&Operation> = Vec::with_capacity(ops.len());
         {
             let map = self.map.read();
             let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
@@ -212,12 +214,14 @@ impl Store {
                 // be wrong); applying it is still right, last-writer-wins is idempotent.
                 if !wins && map.vector.contains(&o.origin, o.origin_seq) {
                     report.duplicates += 1;
+                    taken.push(o);
                     continue;
                 }
                 if let Err(refusal) = admission.admit(&o.origin, o.origin_seq, o.version) {
                     report.refused.push((i, refusal));
                     continue;
                 }
+                taken.push(o);
                 if let Some(c) = existing.and_then(|e| conflict(&o.key, e, o, wins)) {
                     report.conflicts.push(c);
                 }
@@ -234,18 +238,11 @@ impl Store {
             })?;
         }
         let mut map = self.map.write();
-        // Which operations were refused, by position (empty, and never read, when none).
-        let mut refused = Vec::new();
-        if !report.refused.is_empty() {
-            refused = vec![false; ops.len()];
-            for &(i, r) in &report.refused {
-                map.refused.add(r);
-                refused[i] = true;
-            }
+        for &(_, r) in &report.refused {
+            map.refused.add(r);
         }
-        let accepted = |(i, _): &(usize, &Operation)| refused.is_empty() || !refused[*i];
         let mut counters = self.counters.lock();
-        for (_, o) in ops.iter().enumerate().filter(accepted) {
+        for o in &taken {
             counters.clock.observe(o.version);
         }
         drop(counters);
@@ -257,7 +254,7 @@ impl Store {
                 report.ignored += 1;
             }
         }
-        for (_, o) in ops.iter().enumerate().filter(accepted) {
+        for o in taken {
             map.vector.observe(&o.origin, o.origin_seq, o.version);
         }
         Ok(report)
