@@ -373,7 +373,7 @@ typedef struct sa_entry_t {
   const uint8_t *key;
   size_t key_len;
   /**
-   * The value: any bytes (zeros included), `value_len` bytes.
+   * The value: any bytes (zeros included), `value_len` bytes; NULL when `value_len` is 0.
    */
   const uint8_t *value;
   size_t value_len;

@@ -13,36 +13,19 @@ pub struct SaEntry {
     /// The key: UTF-8, `key_len` bytes.
     pub key: *const u8,
     pub key_len: usize,
-    /// The value: any bytes (zeros included), `value_len` bytes.
+    /// The value: any bytes (zeros included), `value_len` bytes; NULL when `value_len` is 0.
     pub value: *const u8,
     pub value_len: usize,
 }
 
-/// A byte string handed to C: the pointer and length of a leaked boxed slice.
-fn leak(bytes: &[u8]) -> (*const u8, usize) {
-    let boxed: Box<[u8]> = bytes.into();
-    let len = boxed.len();
-    (Box::into_raw(boxed).cast::<u8>().cast_const(), len)
-}
-
-/// Frees what [`leak`] handed out.
-///
-/// # Safety
-/// `(ptr, len)` came from [`leak`] and is freed once.
-unsafe fn unleak(ptr: *const u8, len: usize) {
-    let slice = std::ptr::slice_from_raw_parts_mut(ptr.cast_mut(), len);
-    // SAFETY: per the caller, a boxed slice of len bytes from `leak`.
-    drop(unsafe { Box::from_raw(slice) });
-}
-
 impl SaEntry {
     fn from_rust(key: &str, value: &[u8]) -> SaEntry {
-        let (key, key_len) = leak(key.as_bytes());
-        let (value, value_len) = leak(value);
+        let (key, key_len) = boundary::array_into_raw(Box::<[u8]>::from(key.as_bytes()));
+        let (value, value_len) = boundary::array_into_raw(Box::<[u8]>::from(value));
         SaEntry {
-            key,
+            key: key.cast_const(),
             key_len,
-            value,
+            value: value.cast_const(),
             value_len,
         }
     }
@@ -50,10 +33,11 @@ impl SaEntry {
 
 impl Drop for SaEntry {
     fn drop(&mut self) {
-        // SAFETY: both byte strings were made by `leak` in from_rust and are freed only here.
+        // SAFETY: both byte strings were made by array_into_raw in from_rust and are freed
+        // only here.
         unsafe {
-            unleak(self.key, self.key_len);
-            unleak(self.value, self.value_len);
+            boundary::free_array(&mut self.key.cast_mut(), &mut self.key_len);
+            boundary::free_array(&mut self.value.cast_mut(), &mut self.value_len);
         }
     }
 }
