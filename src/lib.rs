@@ -26,6 +26,7 @@ pub mod logsafe;
 pub mod metadata;
 pub mod node;
 pub mod store;
+pub mod surface;
 pub mod sync;
 pub mod transport;
 pub mod wal;

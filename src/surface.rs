@@ -1,0 +1,657 @@
+//! One description of every type that crosses a foreign boundary: the C ABI (`src/ffi`),
+//! the cxx bridge behind the C++ SDK (`src/bridge.rs`) and the JavaScript binding to come
+//! each convert from this module, in one place each.
+//!
+//! - Options: [`OptionId`] numbers every field of [`ClientOptions`] (the numbers are the C
+//!   ABI's `sa_option_t` and never change); [`OPTIONS`] gives each its name and kind;
+//!   [`get_option`] and [`set_option`] read and write one field by number, checking its
+//!   kind and range. The C ABI's options handle, the C++ SDK's conversion and the
+//!   JavaScript binding all go through them, so a new option is a field, a number and a
+//!   line here (plus the C++ struct's field, which the parity test checks).
+//! - Values the library returns ([`SyncState`], [`TickResult`], [`NodeInfo`], [`Peer`],
+//!   [`NetworkStats`]) and the options: [`Described::fields`] lists every field by name
+//!   and value. Each list destructures its type exhaustively, so a field added to a type
+//!   without being described does not compile. [`describe`] renders a list as
+//!   `name=value` lines; `sa_client_describe`, the C++ SDK's `describe` functions and the
+//!   parity tests, which walk every field through C and through C++, compare against it.
+//! - Enums crossing as numbers ([`ErrorCode`], [`KeyStatus`], [`PeerState`]): [`ALL_ERROR_CODES`],
+//!   [`ALL_KEY_STATUSES`] and [`ALL_PEER_STATES`] in number order.
+
+use std::fmt;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::metadata::NodeInfo;
+use crate::node::{ClientOptions, NetworkStats, Peer, PeerState};
+use crate::sync::{KeyStatus, SyncState, TickResult};
+
+/// The number of an option (`sa_option_t` in C). Numbers are never reused or renumbered;
+/// new options take the next number.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptionId {
+    NodeId = 0,
+    WalPath = 1,
+    EnableWal = 2,
+    AutoFlush = 3,
+    SyncBatchSize = 4,
+    MaxSyncRetries = 5,
+    AckTimeoutMs = 6,
+    RetryIntervalMs = 7,
+    RequireAck = 8,
+    AutoQueue = 9,
+    EnableTransport = 10,
+    TransportHost = 11,
+    TransportPort = 12,
+    EnableDiscovery = 13,
+    DiscoveryHost = 14,
+    DiscoveryPort = 15,
+    DiscoveryBroadcastHost = 16,
+    DiscoveryBroadcastPort = 17,
+    DisplayName = 18,
+    Version = 19,
+    DiscoveryIntervalMs = 20,
+    DiscoveryTtlMs = 21,
+    AutoConnectDiscovered = 22,
+    MaxClockDriftMs = 23,
+}
+
+/// What an option holds (`sa_option_kind_t` in C).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// UTF-8 text.
+    Text = 0,
+    /// true or false.
+    Bool = 1,
+    /// An unsigned number up to [`OptionSpec::max`].
+    Uint = 2,
+}
+
+/// An option's number, name and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub id: OptionId,
+    /// The field's name in Rust, C (`sa_option_name`), C++ and the CLI's configuration
+    /// (snake_case; JavaScript spells it in camelCase).
+    pub name: &'static str,
+    pub kind: OptionKind,
+    /// The largest value of a `Uint` option (the width of its field); 0 for the others.
+    pub max: u64,
+}
+
+const fn spec(id: OptionId, name: &'static str, kind: OptionKind, max: u64) -> OptionSpec {
+    OptionSpec { id, name, kind, max }
+}
+
+const TEXT: OptionKind = OptionKind::Text;
+const BOOL: OptionKind = OptionKind::Bool;
+const UINT: OptionKind = OptionKind::Uint;
+const U16: u64 = u16::MAX as u64;
+const U32: u64 = u32::MAX as u64;
+const USIZE: u64 = if usize::BITS >= 64 {
+    u64::MAX
+} else {
+    usize::MAX as u64
+};
+
+/// Every option, in number order (`OPTIONS[n].id as usize == n`).
+pub const OPTIONS: &[OptionSpec] = &[
+    spec(OptionId::NodeId, "node_id", TEXT, 0),
+    spec(OptionId::WalPath, "wal_path", TEXT, 0),
+    spec(OptionId::EnableWal, "enable_wal", BOOL, 0),
+    spec(OptionId::AutoFlush, "auto_flush", BOOL, 0),
+    spec(OptionId::SyncBatchSize, "sync_batch_size", UINT, USIZE),
+    spec(OptionId::MaxSyncRetries, "max_sync_retries", UINT, U32),
+    spec(OptionId::AckTimeoutMs, "ack_timeout_ms", UINT, U32),
+    spec(OptionId::RetryIntervalMs, "retry_interval_ms", UINT, U32),
+    spec(OptionId::RequireAck, "require_ack", BOOL, 0),
+    spec(OptionId::AutoQueue, "auto_queue", BOOL, 0),
+    spec(OptionId::EnableTransport, "enable_transport", BOOL, 0),
+    spec(OptionId::TransportHost, "transport_host", TEXT, 0),
+    spec(OptionId::TransportPort, "transport_port", UINT, U16),
+    spec(OptionId::EnableDiscovery, "enable_discovery", BOOL, 0),
+    spec(OptionId::DiscoveryHost, "discovery_host", TEXT, 0),
+    spec(OptionId::DiscoveryPort, "discovery_port", UINT, U16),
+    spec(OptionId::DiscoveryBroadcastHost, "discovery_broadcast_host", TEXT, 0),
+    spec(OptionId::DiscoveryBroadcastPort, "discovery_broadcast_port", UINT, U16),
+    spec(OptionId::DisplayName, "display_name", TEXT, 0),
+    spec(OptionId::Version, "version", TEXT, 0),
+    spec(OptionId::DiscoveryIntervalMs, "discovery_interval_ms", UINT, U32),
+    spec(OptionId::DiscoveryTtlMs, "discovery_ttl_ms", UINT, U32),
+    spec(OptionId::AutoConnectDiscovered, "auto_connect_discovered", BOOL, 0),
+    spec(OptionId::MaxClockDriftMs, "max_clock_drift_ms", UINT, u64::MAX),
+];
+
+impl OptionId {
+    /// The option numbered `n`, if there is one.
+    pub fn from_number(n: u32) -> Option<OptionId> {
+        OPTIONS.get(usize::try_from(n).ok()?).map(|s| s.id)
+    }
+
+    /// The option named `name` (snake_case), if there is one.
+    pub fn from_name(name: &str) -> Option<OptionId> {
+        OPTIONS.iter().find(|s| s.name == name).map(|s| s.id)
+    }
+
+    pub fn spec(self) -> &'static OptionSpec {
+        &OPTIONS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// The value of one option or field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Text(String),
+    Bool(bool),
+    Uint(u64),
+    Int(i64),
+    /// A list of texts (a node's capabilities).
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Text(s) => f.write_str(s),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Uint(n) => write!(f, "{n}"),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::List(items) => f.write_str(&items.join(",")),
+        }
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn uint(n: impl TryInto<u64>) -> Value {
+    // Every unsigned field is at most 64 bits wide, so this never saturates in practice.
+    Value::Uint(n.try_into().unwrap_or(u64::MAX))
+}
+
+/// The value of option `id` in `options`.
+pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
+    let o = options;
+    match id {
+        OptionId::NodeId => text(&o.node_id),
+        OptionId::WalPath => text(&o.wal_path),
+        OptionId::EnableWal => Value::Bool(o.enable_wal),
+        OptionId::AutoFlush => Value::Bool(o.auto_flush),
+        OptionId::SyncBatchSize => uint(o.sync_batch_size),
+        OptionId::MaxSyncRetries => uint(o.max_sync_retries),
+        OptionId::AckTimeoutMs => uint(o.ack_timeout_ms),
+        OptionId::RetryIntervalMs => uint(o.retry_interval_ms),
+        OptionId::RequireAck => Value::Bool(o.require_ack),
+        OptionId::AutoQueue => Value::Bool(o.auto_queue),
+        OptionId::EnableTransport => Value::Bool(o.enable_transport),
+        OptionId::TransportHost => text(&o.transport_host),
+        OptionId::TransportPort => uint(o.transport_port),
+        OptionId::EnableDiscovery => Value::Bool(o.enable_discovery),
+        OptionId::DiscoveryHost => text(&o.discovery_host),
+        OptionId::DiscoveryPort => uint(o.discovery_port),
+        OptionId::DiscoveryBroadcastHost => text(&o.discovery_broadcast_host),
+        OptionId::DiscoveryBroadcastPort => uint(o.discovery_broadcast_port),
+        OptionId::DisplayName => text(&o.display_name),
+        OptionId::Version => text(&o.version),
+        OptionId::DiscoveryIntervalMs => uint(o.discovery_interval_ms),
+        OptionId::DiscoveryTtlMs => uint(o.discovery_ttl_ms),
+        OptionId::AutoConnectDiscovered => Value::Bool(o.auto_connect_discovered),
+        OptionId::MaxClockDriftMs => uint(o.max_clock_drift_ms),
+    }
+}
+
+/// Sets option `id` of `options` to `value`. A value of the wrong kind, or a number
+/// beyond the field's width, is an `InvalidOptions` error naming the option; `options`
+/// is then unchanged. Whether the options as a whole make sense is
+/// [`ClientOptions::validate`]'s business.
+pub fn set_option(options: &mut ClientOptions, id: OptionId, value: Value) -> Result<()> {
+    let spec = id.spec();
+    let wrong_kind = |got: &str| Error::InvalidOptions {
+        field: spec.name,
+        reason: format!("expects {}, got {got}", kind_name(spec.kind)),
+    };
+    match (spec.kind, value) {
+        (OptionKind::Text, Value::Text(s)) => set_text(options, id, s),
+        (OptionKind::Bool, Value::Bool(b)) => set_bool(options, id, b),
+        (OptionKind::Uint, Value::Uint(n)) if n > spec.max => Err(Error::InvalidOptions {
+            field: spec.name,
+            reason: format!("{n} is larger than {}", spec.max),
+        }),
+        (OptionKind::Uint, Value::Uint(n)) => set_uint(options, id, n),
+        (_, Value::Text(_)) => Err(wrong_kind("text")),
+        (_, Value::Bool(_)) => Err(wrong_kind("a boolean")),
+        (_, Value::Uint(_) | Value::Int(_)) => Err(wrong_kind("a number")),
+        (_, Value::List(_)) => Err(wrong_kind("a list")),
+    }
+}
+
+fn kind_name(kind: OptionKind) -> &'static str {
+    match kind {
+        OptionKind::Text => "text",
+        OptionKind::Bool => "a boolean",
+        OptionKind::Uint => "an unsigned number",
+    }
+}
+
+fn set_text(o: &mut ClientOptions, id: OptionId, s: String) -> Result<()> {
+    let slot = match id {
+        OptionId::NodeId => &mut o.node_id,
+        OptionId::WalPath => &mut o.wal_path,
+        OptionId::TransportHost => &mut o.transport_host,
+        OptionId::DiscoveryHost => &mut o.discovery_host,
+        OptionId::DiscoveryBroadcastHost => &mut o.discovery_broadcast_host,
+        OptionId::DisplayName => &mut o.display_name,
+        OptionId::Version => &mut o.version,
+        _ => return Err(kind_mismatch(id)),
+    };
+    *slot = s;
+    Ok(())
+}
+
+fn set_bool(o: &mut ClientOptions, id: OptionId, b: bool) -> Result<()> {
+    let slot = match id {
+        OptionId::EnableWal => &mut o.enable_wal,
+        OptionId::AutoFlush => &mut o.auto_flush,
+        OptionId::RequireAck => &mut o.require_ack,
+        OptionId::AutoQueue => &mut o.auto_queue,
+        OptionId::EnableTransport => &mut o.enable_transport,
+        OptionId::EnableDiscovery => &mut o.enable_discovery,
+        OptionId::AutoConnectDiscovered => &mut o.auto_connect_discovered,
+        _ => return Err(kind_mismatch(id)),
+    };
+    *slot = b;
+    Ok(())
+}
+
+/// `n` is at most the option's `max` (checked by [`set_option`]), so the narrowing
+/// conversions below cannot fail; they still report rather than truncate.
+fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
+    fn narrow<T: TryFrom<u64>>(id: OptionId, n: u64) -> Result<T> {
+        T::try_from(n).map_err(|_| Error::InvalidOptions {
+            field: id.name(),
+            reason: format!("{n} does not fit"),
+        })
+    }
+    match id {
+        OptionId::SyncBatchSize => o.sync_batch_size = narrow(id, n)?,
+        OptionId::MaxSyncRetries => o.max_sync_retries = narrow(id, n)?,
+        OptionId::AckTimeoutMs => o.ack_timeout_ms = narrow(id, n)?,
+        OptionId::RetryIntervalMs => o.retry_interval_ms = narrow(id, n)?,
+        OptionId::TransportPort => o.transport_port = narrow(id, n)?,
+        OptionId::DiscoveryPort => o.discovery_port = narrow(id, n)?,
+        OptionId::DiscoveryBroadcastPort => o.discovery_broadcast_port = narrow(id, n)?,
+        OptionId::DiscoveryIntervalMs => o.discovery_interval_ms = narrow(id, n)?,
+        OptionId::DiscoveryTtlMs => o.discovery_ttl_ms = narrow(id, n)?,
+        OptionId::MaxClockDriftMs => o.max_clock_drift_ms = n,
+        _ => return Err(kind_mismatch(id)),
+    }
+    Ok(())
+}
+
+/// [`OPTIONS`] and the setters disagree about an option's kind: a bug, caught by the
+/// round-trip test below.
+fn kind_mismatch(id: OptionId) -> Error {
+    Error::Internal(format!("option {} has no setter of its kind", id.name()))
+}
+
+/// One field of a described value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub value: Value,
+}
+
+fn field(name: &'static str, value: Value) -> Field {
+    Field { name, value }
+}
+
+/// A type that crosses a foreign boundary, described field by field.
+pub trait Described {
+    /// Every field, in declaration order, with the names the C header and the C++ SDK use.
+    fn fields(&self) -> Vec<Field>;
+}
+
+/// `name=value` lines, one per field, each ending in a newline. Texts are written as they
+/// are (a text holding a newline is not escaped: this is for people and tests, not a
+/// format to parse).
+pub fn describe(value: &dyn Described) -> String {
+    value
+        .fields()
+        .iter()
+        .map(|f| format!("{}={}\n", f.name, f.value))
+        .collect()
+}
+
+impl Described for ClientOptions {
+    fn fields(&self) -> Vec<Field> {
+        // Exhaustive: a new option that is not in OPTIONS does not compile here.
+        let ClientOptions {
+            node_id: _,
+            wal_path: _,
+            enable_wal: _,
+            auto_flush: _,
+            sync_batch_size: _,
+            max_sync_retries: _,
+            ack_timeout_ms: _,
+            retry_interval_ms: _,
+            require_ack: _,
+            auto_queue: _,
+            enable_transport: _,
+            transport_host: _,
+            transport_port: _,
+            enable_discovery: _,
+            discovery_host: _,
+            discovery_port: _,
+            discovery_broadcast_host: _,
+            discovery_broadcast_port: _,
+            discovery_interval_ms: _,
+            discovery_ttl_ms: _,
+            auto_connect_discovered: _,
+            display_name: _,
+            version: _,
+            max_clock_drift_ms: _,
+        } = self;
+        OPTIONS
+            .iter()
+            .map(|s| field(s.name, get_option(self, s.id)))
+            .collect()
+    }
+}
+
+impl Described for SyncState {
+    fn fields(&self) -> Vec<Field> {
+        let SyncState {
+            outbox_size,
+            pending_count,
+            queued_count,
+            in_flight_count,
+            acknowledged_count,
+            failed_count,
+            last_submitted_version,
+            last_applied_remote_version,
+            total_retries,
+            conflict_count,
+        } = *self;
+        vec![
+            field("outbox_size", uint(outbox_size)),
+            field("pending_count", uint(pending_count)),
+            field("queued_count", uint(queued_count)),
+            field("in_flight_count", uint(in_flight_count)),
+            field("acknowledged_count", uint(acknowledged_count)),
+            field("failed_count", uint(failed_count)),
+            field("last_submitted_version", uint(last_submitted_version)),
+            field("last_applied_remote_version", uint(last_applied_remote_version)),
+            field("total_retries", uint(total_retries)),
+            field("conflict_count", uint(conflict_count)),
+        ]
+    }
+}
+
+impl Described for TickResult {
+    fn fields(&self) -> Vec<Field> {
+        let TickResult {
+            retried_count,
+            pruned_count,
+            batch_size,
+        } = *self;
+        vec![
+            field("retried_count", uint(retried_count)),
+            field("pruned_count", uint(pruned_count)),
+            field("batch_size", uint(batch_size)),
+        ]
+    }
+}
+
+impl Described for NodeInfo {
+    fn fields(&self) -> Vec<Field> {
+        let NodeInfo {
+            node_id,
+            display_name,
+            hostname,
+            os_name,
+            version,
+            started_at_ms,
+            uptime_ms,
+            capabilities,
+        } = self;
+        vec![
+            field("node_id", text(node_id)),
+            field("display_name", text(display_name)),
+            field("hostname", text(hostname)),
+            field("os_name", text(os_name)),
+            field("version", text(version)),
+            field("started_at_ms", Value::Int(*started_at_ms)),
+            field("uptime_ms", Value::Int(*uptime_ms)),
+            field("capabilities", Value::List(capabilities.clone())),
+        ]
+    }
+}
+
+impl Described for Peer {
+    fn fields(&self) -> Vec<Field> {
+        let Peer {
+            node_id,
+            host,
+            port,
+            state,
+            last_seen_ms,
+        } = self;
+        vec![
+            field("node_id", text(node_id)),
+            field("host", text(host)),
+            field("port", uint(*port)),
+            field("state", text(state.as_str())),
+            field("last_seen_ms", uint(*last_seen_ms)),
+        ]
+    }
+}
+
+impl Described for NetworkStats {
+    /// Flat: the nested figures are named by their group (`catch_up_`, `refused_`).
+    fn fields(&self) -> Vec<Field> {
+        let NetworkStats {
+            transport,
+            catch_ups,
+            peer_records,
+            discovered_dials,
+            refused_operations,
+        } = self;
+        let crate::transport::TransportStats {
+            connections,
+            connection_limit,
+            refused_connections,
+            garbage_frames,
+            receive_buffered,
+            send_buffered,
+            dialled,
+        } = *transport;
+        let crate::node::CatchUpStats {
+            serving,
+            started,
+            busy,
+            protocol_errors,
+        } = *catch_ups;
+        let crate::store::RefusedCounts {
+            own_origin,
+            clock_ahead,
+            too_many_origins,
+            too_many_ranges,
+            second_hand,
+        } = *refused_operations;
+        vec![
+            field("connections", uint(connections)),
+            field("connection_limit", uint(connection_limit)),
+            field("refused_connections", uint(refused_connections)),
+            field("garbage_frames", uint(garbage_frames)),
+            field("receive_buffered", uint(receive_buffered)),
+            field("send_buffered", uint(send_buffered)),
+            field("dialled", uint(dialled)),
+            field("catch_up_serving", uint(serving)),
+            field("catch_up_started", uint(started)),
+            field("catch_up_busy", uint(busy)),
+            field("catch_up_protocol_errors", uint(protocol_errors)),
+            field("peer_records", uint(*peer_records)),
+            field("discovered_dials", uint(*discovered_dials)),
+            field("refused_own_origin", uint(own_origin)),
+            field("refused_clock_ahead", uint(clock_ahead)),
+            field("refused_too_many_origins", uint(too_many_origins)),
+            field("refused_too_many_ranges", uint(too_many_ranges)),
+            field("refused_second_hand", uint(second_hand)),
+        ]
+    }
+}
+
+/// Every error code, in number order (`ALL_ERROR_CODES[n] as u32 == n`).
+pub const ALL_ERROR_CODES: [ErrorCode; 13] = [
+    ErrorCode::None,
+    ErrorCode::Unknown,
+    ErrorCode::InvalidArgument,
+    ErrorCode::InvalidState,
+    ErrorCode::NotFound,
+    ErrorCode::AlreadyExists,
+    ErrorCode::IoError,
+    ErrorCode::StoreError,
+    ErrorCode::SyncError,
+    ErrorCode::TransportError,
+    ErrorCode::DiscoveryError,
+    ErrorCode::MetadataError,
+    ErrorCode::InternalError,
+];
+
+/// Every key status, in number order (the numbers of `sa_key_status_t` and C++
+/// `SyncStatus`).
+pub const ALL_KEY_STATUSES: [KeyStatus; 7] = [
+    KeyStatus::SavedLocally,
+    KeyStatus::WaitingToSync,
+    KeyStatus::Syncing,
+    KeyStatus::Synced,
+    KeyStatus::Retrying,
+    KeyStatus::SyncFailed,
+    KeyStatus::ConflictDetected,
+];
+
+/// Every peer state, in number order (the numbers of `sa_peer_state_t`).
+pub const ALL_PEER_STATES: [PeerState; 6] = [
+    PeerState::Available,
+    PeerState::Connected,
+    PeerState::Stale,
+    PeerState::Expired,
+    PeerState::Faulted,
+    PeerState::Unknown,
+];
+
+/// The number of a key status.
+pub fn key_status_number(status: KeyStatus) -> u32 {
+    // Exhaustive, so a new status must be given its number here.
+    match status {
+        KeyStatus::SavedLocally => 0,
+        KeyStatus::WaitingToSync => 1,
+        KeyStatus::Syncing => 2,
+        KeyStatus::Synced => 3,
+        KeyStatus::Retrying => 4,
+        KeyStatus::SyncFailed => 5,
+        KeyStatus::ConflictDetected => 6,
+    }
+}
+
+/// The number of a peer state.
+pub fn peer_state_number(state: PeerState) -> u32 {
+    match state {
+        PeerState::Available => 0,
+        PeerState::Connected => 1,
+        PeerState::Stale => 2,
+        PeerState::Expired => 3,
+        PeerState::Faulted => 4,
+        PeerState::Unknown => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_numbered_in_order_with_unique_names() {
+        for (n, spec) in OPTIONS.iter().enumerate() {
+            assert_eq!(spec.id as usize, n, "{}", spec.name);
+            assert_eq!(OptionId::from_number(n as u32), Some(spec.id));
+            assert_eq!(OptionId::from_name(spec.name), Some(spec.id));
+        }
+        assert_eq!(OptionId::from_number(OPTIONS.len() as u32), None);
+        assert_eq!(OptionId::from_name("no_such_option"), None);
+    }
+
+    /// A value of the option's kind that differs from its default.
+    fn other_value(spec: &OptionSpec, current: &Value) -> Value {
+        match current {
+            Value::Text(s) => Value::Text(format!("{s}x")),
+            Value::Bool(b) => Value::Bool(!b),
+            Value::Uint(n) => Value::Uint(if *n == spec.max { n - 1 } else { n + 1 }),
+            other => panic!("option {} holds {other:?}", spec.name),
+        }
+    }
+
+    #[test]
+    fn every_option_round_trips_and_changes_only_itself() {
+        for spec in OPTIONS {
+            let mut options = ClientOptions::default();
+            let before = options.fields();
+            let value = other_value(spec, &get_option(&options, spec.id));
+            set_option(&mut options, spec.id, value.clone()).unwrap();
+            assert_eq!(get_option(&options, spec.id), value, "{}", spec.name);
+            let after = options.fields();
+            let changed: Vec<_> = before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| b != a)
+                .map(|(b, _)| b.name)
+                .collect();
+            assert_eq!(changed, vec![spec.name]);
+        }
+    }
+
+    #[test]
+    fn wrong_kinds_and_numbers_too_wide_are_refused_naming_the_option() {
+        let mut options = ClientOptions::default();
+        let e = set_option(&mut options, OptionId::AutoFlush, Value::Uint(1)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
+        assert!(e.to_string().contains("auto_flush"), "{e}");
+        let e = set_option(&mut options, OptionId::TransportPort, Value::Uint(65_536)).unwrap_err();
+        assert!(e.to_string().contains("transport_port"), "{e}");
+        assert!(e.to_string().contains("65536"), "{e}");
+        let e = set_option(&mut options, OptionId::NodeId, Value::Bool(true)).unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
+        assert_eq!(options, ClientOptions::default());
+    }
+
+    #[test]
+    fn enum_tables_are_in_number_order() {
+        for (n, code) in ALL_ERROR_CODES.iter().enumerate() {
+            assert_eq!(*code as usize, n);
+        }
+        for (n, status) in ALL_KEY_STATUSES.iter().enumerate() {
+            assert_eq!(key_status_number(*status) as usize, n);
+        }
+        for (n, state) in ALL_PEER_STATES.iter().enumerate() {
+            assert_eq!(peer_state_number(*state) as usize, n);
+        }
+    }
+
+    #[test]
+    fn describe_writes_one_line_per_field() {
+        let tick = TickResult {
+            retried_count: 1,
+            pruned_count: 2,
+            batch_size: 3,
+        };
+        assert_eq!(
+            describe(&tick),
+            "retried_count=1\npruned_count=2\nbatch_size=3\n"
+        );
+    }
+}
