@@ -5,9 +5,9 @@
  * by hand.
  *
  * Conventions (every function's comment repeats what applies to it):
- * - Every symbol starts with sa_; handles are opaque (sa_client_t, sa_batch_t). A call
- *   that changes a client (or may: a write, a tick, the network) takes sa_client_t *; one
- *   that only reads it takes const sa_client_t *.
+ * - Every symbol starts with sa_; handles are opaque (sa_client_t, sa_options_t,
+ *   sa_batch_t). A call that changes a client (or may: a write, a tick, the network) takes
+ *   sa_client_t *; one that only reads it takes const sa_client_t *.
  * - Functions that can fail return a sa_status_t (SA_OK on success). The numeric codes are
  *   the same as softadastra::sdk::Error::Code in the C++ SDK and are never renumbered.
  * - Functions returning sa_status_t record the outcome in a thread-local "last error":
@@ -19,7 +19,15 @@
  *   up to 16 MiB.
  * - A NULL handle or a NULL out-parameter gives SA_INVALID_ARGUMENT with a message naming
  *   the parameter; every _free(NULL) is a no-op.
- * - Memory returned by the library is freed only by the matching sa_*_free function.
+ * - Options are an opaque handle (sa_options_new or a preset, sa_options_set_*), read and
+ *   written one option at a time by its number (sa_option_t), so new options never change
+ *   the layout a program was built against.
+ * - One ownership rule for returned data: the library allocates every result it returns
+ *   through a T **out parameter (bytes, lists, node info, sync state, tick result, network
+ *   figures); the caller frees it with the matching sa_T_free and never changes it. The
+ *   caller never allocates a library struct, so a later release may append fields to one
+ *   (never reorder or remove them); lists are arrays of pointers to their elements for the
+ *   same reason. Strings the library returns are NUL-terminated UTF-8.
  * - A panic inside the library never crosses this boundary: it is caught and reported as
  *   SA_INTERNAL_ERROR. A client whose call panicked then refuses every call with
  *   SA_INTERNAL_ERROR naming the panic, until sa_client_close and sa_client_open.
@@ -156,6 +164,35 @@ typedef uint32_t sa_peer_state_t;
 #endif // __cplusplus
 
 /**
+ * What an option holds (`sa_option_kind_t` in C).
+ */
+enum sa_option_kind_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * UTF-8 text.
+   */
+  SA_OPTION_KIND_TEXT = 0,
+  /**
+   * true or false.
+   */
+  SA_OPTION_KIND_BOOL = 1,
+  /**
+   * An unsigned number up to [`OptionSpec::max`].
+   */
+  SA_OPTION_KIND_UINT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sa_option_kind_t sa_option_kind_t;
+#else
+typedef uint32_t sa_option_kind_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Where a key's latest change is on its way to peers (written by
  * `sa_client_sync_status`). The values are never renumbered; they equal those of
  * `softadastra::sdk::SyncStatus` in the C++ SDK.
@@ -203,6 +240,91 @@ typedef uint32_t sa_key_status_t;
 #endif // __cplusplus
 
 /**
+ * Stable numeric error codes, identical to `softadastra::sdk::Error::Code` and `sa_status_t`.
+ */
+enum ErrorCode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  NONE = 0,
+  UNKNOWN = 1,
+  INVALID_ARGUMENT = 2,
+  INVALID_STATE = 3,
+  NOT_FOUND = 4,
+  ALREADY_EXISTS = 5,
+  IO_ERROR = 6,
+  STORE_ERROR = 7,
+  SYNC_ERROR = 8,
+  TRANSPORT_ERROR = 9,
+  DISCOVERY_ERROR = 10,
+  METADATA_ERROR = 11,
+  INTERNAL_ERROR = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ErrorCode ErrorCode;
+#else
+typedef uint32_t ErrorCode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The number of an option (`sa_option_t` in C). Numbers are never reused or renumbered;
+ * new options take the next number.
+ *
+ * The variants carry the C prefix (`SaOptionNodeId` is `SA_OPTION_NODE_ID`) because cbindgen
+ * names C enumerators after the Rust variants.
+ */
+enum sa_option_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  SA_OPTION_NODE_ID = 0,
+  SA_OPTION_WAL_PATH = 1,
+  SA_OPTION_ENABLE_WAL = 2,
+  SA_OPTION_AUTO_FLUSH = 3,
+  SA_OPTION_SYNC_BATCH_SIZE = 4,
+  SA_OPTION_MAX_SYNC_RETRIES = 5,
+  SA_OPTION_ACK_TIMEOUT_MS = 6,
+  SA_OPTION_RETRY_INTERVAL_MS = 7,
+  SA_OPTION_REQUIRE_ACK = 8,
+  SA_OPTION_AUTO_QUEUE = 9,
+  SA_OPTION_ENABLE_TRANSPORT = 10,
+  SA_OPTION_TRANSPORT_HOST = 11,
+  SA_OPTION_TRANSPORT_PORT = 12,
+  SA_OPTION_ENABLE_DISCOVERY = 13,
+  SA_OPTION_DISCOVERY_HOST = 14,
+  SA_OPTION_DISCOVERY_PORT = 15,
+  SA_OPTION_DISCOVERY_BROADCAST_HOST = 16,
+  SA_OPTION_DISCOVERY_BROADCAST_PORT = 17,
+  SA_OPTION_DISPLAY_NAME = 18,
+  SA_OPTION_VERSION = 19,
+  SA_OPTION_DISCOVERY_INTERVAL_MS = 20,
+  SA_OPTION_DISCOVERY_TTL_MS = 21,
+  SA_OPTION_AUTO_CONNECT_DISCOVERED = 22,
+  SA_OPTION_MAX_CLOCK_DRIFT_MS = 23,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sa_option_t sa_option_t;
+#else
+typedef uint32_t sa_option_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a user interface shows for one key.
+ */
+typedef struct KeyStatus KeyStatus;
+
+/**
+ * Where a peer is, as far as this node knows.
+ */
+typedef struct PeerState PeerState;
+
+/**
  * A batch handle. Create with `sa_batch_new`, free with `sa_batch_free`.
  * A batch is not synchronised: use it from one thread at a time (it may move between
  * threads).
@@ -215,123 +337,24 @@ typedef struct sa_batch_t sa_batch_t;
 typedef struct sa_client_t sa_client_t;
 
 /**
- * Bytes owned by the library (a value returned by `sa_client_get`).
- *
- * `data` points to `len` bytes followed by one extra zero byte that `len` does not count,
- * so a text value without zero bytes can be read as a C string. `data` is never NULL for
- * a buffer the library filled (even when `len` is 0). Free it with `sa_bytes_free`;
- * do not change `data` or `len`.
+ * Client options (an opaque handle). Create with `sa_options_new` or a preset, change
+ * with `sa_options_set_*`, pass to `sa_client_new` (which copies them), free with
+ * `sa_options_free`. A handle is not synchronised: use it from one thread at a time (it
+ * may move between threads).
  */
-typedef struct sa_bytes_t {
-  uint8_t *data;
-  size_t len;
-} sa_bytes_t;
+typedef struct sa_options_t sa_options_t;
 
 /**
- * Client options. Fill one with `sa_options_default` or a preset, then change fields.
- * The field meanings and defaults are those of the C++ `ClientOptions`.
+ * Bytes owned by the library (returned by `sa_client_get` and `sa_client_describe`).
  *
- * String fields are borrowed, NUL-terminated UTF-8; NULL reads as "". They must stay valid
- * while a function reads the struct (`sa_client_new`, `sa_options_validate`); the client
- * keeps its own copy. Strings the library puts in the struct (defaults) are static.
+ * `data` points to `len` bytes followed by one extra zero byte that `len` does not count,
+ * so a text without zero bytes can be read as a C string. `data` is never NULL (even when
+ * `len` is 0). Free the struct with `sa_bytes_free`; do not change it.
  */
-typedef struct sa_options_t {
-  /**
-   * Node id: 1 to 128 characters of [A-Za-z0-9._-]. Default "node-1".
-   */
-  const char *node_id;
-  /**
-   * WAL file. Its directory must exist; the file is created if missing.
-   * Default "data/sdk-store.wal" (relative to the working directory).
-   */
-  const char *wal_path;
-  /**
-   * Keep a WAL (true) or memory only (false). Default true.
-   */
-  bool enable_wal;
-  /**
-   * Sync every write to disk before it returns. Default true. When false, writes
-   * since the last flush or close can be lost in a crash.
-   */
-  bool auto_flush;
-  /**
-   * Operations per sync batch, at least 1. Default 64.
-   */
-  size_t sync_batch_size;
-  /**
-   * Default 5.
-   */
-  uint32_t max_sync_retries;
-  /**
-   * Default 10000.
-   */
-  uint32_t ack_timeout_ms;
-  /**
-   * Default 5000.
-   */
-  uint32_t retry_interval_ms;
-  /**
-   * Default true.
-   */
-  bool require_ack;
-  /**
-   * Default true.
-   */
-  bool auto_queue;
-  /**
-   * Default false. When true, transport_host must be non-empty and transport_port not 0.
-   */
-  bool enable_transport;
-  /**
-   * Default "0.0.0.0".
-   */
-  const char *transport_host;
-  /**
-   * Default 0.
-   */
-  uint16_t transport_port;
-  /**
-   * Default false. When true, discovery_host must be non-empty and discovery_port not 0.
-   */
-  bool enable_discovery;
-  /**
-   * Default "0.0.0.0".
-   */
-  const char *discovery_host;
-  /**
-   * Default 0.
-   */
-  uint16_t discovery_port;
-  /**
-   * Default "255.255.255.255".
-   */
-  const char *discovery_broadcast_host;
-  /**
-   * Default 0.
-   */
-  uint16_t discovery_broadcast_port;
-  /**
-   * Default "" (the node id is shown).
-   */
-  const char *display_name;
-  /**
-   * Application version, non-empty. Default the library version.
-   */
-  const char *version;
-  /**
-   * Time between discovery announcements, in milliseconds. Default 3000.
-   */
-  uint32_t discovery_interval_ms;
-  /**
-   * A peer not heard from for half of this is stale, for all of it expired; at least
-   * twice `discovery_interval_ms` (checked by `sa_client_start_discovery`). Default 15000.
-   */
-  uint32_t discovery_ttl_ms;
-  /**
-   * Connect to peers found by discovery (when the transport runs). Default true.
-   */
-  bool auto_connect_discovered;
-} sa_options_t;
+typedef struct sa_bytes_t {
+  const uint8_t *data;
+  size_t len;
+} sa_bytes_t;
 
 /**
  * What a node is. Returned by `sa_client_node_info`; every pointer in it belongs to the
@@ -373,20 +396,19 @@ typedef struct sa_entry_t {
   const uint8_t *key;
   size_t key_len;
   /**
-   * The value: any bytes (zeros included), `value_len` bytes; NULL when `value_len` is 0.
+   * The value: any bytes (zeros included), `value_len` bytes.
    */
   const uint8_t *value;
   size_t value_len;
 } sa_entry_t;
 
 /**
- * Entries of a client (written by `sa_client_list`): `len` elements at `items`, in key
- * order. The caller owns the struct (usually on its stack); the library owns the array
- * and its bytes until `sa_entries_free`. `items` is NULL when `len` is 0. Do not change
- * `items` or `len`.
+ * Entries of a client (returned by `sa_client_list`), in key order: `items[i]` points to
+ * entry i, for i below `len`. Everything belongs to the list until `sa_entries_free`; do
+ * not change it.
  */
 typedef struct sa_entries_t {
-  struct sa_entry_t *items;
+  const struct sa_entry_t *const *items;
   size_t len;
 } sa_entries_t;
 
@@ -416,19 +438,97 @@ typedef struct sa_peer_t {
 } sa_peer_t;
 
 /**
- * The peers of a client (written by `sa_client_peers`): `len` elements at `items`.
- * The caller owns the struct (usually on its stack); the library owns the array and its
- * strings until `sa_peers_free`. `items` is NULL when `len` is 0. Do not change `items`
- * or `len`.
+ * The peers of a client (returned by `sa_client_peers`): `items[i]` points to peer i, for
+ * i below `len`. Everything belongs to the list until `sa_peers_free`; do not change it.
  */
 typedef struct sa_peers_t {
-  struct sa_peer_t *items;
+  const struct sa_peer_t *const *items;
   size_t len;
 } sa_peers_t;
 
 /**
- * What one sync tick did (written by `sa_client_tick`). A plain value owned by the
- * caller; nothing to free.
+ * The network's figures (returned by `sa_client_network_stats`): connections, buffers,
+ * catch-ups and refused input, for monitoring. Counters count since the transport started
+ * (`refused_*`: since the client was opened); without a transport they are 0. Free with `sa_network_stats_free`.
+ */
+typedef struct sa_network_stats_t {
+  /**
+   * Open connections, handshaking ones included.
+   */
+  size_t connections;
+  /**
+   * The connection limit in force.
+   */
+  size_t connection_limit;
+  /**
+   * Connections refused at the limit.
+   */
+  uint64_t refused_connections;
+  /**
+   * Frames that could not be read (the connection was closed).
+   */
+  uint64_t garbage_frames;
+  /**
+   * Bytes of incomplete frames buffered.
+   */
+  size_t receive_buffered;
+  /**
+   * Bytes waiting to be written.
+   */
+  size_t send_buffered;
+  /**
+   * Addresses kept connected (redialled).
+   */
+  size_t dialled;
+  /**
+   * Catch-ups being served now.
+   */
+  size_t catch_up_serving;
+  /**
+   * Catch-ups begun.
+   */
+  uint64_t catch_up_started;
+  /**
+   * Catch-up requests answered at once with an empty end (busy).
+   */
+  uint64_t catch_up_busy;
+  /**
+   * Connections closed for breaking the catch-up conversation.
+   */
+  uint64_t catch_up_protocol_errors;
+  /**
+   * Records of peers that are not connected (dialled, or seen recently).
+   */
+  size_t peer_records;
+  /**
+   * Addresses dialled because discovery found them.
+   */
+  size_t discovered_dials;
+  /**
+   * Remote operations refused: claiming this node's origin.
+   */
+  uint64_t refused_own_origin;
+  /**
+   * ... stamped further ahead than `max_clock_drift_ms`.
+   */
+  uint64_t refused_clock_ahead;
+  /**
+   * ... from a new origin when the origin table is full.
+   */
+  uint64_t refused_too_many_origins;
+  /**
+   * ... widening a sync mark beyond its range limit.
+   */
+  uint64_t refused_too_many_ranges;
+  /**
+   * ... relayed for an origin the sender may not speak for.
+   */
+  uint64_t refused_second_hand;
+} sa_network_stats_t;
+
+/**
+ * What one sync tick did (returned by `sa_client_tick`; free with
+ * `sa_tick_result_free`).
  */
 typedef struct sa_tick_result_t {
   /**
@@ -446,8 +546,8 @@ typedef struct sa_tick_result_t {
 } sa_tick_result_t;
 
 /**
- * The counters of the sync engine (written by `sa_client_sync_state`). A plain value
- * owned by the caller; nothing to free.
+ * The counters of the sync engine (returned by `sa_client_sync_state`; free with
+ * `sa_sync_state_free`).
  */
 typedef struct sa_sync_state_t {
   /**
@@ -543,24 +643,22 @@ const char *sa_last_error_context(void);
 const char *sa_version(void);
 
 /**
- * Frees the buffer of `*bytes` and resets it to `{NULL, 0}`, so a second call is a
- * no-op. NULL `bytes`, or a `bytes` whose `data` is NULL, is a no-op.
+ * Frees bytes returned by the library. NULL is a no-op.
  *
- * Ownership: `bytes->data` must come from the library (e.g. `sa_client_get`) and must
- * not be used afterwards. Thread safety: do not free the same buffer from two threads.
- * Does not touch the last error.
+ * Ownership: `bytes` must come from the library and must not be used afterwards.
+ * Thread safety: any thread, once. Does not touch the last error.
  */
 void sa_bytes_free(struct sa_bytes_t *bytes);
 
 /**
- * Creates a closed client with a copy of `*options` and writes it to `*out_client`.
+ * Creates a closed client with a copy of the options and writes it to `*out_client`.
  * Nothing is checked or touched on disk until `sa_client_open`.
  *
- * Ownership: `*options` and its strings are only read during the call. The caller owns
- * the new client and must free it with `sa_client_free`.
- * Errors: `SA_INVALID_ARGUMENT` when `options` or `out_client` is NULL or a string field
- * is not UTF-8 (the message names the field). `*out_client` is written only on success.
- * Thread safety: any thread.
+ * Ownership: `options` is only read during the call (free it when you like). The caller
+ * owns the new client and must free it with `sa_client_free`.
+ * Errors: `SA_INVALID_ARGUMENT` when `options` or `out_client` is NULL.
+ * `*out_client` is written only on success.
+ * Thread safety: any thread, while no thread changes `options`.
  */
 sa_status_t sa_client_new(const struct sa_options_t *options, struct sa_client_t **out_client);
 
@@ -614,7 +712,7 @@ sa_status_t sa_client_put(struct sa_client_t *client,
                           size_t value_len);
 
 /**
- * Reads the value of `key` into `*out_value`, a new buffer the caller frees with
+ * Writes the value of `key` to `*out_value`, new bytes the caller frees with
  * `sa_bytes_free`.
  *
  * Errors: `SA_NOT_FOUND` when the key has no value (the context is the key),
@@ -625,7 +723,7 @@ sa_status_t sa_client_put(struct sa_client_t *client,
 sa_status_t sa_client_get(const struct sa_client_t *client,
                           const uint8_t *key,
                           size_t key_len,
-                          struct sa_bytes_t *out_value);
+                          struct sa_bytes_t **out_value);
 
 /**
  * Removes `key`. Removing a missing key succeeds.
@@ -692,12 +790,22 @@ sa_status_t sa_client_refresh_node_info(struct sa_client_t *client,
                                         struct sa_node_info_t **out_info);
 
 /**
- * Frees the array of `*entries` and every key and value in it, and resets `*entries` to
- * `{NULL, 0}`, so a second call is a no-op. NULL `entries`, or one whose `items` is NULL,
- * is a no-op.
+ * Writes a text description of the client to `*out_text`, for logs and bug reports:
+ * `name=value` lines in sections `[options]` (every option), and, while the client is
+ * open, `[node_info]`, `[sync_state]` and `[network_stats]`. The names are those of the
+ * C structs' fields. It is meant for people: the format may gain lines, so do not parse
+ * it.
  *
- * Ownership: `entries->items` must come from `sa_client_list` and must not be used
- * afterwards. Thread safety: do not free the same list from two threads.
+ * Ownership: the caller frees `*out_text` with `sa_bytes_free` (it is NUL-terminated).
+ * Errors: `SA_INVALID_ARGUMENT` (NULL argument); a closed client is described too.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_describe(const struct sa_client_t *client, struct sa_bytes_t **out_text);
+
+/**
+ * Frees a list from `sa_client_list`, with every key and value in it. NULL is a no-op.
+ *
+ * Ownership: `entries` must not be used afterwards. Thread safety: any thread, once.
  * Does not touch the last error.
  */
 void sa_entries_free(struct sa_entries_t *entries);
@@ -707,8 +815,8 @@ void sa_entries_free(struct sa_entries_t *entries);
  * every key), in key order, with their values, to `*out_entries`. Removed keys are not
  * listed.
  *
- * Ownership: `prefix` is only read during the call. The caller owns the struct
- * `*out_entries` and frees what it holds with `sa_entries_free`.
+ * Ownership: `prefix` is only read during the call. The caller frees `*out_entries` with
+ * `sa_entries_free`.
  * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
  * `out_entries`, `prefix` NULL with a non-zero length or not UTF-8).
  * `*out_entries` is written only on success.
@@ -717,7 +825,7 @@ void sa_entries_free(struct sa_entries_t *entries);
 sa_status_t sa_client_list(const struct sa_client_t *client,
                            const uint8_t *prefix,
                            size_t prefix_len,
-                           struct sa_entries_t *out_entries);
+                           struct sa_entries_t **out_entries);
 
 /**
  * The name of a peer state: "available", "connected", "stale", "expired", "faulted" or
@@ -729,15 +837,29 @@ sa_status_t sa_client_list(const struct sa_client_t *client,
 const char *sa_peer_state_string(uint32_t state);
 
 /**
- * Frees the array of `*peers` and every string in it, and resets `*peers` to
- * `{NULL, 0}`, so a second call is a no-op. NULL `peers`, or a `peers` whose `items` is
- * NULL, is a no-op.
+ * Frees a list from `sa_client_peers` and every string in it. NULL is a no-op.
  *
- * Ownership: `peers->items` must come from `sa_client_peers` and must not be used
- * afterwards. Thread safety: do not free the same list from two threads.
+ * Ownership: `peers` must not be used afterwards. Thread safety: any thread, once.
  * Does not touch the last error.
  */
 void sa_peers_free(struct sa_peers_t *peers);
+
+/**
+ * Writes the network's figures to `*out_stats`.
+ *
+ * Ownership: the caller frees `*out_stats` with `sa_network_stats_free`.
+ * Without a running transport the transport figures are 0 (the refused counts still
+ * count). Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL argument). `*out_stats` is written only on
+ * success. Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_network_stats(const struct sa_client_t *client,
+                                    struct sa_network_stats_t **out_stats);
+
+/**
+ * Frees figures from `sa_client_network_stats`. NULL is a no-op.
+ * Ownership: `stats` must not be used afterwards. Thread safety: any thread, once.
+ */
+void sa_network_stats_free(struct sa_network_stats_t *stats);
 
 /**
  * Binds the transport on the options' `transport_host:transport_port` and accepts
@@ -864,73 +986,179 @@ bool sa_client_discovery_running(const struct sa_client_t *client);
  * ones (faulted when their last connection failed), ones found by discovery (available
  * or stale), and ones that expired since the last call (reported once).
  *
- * Ownership: the caller owns the struct `*out_peers` and frees what it holds with
- * `sa_peers_free`.
+ * Ownership: the caller frees `*out_peers` with `sa_peers_free`.
  * Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (both the transport and
  * discovery are disabled), `SA_INVALID_ARGUMENT` (NULL `client` or `out_peers`).
  * `*out_peers` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_peers(struct sa_client_t *client, struct sa_peers_t *out_peers);
+sa_status_t sa_client_peers(struct sa_client_t *client, struct sa_peers_t **out_peers);
 
 /**
- * Frees a node info and every string in it. NULL is a no-op. Does not touch the last
- * error.
+ * Frees a node description. NULL is a no-op.
  *
- * Ownership: `info` must come from the library and must not be used afterwards.
- * Thread safety: any thread, but free each info once.
+ * Ownership: `info` must come from `sa_client_node_info` or `sa_client_refresh_node_info`
+ * and must not be used afterwards. Thread safety: any thread, once. Does not touch the
+ * last error.
  */
 void sa_node_info_free(struct sa_node_info_t *info);
 
 /**
- * Fills `*out_options` with the defaults (node "node-1", WAL "data/sdk-store.wal",
- * auto_flush on, ...). Every string in it is static.
+ * Writes a new options handle with the defaults (node "node-1", WAL
+ * "data/sdk-store.wal", every write synced, transport and discovery off) to
+ * `*out_options`.
  *
- * Returns `SA_INVALID_ARGUMENT` when `out_options` is NULL.
- * Thread safety: any thread.
+ * Ownership: the caller owns the handle and frees it with `sa_options_free`.
+ * Errors: `SA_INVALID_ARGUMENT` when `out_options` is NULL. Thread safety: any thread.
  */
-sa_status_t sa_options_default(struct sa_options_t *out_options);
+sa_status_t sa_options_new(struct sa_options_t **out_options);
 
 /**
- * Fills `*out_options` with the persistent preset: WAL at `wal_path`, every write synced
- * to disk before it returns. `wal_path` NULL means "data/sdk-store.wal".
+ * Writes a new options handle with the persistent preset to `*out_options`: WAL at
+ * `wal_path`, every write synced to disk before it returns. `wal_path` NULL means
+ * "data/sdk-store.wal".
  *
- * Ownership: `node_id` and `wal_path` are stored in `*out_options` as they are (borrowed,
- * not copied): keep them alive while you use the struct.
- * Returns `SA_INVALID_ARGUMENT` when `node_id` or `out_options` is NULL (the node id
- * itself is checked when the client opens, or by `sa_options_validate`).
- * Thread safety: any thread.
+ * Ownership: `node_id` and `wal_path` are copied. The caller owns the handle and frees it
+ * with `sa_options_free`.
+ * Errors: `SA_INVALID_ARGUMENT` when `node_id` or `out_options` is NULL or a string is
+ * not UTF-8 (the node id itself is checked by `sa_options_validate` and when the client
+ * opens). Thread safety: any thread.
  */
 sa_status_t sa_options_persistent(const char *node_id,
                                   const char *wal_path,
-                                  struct sa_options_t *out_options);
+                                  struct sa_options_t **out_options);
 
 /**
- * Fills `*out_options` with the fast preset: WAL at `wal_path` but writes not synced
- * before they return (call `sa_client_flush`), batch 128, 2 retries, no ACK required.
- * `wal_path` NULL means "data/sdk-store.wal".
+ * Writes a new options handle with the fast preset to `*out_options`: WAL at `wal_path`
+ * but writes not synced before they return (call `sa_client_flush`), batch 128, 2
+ * retries, no ACK required. `wal_path` NULL means "data/sdk-store.wal".
  *
- * Ownership, NULL handling and thread safety: as `sa_options_persistent`.
+ * Ownership, errors and thread safety: as `sa_options_persistent`.
  */
 sa_status_t sa_options_fast(const char *node_id,
                             const char *wal_path,
-                            struct sa_options_t *out_options);
+                            struct sa_options_t **out_options);
 
 /**
- * Fills `*out_options` with the memory-only preset: no WAL, nothing survives the process.
+ * Writes a new options handle with the memory-only preset to `*out_options`: no WAL,
+ * nothing survives the process.
  *
- * Ownership, NULL handling and thread safety: as `sa_options_persistent`.
+ * Ownership, errors and thread safety: as `sa_options_persistent`.
  */
-sa_status_t sa_options_memory_only(const char *node_id, struct sa_options_t *out_options);
+sa_status_t sa_options_memory_only(const char *node_id, struct sa_options_t **out_options);
+
+/**
+ * Frees an options handle. NULL is a no-op.
+ *
+ * Ownership: `options` must not be used afterwards (clients made from it keep their own
+ * copy). Does not touch the last error.
+ */
+void sa_options_free(struct sa_options_t *options);
+
+/**
+ * Sets a text option (`SA_OPTION_NODE_ID`, `SA_OPTION_WAL_PATH`, the hosts,
+ * `SA_OPTION_DISPLAY_NAME`, `SA_OPTION_VERSION`) to a copy of `value`.
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when `options` or `value` is NULL, `value` is not UTF-8,
+ * `option` is not an option number or not a text option (the message names it); the
+ * handle is then unchanged. Whether the options make sense together is checked by
+ * `sa_options_validate` and when the client opens.
+ * Thread safety: one thread at a time per handle.
+ */
+sa_status_t sa_options_set_text(struct sa_options_t *options, uint32_t option, const char *value);
+
+/**
+ * Sets a boolean option (`SA_OPTION_ENABLE_WAL`, `SA_OPTION_AUTO_FLUSH`, ...).
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when `options` is NULL or `option` is not a boolean
+ * option. Thread safety: one thread at a time per handle.
+ */
+sa_status_t sa_options_set_bool(struct sa_options_t *options, uint32_t option, bool value);
+
+/**
+ * Sets a number option (`SA_OPTION_SYNC_BATCH_SIZE`, the ports, the timeouts, ...).
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when `options` is NULL, `option` is not a number option,
+ * or `value` does not fit it (a port is at most 65535, a `*_MS` option other than
+ * `SA_OPTION_MAX_CLOCK_DRIFT_MS` at most 4294967295). Thread safety: one thread at a
+ * time per handle.
+ */
+sa_status_t sa_options_set_uint(struct sa_options_t *options, uint32_t option, uint64_t value);
+
+/**
+ * Writes the value of a text option to `*out_value`.
+ *
+ * Ownership: the string belongs to the handle; it stays valid until this option is set
+ * again or the handle is freed. Do not free it.
+ * Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a text option.
+ * Thread safety: the `sa_options_get_*` functions may run on several threads at once,
+ * while no thread changes the handle.
+ */
+sa_status_t sa_options_get_text(const struct sa_options_t *options,
+                                uint32_t option,
+                                const char **out_value);
+
+/**
+ * Writes the value of a boolean option to `*out_value`.
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a boolean
+ * option. Thread safety: as `sa_options_get_text`.
+ */
+sa_status_t sa_options_get_bool(const struct sa_options_t *options,
+                                uint32_t option,
+                                bool *out_value);
+
+/**
+ * Writes the value of a number option to `*out_value`.
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a number
+ * option. Thread safety: as `sa_options_get_text`.
+ */
+sa_status_t sa_options_get_uint(const struct sa_options_t *options,
+                                uint32_t option,
+                                uint64_t *out_value);
 
 /**
  * Checks the options as `sa_client_open` would: `SA_OK`, or `SA_INVALID_ARGUMENT` with a
- * last error naming the first offending field (context = the field name, e.g. "wal_path").
+ * last error naming the first offending option (context = its name, e.g. "wal_path").
  *
- * Ownership: only reads `*options` during the call.
- * Returns `SA_INVALID_ARGUMENT` when `options` is NULL. Thread safety: any thread.
+ * Errors: also `SA_INVALID_ARGUMENT` when `options` is NULL. Thread safety: any thread,
+ * while no thread changes the handle.
  */
 sa_status_t sa_options_validate(const struct sa_options_t *options);
+
+/**
+ * How many options this library has: every number below it is an option
+ * (`sa_option_name` names it). Thread safety: any thread.
+ */
+uint32_t sa_option_count(void);
+
+/**
+ * The name of option `option` ("node_id", "auto_flush", ...: the C++ `ClientOptions`
+ * field names, also the configuration keys), or NULL when there is no such option.
+ *
+ * Ownership: the string is static; never free it. Thread safety: any thread. Does not
+ * touch the last error.
+ */
+const char *sa_option_name(uint32_t option);
+
+/**
+ * Writes the kind of option `option` (`SA_OPTION_KIND_TEXT`, `_BOOL` or `_UINT`) to
+ * `*out_kind`.
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when `out_kind` is NULL or there is no such option.
+ * Thread safety: any thread.
+ */
+sa_status_t sa_option_kind(uint32_t option, sa_option_kind_t *out_kind);
+
+/**
+ * Writes the number of the option named `name` (as `sa_option_name` spells it) to
+ * `*out_option`: for applications that read option names from their own configuration.
+ *
+ * Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL, `name` is not UTF-8, or no option
+ * has that name (the context is the name). Thread safety: any thread.
+ */
+sa_status_t sa_option_find(const char *name, uint32_t *out_option);
 
 /**
  * The snake_case name of a key status ("saved_locally", "waiting_to_sync", "syncing",
@@ -959,26 +1187,38 @@ const char *sa_key_status_label(uint32_t status);
  * operations are removed from the outbox. With no connected peer nothing is sent
  * (`batch_size` 0) and queued work keeps waiting without spending retries.
  *
- * Ownership: `*out_result` is a caller-owned struct; nothing to free.
+ * Ownership: the caller frees `*out_result` with `sa_tick_result_free`.
  * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
  * `out_result`). `*out_result` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
 sa_status_t sa_client_tick(struct sa_client_t *client,
                            bool prune_completed,
-                           struct sa_tick_result_t *out_result);
+                           struct sa_tick_result_t **out_result);
 
 /**
  * Writes the counters of the sync engine to `*out_state`. Reading them changes nothing.
  *
- * Ownership: `*out_state` is a caller-owned struct; nothing to free.
+ * Ownership: the caller frees `*out_state` with `sa_sync_state_free`.
  * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
  * `out_state`). `*out_state` is written only on success.
  * Thread safety: any thread, concurrently with other calls on the same client. The
  * counters are read together (one consistent snapshot).
  */
 sa_status_t sa_client_sync_state(const struct sa_client_t *client,
-                                 struct sa_sync_state_t *out_state);
+                                 struct sa_sync_state_t **out_state);
+
+/**
+ * Frees a tick result from `sa_client_tick`. NULL is a no-op.
+ * Ownership: `result` must not be used afterwards. Thread safety: any thread, once.
+ */
+void sa_tick_result_free(struct sa_tick_result_t *result);
+
+/**
+ * Frees counters from `sa_client_sync_state`. NULL is a no-op.
+ * Ownership: `state` must not be used afterwards. Thread safety: any thread, once.
+ */
+void sa_sync_state_free(struct sa_sync_state_t *state);
 
 /**
  * Queues again the in-flight operations whose ACK timed out (after their backoff) and

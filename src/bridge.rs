@@ -13,7 +13,8 @@ use crate::error::ErrorCode;
 use crate::ffi::boundary::{self, FfiError};
 use crate::metadata::NodeInfo;
 use crate::node::options::DEFAULT_WAL_PATH;
-use crate::node::{Client, ClientOptions, Peer};
+use crate::node::{Client, ClientOptions, NetworkStats, Peer};
+use crate::surface::{self, OptionId, Value};
 use crate::sync::{KeyStatus, SyncState, TickResult};
 
 #[cxx::bridge(namespace = "softadastra::ffi")]
@@ -25,34 +26,6 @@ pub mod api {
         code: u32,
         message: String,
         context: String,
-    }
-
-    /// Every field of `ClientOptions`, with the same names.
-    #[derive(Debug)]
-    struct FfiOptions {
-        node_id: String,
-        wal_path: String,
-        enable_wal: bool,
-        auto_flush: bool,
-        sync_batch_size: usize,
-        max_sync_retries: u32,
-        ack_timeout_ms: u32,
-        retry_interval_ms: u32,
-        require_ack: bool,
-        auto_queue: bool,
-        enable_transport: bool,
-        transport_host: String,
-        transport_port: u16,
-        enable_discovery: bool,
-        discovery_host: String,
-        discovery_port: u16,
-        discovery_broadcast_host: String,
-        discovery_broadcast_port: u16,
-        display_name: String,
-        version: String,
-        discovery_interval_ms: u32,
-        discovery_ttl_ms: u32,
-        auto_connect_discovered: bool,
     }
 
     /// A peer (`crate::Peer`); `state` is `PeerState::as_str()`.
@@ -115,8 +88,33 @@ pub mod api {
         ConflictDetected = 6,
     }
 
+    /// The network's figures (`crate::surface`'s flat description of
+    /// `crate::node::NetworkStats`), same names.
+    #[derive(Debug, Default)]
+    struct FfiNetworkStats {
+        connections: usize,
+        connection_limit: usize,
+        refused_connections: u64,
+        garbage_frames: u64,
+        receive_buffered: usize,
+        send_buffered: usize,
+        dialled: usize,
+        catch_up_serving: usize,
+        catch_up_started: u64,
+        catch_up_busy: u64,
+        catch_up_protocol_errors: u64,
+        peer_records: usize,
+        discovered_dials: usize,
+        refused_own_origin: u64,
+        refused_clock_ahead: u64,
+        refused_too_many_origins: u64,
+        refused_too_many_ranges: u64,
+        refused_second_hand: u64,
+    }
+
     /// The option presets whose flags and numbers Rust defines.
     enum FfiPreset {
+        Default,
         Persistent,
         Fast,
         MemoryOnly,
@@ -131,16 +129,31 @@ pub mod api {
         /// The snake_case name of an error code ("not_found"), "unknown" for no code.
         fn error_code_name(code: u32) -> &'static str;
 
-        /// The default options.
-        fn options_default() -> FfiOptions;
-        /// A preset, with node_id and wal_path left at their defaults for C++ to set.
-        fn options_preset(preset: FfiPreset) -> FfiOptions;
+        /// Client options (wraps `softadastra::ClientOptions`), read and written one
+        /// option at a time by its number (`sa_option_t`, `crate::surface::OptionId`).
+        type RustOptions;
+
+        /// A preset, with node_id and wal_path at their defaults for C++ to set.
+        fn options_new(preset: FfiPreset) -> Box<RustOptions>;
+        /// Sets a text option; non-UTF-8 text is an InvalidArgument naming the option.
+        fn set_text(self: &mut RustOptions, option: u32, value: &[u8]) -> FfiStatus;
+        fn set_bool(self: &mut RustOptions, option: u32, value: bool) -> FfiStatus;
+        /// InvalidArgument when the number does not fit the option.
+        fn set_uint(self: &mut RustOptions, option: u32, value: u64) -> FfiStatus;
+        /// The value of a text option ("" for a number that is no text option).
+        fn text(self: &RustOptions, option: u32) -> String;
+        /// The value of a boolean option (false for a number that is no boolean option).
+        fn flag(self: &RustOptions, option: u32) -> bool;
+        /// The value of a number option (0 for a number that is no number option).
+        fn number(self: &RustOptions, option: u32) -> u64;
         /// The options' validity: code 0, or InvalidArgument naming the first bad field.
-        fn options_validate(options: &FfiOptions) -> FfiStatus;
+        fn validate(self: &RustOptions) -> FfiStatus;
+        /// `name=value` lines, one per option (`crate::surface::describe`).
+        fn describe(self: &RustOptions) -> String;
 
         /// A closed client with these options. Errs (a C++ exception the SDK catches)
         /// only on an internal error.
-        fn client_new(options: &FfiOptions) -> Result<Box<RustClient>>;
+        fn client_new(options: &RustOptions) -> Result<Box<RustClient>>;
 
         fn open(self: &RustClient) -> FfiStatus;
         fn close(self: &RustClient) -> FfiStatus;
@@ -202,11 +215,14 @@ pub mod api {
         fn discovery_running(self: &RustClient) -> bool;
         /// On success, `peers` holds the known peers (replacing its contents).
         fn peers(self: &RustClient, peers: &mut Vec<FfiPeer>) -> FfiStatus;
+        fn network_stats(self: &RustClient, stats: &mut FfiNetworkStats) -> FfiStatus;
+        /// On success, `text` is the client's description (`sa_client_describe`).
+        fn describe(self: &RustClient, text: &mut String) -> FfiStatus;
     }
 }
 
 use api::{
-    FfiKeyStatus, FfiNodeInfo, FfiOptions, FfiPeer, FfiPreset, FfiStatus, FfiSyncState,
+    FfiKeyStatus, FfiNetworkStats, FfiNodeInfo, FfiPeer, FfiPreset, FfiStatus, FfiSyncState,
     FfiTickResult,
 };
 
@@ -240,87 +256,96 @@ fn error_code_name(code: u32) -> &'static str {
     crate::ffi::code_from_u32(code).map_or("unknown", ErrorCode::as_str)
 }
 
-fn to_ffi(o: ClientOptions) -> FfiOptions {
-    FfiOptions {
-        node_id: o.node_id,
-        wal_path: o.wal_path,
-        enable_wal: o.enable_wal,
-        auto_flush: o.auto_flush,
-        sync_batch_size: o.sync_batch_size,
-        max_sync_retries: o.max_sync_retries,
-        ack_timeout_ms: o.ack_timeout_ms,
-        retry_interval_ms: o.retry_interval_ms,
-        require_ack: o.require_ack,
-        auto_queue: o.auto_queue,
-        enable_transport: o.enable_transport,
-        transport_host: o.transport_host,
-        transport_port: o.transport_port,
-        enable_discovery: o.enable_discovery,
-        discovery_host: o.discovery_host,
-        discovery_port: o.discovery_port,
-        discovery_broadcast_host: o.discovery_broadcast_host,
-        discovery_broadcast_port: o.discovery_broadcast_port,
-        display_name: o.display_name,
-        version: o.version,
-        discovery_interval_ms: o.discovery_interval_ms,
-        discovery_ttl_ms: o.discovery_ttl_ms,
-        auto_connect_discovered: o.auto_connect_discovered,
-    }
+/// The Rust side of `softadastra::sdk::ClientOptions`: every option goes through
+/// `crate::surface`, by number, so nothing here names a field.
+pub struct RustOptions {
+    options: ClientOptions,
 }
 
-fn from_ffi(o: &FfiOptions) -> ClientOptions {
-    ClientOptions {
-        // Not on the C and C++ option structs yet (they cannot grow without breaking
-        // the ABI until the options handle of issue 10): the default.
-        max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
-        node_id: o.node_id.clone(),
-        wal_path: o.wal_path.clone(),
-        enable_wal: o.enable_wal,
-        auto_flush: o.auto_flush,
-        sync_batch_size: o.sync_batch_size,
-        max_sync_retries: o.max_sync_retries,
-        ack_timeout_ms: o.ack_timeout_ms,
-        retry_interval_ms: o.retry_interval_ms,
-        require_ack: o.require_ack,
-        auto_queue: o.auto_queue,
-        enable_transport: o.enable_transport,
-        transport_host: o.transport_host.clone(),
-        transport_port: o.transport_port,
-        enable_discovery: o.enable_discovery,
-        discovery_host: o.discovery_host.clone(),
-        discovery_port: o.discovery_port,
-        discovery_broadcast_host: o.discovery_broadcast_host.clone(),
-        discovery_broadcast_port: o.discovery_broadcast_port,
-        discovery_interval_ms: o.discovery_interval_ms,
-        discovery_ttl_ms: o.discovery_ttl_ms,
-        auto_connect_discovered: o.auto_connect_discovered,
-        display_name: o.display_name.clone(),
-        version: o.version.clone(),
-    }
-}
-
-fn options_default() -> FfiOptions {
-    // Building default options allocates a few strings and cannot panic short of an
-    // allocation failure, which aborts anyway; the catch keeps the rule uniform.
-    boundary::catch("options_default", || Ok(ClientOptions::default()))
-        .map(to_ffi)
-        .unwrap_or_else(|_| to_ffi(ClientOptions::default()))
-}
-
-fn options_preset(preset: FfiPreset) -> FfiOptions {
+fn options_new(preset: FfiPreset) -> Box<RustOptions> {
     let defaults = ClientOptions::default();
-    let options = boundary::catch("options_preset", || {
-        Ok(match preset {
-            FfiPreset::Fast => ClientOptions::fast(&defaults.node_id, DEFAULT_WAL_PATH),
-            FfiPreset::MemoryOnly => ClientOptions::memory_only(&defaults.node_id),
-            _ => ClientOptions::persistent(&defaults.node_id, DEFAULT_WAL_PATH),
-        })
-    });
-    to_ffi(options.unwrap_or(defaults))
+    let (node, wal) = (defaults.node_id.as_str(), DEFAULT_WAL_PATH);
+    let options = match preset {
+        FfiPreset::Persistent => ClientOptions::persistent(node, wal),
+        FfiPreset::Fast => ClientOptions::fast(node, wal),
+        FfiPreset::MemoryOnly => ClientOptions::memory_only(node),
+        _ => ClientOptions::default(),
+    };
+    Box::new(RustOptions { options })
 }
 
-fn options_validate(options: &FfiOptions) -> FfiStatus {
-    status("options_validate", || Ok(from_ffi(options).validate()?))
+impl RustOptions {
+    fn set(&mut self, function: &'static str, option: u32, value: Value) -> FfiStatus {
+        status(function, || {
+            let id = option_id(function, option)?;
+            Ok(surface::set_option(&mut self.options, id, value)?)
+        })
+    }
+
+    fn set_text(&mut self, option: u32, value: &[u8]) -> FfiStatus {
+        const F: &str = "ClientOptions::set_text";
+        match std::str::from_utf8(value) {
+            Ok(text) => self.set(F, option, Value::Text(text.to_string())),
+            Err(_) => {
+                let name = OptionId::from_number(option).map_or("option", OptionId::name);
+                Err(FfiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("invalid client options: {name}: not valid UTF-8"),
+                    name,
+                ))
+                .into()
+            }
+        }
+    }
+
+    fn set_bool(&mut self, option: u32, value: bool) -> FfiStatus {
+        self.set("ClientOptions::set_bool", option, Value::Bool(value))
+    }
+
+    fn set_uint(&mut self, option: u32, value: u64) -> FfiStatus {
+        self.set("ClientOptions::set_uint", option, Value::Uint(value))
+    }
+
+    fn get(&self, option: u32) -> Option<Value> {
+        OptionId::from_number(option).map(|id| surface::get_option(&self.options, id))
+    }
+
+    fn text(&self, option: u32) -> String {
+        match self.get(option) {
+            Some(Value::Text(text)) => text,
+            _ => String::new(),
+        }
+    }
+
+    fn flag(&self, option: u32) -> bool {
+        self.get(option) == Some(Value::Bool(true))
+    }
+
+    fn number(&self, option: u32) -> u64 {
+        match self.get(option) {
+            Some(Value::Uint(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn validate(&self) -> FfiStatus {
+        status("ClientOptions::validate", || Ok(self.options.validate()?))
+    }
+
+    fn describe(&self) -> String {
+        surface::describe(&self.options)
+    }
+}
+
+/// The option numbered `option`, or an InvalidArgument naming the number.
+fn option_id(function: &str, option: u32) -> Result<OptionId, FfiError> {
+    OptionId::from_number(option).ok_or_else(|| {
+        FfiError::new(
+            ErrorCode::InvalidArgument,
+            format!("{function}: {option} is not an option number"),
+            "option",
+        )
+    })
 }
 
 /// The Rust side of `softadastra::sdk::Client`.
@@ -328,10 +353,10 @@ pub struct RustClient {
     client: Client,
 }
 
-fn client_new(options: &FfiOptions) -> Result<Box<RustClient>, String> {
+fn client_new(options: &RustOptions) -> Result<Box<RustClient>, String> {
     boundary::catch("client_new", || {
         Ok(Box::new(RustClient {
-            client: Client::new(from_ffi(options)),
+            client: Client::new(options.options.clone()),
         }))
     })
     .map_err(|e| e.message)
@@ -396,29 +421,93 @@ fn fill_node_info(out: &mut FfiNodeInfo, info: NodeInfo) {
     };
 }
 
+// The value types cross by way of the C ABI's structs, whose conversions from the core
+// destructure exhaustively: a new field fails to compile there, and here until carried.
 impl From<SyncState> for FfiSyncState {
     fn from(s: SyncState) -> Self {
+        let crate::ffi::sync::SaSyncState {
+            outbox_size,
+            pending_count,
+            queued_count,
+            in_flight_count,
+            acknowledged_count,
+            failed_count,
+            last_submitted_version,
+            last_applied_remote_version,
+            total_retries,
+            conflict_count,
+        } = s.into();
         FfiSyncState {
-            outbox_size: s.outbox_size,
-            pending_count: s.pending_count,
-            queued_count: s.queued_count,
-            in_flight_count: s.in_flight_count,
-            acknowledged_count: s.acknowledged_count,
-            failed_count: s.failed_count,
-            last_submitted_version: s.last_submitted_version,
-            last_applied_remote_version: s.last_applied_remote_version,
-            total_retries: s.total_retries,
-            conflict_count: s.conflict_count,
+            outbox_size,
+            pending_count,
+            queued_count,
+            in_flight_count,
+            acknowledged_count,
+            failed_count,
+            last_submitted_version,
+            last_applied_remote_version,
+            total_retries,
+            conflict_count,
         }
     }
 }
 
 impl From<TickResult> for FfiTickResult {
     fn from(t: TickResult) -> Self {
+        let crate::ffi::sync::SaTickResult {
+            retried_count,
+            pruned_count,
+            batch_size,
+        } = t.into();
         FfiTickResult {
-            retried_count: t.retried_count,
-            pruned_count: t.pruned_count,
-            batch_size: t.batch_size,
+            retried_count,
+            pruned_count,
+            batch_size,
+        }
+    }
+}
+
+impl From<&NetworkStats> for FfiNetworkStats {
+    fn from(stats: &NetworkStats) -> Self {
+        let crate::ffi::network::SaNetworkStats {
+            connections,
+            connection_limit,
+            refused_connections,
+            garbage_frames,
+            receive_buffered,
+            send_buffered,
+            dialled,
+            catch_up_serving,
+            catch_up_started,
+            catch_up_busy,
+            catch_up_protocol_errors,
+            peer_records,
+            discovered_dials,
+            refused_own_origin,
+            refused_clock_ahead,
+            refused_too_many_origins,
+            refused_too_many_ranges,
+            refused_second_hand,
+        } = stats.into();
+        FfiNetworkStats {
+            connections,
+            connection_limit,
+            refused_connections,
+            garbage_frames,
+            receive_buffered,
+            send_buffered,
+            dialled,
+            catch_up_serving,
+            catch_up_started,
+            catch_up_busy,
+            catch_up_protocol_errors,
+            peer_records,
+            discovered_dials,
+            refused_own_origin,
+            refused_clock_ahead,
+            refused_too_many_origins,
+            refused_too_many_ranges,
+            refused_second_hand,
         }
     }
 }
@@ -681,6 +770,20 @@ impl RustClient {
         .unwrap_or(false)
     }
 
+    fn network_stats(&self, out: &mut FfiNetworkStats) -> FfiStatus {
+        status("Client::network_stats", || {
+            *out = (&self.client.network_stats()?).into();
+            Ok(())
+        })
+    }
+
+    fn describe(&self, out: &mut String) -> FfiStatus {
+        status("Client::describe", || {
+            *out = surface::describe_client(&self.client)?;
+            Ok(())
+        })
+    }
+
     fn peers(&self, out: &mut Vec<FfiPeer>) -> FfiStatus {
         status("Client::peers", || {
             *out = self
@@ -698,15 +801,35 @@ impl RustClient {
 mod tests {
     use super::*;
 
+    fn options(o: ClientOptions) -> RustOptions {
+        RustOptions { options: o }
+    }
+
     #[test]
-    fn options_survive_the_bridge_unchanged() {
-        let o = ClientOptions::fast("n1", "/tmp/a.wal");
-        assert_eq!(from_ffi(&to_ffi(o.clone())), o);
+    fn options_are_set_and_read_by_number_with_their_checks() {
+        let mut o = *options_new(FfiPreset::Fast);
+        assert_eq!(o.options, ClientOptions::fast("node-1", DEFAULT_WAL_PATH));
+        let port = OptionId::SaOptionTransportPort as u32;
+        assert_eq!(o.set_uint(port, 4041).code, 0);
+        assert_eq!(o.number(port), 4041);
+        let s = o.set_uint(port, 70_000);
+        assert_eq!(s.code, ErrorCode::InvalidArgument as u32);
+        assert_eq!(s.context, "transport_port");
+        let node = OptionId::SaOptionNodeId as u32;
+        let s = o.set_text(node, b"a\xff");
+        assert_eq!((s.code, s.context.as_str()), (2, "node_id"));
+        assert_eq!(o.set_text(node, b"till-1").code, 0);
+        assert_eq!(o.text(node), "till-1");
+        assert_eq!(
+            o.set_bool(9999, true).code,
+            ErrorCode::InvalidArgument as u32
+        );
+        assert!(o.describe().starts_with("node_id=till-1\n"));
     }
 
     #[test]
     fn non_utf8_key_is_invalid_argument_not_a_crash() {
-        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        let c = client_new(&options(ClientOptions::memory_only("n1"))).unwrap();
         assert_eq!(c.open().code, 0);
         let s = c.put(b"a\xff", b"v");
         assert_eq!(s.code, ErrorCode::InvalidArgument as u32);
@@ -721,7 +844,7 @@ mod tests {
 
     #[test]
     fn sync_calls_report_state_and_key_status() {
-        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        let c = client_new(&options(ClientOptions::memory_only("n1"))).unwrap();
         let mut state = FfiSyncState::default();
         assert_eq!(
             c.sync_state(&mut state).code,
@@ -749,19 +872,8 @@ mod tests {
     }
 
     #[test]
-    fn options_with_discovery_settings_survive_the_bridge() {
-        let o = ClientOptions {
-            discovery_interval_ms: 100,
-            discovery_ttl_ms: 400,
-            auto_connect_discovered: false,
-            ..ClientOptions::persistent("n1", "/tmp/a.wal")
-        };
-        assert_eq!(from_ffi(&to_ffi(o.clone())), o);
-    }
-
-    #[test]
     fn network_calls_report_disabled_and_invalid_peers() {
-        let c = client_new(&to_ffi(ClientOptions::memory_only("n1"))).unwrap();
+        let c = client_new(&options(ClientOptions::memory_only("n1"))).unwrap();
         assert_eq!(c.start_transport().code, ErrorCode::InvalidState as u32);
         assert!(!c.transport_running() && !c.discovery_running());
         assert_eq!(c.open().code, 0);

@@ -26,45 +26,50 @@ use crate::sync::{KeyStatus, SyncState, TickResult};
 
 /// The number of an option (`sa_option_t` in C). Numbers are never reused or renumbered;
 /// new options take the next number.
+///
+/// The variants carry the C prefix (`SaOptionNodeId` is `SA_OPTION_NODE_ID`) because cbindgen
+/// names C enumerators after the Rust variants.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::enum_variant_names)]
 pub enum OptionId {
-    NodeId = 0,
-    WalPath = 1,
-    EnableWal = 2,
-    AutoFlush = 3,
-    SyncBatchSize = 4,
-    MaxSyncRetries = 5,
-    AckTimeoutMs = 6,
-    RetryIntervalMs = 7,
-    RequireAck = 8,
-    AutoQueue = 9,
-    EnableTransport = 10,
-    TransportHost = 11,
-    TransportPort = 12,
-    EnableDiscovery = 13,
-    DiscoveryHost = 14,
-    DiscoveryPort = 15,
-    DiscoveryBroadcastHost = 16,
-    DiscoveryBroadcastPort = 17,
-    DisplayName = 18,
-    Version = 19,
-    DiscoveryIntervalMs = 20,
-    DiscoveryTtlMs = 21,
-    AutoConnectDiscovered = 22,
-    MaxClockDriftMs = 23,
+    SaOptionNodeId = 0,
+    SaOptionWalPath = 1,
+    SaOptionEnableWal = 2,
+    SaOptionAutoFlush = 3,
+    SaOptionSyncBatchSize = 4,
+    SaOptionMaxSyncRetries = 5,
+    SaOptionAckTimeoutMs = 6,
+    SaOptionRetryIntervalMs = 7,
+    SaOptionRequireAck = 8,
+    SaOptionAutoQueue = 9,
+    SaOptionEnableTransport = 10,
+    SaOptionTransportHost = 11,
+    SaOptionTransportPort = 12,
+    SaOptionEnableDiscovery = 13,
+    SaOptionDiscoveryHost = 14,
+    SaOptionDiscoveryPort = 15,
+    SaOptionDiscoveryBroadcastHost = 16,
+    SaOptionDiscoveryBroadcastPort = 17,
+    SaOptionDisplayName = 18,
+    SaOptionVersion = 19,
+    SaOptionDiscoveryIntervalMs = 20,
+    SaOptionDiscoveryTtlMs = 21,
+    SaOptionAutoConnectDiscovered = 22,
+    SaOptionMaxClockDriftMs = 23,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub enum OptionKind {
     /// UTF-8 text.
-    Text = 0,
+    SaOptionKindText = 0,
     /// true or false.
-    Bool = 1,
+    SaOptionKindBool = 1,
     /// An unsigned number up to [`OptionSpec::max`].
-    Uint = 2,
+    SaOptionKindUint = 2,
 }
 
 /// An option's number, name and kind.
@@ -80,12 +85,17 @@ pub struct OptionSpec {
 }
 
 const fn spec(id: OptionId, name: &'static str, kind: OptionKind, max: u64) -> OptionSpec {
-    OptionSpec { id, name, kind, max }
+    OptionSpec {
+        id,
+        name,
+        kind,
+        max,
+    }
 }
 
-const TEXT: OptionKind = OptionKind::Text;
-const BOOL: OptionKind = OptionKind::Bool;
-const UINT: OptionKind = OptionKind::Uint;
+const TEXT: OptionKind = OptionKind::SaOptionKindText;
+const BOOL: OptionKind = OptionKind::SaOptionKindBool;
+const UINT: OptionKind = OptionKind::SaOptionKindUint;
 const U16: u64 = u16::MAX as u64;
 const U32: u64 = u32::MAX as u64;
 const USIZE: u64 = if usize::BITS >= 64 {
@@ -96,30 +106,85 @@ const USIZE: u64 = if usize::BITS >= 64 {
 
 /// Every option, in number order (`OPTIONS[n].id as usize == n`).
 pub const OPTIONS: &[OptionSpec] = &[
-    spec(OptionId::NodeId, "node_id", TEXT, 0),
-    spec(OptionId::WalPath, "wal_path", TEXT, 0),
-    spec(OptionId::EnableWal, "enable_wal", BOOL, 0),
-    spec(OptionId::AutoFlush, "auto_flush", BOOL, 0),
-    spec(OptionId::SyncBatchSize, "sync_batch_size", UINT, USIZE),
-    spec(OptionId::MaxSyncRetries, "max_sync_retries", UINT, U32),
-    spec(OptionId::AckTimeoutMs, "ack_timeout_ms", UINT, U32),
-    spec(OptionId::RetryIntervalMs, "retry_interval_ms", UINT, U32),
-    spec(OptionId::RequireAck, "require_ack", BOOL, 0),
-    spec(OptionId::AutoQueue, "auto_queue", BOOL, 0),
-    spec(OptionId::EnableTransport, "enable_transport", BOOL, 0),
-    spec(OptionId::TransportHost, "transport_host", TEXT, 0),
-    spec(OptionId::TransportPort, "transport_port", UINT, U16),
-    spec(OptionId::EnableDiscovery, "enable_discovery", BOOL, 0),
-    spec(OptionId::DiscoveryHost, "discovery_host", TEXT, 0),
-    spec(OptionId::DiscoveryPort, "discovery_port", UINT, U16),
-    spec(OptionId::DiscoveryBroadcastHost, "discovery_broadcast_host", TEXT, 0),
-    spec(OptionId::DiscoveryBroadcastPort, "discovery_broadcast_port", UINT, U16),
-    spec(OptionId::DisplayName, "display_name", TEXT, 0),
-    spec(OptionId::Version, "version", TEXT, 0),
-    spec(OptionId::DiscoveryIntervalMs, "discovery_interval_ms", UINT, U32),
-    spec(OptionId::DiscoveryTtlMs, "discovery_ttl_ms", UINT, U32),
-    spec(OptionId::AutoConnectDiscovered, "auto_connect_discovered", BOOL, 0),
-    spec(OptionId::MaxClockDriftMs, "max_clock_drift_ms", UINT, u64::MAX),
+    spec(OptionId::SaOptionNodeId, "node_id", TEXT, 0),
+    spec(OptionId::SaOptionWalPath, "wal_path", TEXT, 0),
+    spec(OptionId::SaOptionEnableWal, "enable_wal", BOOL, 0),
+    spec(OptionId::SaOptionAutoFlush, "auto_flush", BOOL, 0),
+    spec(
+        OptionId::SaOptionSyncBatchSize,
+        "sync_batch_size",
+        UINT,
+        USIZE,
+    ),
+    spec(
+        OptionId::SaOptionMaxSyncRetries,
+        "max_sync_retries",
+        UINT,
+        U32,
+    ),
+    spec(OptionId::SaOptionAckTimeoutMs, "ack_timeout_ms", UINT, U32),
+    spec(
+        OptionId::SaOptionRetryIntervalMs,
+        "retry_interval_ms",
+        UINT,
+        U32,
+    ),
+    spec(OptionId::SaOptionRequireAck, "require_ack", BOOL, 0),
+    spec(OptionId::SaOptionAutoQueue, "auto_queue", BOOL, 0),
+    spec(
+        OptionId::SaOptionEnableTransport,
+        "enable_transport",
+        BOOL,
+        0,
+    ),
+    spec(OptionId::SaOptionTransportHost, "transport_host", TEXT, 0),
+    spec(OptionId::SaOptionTransportPort, "transport_port", UINT, U16),
+    spec(
+        OptionId::SaOptionEnableDiscovery,
+        "enable_discovery",
+        BOOL,
+        0,
+    ),
+    spec(OptionId::SaOptionDiscoveryHost, "discovery_host", TEXT, 0),
+    spec(OptionId::SaOptionDiscoveryPort, "discovery_port", UINT, U16),
+    spec(
+        OptionId::SaOptionDiscoveryBroadcastHost,
+        "discovery_broadcast_host",
+        TEXT,
+        0,
+    ),
+    spec(
+        OptionId::SaOptionDiscoveryBroadcastPort,
+        "discovery_broadcast_port",
+        UINT,
+        U16,
+    ),
+    spec(OptionId::SaOptionDisplayName, "display_name", TEXT, 0),
+    spec(OptionId::SaOptionVersion, "version", TEXT, 0),
+    spec(
+        OptionId::SaOptionDiscoveryIntervalMs,
+        "discovery_interval_ms",
+        UINT,
+        U32,
+    ),
+    spec(
+        OptionId::SaOptionDiscoveryTtlMs,
+        "discovery_ttl_ms",
+        UINT,
+        U32,
+    ),
+    spec(
+        OptionId::SaOptionAutoConnectDiscovered,
+        "auto_connect_discovered",
+        BOOL,
+        0,
+    ),
+    spec(
+        OptionId::SaOptionMaxClockDriftMs,
+        "max_clock_drift_ms",
+        UINT,
+        u64::MAX,
+    ),
 ];
 
 impl OptionId {
@@ -178,30 +243,30 @@ fn uint(n: impl TryInto<u64>) -> Value {
 pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
     let o = options;
     match id {
-        OptionId::NodeId => text(&o.node_id),
-        OptionId::WalPath => text(&o.wal_path),
-        OptionId::EnableWal => Value::Bool(o.enable_wal),
-        OptionId::AutoFlush => Value::Bool(o.auto_flush),
-        OptionId::SyncBatchSize => uint(o.sync_batch_size),
-        OptionId::MaxSyncRetries => uint(o.max_sync_retries),
-        OptionId::AckTimeoutMs => uint(o.ack_timeout_ms),
-        OptionId::RetryIntervalMs => uint(o.retry_interval_ms),
-        OptionId::RequireAck => Value::Bool(o.require_ack),
-        OptionId::AutoQueue => Value::Bool(o.auto_queue),
-        OptionId::EnableTransport => Value::Bool(o.enable_transport),
-        OptionId::TransportHost => text(&o.transport_host),
-        OptionId::TransportPort => uint(o.transport_port),
-        OptionId::EnableDiscovery => Value::Bool(o.enable_discovery),
-        OptionId::DiscoveryHost => text(&o.discovery_host),
-        OptionId::DiscoveryPort => uint(o.discovery_port),
-        OptionId::DiscoveryBroadcastHost => text(&o.discovery_broadcast_host),
-        OptionId::DiscoveryBroadcastPort => uint(o.discovery_broadcast_port),
-        OptionId::DisplayName => text(&o.display_name),
-        OptionId::Version => text(&o.version),
-        OptionId::DiscoveryIntervalMs => uint(o.discovery_interval_ms),
-        OptionId::DiscoveryTtlMs => uint(o.discovery_ttl_ms),
-        OptionId::AutoConnectDiscovered => Value::Bool(o.auto_connect_discovered),
-        OptionId::MaxClockDriftMs => uint(o.max_clock_drift_ms),
+        OptionId::SaOptionNodeId => text(&o.node_id),
+        OptionId::SaOptionWalPath => text(&o.wal_path),
+        OptionId::SaOptionEnableWal => Value::Bool(o.enable_wal),
+        OptionId::SaOptionAutoFlush => Value::Bool(o.auto_flush),
+        OptionId::SaOptionSyncBatchSize => uint(o.sync_batch_size),
+        OptionId::SaOptionMaxSyncRetries => uint(o.max_sync_retries),
+        OptionId::SaOptionAckTimeoutMs => uint(o.ack_timeout_ms),
+        OptionId::SaOptionRetryIntervalMs => uint(o.retry_interval_ms),
+        OptionId::SaOptionRequireAck => Value::Bool(o.require_ack),
+        OptionId::SaOptionAutoQueue => Value::Bool(o.auto_queue),
+        OptionId::SaOptionEnableTransport => Value::Bool(o.enable_transport),
+        OptionId::SaOptionTransportHost => text(&o.transport_host),
+        OptionId::SaOptionTransportPort => uint(o.transport_port),
+        OptionId::SaOptionEnableDiscovery => Value::Bool(o.enable_discovery),
+        OptionId::SaOptionDiscoveryHost => text(&o.discovery_host),
+        OptionId::SaOptionDiscoveryPort => uint(o.discovery_port),
+        OptionId::SaOptionDiscoveryBroadcastHost => text(&o.discovery_broadcast_host),
+        OptionId::SaOptionDiscoveryBroadcastPort => uint(o.discovery_broadcast_port),
+        OptionId::SaOptionDisplayName => text(&o.display_name),
+        OptionId::SaOptionVersion => text(&o.version),
+        OptionId::SaOptionDiscoveryIntervalMs => uint(o.discovery_interval_ms),
+        OptionId::SaOptionDiscoveryTtlMs => uint(o.discovery_ttl_ms),
+        OptionId::SaOptionAutoConnectDiscovered => Value::Bool(o.auto_connect_discovered),
+        OptionId::SaOptionMaxClockDriftMs => uint(o.max_clock_drift_ms),
     }
 }
 
@@ -216,13 +281,15 @@ pub fn set_option(options: &mut ClientOptions, id: OptionId, value: Value) -> Re
         reason: format!("expects {}, got {got}", kind_name(spec.kind)),
     };
     match (spec.kind, value) {
-        (OptionKind::Text, Value::Text(s)) => set_text(options, id, s),
-        (OptionKind::Bool, Value::Bool(b)) => set_bool(options, id, b),
-        (OptionKind::Uint, Value::Uint(n)) if n > spec.max => Err(Error::InvalidOptions {
-            field: spec.name,
-            reason: format!("{n} is larger than {}", spec.max),
-        }),
-        (OptionKind::Uint, Value::Uint(n)) => set_uint(options, id, n),
+        (OptionKind::SaOptionKindText, Value::Text(s)) => set_text(options, id, s),
+        (OptionKind::SaOptionKindBool, Value::Bool(b)) => set_bool(options, id, b),
+        (OptionKind::SaOptionKindUint, Value::Uint(n)) if n > spec.max => {
+            Err(Error::InvalidOptions {
+                field: spec.name,
+                reason: format!("{n} is larger than {}", spec.max),
+            })
+        }
+        (OptionKind::SaOptionKindUint, Value::Uint(n)) => set_uint(options, id, n),
         (_, Value::Text(_)) => Err(wrong_kind("text")),
         (_, Value::Bool(_)) => Err(wrong_kind("a boolean")),
         (_, Value::Uint(_) | Value::Int(_)) => Err(wrong_kind("a number")),
@@ -232,21 +299,21 @@ pub fn set_option(options: &mut ClientOptions, id: OptionId, value: Value) -> Re
 
 fn kind_name(kind: OptionKind) -> &'static str {
     match kind {
-        OptionKind::Text => "text",
-        OptionKind::Bool => "a boolean",
-        OptionKind::Uint => "an unsigned number",
+        OptionKind::SaOptionKindText => "text",
+        OptionKind::SaOptionKindBool => "a boolean",
+        OptionKind::SaOptionKindUint => "an unsigned number",
     }
 }
 
 fn set_text(o: &mut ClientOptions, id: OptionId, s: String) -> Result<()> {
     let slot = match id {
-        OptionId::NodeId => &mut o.node_id,
-        OptionId::WalPath => &mut o.wal_path,
-        OptionId::TransportHost => &mut o.transport_host,
-        OptionId::DiscoveryHost => &mut o.discovery_host,
-        OptionId::DiscoveryBroadcastHost => &mut o.discovery_broadcast_host,
-        OptionId::DisplayName => &mut o.display_name,
-        OptionId::Version => &mut o.version,
+        OptionId::SaOptionNodeId => &mut o.node_id,
+        OptionId::SaOptionWalPath => &mut o.wal_path,
+        OptionId::SaOptionTransportHost => &mut o.transport_host,
+        OptionId::SaOptionDiscoveryHost => &mut o.discovery_host,
+        OptionId::SaOptionDiscoveryBroadcastHost => &mut o.discovery_broadcast_host,
+        OptionId::SaOptionDisplayName => &mut o.display_name,
+        OptionId::SaOptionVersion => &mut o.version,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = s;
@@ -255,13 +322,13 @@ fn set_text(o: &mut ClientOptions, id: OptionId, s: String) -> Result<()> {
 
 fn set_bool(o: &mut ClientOptions, id: OptionId, b: bool) -> Result<()> {
     let slot = match id {
-        OptionId::EnableWal => &mut o.enable_wal,
-        OptionId::AutoFlush => &mut o.auto_flush,
-        OptionId::RequireAck => &mut o.require_ack,
-        OptionId::AutoQueue => &mut o.auto_queue,
-        OptionId::EnableTransport => &mut o.enable_transport,
-        OptionId::EnableDiscovery => &mut o.enable_discovery,
-        OptionId::AutoConnectDiscovered => &mut o.auto_connect_discovered,
+        OptionId::SaOptionEnableWal => &mut o.enable_wal,
+        OptionId::SaOptionAutoFlush => &mut o.auto_flush,
+        OptionId::SaOptionRequireAck => &mut o.require_ack,
+        OptionId::SaOptionAutoQueue => &mut o.auto_queue,
+        OptionId::SaOptionEnableTransport => &mut o.enable_transport,
+        OptionId::SaOptionEnableDiscovery => &mut o.enable_discovery,
+        OptionId::SaOptionAutoConnectDiscovered => &mut o.auto_connect_discovered,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = b;
@@ -278,16 +345,16 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         })
     }
     match id {
-        OptionId::SyncBatchSize => o.sync_batch_size = narrow(id, n)?,
-        OptionId::MaxSyncRetries => o.max_sync_retries = narrow(id, n)?,
-        OptionId::AckTimeoutMs => o.ack_timeout_ms = narrow(id, n)?,
-        OptionId::RetryIntervalMs => o.retry_interval_ms = narrow(id, n)?,
-        OptionId::TransportPort => o.transport_port = narrow(id, n)?,
-        OptionId::DiscoveryPort => o.discovery_port = narrow(id, n)?,
-        OptionId::DiscoveryBroadcastPort => o.discovery_broadcast_port = narrow(id, n)?,
-        OptionId::DiscoveryIntervalMs => o.discovery_interval_ms = narrow(id, n)?,
-        OptionId::DiscoveryTtlMs => o.discovery_ttl_ms = narrow(id, n)?,
-        OptionId::MaxClockDriftMs => o.max_clock_drift_ms = n,
+        OptionId::SaOptionSyncBatchSize => o.sync_batch_size = narrow(id, n)?,
+        OptionId::SaOptionMaxSyncRetries => o.max_sync_retries = narrow(id, n)?,
+        OptionId::SaOptionAckTimeoutMs => o.ack_timeout_ms = narrow(id, n)?,
+        OptionId::SaOptionRetryIntervalMs => o.retry_interval_ms = narrow(id, n)?,
+        OptionId::SaOptionTransportPort => o.transport_port = narrow(id, n)?,
+        OptionId::SaOptionDiscoveryPort => o.discovery_port = narrow(id, n)?,
+        OptionId::SaOptionDiscoveryBroadcastPort => o.discovery_broadcast_port = narrow(id, n)?,
+        OptionId::SaOptionDiscoveryIntervalMs => o.discovery_interval_ms = narrow(id, n)?,
+        OptionId::SaOptionDiscoveryTtlMs => o.discovery_ttl_ms = narrow(id, n)?,
+        OptionId::SaOptionMaxClockDriftMs => o.max_clock_drift_ms = n,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -385,7 +452,10 @@ impl Described for SyncState {
             field("acknowledged_count", uint(acknowledged_count)),
             field("failed_count", uint(failed_count)),
             field("last_submitted_version", uint(last_submitted_version)),
-            field("last_applied_remote_version", uint(last_applied_remote_version)),
+            field(
+                "last_applied_remote_version",
+                uint(last_applied_remote_version),
+            ),
             field("total_retries", uint(total_retries)),
             field("conflict_count", uint(conflict_count)),
         ]
@@ -421,7 +491,14 @@ impl Described for NodeInfo {
         } = self;
         vec![
             field("node_id", text(node_id)),
-            field("display_name", text(display_name)),
+            field(
+                "display_name",
+                text(if display_name.is_empty() {
+                    node_id
+                } else {
+                    display_name
+                }),
+            ),
             field("hostname", text(hostname)),
             field("os_name", text(os_name)),
             field("version", text(version)),
@@ -504,6 +581,22 @@ impl Described for NetworkStats {
             field("refused_second_hand", uint(second_hand)),
         ]
     }
+}
+
+/// A client's description for logs and bug reports (`sa_client_describe`, C++
+/// `Client::describe`): `[options]`, and while the client is open `[node_info]` and
+/// `[sync_state]` and `[network_stats]`.
+pub fn describe_client(client: &crate::Client) -> Result<String> {
+    let mut text = format!("[options]\n{}", describe(client.options()));
+    if !client.is_open() {
+        return Ok(text);
+    }
+    text += &format!("[node_info]\n{}", describe(&client.node_info()?));
+    text += &format!("[sync_state]\n{}", describe(&client.sync_state()?));
+    text += &format!("[network_stats]\n{}", describe(&client.network_stats()?));
+    // No peers: listing them reports expired peers once, which a description must not
+    // consume.
+    Ok(text)
 }
 
 /// Every error code, in number order (`ALL_ERROR_CODES[n] as u32 == n`).
@@ -618,13 +711,18 @@ mod tests {
     #[test]
     fn wrong_kinds_and_numbers_too_wide_are_refused_naming_the_option() {
         let mut options = ClientOptions::default();
-        let e = set_option(&mut options, OptionId::AutoFlush, Value::Uint(1)).unwrap_err();
+        let e = set_option(&mut options, OptionId::SaOptionAutoFlush, Value::Uint(1)).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
         assert!(e.to_string().contains("auto_flush"), "{e}");
-        let e = set_option(&mut options, OptionId::TransportPort, Value::Uint(65_536)).unwrap_err();
+        let e = set_option(
+            &mut options,
+            OptionId::SaOptionTransportPort,
+            Value::Uint(65_536),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("transport_port"), "{e}");
         assert!(e.to_string().contains("65536"), "{e}");
-        let e = set_option(&mut options, OptionId::NodeId, Value::Bool(true)).unwrap_err();
+        let e = set_option(&mut options, OptionId::SaOptionNodeId, Value::Bool(true)).unwrap_err();
         assert!(e.to_string().contains("node_id"), "{e}");
         assert_eq!(options, ClientOptions::default());
     }

@@ -24,11 +24,11 @@ inline rust::Slice<const std::uint8_t> bytes_of(const std::string& s) {
 }
 
 /// Options for the bridge. Fails with InvalidArgument naming the field when a string is
-/// not UTF-8 (the Rust core keeps options as UTF-8 strings).
-Result<ffi::FfiOptions> to_ffi(const ClientOptions& options);
+/// not UTF-8 (the Rust core keeps options as UTF-8 strings) or a number does not fit.
+Result<rust::Box<ffi::RustOptions>> to_rust(const ClientOptions& options);
 
 /// Options from the bridge.
-ClientOptions from_ffi(const ffi::FfiOptions& options);
+ClientOptions from_rust(const ffi::RustOptions& options);
 
 /// Node info from the bridge.
 NodeInfo from_ffi(const ffi::FfiNodeInfo& info);

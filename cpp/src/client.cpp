@@ -11,13 +11,13 @@ namespace softadastra::sdk {
 class Client::Impl {
 public:
     explicit Impl(ClientOptions options) : options_(std::move(options)) {
-        auto converted = detail::to_ffi(options_);
+        auto converted = detail::to_rust(options_);
         if (converted.is_err()) {
             construct_error_ = converted.error();
             return;
         }
         try {
-            client_.emplace(ffi::client_new(converted.value()));
+            client_.emplace(ffi::client_new(*converted.value()));
         } catch (const std::exception& e) {
             construct_error_ = Error::internal_error(
                 std::string("cannot create the client: ") + e.what(), options_.node_id);
@@ -383,6 +383,45 @@ Result<std::vector<Peer>> Client::peers() {
         peers.push_back(std::move(peer));
     }
     return peers;
+}
+
+Result<NetworkStats> Client::network_stats() const {
+    if (!impl_) return moved_from();
+    ffi::FfiNetworkStats out{};
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.network_stats(out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    NetworkStats stats;
+    stats.connections = out.connections;
+    stats.connection_limit = out.connection_limit;
+    stats.refused_connections = out.refused_connections;
+    stats.garbage_frames = out.garbage_frames;
+    stats.receive_buffered = out.receive_buffered;
+    stats.send_buffered = out.send_buffered;
+    stats.dialled = out.dialled;
+    stats.catch_up_serving = out.catch_up_serving;
+    stats.catch_up_started = out.catch_up_started;
+    stats.catch_up_busy = out.catch_up_busy;
+    stats.catch_up_protocol_errors = out.catch_up_protocol_errors;
+    stats.peer_records = out.peer_records;
+    stats.discovered_dials = out.discovered_dials;
+    stats.refused_own_origin = out.refused_own_origin;
+    stats.refused_clock_ahead = out.refused_clock_ahead;
+    stats.refused_too_many_origins = out.refused_too_many_origins;
+    stats.refused_too_many_ranges = out.refused_too_many_ranges;
+    stats.refused_second_hand = out.refused_second_hand;
+    return stats;
+}
+
+Result<std::string> Client::describe() const {
+    if (!impl_) return moved_from();
+    rust::String out;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.describe(out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return std::string(out);
 }
 
 const ClientOptions& Client::options() const noexcept {

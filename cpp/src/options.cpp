@@ -2,7 +2,10 @@
 // rules (presets, validity, code names) are written once, in Rust.
 #include "bridge.hpp"
 
+#include <softadastra.h>
+
 #include <exception>
+#include <type_traits>
 
 namespace softadastra::sdk {
 
@@ -26,77 +29,87 @@ Error to_error(const ffi::FfiStatus& status) {
 }
 
 namespace {
-/// Assigns a std::string to a rust::String field, or reports the field as not UTF-8.
-bool assign(rust::String& out, const std::string& in, const char* field, Error& error) {
-    try {
-        out = rust::String(in);
-        return true;
-    } catch (const std::exception&) {
-        error = Error::invalid_argument(
-            std::string("invalid client options: ") + field + ": not valid UTF-8", field);
-        return false;
-    }
+
+/// Calls `visit(number, field)` for every option: the one place that pairs the C++ fields
+/// with the library's option numbers (sa_option_t). Both directions use it, and
+/// cpp/tests/parity_test.cpp fails when an option of the library has no field here.
+template <typename Options, typename Visit>
+void each_option(Options& o, Visit&& visit) {
+    visit(SA_OPTION_NODE_ID, o.node_id);
+    visit(SA_OPTION_WAL_PATH, o.wal_path);
+    visit(SA_OPTION_ENABLE_WAL, o.enable_wal);
+    visit(SA_OPTION_AUTO_FLUSH, o.auto_flush);
+    visit(SA_OPTION_SYNC_BATCH_SIZE, o.sync_batch_size);
+    visit(SA_OPTION_MAX_SYNC_RETRIES, o.max_sync_retries);
+    visit(SA_OPTION_ACK_TIMEOUT_MS, o.ack_timeout_ms);
+    visit(SA_OPTION_RETRY_INTERVAL_MS, o.retry_interval_ms);
+    visit(SA_OPTION_REQUIRE_ACK, o.require_ack);
+    visit(SA_OPTION_AUTO_QUEUE, o.auto_queue);
+    visit(SA_OPTION_ENABLE_TRANSPORT, o.enable_transport);
+    visit(SA_OPTION_TRANSPORT_HOST, o.transport_host);
+    visit(SA_OPTION_TRANSPORT_PORT, o.transport_port);
+    visit(SA_OPTION_ENABLE_DISCOVERY, o.enable_discovery);
+    visit(SA_OPTION_DISCOVERY_HOST, o.discovery_host);
+    visit(SA_OPTION_DISCOVERY_PORT, o.discovery_port);
+    visit(SA_OPTION_DISCOVERY_BROADCAST_HOST, o.discovery_broadcast_host);
+    visit(SA_OPTION_DISCOVERY_BROADCAST_PORT, o.discovery_broadcast_port);
+    visit(SA_OPTION_DISPLAY_NAME, o.display_name);
+    visit(SA_OPTION_VERSION, o.version);
+    visit(SA_OPTION_DISCOVERY_INTERVAL_MS, o.discovery_interval_ms);
+    visit(SA_OPTION_DISCOVERY_TTL_MS, o.discovery_ttl_ms);
+    visit(SA_OPTION_AUTO_CONNECT_DISCOVERED, o.auto_connect_discovered);
+    visit(SA_OPTION_MAX_CLOCK_DRIFT_MS, o.max_clock_drift_ms);
 }
+
+/// Writes each field into the Rust options; remembers the first error.
+struct Writer {
+    ffi::RustOptions& out;
+    Error error;
+
+    void keep(const ffi::FfiStatus& status) {
+        if (!error.has_error()) error = to_error(status);
+    }
+    void operator()(std::uint32_t option, const std::string& value) {
+        keep(out.set_text(option, bytes_of(value)));
+    }
+    void operator()(std::uint32_t option, bool value) { keep(out.set_bool(option, value)); }
+    template <typename Number,
+              typename = std::enable_if_t<std::is_integral_v<Number> && !std::is_same_v<Number, bool>>>
+    void operator()(std::uint32_t option, Number value) {
+        keep(out.set_uint(option, static_cast<std::uint64_t>(value)));
+    }
+};
+
+/// Reads each field from the Rust options (numbers fit: the library checks each width).
+struct Reader {
+    const ffi::RustOptions& in;
+
+    void operator()(std::uint32_t option, std::string& value) const {
+        value = std::string(in.text(option));
+    }
+    void operator()(std::uint32_t option, bool& value) const { value = in.flag(option); }
+    template <typename Number,
+              typename = std::enable_if_t<std::is_integral_v<Number> && !std::is_same_v<Number, bool>>>
+    void operator()(std::uint32_t option, Number& value) const {
+        value = static_cast<Number>(in.number(option));
+    }
+};
+
 }  // namespace
 
-Result<ffi::FfiOptions> to_ffi(const ClientOptions& o) {
-    ffi::FfiOptions f;
-    Error error;
-    bool ok = assign(f.node_id, o.node_id, "node_id", error) &&
-              assign(f.wal_path, o.wal_path, "wal_path", error) &&
-              assign(f.transport_host, o.transport_host, "transport_host", error) &&
-              assign(f.discovery_host, o.discovery_host, "discovery_host", error) &&
-              assign(f.discovery_broadcast_host, o.discovery_broadcast_host,
-                     "discovery_broadcast_host", error) &&
-              assign(f.display_name, o.display_name, "display_name", error) &&
-              assign(f.version, o.version, "version", error);
-    if (!ok) {
-        return error;
+Result<rust::Box<ffi::RustOptions>> to_rust(const ClientOptions& o) {
+    rust::Box<ffi::RustOptions> out = ffi::options_new(ffi::FfiPreset::Default);
+    Writer writer{*out, Error{}};
+    each_option(o, writer);
+    if (writer.error.has_error()) {
+        return writer.error;
     }
-    f.enable_wal = o.enable_wal;
-    f.auto_flush = o.auto_flush;
-    f.sync_batch_size = o.sync_batch_size;
-    f.max_sync_retries = o.max_sync_retries;
-    f.ack_timeout_ms = o.ack_timeout_ms;
-    f.retry_interval_ms = o.retry_interval_ms;
-    f.require_ack = o.require_ack;
-    f.auto_queue = o.auto_queue;
-    f.enable_transport = o.enable_transport;
-    f.transport_port = o.transport_port;
-    f.enable_discovery = o.enable_discovery;
-    f.discovery_port = o.discovery_port;
-    f.discovery_broadcast_port = o.discovery_broadcast_port;
-    f.discovery_interval_ms = o.discovery_interval_ms;
-    f.discovery_ttl_ms = o.discovery_ttl_ms;
-    f.auto_connect_discovered = o.auto_connect_discovered;
-    return f;
+    return out;
 }
 
-ClientOptions from_ffi(const ffi::FfiOptions& f) {
+ClientOptions from_rust(const ffi::RustOptions& in) {
     ClientOptions o;
-    o.node_id = std::string(f.node_id);
-    o.wal_path = std::string(f.wal_path);
-    o.enable_wal = f.enable_wal;
-    o.auto_flush = f.auto_flush;
-    o.sync_batch_size = f.sync_batch_size;
-    o.max_sync_retries = f.max_sync_retries;
-    o.ack_timeout_ms = f.ack_timeout_ms;
-    o.retry_interval_ms = f.retry_interval_ms;
-    o.require_ack = f.require_ack;
-    o.auto_queue = f.auto_queue;
-    o.enable_transport = f.enable_transport;
-    o.transport_host = std::string(f.transport_host);
-    o.transport_port = f.transport_port;
-    o.enable_discovery = f.enable_discovery;
-    o.discovery_host = std::string(f.discovery_host);
-    o.discovery_port = f.discovery_port;
-    o.discovery_broadcast_host = std::string(f.discovery_broadcast_host);
-    o.discovery_broadcast_port = f.discovery_broadcast_port;
-    o.display_name = std::string(f.display_name);
-    o.version = std::string(f.version);
-    o.discovery_interval_ms = f.discovery_interval_ms;
-    o.discovery_ttl_ms = f.discovery_ttl_ms;
-    o.auto_connect_discovered = f.auto_connect_discovered;
+    each_option(o, Reader{in});
     return o;
 }
 
@@ -122,7 +135,7 @@ namespace {
 /// A Rust preset with the caller's node id and WAL path (strings stay byte-exact in C++;
 /// open() reports them if they are not UTF-8).
 ClientOptions preset(ffi::FfiPreset kind, std::string node_id, std::string wal_path) {
-    ClientOptions o = detail::from_ffi(ffi::options_preset(kind));
+    ClientOptions o = detail::from_rust(*ffi::options_new(kind));
     o.node_id = std::move(node_id);
     o.wal_path = std::move(wal_path);
     return o;
@@ -142,7 +155,7 @@ ClientOptions ClientOptions::fast(std::string node_id, std::string wal_path) {
 }
 
 ClientOptions ClientOptions::memory_only(std::string node_id) {
-    ClientOptions o = detail::from_ffi(ffi::options_preset(ffi::FfiPreset::MemoryOnly));
+    ClientOptions o = detail::from_rust(*ffi::options_new(ffi::FfiPreset::MemoryOnly));
     o.node_id = std::move(node_id);
     return o;
 }
@@ -150,15 +163,23 @@ ClientOptions ClientOptions::memory_only(std::string node_id) {
 ClientOptions ClientOptions::local(std::string node_id) { return memory_only(std::move(node_id)); }
 
 Result<void> ClientOptions::validate() const {
-    auto converted = detail::to_ffi(*this);
+    auto converted = detail::to_rust(*this);
     if (converted.is_err()) {
         return converted.error();
     }
-    Error error = detail::to_error(ffi::options_validate(converted.value()));
+    Error error = detail::to_error(converted.value()->validate());
     if (error.has_error()) {
         return error;
     }
     return {};
+}
+
+Result<std::string> ClientOptions::describe() const {
+    auto converted = detail::to_rust(*this);
+    if (converted.is_err()) {
+        return converted.error();
+    }
+    return std::string(converted.value()->describe());
 }
 
 }  // namespace softadastra::sdk

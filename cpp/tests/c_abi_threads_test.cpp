@@ -19,9 +19,10 @@ const std::uint8_t* bytes(const std::string& s) {
 class CAbiThreadsTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        sa_options_t options;
+        sa_options_t* options = nullptr;
         ASSERT_EQ(sa_options_memory_only("c-threads", &options), SA_OK);
-        ASSERT_EQ(sa_client_new(&options, &client_), SA_OK);
+        ASSERT_EQ(sa_client_new(options, &client_), SA_OK);
+        sa_options_free(options);
         ASSERT_EQ(sa_client_open(client_), SA_OK);
     }
     void TearDown() override { sa_client_free(client_); }
@@ -35,7 +36,7 @@ TEST_F(CAbiThreadsTest, LastErrorIsPerThread) {
     std::string first_context;
     std::thread first([&] {
         const std::string key = "missing-in-first";
-        sa_bytes_t value{nullptr, 0};
+        sa_bytes_t* value = nullptr;
         EXPECT_EQ(sa_client_get(client_, bytes(key), key.size(), &value), SA_NOT_FOUND);
         first_failed.set_value();
         second_failed.get_future().wait();  // the other thread fails in between
@@ -63,10 +64,10 @@ TEST_F(CAbiThreadsTest, OneClientServesSeveralThreads) {
                 const std::string key = "t" + std::to_string(t) + "/" + std::to_string(i);
                 EXPECT_EQ(sa_client_put(client_, bytes(key), key.size(), bytes(key), key.size()),
                           SA_OK);
-                sa_bytes_t value{nullptr, 0};
+                sa_bytes_t* value = nullptr;
                 ASSERT_EQ(sa_client_get(client_, bytes(key), key.size(), &value), SA_OK);
-                EXPECT_EQ(std::string(reinterpret_cast<const char*>(value.data), value.len), key);
-                sa_bytes_free(&value);
+                EXPECT_EQ(std::string(reinterpret_cast<const char*>(value->data), value->len), key);
+                sa_bytes_free(value);
             }
         });
     }

@@ -36,6 +36,52 @@ static int contains_text(const char *haystack, const char *needle) {
     return strstr(haystack, needle) != NULL;
 }
 
+/* Copies the sync counters of `client` to *copy and frees the returned struct. */
+static sa_status_t read_sync_state(const sa_client_t *client, sa_sync_state_t *copy) {
+    sa_sync_state_t *state = NULL;
+    sa_status_t status = sa_client_sync_state(client, &state);
+    if (status == SA_OK) {
+        *copy = *state;
+        sa_sync_state_free(state);
+    }
+    return status;
+}
+
+/* Ticks `client`, copies the result to *copy and frees the returned struct. */
+static sa_status_t read_tick(sa_client_t *client, bool prune, sa_tick_result_t *copy) {
+    sa_tick_result_t *tick = NULL;
+    sa_status_t status = sa_client_tick(client, prune, &tick);
+    if (status == SA_OK) {
+        *copy = *tick;
+        sa_tick_result_free(tick);
+    }
+    return status;
+}
+
+/* Whether the value of `key` in `client` is `expected` (text). */
+static int value_is(const sa_client_t *client, const char *key, const char *expected) {
+    sa_bytes_t *value = NULL;
+    if (sa_client_get(client, KEY(key), &value) != SA_OK) return 0;
+    int same = value->len == strlen(expected) && memcmp(value->data, expected, value->len) == 0;
+    sa_bytes_free(value);
+    return same;
+}
+
+/* New options for `node_id` with the memory-only preset. */
+static sa_options_t *memory_options(const char *node_id) {
+    sa_options_t *o = NULL;
+    CHECK(sa_options_memory_only(node_id, &o) == SA_OK);
+    return o;
+}
+
+/* A client made from `o`, which is freed. */
+static sa_client_t *client_from(sa_options_t *o) {
+    sa_client_t *client = NULL;
+    CHECK(sa_client_new(o, &client) == SA_OK);
+    sa_options_free(o);
+    return client;
+}
+
 static void test_version_and_status_strings(void) {
     CHECK(strcmp(sa_version(), SOFTADASTRA_VERSION) == 0);
     CHECK(strcmp(sa_status_string(SA_OK), "ok") == 0);
@@ -45,31 +91,210 @@ static void test_version_and_status_strings(void) {
 }
 
 static void test_options(void) {
-    sa_options_t o;
-    CHECK(sa_options_default(&o) == SA_OK);
-    CHECK(strcmp(o.node_id, "node-1") == 0);
-    CHECK(strcmp(o.wal_path, "data/sdk-store.wal") == 0);
-    CHECK(o.enable_wal && o.auto_flush && o.sync_batch_size == 64);
-    CHECK(!o.enable_transport && !o.enable_discovery);
-    CHECK(o.discovery_interval_ms == 3000 && o.discovery_ttl_ms == 15000);
-    CHECK(o.auto_connect_discovered);
-    CHECK(sa_options_validate(&o) == SA_OK);
+    sa_options_t *o = NULL;
+    CHECK(sa_options_new(&o) == SA_OK);
+    const char *text = NULL;
+    bool flag = false;
+    uint64_t number = 0;
+    CHECK(sa_options_get_text(o, SA_OPTION_NODE_ID, &text) == SA_OK && strcmp(text, "node-1") == 0);
+    CHECK(sa_options_get_text(o, SA_OPTION_WAL_PATH, &text) == SA_OK &&
+          strcmp(text, "data/sdk-store.wal") == 0);
+    CHECK(sa_options_get_bool(o, SA_OPTION_AUTO_FLUSH, &flag) == SA_OK && flag);
+    CHECK(sa_options_get_uint(o, SA_OPTION_SYNC_BATCH_SIZE, &number) == SA_OK && number == 64);
+    CHECK(sa_options_get_bool(o, SA_OPTION_ENABLE_TRANSPORT, &flag) == SA_OK && !flag);
+    CHECK(sa_options_get_uint(o, SA_OPTION_DISCOVERY_TTL_MS, &number) == SA_OK && number == 15000);
+    CHECK(sa_options_get_uint(o, SA_OPTION_MAX_CLOCK_DRIFT_MS, &number) == SA_OK && number > 0);
+    CHECK(sa_options_validate(o) == SA_OK);
+    /* Wrong kinds, unknown numbers and numbers too wide are refused, naming the option. */
+    CHECK(sa_options_set_bool(o, SA_OPTION_TRANSPORT_PORT, true) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "transport_port"));
+    CHECK(sa_options_set_uint(o, SA_OPTION_TRANSPORT_PORT, 70000) == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "70000"));
+    CHECK(sa_options_set_text(o, 9999, "x") == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "not an option number"));
+    CHECK(sa_options_get_text(o, SA_OPTION_AUTO_FLUSH, &text) == SA_INVALID_ARGUMENT);
+    CHECK(sa_options_set_text(o, SA_OPTION_NODE_ID, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "value") == 0);
+    /* A text read stays valid until that option is set again. */
+    CHECK(sa_options_set_text(o, SA_OPTION_DISPLAY_NAME, "Till 1") == SA_OK);
+    CHECK(sa_options_get_text(o, SA_OPTION_DISPLAY_NAME, &text) == SA_OK);
+    CHECK(sa_options_set_uint(o, SA_OPTION_ACK_TIMEOUT_MS, 2500) == SA_OK);
+    CHECK(strcmp(text, "Till 1") == 0);
+    sa_options_free(o);
 
     CHECK(sa_options_fast("fast-1", "/tmp/f.wal", &o) == SA_OK);
-    CHECK(!o.auto_flush && o.sync_batch_size == 128 && o.max_sync_retries == 2);
-    CHECK(strcmp(o.node_id, "fast-1") == 0 && strcmp(o.wal_path, "/tmp/f.wal") == 0);
+    CHECK(sa_options_get_bool(o, SA_OPTION_AUTO_FLUSH, &flag) == SA_OK && !flag);
+    CHECK(sa_options_get_uint(o, SA_OPTION_SYNC_BATCH_SIZE, &number) == SA_OK && number == 128);
+    CHECK(sa_options_get_uint(o, SA_OPTION_MAX_SYNC_RETRIES, &number) == SA_OK && number == 2);
+    CHECK(sa_options_get_text(o, SA_OPTION_NODE_ID, &text) == SA_OK && strcmp(text, "fast-1") == 0);
+    CHECK(sa_options_get_text(o, SA_OPTION_WAL_PATH, &text) == SA_OK &&
+          strcmp(text, "/tmp/f.wal") == 0);
+    sa_options_free(o);
 
-    CHECK(sa_options_memory_only("mem-1", &o) == SA_OK);
-    CHECK(!o.enable_wal);
-    o.sync_batch_size = 0;
-    CHECK(sa_options_validate(&o) == SA_INVALID_ARGUMENT);
+    o = memory_options("mem-1");
+    CHECK(sa_options_get_bool(o, SA_OPTION_ENABLE_WAL, &flag) == SA_OK && !flag);
+    CHECK(sa_options_set_uint(o, SA_OPTION_SYNC_BATCH_SIZE, 0) == SA_OK);
+    CHECK(sa_options_validate(o) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "sync_batch_size") == 0);
     CHECK(contains_text(sa_last_error_message(), "sync_batch_size"));
+    sa_options_free(o);
 
+    /* Every option by number: a name, a kind, and the name finds the number again. */
+    CHECK(sa_option_count() > SA_OPTION_MAX_CLOCK_DRIFT_MS);
+    for (uint32_t n = 0; n < sa_option_count(); n++) {
+        const char *name = sa_option_name(n);
+        CHECK(name != NULL && name[0] != '\0');
+        uint32_t found = 9999;
+        CHECK(name != NULL && sa_option_find(name, &found) == SA_OK && found == n);
+        sa_option_kind_t kind;
+        CHECK(sa_option_kind(n, &kind) == SA_OK);
+    }
+    CHECK(sa_option_name(sa_option_count()) == NULL);
+    CHECK(strcmp(sa_option_name(SA_OPTION_AUTO_FLUSH), "auto_flush") == 0);
+    uint32_t found = 0;
+    CHECK(sa_option_find("no_such_option", &found) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "no_such_option") == 0);
+
+    o = (sa_options_t *)&failures; /* any non-NULL marker */
     CHECK(sa_options_persistent(NULL, NULL, &o) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "node_id") == 0);
-    CHECK(sa_options_default(NULL) == SA_INVALID_ARGUMENT);
+    CHECK(o == (sa_options_t *)&failures); /* out-param untouched on error */
+    CHECK(sa_options_new(NULL) == SA_INVALID_ARGUMENT);
     CHECK(contains_text(sa_last_error_message(), "out_options is NULL"));
+    sa_options_free(NULL);
+}
+
+/* The lines of section `[name]` of a description (up to the next section), in `out`. */
+static void section_of(const char *description, const char *name, char *out, size_t size) {
+    char header[64];
+    snprintf(header, sizeof header, "[%s]\n", name);
+    out[0] = '\0';
+    const char *start = strstr(description, header);
+    if (start == NULL) return;
+    start += strlen(header);
+    const char *end = strstr(start, "\n[");
+    size_t len = end != NULL ? (size_t)(end - start) + 1 : strlen(start);
+    if (len >= size) len = size - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+static size_t count_lines(const char *text) {
+    size_t n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
+
+/* Parity: every option set through the C handle, and every field of the C structs, shows
+ * in the library's own description (sa_client_describe) with the same name and value, and
+ * the C side shows as many fields as the description has (a field C misses fails). */
+static void test_parity_with_the_description(void) {
+    sa_options_t *o = memory_options("c-parity");
+    char expected[8192] = "";
+    for (uint32_t n = 0; n < sa_option_count(); n++) {
+        sa_option_kind_t kind;
+        CHECK(sa_option_kind(n, &kind) == SA_OK);
+        char line[256];
+        if (kind == SA_OPTION_KIND_TEXT) {
+            char value[64];
+            snprintf(value, sizeof value, "text-%u", n);
+            if (n == SA_OPTION_NODE_ID) snprintf(value, sizeof value, "c-parity-%u", n);
+            CHECK(sa_options_set_text(o, n, value) == SA_OK);
+            snprintf(line, sizeof line, "%s=%s\n", sa_option_name(n), value);
+        } else if (kind == SA_OPTION_KIND_BOOL) {
+            bool current = false;
+            CHECK(sa_options_get_bool(o, n, &current) == SA_OK);
+            CHECK(sa_options_set_bool(o, n, !current) == SA_OK);
+            snprintf(line, sizeof line, "%s=%s\n", sa_option_name(n), !current ? "true" : "false");
+        } else {
+            CHECK(sa_options_set_uint(o, n, 1000u + n) == SA_OK);
+            snprintf(line, sizeof line, "%s=%u\n", sa_option_name(n), 1000u + n);
+        }
+        strncat(expected, line, sizeof expected - strlen(expected) - 1);
+    }
+    sa_client_t *client = client_from(o);
+    sa_bytes_t *description = NULL;
+    CHECK(sa_client_describe(client, &description) == SA_OK);
+    char section[8192];
+    if (description != NULL) {
+        section_of((const char *)description->data, "options", section, sizeof section);
+        CHECK(strcmp(section, expected) == 0);
+        sa_bytes_free(description);
+    }
+    sa_client_free(client);
+
+    /* The structs an open client returns, against the same client's description. */
+    client = client_from(memory_options("c-parity"));
+    CHECK(sa_client_open(client) == SA_OK);
+    CHECK(sa_client_put(client, KEY("p/1"), KEY("v")) == SA_OK);
+    CHECK(sa_client_put(client, KEY("p/2"), KEY("v")) == SA_OK);
+    sa_sync_state_t s;
+    CHECK(read_sync_state(client, &s) == SA_OK);
+    sa_network_stats_t *n = NULL;
+    CHECK(sa_client_network_stats(client, &n) == SA_OK);
+    description = NULL;
+    CHECK(sa_client_describe(client, &description) == SA_OK);
+    if (n != NULL && description != NULL) {
+        char c_side[4096];
+        snprintf(c_side, sizeof c_side,
+                 "outbox_size=%zu\npending_count=%zu\nqueued_count=%zu\nin_flight_count=%zu\n"
+                 "acknowledged_count=%zu\nfailed_count=%zu\nlast_submitted_version=%llu\n"
+                 "last_applied_remote_version=%llu\ntotal_retries=%llu\nconflict_count=%llu\n",
+                 s.outbox_size, s.pending_count, s.queued_count, s.in_flight_count,
+                 s.acknowledged_count, s.failed_count,
+                 (unsigned long long)s.last_submitted_version,
+                 (unsigned long long)s.last_applied_remote_version,
+                 (unsigned long long)s.total_retries, (unsigned long long)s.conflict_count);
+        section_of((const char *)description->data, "sync_state", section, sizeof section);
+        CHECK(strcmp(section, c_side) == 0);
+        CHECK(s.outbox_size == 2 && s.last_submitted_version > 0);
+        snprintf(c_side, sizeof c_side,
+                 "connections=%zu\nconnection_limit=%zu\nrefused_connections=%llu\n"
+                 "garbage_frames=%llu\nreceive_buffered=%zu\nsend_buffered=%zu\ndialled=%zu\n"
+                 "catch_up_serving=%zu\ncatch_up_started=%llu\ncatch_up_busy=%llu\n"
+                 "catch_up_protocol_errors=%llu\npeer_records=%zu\ndiscovered_dials=%zu\n"
+                 "refused_own_origin=%llu\nrefused_clock_ahead=%llu\n"
+                 "refused_too_many_origins=%llu\nrefused_too_many_ranges=%llu\n"
+                 "refused_second_hand=%llu\n",
+                 n->connections, n->connection_limit,
+                 (unsigned long long)n->refused_connections,
+                 (unsigned long long)n->garbage_frames, n->receive_buffered, n->send_buffered,
+                 n->dialled, n->catch_up_serving, (unsigned long long)n->catch_up_started,
+                 (unsigned long long)n->catch_up_busy,
+                 (unsigned long long)n->catch_up_protocol_errors, n->peer_records,
+                 n->discovered_dials, (unsigned long long)n->refused_own_origin,
+                 (unsigned long long)n->refused_clock_ahead,
+                 (unsigned long long)n->refused_too_many_origins,
+                 (unsigned long long)n->refused_too_many_ranges,
+                 (unsigned long long)n->refused_second_hand);
+        section_of((const char *)description->data, "network_stats", section, sizeof section);
+        CHECK(strcmp(section, c_side) == 0);
+        CHECK(count_lines(section) == 18);
+        /* Node info: every field but the uptime, which moves between the two calls. */
+        sa_node_info_t *info = NULL;
+        CHECK(sa_client_node_info(client, &info) == SA_OK);
+        section_of((const char *)description->data, "node_info", section, sizeof section);
+        CHECK(count_lines(section) == 8);
+        if (info != NULL) {
+            char line[512];
+            snprintf(line, sizeof line, "node_id=%s\ndisplay_name=%s\nhostname=%s\nos_name=%s\n"
+                     "version=%s\nstarted_at_ms=%lld\n", info->node_id, info->display_name,
+                     info->hostname, info->os_name, info->version,
+                     (long long)info->started_at_ms);
+            CHECK(strncmp(section, line, strlen(line)) == 0);
+            char caps[256] = "capabilities=";
+            for (size_t i = 0; i < info->capabilities_len; i++) {
+                if (i > 0) strncat(caps, ",", sizeof caps - strlen(caps) - 1);
+                strncat(caps, info->capabilities[i], sizeof caps - strlen(caps) - 1);
+            }
+            strncat(caps, "\n", sizeof caps - strlen(caps) - 1);
+            CHECK(strstr(section, caps) != NULL);
+            sa_node_info_free(info);
+        }
+    }
+    sa_network_stats_free(n);
+    sa_bytes_free(description);
+    sa_client_free(client);
 }
 
 static void test_null_handling(void) {
@@ -88,16 +313,19 @@ static void test_null_handling(void) {
     sa_batch_free(NULL);
     sa_node_info_free(NULL);
     sa_bytes_free(NULL);
+    sa_entries_free(NULL);
+    sa_sync_state_free(NULL);
+    sa_tick_result_free(NULL);
+    sa_network_stats_free(NULL);
 }
 
 static void test_missing_directory(const char *dir) {
     char missing[512], wal[600];
     snprintf(missing, sizeof missing, "%s/missing", dir);
     snprintf(wal, sizeof wal, "%s/node.wal", missing);
-    sa_options_t o;
+    sa_options_t *o = NULL;
     CHECK(sa_options_persistent("c-err", wal, &o) == SA_OK);
-    sa_client_t *client = NULL;
-    CHECK(sa_client_new(&o, &client) == SA_OK);
+    sa_client_t *client = client_from(o);
     CHECK(sa_client_open(client) == SA_IO_ERROR);
     CHECK(sa_last_error_code() == SA_IO_ERROR);
     CHECK(strcmp(sa_last_error_context(), wal) == 0);
@@ -108,10 +336,9 @@ static void test_missing_directory(const char *dir) {
 }
 
 static void test_store(const char *wal) {
-    sa_options_t o;
+    sa_options_t *o = NULL;
     CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
-    sa_client_t *client = NULL;
-    CHECK(sa_client_new(&o, &client) == SA_OK);
+    sa_client_t *client = client_from(o);
     CHECK(client != NULL);
     CHECK(!sa_client_is_open(client));
     CHECK(sa_client_put(client, KEY("k"), KEY("v")) == SA_INVALID_STATE);
@@ -126,45 +353,50 @@ static void test_store(const char *wal) {
     CHECK(sa_client_remove(client, KEY("gone")) == SA_OK);
     CHECK(sa_client_remove(client, KEY("never-there")) == SA_OK);
 
-    sa_bytes_t value = {NULL, 0};
+    sa_bytes_t *value = NULL;
     CHECK(sa_client_get(client, KEY("app/name"), &value) == SA_OK);
-    CHECK(value.len == 11 && memcmp(value.data, "Softadastra", 11) == 0);
-    CHECK(strcmp((const char *)value.data, "Softadastra") == 0); /* zero-terminated */
-    sa_bytes_free(&value);
-    CHECK(value.data == NULL && value.len == 0);
-    sa_bytes_free(&value); /* second free is a no-op */
-
+    if (value != NULL) {
+        CHECK(value->len == 11 && memcmp(value->data, "Softadastra", 11) == 0);
+        CHECK(strcmp((const char *)value->data, "Softadastra") == 0); /* zero-terminated */
+        sa_bytes_free(value);
+    }
+    value = NULL;
     CHECK(sa_client_get(client, KEY("bin"), &value) == SA_OK);
-    CHECK(value.len == sizeof binary && memcmp(value.data, binary, sizeof binary) == 0);
-    sa_bytes_free(&value);
+    if (value != NULL) {
+        CHECK(value->len == sizeof binary && memcmp(value->data, binary, sizeof binary) == 0);
+        sa_bytes_free(value);
+    }
 
     /* Listing by prefix: keys in order with their values; removed keys are not listed. */
-    sa_entries_t entries = {NULL, 0};
+    sa_entries_t *entries = NULL;
     CHECK(sa_client_list(client, KEY("app/"), &entries) == SA_OK);
-    CHECK(entries.len == 1);
-    if (entries.len == 1) {
-        CHECK(entries.items[0].key_len == 8 && memcmp(entries.items[0].key, "app/name", 8) == 0);
-        CHECK(entries.items[0].value_len == 11 &&
-              memcmp(entries.items[0].value, "Softadastra", 11) == 0);
+    if (entries != NULL) {
+        CHECK(entries->len == 1);
+        if (entries->len == 1) {
+            const sa_entry_t *e = entries->items[0];
+            CHECK(e->key_len == 8 && memcmp(e->key, "app/name", 8) == 0);
+            CHECK(e->value_len == 11 && memcmp(e->value, "Softadastra", 11) == 0);
+        }
+        sa_entries_free(entries);
     }
-    sa_entries_free(&entries);
-    CHECK(entries.items == NULL && entries.len == 0);
-    sa_entries_free(&entries); /* second free is a no-op */
+    entries = NULL;
     CHECK(sa_client_list(client, NULL, 0, &entries) == SA_OK);
-    CHECK(entries.len == 2); /* app/name and bin; "gone" was removed */
-    if (entries.len == 2) {
-        CHECK(entries.items[1].value_len == sizeof binary &&
-              memcmp(entries.items[1].value, binary, sizeof binary) == 0);
+    if (entries != NULL) {
+        CHECK(entries->len == 2); /* app/name and bin; "gone" was removed */
+        if (entries->len == 2) {
+            CHECK(entries->items[1]->value_len == sizeof binary &&
+                  memcmp(entries->items[1]->value, binary, sizeof binary) == 0);
+        }
+        sa_entries_free(entries);
     }
-    sa_entries_free(&entries);
     CHECK(sa_client_list(client, KEY("x"), NULL) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "out_entries") == 0);
 
-    sa_bytes_t untouched = {NULL, 42};
+    sa_bytes_t *untouched = (sa_bytes_t *)&failures; /* any non-NULL marker */
     CHECK(sa_client_get(client, KEY("gone"), &untouched) == SA_NOT_FOUND);
     CHECK(strcmp(sa_last_error_context(), "gone") == 0);
     CHECK(contains_text(sa_last_error_message(), "gone"));
-    CHECK(untouched.data == NULL && untouched.len == 42);
+    CHECK(untouched == (sa_bytes_t *)&failures);
 
     CHECK(sa_client_put(client, (const uint8_t *)"", 0, KEY("v")) == SA_INVALID_ARGUMENT);
     CHECK(contains_text(sa_last_error_message(), "must not be empty"));
@@ -235,21 +467,19 @@ static void test_key_status_strings(void) {
 
 /* Sync with no peer connected: puts wait in the outbox, a tick sends nothing. */
 static void test_sync(void) {
-    sa_options_t o;
-    CHECK(sa_options_memory_only("c-sync", &o) == SA_OK);
-    sa_client_t *client = NULL;
-    CHECK(sa_client_new(&o, &client) == SA_OK);
+    sa_client_t *client = client_from(memory_options("c-sync"));
 
     /* Closed: every sync call is SA_INVALID_STATE and writes nothing. */
+    sa_sync_state_t *no_state = NULL;
+    sa_tick_result_t *no_tick = NULL;
     sa_sync_state_t state;
-    memset(&state, 0xAB, sizeof state);
     sa_tick_result_t tick;
-    memset(&tick, 0xAB, sizeof tick);
     size_t count = 42;
     sa_key_status_t key_status = SA_KEY_STATUS_SYNCED;
-    CHECK(sa_client_sync_state(client, &state) == SA_INVALID_STATE);
-    CHECK(state.outbox_size == (size_t)0xABABABABABABABABull);
-    CHECK(sa_client_tick(client, false, &tick) == SA_INVALID_STATE);
+    CHECK(sa_client_sync_state(client, &no_state) == SA_INVALID_STATE);
+    CHECK(no_state == NULL);
+    CHECK(sa_client_tick(client, false, &no_tick) == SA_INVALID_STATE);
+    CHECK(no_tick == NULL);
     CHECK(sa_client_retry_expired(client, &count) == SA_INVALID_STATE);
     CHECK(sa_client_prune_completed(client, &count) == SA_INVALID_STATE);
     CHECK(sa_client_prune_failed(client, &count) == SA_INVALID_STATE);
@@ -259,21 +489,21 @@ static void test_sync(void) {
     CHECK(key_status == SA_KEY_STATUS_SYNCED);
 
     CHECK(sa_client_open(client) == SA_OK);
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.outbox_size == 0 && state.pending_count == 0 && state.queued_count == 0);
     CHECK(state.in_flight_count == 0 && state.acknowledged_count == 0 && state.failed_count == 0);
     CHECK(state.last_submitted_version == 0 && state.last_applied_remote_version == 0);
     CHECK(state.total_retries == 0 && state.conflict_count == 0);
-    CHECK(sa_client_tick(client, true, &tick) == SA_OK);
+    CHECK(read_tick(client, true, &tick) == SA_OK);
     CHECK(tick.retried_count == 0 && tick.pruned_count == 0 && tick.batch_size == 0);
 
     CHECK(sa_client_put(client, KEY("doc/1"), KEY("draft")) == SA_OK);
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.outbox_size == 1 && state.queued_count == 1);
     CHECK(state.last_submitted_version > 0);
-    CHECK(sa_client_tick(client, false, &tick) == SA_OK);
+    CHECK(read_tick(client, false, &tick) == SA_OK);
     CHECK(tick.batch_size == 0 && tick.retried_count == 0); /* no peer: nothing sent */
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.queued_count == 1 && state.in_flight_count == 0);
 
     CHECK(sa_client_sync_status(client, KEY("doc/1"), &key_status) == SA_OK);
@@ -290,7 +520,7 @@ static void test_sync(void) {
     CHECK(sa_client_prune_completed(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_prune_failed(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_queue_pending(client, &count) == SA_OK && count == 0);
-    CHECK(sa_client_sync_state(client, &state) == SA_OK && state.queued_count == 1);
+    CHECK(read_sync_state(client, &state) == SA_OK && state.queued_count == 1);
 
     /* NULL handles and out-parameters. */
     CHECK(sa_client_tick(client, false, NULL) == SA_INVALID_ARGUMENT);
@@ -301,23 +531,23 @@ static void test_sync(void) {
     CHECK(strcmp(sa_last_error_context(), "out_count") == 0);
     CHECK(sa_client_sync_status(client, KEY("doc/1"), NULL) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "out_status") == 0);
-    CHECK(sa_client_sync_state(NULL, &state) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_sync_state(NULL, &no_state) == SA_INVALID_ARGUMENT);
     CHECK(contains_text(sa_last_error_message(), "sa_client_sync_state: client is NULL"));
-    CHECK(sa_client_tick(NULL, false, &tick) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_tick(NULL, false, &no_tick) == SA_INVALID_ARGUMENT);
     sa_client_free(client);
 
     /* auto_queue off: a put stays pending until sa_client_queue_pending. */
-    CHECK(sa_options_memory_only("c-manual", &o) == SA_OK);
-    o.auto_queue = false;
-    CHECK(sa_client_new(&o, &client) == SA_OK);
+    sa_options_t *o = memory_options("c-manual");
+    CHECK(sa_options_set_bool(o, SA_OPTION_AUTO_QUEUE, false) == SA_OK);
+    client = client_from(o);
     CHECK(sa_client_open(client) == SA_OK);
     CHECK(sa_client_put(client, KEY("draft"), KEY("v")) == SA_OK);
     CHECK(sa_client_sync_status(client, KEY("draft"), &key_status) == SA_OK);
     CHECK(key_status == SA_KEY_STATUS_SAVED_LOCALLY);
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.outbox_size == 1 && state.pending_count == 1 && state.queued_count == 0);
     CHECK(sa_client_queue_pending(client, &count) == SA_OK && count == 1);
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.pending_count == 0 && state.queued_count == 1);
     CHECK(sa_client_close(client) == SA_OK);
     sa_client_free(client);
@@ -348,19 +578,20 @@ static sa_client_t *start_node(const char *dir, const char *id, char *wal, size_
                                uint16_t *port) {
     snprintf(wal, wal_size, "%s/%s.wal", dir, id);
     for (int attempt = 0; attempt < 20; attempt++) {
-        sa_options_t o;
+        sa_options_t *o = NULL;
         CHECK(sa_options_persistent(id, wal, &o) == SA_OK);
-        o.enable_transport = true;
-        o.transport_host = "127.0.0.1";
-        o.transport_port = free_tcp_port();
-        sa_client_t *client = NULL;
-        if (sa_client_new(&o, &client) != SA_OK || sa_client_open(client) != SA_OK) {
+        uint16_t wanted = free_tcp_port();
+        CHECK(sa_options_set_bool(o, SA_OPTION_ENABLE_TRANSPORT, true) == SA_OK);
+        CHECK(sa_options_set_text(o, SA_OPTION_TRANSPORT_HOST, "127.0.0.1") == SA_OK);
+        CHECK(sa_options_set_uint(o, SA_OPTION_TRANSPORT_PORT, wanted) == SA_OK);
+        sa_client_t *client = client_from(o);
+        if (client == NULL || sa_client_open(client) != SA_OK) {
             CHECK(!"a client opens");
             sa_client_free(client);
             return NULL;
         }
         if (sa_client_start_transport(client) == SA_OK) {
-            CHECK(sa_client_transport_port(client, port) == SA_OK && *port == o.transport_port);
+            CHECK(sa_client_transport_port(client, port) == SA_OK && *port == wanted);
             return client;
         }
         CHECK(contains_text(sa_last_error_message(), "in use"));
@@ -388,10 +619,7 @@ static void test_network(const char *dir) {
     sa_peers_free(NULL);
 
     /* Disabled: SA_TRANSPORT_ERROR / SA_DISCOVERY_ERROR; stopping is fine. */
-    sa_options_t o;
-    CHECK(sa_options_memory_only("c-net-off", &o) == SA_OK);
-    sa_client_t *off = NULL;
-    CHECK(sa_client_new(&o, &off) == SA_OK);
+    sa_client_t *off = client_from(memory_options("c-net-off"));
     CHECK(sa_client_start_transport(off) == SA_INVALID_STATE); /* closed */
     CHECK(sa_client_open(off) == SA_OK);
     CHECK(sa_client_start_transport(off) == SA_TRANSPORT_ERROR);
@@ -406,9 +634,13 @@ static void test_network(const char *dir) {
     CHECK(contains_text(sa_last_error_message(), "discovery is disabled"));
     CHECK(sa_client_stop_discovery(off) == SA_OK);
     CHECK(!sa_client_discovery_running(off));
-    sa_peers_t peers = {NULL, 7};
+    sa_peers_t *peers = NULL;
     CHECK(sa_client_peers(off, &peers) == SA_TRANSPORT_ERROR);
-    CHECK(peers.items == NULL && peers.len == 7);
+    CHECK(peers == NULL);
+    sa_network_stats_t *stats = NULL;
+    CHECK(sa_client_network_stats(off, &stats) == SA_OK); /* zeros without a transport */
+    CHECK(stats != NULL && stats->connections == 0 && stats->refused_own_origin == 0);
+    sa_network_stats_free(stats);
     sa_client_free(off);
 
     char wal_a[512], wal_b[512];
@@ -444,30 +676,29 @@ static void test_network(const char *dir) {
         bool has = false;
         sa_sync_state_t state;
         done = sa_client_contains(b, KEY("net/2"), &has) == SA_OK && has &&
-               sa_client_sync_state(a, &state) == SA_OK && state.acknowledged_count >= 2;
+               read_sync_state(a, &state) == SA_OK && state.acknowledged_count >= 2;
         if (ha + hb == 0) {
             struct timespec pause = {0, 1000000};
             nanosleep(&pause, NULL);
         }
     }
     CHECK(done);
-    sa_bytes_t value = {NULL, 0};
-    CHECK(sa_client_get(b, KEY("net/1"), &value) == SA_OK);
-    CHECK(value.len == 3 && memcmp(value.data, "one", 3) == 0);
-    sa_bytes_free(&value);
+    CHECK(value_is(b, "net/1", "one"));
+    stats = NULL;
+    CHECK(sa_client_network_stats(a, &stats) == SA_OK);
+    CHECK(stats != NULL && stats->connections == 1 && stats->connection_limit > 0);
+    sa_network_stats_free(stats);
 
     CHECK(sa_client_peers(a, &peers) == SA_OK);
-    CHECK(peers.len == 1 && peers.items != NULL);
-    if (peers.len == 1 && peers.items != NULL) {
-        const sa_peer_t *p = &peers.items[0];
+    CHECK(peers != NULL && peers->len == 1);
+    if (peers != NULL && peers->len == 1) {
+        const sa_peer_t *p = peers->items[0];
         CHECK(strcmp(p->node_id, "c-node-b") == 0);
         CHECK(strcmp(p->host, "127.0.0.1") == 0 && p->port == port_b);
         CHECK(p->state == SA_PEER_STATE_CONNECTED);
         CHECK(p->last_seen_ms > 0);
     }
-    sa_peers_free(&peers);
-    CHECK(peers.items == NULL && peers.len == 0);
-    sa_peers_free(&peers); /* second free is a no-op */
+    sa_peers_free(peers);
 
     CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_OK);
     CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_INVALID_ARGUMENT);
@@ -488,28 +719,25 @@ static void test_network(const char *dir) {
 }
 
 static void test_recovery(const char *wal) {
-    sa_options_t o;
+    sa_options_t *o = NULL;
     CHECK(sa_options_persistent("c-node", wal, &o) == SA_OK);
-    sa_client_t *client = NULL;
-    CHECK(sa_client_new(&o, &client) == SA_OK);
+    sa_client_t *client = client_from(o);
     CHECK(sa_client_open(client) == SA_OK);
     size_t size = 0;
     CHECK(sa_client_size(client, &size) == SA_OK && size == 3);
-    sa_bytes_t value = {NULL, 0};
-    CHECK(sa_client_get(client, KEY("b/2"), &value) == SA_OK);
-    CHECK(value.len == 3 && memcmp(value.data, "two", 3) == 0);
-    sa_bytes_free(&value);
+    CHECK(value_is(client, "b/2", "two"));
+    sa_bytes_t *value = NULL;
     CHECK(sa_client_get(client, KEY("app/name"), &value) == SA_NOT_FOUND);
     /* The unacknowledged operations of the first session wait in the outbox again. */
     sa_sync_state_t state;
-    CHECK(sa_client_sync_state(client, &state) == SA_OK);
+    CHECK(read_sync_state(client, &state) == SA_OK);
     CHECK(state.outbox_size > 0 && state.queued_count == state.outbox_size);
     CHECK(state.last_submitted_version > 0);
     sa_key_status_t key_status = SA_KEY_STATUS_SYNCED;
     CHECK(sa_client_sync_status(client, KEY("b/2"), &key_status) == SA_OK);
     CHECK(key_status == SA_KEY_STATUS_WAITING_TO_SYNC);
     sa_tick_result_t tick;
-    CHECK(sa_client_tick(client, true, &tick) == SA_OK && tick.batch_size == 0);
+    CHECK(read_tick(client, true, &tick) == SA_OK && tick.batch_size == 0);
     sa_client_free(client); /* closes */
 }
 
@@ -526,6 +754,7 @@ int main(void) {
 
     test_version_and_status_strings();
     test_options();
+    test_parity_with_the_description();
     test_null_handling();
     test_missing_directory(dir);
     test_key_status_strings();

@@ -38,35 +38,7 @@ TEST(OptionsTest, DefaultsAreThoseOfTheApi) {
     EXPECT_TRUE(o.is_valid());
 }
 
-// The C++ defaults are written in the header; the C ABI reads the Rust ones. They must agree.
-TEST(OptionsTest, HeaderDefaultsEqualTheCoreDefaults) {
-    sa_options_t c;
-    ASSERT_EQ(sa_options_default(&c), SA_OK);
-    ClientOptions o;
-    EXPECT_EQ(o.node_id, c.node_id);
-    EXPECT_EQ(o.wal_path, c.wal_path);
-    EXPECT_EQ(o.enable_wal, c.enable_wal);
-    EXPECT_EQ(o.auto_flush, c.auto_flush);
-    EXPECT_EQ(o.sync_batch_size, c.sync_batch_size);
-    EXPECT_EQ(o.max_sync_retries, c.max_sync_retries);
-    EXPECT_EQ(o.ack_timeout_ms, c.ack_timeout_ms);
-    EXPECT_EQ(o.retry_interval_ms, c.retry_interval_ms);
-    EXPECT_EQ(o.require_ack, c.require_ack);
-    EXPECT_EQ(o.auto_queue, c.auto_queue);
-    EXPECT_EQ(o.enable_transport, c.enable_transport);
-    EXPECT_EQ(o.transport_host, c.transport_host);
-    EXPECT_EQ(o.transport_port, c.transport_port);
-    EXPECT_EQ(o.enable_discovery, c.enable_discovery);
-    EXPECT_EQ(o.discovery_host, c.discovery_host);
-    EXPECT_EQ(o.discovery_port, c.discovery_port);
-    EXPECT_EQ(o.discovery_broadcast_host, c.discovery_broadcast_host);
-    EXPECT_EQ(o.discovery_broadcast_port, c.discovery_broadcast_port);
-    EXPECT_EQ(o.display_name, c.display_name);
-    EXPECT_EQ(o.version, c.version);
-    EXPECT_EQ(o.discovery_interval_ms, c.discovery_interval_ms);
-    EXPECT_EQ(o.discovery_ttl_ms, c.discovery_ttl_ms);
-    EXPECT_EQ(o.auto_connect_discovered, c.auto_connect_discovered);
-}
+// (The header's defaults against the library's: parity_test.cpp.)
 
 // The presets come from the core through the bridge: every field, the discovery settings
 // included, must cross it unchanged.

@@ -326,6 +326,10 @@ struct ClientOptions {
     std::uint32_t discovery_ttl_ms = 15000;
     /// Connect to peers found by discovery (when the transport runs).
     bool auto_connect_discovered = true;
+    /// A remote operation stamped more than this many milliseconds ahead of this node's
+    /// clock is refused and counted (NetworkStats::refused_clock_ahead); it never moves
+    /// the local clock.
+    std::uint64_t max_clock_drift_ms = 60000;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,
@@ -374,6 +378,9 @@ struct ClientOptions {
 
     /// Ok, or an InvalidArgument naming the first offending field (context = field name).
     Result<void> validate() const;
+    /// Every option as the library reads it, one `name=value` line each (for logs; the
+    /// names are those of the fields). InvalidArgument when a text field is not UTF-8.
+    Result<std::string> describe() const;
     /// False for an empty node id, an empty version, the WAL on with an empty path, batch
     /// size 0, transport or discovery on with an empty host or port 0.
     bool is_valid() const { return validate().is_ok(); }
@@ -539,6 +546,54 @@ struct TickResult {
     /// a tick can return. Kept for code written against the earlier SDK.
     bool is_valid() const noexcept { return true; }
     bool valid() const noexcept { return is_valid(); }
+};
+
+/// The network's figures (returned by Client::network_stats()): connections, buffers,
+/// catch-ups and refused input, for monitoring. Without a running transport the
+/// transport figures are 0; the refused_* counts count since the client was opened.
+struct NetworkStats {
+    /// Open connections, handshaking ones included.
+    std::size_t connections = 0;
+    /// The connection limit in force.
+    std::size_t connection_limit = 0;
+    /// Connections refused at the limit.
+    std::uint64_t refused_connections = 0;
+    /// Frames that could not be read (the connection was closed).
+    std::uint64_t garbage_frames = 0;
+    /// Bytes of incomplete frames buffered.
+    std::size_t receive_buffered = 0;
+    /// Bytes waiting to be written.
+    std::size_t send_buffered = 0;
+    /// Addresses kept connected (redialled).
+    std::size_t dialled = 0;
+    /// Catch-ups being served now.
+    std::size_t catch_up_serving = 0;
+    /// Catch-ups begun.
+    std::uint64_t catch_up_started = 0;
+    /// Catch-up requests answered at once with an empty end (busy).
+    std::uint64_t catch_up_busy = 0;
+    /// Connections closed for breaking the catch-up conversation.
+    std::uint64_t catch_up_protocol_errors = 0;
+    /// Records of peers that are not connected (dialled, or seen recently).
+    std::size_t peer_records = 0;
+    /// Addresses dialled because discovery found them.
+    std::size_t discovered_dials = 0;
+    /// Remote operations refused: claiming this node's origin.
+    std::uint64_t refused_own_origin = 0;
+    /// ... stamped further ahead than max_clock_drift_ms.
+    std::uint64_t refused_clock_ahead = 0;
+    /// ... from a new origin when the origin table is full.
+    std::uint64_t refused_too_many_origins = 0;
+    /// ... widening a sync mark beyond its range limit.
+    std::uint64_t refused_too_many_ranges = 0;
+    /// ... relayed for an origin the sender may not speak for.
+    std::uint64_t refused_second_hand = 0;
+
+    /// Remote operations refused, all reasons together.
+    std::uint64_t refused_operations() const noexcept {
+        return refused_own_origin + refused_clock_ahead + refused_too_many_origins +
+               refused_too_many_ranges + refused_second_hand;
+    }
 };
 
 /// Where a key's latest change (a put or a removal) is on its way to peers (returned by
@@ -796,11 +851,17 @@ public:
     /// expired since the last call (reported once). TransportError when both the
     /// transport and discovery are disabled.
     Result<std::vector<Peer>> peers();
+    /// The network's figures (see NetworkStats). InvalidState when closed.
+    [[nodiscard]] Result<NetworkStats> network_stats() const;
 
     [[nodiscard]] Result<NodeInfo> node_info() const;
     Result<NodeInfo> refresh_node_info();
     /// The options this client was built with.
     [[nodiscard]] const ClientOptions& options() const noexcept;
+    /// A text description for logs and bug reports: `name=value` lines in sections
+    /// [options], and while open [node_info], [sync_state] and [network_stats] (the names
+    /// are those of the fields here). Meant for people: it may gain lines.
+    [[nodiscard]] Result<std::string> describe() const;
 
 private:
     class Impl;

@@ -145,23 +145,6 @@ pub(crate) fn to_c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).expect("zero bytes were replaced")
 }
 
-/// A C string owned by the library, for a struct handed to C (freed by [`free_owned`]).
-/// Zero bytes are shown as `\\0`, as in [`to_c_string`].
-pub(crate) fn owned(s: &str) -> *const c_char {
-    to_c_string(s).into_raw()
-}
-
-/// Frees a string made by [`owned`]; NULL is a no-op.
-///
-/// # Safety
-/// `p` is NULL or came from [`owned`] and is not used again.
-pub(crate) unsafe fn free_owned(p: *const c_char) {
-    if !p.is_null() {
-        // SAFETY: per the caller, p came from CString::into_raw.
-        drop(unsafe { CString::from_raw(p.cast_mut()) });
-    }
-}
-
 /// The ownership kind of a C handle: created by `Box::new`, handed out as a raw pointer,
 /// freed exactly once by its `_free` function. Every handle type implements this trait and
 /// no other kind is used.
@@ -208,28 +191,62 @@ pub(crate) trait BoxHandle: Sized {
     }
 }
 
-/// An array handed to C as (pointer, length), from a boxed slice; (NULL, 0) when empty.
-pub(crate) fn array_into_raw<T>(items: Box<[T]>) -> (*mut T, usize) {
-    if items.is_empty() {
-        return (std::ptr::null_mut(), 0);
-    }
-    let len = items.len();
-    (Box::into_raw(items).cast::<T>(), len)
+/// Data the library returns: the `#[repr(C)]` struct `P` the caller reads, followed by the
+/// storage `K` that `P`'s pointers point into (strings, arrays). Handed out as `*mut P`
+/// (the address of the whole: `public` comes first), freed by the matching `sa_*_free`
+/// through [`Returned::free`]. This is the one ownership rule for returned data: the
+/// library allocates, the caller frees with `sa_T_free`, and since the caller never
+/// allocates `P`, a later release may append fields to it.
+///
+/// `K` must keep its data on the heap (boxes, vectors, C strings), so that the pointers
+/// in `P` stay valid when the pair is moved into its box.
+#[repr(C)]
+pub(crate) struct Returned<P, K> {
+    public: P,
+    keep: K,
 }
 
-/// Frees an array from [`array_into_raw`] (dropping every element) and resets it to
-/// (NULL, 0), so that freeing it again does nothing.
-///
-/// # Safety
-/// `(*items, *len)` is (NULL, anything) or came from [`array_into_raw`] and was not freed.
-pub(crate) unsafe fn free_array<T>(items: &mut *mut T, len: &mut usize) {
-    if !items.is_null() {
-        let slice = std::ptr::slice_from_raw_parts_mut(*items, *len);
-        // SAFETY: per the caller, a boxed slice of len elements from array_into_raw.
-        drop(unsafe { Box::from_raw(slice) });
+impl<P, K> Returned<P, K> {
+    /// Boxes `public` with the storage it points into and hands out the public part.
+    pub fn into_raw(public: P, keep: K) -> *mut P {
+        Box::into_raw(Box::new(Returned { public, keep })).cast::<P>()
     }
-    *items = std::ptr::null_mut();
-    *len = 0;
+
+    /// Frees what [`Returned::into_raw`] made; NULL is a no-op.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or came from `Returned::<P, K>::into_raw` (the same `P` and `K`) and
+    /// is not used again.
+    pub unsafe fn free(ptr: *mut P) {
+        if !ptr.is_null() {
+            // SAFETY: per the caller, ptr is the first field of a boxed Returned<P, K>
+            // (repr(C), so the addresses are equal).
+            drop(unsafe { Box::from_raw(ptr.cast::<Returned<P, K>>()) });
+        }
+    }
+}
+
+/// A list handed to C as an array of pointers to its elements (so that elements can grow
+/// like any returned struct). The pointer array points into `items`.
+pub(crate) struct PointerArray<T> {
+    _items: Box<[T]>,
+    pointers: Box<[*const T]>,
+}
+
+impl<T> PointerArray<T> {
+    pub fn new(items: Vec<T>) -> Self {
+        let items = items.into_boxed_slice();
+        let pointers = items.iter().map(|item| item as *const T).collect();
+        PointerArray {
+            _items: items,
+            pointers,
+        }
+    }
+
+    /// The array of pointers (never NULL, even when empty) and its length.
+    pub fn raw(&self) -> (*const *const T, usize) {
+        (self.pointers.as_ptr(), self.pointers.len())
+    }
 }
 
 /// Reads a (pointer, length) byte argument. NULL is allowed only with length 0.

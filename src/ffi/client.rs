@@ -11,7 +11,7 @@ use super::SaStatus;
 use super::boundary::{self, BoxHandle, FfiError};
 use super::bytes::SaBytes;
 use super::node_info::SaNodeInfo;
-use super::options::{self, SaOptions};
+use super::options::SaOptions;
 use super::write_batch::SaBatch;
 
 /// A client handle. Create with `sa_client_new`, free with `sa_client_free`.
@@ -33,14 +33,14 @@ pub(super) unsafe fn client<'a>(
     unsafe { SaClient::borrow(client, function, "client") }.map(|c| &c.client)
 }
 
-/// Creates a closed client with a copy of `*options` and writes it to `*out_client`.
+/// Creates a closed client with a copy of the options and writes it to `*out_client`.
 /// Nothing is checked or touched on disk until `sa_client_open`.
 ///
-/// Ownership: `*options` and its strings are only read during the call. The caller owns
-/// the new client and must free it with `sa_client_free`.
-/// Errors: `SA_INVALID_ARGUMENT` when `options` or `out_client` is NULL or a string field
-/// is not UTF-8 (the message names the field). `*out_client` is written only on success.
-/// Thread safety: any thread.
+/// Ownership: `options` is only read during the call (free it when you like). The caller
+/// owns the new client and must free it with `sa_client_free`.
+/// Errors: `SA_INVALID_ARGUMENT` when `options` or `out_client` is NULL.
+/// `*out_client` is written only on success.
+/// Thread safety: any thread, while no thread changes `options`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_new(
     options: *const SaOptions,
@@ -48,15 +48,13 @@ pub unsafe extern "C" fn sa_client_new(
 ) -> SaStatus {
     const F: &str = "sa_client_new";
     boundary::status(F, || {
-        // SAFETY: the caller passes NULL or a valid struct.
-        let c = unsafe { options.as_ref() }.ok_or_else(|| FfiError::null(F, "options"))?;
+        // SAFETY: the caller passes NULL or a live options handle.
+        let options = unsafe { SaOptions::borrow(options, F, "options") }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_client, F, "out_client") }?;
-        // SAFETY: the struct's strings are valid during the call per the contract.
-        let options = unsafe { options::from_c(c, F) }?;
         out.write(
             SaClient {
-                client: Client::new(options),
+                client: Client::new(options.options.clone()),
             }
             .into_raw(),
         );
@@ -142,7 +140,7 @@ pub unsafe extern "C" fn sa_client_put(
     })
 }
 
-/// Reads the value of `key` into `*out_value`, a new buffer the caller frees with
+/// Writes the value of `key` to `*out_value`, new bytes the caller frees with
 /// `sa_bytes_free`.
 ///
 /// Errors: `SA_NOT_FOUND` when the key has no value (the context is the key),
@@ -154,7 +152,7 @@ pub unsafe extern "C" fn sa_client_get(
     client: *const SaClient,
     key: *const u8,
     key_len: usize,
-    out_value: *mut SaBytes,
+    out_value: *mut *mut SaBytes,
 ) -> SaStatus {
     const F: &str = "sa_client_get";
     boundary::status(F, || {
@@ -168,7 +166,7 @@ pub unsafe extern "C" fn sa_client_get(
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_value, F, "out_value") }?;
         let value = c.get(key)?;
-        out.write(SaBytes::from_vec(value));
+        out.write(SaBytes::into_raw(value));
         Ok(())
     })
 }
@@ -299,7 +297,7 @@ unsafe fn node_info_call(
         } else {
             c.node_info()?
         };
-        out.write(SaNodeInfo::from_rust(&info).into_raw());
+        out.write(SaNodeInfo::into_raw(&info));
         Ok(())
     })
 }
@@ -328,6 +326,33 @@ pub unsafe extern "C" fn sa_client_refresh_node_info(
 ) -> SaStatus {
     // SAFETY: the caller's contract is node_info_call's.
     unsafe { node_info_call("sa_client_refresh_node_info", client, out_info, true) }
+}
+
+/// Writes a text description of the client to `*out_text`, for logs and bug reports:
+/// `name=value` lines in sections `[options]` (every option), and, while the client is
+/// open, `[node_info]`, `[sync_state]` and `[network_stats]`. The names are those of the
+/// C structs' fields. It is meant for people: the format may gain lines, so do not parse
+/// it.
+///
+/// Ownership: the caller frees `*out_text` with `sa_bytes_free` (it is NUL-terminated).
+/// Errors: `SA_INVALID_ARGUMENT` (NULL argument); a closed client is described too.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_describe(
+    client: *const SaClient,
+    out_text: *mut *mut SaBytes,
+) -> SaStatus {
+    const F: &str = "sa_client_describe";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { self::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_text, F, "out_text") }?;
+        out.write(SaBytes::into_raw(
+            crate::surface::describe_client(c)?.into_bytes(),
+        ));
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub mod entries;
 pub mod network;
 pub mod node_info;
 pub mod options;
+#[cfg(test)]
+mod parity;
 pub mod sync;
 pub mod write_batch;
 
@@ -83,22 +85,7 @@ impl From<ErrorCode> for SaStatus {
     }
 }
 
-/// Every code, in numeric order (for lookups by number).
-pub(crate) const ALL_CODES: [ErrorCode; 13] = [
-    ErrorCode::None,
-    ErrorCode::Unknown,
-    ErrorCode::InvalidArgument,
-    ErrorCode::InvalidState,
-    ErrorCode::NotFound,
-    ErrorCode::AlreadyExists,
-    ErrorCode::IoError,
-    ErrorCode::StoreError,
-    ErrorCode::SyncError,
-    ErrorCode::TransportError,
-    ErrorCode::DiscoveryError,
-    ErrorCode::MetadataError,
-    ErrorCode::InternalError,
-];
+use crate::surface::ALL_ERROR_CODES as ALL_CODES;
 
 /// The code with number `n`, if there is one.
 pub(crate) fn code_from_u32(n: u32) -> Option<ErrorCode> {

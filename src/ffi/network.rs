@@ -12,12 +12,12 @@
 //! same client, like the other `sa_client_*` functions. Transport calls on one client are
 //! serialised inside the library (one waits for the other).
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
-use crate::node::{Client, Peer, PeerState};
+use crate::node::{Client, NetworkStats, Peer, PeerState};
 
 use super::SaStatus;
-use super::boundary::{self, FfiError, free_owned, owned};
+use super::boundary::{self, FfiError, PointerArray, Returned, to_c_string};
 use super::client::{self, SaClient};
 
 /// The state of a peer in `sa_peer_t`. The values are never renumbered; their names
@@ -92,62 +92,171 @@ pub struct SaPeer {
     pub last_seen_ms: u64,
 }
 
-impl SaPeer {
-    fn from_rust(p: &Peer) -> SaPeer {
-        SaPeer {
-            node_id: owned(&p.node_id),
-            host: owned(&p.host),
-            port: p.port,
-            state: p.state.into(),
-            last_seen_ms: p.last_seen_ms,
-        }
-    }
-}
-
-impl Drop for SaPeer {
-    fn drop(&mut self) {
-        // SAFETY: both strings were made by `owned` in from_rust and are freed only here.
-        unsafe {
-            free_owned(self.node_id);
-            free_owned(self.host);
-        }
-    }
-}
-
-/// The peers of a client (written by `sa_client_peers`): `len` elements at `items`.
-/// The caller owns the struct (usually on its stack); the library owns the array and its
-/// strings until `sa_peers_free`. `items` is NULL when `len` is 0. Do not change `items`
-/// or `len`.
+/// The peers of a client (returned by `sa_client_peers`): `items[i]` points to peer i, for
+/// i below `len`. Everything belongs to the list until `sa_peers_free`; do not change it.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SaPeers {
-    pub items: *mut SaPeer,
+    pub items: *const *const SaPeer,
     pub len: usize,
 }
 
+/// The storage behind a [`SaPeers`]: the strings, and the peers pointing into them.
+type PeersKeep = (Vec<CString>, PointerArray<SaPeer>);
+
 impl SaPeers {
-    fn from_rust(peers: &[Peer]) -> SaPeers {
-        let (items, len) = boundary::array_into_raw(peers.iter().map(SaPeer::from_rust).collect());
-        SaPeers { items, len }
+    pub(crate) fn into_raw(peers: &[Peer]) -> *mut SaPeers {
+        let mut strings = Vec::with_capacity(peers.len() * 2);
+        let mut items = Vec::with_capacity(peers.len());
+        for peer in peers {
+            let Peer {
+                node_id,
+                host,
+                port,
+                state,
+                last_seen_ms,
+            } = peer;
+            let (node_id, host) = (to_c_string(node_id), to_c_string(host));
+            items.push(SaPeer {
+                node_id: node_id.as_ptr(),
+                host: host.as_ptr(),
+                port: *port,
+                state: (*state).into(),
+                last_seen_ms: *last_seen_ms,
+            });
+            strings.extend([node_id, host]);
+        }
+        let items = PointerArray::new(items);
+        let (pointers, len) = items.raw();
+        Returned::into_raw(
+            SaPeers {
+                items: pointers,
+                len,
+            },
+            (strings, items),
+        )
     }
 }
 
-/// Frees the array of `*peers` and every string in it, and resets `*peers` to
-/// `{NULL, 0}`, so a second call is a no-op. NULL `peers`, or a `peers` whose `items` is
-/// NULL, is a no-op.
+/// Frees a list from `sa_client_peers` and every string in it. NULL is a no-op.
 ///
-/// Ownership: `peers->items` must come from `sa_client_peers` and must not be used
-/// afterwards. Thread safety: do not free the same list from two threads.
+/// Ownership: `peers` must not be used afterwards. Thread safety: any thread, once.
 /// Does not touch the last error.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_peers_free(peers: *mut SaPeers) {
     let _ = boundary::catch("sa_peers_free", || {
-        // SAFETY: the caller passes NULL or a valid struct it owns.
-        let Some(p) = (unsafe { peers.as_mut() }) else {
-            return Ok(());
-        };
-        // SAFETY: items/len came from SaPeers::from_rust, per this function's contract.
-        unsafe { boundary::free_array(&mut p.items, &mut p.len) };
+        // SAFETY: the caller passes NULL or a list from SaPeers::into_raw, used no more.
+        unsafe { Returned::<SaPeers, PeersKeep>::free(peers) };
+        Ok(())
+    });
+}
+
+/// The network's figures (returned by `sa_client_network_stats`): connections, buffers,
+/// catch-ups and refused input, for monitoring. Counters count since the transport started
+/// (`refused_*`: since the client was opened); without a transport they are 0. Free with `sa_network_stats_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaNetworkStats {
+    /// Open connections, handshaking ones included.
+    pub connections: usize,
+    /// The connection limit in force.
+    pub connection_limit: usize,
+    /// Connections refused at the limit.
+    pub refused_connections: u64,
+    /// Frames that could not be read (the connection was closed).
+    pub garbage_frames: u64,
+    /// Bytes of incomplete frames buffered.
+    pub receive_buffered: usize,
+    /// Bytes waiting to be written.
+    pub send_buffered: usize,
+    /// Addresses kept connected (redialled).
+    pub dialled: usize,
+    /// Catch-ups being served now.
+    pub catch_up_serving: usize,
+    /// Catch-ups begun.
+    pub catch_up_started: u64,
+    /// Catch-up requests answered at once with an empty end (busy).
+    pub catch_up_busy: u64,
+    /// Connections closed for breaking the catch-up conversation.
+    pub catch_up_protocol_errors: u64,
+    /// Records of peers that are not connected (dialled, or seen recently).
+    pub peer_records: usize,
+    /// Addresses dialled because discovery found them.
+    pub discovered_dials: usize,
+    /// Remote operations refused: claiming this node's origin.
+    pub refused_own_origin: u64,
+    /// ... stamped further ahead than `max_clock_drift_ms`.
+    pub refused_clock_ahead: u64,
+    /// ... from a new origin when the origin table is full.
+    pub refused_too_many_origins: u64,
+    /// ... widening a sync mark beyond its range limit.
+    pub refused_too_many_ranges: u64,
+    /// ... relayed for an origin the sender may not speak for.
+    pub refused_second_hand: u64,
+}
+
+impl From<&NetworkStats> for SaNetworkStats {
+    fn from(stats: &NetworkStats) -> Self {
+        let NetworkStats {
+            transport,
+            catch_ups,
+            peer_records,
+            discovered_dials,
+            refused_operations: refused,
+        } = stats;
+        SaNetworkStats {
+            connections: transport.connections,
+            connection_limit: transport.connection_limit,
+            refused_connections: transport.refused_connections,
+            garbage_frames: transport.garbage_frames,
+            receive_buffered: transport.receive_buffered,
+            send_buffered: transport.send_buffered,
+            dialled: transport.dialled,
+            catch_up_serving: catch_ups.serving,
+            catch_up_started: catch_ups.started,
+            catch_up_busy: catch_ups.busy,
+            catch_up_protocol_errors: catch_ups.protocol_errors,
+            peer_records: *peer_records,
+            discovered_dials: *discovered_dials,
+            refused_own_origin: refused.own_origin,
+            refused_clock_ahead: refused.clock_ahead,
+            refused_too_many_origins: refused.too_many_origins,
+            refused_too_many_ranges: refused.too_many_ranges,
+            refused_second_hand: refused.second_hand,
+        }
+    }
+}
+
+/// Writes the network's figures to `*out_stats`.
+///
+/// Ownership: the caller frees `*out_stats` with `sa_network_stats_free`.
+/// Without a running transport the transport figures are 0 (the refused counts still
+/// count). Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL argument). `*out_stats` is written only on
+/// success. Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_network_stats(
+    client: *const SaClient,
+    out_stats: *mut *mut SaNetworkStats,
+) -> SaStatus {
+    const F: &str = "sa_client_network_stats";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_stats, F, "out_stats") }?;
+        let stats = SaNetworkStats::from(&c.network_stats()?);
+        out.write(Returned::into_raw(stats, ()));
+        Ok(())
+    })
+}
+
+/// Frees figures from `sa_client_network_stats`. NULL is a no-op.
+/// Ownership: `stats` must not be used afterwards. Thread safety: any thread, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_network_stats_free(stats: *mut SaNetworkStats) {
+    let _ = boundary::catch("sa_network_stats_free", || {
+        // SAFETY: the caller passes NULL or figures from sa_client_network_stats.
+        unsafe { Returned::<SaNetworkStats, ()>::free(stats) };
         Ok(())
     });
 }
@@ -402,8 +511,7 @@ pub unsafe extern "C" fn sa_client_discovery_running(client: *const SaClient) ->
 /// ones (faulted when their last connection failed), ones found by discovery (available
 /// or stale), and ones that expired since the last call (reported once).
 ///
-/// Ownership: the caller owns the struct `*out_peers` and frees what it holds with
-/// `sa_peers_free`.
+/// Ownership: the caller frees `*out_peers` with `sa_peers_free`.
 /// Errors: `SA_INVALID_STATE` (closed), `SA_TRANSPORT_ERROR` (both the transport and
 /// discovery are disabled), `SA_INVALID_ARGUMENT` (NULL `client` or `out_peers`).
 /// `*out_peers` is written only on success.
@@ -411,7 +519,7 @@ pub unsafe extern "C" fn sa_client_discovery_running(client: *const SaClient) ->
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_peers(
     client: *mut SaClient,
-    out_peers: *mut SaPeers,
+    out_peers: *mut *mut SaPeers,
 ) -> SaStatus {
     const F: &str = "sa_client_peers";
     boundary::status(F, || {
@@ -420,7 +528,7 @@ pub unsafe extern "C" fn sa_client_peers(
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_peers, F, "out_peers") }?;
         let peers = c.peers()?;
-        out.write(SaPeers::from_rust(&peers));
+        out.write(SaPeers::into_raw(&peers));
         Ok(())
     })
 }
@@ -434,15 +542,7 @@ mod tests {
     use crate::ffi::client::sa_client_open;
     use std::ffi::CStr;
 
-    /// Every peer state, in numeric order (index = value).
-    const ALL_PEER_STATES: [PeerState; 6] = [
-        PeerState::Available,
-        PeerState::Connected,
-        PeerState::Stale,
-        PeerState::Expired,
-        PeerState::Faulted,
-        PeerState::Unknown,
-    ];
+    use crate::surface::ALL_PEER_STATES;
 
     fn new_client(options: ClientOptions) -> *mut SaClient {
         SaClient {
@@ -465,30 +565,29 @@ mod tests {
     }
 
     #[test]
-    fn peer_lists_carry_every_field_and_are_freed_once() {
+    fn peer_lists_carry_every_field() {
         let mut peer = Peer::local("node-b", 4041);
         peer.state = PeerState::Stale;
         peer.last_seen_ms = 1234;
-        let mut list = SaPeers::from_rust(&[peer, Peer::new("node-c", "::1", 9)]);
-        assert_eq!(list.len, 2);
-        // SAFETY: list holds 2 peers with valid strings.
+        let list = SaPeers::into_raw(&[peer, Peer::new("node-c", "::1", 9)]);
+        // SAFETY: list holds 2 peers with valid strings until it is freed.
         unsafe {
-            let b = &*list.items;
+            assert_eq!((*list).len, 2);
+            let b = &**(*list).items;
             assert_eq!(CStr::from_ptr(b.node_id).to_str().unwrap(), "node-b");
             assert_eq!(CStr::from_ptr(b.host).to_str().unwrap(), "127.0.0.1");
             assert_eq!(
                 (b.port, b.state, b.last_seen_ms),
                 (4041, SaPeerState::SaPeerStateStale, 1234)
             );
-            let c = &*list.items.add(1);
+            let c = &**(*list).items.add(1);
             assert_eq!(c.state, SaPeerState::SaPeerStateUnknown);
-            sa_peers_free(&mut list);
-            assert!(list.items.is_null() && list.len == 0);
-            sa_peers_free(&mut list);
+            sa_peers_free(list);
             sa_peers_free(std::ptr::null_mut());
+            let empty = SaPeers::into_raw(&[]);
+            assert!(!(*empty).items.is_null() && (*empty).len == 0);
+            sa_peers_free(empty);
         }
-        let empty = SaPeers::from_rust(&[]);
-        assert!(empty.items.is_null() && empty.len == 0);
     }
 
     #[test]
@@ -512,12 +611,13 @@ mod tests {
             assert_eq!(sa_client_start_discovery(c), SaStatus::SaDiscoveryError);
             assert_eq!(sa_client_stop_discovery(c), SaStatus::SaOk);
             assert!(!sa_client_discovery_running(c));
-            let mut peers = SaPeers {
-                items: std::ptr::null_mut(),
-                len: 5,
-            };
+            let mut peers = std::ptr::null_mut();
             assert_eq!(sa_client_peers(c, &mut peers), SaStatus::SaTransportError);
-            assert_eq!(peers.len, 5);
+            assert!(peers.is_null());
+            let mut stats = std::ptr::null_mut();
+            assert_eq!(sa_client_network_stats(c, &mut stats), SaStatus::SaOk);
+            assert_eq!(*stats, SaNetworkStats::default());
+            sa_network_stats_free(stats);
             SaClient::free(c);
         }
     }
@@ -594,13 +694,15 @@ mod tests {
                         "{id:?} {host:?} {p}"
                     );
                 }
-                let mut peers = SaPeers {
-                    items: std::ptr::null_mut(),
-                    len: 0,
-                };
+                let mut peers = std::ptr::null_mut();
                 assert_eq!(sa_client_peers(c, &mut peers), SaStatus::SaOk);
-                assert_eq!(peers.len, 0);
-                sa_peers_free(&mut peers);
+                assert_eq!((*peers).len, 0);
+                sa_peers_free(peers);
+                let mut stats = std::ptr::null_mut();
+                assert_eq!(sa_client_network_stats(c, &mut stats), SaStatus::SaOk);
+                assert_eq!((*stats).connections, 0);
+                assert!((*stats).connection_limit > 0);
+                sa_network_stats_free(stats);
                 assert_eq!(sa_client_stop_transport(c), SaStatus::SaOk);
                 assert_eq!(sa_client_stop_transport(c), SaStatus::SaOk);
                 assert!(!sa_client_transport_running(c));

@@ -1,10 +1,10 @@
 //! `sa_node_info_t`: a description of the node, allocated by the library.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
 use crate::metadata::NodeInfo;
 
-use super::boundary::{self, BoxHandle, free_owned, owned};
+use super::boundary::{self, Returned, to_c_string};
 
 /// What a node is. Returned by `sa_client_node_info`; every pointer in it belongs to the
 /// struct and stays valid until `sa_node_info_free`. Do not modify or free the fields.
@@ -27,61 +27,54 @@ pub struct SaNodeInfo {
     pub capabilities_len: usize,
 }
 
-impl BoxHandle for SaNodeInfo {}
+/// The storage behind a [`SaNodeInfo`]: its strings and the capability pointer array.
+type Keep = (Vec<CString>, Box<[*const c_char]>);
 
 impl SaNodeInfo {
-    pub(crate) fn from_rust(info: &NodeInfo) -> SaNodeInfo {
-        let capabilities: Box<[*const c_char]> =
-            info.capabilities.iter().map(|c| owned(c)).collect();
-        let capabilities_len = capabilities.len();
-        SaNodeInfo {
-            node_id: owned(&info.node_id),
-            display_name: owned(info.label()),
-            hostname: owned(&info.hostname),
-            os_name: owned(&info.os_name),
-            version: owned(&info.version),
-            started_at_ms: info.started_at_ms,
-            uptime_ms: info.uptime_ms,
-            capabilities: Box::into_raw(capabilities).cast::<*const c_char>(),
-            capabilities_len,
-        }
+    /// A returned node description (see [`Returned`]).
+    pub(crate) fn into_raw(info: &NodeInfo) -> *mut SaNodeInfo {
+        let NodeInfo {
+            node_id,
+            display_name: _,
+            hostname,
+            os_name,
+            version,
+            started_at_ms,
+            uptime_ms,
+            capabilities,
+        } = info;
+        let strings: Vec<CString> = [node_id.as_str(), info.label(), hostname, os_name, version]
+            .into_iter()
+            .chain(capabilities.iter().map(String::as_str))
+            .map(to_c_string)
+            .collect();
+        let capability_pointers: Box<[*const c_char]> =
+            strings[5..].iter().map(|c| c.as_ptr()).collect();
+        let public = SaNodeInfo {
+            node_id: strings[0].as_ptr(),
+            display_name: strings[1].as_ptr(),
+            hostname: strings[2].as_ptr(),
+            os_name: strings[3].as_ptr(),
+            version: strings[4].as_ptr(),
+            started_at_ms: *started_at_ms,
+            uptime_ms: *uptime_ms,
+            capabilities: capability_pointers.as_ptr(),
+            capabilities_len: capability_pointers.len(),
+        };
+        Returned::into_raw(public, (strings, capability_pointers))
     }
 }
 
-impl Drop for SaNodeInfo {
-    fn drop(&mut self) {
-        // SAFETY: every pointer was made by from_rust (with `owned`) and is freed only here.
-        unsafe {
-            for p in [
-                self.node_id,
-                self.display_name,
-                self.hostname,
-                self.os_name,
-                self.version,
-            ] {
-                free_owned(p);
-            }
-            let caps = std::ptr::slice_from_raw_parts_mut(
-                self.capabilities.cast_mut(),
-                self.capabilities_len,
-            );
-            for p in Box::from_raw(caps).iter() {
-                free_owned(*p);
-            }
-        }
-    }
-}
-
-/// Frees a node info and every string in it. NULL is a no-op. Does not touch the last
-/// error.
+/// Frees a node description. NULL is a no-op.
 ///
-/// Ownership: `info` must come from the library and must not be used afterwards.
-/// Thread safety: any thread, but free each info once.
+/// Ownership: `info` must come from `sa_client_node_info` or `sa_client_refresh_node_info`
+/// and must not be used afterwards. Thread safety: any thread, once. Does not touch the
+/// last error.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_node_info_free(info: *mut SaNodeInfo) {
     let _ = boundary::catch("sa_node_info_free", || {
-        // SAFETY: the caller passes NULL or a live info nobody uses any more.
-        unsafe { SaNodeInfo::free(info) };
+        // SAFETY: the caller passes NULL or an info from SaNodeInfo::into_raw, used no more.
+        unsafe { Returned::<SaNodeInfo, Keep>::free(info) };
         Ok(())
     });
 }
@@ -103,7 +96,7 @@ mod tests {
             uptime_ms: 7,
             capabilities: vec!["core".into(), "wal".into()],
         };
-        let c = SaNodeInfo::from_rust(&info).into_raw();
+        let c = SaNodeInfo::into_raw(&info);
         // SAFETY: c is a live info; its strings are valid C strings.
         unsafe {
             let r = &*c;

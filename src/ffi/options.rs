@@ -1,194 +1,103 @@
-//! `sa_options_t`: client options as a plain C struct, its presets and validation.
+//! `sa_options_t`: client options as an opaque handle, read and written one option at a
+//! time by its number (`sa_option_t`, from [`crate::surface::OptionId`]).
 //!
-//! The struct borrows its strings; the library copies them when a client is created, so
-//! they only need to live during the call that reads the struct.
+//! The caller never sees the layout, so a release can add options without breaking a
+//! program built against an older header: the program simply never sets them, and they
+//! keep their defaults. Every option goes through [`crate::surface::set_option`] and
+//! [`crate::surface::get_option`]; nothing here names a field.
 
-use std::collections::HashMap;
-use std::ffi::c_char;
-use std::sync::{Mutex, OnceLock};
+use std::ffi::{CString, c_char};
 
+use crate::error::ErrorCode;
 use crate::node::ClientOptions;
 use crate::node::options::DEFAULT_WAL_PATH;
+use crate::surface::{self, OptionId, OptionKind, Value};
 
 use super::SaStatus;
-use super::boundary::{self, FfiError};
+use super::boundary::{self, BoxHandle, FfiError};
 
-/// Client options. Fill one with `sa_options_default` or a preset, then change fields.
-/// The field meanings and defaults are those of the C++ `ClientOptions`.
-///
-/// String fields are borrowed, NUL-terminated UTF-8; NULL reads as "". They must stay valid
-/// while a function reads the struct (`sa_client_new`, `sa_options_validate`); the client
-/// keeps its own copy. Strings the library puts in the struct (defaults) are static.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
+/// Client options (an opaque handle). Create with `sa_options_new` or a preset, change
+/// with `sa_options_set_*`, pass to `sa_client_new` (which copies them), free with
+/// `sa_options_free`. A handle is not synchronised: use it from one thread at a time (it
+/// may move between threads).
 pub struct SaOptions {
-    /// Node id: 1 to 128 characters of [A-Za-z0-9._-]. Default "node-1".
-    pub node_id: *const c_char,
-    /// WAL file. Its directory must exist; the file is created if missing.
-    /// Default "data/sdk-store.wal" (relative to the working directory).
-    pub wal_path: *const c_char,
-    /// Keep a WAL (true) or memory only (false). Default true.
-    pub enable_wal: bool,
-    /// Sync every write to disk before it returns. Default true. When false, writes
-    /// since the last flush or close can be lost in a crash.
-    pub auto_flush: bool,
-    /// Operations per sync batch, at least 1. Default 64.
-    pub sync_batch_size: usize,
-    /// Default 5.
-    pub max_sync_retries: u32,
-    /// Default 10000.
-    pub ack_timeout_ms: u32,
-    /// Default 5000.
-    pub retry_interval_ms: u32,
-    /// Default true.
-    pub require_ack: bool,
-    /// Default true.
-    pub auto_queue: bool,
-    /// Default false. When true, transport_host must be non-empty and transport_port not 0.
-    pub enable_transport: bool,
-    /// Default "0.0.0.0".
-    pub transport_host: *const c_char,
-    /// Default 0.
-    pub transport_port: u16,
-    /// Default false. When true, discovery_host must be non-empty and discovery_port not 0.
-    pub enable_discovery: bool,
-    /// Default "0.0.0.0".
-    pub discovery_host: *const c_char,
-    /// Default 0.
-    pub discovery_port: u16,
-    /// Default "255.255.255.255".
-    pub discovery_broadcast_host: *const c_char,
-    /// Default 0.
-    pub discovery_broadcast_port: u16,
-    /// Default "" (the node id is shown).
-    pub display_name: *const c_char,
-    /// Application version, non-empty. Default the library version.
-    pub version: *const c_char,
-    // The fields below were added after the ones above, which keep their places.
-    /// Time between discovery announcements, in milliseconds. Default 3000.
-    pub discovery_interval_ms: u32,
-    /// A peer not heard from for half of this is stale, for all of it expired; at least
-    /// twice `discovery_interval_ms` (checked by `sa_client_start_discovery`). Default 15000.
-    pub discovery_ttl_ms: u32,
-    /// Connect to peers found by discovery (when the transport runs). Default true.
-    pub auto_connect_discovered: bool,
+    pub(crate) options: ClientOptions,
+    /// The C strings handed out by `sa_options_get_text`, by option number: each stays
+    /// valid until its option is set again or the handle is freed.
+    texts: parking_lot::Mutex<Vec<Option<CString>>>,
 }
 
-/// A static C string with the content `s`. Only called with the strings of the option
-/// presets (a handful of constants), so the set stays small.
-fn interned(s: &str) -> *const c_char {
-    static STRINGS: OnceLock<Mutex<HashMap<String, &'static std::ffi::CStr>>> = OnceLock::new();
-    let mut strings = STRINGS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    strings
-        .entry(s.to_string())
-        .or_insert_with(|| Box::leak(boundary::to_c_string(s).into_boxed_c_str()))
-        .as_ptr()
-}
+impl BoxHandle for SaOptions {}
 
-/// The C struct for `o`. `node_id` and `wal_path` are given (the caller's pointers);
-/// every other string comes from `o` as a static string.
-fn to_c(o: &ClientOptions, node_id: *const c_char, wal_path: *const c_char) -> SaOptions {
-    SaOptions {
-        node_id,
-        wal_path,
-        enable_wal: o.enable_wal,
-        auto_flush: o.auto_flush,
-        sync_batch_size: o.sync_batch_size,
-        max_sync_retries: o.max_sync_retries,
-        ack_timeout_ms: o.ack_timeout_ms,
-        retry_interval_ms: o.retry_interval_ms,
-        require_ack: o.require_ack,
-        auto_queue: o.auto_queue,
-        enable_transport: o.enable_transport,
-        transport_host: interned(&o.transport_host),
-        transport_port: o.transport_port,
-        enable_discovery: o.enable_discovery,
-        discovery_host: interned(&o.discovery_host),
-        discovery_port: o.discovery_port,
-        discovery_broadcast_host: interned(&o.discovery_broadcast_host),
-        discovery_broadcast_port: o.discovery_broadcast_port,
-        display_name: interned(&o.display_name),
-        version: interned(&o.version),
-        discovery_interval_ms: o.discovery_interval_ms,
-        discovery_ttl_ms: o.discovery_ttl_ms,
-        auto_connect_discovered: o.auto_connect_discovered,
+impl SaOptions {
+    fn new(options: ClientOptions) -> SaOptions {
+        SaOptions {
+            options,
+            texts: parking_lot::Mutex::new(vec![None; surface::OPTIONS.len()]),
+        }
     }
 }
 
-/// Copies a C struct into Rust options.
+/// The option numbered `option`, or `SA_INVALID_ARGUMENT` naming the number.
+fn option_arg(function: &str, option: u32) -> Result<OptionId, FfiError> {
+    OptionId::from_number(option).ok_or_else(|| {
+        FfiError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{function}: {option} is not an option number (this library knows 0 to {})",
+                surface::OPTIONS.len() - 1
+            ),
+            "option",
+        )
+    })
+}
+
+/// Writes a new options handle holding `options` to `*out_options`.
 ///
 /// # Safety
-/// Every non-NULL string field is a valid NUL-terminated string for the call.
-pub(crate) unsafe fn from_c(c: &SaOptions, function: &str) -> Result<ClientOptions, FfiError> {
-    // SAFETY (each call below): forwarded from the caller's contract on the fields.
-    let s = |ptr: *const c_char, field: &str| unsafe {
-        boundary::c_str_arg(ptr, function, &format!("options.{field}")).map(str::to_string)
-    };
-    Ok(ClientOptions {
-        // Not on the C and C++ option structs yet (they cannot grow without breaking
-        // the ABI until the options handle of issue 10): the default.
-        max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
-        node_id: s(c.node_id, "node_id")?,
-        wal_path: s(c.wal_path, "wal_path")?,
-        enable_wal: c.enable_wal,
-        auto_flush: c.auto_flush,
-        sync_batch_size: c.sync_batch_size,
-        max_sync_retries: c.max_sync_retries,
-        ack_timeout_ms: c.ack_timeout_ms,
-        retry_interval_ms: c.retry_interval_ms,
-        require_ack: c.require_ack,
-        auto_queue: c.auto_queue,
-        enable_transport: c.enable_transport,
-        transport_host: s(c.transport_host, "transport_host")?,
-        transport_port: c.transport_port,
-        enable_discovery: c.enable_discovery,
-        discovery_host: s(c.discovery_host, "discovery_host")?,
-        discovery_port: c.discovery_port,
-        discovery_broadcast_host: s(c.discovery_broadcast_host, "discovery_broadcast_host")?,
-        discovery_broadcast_port: c.discovery_broadcast_port,
-        discovery_interval_ms: c.discovery_interval_ms,
-        discovery_ttl_ms: c.discovery_ttl_ms,
-        auto_connect_discovered: c.auto_connect_discovered,
-        display_name: s(c.display_name, "display_name")?,
-        version: s(c.version, "version")?,
-    })
+/// `out_options` is NULL or valid for writing a pointer.
+unsafe fn hand_out(
+    function: &str,
+    options: ClientOptions,
+    out_options: *mut *mut SaOptions,
+) -> Result<(), FfiError> {
+    // SAFETY: forwarded from the caller.
+    let out = unsafe { boundary::out_arg(out_options, function, "out_options") }?;
+    out.write(SaOptions::new(options).into_raw());
+    Ok(())
 }
 
-/// Fills `*out_options` with the defaults (node "node-1", WAL "data/sdk-store.wal",
-/// auto_flush on, ...). Every string in it is static.
+/// Writes a new options handle with the defaults (node "node-1", WAL
+/// "data/sdk-store.wal", every write synced, transport and discovery off) to
+/// `*out_options`.
 ///
-/// Returns `SA_INVALID_ARGUMENT` when `out_options` is NULL.
-/// Thread safety: any thread.
+/// Ownership: the caller owns the handle and frees it with `sa_options_free`.
+/// Errors: `SA_INVALID_ARGUMENT` when `out_options` is NULL. Thread safety: any thread.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_options_default(out_options: *mut SaOptions) -> SaStatus {
-    const F: &str = "sa_options_default";
-    boundary::status(F, || {
-        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
-        let out = unsafe { boundary::out_arg(out_options, F, "out_options") }?;
-        let o = ClientOptions::default();
-        out.write(to_c(&o, interned(&o.node_id), interned(&o.wal_path)));
-        Ok(())
+pub unsafe extern "C" fn sa_options_new(out_options: *mut *mut SaOptions) -> SaStatus {
+    const F: &str = "sa_options_new";
+    // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+    boundary::status(F, || unsafe {
+        hand_out(F, ClientOptions::default(), out_options)
     })
 }
 
-/// Fills `*out_options` with the persistent preset: WAL at `wal_path`, every write synced
-/// to disk before it returns. `wal_path` NULL means "data/sdk-store.wal".
+/// Writes a new options handle with the persistent preset to `*out_options`: WAL at
+/// `wal_path`, every write synced to disk before it returns. `wal_path` NULL means
+/// "data/sdk-store.wal".
 ///
-/// Ownership: `node_id` and `wal_path` are stored in `*out_options` as they are (borrowed,
-/// not copied): keep them alive while you use the struct.
-/// Returns `SA_INVALID_ARGUMENT` when `node_id` or `out_options` is NULL (the node id
-/// itself is checked when the client opens, or by `sa_options_validate`).
-/// Thread safety: any thread.
+/// Ownership: `node_id` and `wal_path` are copied. The caller owns the handle and frees it
+/// with `sa_options_free`.
+/// Errors: `SA_INVALID_ARGUMENT` when `node_id` or `out_options` is NULL or a string is
+/// not UTF-8 (the node id itself is checked by `sa_options_validate` and when the client
+/// opens). Thread safety: any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_options_persistent(
     node_id: *const c_char,
     wal_path: *const c_char,
-    out_options: *mut SaOptions,
+    out_options: *mut *mut SaOptions,
 ) -> SaStatus {
-    // SAFETY: out_options is NULL or writable, per this function's contract.
+    // SAFETY: forwarded from this function's contract.
     unsafe {
         preset(
             "sa_options_persistent",
@@ -200,18 +109,18 @@ pub unsafe extern "C" fn sa_options_persistent(
     }
 }
 
-/// Fills `*out_options` with the fast preset: WAL at `wal_path` but writes not synced
-/// before they return (call `sa_client_flush`), batch 128, 2 retries, no ACK required.
-/// `wal_path` NULL means "data/sdk-store.wal".
+/// Writes a new options handle with the fast preset to `*out_options`: WAL at `wal_path`
+/// but writes not synced before they return (call `sa_client_flush`), batch 128, 2
+/// retries, no ACK required. `wal_path` NULL means "data/sdk-store.wal".
 ///
-/// Ownership, NULL handling and thread safety: as `sa_options_persistent`.
+/// Ownership, errors and thread safety: as `sa_options_persistent`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_options_fast(
     node_id: *const c_char,
     wal_path: *const c_char,
-    out_options: *mut SaOptions,
+    out_options: *mut *mut SaOptions,
 ) -> SaStatus {
-    // SAFETY: out_options is NULL or writable, per this function's contract.
+    // SAFETY: forwarded from this function's contract.
     unsafe {
         preset(
             "sa_options_fast",
@@ -223,15 +132,16 @@ pub unsafe extern "C" fn sa_options_fast(
     }
 }
 
-/// Fills `*out_options` with the memory-only preset: no WAL, nothing survives the process.
+/// Writes a new options handle with the memory-only preset to `*out_options`: no WAL,
+/// nothing survives the process.
 ///
-/// Ownership, NULL handling and thread safety: as `sa_options_persistent`.
+/// Ownership, errors and thread safety: as `sa_options_persistent`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_options_memory_only(
     node_id: *const c_char,
-    out_options: *mut SaOptions,
+    out_options: *mut *mut SaOptions,
 ) -> SaStatus {
-    // SAFETY: out_options is NULL or writable, per this function's contract.
+    // SAFETY: forwarded from this function's contract.
     unsafe {
         preset(
             "sa_options_memory_only",
@@ -244,12 +154,13 @@ pub unsafe extern "C" fn sa_options_memory_only(
 }
 
 /// # Safety
-/// `out_options` is NULL or valid for writing a `SaOptions`.
+/// The strings are NULL or NUL-terminated for the call; `out_options` is NULL or valid
+/// for writing a pointer.
 unsafe fn preset(
     function: &'static str,
     node_id: *const c_char,
     wal_path: *const c_char,
-    out_options: *mut SaOptions,
+    out_options: *mut *mut SaOptions,
     make: impl FnOnce(&str, &str) -> ClientOptions,
 ) -> SaStatus {
     boundary::status(function, || {
@@ -257,34 +168,327 @@ unsafe fn preset(
             return Err(FfiError::null(function, "node_id"));
         }
         // SAFETY: forwarded from this function's contract.
-        let out = unsafe { boundary::out_arg(out_options, function, "out_options") }?;
-        let wal = if wal_path.is_null() {
-            interned(DEFAULT_WAL_PATH)
+        let node_id = unsafe { boundary::c_str_arg(node_id, function, "node_id") }?;
+        let wal_path = if wal_path.is_null() {
+            DEFAULT_WAL_PATH
         } else {
-            wal_path
+            // SAFETY: as above.
+            unsafe { boundary::c_str_arg(wal_path, function, "wal_path") }?
         };
-        // The preset's numbers and flags do not depend on the strings; the strings are
-        // stored as the caller's pointers.
-        let o = make("node", DEFAULT_WAL_PATH);
-        out.write(to_c(&o, node_id, wal));
+        // SAFETY: as above.
+        unsafe { hand_out(function, make(node_id, wal_path), out_options) }
+    })
+}
+
+/// Frees an options handle. NULL is a no-op.
+///
+/// Ownership: `options` must not be used afterwards (clients made from it keep their own
+/// copy). Does not touch the last error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_free(options: *mut SaOptions) {
+    let _ = boundary::catch("sa_options_free", || {
+        // SAFETY: the caller passes NULL or a live handle nobody uses any more.
+        unsafe { SaOptions::free(options) };
+        Ok(())
+    });
+}
+
+/// Sets `option` on the handle.
+///
+/// # Safety
+/// `options` is NULL or a live handle not used by another thread during the call.
+unsafe fn set(
+    function: &'static str,
+    options: *mut SaOptions,
+    option: u32,
+    value: impl FnOnce() -> Result<Value, FfiError>,
+) -> SaStatus {
+    boundary::status(function, || {
+        // SAFETY: forwarded from the caller.
+        let handle = unsafe { SaOptions::borrow_mut(options, function, "options") }?;
+        let id = option_arg(function, option)?;
+        surface::set_option(&mut handle.options, id, value()?)?;
+        handle.texts.get_mut()[id as usize] = None;
+        Ok(())
+    })
+}
+
+/// Sets a text option (`SA_OPTION_NODE_ID`, `SA_OPTION_WAL_PATH`, the hosts,
+/// `SA_OPTION_DISPLAY_NAME`, `SA_OPTION_VERSION`) to a copy of `value`.
+///
+/// Errors: `SA_INVALID_ARGUMENT` when `options` or `value` is NULL, `value` is not UTF-8,
+/// `option` is not an option number or not a text option (the message names it); the
+/// handle is then unchanged. Whether the options make sense together is checked by
+/// `sa_options_validate` and when the client opens.
+/// Thread safety: one thread at a time per handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_set_text(
+    options: *mut SaOptions,
+    option: u32,
+    value: *const c_char,
+) -> SaStatus {
+    const F: &str = "sa_options_set_text";
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        set(F, options, option, || {
+            if value.is_null() {
+                return Err(FfiError::null(F, "value"));
+            }
+            // (Inside this function's unsafe block: value is a NUL-terminated string valid
+            // during the call.)
+            let text = boundary::c_str_arg(value, F, "value")?;
+            Ok(Value::Text(text.to_string()))
+        })
+    }
+}
+
+/// Sets a boolean option (`SA_OPTION_ENABLE_WAL`, `SA_OPTION_AUTO_FLUSH`, ...).
+///
+/// Errors: `SA_INVALID_ARGUMENT` when `options` is NULL or `option` is not a boolean
+/// option. Thread safety: one thread at a time per handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_set_bool(
+    options: *mut SaOptions,
+    option: u32,
+    value: bool,
+) -> SaStatus {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        set("sa_options_set_bool", options, option, || {
+            Ok(Value::Bool(value))
+        })
+    }
+}
+
+/// Sets a number option (`SA_OPTION_SYNC_BATCH_SIZE`, the ports, the timeouts, ...).
+///
+/// Errors: `SA_INVALID_ARGUMENT` when `options` is NULL, `option` is not a number option,
+/// or `value` does not fit it (a port is at most 65535, a `*_MS` option other than
+/// `SA_OPTION_MAX_CLOCK_DRIFT_MS` at most 4294967295). Thread safety: one thread at a
+/// time per handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_set_uint(
+    options: *mut SaOptions,
+    option: u32,
+    value: u64,
+) -> SaStatus {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        set("sa_options_set_uint", options, option, || {
+            Ok(Value::Uint(value))
+        })
+    }
+}
+
+/// Reads `option` of the handle, which must be of `kind`.
+///
+/// # Safety
+/// `options` is NULL or a live handle that no thread changes during the call.
+unsafe fn get<T>(
+    function: &'static str,
+    options: *const SaOptions,
+    option: u32,
+    kind: OptionKind,
+    read: impl FnOnce(&SaOptions, OptionId, Value) -> T,
+) -> Result<T, FfiError> {
+    // SAFETY: forwarded from the caller.
+    let handle = unsafe { SaOptions::borrow(options, function, "options") }?;
+    let id = option_arg(function, option)?;
+    let spec = id.spec();
+    if spec.kind != kind {
+        return Err(FfiError::new(
+            ErrorCode::InvalidArgument,
+            format!("{function}: option {} is not of this kind", spec.name),
+            spec.name,
+        ));
+    }
+    let value = surface::get_option(&handle.options, id);
+    Ok(read(handle, id, value))
+}
+
+/// Writes the value of a text option to `*out_value`.
+///
+/// Ownership: the string belongs to the handle; it stays valid until this option is set
+/// again or the handle is freed. Do not free it.
+/// Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a text option.
+/// Thread safety: the `sa_options_get_*` functions may run on several threads at once,
+/// while no thread changes the handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_get_text(
+    options: *const SaOptions,
+    option: u32,
+    out_value: *mut *const c_char,
+) -> SaStatus {
+    const F: &str = "sa_options_get_text";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_value, F, "out_value") }?;
+        // SAFETY: forwarded from this function's contract.
+        let ptr = unsafe {
+            get(
+                F,
+                options,
+                option,
+                OptionKind::SaOptionKindText,
+                |handle, id, value| {
+                    let mut texts = handle.texts.lock();
+                    // The CString's buffer stays where it is while it sits in the slot.
+                    texts[id as usize]
+                        .get_or_insert_with(|| boundary::to_c_string(&value.to_string()))
+                        .as_ptr()
+                },
+            )
+        }?;
+        out.write(ptr);
+        Ok(())
+    })
+}
+
+/// Writes the value of a boolean option to `*out_value`.
+///
+/// Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a boolean
+/// option. Thread safety: as `sa_options_get_text`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_get_bool(
+    options: *const SaOptions,
+    option: u32,
+    out_value: *mut bool,
+) -> SaStatus {
+    const F: &str = "sa_options_get_bool";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_value, F, "out_value") }?;
+        // SAFETY: forwarded from this function's contract.
+        let value = unsafe {
+            get(
+                F,
+                options,
+                option,
+                OptionKind::SaOptionKindBool,
+                |_, _, value| value == Value::Bool(true),
+            )
+        }?;
+        out.write(value);
+        Ok(())
+    })
+}
+
+/// Writes the value of a number option to `*out_value`.
+///
+/// Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL or `option` is not a number
+/// option. Thread safety: as `sa_options_get_text`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_options_get_uint(
+    options: *const SaOptions,
+    option: u32,
+    out_value: *mut u64,
+) -> SaStatus {
+    const F: &str = "sa_options_get_uint";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_value, F, "out_value") }?;
+        // SAFETY: forwarded from this function's contract.
+        let value = unsafe {
+            get(
+                F,
+                options,
+                option,
+                OptionKind::SaOptionKindUint,
+                |_, _, value| match value {
+                    Value::Uint(n) => n,
+                    _ => 0,
+                },
+            )
+        }?;
+        out.write(value);
         Ok(())
     })
 }
 
 /// Checks the options as `sa_client_open` would: `SA_OK`, or `SA_INVALID_ARGUMENT` with a
-/// last error naming the first offending field (context = the field name, e.g. "wal_path").
+/// last error naming the first offending option (context = its name, e.g. "wal_path").
 ///
-/// Ownership: only reads `*options` during the call.
-/// Returns `SA_INVALID_ARGUMENT` when `options` is NULL. Thread safety: any thread.
+/// Errors: also `SA_INVALID_ARGUMENT` when `options` is NULL. Thread safety: any thread,
+/// while no thread changes the handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_options_validate(options: *const SaOptions) -> SaStatus {
     const F: &str = "sa_options_validate";
     boundary::status(F, || {
-        // SAFETY: the caller passes NULL or a valid struct.
-        let c = unsafe { options.as_ref() }.ok_or_else(|| FfiError::null(F, "options"))?;
-        // SAFETY: the struct's strings are valid during the call per the contract.
-        let o = unsafe { from_c(c, F) }?;
-        Ok(o.validate()?)
+        // SAFETY: the caller passes NULL or a live handle.
+        let handle = unsafe { SaOptions::borrow(options, F, "options") }?;
+        Ok(handle.options.validate()?)
+    })
+}
+
+/// How many options this library has: every number below it is an option
+/// (`sa_option_name` names it). Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn sa_option_count() -> u32 {
+    // The table is a few dozen entries long.
+    u32::try_from(surface::OPTIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// The name of option `option` ("node_id", "auto_flush", ...: the C++ `ClientOptions`
+/// field names, also the configuration keys), or NULL when there is no such option.
+///
+/// Ownership: the string is static; never free it. Thread safety: any thread. Does not
+/// touch the last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn sa_option_name(option: u32) -> *const c_char {
+    static NAMES: std::sync::OnceLock<Vec<CString>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        surface::OPTIONS
+            .iter()
+            .map(|s| boundary::to_c_string(s.name))
+            .collect()
+    });
+    usize::try_from(option)
+        .ok()
+        .and_then(|n| names.get(n))
+        .map_or(std::ptr::null(), |name| name.as_ptr())
+}
+
+/// Writes the kind of option `option` (`SA_OPTION_KIND_TEXT`, `_BOOL` or `_UINT`) to
+/// `*out_kind`.
+///
+/// Errors: `SA_INVALID_ARGUMENT` when `out_kind` is NULL or there is no such option.
+/// Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_option_kind(option: u32, out_kind: *mut OptionKind) -> SaStatus {
+    const F: &str = "sa_option_kind";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_kind, F, "out_kind") }?;
+        out.write(option_arg(F, option)?.spec().kind);
+        Ok(())
+    })
+}
+
+/// Writes the number of the option named `name` (as `sa_option_name` spells it) to
+/// `*out_option`: for applications that read option names from their own configuration.
+///
+/// Errors: `SA_INVALID_ARGUMENT` when a pointer is NULL, `name` is not UTF-8, or no option
+/// has that name (the context is the name). Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_option_find(name: *const c_char, out_option: *mut u32) -> SaStatus {
+    const F: &str = "sa_option_find";
+    boundary::status(F, || {
+        if name.is_null() {
+            return Err(FfiError::null(F, "name"));
+        }
+        // SAFETY: the caller passes a NUL-terminated string valid during the call.
+        let name = unsafe { boundary::c_str_arg(name, F, "name") }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_option, F, "out_option") }?;
+        let id = OptionId::from_name(name).ok_or_else(|| {
+            FfiError::new(
+                ErrorCode::InvalidArgument,
+                format!("{F}: no option is named \"{name}\""),
+                name,
+            )
+        })?;
+        out.write(id as u32);
+        Ok(())
     })
 }
 
@@ -292,50 +496,95 @@ pub unsafe extern "C" fn sa_options_validate(options: *const SaOptions) -> SaSta
 mod tests {
     use super::*;
 
-    #[test]
-    fn default_struct_round_trips_to_the_rust_defaults() {
-        let mut c = std::mem::MaybeUninit::<SaOptions>::uninit();
+    fn new_handle() -> *mut SaOptions {
+        let mut h = std::ptr::null_mut();
         // SAFETY: a valid out pointer.
-        assert_eq!(
-            unsafe { sa_options_default(c.as_mut_ptr()) },
-            SaStatus::SaOk
-        );
-        // SAFETY: written on success.
-        let c = unsafe { c.assume_init() };
-        // SAFETY: all strings are static.
-        let o = unsafe { from_c(&c, "test") }.unwrap();
-        assert_eq!(o, ClientOptions::default());
+        assert_eq!(unsafe { sa_options_new(&mut h) }, SaStatus::SaOk);
+        h
     }
 
     #[test]
-    fn presets_keep_the_callers_strings_and_the_rust_flags() {
-        let mut c = std::mem::MaybeUninit::<SaOptions>::uninit();
+    fn a_new_handle_holds_the_rust_defaults() {
+        let h = new_handle();
+        // SAFETY: h is live.
+        unsafe {
+            assert_eq!((*h).options, ClientOptions::default());
+            sa_options_free(h);
+        }
+    }
+
+    #[test]
+    fn presets_copy_the_callers_strings_and_keep_the_rust_flags() {
+        let mut h = std::ptr::null_mut();
         // SAFETY: valid C strings and out pointer.
-        let s = unsafe { sa_options_fast(c"n1".as_ptr(), c"/tmp/x.wal".as_ptr(), c.as_mut_ptr()) };
+        let s = unsafe { sa_options_fast(c"n1".as_ptr(), c"/tmp/x.wal".as_ptr(), &mut h) };
         assert_eq!(s, SaStatus::SaOk);
-        // SAFETY: written on success; strings are static.
-        let o = unsafe { from_c(&c.assume_init(), "test") }.unwrap();
-        assert_eq!(o, ClientOptions::fast("n1", "/tmp/x.wal"));
+        // SAFETY: h is live.
+        unsafe {
+            assert_eq!((*h).options, ClientOptions::fast("n1", "/tmp/x.wal"));
+            sa_options_free(h);
+        }
     }
 
     #[test]
-    fn discovery_settings_cross_in_both_directions() {
-        let o = ClientOptions {
-            discovery_interval_ms: 250,
-            discovery_ttl_ms: 1000,
-            auto_connect_discovered: false,
-            ..ClientOptions::persistent("n1", "x.wal")
-        };
-        let c = to_c(&o, interned(&o.node_id), interned(&o.wal_path));
-        assert_eq!(
-            (
-                c.discovery_interval_ms,
-                c.discovery_ttl_ms,
-                c.auto_connect_discovered
-            ),
-            (250, 1000, false)
-        );
-        // SAFETY: all strings are static.
-        assert_eq!(unsafe { from_c(&c, "test") }.unwrap(), o);
+    fn every_option_is_reachable_by_number_and_name_through_c() {
+        let h = new_handle();
+        for spec in surface::OPTIONS {
+            let n = spec.id as u32;
+            // SAFETY: h is live; the name pointers are static C strings.
+            unsafe {
+                let name = std::ffi::CStr::from_ptr(sa_option_name(n));
+                assert_eq!(name.to_str().unwrap(), spec.name);
+                let mut found = u32::MAX;
+                assert_eq!(sa_option_find(name.as_ptr(), &mut found), SaStatus::SaOk);
+                assert_eq!(found, n);
+                let status = match spec.kind {
+                    OptionKind::SaOptionKindText => sa_options_set_text(h, n, c"changed".as_ptr()),
+                    OptionKind::SaOptionKindBool => sa_options_set_bool(h, n, true),
+                    OptionKind::SaOptionKindUint => sa_options_set_uint(h, n, 7),
+                };
+                assert_eq!(status, SaStatus::SaOk, "{}", spec.name);
+            }
+        }
+        // SAFETY: h is live.
+        unsafe {
+            assert!(sa_option_name(sa_option_count()).is_null());
+            let mut text = std::ptr::null();
+            assert_eq!(sa_options_get_text(h, 0, &mut text), SaStatus::SaOk);
+            assert_eq!(std::ffi::CStr::from_ptr(text).to_str().unwrap(), "changed");
+            let mut n = 0;
+            assert_eq!(
+                sa_options_get_uint(h, OptionId::SaOptionTransportPort as u32, &mut n),
+                SaStatus::SaOk
+            );
+            assert_eq!(n, 7);
+            sa_options_free(h);
+        }
+    }
+
+    #[test]
+    fn wrong_kinds_unknown_numbers_and_values_too_wide_leave_the_handle_unchanged() {
+        let h = new_handle();
+        // SAFETY: h is live.
+        unsafe {
+            let port = OptionId::SaOptionTransportPort as u32;
+            assert_eq!(
+                sa_options_set_uint(h, port, 70_000),
+                SaStatus::SaInvalidArgument
+            );
+            assert_eq!(
+                sa_options_set_bool(h, port, true),
+                SaStatus::SaInvalidArgument
+            );
+            assert_eq!(
+                sa_options_set_bool(h, sa_option_count(), true),
+                SaStatus::SaInvalidArgument
+            );
+            let message = std::ffi::CStr::from_ptr(boundary::last_error_message());
+            assert!(message.to_str().unwrap().contains("not an option number"));
+            assert_eq!((*h).options, ClientOptions::default());
+            sa_options_free(h);
+            sa_options_free(std::ptr::null_mut());
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! maintenance calls and `sa_client_sync_status`, with their plain value types
 //! `sa_tick_result_t`, `sa_sync_state_t` and `sa_key_status_t`.
 //!
-//! The value types are plain structs and an enum filled in by the library: the caller
-//! owns them (usually on its stack), they hold no pointer and nothing needs freeing.
+//! `sa_tick_result_t` and `sa_sync_state_t` are returned like all data: allocated by the
+//! library, freed by `sa_tick_result_free` and `sa_sync_state_free` (so they can grow).
 //!
 //! Thread safety: every function here may be called from several threads at once on the
 //! same client, like the other `sa_client_*` functions.
@@ -14,11 +14,11 @@ use crate::node::Client;
 use crate::sync::{KeyStatus, SyncState, TickResult};
 
 use super::SaStatus;
-use super::boundary;
+use super::boundary::{self, Returned};
 use super::client::{self, SaClient};
 
-/// What one sync tick did (written by `sa_client_tick`). A plain value owned by the
-/// caller; nothing to free.
+/// What one sync tick did (returned by `sa_client_tick`; free with
+/// `sa_tick_result_free`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SaTickResult {
@@ -32,16 +32,22 @@ pub struct SaTickResult {
 
 impl From<TickResult> for SaTickResult {
     fn from(t: TickResult) -> Self {
+        // Exhaustive: a new field of TickResult does not compile until it is carried.
+        let TickResult {
+            retried_count,
+            pruned_count,
+            batch_size,
+        } = t;
         SaTickResult {
-            retried_count: t.retried_count,
-            pruned_count: t.pruned_count,
-            batch_size: t.batch_size,
+            retried_count,
+            pruned_count,
+            batch_size,
         }
     }
 }
 
-/// The counters of the sync engine (written by `sa_client_sync_state`). A plain value
-/// owned by the caller; nothing to free.
+/// The counters of the sync engine (returned by `sa_client_sync_state`; free with
+/// `sa_sync_state_free`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SaSyncState {
@@ -70,17 +76,30 @@ pub struct SaSyncState {
 
 impl From<SyncState> for SaSyncState {
     fn from(s: SyncState) -> Self {
+        // Exhaustive: a new field of SyncState does not compile until it is carried.
+        let SyncState {
+            outbox_size,
+            pending_count,
+            queued_count,
+            in_flight_count,
+            acknowledged_count,
+            failed_count,
+            last_submitted_version,
+            last_applied_remote_version,
+            total_retries,
+            conflict_count,
+        } = s;
         SaSyncState {
-            outbox_size: s.outbox_size,
-            pending_count: s.pending_count,
-            queued_count: s.queued_count,
-            in_flight_count: s.in_flight_count,
-            acknowledged_count: s.acknowledged_count,
-            failed_count: s.failed_count,
-            last_submitted_version: s.last_submitted_version,
-            last_applied_remote_version: s.last_applied_remote_version,
-            total_retries: s.total_retries,
-            conflict_count: s.conflict_count,
+            outbox_size,
+            pending_count,
+            queued_count,
+            in_flight_count,
+            acknowledged_count,
+            failed_count,
+            last_submitted_version,
+            last_applied_remote_version,
+            total_retries,
+            conflict_count,
         }
     }
 }
@@ -175,7 +194,7 @@ pub extern "C" fn sa_key_status_label(status: u32) -> *const c_char {
 /// operations are removed from the outbox. With no connected peer nothing is sent
 /// (`batch_size` 0) and queued work keeps waiting without spending retries.
 ///
-/// Ownership: `*out_result` is a caller-owned struct; nothing to free.
+/// Ownership: the caller frees `*out_result` with `sa_tick_result_free`.
 /// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
 /// `out_result`). `*out_result` is written only on success.
 /// Thread safety: any thread, concurrently with other calls on the same client.
@@ -183,7 +202,7 @@ pub extern "C" fn sa_key_status_label(status: u32) -> *const c_char {
 pub unsafe extern "C" fn sa_client_tick(
     client: *mut SaClient,
     prune_completed: bool,
-    out_result: *mut SaTickResult,
+    out_result: *mut *mut SaTickResult,
 ) -> SaStatus {
     const F: &str = "sa_client_tick";
     boundary::status(F, || {
@@ -191,14 +210,14 @@ pub unsafe extern "C" fn sa_client_tick(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_result, F, "out_result") }?;
-        out.write(c.tick(prune_completed)?.into());
+        out.write(Returned::into_raw(c.tick(prune_completed)?.into(), ()));
         Ok(())
     })
 }
 
 /// Writes the counters of the sync engine to `*out_state`. Reading them changes nothing.
 ///
-/// Ownership: `*out_state` is a caller-owned struct; nothing to free.
+/// Ownership: the caller frees `*out_state` with `sa_sync_state_free`.
 /// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
 /// `out_state`). `*out_state` is written only on success.
 /// Thread safety: any thread, concurrently with other calls on the same client. The
@@ -206,7 +225,7 @@ pub unsafe extern "C" fn sa_client_tick(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_client_sync_state(
     client: *const SaClient,
-    out_state: *mut SaSyncState,
+    out_state: *mut *mut SaSyncState,
 ) -> SaStatus {
     const F: &str = "sa_client_sync_state";
     boundary::status(F, || {
@@ -214,9 +233,31 @@ pub unsafe extern "C" fn sa_client_sync_state(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_state, F, "out_state") }?;
-        out.write(c.sync_state()?.into());
+        out.write(Returned::into_raw(c.sync_state()?.into(), ()));
         Ok(())
     })
+}
+
+/// Frees a tick result from `sa_client_tick`. NULL is a no-op.
+/// Ownership: `result` must not be used afterwards. Thread safety: any thread, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_tick_result_free(result: *mut SaTickResult) {
+    let _ = boundary::catch("sa_tick_result_free", || {
+        // SAFETY: the caller passes NULL or a result from sa_client_tick, used no more.
+        unsafe { Returned::<SaTickResult, ()>::free(result) };
+        Ok(())
+    });
+}
+
+/// Frees counters from `sa_client_sync_state`. NULL is a no-op.
+/// Ownership: `state` must not be used afterwards. Thread safety: any thread, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_sync_state_free(state: *mut SaSyncState) {
+    let _ = boundary::catch("sa_sync_state_free", || {
+        // SAFETY: the caller passes NULL or counters from sa_client_sync_state.
+        unsafe { Returned::<SaSyncState, ()>::free(state) };
+        Ok(())
+    });
 }
 
 /// Runs `call` on the client and writes the count it returns to `*out_count`.
@@ -372,15 +413,7 @@ mod tests {
     use std::ffi::CStr;
 
     /// Every key status, in numeric order (index = value).
-    const ALL_KEY_STATUSES: [KeyStatus; 7] = [
-        KeyStatus::SavedLocally,
-        KeyStatus::WaitingToSync,
-        KeyStatus::Syncing,
-        KeyStatus::Synced,
-        KeyStatus::Retrying,
-        KeyStatus::SyncFailed,
-        KeyStatus::ConflictDetected,
-    ];
+    use crate::surface::ALL_KEY_STATUSES;
 
     #[test]
     fn key_status_values_names_and_labels_follow_the_core() {
