@@ -45,6 +45,9 @@ public:
 
     bool is_open() const noexcept { return client_ && (*client_)->is_open(); }
 
+    /// Whether the Rust client exists (the options converted and the core built it).
+    bool built() const noexcept { return client_.has_value(); }
+
     /// A yes/no question to the Rust client; false when it could not be built.
     template <typename Call>
     bool flag(Call&& call) const noexcept {
@@ -97,7 +100,9 @@ Result<void> Client::open() {
 }
 
 Result<void> Client::close() {
-    if (!impl_) return moved_from();
+    // A moved-from client, or one whose core could not be built, is closed already, and
+    // closing a closed client does nothing.
+    if (!impl_ || !impl_->built()) return {};
     return impl_->run(false, [](const ffi::RustClient& c) { return c.close(); });
 }
 

@@ -81,7 +81,21 @@ TEST(LifecycleTest, MovedFromClientReportsInvalidState) {
     EXPECT_EQ(a.size(), 0u);
     EXPECT_TRUE(a.empty());
     EXPECT_EQ(a.options().node_id, "node-1");
+    // Closing is idempotent, as documented: a moved-from client is closed already.
+    EXPECT_TRUE(a.close().is_ok());
+    EXPECT_TRUE(a.close().is_ok());
     // NOLINTEND(bugprone-use-after-move)
+}
+
+TEST(LifecycleTest, AClientThatCouldNotBeBuiltClosesQuietlyAndReportsOnOpen) {
+    auto options = ClientOptions::memory_only("n1");
+    options.display_name = std::string("\xff", 1);
+    Client client{options};
+    EXPECT_TRUE(client.close().is_ok());
+    auto r = client.open();
+    EXPECT_ERROR_CODE(r, Error::Code::InvalidArgument);
+    EXPECT_EQ(r.error().context(), "display_name");
+    EXPECT_TRUE(client.close().is_ok());
 }
 
 TEST(LifecycleTest, DestructorFlushesAFastClient) {

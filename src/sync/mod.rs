@@ -179,6 +179,51 @@ pub struct SyncEngine {
     outbox: Outbox,
     recent_conflicts: VecDeque<Conflict>,
     conflict_count: u64,
+    /// Local operations given up on (`prune_failed`, or abandoned marks on replay): they
+    /// left the outbox, but their keys still report `SyncFailed`, not `Synced`.
+    abandoned: SeqRanges,
+}
+
+/// Sorted, disjoint, merged inclusive ranges of sequence numbers, at most
+/// [`SeqRanges::MAX_RANGES`] of them (beyond, the oldest ranges are forgotten: their keys
+/// then read as synced, the answer before abandoned operations were remembered).
+#[derive(Debug, Default)]
+struct SeqRanges {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl SeqRanges {
+    /// Enough for any real history of give-ups (failures come in bursts, one range each),
+    /// small enough that a damaged log cannot make it large (16 bytes a range: 1 MiB).
+    const MAX_RANGES: usize = 65_536;
+
+    fn add(&mut self, first: u64, last: u64) {
+        if first > last {
+            return;
+        }
+        // Insert in order, then merge the neighbours it touches or overlaps.
+        let at = self
+            .ranges
+            .partition_point(|&(_, l)| l.saturating_add(1) < first);
+        let mut lo = first;
+        let mut hi = last;
+        let mut end = at;
+        while end < self.ranges.len() && self.ranges[end].0 <= hi.saturating_add(1) {
+            lo = lo.min(self.ranges[end].0);
+            hi = hi.max(self.ranges[end].1);
+            end += 1;
+        }
+        self.ranges.splice(at..end, [(lo, hi)]);
+        if self.ranges.len() > Self::MAX_RANGES {
+            let excess = self.ranges.len() - Self::MAX_RANGES;
+            self.ranges.drain(..excess);
+        }
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        let at = self.ranges.partition_point(|&(_, l)| l < seq);
+        self.ranges.get(at).is_some_and(|&(f, _)| f <= seq)
+    }
 }
 
 impl SyncEngine {
@@ -188,6 +233,7 @@ impl SyncEngine {
             outbox: Outbox::new(config),
             recent_conflicts: VecDeque::new(),
             conflict_count: 0,
+            abandoned: SeqRanges::default(),
         }
     }
 
@@ -205,9 +251,12 @@ impl SyncEngine {
 
     /// Replay: a sync marks record.
     pub fn replay_marks(&mut self, payload: &[u8]) -> Result<(), String> {
-        let (_, ranges) = marks::decode(payload)?;
+        let (kind, ranges) = marks::decode(payload)?;
         for (first, last) in ranges {
             self.outbox.forget(first, last);
+            if kind == MarkKind::Abandoned {
+                self.abandoned.add(first, last);
+            }
         }
         Ok(())
     }
@@ -420,6 +469,9 @@ impl SyncEngine {
     /// not queue them again. Their data stays in the store (and reaches peers by catch-up).
     pub fn prune_failed(&mut self, store: &Store) -> Result<usize, StoreError> {
         let failed = self.outbox.prune_failed();
+        for (first, last) in marks::ranges(&failed) {
+            self.abandoned.add(first, last);
+        }
         self.log_marks(store, MarkKind::Abandoned, &failed)?;
         Ok(failed.len())
     }
@@ -460,6 +512,7 @@ impl SyncEngine {
             return Some(KeyStatus::Synced);
         }
         Some(match self.outbox.get(seq) {
+            None if self.abandoned.contains(seq) => KeyStatus::SyncFailed,
             None => KeyStatus::Synced,
             Some(e) => match e.state {
                 OpState::Pending => KeyStatus::SavedLocally,
@@ -506,5 +559,44 @@ impl ReplayObserver for SyncEngine {
             RecordType::SyncMarks => self.replay_marks(record.payload),
             other => Err(format!("unexpected record type {other:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqRanges;
+
+    #[test]
+    fn seq_ranges_merge_neighbours_and_answer_membership() {
+        let mut r = SeqRanges::default();
+        r.add(10, 12);
+        r.add(1, 1);
+        r.add(13, 13); // touches 10..=12
+        r.add(5, 3); // empty: ignored
+        r.add(u64::MAX - 1, u64::MAX);
+        assert_eq!(r.ranges, vec![(1, 1), (10, 13), (u64::MAX - 1, u64::MAX)]);
+        r.add(2, 9); // bridges the first two
+        assert_eq!(r.ranges, vec![(1, 13), (u64::MAX - 1, u64::MAX)]);
+        for (seq, inside) in [
+            (0, false),
+            (1, true),
+            (13, true),
+            (14, false),
+            (u64::MAX, true),
+        ] {
+            assert_eq!(r.contains(seq), inside, "{seq}");
+        }
+    }
+
+    #[test]
+    fn seq_ranges_keep_at_most_their_bound_forgetting_the_oldest() {
+        let mut r = SeqRanges::default();
+        let n = SeqRanges::MAX_RANGES as u64 + 10;
+        for i in 0..n {
+            r.add(i * 2, i * 2);
+        }
+        assert_eq!(r.ranges.len(), SeqRanges::MAX_RANGES);
+        assert!(!r.contains(0));
+        assert!(r.contains((n - 1) * 2));
     }
 }
