@@ -593,6 +593,43 @@ typedef struct sa_sync_state_t {
   uint64_t conflict_count;
 } sa_sync_state_t;
 
+/**
+ * A conflict: two writes to one key made without knowledge of each other, decided by
+ * last-writer-wins (an element of `sa_conflicts_t`). Its strings belong to the list.
+ */
+typedef struct sa_conflict_t {
+  /**
+   * The key (UTF-8; a zero byte in it is shown as `\0`).
+   */
+  const char *key;
+  /**
+   * The entry this node held when the other write arrived: its origin node, that
+   * node's number for it, and its version.
+   */
+  const char *local_origin;
+  uint64_t local_seq;
+  uint64_t local_version;
+  /**
+   * The write that arrived from a peer.
+   */
+  const char *remote_origin;
+  uint64_t remote_seq;
+  uint64_t remote_version;
+  /**
+   * Whether the arriving write won (and replaced the local entry).
+   */
+  bool remote_won;
+} sa_conflict_t;
+
+/**
+ * The most recent conflicts, oldest first (returned by `sa_client_recent_conflicts`):
+ * `items[i]` points to conflict i, for i below `len`. Free with `sa_conflicts_free`.
+ */
+typedef struct sa_conflicts_t {
+  const struct sa_conflict_t *const *items;
+  size_t len;
+} sa_conflicts_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -792,15 +829,16 @@ sa_status_t sa_client_refresh_node_info(struct sa_client_t *client,
 /**
  * Writes a text description of the client to `*out_text`, for logs and bug reports:
  * `name=value` lines in sections `[options]` (every option), and, while the client is
- * open, `[node_info]`, `[sync_state]` and `[network_stats]`. The names are those of the
- * C structs' fields. It is meant for people: the format may gain lines, so do not parse
+ * open, `[node_info]`, `[sync_state]`, `[network_stats]` and one `[conflict]` per recent
+ * conflict. The names are those of the C structs' fields. It is meant for people: the format may gain lines, so do not parse
  * it.
  *
  * Ownership: the caller frees `*out_text` with `sa_bytes_free` (it is NUL-terminated).
  * Errors: `SA_INVALID_ARGUMENT` (NULL argument); a closed client is described too.
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
-sa_status_t sa_client_describe(const struct sa_client_t *client, struct sa_bytes_t **out_text);
+sa_status_t sa_client_describe(const struct sa_client_t *client,
+                               struct sa_bytes_t **out_text);
 
 /**
  * Frees a list from `sa_client_list`, with every key and value in it. NULL is a no-op.
@@ -900,6 +938,17 @@ bool sa_client_transport_running(const struct sa_client_t *client);
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
 sa_status_t sa_client_transport_port(const struct sa_client_t *client, uint16_t *out_port);
+
+/**
+ * Writes the port discovery is bound to to `*out_port`.
+ *
+ * Ownership: `*out_port` is caller-owned.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_DISCOVERY_ERROR` (disabled, or not running),
+ * `SA_INVALID_ARGUMENT` (NULL `client` or `out_port`). `*out_port` is written only on
+ * success.
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_discovery_port(const struct sa_client_t *client, uint16_t *out_port);
 
 /**
  * Does the pending network work without waiting: accepts connections, completes
@@ -1219,6 +1268,23 @@ void sa_tick_result_free(struct sa_tick_result_t *result);
  * Ownership: `state` must not be used afterwards. Thread safety: any thread, once.
  */
 void sa_sync_state_free(struct sa_sync_state_t *state);
+
+/**
+ * Writes the most recent conflicts (up to 64, oldest first) to `*out_conflicts`.
+ * `sa_sync_state_t.conflict_count` counts every conflict since the client was opened.
+ *
+ * Ownership: the caller frees `*out_conflicts` with `sa_conflicts_free`.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL argument).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_recent_conflicts(const struct sa_client_t *client,
+                                       struct sa_conflicts_t **out_conflicts);
+
+/**
+ * Frees a list from `sa_client_recent_conflicts`. NULL is a no-op.
+ * Ownership: `conflicts` must not be used afterwards. Thread safety: any thread, once.
+ */
+void sa_conflicts_free(struct sa_conflicts_t *conflicts);
 
 /**
  * Queues again the in-flight operations whose ACK timed out (after their backoff) and

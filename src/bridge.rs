@@ -112,6 +112,19 @@ pub mod api {
         refused_second_hand: u64,
     }
 
+    /// A conflict (`crate::store::Conflict`, flattened as `crate::surface` describes it).
+    #[derive(Debug, Default)]
+    struct FfiConflict {
+        key: String,
+        local_origin: String,
+        local_seq: u64,
+        local_version: u64,
+        remote_origin: String,
+        remote_seq: u64,
+        remote_version: u64,
+        remote_won: bool,
+    }
+
     /// The option presets whose flags and numbers Rust defines.
     enum FfiPreset {
         Default,
@@ -216,14 +229,20 @@ pub mod api {
         /// On success, `peers` holds the known peers (replacing its contents).
         fn peers(self: &RustClient, peers: &mut Vec<FfiPeer>) -> FfiStatus;
         fn network_stats(self: &RustClient, stats: &mut FfiNetworkStats) -> FfiStatus;
+        /// On success, `conflicts` holds the most recent conflicts, oldest first.
+        fn recent_conflicts(self: &RustClient, conflicts: &mut Vec<FfiConflict>) -> FfiStatus;
+        /// On success, `port` is the port the transport is bound to.
+        fn transport_port(self: &RustClient, port: &mut u16) -> FfiStatus;
+        /// On success, `port` is the port discovery is bound to.
+        fn discovery_port(self: &RustClient, port: &mut u16) -> FfiStatus;
         /// On success, `text` is the client's description (`sa_client_describe`).
         fn describe(self: &RustClient, text: &mut String) -> FfiStatus;
     }
 }
 
 use api::{
-    FfiKeyStatus, FfiNetworkStats, FfiNodeInfo, FfiPeer, FfiPreset, FfiStatus, FfiSyncState,
-    FfiTickResult,
+    FfiConflict, FfiKeyStatus, FfiNetworkStats, FfiNodeInfo, FfiPeer, FfiPreset, FfiStatus,
+    FfiSyncState, FfiTickResult,
 };
 
 impl From<Result<(), FfiError>> for FfiStatus {
@@ -512,6 +531,27 @@ impl From<&NetworkStats> for FfiNetworkStats {
     }
 }
 
+impl From<crate::store::Conflict> for FfiConflict {
+    fn from(c: crate::store::Conflict) -> Self {
+        let crate::store::Conflict {
+            key,
+            local,
+            remote,
+            remote_won,
+        } = c;
+        FfiConflict {
+            key,
+            local_origin: local.origin,
+            local_seq: local.seq,
+            local_version: local.version.0,
+            remote_origin: remote.origin,
+            remote_seq: remote.seq,
+            remote_version: remote.version.0,
+            remote_won,
+        }
+    }
+}
+
 impl From<KeyStatus> for FfiKeyStatus {
     fn from(s: KeyStatus) -> Self {
         match s {
@@ -773,6 +813,32 @@ impl RustClient {
     fn network_stats(&self, out: &mut FfiNetworkStats) -> FfiStatus {
         status("Client::network_stats", || {
             *out = (&self.client.network_stats()?).into();
+            Ok(())
+        })
+    }
+
+    fn recent_conflicts(&self, out: &mut Vec<FfiConflict>) -> FfiStatus {
+        status("Client::recent_conflicts", || {
+            *out = self
+                .client
+                .recent_conflicts()?
+                .into_iter()
+                .map(FfiConflict::from)
+                .collect();
+            Ok(())
+        })
+    }
+
+    fn transport_port(&self, port: &mut u16) -> FfiStatus {
+        status("Client::transport_port", || {
+            *port = self.client.transport_address()?.port();
+            Ok(())
+        })
+    }
+
+    fn discovery_port(&self, port: &mut u16) -> FfiStatus {
+        status("Client::discovery_port", || {
+            *port = self.client.discovery_address()?.port();
             Ok(())
         })
     }

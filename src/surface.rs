@@ -584,8 +584,8 @@ impl Described for NetworkStats {
 }
 
 /// A client's description for logs and bug reports (`sa_client_describe`, C++
-/// `Client::describe`): `[options]`, and while the client is open `[node_info]` and
-/// `[sync_state]` and `[network_stats]`.
+/// `Client::describe`): `[options]`, and while the client is open `[node_info]`,
+/// `[sync_state]` and `[network_stats]`, then one `[conflict]` per recent conflict.
 pub fn describe_client(client: &crate::Client) -> Result<String> {
     let mut text = format!("[options]\n{}", describe(client.options()));
     if !client.is_open() {
@@ -594,9 +594,33 @@ pub fn describe_client(client: &crate::Client) -> Result<String> {
     text += &format!("[node_info]\n{}", describe(&client.node_info()?));
     text += &format!("[sync_state]\n{}", describe(&client.sync_state()?));
     text += &format!("[network_stats]\n{}", describe(&client.network_stats()?));
+    for conflict in client.recent_conflicts()? {
+        text += &format!("[conflict]\n{}", describe(&conflict));
+    }
     // No peers: listing them reports expired peers once, which a description must not
     // consume.
     Ok(text)
+}
+
+impl Described for crate::store::Conflict {
+    fn fields(&self) -> Vec<Field> {
+        let crate::store::Conflict {
+            key,
+            local,
+            remote,
+            remote_won,
+        } = self;
+        vec![
+            field("key", text(key)),
+            field("local_origin", text(&local.origin)),
+            field("local_seq", uint(local.seq)),
+            field("local_version", uint(local.version.0)),
+            field("remote_origin", text(&remote.origin)),
+            field("remote_seq", uint(remote.seq)),
+            field("remote_version", uint(remote.version.0)),
+            field("remote_won", Value::Bool(*remote_won)),
+        ]
+    }
 }
 
 /// Every error code, in number order (`ALL_ERROR_CODES[n] as u32 == n`).

@@ -419,6 +419,51 @@ Result<NetworkStats> Client::network_stats() const {
     return stats;
 }
 
+Result<std::vector<Conflict>> Client::recent_conflicts() const {
+    if (!impl_) return moved_from();
+    rust::Vec<ffi::FfiConflict> out;
+    auto result =
+        impl_->run(false, [&](const ffi::RustClient& c) { return c.recent_conflicts(out); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    std::vector<Conflict> conflicts;
+    conflicts.reserve(out.size());
+    for (const auto& f : out) {
+        Conflict c;
+        c.key = std::string(f.key);
+        c.local_origin = std::string(f.local_origin);
+        c.local_seq = f.local_seq;
+        c.local_version = f.local_version;
+        c.remote_origin = std::string(f.remote_origin);
+        c.remote_seq = f.remote_seq;
+        c.remote_version = f.remote_version;
+        c.remote_won = f.remote_won;
+        conflicts.push_back(std::move(c));
+    }
+    return conflicts;
+}
+
+Result<std::uint16_t> Client::transport_port() const {
+    if (!impl_) return moved_from();
+    std::uint16_t port = 0;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.transport_port(port); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return port;
+}
+
+Result<std::uint16_t> Client::discovery_port() const {
+    if (!impl_) return moved_from();
+    std::uint16_t port = 0;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) { return c.discovery_port(port); });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return port;
+}
+
 Result<std::string> Client::describe() const {
     if (!impl_) return moved_from();
     rust::String out;

@@ -317,6 +317,7 @@ static void test_null_handling(void) {
     sa_sync_state_free(NULL);
     sa_tick_result_free(NULL);
     sa_network_stats_free(NULL);
+    sa_conflicts_free(NULL);
 }
 
 static void test_missing_directory(const char *dir) {
@@ -516,6 +517,12 @@ static void test_sync(void) {
     CHECK(sa_client_sync_status(client, (const uint8_t *)"", 0, &key_status) ==
           SA_INVALID_ARGUMENT);
 
+    sa_conflicts_t *conflicts = NULL;
+    CHECK(sa_client_recent_conflicts(client, &conflicts) == SA_OK);
+    CHECK(conflicts != NULL && conflicts->len == 0 && conflicts->items != NULL);
+    sa_conflicts_free(conflicts);
+    CHECK(sa_client_recent_conflicts(client, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_conflicts") == 0);
     CHECK(sa_client_retry_expired(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_prune_completed(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_prune_failed(client, &count) == SA_OK && count == 0);
@@ -633,6 +640,9 @@ static void test_network(const char *dir) {
     CHECK(sa_client_start_discovery(off) == SA_DISCOVERY_ERROR);
     CHECK(contains_text(sa_last_error_message(), "discovery is disabled"));
     CHECK(sa_client_stop_discovery(off) == SA_OK);
+    uint16_t discovery_port = 7;
+    CHECK(sa_client_discovery_port(off, &discovery_port) == SA_DISCOVERY_ERROR);
+    CHECK(discovery_port == 7);
     CHECK(!sa_client_discovery_running(off));
     sa_peers_t *peers = NULL;
     CHECK(sa_client_peers(off, &peers) == SA_TRANSPORT_ERROR);

@@ -277,4 +277,57 @@ TEST(TransportTest, TwoClientsSyncOverLoopback) {
     EXPECT_EQ(b.client.get(last_key).value().to_string(), "value " + std::to_string(kPuts - 1));
 }
 
+TEST(TransportTest, ConcurrentWritesAreReportedAsConflictsWithEveryField) {
+    TempDir dir_a;
+    TempDir dir_b;
+    Node a = start_node(dir_a, "node-a");
+    Node b = start_node(dir_b, "node-b");
+    ASSERT_TRUE(a.client.transport_running() && b.client.transport_running());
+    EXPECT_EQ(a.client.transport_port().value_or(0), a.port);
+    EXPECT_ERROR_CODE(a.client.discovery_port(), Error::Code::DiscoveryError);
+    // Both write the same key before they know of each other.
+    ASSERT_TRUE(a.client.put("shared", "from a").is_ok());
+    ASSERT_TRUE(b.client.put("shared", "from b").is_ok());
+    ASSERT_TRUE(a.client.connect(Peer::local("node-b", b.port)).is_ok());
+    auto agreed = [&] {
+        auto va = a.client.get("shared");
+        auto vb = b.client.get("shared");
+        auto ca = a.client.recent_conflicts();
+        return va.is_ok() && vb.is_ok() && va.value().to_string() == vb.value().to_string() &&
+               ca.is_ok() && !ca.value().empty();
+    };
+    ASSERT_TRUE(pump(a.client, b.client, agreed));
+
+    auto conflicts = a.client.recent_conflicts();
+    ASSERT_TRUE(conflicts.is_ok());
+    const Conflict& c = conflicts.value().back();
+    EXPECT_EQ(c.key, "shared");
+    EXPECT_EQ(c.local_origin, "node-a");
+    EXPECT_EQ(c.remote_origin, "node-b");
+    EXPECT_EQ(c.local_seq, 1u);
+    EXPECT_EQ(c.remote_seq, 1u);
+    EXPECT_GT(c.local_version, 0u);
+    EXPECT_GT(c.remote_version, 0u);
+    // The value both now hold is the winner's.
+    EXPECT_EQ(a.client.get("shared").value().to_string(),
+              c.winner_origin() == "node-a" ? "from a" : "from b");
+    EXPECT_GE(a.client.sync_state().value().conflict_count, 1u);
+
+    // Parity: the conflict as the C++ SDK carries it equals the library's description.
+    auto text = a.client.describe();
+    ASSERT_TRUE(text.is_ok());
+    std::string expected = "[conflict]\nkey=" + c.key + "\nlocal_origin=" + c.local_origin +
+                           "\nlocal_seq=" + std::to_string(c.local_seq) +
+                           "\nlocal_version=" + std::to_string(c.local_version) +
+                           "\nremote_origin=" + c.remote_origin +
+                           "\nremote_seq=" + std::to_string(c.remote_seq) +
+                           "\nremote_version=" + std::to_string(c.remote_version) +
+                           "\nremote_won=" + (c.remote_won ? "true" : "false") + "\n";
+    EXPECT_TRUE(contains(text.value(), expected)) << text.value();
+    auto stats = a.client.network_stats();
+    ASSERT_TRUE(stats.is_ok());
+    EXPECT_EQ(stats.value().connections, 1u);
+    EXPECT_EQ(stats.value().refused_operations(), 0u);
+}
+
 }  // namespace

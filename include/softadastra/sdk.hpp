@@ -596,6 +596,28 @@ struct NetworkStats {
     }
 };
 
+/// Two writes to one key made without knowledge of each other, decided by
+/// last-writer-wins (returned by Client::recent_conflicts()).
+struct Conflict {
+    std::string key;
+    /// The entry this node held when the other write arrived: its origin node, that
+    /// node's number for it, and its version.
+    std::string local_origin;
+    std::uint64_t local_seq = 0;
+    std::uint64_t local_version = 0;
+    /// The write that arrived from a peer.
+    std::string remote_origin;
+    std::uint64_t remote_seq = 0;
+    std::uint64_t remote_version = 0;
+    /// Whether the arriving write won (and replaced the local entry).
+    bool remote_won = false;
+
+    /// The node whose write the key now holds.
+    const std::string& winner_origin() const noexcept {
+        return remote_won ? remote_origin : local_origin;
+    }
+};
+
 /// Where a key's latest change (a put or a removal) is on its way to peers (returned by
 /// Client::sync_status()). The numbers equal the C ABI's sa_key_status_t.
 enum class SyncStatus : std::uint8_t {
@@ -807,6 +829,9 @@ public:
     /// syncs too).
     [[nodiscard]] Result<SyncStatus> sync_status(const Key& key) const;
     [[nodiscard]] Result<SyncStatus> sync_status(const std::string& key) const;
+    /// The most recent conflicts (up to 64), oldest first; SyncState::conflict_count
+    /// counts every one since the client was opened.
+    [[nodiscard]] Result<std::vector<Conflict>> recent_conflicts() const;
 
     // Network. Nothing runs in the background: while the transport or discovery runs,
     // call process_transport_events() in a loop (or from a thread of its own). Local
@@ -823,6 +848,8 @@ public:
     Result<void> stop_transport();
     /// False when closed, disabled, never started or stopped.
     [[nodiscard]] bool transport_running() const noexcept;
+    /// The port the transport is bound to. TransportError when it does not run.
+    [[nodiscard]] Result<std::uint16_t> transport_port() const;
     /// Does the pending network work without waiting (connections, handshakes, peers'
     /// operations and ACKs, pushing the outbox, redialling, discovery datagrams); returns
     /// how many transport events it handled, at most max_events (0: no limit).
@@ -846,6 +873,8 @@ public:
     Result<void> stop_discovery();
     /// False when closed, disabled, never started or stopped.
     [[nodiscard]] bool discovery_running() const noexcept;
+    /// The port discovery is bound to. DiscoveryError when it does not run.
+    [[nodiscard]] Result<std::uint16_t> discovery_port() const;
     /// The known peers, sorted by node id: connected, dialled (faulted when the last
     /// connection failed), found by discovery (available or stale), and those that
     /// expired since the last call (reported once). TransportError when both the

@@ -330,8 +330,8 @@ pub unsafe extern "C" fn sa_client_refresh_node_info(
 
 /// Writes a text description of the client to `*out_text`, for logs and bug reports:
 /// `name=value` lines in sections `[options]` (every option), and, while the client is
-/// open, `[node_info]`, `[sync_state]` and `[network_stats]`. The names are those of the
-/// C structs' fields. It is meant for people: the format may gain lines, so do not parse
+/// open, `[node_info]`, `[sync_state]`, `[network_stats]` and one `[conflict]` per recent
+/// conflict. The names are those of the C structs' fields. It is meant for people: the format may gain lines, so do not parse
 /// it.
 ///
 /// Ownership: the caller frees `*out_text` with `sa_bytes_free` (it is NUL-terminated).

@@ -384,6 +384,29 @@ pub unsafe extern "C" fn sa_client_transport_port(
     })
 }
 
+/// Writes the port discovery is bound to to `*out_port`.
+///
+/// Ownership: `*out_port` is caller-owned.
+/// Errors: `SA_INVALID_STATE` (closed), `SA_DISCOVERY_ERROR` (disabled, or not running),
+/// `SA_INVALID_ARGUMENT` (NULL `client` or `out_port`). `*out_port` is written only on
+/// success.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_discovery_port(
+    client: *const SaClient,
+    out_port: *mut u16,
+) -> SaStatus {
+    const F: &str = "sa_client_discovery_port";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_port, F, "out_port") }?;
+        out.write(c.discovery_address()?.port());
+        Ok(())
+    })
+}
+
 /// Does the pending network work without waiting: accepts connections, completes
 /// handshakes, reads and answers messages, applies and acknowledges peers' operations,
 /// pushes the outbox, redials dropped peers, and handles discovery datagrams. Writes how

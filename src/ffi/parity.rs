@@ -336,3 +336,49 @@ fn every_option_crosses_the_c_handle_in_both_directions() {
         sa_options_free(handle);
     }
 }
+
+#[test]
+fn conflicts_reach_c_field_by_field() {
+    use crate::store::{Conflict, OpId, Version};
+    let rust = Conflict {
+        key: "shared".into(),
+        local: OpId {
+            origin: "till-1".into(),
+            seq: 2,
+            version: Version(3),
+        },
+        remote: OpId {
+            origin: "till-2".into(),
+            seq: 4,
+            version: Version(5),
+        },
+        remote_won: true,
+    };
+    let list = super::sync::SaConflicts::into_raw(std::slice::from_ref(&rust));
+    // SAFETY: list is live until freed below and holds one conflict with valid strings.
+    let c = unsafe {
+        let super::sync::SaConflict {
+            key,
+            local_origin,
+            local_seq,
+            local_version,
+            remote_origin,
+            remote_seq,
+            remote_version,
+            remote_won,
+        } = **(*list).items;
+        let c = pairs(&[
+            ("key", text(key)),
+            ("local_origin", text(local_origin)),
+            ("local_seq", local_seq.to_string()),
+            ("local_version", local_version.to_string()),
+            ("remote_origin", text(remote_origin)),
+            ("remote_seq", remote_seq.to_string()),
+            ("remote_version", remote_version.to_string()),
+            ("remote_won", remote_won.to_string()),
+        ]);
+        super::sync::sa_conflicts_free(list);
+        c
+    };
+    assert_eq!(c, described(&rust));
+}

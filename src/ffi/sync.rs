@@ -8,13 +8,14 @@
 //! Thread safety: every function here may be called from several threads at once on the
 //! same client, like the other `sa_client_*` functions.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
 use crate::node::Client;
+use crate::store::Conflict;
 use crate::sync::{KeyStatus, SyncState, TickResult};
 
 use super::SaStatus;
-use super::boundary::{self, Returned};
+use super::boundary::{self, PointerArray, Returned};
 use super::client::{self, SaClient};
 
 /// What one sync tick did (returned by `sa_client_tick`; free with
@@ -256,6 +257,109 @@ pub unsafe extern "C" fn sa_sync_state_free(state: *mut SaSyncState) {
     let _ = boundary::catch("sa_sync_state_free", || {
         // SAFETY: the caller passes NULL or counters from sa_client_sync_state.
         unsafe { Returned::<SaSyncState, ()>::free(state) };
+        Ok(())
+    });
+}
+
+/// A conflict: two writes to one key made without knowledge of each other, decided by
+/// last-writer-wins (an element of `sa_conflicts_t`). Its strings belong to the list.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SaConflict {
+    /// The key (UTF-8; a zero byte in it is shown as `\0`).
+    pub key: *const c_char,
+    /// The entry this node held when the other write arrived: its origin node, that
+    /// node's number for it, and its version.
+    pub local_origin: *const c_char,
+    pub local_seq: u64,
+    pub local_version: u64,
+    /// The write that arrived from a peer.
+    pub remote_origin: *const c_char,
+    pub remote_seq: u64,
+    pub remote_version: u64,
+    /// Whether the arriving write won (and replaced the local entry).
+    pub remote_won: bool,
+}
+
+/// The most recent conflicts, oldest first (returned by `sa_client_recent_conflicts`):
+/// `items[i]` points to conflict i, for i below `len`. Free with `sa_conflicts_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SaConflicts {
+    pub items: *const *const SaConflict,
+    pub len: usize,
+}
+
+/// The storage behind a [`SaConflicts`]: the strings, and the conflicts pointing into them.
+type ConflictsKeep = (Vec<CString>, PointerArray<SaConflict>);
+
+impl SaConflicts {
+    pub(crate) fn into_raw(conflicts: &[Conflict]) -> *mut SaConflicts {
+        let mut strings = Vec::with_capacity(conflicts.len() * 3);
+        let mut items = Vec::with_capacity(conflicts.len());
+        for conflict in conflicts {
+            let Conflict {
+                key,
+                local,
+                remote,
+                remote_won,
+            } = conflict;
+            let key = boundary::to_c_string(key);
+            let local_origin = boundary::to_c_string(&local.origin);
+            let remote_origin = boundary::to_c_string(&remote.origin);
+            items.push(SaConflict {
+                key: key.as_ptr(),
+                local_origin: local_origin.as_ptr(),
+                local_seq: local.seq,
+                local_version: local.version.0,
+                remote_origin: remote_origin.as_ptr(),
+                remote_seq: remote.seq,
+                remote_version: remote.version.0,
+                remote_won: *remote_won,
+            });
+            strings.extend([key, local_origin, remote_origin]);
+        }
+        let items = PointerArray::new(items);
+        let (pointers, len) = items.raw();
+        Returned::into_raw(
+            SaConflicts {
+                items: pointers,
+                len,
+            },
+            (strings, items),
+        )
+    }
+}
+
+/// Writes the most recent conflicts (up to 64, oldest first) to `*out_conflicts`.
+/// `sa_sync_state_t.conflict_count` counts every conflict since the client was opened.
+///
+/// Ownership: the caller frees `*out_conflicts` with `sa_conflicts_free`.
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL argument).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_recent_conflicts(
+    client: *const SaClient,
+    out_conflicts: *mut *mut SaConflicts,
+) -> SaStatus {
+    const F: &str = "sa_client_recent_conflicts";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_conflicts, F, "out_conflicts") }?;
+        out.write(SaConflicts::into_raw(&c.recent_conflicts()?));
+        Ok(())
+    })
+}
+
+/// Frees a list from `sa_client_recent_conflicts`. NULL is a no-op.
+/// Ownership: `conflicts` must not be used afterwards. Thread safety: any thread, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_conflicts_free(conflicts: *mut SaConflicts) {
+    let _ = boundary::catch("sa_conflicts_free", || {
+        // SAFETY: the caller passes NULL or a list from SaConflicts::into_raw.
+        unsafe { Returned::<SaConflicts, ConflictsKeep>::free(conflicts) };
         Ok(())
     });
 }
