@@ -261,7 +261,7 @@ fn parse_level(key: &str, source: &str, v: &str) -> Result<log::LevelFilter, Cli
 }
 
 fn check_node_id(key: &str, source: &str, v: &str) -> Result<String, CliError> {
-    softadastra::metadata::validate_node_id(v).map_err(|e| bad(key, source, e))?;
+    softadastra::validate_node_id(v).map_err(|e| bad(key, source, e))?;
     Ok(v.to_string())
 }
 
@@ -282,8 +282,7 @@ pub fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, CliError
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| bad(key, source, format!("'{v}': {expected}")))?;
-    softadastra::metadata::validate_node_id(id)
-        .map_err(|e| bad(key, source, format!("'{v}': {e}")))?;
+    softadastra::validate_node_id(id).map_err(|e| bad(key, source, format!("'{v}': {e}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad(key, source, format!("'{v}': {expected}")));

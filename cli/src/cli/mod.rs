@@ -45,8 +45,8 @@ impl CliError {
 pub fn wal_locked(e: &softadastra::Error) -> bool {
     matches!(
         e,
-        softadastra::Error::Store(softadastra::store::StoreError::Wal(
-            softadastra::wal::WalError::Locked { .. }
+        softadastra::Error::Store(softadastra::StoreError::Wal(
+            softadastra::WalError::Locked { .. }
         ))
     )
 }
