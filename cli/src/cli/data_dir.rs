@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use softadastra::{Error, Result, describe_io, generate_node_id, hostname, validate_node_id};
 
 /// File inside the data directory that holds the generated node id.
-pub const NODE_ID_FILE: &str = "node-id";
+pub(crate) const NODE_ID_FILE: &str = "node-id";
 /// The node's WAL inside the data directory.
-pub const WAL_FILE: &str = "node.wal";
+pub(crate) const WAL_FILE: &str = "node.wal";
 
 /// The WAL path for a data directory.
-pub fn wal_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn wal_path(data_dir: &Path) -> PathBuf {
     data_dir.join(WAL_FILE)
 }
 
@@ -23,7 +23,7 @@ fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
 }
 
 /// Creates the data directory (and its parents) when missing.
-pub fn ensure(data_dir: &Path) -> Result<()> {
+pub(crate) fn ensure(data_dir: &Path) -> Result<()> {
     if data_dir.exists() && !data_dir.is_dir() {
         return Err(Error::InvalidOptions {
             field: "data_dir",
@@ -35,7 +35,7 @@ pub fn ensure(data_dir: &Path) -> Result<()> {
 
 /// The node id stored in the data directory, generated and stored on first use so that it
 /// is stable across runs and different on every machine ("node-<host>-<random>").
-pub fn stored_node_id(data_dir: &Path) -> Result<String> {
+pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
