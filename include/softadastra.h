@@ -240,36 +240,6 @@ typedef uint32_t sa_key_status_t;
 #endif // __cplusplus
 
 /**
- * Stable numeric error codes, identical to `softadastra::sdk::Error::Code` and `sa_status_t`.
- */
-enum ErrorCode
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  NONE = 0,
-  UNKNOWN = 1,
-  INVALID_ARGUMENT = 2,
-  INVALID_STATE = 3,
-  NOT_FOUND = 4,
-  ALREADY_EXISTS = 5,
-  IO_ERROR = 6,
-  STORE_ERROR = 7,
-  SYNC_ERROR = 8,
-  TRANSPORT_ERROR = 9,
-  DISCOVERY_ERROR = 10,
-  METADATA_ERROR = 11,
-  INTERNAL_ERROR = 12,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum ErrorCode ErrorCode;
-#else
-typedef uint32_t ErrorCode;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * The number of an option (`sa_option_t` in C). Numbers are never reused or renumbered;
  * new options take the next number.
  *
@@ -281,29 +251,101 @@ enum sa_option_t
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * Text: the node id, 1 to 128 of `A-Z a-z 0-9 . _ -`. Default "node-1".
+   */
   SA_OPTION_NODE_ID = 0,
+  /**
+   * Text: the WAL file; its directory must exist. Default "data/sdk-store.wal".
+   */
   SA_OPTION_WAL_PATH = 1,
+  /**
+   * Boolean: keep a WAL (true) or memory only. Default true.
+   */
   SA_OPTION_ENABLE_WAL = 2,
+  /**
+   * Boolean: sync every write to disk before it returns. Default true.
+   */
   SA_OPTION_AUTO_FLUSH = 3,
+  /**
+   * Number: operations per sync batch, at least 1. Default 64.
+   */
   SA_OPTION_SYNC_BATCH_SIZE = 4,
+  /**
+   * Number: retries of an unacknowledged operation before it fails. Default 5.
+   */
   SA_OPTION_MAX_SYNC_RETRIES = 5,
+  /**
+   * Number: how long a sent batch waits for its ACK. Default 10000.
+   */
   SA_OPTION_ACK_TIMEOUT_MS = 6,
+  /**
+   * Number: the first retry's delay (doubling after). Default 5000.
+   */
   SA_OPTION_RETRY_INTERVAL_MS = 7,
+  /**
+   * Boolean: an operation is done only when a peer acknowledges it. Default true.
+   */
   SA_OPTION_REQUIRE_ACK = 8,
+  /**
+   * Boolean: queue local writes for sync at once (else: pending until queued). Default true.
+   */
   SA_OPTION_AUTO_QUEUE = 9,
+  /**
+   * Boolean: allow the TCP transport. Default false.
+   */
   SA_OPTION_ENABLE_TRANSPORT = 10,
+  /**
+   * Text: the transport's listening host. Default "0.0.0.0".
+   */
   SA_OPTION_TRANSPORT_HOST = 11,
+  /**
+   * Number (port): the transport's listening port, not 0 when enabled. Default 0.
+   */
   SA_OPTION_TRANSPORT_PORT = 12,
+  /**
+   * Boolean: allow UDP discovery. Default false.
+   */
   SA_OPTION_ENABLE_DISCOVERY = 13,
+  /**
+   * Text: the discovery socket's host. Default "0.0.0.0".
+   */
   SA_OPTION_DISCOVERY_HOST = 14,
+  /**
+   * Number (port): the discovery socket's port, not 0 when enabled. Default 0.
+   */
   SA_OPTION_DISCOVERY_PORT = 15,
+  /**
+   * Text: where announcements go. Default "255.255.255.255".
+   */
   SA_OPTION_DISCOVERY_BROADCAST_HOST = 16,
+  /**
+   * Number (port): their port; 0 means the discovery port. Default 0.
+   */
   SA_OPTION_DISCOVERY_BROADCAST_PORT = 17,
+  /**
+   * Text: the name shown for the node; empty shows the node id. Default "".
+   */
   SA_OPTION_DISPLAY_NAME = 18,
+  /**
+   * Text: the application's version in node info, not empty. Default the library's.
+   */
   SA_OPTION_VERSION = 19,
+  /**
+   * Number: time between announcements. Default 3000.
+   */
   SA_OPTION_DISCOVERY_INTERVAL_MS = 20,
+  /**
+   * Number: silent for half of this: stale; for all of it: expired. Default 15000.
+   */
   SA_OPTION_DISCOVERY_TTL_MS = 21,
+  /**
+   * Boolean: connect to peers discovery finds. Default true.
+   */
   SA_OPTION_AUTO_CONNECT_DISCOVERED = 22,
+  /**
+   * Number: remote operations stamped further ahead of this clock are refused. Default 60000.
+   */
   SA_OPTION_MAX_CLOCK_DRIFT_MS = 23,
 };
 #ifndef __cplusplus
@@ -313,16 +355,6 @@ typedef enum sa_option_t sa_option_t;
 typedef uint32_t sa_option_t;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
-
-/**
- * What a user interface shows for one key.
- */
-typedef struct KeyStatus KeyStatus;
-
-/**
- * Where a peer is, as far as this node knows.
- */
-typedef struct PeerState PeerState;
 
 /**
  * A batch handle. Create with `sa_batch_new`, free with `sa_batch_free`.

@@ -15,18 +15,35 @@ use crate::wal::WalError;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// Success (`SA_OK`): what a foreign caller sees when there is no error.
     None = 0,
+    /// An error that fits no other code.
     Unknown = 1,
+    /// A bad argument: an invalid key, option, node id or peer, a value too large.
     InvalidArgument = 2,
+    /// The call does not fit the client's state, e.g. the client or its WAL is closed.
     InvalidState = 3,
+    /// The key has no live value.
     NotFound = 4,
+    /// The thing to create already exists. In the table for the foreign callers; no
+    /// `Client` call returns it today.
     AlreadyExists = 5,
+    /// The file system refused: missing directory, permission denied, disk full, WAL
+    /// locked by another process.
     IoError = 6,
+    /// Stored data is damaged (a corrupt WAL), or the store ran out of numbers.
     StoreError = 7,
+    /// Synchronisation with peers failed. In the table for the foreign callers; no
+    /// `Client` call returns it today.
     SyncError = 8,
+    /// The network transport failed, or is disabled or not started.
     TransportError = 9,
+    /// Peer discovery failed, or is disabled or not started.
     DiscoveryError = 10,
+    /// Node metadata is invalid or unavailable. In the table for the foreign callers;
+    /// invalid metadata (a bad node id) is reported as `InvalidArgument`.
     MetadataError = 11,
+    /// A bug in the library, including a caught panic.
     InternalError = 12,
 }
 
@@ -57,7 +74,12 @@ impl ErrorCode {
 pub enum Error {
     /// An option is invalid; `field` names it.
     #[error("invalid client options: {field}: {reason}")]
-    InvalidOptions { field: &'static str, reason: String },
+    InvalidOptions {
+        /// The `ClientOptions` field, by name.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 
     /// The client is closed (never opened, or closed since).
     #[error("client is not open")]
@@ -65,14 +87,21 @@ pub enum Error {
 
     /// The key has no live value.
     #[error("key not found: {key}")]
-    NotFound { key: String },
+    NotFound {
+        /// The key, as given.
+        key: String,
+    },
 
+    /// The store or its WAL failed: an invalid key, a value too large, an I/O error, a
+    /// corrupt or locked WAL.
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// The node's metadata is invalid (a bad node id).
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 
+    /// The transport failed: it could not bind, or an address is invalid.
     #[error(transparent)]
     Transport(#[from] TransportError),
 
@@ -80,6 +109,7 @@ pub enum Error {
     #[error("{0}")]
     TransportUnavailable(String),
 
+    /// Discovery failed: an invalid configuration, or its socket could not be set up.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
 
@@ -89,7 +119,12 @@ pub enum Error {
 
     /// A peer that cannot be connected to as given.
     #[error("invalid peer {peer}: {reason}")]
-    InvalidPeer { peer: String, reason: String },
+    InvalidPeer {
+        /// The peer as given ("node-id@host:port").
+        peer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A bug: a panic caught at the boundary, or an invariant that did not hold.
     #[error("internal error: {0}")]

@@ -3,7 +3,9 @@
 use std::io;
 
 /// An io::Error as a short lower-case phrase ("no space left on device"), without the
-/// "(os error N)" suffix, to follow a path or an address in a message.
+/// "(os error N)" suffix, to follow a path or an address in a message. The library's own
+/// errors word I/O failures this way; an application's messages about its own files
+/// (the CLI's data directory, say) read the same with it.
 pub fn describe_io(e: &io::Error) -> String {
     let text = e.to_string();
     let text = match text.find(" (os error") {

@@ -33,29 +33,53 @@ use crate::sync::{KeyStatus, SyncState, TickResult};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names)]
 pub enum OptionId {
+    /// Text: the node id, 1 to 128 of `A-Z a-z 0-9 . _ -`. Default "node-1".
     SaOptionNodeId = 0,
+    /// Text: the WAL file; its directory must exist. Default "data/sdk-store.wal".
     SaOptionWalPath = 1,
+    /// Boolean: keep a WAL (true) or memory only. Default true.
     SaOptionEnableWal = 2,
+    /// Boolean: sync every write to disk before it returns. Default true.
     SaOptionAutoFlush = 3,
+    /// Number: operations per sync batch, at least 1. Default 64.
     SaOptionSyncBatchSize = 4,
+    /// Number: retries of an unacknowledged operation before it fails. Default 5.
     SaOptionMaxSyncRetries = 5,
+    /// Number: how long a sent batch waits for its ACK. Default 10000.
     SaOptionAckTimeoutMs = 6,
+    /// Number: the first retry's delay (doubling after). Default 5000.
     SaOptionRetryIntervalMs = 7,
+    /// Boolean: an operation is done only when a peer acknowledges it. Default true.
     SaOptionRequireAck = 8,
+    /// Boolean: queue local writes for sync at once (else: pending until queued). Default true.
     SaOptionAutoQueue = 9,
+    /// Boolean: allow the TCP transport. Default false.
     SaOptionEnableTransport = 10,
+    /// Text: the transport's listening host. Default "0.0.0.0".
     SaOptionTransportHost = 11,
+    /// Number (port): the transport's listening port, not 0 when enabled. Default 0.
     SaOptionTransportPort = 12,
+    /// Boolean: allow UDP discovery. Default false.
     SaOptionEnableDiscovery = 13,
+    /// Text: the discovery socket's host. Default "0.0.0.0".
     SaOptionDiscoveryHost = 14,
+    /// Number (port): the discovery socket's port, not 0 when enabled. Default 0.
     SaOptionDiscoveryPort = 15,
+    /// Text: where announcements go. Default "255.255.255.255".
     SaOptionDiscoveryBroadcastHost = 16,
+    /// Number (port): their port; 0 means the discovery port. Default 0.
     SaOptionDiscoveryBroadcastPort = 17,
+    /// Text: the name shown for the node; empty shows the node id. Default "".
     SaOptionDisplayName = 18,
+    /// Text: the application's version in node info, not empty. Default the library's.
     SaOptionVersion = 19,
+    /// Number: time between announcements. Default 3000.
     SaOptionDiscoveryIntervalMs = 20,
+    /// Number: silent for half of this: stale; for all of it: expired. Default 15000.
     SaOptionDiscoveryTtlMs = 21,
+    /// Boolean: connect to peers discovery finds. Default true.
     SaOptionAutoConnectDiscovered = 22,
+    /// Number: remote operations stamped further ahead of this clock are refused. Default 60000.
     SaOptionMaxClockDriftMs = 23,
 }
 
@@ -75,10 +99,12 @@ pub enum OptionKind {
 /// An option's number, name and kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptionSpec {
+    /// Its number.
     pub id: OptionId,
     /// The field's name in Rust, C (`sa_option_name`), C++ and the CLI's configuration
     /// (snake_case; JavaScript spells it in camelCase).
     pub name: &'static str,
+    /// What it holds.
     pub kind: OptionKind,
     /// The largest value of a `Uint` option (the width of its field); 0 for the others.
     pub max: u64,
@@ -198,10 +224,12 @@ impl OptionId {
         OPTIONS.iter().find(|s| s.name == name).map(|s| s.id)
     }
 
+    /// Its number, name, kind and range.
     pub fn spec(self) -> &'static OptionSpec {
         &OPTIONS[self as usize]
     }
 
+    /// Its snake_case name.
     pub fn name(self) -> &'static str {
         self.spec().name
     }
@@ -210,9 +238,13 @@ impl OptionId {
 /// The value of one option or field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// UTF-8 text.
     Text(String),
+    /// true or false.
     Bool(bool),
+    /// An unsigned number (counts, versions, ports, milliseconds).
     Uint(u64),
+    /// A signed number (times since the Unix epoch).
     Int(i64),
     /// A list of texts (a node's capabilities).
     List(Vec<String>),
@@ -369,7 +401,9 @@ fn kind_mismatch(id: OptionId) -> Error {
 /// One field of a described value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
+    /// The field's name, as the C header and the C++ SDK spell it.
     pub name: &'static str,
+    /// Its value.
     pub value: Value,
 }
 

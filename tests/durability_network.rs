@@ -382,7 +382,7 @@ impl Proxy {
                         for (dir, from) in [(0, down), (1, up)] {
                             let (c, s, st, ss) = (c.clone(), s.clone(), st.clone(), ss.clone());
                             readers.push(std::thread::spawn(move || {
-                                read_frames(id, dir, from, c, s, st, ss)
+                                read_frames(id, dir, from, c, s, st, ss);
                             }));
                         }
                     }

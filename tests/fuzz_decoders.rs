@@ -320,7 +320,7 @@ fn message_decoder_random_and_mutated_payloads() {
         }),
     ];
     run("message_decoder", CASES, input, |(k, payload)| {
-        check_message(k, &payload)
+        check_message(k, &payload);
     });
 }
 
@@ -398,6 +398,6 @@ fn regression_wal_reader_fuzz_crash_cc91790a() {
 #[test]
 fn node_session_random_message_sequences() {
     run("node_session", CASES, vec(any::<u8>(), 0..512), |steps| {
-        node_session_input(&steps)
+        node_session_input(&steps);
     });
 }

@@ -24,7 +24,7 @@ fn open(path: &Path) -> Result<(Wal, Vec<Vec<u8>>), WalError> {
 
 fn append(wal: &Wal, data: &[u8]) -> Result<u64, WalError> {
     wal.append(RecordType::StoreOps, true, |_, out| {
-        out.extend_from_slice(data)
+        out.extend_from_slice(data);
     })
 }
 
@@ -263,7 +263,7 @@ fn buffered_appends_reach_disk_on_close() {
     let (wal, _) = open(&path).unwrap();
     for i in 0..1000u64 {
         wal.append(RecordType::StoreOps, false, |_, out| {
-            out.extend_from_slice(&payload(i))
+            out.extend_from_slice(&payload(i));
         })
         .unwrap();
     }

@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(s.tick_interval_ms >= 1);
             assert!(s.peers.iter().all(|p| p.port > 0 && !p.host.is_empty()));
             if let Some(id) = &s.node_id {
-                assert!(softadastra::metadata::validate_node_id(id).is_ok());
+                assert!(softadastra::validate_node_id(id).is_ok());
             }
             let _ = s.entries();
             let _ = s.client_options(true);

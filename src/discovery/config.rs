@@ -64,25 +64,41 @@ impl DiscoveryConfig {
 pub enum DiscoveryError {
     /// A configuration field is invalid; `field` names it.
     #[error("invalid discovery config: {field}: {reason}")]
-    InvalidConfig { field: &'static str, reason: String },
+    InvalidConfig {
+        /// The `DiscoveryConfig` field, by name.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 
     /// A host name in the configuration could not be resolved.
     #[error("cannot resolve discovery {field} \"{host}\": {}", describe_io(source))]
     Resolve {
+        /// The `DiscoveryConfig` field that holds the host name.
         field: &'static str,
+        /// The host name as configured.
         host: String,
+        /// The resolver's error.
         source: io::Error,
     },
 
     /// The socket could not be bound (port in use, address not on this machine, ...).
     #[error("cannot bind discovery socket {addr}: {}", describe_io(source))]
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        /// The address the socket was to be bound to.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: io::Error,
+    },
 
     /// A socket operation after binding failed (`op` says which).
     #[error("cannot {op} discovery socket {addr}: {}", describe_io(source))]
     Socket {
+        /// The operation, in words ("enable broadcast on", "register", ...).
         op: &'static str,
+        /// The address the socket is bound to.
         addr: SocketAddr,
+        /// The operating system's error.
         source: io::Error,
     },
 }

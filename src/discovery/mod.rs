@@ -58,11 +58,8 @@ use mio::{Interest, Registry, Token};
 use crate::io_error::describe_io;
 
 use crate::id::validate_node_id;
-pub use packet::{MAGIC, PROTOCOL_VERSION, Packet, PacketError, PacketKind};
-pub use registry::{
-    DiscoveredPeer, DiscoveryEvent, Ignored, MAX_PEERS, PeerRegistry, PeerState,
-    resolve_transport_host,
-};
+pub use packet::{Packet, PacketError, PacketKind};
+pub use registry::{DiscoveredPeer, DiscoveryEvent, Ignored, MAX_PEERS, PeerRegistry, PeerState};
 
 /// Default discovery port (bind and broadcast), as in the original.
 pub const DEFAULT_DISCOVERY_PORT: u16 = 9400;
@@ -291,18 +288,10 @@ impl Discovery {
         self.local_addr
     }
 
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
     /// This start's random instance id, carried in every datagram.
+    #[cfg(any(test, feature = "internals"))]
     pub fn instance_id(&self) -> u64 {
         self.instance_id
-    }
-
-    /// Where announcements and probes go: the broadcast address, then `extra_targets`.
-    pub fn targets(&self) -> &[SocketAddr] {
-        &self.targets
     }
 
     /// Adds a destination for announcements and probes (a peer's discovery socket known
@@ -365,6 +354,7 @@ impl Discovery {
     }
 
     /// Sends a probe to every target: every node that hears it replies at once.
+    #[cfg(any(test, feature = "internals"))]
     pub fn probe(&mut self) {
         for i in 0..self.targets.len() {
             let target = self.targets[i];
@@ -380,13 +370,9 @@ impl Discovery {
     }
 
     /// One known peer.
+    #[cfg(any(test, feature = "internals"))]
     pub fn peer(&self, node_id: &str) -> Option<&DiscoveredPeer> {
         self.registry.get(node_id)
-    }
-
-    /// The peer table, read-only.
-    pub fn registry(&self) -> &PeerRegistry {
-        &self.registry
     }
 
     /// The node connected to `node_id`. False for a node id discovery does not know.
@@ -400,10 +386,15 @@ impl Discovery {
     }
 
     /// The node closed its connection to `node_id` normally. False for an unknown node id.
+    #[allow(
+        dead_code,
+        reason = "a transition of the peer table (docs/discovery.md) the node does not use yet"
+    )]
     pub fn mark_disconnected(&mut self, node_id: &str) -> bool {
         self.registry.mark_disconnected(node_id)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn stats(&self) -> DiscoveryStats {
         self.stats
     }
@@ -468,10 +459,10 @@ mod tests {
             ("bind_host", |c| c.bind_host = String::new()),
             ("broadcast_host", |c| c.broadcast_host = "::1".into()),
             ("extra_targets", |c| {
-                c.extra_targets = vec!["[::1]:9400".parse().unwrap()]
+                c.extra_targets = vec!["[::1]:9400".parse().unwrap()];
             }),
             ("extra_targets", |c| {
-                c.extra_targets = vec!["127.0.0.1:0".parse().unwrap()]
+                c.extra_targets = vec!["127.0.0.1:0".parse().unwrap()];
             }),
         ];
         for (field, edit) in cases {

@@ -35,9 +35,6 @@ pub enum PeerState {
     Available,
     /// No announcement for half the TTL.
     Stale,
-    /// No announcement for a full TTL. Reported once by an [`DiscoveryEvent::Expired`]
-    /// event; the entry is dropped at the same time, so `peers()` never shows it.
-    Expired,
     /// The node has a transport connection to the peer (`mark_connected`). Does not age.
     Connected,
     /// The node's last attempt to reach the peer failed (`mark_faulted`). The next
@@ -46,13 +43,12 @@ pub enum PeerState {
 }
 
 impl PeerState {
-    /// Lowercase name: "unknown", "available", "stale", "expired", "connected", "faulted".
+    /// Lowercase name: "unknown", "available", "stale", "connected", "faulted".
     pub fn as_str(self) -> &'static str {
         match self {
             PeerState::Unknown => "unknown",
             PeerState::Available => "available",
             PeerState::Stale => "stale",
-            PeerState::Expired => "expired",
             PeerState::Connected => "connected",
             PeerState::Faulted => "faulted",
         }
@@ -156,10 +152,6 @@ impl PeerRegistry {
         }
     }
 
-    pub fn ttl_ms(&self) -> u64 {
-        self.ttl_ms
-    }
-
     /// Takes an announce or reply received from `source` at `now_ms`. Returns the event it
     /// causes, if any, or why it was ignored.
     pub fn observe(
@@ -190,7 +182,7 @@ impl PeerRegistry {
             }
             return Ok(match peer.state {
                 PeerState::Available | PeerState::Connected => None,
-                PeerState::Stale | PeerState::Faulted | PeerState::Unknown | PeerState::Expired => {
+                PeerState::Stale | PeerState::Faulted | PeerState::Unknown => {
                     peer.state = PeerState::Available;
                     Some(DiscoveryEvent::Discovered(peer.clone()))
                 }
@@ -265,6 +257,7 @@ impl PeerRegistry {
     }
 
     /// One peer, if known.
+    #[cfg(any(test, feature = "internals"))]
     pub fn get(&self, node_id: &str) -> Option<&DiscoveredPeer> {
         self.peers.get(node_id)
     }
@@ -274,10 +267,12 @@ impl PeerRegistry {
         self.peers.values().cloned().collect()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
         self.peers.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }
@@ -572,7 +567,6 @@ mod tests {
             PeerState::Unknown,
             PeerState::Available,
             PeerState::Stale,
-            PeerState::Expired,
             PeerState::Connected,
             PeerState::Faulted,
         ]
@@ -585,7 +579,6 @@ mod tests {
                 "unknown",
                 "available",
                 "stale",
-                "expired",
                 "connected",
                 "faulted"
             ]

@@ -13,6 +13,7 @@ impl Client {
         }
     }
 
+    /// The options the client was made with.
     pub fn options(&self) -> &ClientOptions {
         &self.options
     }
@@ -77,6 +78,7 @@ impl Client {
         Ok(result?)
     }
 
+    /// Whether the client is open (opened, and not closed since).
     pub fn is_open(&self) -> bool {
         self.node.read().is_some()
     }

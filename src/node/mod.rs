@@ -33,10 +33,10 @@ use crate::store::{
     hlc,
 };
 use crate::sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncEngine, SyncState, TickResult};
-pub use net::{
-    CATCH_UP_MIN_INTERVAL_MS, CatchUpStats, MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING,
-    MAX_VECTOR_BYTES, PEER_RECORD_TTL_MS,
-};
+pub use net::CatchUpStats;
+// The limits the hostile-peer tests check.
+#[cfg(feature = "internals")]
+pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
 pub use network::NetworkStats;
 pub use options::ClientOptions;
 pub use peers::{Peer, PeerState};
@@ -48,10 +48,12 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// An empty batch.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds setting `key` to `value`; returns the batch, so that calls chain.
     pub fn put(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> &mut Self {
         self.changes.push(Change::Put {
             key: key.into(),
@@ -60,19 +62,23 @@ impl WriteBatch {
         self
     }
 
+    /// Adds removing `key`; returns the batch, so that calls chain.
     pub fn remove(&mut self, key: impl Into<String>) -> &mut Self {
         self.changes.push(Change::Remove { key: key.into() });
         self
     }
 
+    /// How many changes the batch holds.
     pub fn len(&self) -> usize {
         self.changes.len()
     }
 
+    /// Whether the batch holds no change.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
 
+    /// The changes, in the order they were added (a later change to a key wins).
     pub fn changes(&self) -> &[Change] {
         &self.changes
     }

@@ -26,14 +26,14 @@ const CATCH_UP_SCAN_PER_STEP: usize = 16 * 1024;
 const CATCH_UP_SCAN_PER_PASS: usize = 64 * 1024;
 /// Store entries visited by all catch-ups per second, at most: however many peers ask,
 /// serving them costs a bounded share of a core (a million entries take about 4 s).
-pub const CATCH_UP_SCAN_PER_SECOND: usize = 256 * 1024;
+pub(super) const CATCH_UP_SCAN_PER_SECOND: usize = 256 * 1024;
 /// Catch-ups served at once; a vector beyond them is answered at once with an empty end
 /// (the peer asks again at its next periodic catch-up).
 pub const MAX_SERVING: usize = 16;
 /// A peer node is served a new catch-up no sooner than this after its last one began
 /// (counted by node id, so reconnecting does not reset it). Honest peers ask every 30 s,
 /// on connecting and after missed batches.
-pub const CATCH_UP_MIN_INTERVAL_MS: u64 = 5_000;
+pub(super) const CATCH_UP_MIN_INTERVAL_MS: u64 = 5_000;
 /// Largest vector taken or sent: a vector within the store's own bounds (origins and
 /// ranges) is far smaller; a bigger one from a peer is a protocol error, and ours is sent
 /// in part when it exceeds it (claiming less is always safe).
@@ -41,19 +41,19 @@ pub const MAX_VECTOR_BYTES: usize = 4 * 1024 * 1024;
 /// Batches pushed per call, so that one busy writer cannot keep a poll busy forever.
 const MAX_BATCHES_PER_FLUSH: usize = 256;
 /// Connected peers are asked for a catch-up this often, to repair anything missed.
-pub const CATCH_UP_INTERVAL_MS: u64 = 30_000;
+pub(super) const CATCH_UP_INTERVAL_MS: u64 = 30_000;
 /// Peer records kept (connected and dialled peers always are; others are dropped oldest
 /// first beyond this).
 pub const MAX_PEER_RECORDS: usize = 1024;
 /// A record of a peer that is neither connected nor dialled is dropped after this long.
-pub const PEER_RECORD_TTL_MS: u64 = 10 * 60 * 1000;
+pub(super) const PEER_RECORD_TTL_MS: u64 = 10 * 60 * 1000;
 /// Peers found by discovery that are dialled at once; more are not dialled until some
 /// expire.
 pub const MAX_DISCOVERED_DIALS: usize = 64;
 
 /// What we know of a peer that is not (or no longer) connected.
 #[derive(Clone, Debug)]
-pub struct PeerRecord {
+pub(super) struct PeerRecord {
     pub node_id: String,
     pub addr: SocketAddr,
     pub faulted: bool,
@@ -105,7 +105,7 @@ pub struct CatchUpStats {
     pub protocol_errors: u64,
 }
 
-pub struct Net {
+pub(super) struct Net {
     pub transport: Transport,
     links: HashMap<ConnId, Link>,
     serving: HashMap<ConnId, Serving>,
@@ -129,7 +129,7 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(transport: Transport) -> Net {
+    pub(super) fn new(transport: Transport) -> Net {
         Net {
             transport,
             links: HashMap::new(),
@@ -147,7 +147,7 @@ impl Net {
 
     /// Handles what a poll returned, streams catch-ups, pushes the outbox, and writes
     /// what that queued.
-    pub fn process(
+    pub(super) fn process(
         &mut self,
         store: &Store,
         sync: &mut SyncEngine,
@@ -167,7 +167,7 @@ impl Net {
     }
 
     /// The catch-up service's counters.
-    pub fn catch_up_stats(&self) -> CatchUpStats {
+    pub(super) fn catch_up_stats(&self) -> CatchUpStats {
         CatchUpStats {
             serving: self.serving.len(),
             ..self.stats
@@ -176,7 +176,7 @@ impl Net {
 
     /// Dials a peer found by discovery, unless it is dialled already or too many are.
     /// Returns whether it was dialled.
-    pub fn dial_discovered(&mut self, node_id: &str, addr: SocketAddr, now_ms: u64) -> bool {
+    pub(super) fn dial_discovered(&mut self, node_id: &str, addr: SocketAddr, now_ms: u64) -> bool {
         let connected = self.transport.ready().iter().any(|(_, id)| id == node_id);
         if connected || self.transport.dialled().contains(&addr) {
             return false;
@@ -197,7 +197,7 @@ impl Net {
 
     /// Discovery expired `node_id`: stop redialling the addresses it found for it (peers
     /// configured with `connect` are kept).
-    pub fn forget_discovered(&mut self, node_id: &str) {
+    pub(super) fn forget_discovered(&mut self, node_id: &str) {
         let addrs: Vec<SocketAddr> = self
             .discovered
             .iter()
@@ -218,7 +218,7 @@ impl Net {
     }
 
     /// Every peer this node knows of, one entry per node.
-    pub fn peers(&self) -> Vec<Peer> {
+    pub(super) fn peers(&self) -> Vec<Peer> {
         let mut peers: Vec<Peer> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for c in self.transport.connections().into_iter().filter(|c| c.ready) {
@@ -726,7 +726,7 @@ impl Net {
     }
 
     /// Sends the outbox's next batches to every connected peer with room.
-    pub fn push_outbox(&mut self, store: &Store, sync: &mut SyncEngine, now_ms: u64) -> usize {
+    pub(super) fn push_outbox(&mut self, store: &Store, sync: &mut SyncEngine, now_ms: u64) -> usize {
         let mut sent_ops = 0;
         for _ in 0..MAX_BATCHES_PER_FLUSH {
             let ready = self.transport.ready();

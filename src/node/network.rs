@@ -4,10 +4,12 @@
 
 use super::*;
 
-/// See [`Client::network_stats`].
+/// The network's figures, for diagnostics: see [`Client::network_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
+    /// The transport's connections, limits and buffers.
     pub transport: crate::transport::TransportStats,
+    /// The catch-ups this node serves to peers.
     pub catch_ups: CatchUpStats,
     /// Records of peers that are not connected (dialled, or seen recently).
     pub peer_records: usize,
@@ -107,6 +109,7 @@ impl Client {
         })
     }
 
+    /// Whether the transport is running (false on a closed client).
     pub fn transport_running(&self) -> bool {
         self.with_node(|n| Ok(n.net.lock().is_some()))
             .unwrap_or(false)
@@ -299,6 +302,7 @@ impl Client {
         })
     }
 
+    /// Whether discovery is running (false on a closed client).
     pub fn discovery_running(&self) -> bool {
         self.with_node(|n| Ok(n.discovery.lock().is_some()))
             .unwrap_or(false)
@@ -396,7 +400,6 @@ impl Client {
                         state: match p.state {
                             crate::discovery::PeerState::Available => PeerState::Available,
                             crate::discovery::PeerState::Stale => PeerState::Stale,
-                            crate::discovery::PeerState::Expired => PeerState::Expired,
                             crate::discovery::PeerState::Connected => PeerState::Connected,
                             crate::discovery::PeerState::Faulted => PeerState::Faulted,
                             crate::discovery::PeerState::Unknown => PeerState::Unknown,

@@ -9,24 +9,43 @@ pub const DEFAULT_WAL_PATH: &str = "data/sdk-store.wal";
 /// How a client is configured. Field names and defaults are those of the C++ SDK.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
+    /// This node's id, the origin of its writes: 1 to 128 characters of `[A-Za-z0-9._-]`
+    /// ([`crate::validate_node_id`]).
     pub node_id: String,
+    /// The WAL file; its directory must exist.
     pub wal_path: String,
+    /// Keep a write-ahead log. Off, nothing survives the process.
     pub enable_wal: bool,
     /// Sync every write to disk before it returns.
     pub auto_flush: bool,
+    /// Most operations in one sync batch (at least 1).
     pub sync_batch_size: usize,
+    /// Retries after the first send before an operation fails.
     pub max_sync_retries: u32,
+    /// How long an operation in flight waits for a peer's ACK before it is sent again.
     pub ack_timeout_ms: u32,
+    /// The base of the retry backoff.
     pub retry_interval_ms: u32,
+    /// An operation completes on a peer's ACK; off, once written to a peer.
     pub require_ack: bool,
+    /// Queue local writes for sync at once; off, they stay pending until
+    /// [`Client::queue_pending`](crate::Client::queue_pending).
     pub auto_queue: bool,
+    /// Allow [`Client::start_transport`](crate::Client::start_transport).
     pub enable_transport: bool,
+    /// The address the transport binds.
     pub transport_host: String,
+    /// The port the transport binds (not 0 when the transport is enabled).
     pub transport_port: u16,
+    /// Allow [`Client::start_discovery`](crate::Client::start_discovery).
     pub enable_discovery: bool,
+    /// The address the discovery socket binds.
     pub discovery_host: String,
+    /// The port the discovery socket binds (not 0 when discovery is enabled).
     pub discovery_port: u16,
+    /// Where announcements are sent.
     pub discovery_broadcast_host: String,
+    /// The port announcements are sent to; 0 means `discovery_port`.
     pub discovery_broadcast_port: u16,
     /// Time between discovery announcements.
     pub discovery_interval_ms: u32,
@@ -36,6 +55,7 @@ pub struct ClientOptions {
     pub auto_connect_discovered: bool,
     /// Empty means "use the node id".
     pub display_name: String,
+    /// The application's version, shown in [`NodeInfo`](crate::NodeInfo) (not empty).
     pub version: String,
     /// A remote operation stamped more than this many milliseconds ahead of this node's
     /// clock is refused and counted; it never moves the local clock.
@@ -116,7 +136,7 @@ impl ClientOptions {
     }
 
     /// The sync engine's settings.
-    pub fn sync_config(&self) -> crate::sync::SyncConfig {
+    pub(crate) fn sync_config(&self) -> crate::sync::SyncConfig {
         crate::sync::SyncConfig {
             batch_size: self.sync_batch_size,
             max_retries: self.max_sync_retries,
@@ -211,21 +231,21 @@ mod tests {
         let base = ClientOptions::persistent("a", "x.wal");
         assert_eq!(
             field(ClientOptions {
-                node_id: "".into(),
+                node_id: String::new(),
                 ..base.clone()
             }),
             "node_id"
         );
         assert_eq!(
             field(ClientOptions {
-                version: "".into(),
+                version: String::new(),
                 ..base.clone()
             }),
             "version"
         );
         assert_eq!(
             field(ClientOptions {
-                wal_path: "".into(),
+                wal_path: String::new(),
                 ..base.clone()
             }),
             "wal_path"
@@ -251,7 +271,7 @@ mod tests {
         };
         assert!(discovery.validate().is_ok());
         let d = ClientOptions {
-            discovery_host: "".into(),
+            discovery_host: String::new(),
             ..discovery.clone()
         };
         assert_eq!(field(d), "discovery_host");
@@ -272,7 +292,7 @@ mod tests {
         assert!(listen_only.validate().is_ok(), "the api.md rules allow it");
         let no_wal = ClientOptions {
             enable_wal: false,
-            wal_path: "".into(),
+            wal_path: String::new(),
             ..base
         };
         assert!(no_wal.validate().is_ok());

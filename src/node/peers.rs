@@ -15,10 +15,12 @@ pub enum PeerState {
     Expired,
     /// The last connection failed or broke; the node retries with backoff.
     Faulted,
+    /// Nothing is known yet: the state of a [`Peer::new`] made by the application.
     Unknown,
 }
 
 impl PeerState {
+    /// The lower-case name ("available", "connected", ...), as in JSON and the C ABI.
     pub fn as_str(self) -> &'static str {
         match self {
             PeerState::Available => "available",
@@ -34,15 +36,20 @@ impl PeerState {
 /// A peer node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The peer's node id.
     pub node_id: String,
+    /// Its transport's host: an IP address or a name to resolve.
     pub host: String,
+    /// Its transport's port.
     pub port: u16,
+    /// Where the node is with it.
     pub state: PeerState,
     /// When it was last heard from, in milliseconds since the Unix epoch (0: never).
     pub last_seen_ms: u64,
 }
 
 impl Peer {
+    /// A peer to [`Client::connect`] to, at `host:port` (checked when used).
     pub fn new(node_id: &str, host: &str, port: u16) -> Peer {
         Peer {
             node_id: node_id.to_string(),

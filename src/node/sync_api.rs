@@ -23,7 +23,7 @@ impl Client {
             let mut net = n.net.lock();
             let mut sync = n.sync.lock();
             let tick = sync.tick(&n.store, now, prune_completed, false);
-            let mut result = TickResult::from(&tick);
+            let mut result = tick.result();
             if let Some(net) = net.as_mut() {
                 result.batch_size = net.push_outbox(&n.store, &mut sync, now);
             }

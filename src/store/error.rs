@@ -6,20 +6,37 @@ use super::*;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The WAL failed: an I/O error, a corrupt, locked or closed log.
     #[error(transparent)]
     Wal(#[from] WalError),
 
+    /// A key breaks the rules: empty, longer than [`MAX_KEY_LEN`] bytes, or (from C or
+    /// C++) not UTF-8.
     #[error("invalid key \"{key}\": {reason}")]
-    InvalidKey { key: String, reason: String },
+    InvalidKey {
+        /// The key, escaped and shortened for messages.
+        key: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
 
+    /// A value longer than [`MAX_VALUE_LEN`] bytes.
     #[error("value for key \"{key}\" is too large: {size} bytes (limit {MAX_VALUE_LEN} bytes)")]
-    ValueTooLarge { key: String, size: usize },
+    ValueTooLarge {
+        /// The key, escaped and shortened for messages.
+        key: String,
+        /// The value's length, in bytes.
+        size: usize,
+    },
 
     /// A remote operation that breaks the rules; nothing of its batch was applied.
     #[error("invalid remote operation {seq} from \"{origin}\": {reason}")]
     InvalidRemoteOp {
+        /// The node id that claims to have made it.
         origin: String,
+        /// Its origin sequence number.
         seq: u64,
+        /// Which rule it breaks.
         reason: String,
     },
 
@@ -27,7 +44,12 @@ pub enum StoreError {
     /// number at the end of its range (forged or damaged data stored before such numbers
     /// were refused). Nothing was written.
     #[error("cannot write key \"{key}\": {reason}")]
-    NumbersExhausted { key: String, reason: String },
+    NumbersExhausted {
+        /// The key of the write, escaped and shortened for messages.
+        key: String,
+        /// Which number ran out.
+        reason: String,
+    },
 }
 
 impl StoreError {

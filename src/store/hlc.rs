@@ -50,6 +50,7 @@ impl HybridClock {
     /// 65,536 versions are needed within one millisecond the counter carries into the
     /// millisecond part, which stays correct (only ordering matters). `None` when the
     /// version space is used up (nothing changes then).
+    #[cfg(any(test, feature = "internals"))]
     pub fn tick(&mut self, now_ms: u64) -> Option<Version> {
         self.tick_n(now_ms, 1, Version::default())
     }

@@ -18,7 +18,9 @@ mod remote;
 pub mod vector;
 
 pub use error::StoreError;
-pub use remote::{Conflict, OpId, Refusal, RefusedCounts, RemoteApply};
+#[cfg(feature = "internals")]
+pub use remote::Refusal;
+pub use remote::{Conflict, OpId, RefusedCounts, RemoteApply};
 
 use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ pub use vector::{MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, OriginProgress, V
 pub struct Entry {
     /// `None` for a tombstone (the key was removed).
     pub value: Option<Vec<u8>>,
+    /// The version of the change that made it, which orders it (last writer wins).
     pub version: Version,
     /// Node id of the node that made this change.
     pub origin: Arc<str>,
@@ -213,6 +216,7 @@ const MAX_OWN_SEQ_JUMP: u64 = 1 << 32;
 pub const DEFAULT_MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
 impl StoreOptions {
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(node_id: &str, wal_path: Option<PathBuf>, durable: bool) -> Self {
         StoreOptions {
             node_id: node_id.to_string(),
@@ -232,6 +236,11 @@ pub struct Store {
     time: TimeSource,
     counters: Mutex<LocalCounters>,
     map: RwLock<Map>,
+    /// What replaying the WAL found, for [`Store::recovery`].
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        allow(dead_code, reason = "only the tests read it")
+    )]
     recovery: Option<Recovery>,
     max_clock_drift_ms: u64,
 }
@@ -239,6 +248,7 @@ pub struct Store {
 impl Store {
     /// Opens the store, replaying its WAL when it has one. Records of other layers are
     /// skipped.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         Self::open_with(options, None, &mut ())
     }
@@ -288,7 +298,7 @@ impl Store {
                         }
                         observer.op(&op);
                     }),
-                    _ => observer.record(r),
+                    RecordType::SyncMarks => observer.record(r),
                 };
                 let (wal, recovery) = match storage {
                     None => Wal::open(path, replay)?,
@@ -344,6 +354,7 @@ impl Store {
     }
 
     /// What replaying the WAL found (`None` for a memory-only store).
+    #[cfg(any(test, feature = "internals"))]
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
     }
@@ -504,7 +515,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         if let Some(wal) = &self.wal {
             wal.append(record_type, durable && self.durable, |_, out| {
-                out.extend_from_slice(payload)
+                out.extend_from_slice(payload);
             })?;
         }
         Ok(())
@@ -554,6 +565,7 @@ impl Store {
     }
 
     /// Whether the store has no live key.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -572,6 +584,7 @@ impl Store {
     }
 
     /// Every entry, tombstones included, in key order.
+    #[cfg(any(test, feature = "internals"))]
     pub fn entries(&self) -> Vec<(String, Entry)> {
         let map = self.map.read();
         map.entries

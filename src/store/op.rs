@@ -33,11 +33,22 @@ const KIND_REMOVE: u8 = 2;
 /// A change to one key, as the application asks for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Put { key: String, value: Vec<u8> },
-    Remove { key: String },
+    /// Sets `key` to `value`.
+    Put {
+        /// The key to set.
+        key: String,
+        /// Its new value.
+        value: Vec<u8>,
+    },
+    /// Removes `key` (it leaves a tombstone, which syncs like a value).
+    Remove {
+        /// The key to remove.
+        key: String,
+    },
 }
 
 impl Change {
+    /// The key the change is to.
     pub fn key(&self) -> &str {
         match self {
             Change::Put { key, .. } | Change::Remove { key } => key,
@@ -49,11 +60,15 @@ impl Change {
 /// as logged and applied. Borrowed, for the write and replay paths.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op<'a> {
+    /// The key it changes.
     pub key: &'a str,
     /// `None` is a removal (a tombstone).
     pub value: Option<&'a [u8]>,
+    /// Its hybrid-clock version, which orders it (last writer wins).
     pub version: Version,
+    /// The node id of the node that made it.
     pub origin: &'a str,
+    /// That node's number for it (1, 2, 3, ... per origin).
     pub origin_seq: u64,
     /// The entry this change overwrote: (origin, origin sequence number).
     pub base: Option<(&'a str, u64)>,
@@ -62,15 +77,22 @@ pub struct Op<'a> {
 /// An owned [`Op`]: what the sync engine sends to and receives from peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
+    /// The key it changes.
     pub key: String,
+    /// `None` is a removal (a tombstone).
     pub value: Option<Vec<u8>>,
+    /// Its hybrid-clock version, which orders it (last writer wins).
     pub version: Version,
+    /// The node id of the node that made it.
     pub origin: String,
+    /// That node's number for it (1, 2, 3, ... per origin).
     pub origin_seq: u64,
+    /// The entry this change overwrote: (origin, origin sequence number).
     pub base: Option<(String, u64)>,
 }
 
 impl Operation {
+    /// The borrowed form, for encoding and applying without copies.
     pub fn as_op(&self) -> Op<'_> {
         Op {
             key: &self.key,
@@ -84,6 +106,7 @@ impl Operation {
 }
 
 impl Op<'_> {
+    /// The owned form, to keep or send.
     pub fn to_operation(&self) -> Operation {
         Operation {
             key: self.key.to_string(),

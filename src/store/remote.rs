@@ -7,17 +7,22 @@ use super::*;
 /// An operation's identity and version, as shown in conflict reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpId {
+    /// The node id of the node that made the operation.
     pub origin: String,
+    /// That node's number for it.
     pub seq: u64,
+    /// Its version.
     pub version: Version,
 }
 
 /// Two writes to one key made without knowledge of each other; last-writer-wins kept one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
+    /// The key both writes changed.
     pub key: String,
     /// The entry the store held when the remote operation arrived.
     pub local: OpId,
+    /// The remote operation.
     pub remote: OpId,
     /// Whether the remote operation won (and replaced the local entry).
     pub remote_won: bool,
@@ -76,15 +81,20 @@ impl Refusal {
 /// Remote operations refused since the store was opened, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RefusedCounts {
+    /// Claimed this node's own origin, but this node never wrote them.
     pub own_origin: u64,
+    /// Stamped further ahead of this node's clock than `max_clock_drift_ms` allows.
     pub clock_ahead: u64,
+    /// From a new origin when the version vector was full.
     pub too_many_origins: u64,
+    /// Would have opened too many gaps in an origin's numbers.
     pub too_many_ranges: u64,
+    /// Numbers reported superseded by a node that is not their origin.
     pub second_hand: u64,
 }
 
 impl RefusedCounts {
-    fn add(&mut self, refusal: Refusal) {
+    fn add(&mut self, refusal: Refusal, count: u64) {
         let slot = match refusal {
             Refusal::OwnOrigin => &mut self.own_origin,
             Refusal::ClockAhead => &mut self.clock_ahead,
@@ -92,9 +102,10 @@ impl RefusedCounts {
             Refusal::TooManyRanges => &mut self.too_many_ranges,
             Refusal::SecondHand => &mut self.second_hand,
         };
-        *slot = slot.saturating_add(1);
+        *slot = slot.saturating_add(count);
     }
 
+    /// Every refusal, whatever the reason.
     pub fn total(&self) -> u64 {
         self.own_origin
             .saturating_add(self.clock_ahead)
@@ -181,6 +192,7 @@ impl Store {
     /// ([`Refusal`]) are refused one by one and counted. The others are logged as one
     /// record and applied. Invalid operations fail the whole call before anything is
     /// written.
+    #[cfg(any(test, feature = "internals"))]
     pub fn apply_remote(&self, ops: &[Operation]) -> Result<RemoteApply, StoreError> {
         self.apply_remote_from(ops, None)
     }
@@ -239,7 +251,7 @@ impl Store {
         }
         let mut map = self.map.write();
         for &(_, r) in &report.refused {
-            map.refused.add(r);
+            map.refused.add(r, 1);
         }
         let mut counters = self.counters.lock();
         for o in &taken {
@@ -280,8 +292,7 @@ impl Store {
         }
         let mut map = self.map.write();
         if sender.is_some_and(|s| s != origin) {
-            let refused = seqs.len() as u64;
-            map.refused.second_hand = map.refused.second_hand.saturating_add(refused);
+            map.refused.add(Refusal::SecondHand, seqs.len() as u64);
             return Vec::new();
         }
         let mut taken = Vec::with_capacity(seqs.len());
@@ -304,7 +315,7 @@ impl Store {
             }
         }
         for r in refusals {
-            map.refused.add(r);
+            map.refused.add(r, 1);
         }
         for (seq, version) in admitted {
             map.vector.observe(origin, seq, version);
@@ -320,6 +331,7 @@ impl Store {
 
     /// Takes in a peer's vector once everything it lacked from that peer has been applied,
     /// trusting it entirely (tests and tools; the network uses [`Store::merge_seen`]).
+    #[cfg(any(test, feature = "internals"))]
     pub fn merge_vector(&self, other: &VersionVector) {
         self.map.write().vector.merge(other);
     }
@@ -340,6 +352,7 @@ impl Store {
 
     /// Every entry (tombstones included) whose operation `peer` has not seen: what a peer
     /// with that vector lacks.
+    #[cfg(any(test, feature = "internals"))]
     pub fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
         self.map.read().missing_for(peer)
     }

@@ -41,6 +41,7 @@ pub struct OriginProgress {
 }
 
 impl OriginProgress {
+    /// Whether operation `seq` of this origin has been seen.
     pub fn contains(&self, seq: u64) -> bool {
         seq <= self.contiguous
             || self
@@ -61,13 +62,13 @@ impl OriginProgress {
     }
 
     /// The ranges seen beyond the contiguous prefix.
-    pub fn ranges_above(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub(crate) fn ranges_above(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.above.iter().map(|(&s, &e)| (s, e))
     }
 
     /// Whether seeing `seq` would open a new range (it neither is seen nor touches the
     /// prefix or a range).
-    pub fn opens_range(&self, seq: u64) -> bool {
+    pub(crate) fn opens_range(&self, seq: u64) -> bool {
         if seq <= self.contiguous.saturating_add(1) || self.contains(seq) {
             return false;
         }
@@ -122,6 +123,7 @@ pub struct VersionVector {
 }
 
 impl VersionVector {
+    /// An empty vector: nothing seen of any origin.
     pub fn new() -> Self {
         Self::default()
     }
@@ -148,7 +150,8 @@ impl VersionVector {
     /// Takes in everything `other` has seen: used once this node holds the effect of all of
     /// it (after a complete catch-up from the node that sent `other`, in tests and tools
     /// that trust it; the network uses [`VersionVector::merge_seen`]).
-    pub fn merge(&mut self, other: &VersionVector) {
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn merge(&mut self, other: &VersionVector) {
         for (origin, theirs) in &other.origins {
             let mine = self.origins.entry(origin.clone()).or_default();
             let mut delta = mine.insert_range(1, theirs.contiguous);
@@ -166,7 +169,7 @@ impl VersionVector {
     /// the greatest seen that are still missing here are operations the peer saw superseded
     /// (it sent their keys' newer state), so they are recorded as seen; a claim beyond what
     /// arrived cannot silence operations that are still to come. Stops adding gaps at
-    /// [`MAX_RANGES`] (claiming less is always safe).
+    /// `MAX_RANGES` (claiming less is always safe).
     pub fn merge_seen(&mut self, other: &VersionVector, skip: &str) {
         for (origin, theirs) in &other.origins {
             if origin == skip {
@@ -205,7 +208,7 @@ impl VersionVector {
     /// ranges beyond the budget are left out. A vector that claims less than was seen is
     /// always safe to send (the peer sends a little more, or merges a little less), so
     /// vector exchange works whatever the size of the vector stored.
-    pub fn within_wire_budget(&self, max_bytes: usize) -> VersionVector {
+    pub(crate) fn within_wire_budget(&self, max_bytes: usize) -> VersionVector {
         let mut used = 4;
         let mut out = VersionVector::new();
         for (origin, p) in &self.origins {
@@ -241,16 +244,18 @@ impl VersionVector {
             .sum::<usize>()
     }
 
+    /// What has been seen of `origin`'s operations; `None` for an origin never seen.
     pub fn get(&self, origin: &str) -> Option<&OriginProgress> {
         self.origins.get(origin)
     }
 
+    /// Every origin seen, with its progress, in node-id order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &OriginProgress)> {
         self.origins.iter().map(|(o, p)| (o.as_str(), p))
     }
 
     /// The greatest version seen from any origin other than `local`.
-    pub fn max_remote_version(&self, local: &str) -> Version {
+    pub(crate) fn max_remote_version(&self, local: &str) -> Version {
         self.origins
             .iter()
             .filter(|(o, _)| o.as_str() != local)

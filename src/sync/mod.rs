@@ -25,15 +25,18 @@ use crate::store::{
 };
 use crate::wal::{RecordType, ScannedRecord};
 pub use marks::MarkKind;
-pub use outbox::{OpState, Outbox, OutboxCounts, OutboxEntry, SyncConfig};
+pub use outbox::{OpState, Outbox, SyncConfig};
 
 /// Local operations of one node, sent to peers. `superseded` lists operations of the batch
 /// whose key has changed again since (a newer operation carries the key's state): they are
 /// sent by number only, so that receivers can record them as seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncBatch {
+    /// The node id of the node whose operations these are (the sender).
     pub origin: String,
+    /// The operations, in full.
     pub ops: Vec<Operation>,
+    /// Operations sent by number only: (origin sequence number, version).
     pub superseded: Vec<(u64, Version)>,
 }
 
@@ -46,10 +49,12 @@ impl SyncBatch {
         seqs
     }
 
+    /// How many operations the batch covers, superseded ones included.
     pub fn len(&self) -> usize {
         self.ops.len() + self.superseded.len()
     }
 
+    /// Whether the batch covers no operation.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,7 +63,9 @@ impl SyncBatch {
 /// A receiver's confirmation that operations of `origin` are applied and durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
+    /// The node id of the node whose operations are acknowledged.
     pub origin: String,
+    /// Their origin sequence numbers.
     pub seqs: Vec<u64>,
 }
 
@@ -66,7 +73,9 @@ pub struct Ack {
 /// effect of every operation the sender had seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatchUp {
+    /// The operations the peer lacked, of every origin.
     pub ops: Vec<Operation>,
+    /// The sender's version vector when it built the catch-up.
     pub vector: VersionVector,
 }
 
@@ -122,10 +131,15 @@ impl KeyStatus {
 pub struct SyncState {
     /// Every operation in the outbox, pending ones included.
     pub outbox_size: usize,
+    /// Kept local until `Client::queue_pending()` (`auto_queue` off).
     pub pending_count: usize,
+    /// Queued, not sent yet.
     pub queued_count: usize,
+    /// Sent, waiting for a peer's ACK.
     pub in_flight_count: usize,
+    /// Acknowledged, not pruned yet.
     pub acknowledged_count: usize,
+    /// Failed (every attempt timed out), not pruned yet.
     pub failed_count: usize,
     /// Version of the newest local operation.
     pub last_submitted_version: u64,
@@ -150,24 +164,26 @@ impl Tick {
     pub fn batch_size(&self) -> usize {
         self.batch.as_ref().map_or(0, SyncBatch::len)
     }
+
+    /// The figures `Client::tick()` reports.
+    pub fn result(&self) -> TickResult {
+        TickResult {
+            retried_count: self.retried_count,
+            pruned_count: self.pruned_count,
+            batch_size: self.batch_size(),
+        }
+    }
 }
 
 /// What `Client::tick()` reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TickResult {
+    /// In-flight operations whose ACK timed out, queued again.
     pub retried_count: usize,
+    /// Acknowledged operations removed from the outbox (when pruning was asked for).
     pub pruned_count: usize,
+    /// Operations in the batch sent to peers (0: nothing sent).
     pub batch_size: usize,
-}
-
-impl From<&Tick> for TickResult {
-    fn from(t: &Tick) -> Self {
-        TickResult {
-            retried_count: t.retried_count,
-            pruned_count: t.pruned_count,
-            batch_size: t.batch_size(),
-        }
-    }
 }
 
 /// How many conflicts are kept for inspection.
@@ -237,6 +253,7 @@ impl SyncEngine {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
@@ -526,6 +543,7 @@ impl SyncEngine {
     }
 
     /// Whether anything still waits to be sent or acknowledged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn has_unfinished_work(&self) -> bool {
         self.outbox.has_unfinished_work()
     }
@@ -557,7 +575,7 @@ impl ReplayObserver for SyncEngine {
     fn record(&mut self, record: &ScannedRecord<'_>) -> Result<(), String> {
         match record.record_type {
             RecordType::SyncMarks => self.replay_marks(record.payload),
-            other => Err(format!("unexpected record type {other:?}")),
+            other @ RecordType::StoreOps => Err(format!("unexpected record type {other:?}")),
         }
     }
 }

@@ -64,18 +64,6 @@ pub enum OpState {
     Failed,
 }
 
-impl OpState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpState::Pending => "pending",
-            OpState::Queued => "queued",
-            OpState::InFlight => "in_flight",
-            OpState::Acknowledged => "acknowledged",
-            OpState::Failed => "failed",
-        }
-    }
-}
-
 /// One local operation in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -234,11 +222,6 @@ impl Outbox {
         if state == OpState::Queued && self.behind_cursor(seq) {
             self.requeued.insert(seq);
         }
-        self.last_submitted_version = self.last_submitted_version.max(version);
-    }
-
-    /// Raises `last_submitted_version` (after a restart, from the log).
-    pub fn note_submitted(&mut self, version: Version) {
         self.last_submitted_version = self.last_submitted_version.max(version);
     }
 
@@ -451,6 +434,7 @@ impl Outbox {
     }
 
     /// Whether anything still waits to be sent or acknowledged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn has_unfinished_work(&self) -> bool {
         self.books.counts.pending + self.books.counts.queued + self.books.counts.in_flight > 0
     }

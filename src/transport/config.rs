@@ -7,25 +7,40 @@ use std::net::{SocketAddr, ToSocketAddrs};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
+    /// The listening socket could not be bound (port in use, address not on this
+    /// machine, ...).
     #[error(
         "cannot bind transport to {addr}: {}",
         crate::io_error::describe_io(source)
     )]
     Bind {
+        /// The address, "host:port" as configured.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
+    /// An address (a peer's, or the one to bind) does not resolve to one the transport
+    /// can use.
     #[error("invalid peer address {addr}: {reason}")]
-    InvalidAddress { addr: String, reason: String },
+    InvalidAddress {
+        /// The address, "host:port" as given.
+        addr: String,
+        /// Why it cannot be used (empty host, no address found, ...).
+        reason: String,
+    },
+    /// Setting up the event loop failed (creating the poll, registering the listener or
+    /// the waker).
     #[error("transport I/O error: {}", crate::io_error::describe_io(source))]
     Io {
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
 }
 
 impl TransportError {
+    /// What the error is about: the address ("" for an I/O error).
     pub fn context(&self) -> String {
         match self {
             TransportError::Bind { addr, .. } | TransportError::InvalidAddress { addr, .. } => {
@@ -83,7 +98,7 @@ pub struct TransportConfig {
 
 /// File descriptors kept free for everything else a node opens (WAL, control socket and
 /// its clients, discovery, poll, standard streams, log files).
-pub const RESERVED_DESCRIPTORS: usize = 64;
+pub(super) const RESERVED_DESCRIPTORS: usize = 64;
 
 impl TransportConfig {
     pub fn new(node_id: &str, bind_host: &str, bind_port: u16) -> Self {

@@ -18,7 +18,7 @@ mod handshake;
 pub mod message;
 
 use config::connection_limit;
-pub use config::{RESERVED_DESCRIPTORS, TransportConfig, TransportError, resolve};
+pub use config::{TransportConfig, TransportError, resolve};
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -150,9 +150,12 @@ pub struct Transport {
 pub struct TransportStats {
     /// Open connections, handshaking ones included.
     pub connections: usize,
-    /// The connection limit in force (see [`TransportConfig::max_connections`]).
+    /// The connection limit in force: the configured `max_connections`, lowered when the
+    /// open-files limit leaves less room.
     pub connection_limit: usize,
+    /// Incoming connections closed at once because of the connection limits.
     pub refused_connections: u64,
+    /// Frames or messages that did not decode; each closed its connection.
     pub garbage_frames: u64,
     /// Bytes of incomplete frames buffered.
     pub receive_buffered: usize,

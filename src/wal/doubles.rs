@@ -1,7 +1,7 @@
 //! Test doubles for the storage seam: a file that fails on the n-th write or sync
 //! (`FaultyStorage`), and a simulated disk that can lose what was not synced, tear a write
 //! at any byte or flip bits (`MemStorage`, `PowerCut`). Built for tests only: the crate's
-//! own unit tests, and its integration tests through the `test-doubles` feature (enabled
+//! own unit tests, and its integration tests through the `internals` feature (enabled
 //! by the crate's dev-dependency on itself); the library that applications link has none
 //! of it.
 

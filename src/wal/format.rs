@@ -102,6 +102,7 @@ pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
 }
 
 /// Appends one encoded record to `out`.
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_record(out: &mut Vec<u8>, record_type: RecordType, sequence: u64, payload: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
@@ -127,6 +128,11 @@ pub struct ScannedRecord<'a> {
     /// Byte offset of the record header in the file.
     pub offset: u64,
     pub record_type: RecordType,
+    /// The record's sequence number ([`scan`] checked that they increase).
+    #[cfg_attr(
+        not(feature = "internals"),
+        allow(dead_code, reason = "read by the tests' own checks of scan")
+    )]
     pub sequence: u64,
     pub payload: &'a [u8],
 }

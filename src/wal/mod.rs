@@ -11,7 +11,7 @@
 //! fail until the WAL is opened again, because after a failed fsync the kernel may have
 //! dropped the dirty pages and a retry could report success for data that is gone.
 
-#[cfg(any(test, feature = "test-doubles"))]
+#[cfg(any(test, feature = "internals"))]
 mod doubles;
 pub mod format;
 pub mod storage;
@@ -24,7 +24,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::io_error::describe_io;
 
-#[cfg(any(test, feature = "test-doubles"))]
+#[cfg(any(test, feature = "internals"))]
 pub use doubles::{Fault, FaultyStorage, MemStorage, PowerCut};
 use format::{HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
@@ -41,46 +41,99 @@ const BUFFER_LIMIT: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WalError {
+    /// The WAL's directory does not exist (opening the WAL does not create it).
     #[error("cannot open WAL {path}: directory {dir} does not exist")]
-    MissingDirectory { path: PathBuf, dir: PathBuf },
+    MissingDirectory {
+        /// The WAL file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
 
+    /// What should be the WAL's directory is a file.
     #[error("cannot open WAL {path}: {dir} is not a directory")]
-    NotADirectory { path: PathBuf, dir: PathBuf },
+    NotADirectory {
+        /// The WAL file.
+        path: PathBuf,
+        /// The path that should be its directory.
+        dir: PathBuf,
+    },
 
+    /// The WAL path names a directory.
     #[error("cannot open WAL {path}: it is a directory")]
-    IsADirectory { path: PathBuf },
+    IsADirectory {
+        /// The WAL path.
+        path: PathBuf,
+    },
 
+    /// Another process holds the WAL's lock (a running node, say).
     #[error("WAL {path} is in use by another process")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The WAL file.
+        path: PathBuf,
+    },
 
+    /// A file operation failed: permission denied, disk full, an I/O error.
     #[error("cannot {op} WAL {path}: {}", describe_io(source))]
     Io {
+        /// The operation, in words ("open", "write to", "sync", ...).
         op: &'static str,
+        /// The WAL file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
 
+    /// The file does not start with a WAL header this library reads (another file, or a
+    /// newer format).
     #[error("WAL {path} is not a Softadastra WAL: {problem}")]
-    BadHeader { path: PathBuf, problem: String },
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the header.
+        problem: String,
+    },
 
+    /// A damaged record before the end of the log (a torn last record is cut off at open
+    /// instead): the log is not opened rather than some of it silently lost.
     #[error("WAL {path} is corrupt at byte offset {offset}: {reason}")]
     Corrupt {
+        /// The WAL file.
         path: PathBuf,
+        /// Where the damaged record starts.
         offset: u64,
+        /// What is wrong with it.
         reason: String,
     },
 
+    /// An earlier write or sync failed: nothing more is written until the WAL is opened
+    /// again, since the kernel may have dropped the data a retry would report as synced.
     #[error(
         "WAL {path} refuses writes after an earlier write failure ({cause}); reopen to recover"
     )]
-    Poisoned { path: PathBuf, cause: String },
+    Poisoned {
+        /// The WAL file.
+        path: PathBuf,
+        /// The failure that poisoned it.
+        cause: String,
+    },
 
+    /// The WAL was closed.
     #[error("WAL {path} is closed")]
-    Closed { path: PathBuf },
+    Closed {
+        /// The WAL file.
+        path: PathBuf,
+    },
 
+    /// A record larger than a WAL record may be (a write batch too large, say).
     #[error("WAL record of {len} bytes exceeds the limit of {limit} bytes")]
-    RecordTooLarge { len: usize, limit: usize },
+    RecordTooLarge {
+        /// The record's payload length, in bytes.
+        len: usize,
+        /// The largest payload a record takes.
+        limit: usize,
+    },
 }
 
 impl WalError {
@@ -368,11 +421,6 @@ impl Wal {
         };
         self.state.lock().closed = true;
         result
-    }
-
-    /// Sequence number the next record will get.
-    pub fn next_sequence(&self) -> u64 {
-        self.state.lock().next_sequence
     }
 
     fn check_writable(&self, state: &WalState) -> Result<(), WalError> {

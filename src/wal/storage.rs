@@ -1,5 +1,5 @@
 //! The storage seam under the WAL: the few file operations it needs, so that tests can put
-//! a fault-injecting or in-memory file (`doubles.rs`, feature `test-doubles`) in place of
+//! a fault-injecting or in-memory file (`doubles.rs`, feature `internals`) in place of
 //! the real one.
 
 use std::fs::File;

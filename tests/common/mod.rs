@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 /// splitmix64: small, fast, and the same everywhere, so a printed seed replays exactly.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -15,29 +15,29 @@ impl Rng {
     }
 
     /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
     /// A number in `low..=high`.
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.below(high - low + 1)
     }
 
     /// True `p` times out of 100.
-    pub fn percent(&mut self, p: u64) -> bool {
+    pub(crate) fn percent(&mut self, p: u64) -> bool {
         self.below(100) < p
     }
 }
 
 /// A numeric environment variable, if set and valid.
-pub fn env_u64(name: &str) -> Option<u64> {
+pub(crate) fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// The seed of a kill test: `SOFTADASTRA_KILL_SEED`, or one from the clock; printed with
 /// how to replay it.
-pub fn kill_seed(test: &str) -> u64 {
+pub(crate) fn kill_seed(test: &str) -> u64 {
     let seed = env_u64("SOFTADASTRA_KILL_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -54,11 +54,11 @@ use std::collections::BTreeMap;
 use softadastra::store::{Change, Store, StoreError};
 
 /// Live keys and their values: what a store should hold.
-pub type Model = BTreeMap<String, Vec<u8>>;
+pub(crate) type Model = BTreeMap<String, Vec<u8>>;
 
 /// One write made by a test workload.
 #[derive(Clone, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     Put(String, Vec<u8>),
     Remove(String),
     Batch(Vec<Change>),
@@ -66,7 +66,7 @@ pub enum Action {
 
 impl Action {
     /// What the write does to the model.
-    pub fn apply(&self, model: &mut Model) {
+    pub(crate) fn apply(&self, model: &mut Model) {
         let changes = match self {
             Action::Put(key, value) => vec![Change::Put {
                 key: key.clone(),
@@ -88,7 +88,7 @@ impl Action {
     }
 
     /// Makes the write on a store.
-    pub fn perform(&self, store: &Store) -> Result<(), StoreError> {
+    pub(crate) fn perform(&self, store: &Store) -> Result<(), StoreError> {
         match self {
             Action::Put(key, value) => store.put(key, value).map(drop),
             Action::Remove(key) => store.remove(key).map(drop),

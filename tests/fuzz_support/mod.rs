@@ -21,7 +21,7 @@ use softadastra::wal::format::{
 /// checksum valid (the file header's, then each record's) so that the scan gets past them,
 /// bit 1 puts a valid file header in front of the rest. The rest is also decoded as a bare
 /// record payload.
-pub fn wal_reader_input(data: &[u8]) {
+pub(crate) fn wal_reader_input(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -43,7 +43,7 @@ pub fn wal_reader_input(data: &[u8]) {
 /// byte, then bytes. The bytes are decoded as that message type's payload directly, and as
 /// a TCP stream fed to the frame decoder in reads of (read-size + 1) bytes. Flags: bit 0
 /// makes every complete frame's checksum valid; bits 1-7 pick the payload limit.
-pub fn frame_decoder_input(data: &[u8]) {
+pub(crate) fn frame_decoder_input(data: &[u8]) {
     const LIMITS: [usize; 5] = [0, 16, 256, 4096, 1 << 20];
     let [kind, chunk, flags, rest @ ..] = data else {
         return;
@@ -60,7 +60,7 @@ pub fn frame_decoder_input(data: &[u8]) {
 /// The `discovery_decoder` fuzz target's input: the first byte picks the mode, bit 0 puts
 /// the magic and version ("SADI" 1) in front of the rest, bit 1 makes the trailing checksum
 /// valid so that decoding gets to the fields.
-pub fn discovery_decoder_input(data: &[u8]) {
+pub(crate) fn discovery_decoder_input(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -77,7 +77,7 @@ pub fn discovery_decoder_input(data: &[u8]) {
 }
 
 /// A whole WAL file image: the header check, the scan, and every record's payload decoder.
-pub fn check_wal_image(bytes: &[u8]) {
+pub(crate) fn check_wal_image(bytes: &[u8]) {
     if check_file_header(bytes).is_ok() {
         assert!(bytes.len() >= FILE_HEADER_LEN && bytes[..8] == MAGIC);
     }
@@ -139,7 +139,7 @@ pub fn check_wal_image(bytes: &[u8]) {
 
 /// A `StoreOps` record payload: decodes, or is refused; what decodes re-encodes to the same
 /// bytes.
-pub fn check_store_payload(payload: &[u8]) {
+pub(crate) fn check_store_payload(payload: &[u8]) {
     let mut ops: Vec<Operation> = Vec::new();
     if decode_ops(payload, |op| ops.push(op.to_operation())).is_ok() {
         let mut again = Vec::new();
@@ -149,7 +149,7 @@ pub fn check_store_payload(payload: &[u8]) {
 }
 
 /// A `SyncMarks` record payload.
-pub fn check_marks_payload(payload: &[u8]) {
+pub(crate) fn check_marks_payload(payload: &[u8]) {
     if let Ok((_, ranges)) = marks::decode(payload) {
         assert_eq!(payload.len(), 6 + 16 * ranges.len());
     }
@@ -157,7 +157,7 @@ pub fn check_marks_payload(payload: &[u8]) {
 
 /// Makes every checksum of a WAL image valid (file header, then each record whose length
 /// fits), so that a mutated image gets past the CRCs to the checks behind them.
-pub fn reseal_wal_image(bytes: &mut [u8]) {
+pub(crate) fn reseal_wal_image(bytes: &mut [u8]) {
     if bytes.len() < FILE_HEADER_LEN {
         return;
     }
@@ -180,7 +180,7 @@ pub fn reseal_wal_image(bytes: &mut [u8]) {
 
 /// A TCP stream fed to a [`FrameDecoder`] in pieces of `chunk` bytes, with a payload limit
 /// of `max_payload`; every frame's payload then goes to [`check_message`].
-pub fn check_frame_stream(stream: &[u8], chunk: usize, max_payload: usize) {
+pub(crate) fn check_frame_stream(stream: &[u8], chunk: usize, max_payload: usize) {
     let (frames, error, buffered) = run_frame_decoder(stream, chunk, max_payload);
     let (whole_frames, whole_error, whole_buffered) =
         run_frame_decoder(stream, stream.len(), max_payload);
@@ -253,7 +253,7 @@ fn run_frame_decoder(stream: &[u8], chunk: usize, max_payload: usize) -> Decoded
 /// One message payload of type `k`: decodes or is refused; what decodes has that type and
 /// survives encode then decode (byte for byte, except version vectors, which are
 /// normalised).
-pub fn check_message(k: u8, payload: &[u8]) {
+pub(crate) fn check_message(k: u8, payload: &[u8]) {
     let Ok(m) = Message::decode(k, payload) else {
         return;
     };
@@ -272,7 +272,7 @@ pub fn check_message(k: u8, payload: &[u8]) {
 
 /// A discovery datagram: decodes or is refused; what decodes has a valid length, encodes
 /// and decodes back to itself.
-pub fn check_discovery_packet(bytes: &[u8]) {
+pub(crate) fn check_discovery_packet(bytes: &[u8]) {
     match Packet::decode(bytes) {
         Ok(p) => {
             assert!((MIN_PACKET_LEN..=MAX_PACKET_LEN).contains(&bytes.len()));
@@ -287,7 +287,7 @@ pub fn check_discovery_packet(bytes: &[u8]) {
 }
 
 /// Makes a discovery datagram's trailing checksum valid.
-pub fn reseal_discovery_packet(bytes: &mut [u8]) {
+pub(crate) fn reseal_discovery_packet(bytes: &mut [u8]) {
     if bytes.len() >= 4 {
         let body = bytes.len() - 4;
         let crc = crc32(&bytes[..body]);
@@ -296,7 +296,7 @@ pub fn reseal_discovery_packet(bytes: &mut [u8]) {
 }
 
 /// Makes the checksum of every complete frame of a stream valid.
-pub fn reseal_frame_stream(bytes: &mut [u8]) {
+pub(crate) fn reseal_frame_stream(bytes: &mut [u8]) {
     let mut pos = 0;
     while pos + HEADER_LEN <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
@@ -322,9 +322,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 // ---- A node fed sequences of remote messages (stateful) ----
 
 /// The node of [`node_session_input`]: its id, and the time its clock reads.
-pub const SESSION_NODE: &str = "fuzz-node";
-pub const SESSION_PEER: &str = "fuzz-peer";
-pub const SESSION_NOW_MS: u64 = 1_700_000_000_000;
+pub(crate) const SESSION_NODE: &str = "fuzz-node";
+pub(crate) const SESSION_PEER: &str = "fuzz-peer";
+pub(crate) const SESSION_NOW_MS: u64 = 1_700_000_000_000;
 
 /// Reads an input a byte at a time; zeros once it is used up.
 struct Bytes<'a>(&'a [u8]);
@@ -356,7 +356,7 @@ impl Bytes<'_> {
 /// promises: remote input never moved its sequence numbers or its clock beyond the
 /// allowed drift, the vector stays within its bounds, the outbox holds only local work,
 /// and a local write takes effect (no key can be frozen).
-pub fn node_session_input(data: &[u8]) {
+pub(crate) fn node_session_input(data: &[u8]) {
     use softadastra::store::{
         MAX_ORIGINS, MAX_RANGES, Operation, Store, StoreOptions, Version, VersionVector,
     };

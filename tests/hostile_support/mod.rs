@@ -35,7 +35,7 @@ impl log::Log for Capture {
 }
 
 /// Installs the capturing logger (once per test process).
-pub fn capture_logs() {
+pub(crate) fn capture_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         static LOGGER: Capture = Capture;
@@ -45,7 +45,7 @@ pub fn capture_logs() {
 }
 
 /// The captured lines that contain `needle`.
-pub fn logged(needle: &str) -> Vec<(log::Level, String)> {
+pub(crate) fn logged(needle: &str) -> Vec<(log::Level, String)> {
     LINES
         .lock()
         .unwrap()
@@ -56,7 +56,7 @@ pub fn logged(needle: &str) -> Vec<(log::Level, String)> {
 }
 
 /// Waits until `done` holds, at most `within`. Returns whether it did.
-pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < within {
         if done() {
@@ -67,7 +67,7 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -76,18 +76,18 @@ pub fn now_ms() -> u64 {
 
 /// A node under attack: a persistent client on 127.0.0.1 (ephemeral port) whose event loop
 /// runs on its own thread, as an application runs it.
-pub struct Node {
+pub(crate) struct Node {
     pub client: Arc<Client>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Node {
-    pub fn start(dir: &Path, id: &str) -> Node {
+    pub(crate) fn start(dir: &Path, id: &str) -> Node {
         Self::start_with(dir, id, |_| {})
     }
 
-    pub fn start_with(dir: &Path, id: &str, tune: impl FnOnce(&mut ClientOptions)) -> Node {
+    pub(crate) fn start_with(dir: &Path, id: &str, tune: impl FnOnce(&mut ClientOptions)) -> Node {
         let wal = dir.join(format!("{id}.wal"));
         let mut options = ClientOptions::persistent(id, wal.to_str().unwrap());
         options.enable_transport = true;
@@ -133,16 +133,16 @@ impl Node {
         }
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.client.transport_address().unwrap()
     }
 
-    pub fn peer(&self) -> Peer {
+    pub(crate) fn peer(&self) -> Peer {
         Peer::local(&self.client.options().node_id, self.addr().port())
     }
 
     /// Stops the loop, closes the client and opens it again on the same port (a restart).
-    pub fn restart(mut self) -> Node {
+    pub(crate) fn restart(mut self) -> Node {
         self.halt();
         let client = self.client.clone();
         client.close().unwrap();
@@ -166,7 +166,7 @@ impl Drop for Node {
 }
 
 /// An operation as a hostile peer would forge it.
-pub fn forged(origin: &str, seq: u64, version: u64, key: &str, value: &[u8]) -> Operation {
+pub(crate) fn forged(origin: &str, seq: u64, version: u64, key: &str, value: &[u8]) -> Operation {
     Operation {
         key: key.into(),
         value: Some(value.to_vec()),
@@ -178,18 +178,23 @@ pub fn forged(origin: &str, seq: u64, version: u64, key: &str, value: &[u8]) -> 
 }
 
 /// A peer that speaks the protocol by hand.
-pub struct Attacker {
+pub(crate) struct Attacker {
     pub stream: TcpStream,
     decoder: FrameDecoder,
 }
 
 impl Attacker {
     /// Connects and completes the handshake as `id`.
-    pub fn join(to: SocketAddr, id: &str) -> Attacker {
+    pub(crate) fn join(to: SocketAddr, id: &str) -> Attacker {
         Self::join_as(to, id, id, 0x5eed)
     }
 
-    pub fn join_as(to: SocketAddr, id: &str, display_name: &str, instance_id: u64) -> Attacker {
+    pub(crate) fn join_as(
+        to: SocketAddr,
+        id: &str,
+        display_name: &str,
+        instance_id: u64,
+    ) -> Attacker {
         let mut a = Self::connect(to);
         a.send(&Message::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -206,7 +211,7 @@ impl Attacker {
     }
 
     /// A bare TCP connection, no handshake.
-    pub fn connect(to: SocketAddr) -> Attacker {
+    pub(crate) fn connect(to: SocketAddr) -> Attacker {
         let stream = TcpStream::connect(to).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
@@ -217,7 +222,7 @@ impl Attacker {
         }
     }
 
-    pub fn send(&mut self, m: &Message) {
+    pub(crate) fn send(&mut self, m: &Message) {
         let mut payload = Vec::new();
         m.encode(&mut payload);
         let mut out = Vec::new();
@@ -226,7 +231,7 @@ impl Attacker {
     }
 
     /// The next message within `within`; `None` on time-out or when the node closed.
-    pub fn recv(&mut self, within: Duration) -> Option<Message> {
+    pub(crate) fn recv(&mut self, within: Duration) -> Option<Message> {
         let start = Instant::now();
         let mut buf = [0u8; 64 * 1024];
         loop {
@@ -246,7 +251,7 @@ impl Attacker {
     }
 
     /// The first message matching `wanted` within `within` (others are skipped).
-    pub fn recv_until(
+    pub(crate) fn recv_until(
         &mut self,
         within: Duration,
         mut wanted: impl FnMut(&Message) -> bool,
@@ -263,7 +268,7 @@ impl Attacker {
     }
 
     /// Whether the node closed the connection within `within` (messages are skipped).
-    pub fn closed_within(&mut self, within: Duration) -> bool {
+    pub(crate) fn closed_within(&mut self, within: Duration) -> bool {
         let start = Instant::now();
         let mut buf = [0u8; 64 * 1024];
         while start.elapsed() < within {

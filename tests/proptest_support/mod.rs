@@ -8,16 +8,16 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// The default seed: CI runs exactly the same inputs every time.
-pub const DEFAULT_SEED: u64 = 0x50F7_ADA5_7A00_0006;
+pub(crate) const DEFAULT_SEED: u64 = 0x50F7_ADA5_7A00_0006;
 
-pub fn env_u64(name: &str) -> Option<u64> {
+pub(crate) fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// Runs `test` on `cases` values of `strategy` (or `SOFTADASTRA_FUZZ_CASES`), from the
 /// fixed seed (or `SOFTADASTRA_FUZZ_SEED`). A panic in `test` fails the run with the
 /// shrunk input.
-pub fn run<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) {
+pub(crate) fn run<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) {
     let cases = env_u64("SOFTADASTRA_FUZZ_CASES").map_or(cases, |n| n as u32);
     let seed = env_u64("SOFTADASTRA_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     // The target's name goes into the seed too, so that targets do not share inputs.
@@ -44,7 +44,7 @@ pub fn run<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Va
 
 /// One change to a valid input.
 #[derive(Clone, Debug)]
-pub enum Edit {
+pub(crate) enum Edit {
     /// XOR the byte at (index modulo length) with a non-zero mask.
     Flip(usize, u8),
     Set(usize, u8),
@@ -55,7 +55,7 @@ pub enum Edit {
     Remove(usize, usize),
 }
 
-pub fn edit() -> impl Strategy<Value = Edit> {
+pub(crate) fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         4 => (any::<usize>(), 1..=u8::MAX).prop_map(|(i, m)| Edit::Flip(i, m)),
         3 => (any::<usize>(), any::<u8>()).prop_map(|(i, v)| Edit::Set(i, v)),
@@ -66,11 +66,11 @@ pub fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-pub fn edits() -> impl Strategy<Value = Vec<Edit>> {
+pub(crate) fn edits() -> impl Strategy<Value = Vec<Edit>> {
     vec(edit(), 1..6)
 }
 
-pub fn mutate(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+pub(crate) fn mutate(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
     for e in edits {
         let len = bytes.len();
         match e {
@@ -92,6 +92,6 @@ pub fn mutate(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
     bytes
 }
 
-pub fn random_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn random_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..max)
 }

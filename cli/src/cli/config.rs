@@ -12,7 +12,7 @@ use super::CliError;
 
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Default,
     File,
     Env,
@@ -22,7 +22,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Source::Default => "default",
             Source::File => "config file",
@@ -38,7 +38,7 @@ impl Source {
 /// table `[a]`; its environment variable is `SOFTADASTRA_A_B` ([`env_var`]). Each key is
 /// parsed and set in one place ([`Settings::apply`]), shown in one place
 /// ([`Settings::value_of`]), and documented in docs/configuration.md.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "node_id",
     "display_name",
     "data_dir",
@@ -63,7 +63,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// The environment variable of `key`: `SOFTADASTRA_` and the key in capitals, `.` as `_`.
-pub fn env_var(key: &str) -> String {
+pub(crate) fn env_var(key: &str) -> String {
     format!("SOFTADASTRA_{}", key.replace('.', "_").to_ascii_uppercase())
 }
 
@@ -88,7 +88,7 @@ impl Raw<'_> {
         match self {
             Raw::Text(t) => Ok(t.to_string()),
             Raw::Toml(toml::Value::String(t)) => Ok(t.clone()),
-            other => Err(other.mismatch(key, source, "a string")),
+            other @ Raw::Toml(_) => Err(other.mismatch(key, source, "a string")),
         }
     }
 
@@ -96,7 +96,7 @@ impl Raw<'_> {
         match self {
             Raw::Text(t) => parse_i64(key, source, t),
             Raw::Toml(toml::Value::Integer(n)) => Ok(*n),
-            other => Err(other.mismatch(key, source, "an integer")),
+            other @ Raw::Toml(_) => Err(other.mismatch(key, source, "an integer")),
         }
     }
 
@@ -104,7 +104,7 @@ impl Raw<'_> {
         match self {
             Raw::Text(t) => parse_bool(key, source, t),
             Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
-            other => Err(other.mismatch(key, source, "a boolean")),
+            other @ Raw::Toml(_) => Err(other.mismatch(key, source, "a boolean")),
         }
     }
 
@@ -120,14 +120,14 @@ impl Raw<'_> {
                 .iter()
                 .map(|item| Raw::Toml(item).text(key, source))
                 .collect(),
-            other => Err(other.mismatch(key, source, "an array of strings")),
+            other @ Raw::Toml(_) => Err(other.mismatch(key, source, "an array of strings")),
         }
     }
 }
 
 /// A peer to connect to, from `peers` ("id@host:port").
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerSpec {
+pub(crate) struct PeerSpec {
     pub node_id: String,
     pub host: String,
     pub port: u16,
@@ -141,7 +141,7 @@ impl std::fmt::Display for PeerSpec {
 
 /// Values given on the command line (`None`: not given).
 #[derive(Clone, Debug, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub node_id: Option<String>,
@@ -154,7 +154,7 @@ pub struct Flags {
 
 /// The effective configuration.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub config_file: Option<PathBuf>,
     /// `None` until [`Settings::resolve_node_id`]: then the stored or generated id.
     pub node_id: Option<String>,
@@ -261,7 +261,7 @@ fn parse_level(key: &str, source: &str, v: &str) -> Result<log::LevelFilter, Cli
 }
 
 fn check_node_id(key: &str, source: &str, v: &str) -> Result<String, CliError> {
-    softadastra::metadata::validate_node_id(v).map_err(|e| bad(key, source, e))?;
+    softadastra::validate_node_id(v).map_err(|e| bad(key, source, e))?;
     Ok(v.to_string())
 }
 
@@ -273,7 +273,7 @@ fn check_host(key: &str, source: &str, v: &str) -> Result<String, CliError> {
 }
 
 /// Parses "id@host:port".
-pub fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, CliError> {
+pub(crate) fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, CliError> {
     let expected = "expected id@host:port";
     let (id, addr) = v
         .trim()
@@ -282,8 +282,7 @@ pub fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, CliError
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| bad(key, source, format!("'{v}': {expected}")))?;
-    softadastra::metadata::validate_node_id(id)
-        .map_err(|e| bad(key, source, format!("'{v}': {e}")))?;
+    softadastra::validate_node_id(id).map_err(|e| bad(key, source, format!("'{v}': {e}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad(key, source, format!("'{v}': {expected}")));
@@ -302,13 +301,16 @@ impl Settings {
     }
 
     /// Where `key`'s value came from.
-    pub fn source(&self, key: &str) -> Source {
+    pub(crate) fn source(&self, key: &str) -> Source {
         self.sources.get(key).copied().unwrap_or(Source::Default)
     }
 
     /// Resolves defaults, the config file, the environment and the flags. `env` looks a
     /// variable up (the process environment in the binary).
-    pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, CliError> {
+    pub(crate) fn load(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, CliError> {
         let mut s = Settings::default();
         let config = match (&flags.config, env("SOFTADASTRA_CONFIG")) {
             (Some(path), _) => {
@@ -354,26 +356,26 @@ impl Settings {
             "discovery.host" => self.discovery_host = check_host(k, s, &raw.text(k, s)?)?,
             "discovery.port" => self.discovery_port = parse_port(k, s, raw.int(k, s)?)?,
             "discovery.broadcast_host" => {
-                self.discovery_broadcast_host = check_host(k, s, &raw.text(k, s)?)?
+                self.discovery_broadcast_host = check_host(k, s, &raw.text(k, s)?)?;
             }
             "discovery.broadcast_port" => {
-                self.discovery_broadcast_port = parse_port(k, s, raw.int(k, s)?)?
+                self.discovery_broadcast_port = parse_port(k, s, raw.int(k, s)?)?;
             }
             "peers" => {
                 self.peers = raw
                     .list(k, s)?
                     .iter()
                     .map(|p| parse_peer(k, s, p))
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, _>>()?;
             }
             "sync.batch_size" => self.sync_batch_size = parse_int(k, s, raw.int(k, s)?, 1)?,
             "sync.max_retries" => self.sync_max_retries = parse_int(k, s, raw.int(k, s)?, 0)?,
             "sync.ack_timeout_ms" => self.sync_ack_timeout_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
             "sync.retry_interval_ms" => {
-                self.sync_retry_interval_ms = parse_int(k, s, raw.int(k, s)?, 0)?
+                self.sync_retry_interval_ms = parse_int(k, s, raw.int(k, s)?, 0)?;
             }
             "sync.max_clock_drift_ms" => {
-                self.sync_max_clock_drift_ms = parse_int(k, s, raw.int(k, s)?, 0)?
+                self.sync_max_clock_drift_ms = parse_int(k, s, raw.int(k, s)?, 0)?;
             }
             "tick_interval_ms" => self.tick_interval_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
             "log_level" => self.log_level = parse_level(k, s, &raw.text(k, s)?)?,
@@ -450,19 +452,19 @@ impl Settings {
     }
 
     /// The WAL path: `wal`, or `<data_dir>/node.wal`.
-    pub fn wal_path(&self) -> PathBuf {
+    pub(crate) fn wal_path(&self) -> PathBuf {
         self.wal
             .clone()
             .unwrap_or_else(|| data_dir::wal_path(&self.data_dir))
     }
 
     /// The control socket of a node running on this data directory.
-    pub fn socket_path(&self) -> PathBuf {
+    pub(crate) fn socket_path(&self) -> PathBuf {
         self.data_dir.join(super::control::SOCKET_FILE)
     }
 
     /// Creates the data directory and settles the node id (stored or generated there).
-    pub fn prepare_data_dir(&mut self) -> Result<(), CliError> {
+    pub(crate) fn prepare_data_dir(&mut self) -> Result<(), CliError> {
         data_dir::ensure(&self.data_dir)?;
         if self.node_id.is_none() {
             self.node_id = Some(data_dir::stored_node_id(&self.data_dir)?);
@@ -471,13 +473,13 @@ impl Settings {
         Ok(())
     }
 
-    pub fn node_id(&self) -> &str {
+    pub(crate) fn node_id(&self) -> &str {
         self.node_id.as_deref().unwrap_or("")
     }
 
     /// Client options for these settings; `network` turns transport and discovery on as
     /// configured (for `node start`), off otherwise.
-    pub fn client_options(&self, network: bool) -> ClientOptions {
+    pub(crate) fn client_options(&self, network: bool) -> ClientOptions {
         let wal = self.wal_path();
         let mut o = ClientOptions::persistent(self.node_id(), &wal.to_string_lossy());
         o.auto_flush = self.auto_flush;
@@ -500,7 +502,7 @@ impl Settings {
 
     /// Every key with its effective value and source, in documentation order (the config
     /// file first).
-    pub fn entries(&self) -> Vec<(&'static str, String, Source)> {
+    pub(crate) fn entries(&self) -> Vec<(&'static str, String, Source)> {
         let config = match &self.config_file {
             Some(p) => p.display().to_string(),
             None => "(none)".into(),

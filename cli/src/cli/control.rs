@@ -16,14 +16,14 @@ use softadastra::{Client, Error, PeerState};
 use super::CliError;
 
 /// The control socket's file name inside the data directory.
-pub const SOCKET_FILE: &str = "control.sock";
+pub(crate) const SOCKET_FILE: &str = "control.sock";
 /// A request line larger than this is refused (values are at most 16 MiB, escaped in JSON).
-pub const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One command, as sent on the control socket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     Status,
     NodeInfo,
     StorePut { key: String, value: String },
@@ -37,12 +37,12 @@ pub enum Request {
 
 impl Request {
     /// Whether the request changes stored data (and so must not be run twice).
-    pub fn changes_data(&self) -> bool {
+    pub(crate) fn changes_data(&self) -> bool {
         matches!(self, Request::StorePut { .. } | Request::StoreRemove { .. })
     }
 
     /// The command's name in JSON output (`"command"`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Request::Status => "status",
             Request::NodeInfo => "node info",
@@ -78,7 +78,11 @@ fn peer_list(client: &Client) -> Result<Vec<softadastra::Peer>, Error> {
 }
 
 /// Runs `request` on `client`. `running`: the client is a running node's (`node start`).
-pub fn execute(client: &Client, request: &Request, running: bool) -> Result<Value, CliError> {
+pub(crate) fn execute(
+    client: &Client,
+    request: &Request,
+    running: bool,
+) -> Result<Value, CliError> {
     Ok(match request {
         Request::Status => {
             let info = client.node_info()?;
@@ -243,7 +247,7 @@ pub fn execute(client: &Client, request: &Request, running: bool) -> Result<Valu
 }
 
 /// A response line for `result`.
-pub fn response(result: Result<Value, CliError>) -> Value {
+pub(crate) fn response(result: Result<Value, CliError>) -> Value {
     match result {
         Ok(data) => json!({ "ok": true, "data": data }),
         Err(e) => json!({
@@ -256,7 +260,7 @@ pub fn response(result: Result<Value, CliError>) -> Value {
 /// Sends `request` to the node listening on `socket`. `Ok(None)`: no node answers there
 /// (no socket file, a stale one, or a node that is stopping), so the caller opens the data
 /// directory itself.
-pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError> {
+pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError> {
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
@@ -323,7 +327,7 @@ pub fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError>
 }
 
 /// Serves one connection on the node: reads one request line, answers it.
-pub fn serve(client: &Client, stream: UnixStream) {
+pub(crate) fn serve(client: &Client, stream: UnixStream) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));

@@ -105,7 +105,7 @@ fn start_failed(what: &str, e: Error) -> CliError {
 }
 
 /// Runs the node until SIGINT/SIGTERM. The settings are resolved and printed by the caller.
-pub fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError> {
+pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), CliError> {
     install_signal_handlers()?;
     check_not_running(&settings.socket_path()).inspect_err(|e| log::error!("{}", e.message))?;
     let options = settings.client_options(true);
@@ -299,7 +299,7 @@ fn log_peer_changes(client: &Client, known: &mut HashMap<String, PeerState>) {
         match p.state {
             PeerState::Connected => log::info!("peer {who} connected"),
             PeerState::Faulted => {
-                log::warn!("peer {who} connection failed; sync work stays tracked and is retried")
+                log::warn!("peer {who} connection failed; sync work stays tracked and is retried");
             }
             PeerState::Stale => log::info!("peer {who} is stale"),
             PeerState::Expired => log::info!("peer {who} expired"),

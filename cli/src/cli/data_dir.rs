@@ -3,32 +3,27 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use softadastra::id::validate_node_id;
-use softadastra::{Error, Result};
+use softadastra::{Error, Result, describe_io, generate_node_id, hostname, validate_node_id};
 
 /// File inside the data directory that holds the generated node id.
-pub const NODE_ID_FILE: &str = "node-id";
+pub(crate) const NODE_ID_FILE: &str = "node-id";
 /// The node's WAL inside the data directory.
-pub const WAL_FILE: &str = "node.wal";
+pub(crate) const WAL_FILE: &str = "node.wal";
 
 /// The WAL path for a data directory.
-pub fn wal_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn wal_path(data_dir: &Path) -> PathBuf {
     data_dir.join(WAL_FILE)
 }
 
 fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
     Error::InvalidOptions {
         field: "data_dir",
-        reason: format!(
-            "cannot {what} {}: {}",
-            path.display(),
-            softadastra::io_error::describe_io(e)
-        ),
+        reason: format!("cannot {what} {}: {}", path.display(), describe_io(e)),
     }
 }
 
 /// Creates the data directory (and its parents) when missing.
-pub fn ensure(data_dir: &Path) -> Result<()> {
+pub(crate) fn ensure(data_dir: &Path) -> Result<()> {
     if data_dir.exists() && !data_dir.is_dir() {
         return Err(Error::InvalidOptions {
             field: "data_dir",
@@ -40,7 +35,7 @@ pub fn ensure(data_dir: &Path) -> Result<()> {
 
 /// The node id stored in the data directory, generated and stored on first use so that it
 /// is stable across runs and different on every machine ("node-<host>-<random>").
-pub fn stored_node_id(data_dir: &Path) -> Result<String> {
+pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -52,7 +47,7 @@ pub fn stored_node_id(data_dir: &Path) -> Result<String> {
             Ok(id)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = generate_node_id(&softadastra::metadata::hostname());
+            let id = generate_node_id(&hostname());
             std::fs::write(&path, format!("{id}\n")).map_err(|e| io_error(&path, "write", &e))?;
             Ok(id)
         }
@@ -60,40 +55,9 @@ pub fn stored_node_id(data_dir: &Path) -> Result<String> {
     }
 }
 
-/// "node-<host>-<8 hex digits>", with the host name reduced to allowed characters.
-pub fn generate_node_id(hostname: &str) -> String {
-    let host: String = hostname
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(48)
-        .collect();
-    let suffix = softadastra::id::new_instance_id() as u32;
-    let host = host.trim_matches('-');
-    if host.is_empty() {
-        format!("node-{suffix:08x}")
-    } else {
-        format!("node-{host}-{suffix:08x}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_node_ids_are_valid_and_distinct() {
-        let a = generate_node_id("Till 3.shop.local");
-        let b = generate_node_id("Till 3.shop.local");
-        assert!(a.starts_with("node-till-3-shop-local-"), "{a}");
-        assert!(validate_node_id(&a).is_ok() && validate_node_id(&generate_node_id("")).is_ok());
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn node_id_is_generated_once_and_then_stable() {

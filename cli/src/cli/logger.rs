@@ -4,7 +4,7 @@
 use std::io::Write;
 
 /// Installs the logger (once per process; later calls do nothing).
-pub fn init(node_id: &str, level: log::LevelFilter) {
+pub(crate) fn init(node_id: &str, level: log::LevelFilter) {
     let node_id = node_id.to_string();
     let _ = env_logger::Builder::new()
         .filter_level(level)

@@ -1,19 +1,19 @@
 //! The `softadastra` command's support code: configuration, output, the control socket and
 //! the long-running node. Parsing and printing only: every action is a `Client` call.
 
-pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod data_dir;
-pub mod logger;
-pub mod output;
+pub(crate) mod config;
+pub(crate) mod control;
+pub(crate) mod daemon;
+pub(crate) mod data_dir;
+pub(crate) mod logger;
+pub(crate) mod output;
 
 /// Version of the JSON documents printed with `--json` (docs/cli-json.md).
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// A command's failure: what to print and the exit code (1 failure, 2 invalid usage).
 #[derive(Clone, Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     pub exit: u8,
     /// The snake_case error code (the library's `ErrorCode`, or "invalid_usage").
     pub code: String,
@@ -22,7 +22,7 @@ pub struct CliError {
 
 impl CliError {
     /// Invalid usage or configuration: exit 2.
-    pub fn usage(message: impl Into<String>) -> CliError {
+    pub(crate) fn usage(message: impl Into<String>) -> CliError {
         CliError {
             exit: 2,
             code: "invalid_argument".into(),
@@ -31,7 +31,7 @@ impl CliError {
     }
 
     /// The command could not do its work: exit 1.
-    pub fn failure(message: impl Into<String>) -> CliError {
+    pub(crate) fn failure(message: impl Into<String>) -> CliError {
         CliError {
             exit: 1,
             code: "unknown".into(),
@@ -42,11 +42,11 @@ impl CliError {
 
 /// Whether `e` says the WAL is locked by another process (a running node, or a one-shot
 /// command that holds it for a moment).
-pub fn wal_locked(e: &softadastra::Error) -> bool {
+pub(crate) fn wal_locked(e: &softadastra::Error) -> bool {
     matches!(
         e,
-        softadastra::Error::Store(softadastra::store::StoreError::Wal(
-            softadastra::wal::WalError::Locked { .. }
+        softadastra::Error::Store(softadastra::StoreError::Wal(
+            softadastra::WalError::Locked { .. }
         ))
     )
 }

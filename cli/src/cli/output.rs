@@ -12,13 +12,13 @@ const CYAN: &str = "\x1b[36m";
 const GRAY: &str = "\x1b[90m";
 
 /// Where output goes and whether it is coloured.
-pub struct Out {
+pub(crate) struct Out {
     pub color: bool,
 }
 
 impl Out {
     /// Colour when stdout is a terminal, `no_color` is off and `NO_COLOR` is unset or empty.
-    pub fn new(no_color: bool) -> Out {
+    pub(crate) fn new(no_color: bool) -> Out {
         use std::io::IsTerminal;
         let env_off = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Out {
@@ -34,23 +34,23 @@ impl Out {
         }
     }
 
-    pub fn section(&self, title: &str) {
+    pub(crate) fn section(&self, title: &str) {
         println!("  {}", self.paint(&[BOLD, CYAN], title));
     }
 
-    pub fn ok(&self, msg: &str) {
+    pub(crate) fn ok(&self, msg: &str) {
         println!("  {} {msg}", self.paint(&[GREEN], "✔"));
     }
 
-    pub fn warn(&self, msg: &str) {
+    pub(crate) fn warn(&self, msg: &str) {
         println!("  {} {msg}", self.paint(&[YELLOW], "!"));
     }
 
-    pub fn info(&self, msg: &str) {
+    pub(crate) fn info(&self, msg: &str) {
         println!("  {} {msg}", self.paint(&[CYAN], "•"));
     }
 
-    pub fn kv(&self, key: &str, value: &str) {
+    pub(crate) fn kv(&self, key: &str, value: &str) {
         println!(
             "    {}{}",
             self.paint(&[GRAY], &format!("• {key:<14}: ")),
@@ -59,7 +59,7 @@ impl Out {
     }
 
     /// Header (bold), a dash row (gray), then rows; columns padded, two spaces apart.
-    pub fn table(&self, header: &[&str], rows: &[Vec<String>]) {
+    pub(crate) fn table(&self, header: &[&str], rows: &[Vec<String>]) {
         let widths: Vec<usize> = (0..header.len())
             .map(|c| {
                 rows.iter()
@@ -116,7 +116,7 @@ fn s(v: &Value) -> String {
 }
 
 /// Prints a command's result (the `data` of [`super::control::execute`]) as text.
-pub fn render(out: &Out, command: &str, d: &Value) {
+pub(crate) fn render(out: &Out, command: &str, d: &Value) {
     match command {
         "status" => {
             out.section("Softadastra status");

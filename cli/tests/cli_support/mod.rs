@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_softadastra");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_softadastra");
 
 /// The binary with a clean environment (no SOFTADASTRA_* variable from the caller).
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SOFTADASTRA_") {
@@ -22,7 +22,7 @@ pub fn command() -> Command {
 }
 
 /// Runs `softadastra --data-dir <data> <args>`.
-pub fn cli(data: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(data: &Path, args: &[&str]) -> Output {
     command()
         .arg("--data-dir")
         .arg(data)
@@ -31,16 +31,16 @@ pub fn cli(data: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Runs a command with `--json` and parses its output; panics (with stderr) unless it exits 0.
-pub fn json(data: &Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn json(data: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = cli(data, &all);
@@ -56,7 +56,7 @@ pub fn json(data: &Path, args: &[&str]) -> serde_json::Value {
 }
 
 /// A port nothing listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -65,7 +65,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
-pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -79,7 +79,7 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// A `node start` process. Killed and reaped on drop if still running.
-pub struct Node {
+pub(crate) struct Node {
     pub child: Option<Child>,
     pub data: PathBuf,
     pub port: u16,
@@ -90,12 +90,12 @@ pub struct Node {
 impl Node {
     /// Starts a node on `data` listening on 127.0.0.1 (a free port, retried if taken
     /// meanwhile) and waits until it answers on its control socket.
-    pub fn start(data: &Path, extra: &[&str]) -> Node {
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Node {
         Self::start_limited(data, extra, None)
     }
 
     /// [`Node::start`] with the process's open-files limit set to `nofile`, if given.
-    pub fn start_limited(data: &Path, extra: &[&str], nofile: Option<u64>) -> Node {
+    pub(crate) fn start_limited(data: &Path, extra: &[&str], nofile: Option<u64>) -> Node {
         for attempt in 0..5 {
             let port = free_port();
             let mut node = Node::spawn_limited(data, port, extra, attempt, nofile);
@@ -109,7 +109,7 @@ impl Node {
     }
 
     /// Spawns `node start` without waiting.
-    pub fn spawn(data: &Path, port: u16, extra: &[&str], attempt: u32) -> Node {
+    pub(crate) fn spawn(data: &Path, port: u16, extra: &[&str], attempt: u32) -> Node {
         Self::spawn_limited(data, port, extra, attempt, None)
     }
 
@@ -166,17 +166,17 @@ impl Node {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    pub fn out(&self) -> String {
+    pub(crate) fn out(&self) -> String {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     /// Waits (10 s at most) until `status` reports the node running; `Err(output)` if it
     /// exited or never answered.
-    pub fn wait_ready(&mut self) -> Result<(), String> {
+    pub(crate) fn wait_ready(&mut self) -> Result<(), String> {
         let data = self.data.clone();
         let child = self.child.as_mut().expect("spawned");
         let ready = wait_for(Duration::from_secs(10), || {
@@ -198,7 +198,7 @@ impl Node {
     }
 
     /// Sends `signal` and waits (10 s at most) for the exit code.
-    pub fn stop_with(&mut self, signal: i32) -> Option<i32> {
+    pub(crate) fn stop_with(&mut self, signal: i32) -> Option<i32> {
         let mut child = self.child.take()?;
         unsafe {
             libc::kill(child.id() as i32, signal);
@@ -212,7 +212,7 @@ impl Node {
     }
 
     /// Waits (10 s at most) for the process to exit by itself; its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let status = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten());
         if status.is_none() {
