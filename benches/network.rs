@@ -1,7 +1,10 @@
 //! Node A to node B over loopback TCP, in one run: throughput of 100,000 puts on A until all
 //! are applied on B and acknowledged back to A, and with idle nodes the delay from a put on A
 //! to the value being visible on B (p50/p99 over 1,000 puts). Each node runs its transport
-//! loop on a thread of its own. Prints a table; asserts nothing about time.
+//! loop on a thread of its own. Then the flood: node A's local durable put and get latency
+//! (p50/p99/max over 2,000 calls) with idle nodes, and again while A's event loop takes in
+//! a stream of remote writes from B (issue 11: local writes never wait for the network).
+//! Prints tables; asserts nothing about time.
 //! Run with `cargo bench --bench network`.
 
 use std::sync::Arc;
@@ -123,10 +126,125 @@ fn run(durable: bool) -> Figures {
     }
 }
 
+/// p50, p99 and max of `samples` (microseconds, fractional).
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)];
+    (at(50), at(99), *samples.last().unwrap())
+}
+
+struct Latency {
+    put: (f64, f64, f64),
+    get: (f64, f64, f64),
+    /// Remote operations A applied while the puts were measured.
+    remote_applied: u64,
+}
+
+/// 2,000 durable puts and gets on A, one at a time, timed each.
+fn measure(a: &Client, label: &str) -> Latency {
+    let before = a.size().unwrap() as u64;
+    let (mut puts, mut gets) = (Vec::new(), Vec::new());
+    for i in 0..2_000 {
+        let key = format!("{label}/{i:05}");
+        let t = Instant::now();
+        a.put(&key, b"local").unwrap();
+        puts.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        a.get(&key).unwrap();
+        gets.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let after = a.size().unwrap() as u64;
+    Latency {
+        put: percentiles(puts),
+        get: percentiles(gets),
+        remote_applied: after - before - 2_000,
+    }
+}
+
+/// A durable; B fast (so it can write as fast as it likes) and flooding A with batches.
+fn flood() -> (Latency, Latency) {
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_string() + "/target").unwrap();
+    let a = node(dir.path(), "node-a", true);
+    let b = node(dir.path(), "node-b", false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loops = [
+        drive(a.clone(), stop.clone()),
+        drive(b.clone(), stop.clone()),
+    ];
+    b.connect(&Peer::local(
+        "node-a",
+        a.transport_address().unwrap().port(),
+    ))
+    .unwrap();
+    wait("connection", Duration::from_secs(10), || {
+        a.peers()
+            .unwrap()
+            .iter()
+            .any(|p| p.state == softadastra::PeerState::Connected)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let idle = measure(&a, "idle");
+
+    let flooding = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (b, flooding) = (b.clone(), flooding.clone());
+        std::thread::spawn(move || {
+            let value = [0x62u8; 100];
+            let mut i = 0u64;
+            while flooding.load(Ordering::Relaxed) {
+                let mut batch = softadastra::WriteBatch::new();
+                for _ in 0..64 {
+                    batch.put(format!("remote/{i:010}"), value.to_vec());
+                    i += 1;
+                }
+                b.write_batch(&batch).unwrap();
+                b.prune_completed().unwrap();
+                // Keep B's outbox from growing without bound: let A catch up a little.
+                while b.sync_state().unwrap().queued_count > 50_000 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    // Wait until the stream reaches A, then measure while it flows.
+    wait("the flood to reach A", Duration::from_secs(10), || {
+        a.size().unwrap() > 4_000
+    });
+    let flooded = measure(&a, "flooded");
+    flooding.store(false, Ordering::Relaxed);
+    writer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in loops {
+        t.join().unwrap();
+    }
+    (idle, flooded)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let (idle, flooded) = flood();
+    println!();
+    println!(
+        "| node A, local calls | idle, p50 / p99 / max | while A takes in B's flood | target |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| durable put | {:.0} / {:.0} / {:.0} us | {:.0} / {:.0} / {:.0} us ({} remote writes applied meanwhile) | p99 <= 3 x idle p99 + 1 ms = {:.0} us |",
+        idle.put.0,
+        idle.put.1,
+        idle.put.2,
+        flooded.put.0,
+        flooded.put.1,
+        flooded.put.2,
+        flooded.remote_applied,
+        3.0 * idle.put.1 + 1000.0
+    );
+    println!(
+        "| get | {:.1} / {:.1} / {:.0} us | {:.1} / {:.1} / {:.0} us | p99 < 100 us |",
+        idle.get.0, idle.get.1, idle.get.2, flooded.get.0, flooded.get.1, flooded.get.2
+    );
     let durable = run(true);
     let fast = run(false);
     println!();

@@ -51,9 +51,10 @@ impl Client {
         );
         *node = Some(OpenNode {
             store,
-            sync: Mutex::new(sync),
-            net: Mutex::new(None),
-            discovery: Mutex::new(None),
+            sync: lock_order::Ranked::new(lock_order::Rank::Sync, sync),
+            local: lock_order::Ranked::new(lock_order::Rank::Local, Vec::new()),
+            net: lock_order::Ranked::new(lock_order::Rank::Net, None),
+            discovery: lock_order::Ranked::new(lock_order::Rank::Discovery, None),
             expired: Mutex::new(Vec::new()),
             waker: RwLock::new(None),
             started_at_ms: hlc::now_millis() as i64,
@@ -134,7 +135,7 @@ impl Client {
         stamp: WriteStamp,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Version {
-        node.sync.lock().record_local(stamp, keys);
+        node.submit(stamp, keys);
         if let Some(waker) = &*node.waker.read() {
             // A thread waiting in the transport's poll pushes the new work right away.
             let _ = waker.wake();

@@ -9,10 +9,10 @@
 //!   relay, outbox push, peer and dial records);
 //! - `peers.rs`: `Peer` and `PeerState`.
 //!
-//! Lock order (docs/architecture.md): `Client.node`, then `net`, then `discovery`, then
-//! `sync`, then the store's own locks.
+//! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
 
 mod client;
+mod lock_order;
 mod net;
 mod network;
 pub mod options;
@@ -84,20 +84,67 @@ impl WriteBatch {
     }
 }
 
+/// A local write on its way into the outbox (see [`OpenNode::local`]).
+struct Submission {
+    stamp: WriteStamp,
+    keys: Vec<String>,
+}
+
+/// Local writes waiting for the sync lock are moved into the outbox by the writer itself
+/// once this many wait and the lock is free (bounds the queue when nothing else takes the
+/// lock: no event loop, no ticks).
+const DRAIN_LOCAL_AT: usize = 1024;
+
 struct OpenNode {
     store: Store,
-    /// Locked after `net` and after the store's own locks, never before a WAL append of a
-    /// local write.
-    sync: Mutex<SyncEngine>,
-    /// The running transport, if started. Locked before `sync`.
-    net: Mutex<Option<net::Net>>,
-    /// Discovery, if started. Locked after `net`, before `sync`.
-    discovery: Mutex<Option<crate::discovery::Discovery>>,
+    /// The sync engine. Held by the event loop across the fsyncs of remote operations and
+    /// sync marks, so a local write never takes it: it pushes to `local`, which every
+    /// holder of this lock drains first ([`OpenNode::sync`]).
+    sync: lock_order::Ranked<SyncEngine>,
+    /// Local writes not yet in the outbox, in the order they were pushed.
+    local: lock_order::Ranked<Vec<Submission>>,
+    /// The running transport, if started.
+    net: lock_order::Ranked<Option<net::Net>>,
+    /// Discovery, if started.
+    discovery: lock_order::Ranked<Option<crate::discovery::Discovery>>,
     /// Peers that expired since `peers()` last reported them.
     expired: Mutex<Vec<Peer>>,
     /// Wakes a thread waiting in the transport's poll when there is new local work.
     waker: RwLock<Option<Arc<mio::Waker>>>,
     started_at_ms: i64,
+}
+
+impl OpenNode {
+    /// The sync engine, with every local write made so far in its outbox.
+    fn sync(&self) -> lock_order::RankedGuard<'_, SyncEngine> {
+        let mut sync = self.sync.lock();
+        Self::drain(&self.local, &mut sync);
+        sync
+    }
+
+    fn drain(local: &lock_order::Ranked<Vec<Submission>>, sync: &mut SyncEngine) {
+        let pending = std::mem::take(&mut *local.lock());
+        for s in pending {
+            sync.record_local(s.stamp, s.keys.iter().map(String::as_str));
+        }
+    }
+
+    /// A local write enters the outbox: queued for the sync lock without waiting for it.
+    fn submit<'k>(&self, stamp: WriteStamp, keys: impl IntoIterator<Item = &'k str>) {
+        let waiting = {
+            let mut local = self.local.lock();
+            local.push(Submission {
+                stamp,
+                keys: keys.into_iter().map(str::to_string).collect(),
+            });
+            local.len()
+        };
+        if waiting >= DRAIN_LOCAL_AT
+            && let Some(mut sync) = self.sync.try_lock()
+        {
+            Self::drain(&self.local, &mut sync);
+        }
+    }
 }
 
 /// A local-first node. Every method takes `&self`; a client is safe to use from several
@@ -117,6 +164,21 @@ impl Drop for Client {
         if let Err(e) = self.close() {
             log::error!("node {}: close failed: {e}", self.options.node_id);
         }
+    }
+}
+
+/// For the tests of "local writes never wait for the network": runs `f` while holding
+/// every lock the event loop holds across I/O (net, discovery, sync), as the event loop
+/// does while it polls and fsyncs remote operations.
+#[cfg(any(test, feature = "internals"))]
+impl Client {
+    pub fn with_event_loop_locks_held<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.with_node(|n| {
+            let _net = n.net.lock();
+            let _discovery = n.discovery.lock();
+            let _sync = n.sync.lock();
+            Ok(f())
+        })
     }
 }
 

@@ -158,7 +158,7 @@ impl Client {
             if let Some(d) = discovery.as_mut() {
                 self.drive_discovery(n, net.as_mut(), d, now);
             }
-            let mut sync = n.sync.lock();
+            let mut sync = n.sync();
             sync.retry_expired(now);
             if let Some(net) = net.as_mut() {
                 net.process(&n.store, &mut sync, events, now);

@@ -10,7 +10,7 @@ impl Client {
         &self,
         f: impl FnOnce(&Store, &mut SyncEngine) -> Result<T>,
     ) -> Result<T> {
-        self.with_node(|n| f(&n.store, &mut n.sync.lock()))
+        self.with_node(|n| f(&n.store, &mut n.sync()))
     }
 
     /// One sync cycle: retry operations whose ACK timed out (after their backoff), build the
@@ -21,7 +21,7 @@ impl Client {
         self.with_node(|n| {
             let now = hlc::now_millis();
             let mut net = n.net.lock();
-            let mut sync = n.sync.lock();
+            let mut sync = n.sync();
             let tick = sync.tick(&n.store, now, prune_completed, false);
             let mut result = tick.result();
             if let Some(net) = net.as_mut() {
