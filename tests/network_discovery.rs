@@ -102,8 +102,14 @@ fn discovered_nodes_connect_and_converge() {
 #[test]
 fn a_silent_peer_goes_stale_then_expired() {
     let (pa, pb) = (free_udp_port(), free_udp_port());
-    let a = start(options("node-a", pa, pb, false));
-    let b = start(options("node-b", pb, pa, false));
+    // Transports run (only a node with a transport announces itself), but do not connect:
+    // a connected peer does not age.
+    let quiet = |id, own, to| ClientOptions {
+        auto_connect_discovered: false,
+        ..options(id, own, to, true)
+    };
+    let a = start(quiet("node-a", pa, pb));
+    let b = start(quiet("node-b", pb, pa));
     assert!(pump(&[&a, &b], Duration::from_secs(5), || state_of(
         &a, "node-b"
     ) == Some(
@@ -130,6 +136,59 @@ fn a_silent_peer_goes_stale_then_expired() {
         saw_expired,
         "expired is reported once before the peer is dropped"
     );
+}
+
+#[test]
+fn a_node_without_a_transport_listens_without_announcing_and_sleeps_while_it_waits() {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let listener = start(options("listener", pa, pb, false));
+    let server = start(options("server", pb, pa, true));
+    // The listener learns of the server (its probes are answered, and it hears the
+    // server's announcements)...
+    assert!(pump(&[&listener, &server], Duration::from_secs(5), || {
+        state_of(&listener, "server").is_some()
+    }));
+    // ...but is never announced: the server neither lists nor dials it, although the
+    // listener's options name a transport port.
+    assert!(!pump(
+        &[&listener, &server],
+        Duration::from_millis(500),
+        || { state_of(&server, "listener").is_some() }
+    ));
+    assert_eq!(server.network_stats().unwrap().transport.dialled, 0);
+
+    // Waiting with discovery alone sleeps on the socket: about one wake-up per
+    // announcement interval (50 ms here), not a busy loop.
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(1) && calls < 100_000 {
+        listener
+            .process_transport_events_wait(64, Duration::from_millis(200))
+            .unwrap();
+        calls += 1;
+    }
+    assert!(calls < 200, "{calls} waits in one second");
+
+    // Once its transport runs, the node announces itself and is found.
+    let mut o = options("late", free_udp_port(), pb, true);
+    o.auto_connect_discovered = false;
+    let late = Client::new(o);
+    late.open().unwrap();
+    late.start_discovery().unwrap();
+    assert!(!pump(&[&late, &server], Duration::from_millis(300), || {
+        state_of(&server, "late").is_some()
+    }));
+    late.start_transport().unwrap();
+    assert!(pump(&[&late, &server], Duration::from_secs(5), || {
+        state_of(&server, "late").is_some()
+    }));
+    let seen = server
+        .peers()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.node_id == "late")
+        .unwrap();
+    assert_eq!(seen.port, late.transport_address().unwrap().port());
 }
 
 #[test]

@@ -70,7 +70,8 @@ impl Discovery {
         }
         self.stats.packets_received += 1;
         if packet.kind == PacketKind::Probe {
-            if self.answer(PacketKind::Reply, source, now_ms) {
+            // Without a transport there is nothing to tell a prober: it could not connect.
+            if self.announcing() && self.answer(PacketKind::Reply, source, now_ms) {
                 self.stats.replies_sent += 1;
             }
             return;
@@ -80,7 +81,8 @@ impl Discovery {
                 if matches!(
                     event,
                     DiscoveryEvent::Discovered(_) | DiscoveryEvent::Restarted(_)
-                ) && self.answer(PacketKind::Announce, source, now_ms)
+                ) && self.announcing()
+                    && self.answer(PacketKind::Announce, source, now_ms)
                 {
                     self.stats.announcements_sent += 1;
                 }

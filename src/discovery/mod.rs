@@ -123,6 +123,10 @@ pub struct Discovery {
     announce_bytes: Vec<u8>,
     reply_bytes: Vec<u8>,
     probe_bytes: Vec<u8>,
+    /// What this node says about itself; its transport port 0 means "no transport runs":
+    /// the node then listens and probes, and neither announces nor replies (nobody could
+    /// connect to it).
+    template: Packet,
     registry: PeerRegistry,
     next_announce_ms: Option<u64>,
     stats: DiscoveryStats,
@@ -145,12 +149,6 @@ impl Discovery {
         let invalid =
             |field: &'static str, reason: String| DiscoveryError::InvalidConfig { field, reason };
         validate_node_id(&config.node_id).map_err(|e| invalid("node_id", e.to_string()))?;
-        if config.transport_port == 0 {
-            return Err(invalid(
-                "transport_port",
-                "must not be 0: peers could not connect".into(),
-            ));
-        }
         if config.broadcast_port == 0 {
             return Err(invalid("broadcast_port", "must not be 0".into()));
         }
@@ -192,22 +190,16 @@ impl Discovery {
             packet::truncate_utf8(&config.display_name, packet::MAX_DISPLAY_NAME_LEN)
         };
         let instance_id = crate::id::new_instance_id();
-        let encode = |kind: PacketKind| {
-            Packet {
-                kind,
-                node_id: config.node_id.clone(),
-                instance_id,
-                transport_host,
-                transport_port: config.transport_port,
-                transport_version: config.transport_version,
-                display_name: display_name.to_string(),
-            }
-            .encode()
-            .map_err(|e| invalid("node_id", e.to_string()))
+        let template = Packet {
+            kind: PacketKind::Probe,
+            node_id: config.node_id.clone(),
+            instance_id,
+            transport_host,
+            transport_port: config.transport_port,
+            transport_version: config.transport_version,
+            display_name: display_name.to_string(),
         };
-        let announce_bytes = encode(PacketKind::Announce)?;
-        let reply_bytes = encode(PacketKind::Reply)?;
-        let probe_bytes = encode(PacketKind::Probe)?;
+        let (announce_bytes, reply_bytes, probe_bytes) = encode_all(&template)?;
 
         let bind_addr = SocketAddr::new(bind_ip, config.bind_port);
         let socket = UdpSocket::bind(bind_addr).map_err(|source| DiscoveryError::Bind {
@@ -251,6 +243,7 @@ impl Discovery {
             announce_bytes,
             reply_bytes,
             probe_bytes,
+            template,
             next_announce_ms: None,
             stats: DiscoveryStats::default(),
             buf: vec![0; RECV_BUF_LEN],
@@ -331,7 +324,13 @@ impl Discovery {
             .next_announce_ms
             .is_none_or(|next| now_ms >= next || next > now_ms.saturating_add(interval));
         if due {
-            self.announce(now_ms);
+            if self.announcing() {
+                self.announce(now_ms);
+            } else {
+                // Listening only: ask the others to reply, on the same interval.
+                self.next_announce_ms = Some(now_ms.saturating_add(interval));
+                self.send_probes();
+            }
         }
         self.answered
             .retain(|_, at| *at <= now_ms && now_ms - *at < ANSWER_MIN_INTERVAL_MS);
@@ -356,12 +355,59 @@ impl Discovery {
     /// Sends a probe to every target: every node that hears it replies at once.
     #[cfg(any(test, feature = "internals"))]
     pub fn probe(&mut self) {
+        self.send_probes();
+    }
+
+    fn send_probes(&mut self) {
         for i in 0..self.targets.len() {
             let target = self.targets[i];
             if self.send_to_target(PacketKind::Probe, target) {
                 self.stats.probes_sent += 1;
             }
         }
+    }
+
+    /// Whether datagrams may still wait in the socket (a read limit was hit): the next
+    /// [`Discovery::tick`] reads them, so a waiting event loop must not sleep.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// Whether this node announces itself (its transport runs).
+    pub fn announcing(&self) -> bool {
+        self.template.transport_port != 0
+    }
+
+    /// The node's transport now listens on `port` (0: it stopped). With a port, the node
+    /// announces itself at once and on every interval; without one it only listens and
+    /// probes, so that no peer dials an address where nothing listens.
+    pub fn set_transport_port(&mut self, port: u16, now_ms: u64) {
+        if port == self.template.transport_port {
+            return;
+        }
+        self.template.transport_port = port;
+        match encode_all(&self.template) {
+            Ok((announce, reply, probe)) => {
+                self.announce_bytes = announce;
+                self.reply_bytes = reply;
+                self.probe_bytes = probe;
+            }
+            // The template was encoded at start; only the port changed, which is valid.
+            Err(e) => log::error!("discovery {}: cannot encode: {e}", self.node_id),
+        }
+        if port != 0 {
+            self.announce(now_ms);
+        }
+    }
+
+    /// When [`Discovery::tick`] has work next (an announcement, a probe, a peer going
+    /// stale or expiring), so that a waiting event loop wakes for it.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let mut next = self.next_announce_ms;
+        if let Some(at) = self.registry.next_deadline_ms() {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        next
     }
 
     /// Every known peer (any state but expired), ordered by node id.
@@ -386,10 +432,6 @@ impl Discovery {
     }
 
     /// The node closed its connection to `node_id` normally. False for an unknown node id.
-    #[allow(
-        dead_code,
-        reason = "a transition of the peer table (docs/discovery.md) the node does not use yet"
-    )]
     pub fn mark_disconnected(&mut self, node_id: &str) -> bool {
         self.registry.mark_disconnected(node_id)
     }
@@ -398,6 +440,35 @@ impl Discovery {
     pub fn stats(&self) -> DiscoveryStats {
         self.stats
     }
+}
+
+/// The announce, reply and probe datagrams of a node.
+type Datagrams = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The announce, reply and probe datagrams of `template`.
+fn encode_all(template: &Packet) -> Result<Datagrams, DiscoveryError> {
+    let encode = |kind: PacketKind| {
+        // An announcement or reply needs a transport port; without one they are not sent.
+        let port = match kind {
+            PacketKind::Probe => template.transport_port,
+            _ => template.transport_port.max(1),
+        };
+        Packet {
+            kind,
+            transport_port: port,
+            ..template.clone()
+        }
+        .encode()
+        .map_err(|e| DiscoveryError::InvalidConfig {
+            field: "node_id",
+            reason: e.to_string(),
+        })
+    };
+    Ok((
+        encode(PacketKind::Announce)?,
+        encode(PacketKind::Reply)?,
+        encode(PacketKind::Probe)?,
+    ))
 }
 
 fn log_event(node_id: &str, event: &DiscoveryEvent) {
@@ -452,7 +523,6 @@ mod tests {
         type Edit = fn(&mut DiscoveryConfig);
         let cases: Vec<(&str, Edit)> = vec![
             ("node_id", |c| c.node_id = "bad id".into()),
-            ("transport_port", |c| c.transport_port = 0),
             ("broadcast_port", |c| c.broadcast_port = 0),
             ("announce_interval_ms", |c| c.announce_interval_ms = 0),
             ("ttl_ms", |c| c.ttl_ms = c.announce_interval_ms),

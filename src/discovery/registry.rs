@@ -230,6 +230,20 @@ impl PeerRegistry {
         events
     }
 
+    /// When [`PeerRegistry::tick`] next has something to report: the earliest time a peer
+    /// goes stale or expires (connected peers do not age).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let ttl = self.ttl_ms;
+        self.peers
+            .values()
+            .filter_map(|peer| match peer.state {
+                PeerState::Connected => None,
+                PeerState::Available => Some(peer.last_seen_ms.saturating_add(ttl.div_ceil(2))),
+                _ => Some(peer.last_seen_ms.saturating_add(ttl)),
+            })
+            .min()
+    }
+
     /// The node connected to the peer. False (and nothing changes) for an unknown node id.
     pub fn mark_connected(&mut self, node_id: &str) -> bool {
         self.set_state(node_id, PeerState::Connected)

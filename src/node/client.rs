@@ -9,7 +9,8 @@ impl Client {
         Client {
             options,
             node: RwLock::new(None),
-            poisoned: Mutex::new(None),
+            poisoned: Arc::new(Mutex::new(None)),
+            background: Mutex::new(None),
         }
     }
 
@@ -49,7 +50,7 @@ impl Client {
                 None => "memory only".into(),
             }
         );
-        *node = Some(OpenNode {
+        *node = Some(Arc::new(OpenNode {
             store,
             sync: lock_order::Ranked::new(lock_order::Rank::Sync, sync),
             local: lock_order::Ranked::new(lock_order::Rank::Local, Vec::new()),
@@ -58,13 +59,15 @@ impl Client {
             expired: Mutex::new(Vec::new()),
             waker: RwLock::new(None),
             started_at_ms: hlc::now_millis() as i64,
-        });
+        }));
         Ok(())
     }
 
     /// Flushes and closes. Closing a closed client does nothing. The client can be opened
     /// again afterwards.
     pub fn close(&self) -> Result<()> {
+        // The background loop first: it works on the node this closes.
+        self.stop_background();
         // Closing drops whatever a panic left half-done: the next open starts clean.
         self.poisoned.lock().take();
         let Some(node) = self.node.write().take() else {

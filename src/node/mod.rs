@@ -11,6 +11,7 @@
 //!
 //! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
 
+mod background;
 mod client;
 mod lock_order;
 mod net;
@@ -106,7 +107,7 @@ struct OpenNode {
     /// The running transport, if started.
     net: lock_order::Ranked<Option<net::Net>>,
     /// Discovery, if started.
-    discovery: lock_order::Ranked<Option<crate::discovery::Discovery>>,
+    discovery: lock_order::Ranked<Option<network::RunningDiscovery>>,
     /// Peers that expired since `peers()` last reported them.
     expired: Mutex<Vec<Peer>>,
     /// Wakes a thread waiting in the transport's poll when there is new local work.
@@ -152,11 +153,14 @@ impl OpenNode {
 /// writes in progress to finish before it flushes.
 pub struct Client {
     options: ClientOptions,
-    node: RwLock<Option<OpenNode>>,
+    /// Shared with the background thread, if one runs.
+    node: RwLock<Option<Arc<OpenNode>>>,
     /// Set when a call panicked (a bug): its state may be half-updated, so every later
     /// call fails with `Internal` naming the panic until the client is closed and opened
     /// again.
-    poisoned: Mutex<Option<String>>,
+    poisoned: Arc<Mutex<Option<String>>>,
+    /// The event loop on a thread of the client's (`start_background`), if running.
+    background: Mutex<Option<background::Background>>,
 }
 
 impl Drop for Client {

@@ -21,6 +21,102 @@ pub struct NetworkStats {
 
 /// The token of the discovery socket on the transport's poll.
 const DISCOVERY_TOKEN: mio::Token = mio::Token(2);
+/// The tokens of discovery's own poll (used while no transport runs).
+const OWN_DISCOVERY_TOKEN: mio::Token = mio::Token(0);
+const OWN_WAKER_TOKEN: mio::Token = mio::Token(1);
+
+/// Discovery as the node runs it: registered on the transport's poll while the transport
+/// runs, otherwise on a poll of its own, so that a waiting event loop sleeps on the socket
+/// instead of spinning over it.
+pub(super) struct RunningDiscovery {
+    discovery: crate::discovery::Discovery,
+    own: Option<OwnPoll>,
+}
+
+struct OwnPoll {
+    poll: mio::Poll,
+    events: mio::Events,
+    waker: Arc<mio::Waker>,
+}
+
+impl std::ops::Deref for RunningDiscovery {
+    type Target = crate::discovery::Discovery;
+    fn deref(&self) -> &Self::Target {
+        &self.discovery
+    }
+}
+
+impl std::ops::DerefMut for RunningDiscovery {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.discovery
+    }
+}
+
+fn poll_error(op: &'static str, source: std::io::Error) -> Error {
+    Error::Discovery(crate::discovery::DiscoveryError::Socket {
+        op,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+impl RunningDiscovery {
+    /// Registers `discovery` on the transport's poll, or on a new poll of its own.
+    fn new(
+        discovery: crate::discovery::Discovery,
+        transport: Option<&mio::Registry>,
+    ) -> Result<Self> {
+        let mut running = RunningDiscovery {
+            discovery,
+            own: None,
+        };
+        match transport {
+            Some(registry) => running.discovery.register(registry, DISCOVERY_TOKEN)?,
+            None => running.move_to_own_poll()?,
+        }
+        Ok(running)
+    }
+
+    /// Moves the socket to a poll of its own (the transport stopped, or never ran).
+    fn move_to_own_poll(&mut self) -> Result<()> {
+        let poll = mio::Poll::new().map_err(|e| poll_error("create a poll for", e))?;
+        let waker = mio::Waker::new(poll.registry(), OWN_WAKER_TOKEN)
+            .map_err(|e| poll_error("create a waker for", e))?;
+        self.discovery
+            .register(poll.registry(), OWN_DISCOVERY_TOKEN)?;
+        self.own = Some(OwnPoll {
+            poll,
+            events: mio::Events::with_capacity(16),
+            waker: Arc::new(waker),
+        });
+        Ok(())
+    }
+
+    /// Moves the socket to the transport's poll (the transport started).
+    fn move_to_transport(&mut self, registry: &mio::Registry) -> Result<()> {
+        if let Some(own) = self.own.take() {
+            self.discovery.deregister(own.poll.registry())?;
+        }
+        self.discovery.register(registry, DISCOVERY_TOKEN)?;
+        Ok(())
+    }
+
+    /// The waker of the own poll, while discovery is on it.
+    fn waker(&self) -> Option<Arc<mio::Waker>> {
+        self.own.as_ref().map(|own| own.waker.clone())
+    }
+
+    /// Sleeps on the own poll until a datagram arrives, the waker is woken or `timeout`
+    /// passes. Returns at once while discovery is on the transport's poll.
+    fn wait(&mut self, timeout: Duration) {
+        if let Some(own) = self.own.as_mut()
+            && let Err(e) = own.poll.poll(&mut own.events, Some(timeout))
+            && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            log::warn!("discovery poll failed: {e}");
+        }
+    }
+}
 
 /// Transport and peers.
 impl Client {
@@ -63,10 +159,12 @@ impl Client {
             let transport = crate::transport::Transport::start(config).inspect_err(|e| {
                 log::error!("node {}: transport start failed: {e}", self.options.node_id);
             })?;
-            *n.waker.write() = Some(transport.waker());
             if let Some(d) = n.discovery.lock().as_mut() {
-                d.register(transport.registry(), DISCOVERY_TOKEN)?;
+                d.move_to_transport(transport.registry())?;
+                // From now on discovery announces where to connect.
+                d.set_transport_port(transport.local_addr().port(), hlc::now_millis());
             }
+            *n.waker.write() = Some(transport.waker());
             *net = Some(net::Net::new(transport));
             Ok(())
         })
@@ -76,10 +174,23 @@ impl Client {
     /// transport does nothing. Sync work stays tracked.
     pub fn stop_transport(&self) -> Result<()> {
         self.with_node(|n| {
-            *n.waker.write() = None;
-            if n.net.lock().take().is_some() {
-                log::info!("node {}: transport stopped", self.options.node_id);
+            let mut net = n.net.lock();
+            let Some(stopped) = net.take() else {
+                return Ok(());
+            };
+            let mut discovery = n.discovery.lock();
+            let mut waker = None;
+            if let Some(d) = discovery.as_mut() {
+                // Nothing listens any more: stop announcing, and wait on discovery's own
+                // poll from now on.
+                d.set_transport_port(0, hlc::now_millis());
+                let _ = d.deregister(stopped.transport.registry());
+                d.move_to_own_poll()?;
+                waker = d.waker();
             }
+            *n.waker.write() = waker;
+            drop(stopped);
+            log::info!("node {}: transport stopped", self.options.node_id);
             Ok(())
         })
     }
@@ -127,106 +238,16 @@ impl Client {
     }
 
     /// Like [`Client::process_transport_events`], waiting up to `timeout` for something
-    /// to happen (a local write wakes it at once). For a loop on a thread of its own;
-    /// other transport calls wait for it, so keep the timeout short (tens of ms).
+    /// to happen: a frame, a connection, a datagram, or a local write from another thread,
+    /// which wakes it at once. For an event loop on a thread of the application's (or see
+    /// [`Client::start_background`]). Other transport calls wait for it, so keep the
+    /// timeout moderate (it also bounds how late timers such as ACK timeouts fire).
     pub fn process_transport_events_wait(
         &self,
         max_events: usize,
         timeout: Duration,
     ) -> Result<usize> {
-        self.with_node(|n| {
-            let mut net = n.net.lock();
-            let mut discovery = n.discovery.lock();
-            if net.is_none() && discovery.is_none() {
-                return Err(Error::TransportUnavailable(
-                    if self.options.enable_transport {
-                        "transport is not running; call start_transport() first".into()
-                    } else {
-                        "transport is disabled".into()
-                    },
-                ));
-            }
-            // Wait and do the I/O without the sync lock: local writes go on meanwhile.
-            let events = match net.as_mut() {
-                Some(net) => net
-                    .transport
-                    .poll(Some(timeout), max_events, hlc::now_millis()),
-                None => Vec::new(),
-            };
-            let handled = events.len();
-            let now = hlc::now_millis();
-            if let Some(d) = discovery.as_mut() {
-                self.drive_discovery(n, net.as_mut(), d, now);
-            }
-            let mut sync = n.sync();
-            sync.retry_expired(now);
-            if let Some(net) = net.as_mut() {
-                net.process(&n.store, &mut sync, events, now);
-                if let Some(d) = discovery.as_mut() {
-                    // Tell discovery which peers are connected or faulted.
-                    for p in net.peers() {
-                        match p.state {
-                            PeerState::Connected => d.mark_connected(&p.node_id),
-                            PeerState::Faulted => d.mark_faulted(&p.node_id),
-                            _ => false,
-                        };
-                    }
-                }
-            }
-            Ok(handled)
-        })
-    }
-
-    /// Reads pending datagrams, announces when due, and acts on what discovery reports.
-    pub(super) fn drive_discovery(
-        &self,
-        n: &OpenNode,
-        mut net: Option<&mut net::Net>,
-        discovery: &mut crate::discovery::Discovery,
-        now: u64,
-    ) {
-        use crate::discovery::DiscoveryEvent;
-        let events: Vec<_> = discovery
-            .on_readable(now)
-            .into_iter()
-            .chain(discovery.tick(now))
-            .collect();
-        for event in events {
-            match event {
-                DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
-                    log::info!(
-                        "node {}: discovered peer {} at {}",
-                        self.options.node_id,
-                        p.node_id,
-                        p.transport_addr()
-                    );
-                    if let Some(net) = net
-                        .as_mut()
-                        .filter(|_| self.options.auto_connect_discovered)
-                    {
-                        net.dial_discovered(&p.node_id, p.transport_addr(), now);
-                    }
-                }
-                DiscoveryEvent::Stale(id) => {
-                    log::info!("node {}: peer {id} is stale", self.options.node_id);
-                }
-                DiscoveryEvent::Expired(id) => {
-                    log::info!("node {}: peer {id} expired", self.options.node_id);
-                    if let Some(net) = net.as_mut() {
-                        // A peer that only discovery knew of and that is gone: stop
-                        // redialling it (forged announcements cannot keep dials for ever).
-                        net.forget_discovered(&id);
-                    }
-                    let mut peer = Peer::new(&id, "", 0);
-                    peer.state = PeerState::Expired;
-                    let mut expired = n.expired.lock();
-                    // Reported once by peers(); bounded for callers that never ask.
-                    if expired.len() < crate::discovery::MAX_PEERS {
-                        expired.push(peer);
-                    }
-                }
-            }
-        }
+        self.with_node(|n| event_loop_step(&self.options, n, max_events, timeout))
     }
 
     /// Starts UDP discovery on `discovery_host:discovery_port`, announcing this node's
@@ -244,18 +265,12 @@ impl Client {
                 return Ok(());
             }
             let o = &self.options;
-            let transport_port = match net.as_ref() {
-                Some(net) => net.transport.local_addr().port(),
-                None => o.transport_port,
-            };
-            if transport_port == 0 {
-                return Err(Error::InvalidOptions {
-                    field: "transport_port",
-                    reason: "discovery announces the transport port: start the transport \
-                             first or set transport_port"
-                        .into(),
-                });
-            }
+            // The port of the running transport; without one (0) discovery only listens
+            // and probes until the transport starts: nobody is told to dial a port where
+            // nothing listens.
+            let transport_port = net
+                .as_ref()
+                .map_or(0, |net| net.transport.local_addr().port());
             let mut config =
                 crate::discovery::DiscoveryConfig::new(o.node_id.clone(), transport_port);
             config.display_name = o.effective_display_name().to_string();
@@ -272,11 +287,12 @@ impl Client {
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
             // Announce the protocol this node's transport speaks.
             config.transport_version = crate::transport::PROTOCOL_VERSION;
-            let mut d = crate::discovery::Discovery::start(config).inspect_err(|e| {
+            let d = crate::discovery::Discovery::start(config).inspect_err(|e| {
                 log::error!("node {}: discovery start failed: {e}", o.node_id);
             })?;
-            if let Some(net) = net.as_ref() {
-                d.register(net.transport.registry(), DISCOVERY_TOKEN)?;
+            let d = RunningDiscovery::new(d, net.as_ref().map(|net| net.transport.registry()))?;
+            if net.is_none() {
+                *n.waker.write() = d.waker();
             }
             log::info!(
                 "node {}: discovery started on {}",
@@ -295,6 +311,8 @@ impl Client {
             if let Some(mut d) = n.discovery.lock().take() {
                 if let Some(net) = net.as_ref() {
                     let _ = d.deregister(net.transport.registry());
+                } else {
+                    *n.waker.write() = None;
                 }
                 log::info!("node {}: discovery stopped", self.options.node_id);
             }
@@ -388,7 +406,7 @@ impl Client {
             let mut discovery = n.discovery.lock();
             let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
             if let Some(d) = discovery.as_mut() {
-                self.drive_discovery(n, net.as_mut(), d, now);
+                drive_discovery(&self.options, n, net.as_mut(), d, now);
                 for p in d.peers() {
                     if peers.iter().any(|known| known.node_id == p.node_id) {
                         continue;
@@ -434,3 +452,136 @@ impl Client {
         capabilities
     }
 }
+
+/// One turn of the event loop (see [`Client::process_transport_events_wait`]); also what
+/// the background thread runs.
+pub(super) fn event_loop_step(
+    options: &ClientOptions,
+    n: &OpenNode,
+    max_events: usize,
+    timeout: Duration,
+) -> Result<usize> {
+        let mut net = n.net.lock();
+        let mut discovery = n.discovery.lock();
+        if net.is_none() && discovery.is_none() {
+            return Err(Error::TransportUnavailable(
+                if options.enable_transport {
+                    "transport is not running; call start_transport() first".into()
+                } else {
+                    "transport is disabled".into()
+                },
+            ));
+        }
+        // Sleep no longer than until discovery's next announcement or ageing, and not
+        // at all while datagrams wait unread.
+        let mut timeout = timeout;
+        if let Some(d) = discovery.as_ref() {
+            if d.has_backlog() {
+                timeout = Duration::ZERO;
+            } else if let Some(at) = d.next_deadline_ms() {
+                let until = at.saturating_sub(hlc::now_millis());
+                timeout = timeout.min(Duration::from_millis(until));
+            }
+        }
+        // Wait and do the I/O without the sync lock: local writes go on meanwhile.
+        let events = match (net.as_mut(), discovery.as_mut()) {
+            (Some(net), _) => net
+                .transport
+                .poll(Some(timeout), max_events, hlc::now_millis()),
+            (None, Some(d)) => {
+                d.wait(timeout);
+                Vec::new()
+            }
+            (None, None) => Vec::new(),
+        };
+        let handled = events.len();
+        let now = hlc::now_millis();
+        if let Some(d) = discovery.as_mut() {
+            drive_discovery(options, n, net.as_mut(), d, now);
+        }
+        let mut sync = n.sync();
+        sync.retry_expired(now);
+        if let Some(net) = net.as_mut() {
+            net.process(&n.store, &mut sync, events, now);
+            if let Some(d) = discovery.as_mut() {
+                // Tell discovery which peers are connected or faulted, and which are
+                // no longer connected (they age again from their last announcement).
+                let peers = net.peers();
+                for p in &peers {
+                    match p.state {
+                        PeerState::Connected => d.mark_connected(&p.node_id),
+                        PeerState::Faulted => d.mark_faulted(&p.node_id),
+                        _ => false,
+                    };
+                }
+                let gone: Vec<String> = d
+                    .peers()
+                    .into_iter()
+                    .filter(|dp| dp.state == crate::discovery::PeerState::Connected)
+                    .filter(|dp| {
+                        !peers.iter().any(|p| {
+                            p.node_id == dp.node_id && p.state == PeerState::Connected
+                        })
+                    })
+                    .map(|dp| dp.node_id)
+                    .collect();
+                for id in gone {
+                    d.mark_disconnected(&id);
+                }
+            }
+        }
+        Ok(handled)
+}
+
+/// Reads pending datagrams, announces when due, and acts on what discovery reports.
+pub(super) fn drive_discovery(
+    options: &ClientOptions,
+    n: &OpenNode,
+    mut net: Option<&mut net::Net>,
+    discovery: &mut RunningDiscovery,
+    now: u64,
+) {
+    use crate::discovery::DiscoveryEvent;
+    let events: Vec<_> = discovery
+        .on_readable(now)
+        .into_iter()
+        .chain(discovery.tick(now))
+        .collect();
+    for event in events {
+        match event {
+            DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
+                log::info!(
+                    "node {}: discovered peer {} at {}",
+                    options.node_id,
+                    p.node_id,
+                    p.transport_addr()
+                );
+                if let Some(net) = net
+                    .as_mut()
+                    .filter(|_| options.auto_connect_discovered)
+                {
+                    net.dial_discovered(&p.node_id, p.transport_addr(), now);
+                }
+            }
+            DiscoveryEvent::Stale(id) => {
+                log::info!("node {}: peer {id} is stale", options.node_id);
+            }
+            DiscoveryEvent::Expired(id) => {
+                log::info!("node {}: peer {id} expired", options.node_id);
+                if let Some(net) = net.as_mut() {
+                    // A peer that only discovery knew of and that is gone: stop
+                    // redialling it (forged announcements cannot keep dials for ever).
+                    net.forget_discovered(&id);
+                }
+                let mut peer = Peer::new(&id, "", 0);
+                peer.state = PeerState::Expired;
+                let mut expired = n.expired.lock();
+                // Reported once by peers(); bounded for callers that never ask.
+                if expired.len() < crate::discovery::MAX_PEERS {
+                    expired.push(peer);
+                }
+            }
+        }
+    }
+}
+
