@@ -1002,6 +1002,44 @@ sa_status_t sa_client_process_transport_events(struct sa_client_t *client,
                                                size_t *out_handled);
 
 /**
+ * As `sa_client_process_transport_events`, and when there is no work, sleeps until
+ * there is some (a frame, a connection, a datagram, or a local write from another thread,
+ * which wakes it at once) or `timeout_ms` passes. The call for an event loop on a thread
+ * of the application's; timers (ACK timeouts, retries, redials) fire within `timeout_ms`,
+ * so keep it moderate (100 ms is a good default).
+ *
+ * Ownership, errors and thread safety: as `sa_client_process_transport_events` (other
+ * network calls on the client wait while it sleeps).
+ */
+sa_status_t sa_client_wait_transport_events(struct sa_client_t *client,
+                                            size_t max_events,
+                                            uint32_t timeout_ms,
+                                            size_t *out_handled);
+
+/**
+ * Runs the event loop on a thread of the client's (the background mode): network
+ * events are handled as they come, timers fire within 100 ms, acknowledged operations
+ * are pruned every second. The application still starts the transport and discovery.
+ * Starting it twice does nothing; `sa_client_stop_background`, `sa_client_close` and
+ * `sa_client_free` stop it. Without it nothing runs behind the application's back.
+ *
+ * Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
+ * Thread safety: any thread.
+ */
+sa_status_t sa_client_start_background(struct sa_client_t *client);
+
+/**
+ * Stops the background loop and waits for its thread (at most one 100 ms turn). Safe when
+ * none runs. Errors: `SA_INVALID_ARGUMENT` (NULL `client`). Thread safety: any thread.
+ */
+sa_status_t sa_client_stop_background(struct sa_client_t *client);
+
+/**
+ * Whether the background loop runs (false for NULL). Does not touch the last error.
+ */
+bool sa_client_background_running(const struct sa_client_t *client);
+
+/**
  * Connects to the peer `node_id` at `host:port` and keeps the connection: it is
  * redialled with backoff whenever it drops, until `sa_client_disconnect`. Returns once
  * the attempt has started; the handshake completes during

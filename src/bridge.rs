@@ -220,6 +220,16 @@ pub mod api {
             max_events: usize,
             handled: &mut usize,
         ) -> FfiStatus;
+        /// As process_transport_events, sleeping up to `timeout_ms` when there is no work.
+        fn wait_transport_events(
+            self: &RustClient,
+            max_events: usize,
+            timeout_ms: u32,
+            handled: &mut usize,
+        ) -> FfiStatus;
+        fn start_background(self: &RustClient) -> FfiStatus;
+        fn stop_background(self: &RustClient) -> FfiStatus;
+        fn background_running(self: &RustClient) -> bool;
         /// The peer's strings cross as bytes; non-UTF-8 is an InvalidArgument.
         fn connect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
         fn disconnect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
@@ -777,6 +787,41 @@ impl RustClient {
             *handled = self.client.process_transport_events(max_events)?;
             Ok(())
         })
+    }
+
+    fn wait_transport_events(
+        &self,
+        max_events: usize,
+        timeout_ms: u32,
+        handled: &mut usize,
+    ) -> FfiStatus {
+        status("Client::process_transport_events", || {
+            let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            *handled = self
+                .client
+                .process_transport_events_wait(max_events, timeout)?;
+            Ok(())
+        })
+    }
+
+    fn start_background(&self) -> FfiStatus {
+        status("Client::start_background", || {
+            Ok(self.client.start_background()?)
+        })
+    }
+
+    fn stop_background(&self) -> FfiStatus {
+        status("Client::stop_background", || {
+            self.client.stop_background();
+            Ok(())
+        })
+    }
+
+    fn background_running(&self) -> bool {
+        boundary::catch("Client::background_running", || {
+            Ok(self.client.background_running())
+        })
+        .unwrap_or(false)
     }
 
     fn connect(&self, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus {

@@ -444,6 +444,37 @@ Result<std::vector<Conflict>> Client::recent_conflicts() const {
     return conflicts;
 }
 
+Result<std::size_t> Client::process_transport_events(std::size_t max_events,
+                                                     std::chrono::milliseconds timeout) {
+    if (!impl_) return moved_from();
+    const auto ms = timeout.count() <= 0 ? 0
+                    : timeout.count() > 0xFFFFFFFFLL
+                        ? 0xFFFFFFFFu
+                        : static_cast<std::uint32_t>(timeout.count());
+    std::size_t handled = 0;
+    auto result = impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.wait_transport_events(max_events, ms, handled);
+    });
+    if (result.is_err()) {
+        return result.error();
+    }
+    return handled;
+}
+
+Result<void> Client::start_background() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.start_background(); });
+}
+
+Result<void> Client::stop_background() {
+    if (!impl_ || !impl_->built()) return {};
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.stop_background(); });
+}
+
+bool Client::background_running() const noexcept {
+    return impl_ && impl_->flag([](const ffi::RustClient& c) { return c.background_running(); });
+}
+
 Result<std::uint16_t> Client::transport_port() const {
     if (!impl_) return moved_from();
     std::uint16_t port = 0;

@@ -710,6 +710,29 @@ static void test_network(const char *dir) {
     }
     sa_peers_free(peers);
 
+    /* The waiting call, and the background mode: B's loop runs on its own thread, A's
+     * waiting call returns when B's frame arrives (well before its 10 s timeout). */
+    CHECK(sa_client_wait_transport_events(a, 64, 10, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(!sa_client_background_running(b));
+    CHECK(sa_client_start_background(b) == SA_OK);
+    CHECK(sa_client_start_background(b) == SA_OK); /* twice is fine */
+    CHECK(sa_client_background_running(b));
+    CHECK(sa_client_put(b, KEY("bg/1"), KEY("from b")) == SA_OK);
+    const double bg_start = now_seconds();
+    bool has_bg = false;
+    for (int round = 0; round < 100 && !has_bg && now_seconds() < bg_start + 9.0; round++) {
+        size_t handled = 0;
+        CHECK(sa_client_wait_transport_events(a, 64, 10000, &handled) == SA_OK);
+        CHECK(sa_client_contains(a, KEY("bg/1"), &has_bg) == SA_OK);
+    }
+    CHECK(has_bg);
+    CHECK(now_seconds() - bg_start < 5.0);
+    CHECK(sa_client_stop_background(b) == SA_OK);
+    CHECK(!sa_client_background_running(b));
+    CHECK(sa_client_stop_background(b) == SA_OK); /* twice is fine */
+    CHECK(sa_client_start_background(NULL) == SA_INVALID_ARGUMENT);
+    CHECK(!sa_client_background_running(NULL));
+
     CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_OK);
     CHECK(sa_client_disconnect(a, "c-node-b", "127.0.0.1", port_b) == SA_INVALID_ARGUMENT);
     CHECK(contains_text(sa_last_error_message(), "not connected"));

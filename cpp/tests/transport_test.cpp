@@ -330,4 +330,46 @@ TEST(TransportTest, ConcurrentWritesAreReportedAsConflictsWithEveryField) {
     EXPECT_EQ(stats.value().refused_operations(), 0u);
 }
 
+TEST(TransportTest, BackgroundModeSyncsTwoClientsAndStopsOnClose) {
+    TempDir dir_a;
+    TempDir dir_b;
+    Node a = start_node(dir_a, "node-a");
+    Node b = start_node(dir_b, "node-b");
+    ASSERT_TRUE(a.client.start_background().is_ok());
+    ASSERT_TRUE(b.client.start_background().is_ok());
+    EXPECT_TRUE(a.client.background_running());
+    ASSERT_TRUE(a.client.connect(Peer::local("node-b", b.port)).is_ok());
+    ASSERT_TRUE(a.client.put("bg/key", "from a").is_ok());
+    // Nothing here drives the transports: the clients' own threads do.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!b.client.contains("bg/key") && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_EQ(b.client.get("bg/key").value_or(Value{}).to_string(), "from a");
+    ASSERT_TRUE(a.client.stop_background().is_ok());
+    EXPECT_FALSE(a.client.background_running());
+    // Closing a client whose loop runs stops it.
+    ASSERT_TRUE(b.client.close().is_ok());
+    EXPECT_FALSE(b.client.background_running());
+    EXPECT_ERROR_CODE(b.client.start_background(), Error::Code::InvalidState);
+}
+
+TEST(TransportTest, TheWaitingCallReturnsWhenAPeersFrameArrives) {
+    TempDir dir_a;
+    TempDir dir_b;
+    Node a = start_node(dir_a, "node-a");
+    Node b = start_node(dir_b, "node-b");
+    ASSERT_TRUE(b.client.start_background().is_ok());
+    ASSERT_TRUE(a.client.connect(Peer::local("node-b", b.port)).is_ok());
+    ASSERT_TRUE(b.client.put("wake", "up").is_ok());
+    const auto start = std::chrono::steady_clock::now();
+    for (int round = 0; round < 100 && !a.client.contains("wake"); ++round) {
+        auto r = a.client.process_transport_events(64, std::chrono::milliseconds(10000));
+        ASSERT_TRUE(r.is_ok()) << r.error().message();
+        if (std::chrono::steady_clock::now() - start > std::chrono::seconds(9)) break;
+    }
+    EXPECT_TRUE(a.client.contains("wake"));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
 }  // namespace

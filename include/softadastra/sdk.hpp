@@ -26,6 +26,7 @@
 
 #include <cassert>
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -855,6 +856,22 @@ public:
     /// how many transport events it handled, at most max_events (0: no limit).
     /// TransportError when neither the transport nor discovery runs.
     Result<std::size_t> process_transport_events(std::size_t max_events = 64);
+    /// As process_transport_events(max_events), and when there is no work, sleeps until
+    /// there is some (a frame, a connection, a datagram, or a local write from another
+    /// thread, which wakes it at once) or `timeout` passes. For an event loop on a thread
+    /// of the application's; timers fire within `timeout` (100 ms is a good default).
+    Result<std::size_t> process_transport_events(std::size_t max_events,
+                                                 std::chrono::milliseconds timeout);
+    /// Runs the event loop on a thread of the client's: network events are handled as
+    /// they come, timers fire within 100 ms, acknowledged operations are pruned every
+    /// second. Start the transport (and discovery) as usual. Starting it twice does
+    /// nothing; stop_background(), close() and the destructor stop it. InvalidState when
+    /// closed. Without it nothing runs behind the application's back.
+    Result<void> start_background();
+    /// Stops the background loop and waits for its thread (at most one 100 ms turn).
+    Result<void> stop_background();
+    /// Whether the background loop runs.
+    [[nodiscard]] bool background_running() const noexcept;
     /// Connects to the peer and keeps the connection (redialled with backoff when it
     /// drops) until disconnect(). Returns once the attempt has started; the handshake
     /// completes in process_transport_events(). InvalidArgument for an invalid peer (the

@@ -437,6 +437,79 @@ pub unsafe extern "C" fn sa_client_process_transport_events(
     })
 }
 
+/// As `sa_client_process_transport_events`, and when there is no work, sleeps until
+/// there is some (a frame, a connection, a datagram, or a local write from another thread,
+/// which wakes it at once) or `timeout_ms` passes. The call for an event loop on a thread
+/// of the application's; timers (ACK timeouts, retries, redials) fire within `timeout_ms`,
+/// so keep it moderate (100 ms is a good default).
+///
+/// Ownership, errors and thread safety: as `sa_client_process_transport_events` (other
+/// network calls on the client wait while it sleeps).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_wait_transport_events(
+    client: *mut SaClient,
+    max_events: usize,
+    timeout_ms: u32,
+    out_handled: *mut usize,
+) -> SaStatus {
+    const F: &str = "sa_client_wait_transport_events";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a pointer valid for writing the result.
+        let out = unsafe { boundary::out_arg(out_handled, F, "out_handled") }?;
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        out.write(c.process_transport_events_wait(max_events, timeout)?);
+        Ok(())
+    })
+}
+
+/// Runs the event loop on a thread of the client's (the background mode): network
+/// events are handled as they come, timers fire within 100 ms, acknowledged operations
+/// are pruned every second. The application still starts the transport and discovery.
+/// Starting it twice does nothing; `sa_client_stop_background`, `sa_client_close` and
+/// `sa_client_free` stop it. Without it nothing runs behind the application's back.
+///
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client`).
+/// Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_start_background(client: *mut SaClient) -> SaStatus {
+    // SAFETY: the caller passes NULL or a live handle.
+    unsafe {
+        client_call(
+            "sa_client_start_background",
+            client,
+            Client::start_background,
+        )
+    }
+}
+
+/// Stops the background loop and waits for its thread (at most one 100 ms turn). Safe when
+/// none runs. Errors: `SA_INVALID_ARGUMENT` (NULL `client`). Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_stop_background(client: *mut SaClient) -> SaStatus {
+    // SAFETY: the caller passes NULL or a live handle.
+    unsafe {
+        client_call("sa_client_stop_background", client, |c| {
+            c.stop_background();
+            Ok(())
+        })
+    }
+}
+
+/// Whether the background loop runs (false for NULL). Does not touch the last error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_background_running(client: *const SaClient) -> bool {
+    // SAFETY: the caller passes NULL or a live handle.
+    unsafe {
+        client_flag(
+            "sa_client_background_running",
+            client,
+            Client::background_running,
+        )
+    }
+}
+
 /// Connects to the peer `node_id` at `host:port` and keeps the connection: it is
 /// redialled with backoff whenever it drops, until `sa_client_disconnect`. Returns once
 /// the attempt has started; the handshake completes during

@@ -57,6 +57,7 @@ impl Client {
             net: lock_order::Ranked::new(lock_order::Rank::Net, None),
             discovery: lock_order::Ranked::new(lock_order::Rank::Discovery, None),
             expired: Mutex::new(Vec::new()),
+            sync_deadline_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             waker: RwLock::new(None),
             started_at_ms: hlc::now_millis() as i64,
         }));

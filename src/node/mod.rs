@@ -110,6 +110,9 @@ struct OpenNode {
     discovery: lock_order::Ranked<Option<network::RunningDiscovery>>,
     /// Peers that expired since `peers()` last reported them.
     expired: Mutex<Vec<Peer>>,
+    /// When the outbox next has timed work (ACK deadline, end of a retry's backoff), as of
+    /// the last event-loop turn; `u64::MAX` for none. Read before the loop sleeps.
+    sync_deadline_ms: std::sync::atomic::AtomicU64,
     /// Wakes a thread waiting in the transport's poll when there is new local work.
     waker: RwLock<Option<Arc<mio::Waker>>>,
     started_at_ms: i64,

@@ -461,76 +461,86 @@ pub(super) fn event_loop_step(
     max_events: usize,
     timeout: Duration,
 ) -> Result<usize> {
-        let mut net = n.net.lock();
-        let mut discovery = n.discovery.lock();
-        if net.is_none() && discovery.is_none() {
-            return Err(Error::TransportUnavailable(
-                if options.enable_transport {
-                    "transport is not running; call start_transport() first".into()
-                } else {
-                    "transport is disabled".into()
-                },
-            ));
+    let mut net = n.net.lock();
+    let mut discovery = n.discovery.lock();
+    if net.is_none() && discovery.is_none() {
+        return Err(Error::TransportUnavailable(
+            if options.enable_transport {
+                "transport is not running; call start_transport() first".into()
+            } else {
+                "transport is disabled".into()
+            },
+        ));
+    }
+    // Sleep no longer than until the outbox's next ACK deadline or retry, or
+    // discovery's next announcement or ageing, and not at all while datagrams wait
+    // unread. (The transport caps the wait at its own timers.)
+    let mut timeout = timeout;
+    let sync_deadline = n.sync_deadline_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if sync_deadline != u64::MAX {
+        let until = sync_deadline.saturating_sub(hlc::now_millis()).max(1);
+        timeout = timeout.min(Duration::from_millis(until));
+    }
+    if let Some(d) = discovery.as_ref() {
+        if d.has_backlog() {
+            timeout = Duration::ZERO;
+        } else if let Some(at) = d.next_deadline_ms() {
+            let until = at.saturating_sub(hlc::now_millis()).max(1);
+            timeout = timeout.min(Duration::from_millis(until));
         }
-        // Sleep no longer than until discovery's next announcement or ageing, and not
-        // at all while datagrams wait unread.
-        let mut timeout = timeout;
-        if let Some(d) = discovery.as_ref() {
-            if d.has_backlog() {
-                timeout = Duration::ZERO;
-            } else if let Some(at) = d.next_deadline_ms() {
-                let until = at.saturating_sub(hlc::now_millis());
-                timeout = timeout.min(Duration::from_millis(until));
-            }
+    }
+    // Wait and do the I/O without the sync lock: local writes go on meanwhile.
+    let events = match (net.as_mut(), discovery.as_mut()) {
+        (Some(net), _) => net
+            .transport
+            .poll(Some(timeout), max_events, hlc::now_millis()),
+        (None, Some(d)) => {
+            d.wait(timeout);
+            Vec::new()
         }
-        // Wait and do the I/O without the sync lock: local writes go on meanwhile.
-        let events = match (net.as_mut(), discovery.as_mut()) {
-            (Some(net), _) => net
-                .transport
-                .poll(Some(timeout), max_events, hlc::now_millis()),
-            (None, Some(d)) => {
-                d.wait(timeout);
-                Vec::new()
-            }
-            (None, None) => Vec::new(),
-        };
-        let handled = events.len();
-        let now = hlc::now_millis();
+        (None, None) => Vec::new(),
+    };
+    let handled = events.len();
+    let now = hlc::now_millis();
+    if let Some(d) = discovery.as_mut() {
+        drive_discovery(options, n, net.as_mut(), d, now);
+    }
+    let mut sync = n.sync();
+    sync.retry_expired(now);
+    if let Some(net) = net.as_mut() {
+        net.process(&n.store, &mut sync, events, now);
         if let Some(d) = discovery.as_mut() {
-            drive_discovery(options, n, net.as_mut(), d, now);
-        }
-        let mut sync = n.sync();
-        sync.retry_expired(now);
-        if let Some(net) = net.as_mut() {
-            net.process(&n.store, &mut sync, events, now);
-            if let Some(d) = discovery.as_mut() {
-                // Tell discovery which peers are connected or faulted, and which are
-                // no longer connected (they age again from their last announcement).
-                let peers = net.peers();
-                for p in &peers {
-                    match p.state {
-                        PeerState::Connected => d.mark_connected(&p.node_id),
-                        PeerState::Faulted => d.mark_faulted(&p.node_id),
-                        _ => false,
-                    };
-                }
-                let gone: Vec<String> = d
-                    .peers()
-                    .into_iter()
-                    .filter(|dp| dp.state == crate::discovery::PeerState::Connected)
-                    .filter(|dp| {
-                        !peers.iter().any(|p| {
-                            p.node_id == dp.node_id && p.state == PeerState::Connected
-                        })
+            // Tell discovery which peers are connected or faulted, and which are
+            // no longer connected (they age again from their last announcement).
+            let peers = net.peers();
+            for p in &peers {
+                match p.state {
+                    PeerState::Connected => d.mark_connected(&p.node_id),
+                    PeerState::Faulted => d.mark_faulted(&p.node_id),
+                    _ => false,
+                };
+            }
+            let gone: Vec<String> = d
+                .peers()
+                .into_iter()
+                .filter(|dp| dp.state == crate::discovery::PeerState::Connected)
+                .filter(|dp| {
+                    !peers.iter().any(|p| {
+                        p.node_id == dp.node_id && p.state == PeerState::Connected
                     })
-                    .map(|dp| dp.node_id)
-                    .collect();
-                for id in gone {
-                    d.mark_disconnected(&id);
-                }
+                })
+                .map(|dp| dp.node_id)
+                .collect();
+            for id in gone {
+                d.mark_disconnected(&id);
             }
         }
-        Ok(handled)
+    }
+    n.sync_deadline_ms.store(
+        sync.next_deadline_ms().unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(handled)
 }
 
 /// Reads pending datagrams, announces when due, and acts on what discovery reports.

@@ -542,6 +542,11 @@ impl SyncEngine {
         })
     }
 
+    /// When the outbox next has timed work (see [`Outbox::next_deadline_ms`]).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.outbox.next_deadline_ms()
+    }
+
     /// Whether anything still waits to be sent or acknowledged.
     #[cfg(any(test, feature = "internals"))]
     pub fn has_unfinished_work(&self) -> bool {

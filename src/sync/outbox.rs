@@ -243,6 +243,21 @@ impl Outbox {
         pending.len()
     }
 
+    /// When the outbox next has timed work: an ACK deadline, or a retry whose backoff ends
+    /// (from the first 64 operations waiting for one: waking early is harmless). A waiting
+    /// event loop sleeps no longer than this.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let ack = self.deadlines.front().map(|&(at, _)| at);
+        let retry = self
+            .requeued
+            .iter()
+            .take(64)
+            .filter_map(|&seq| self.get(seq).map(|e| e.next_attempt_at))
+            .min();
+        ack.into_iter().chain(retry).min()
+    }
+
+
     /// Operations whose ACK did not come in time: queued again with backoff, or failed
     /// when no retries are left. Returns how many were queued again.
     pub fn retry_expired(&mut self, now: u64) -> usize {

@@ -100,6 +100,41 @@ impl Transport {
         }
     }
 
+    /// When [`Transport::timers`] next has work: a redial, a handshake or frame time-out,
+    /// a keepalive, a dead peer. `poll` sleeps no longer than this, so a waiting event loop
+    /// keeps every timer on time.
+    pub(super) fn next_deadline_ms(&self) -> Option<u64> {
+        let c = &self.config;
+        let redials = self
+            .dials
+            .values()
+            .filter(|d| d.conn.is_none())
+            .map(|d| d.next_at_ms);
+        let conns = self.conns.values().flat_map(|conn| {
+            let mut due = Vec::with_capacity(3);
+            match conn.state {
+                ConnState::Connecting | ConnState::Handshaking => {
+                    due.push(conn.opened_ms.saturating_add(c.handshake_timeout_ms + 1));
+                }
+                ConnState::Ready => {
+                    due.push(conn.last_recv_ms.saturating_add(c.peer_timeout_ms + 1));
+                    due.push(conn.last_send_ms.saturating_add(c.keepalive_ms));
+                    if conn.pending_out() > 0 {
+                        due.push(
+                            conn.last_write_progress_ms
+                                .saturating_add(c.peer_timeout_ms + 1),
+                        );
+                    }
+                }
+            }
+            if let Some(t) = conn.frame_started_ms {
+                due.push(t.saturating_add(c.frame_timeout_ms + 1));
+            }
+            due
+        });
+        redials.chain(conns).min()
+    }
+
     pub(super) fn dial(&mut self, addr: SocketAddr, now_ms: u64, out: &mut Vec<TransportEvent>) {
         match TcpStream::connect(addr) {
             Ok(stream) => {

@@ -401,7 +401,17 @@ impl Transport {
         // again, so events beyond `max_events` wait in the backlog for the next call
         // (which then does not wait).
         let timeout = if self.backlog.is_empty() {
-            timeout
+            // Never past the next timer: a redial, a time-out or a keepalive is due then.
+            // (At least 1 ms: a timer that stays due, such as a keepalive that cannot be
+            // queued yet, must not turn the loop into a spin.)
+            let until_timer = self
+                .next_deadline_ms()
+                .map(|at| Duration::from_millis(at.saturating_sub(now_ms).max(1)));
+            match (timeout, until_timer) {
+                (Some(t), Some(u)) => Some(t.min(u)),
+                (None, u) => u,
+                (t, None) => t,
+            }
         } else {
             Some(Duration::ZERO)
         };
