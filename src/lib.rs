@@ -51,7 +51,8 @@ macro_rules! internal_modules {
 }
 
 internal_modules!(
-    codec, discovery, error, id, io_error, logsafe, metadata, node, store, sync, transport, wal,
+    clock, codec, discovery, error, id, io_error, logsafe, metadata, node, store, sync, transport,
+    wal,
 );
 
 // The cxx bridge behind the C++ SDK: `#[cxx::bridge]` declares its shared types' fields

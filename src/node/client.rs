@@ -6,8 +6,24 @@ use super::*;
 impl Client {
     /// A closed client with these options (they are checked by [`Client::open`]).
     pub fn new(options: ClientOptions) -> Client {
+        Self::with_clock(options, Arc::new(crate::clock::SystemClock))
+    }
+
+    /// A closed client reading the time from `clock` (tests make its wall clock jump).
+    #[cfg(any(test, feature = "internals"))]
+    pub fn with_clock(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
+        Self::build(options, clock)
+    }
+
+    #[cfg(not(any(test, feature = "internals")))]
+    fn with_clock(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
+        Self::build(options, clock)
+    }
+
+    fn build(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
         Client {
             options,
+            clock,
             node: RwLock::new(None),
             poisoned: Arc::new(Mutex::new(None)),
             background: Mutex::new(None),
@@ -34,7 +50,10 @@ impl Client {
                 .enable_wal
                 .then(|| PathBuf::from(&self.options.wal_path)),
             durable: self.options.auto_flush,
-            time: None,
+            time: Some({
+                let clock = self.clock.clone();
+                Arc::new(move || clock.wall_ms())
+            }),
             max_clock_drift_ms: self.options.max_clock_drift_ms,
         };
         let mut sync = SyncEngine::new(&self.options.node_id, self.options.sync_config());
@@ -59,7 +78,9 @@ impl Client {
             expired: Mutex::new(Vec::new()),
             sync_deadline_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             waker: RwLock::new(None),
-            started_at_ms: hlc::now_millis() as i64,
+            started_at_ms: i64::try_from(self.clock.wall_ms()).unwrap_or(i64::MAX),
+            started_mono_ms: self.clock.mono_ms(),
+            clock: self.clock.clone(),
         }));
         Ok(())
     }
@@ -217,7 +238,7 @@ impl Client {
     /// A fresh description of this node.
     pub fn node_info(&self) -> Result<NodeInfo> {
         self.with_node(|n| {
-            let now = hlc::now_millis() as i64;
+            let uptime = n.clock.mono_ms().saturating_sub(n.started_mono_ms);
             let capabilities = self.capabilities();
             Ok(NodeInfo {
                 node_id: self.options.node_id.clone(),
@@ -226,7 +247,7 @@ impl Client {
                 os_name: std::env::consts::OS.to_string(),
                 version: self.options.version.clone(),
                 started_at_ms: n.started_at_ms,
-                uptime_ms: (now - n.started_at_ms).max(0),
+                uptime_ms: i64::try_from(uptime).unwrap_or(i64::MAX),
                 capabilities: capabilities.into_iter().map(String::from).collect(),
             })
         })

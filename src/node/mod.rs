@@ -31,7 +31,6 @@ use crate::error::{Error, Result};
 use crate::metadata::{self, NodeInfo};
 use crate::store::{
     Change, Conflict, Entry, Store, StoreError, StoreOptions, Version, VersionVector, WriteStamp,
-    hlc,
 };
 use crate::sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncEngine, SyncState, TickResult};
 pub use net::CatchUpStats;
@@ -116,6 +115,9 @@ struct OpenNode {
     /// Wakes a thread waiting in the transport's poll when there is new local work.
     waker: RwLock<Option<Arc<mio::Waker>>>,
     started_at_ms: i64,
+    /// When it was opened, on the monotonic clock (for the uptime).
+    started_mono_ms: u64,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl OpenNode {
@@ -156,6 +158,8 @@ impl OpenNode {
 /// writes in progress to finish before it flushes.
 pub struct Client {
     options: ClientOptions,
+    /// The wall clock (versions, times shown) and the monotonic clock (every timer).
+    clock: Arc<dyn crate::clock::Clock>,
     /// Shared with the background thread, if one runs.
     node: RwLock<Option<Arc<OpenNode>>>,
     /// Set when a call panicked (a bug): its state may be half-updated, so every later

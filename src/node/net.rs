@@ -114,7 +114,7 @@ pub(super) struct Net {
     /// dropped, so this holds at most the nodes served in the last interval).
     last_served_ms: HashMap<String, u64>,
     /// When peer records were last expired.
-    records_expired_ms: u64,
+    records_expired_ms: Option<u64>,
     /// Store entries catch-ups may still visit (a bucket refilled at
     /// [`CATCH_UP_SCAN_PER_SECOND`]), and when it was last refilled.
     scan_tokens: usize,
@@ -136,7 +136,7 @@ impl Net {
             serving: HashMap::new(),
             stats: CatchUpStats::default(),
             last_served_ms: HashMap::new(),
-            records_expired_ms: 0,
+            records_expired_ms: None,
             scan_tokens: CATCH_UP_SCAN_PER_PASS,
             scan_refilled_ms: 0,
             known: HashMap::new(),
@@ -409,10 +409,13 @@ impl Net {
     /// Drops records of peers neither connected nor dialled, not seen for
     /// [`PEER_RECORD_TTL_MS`]. Runs at most once a second: the loop calls it on every pass.
     fn expire_records(&mut self, now_ms: u64) {
-        if now_ms.saturating_sub(self.records_expired_ms) < 1_000 {
+        if self
+            .records_expired_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < 1_000)
+        {
             return;
         }
-        self.records_expired_ms = now_ms;
+        self.records_expired_ms = Some(now_ms);
         let keep = self.kept_addrs();
         self.known.retain(|addr, r| {
             keep.contains(addr) || now_ms.saturating_sub(r.last_seen_ms) < PEER_RECORD_TTL_MS

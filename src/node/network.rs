@@ -162,7 +162,7 @@ impl Client {
             if let Some(d) = n.discovery.lock().as_mut() {
                 d.move_to_transport(transport.registry())?;
                 // From now on discovery announces where to connect.
-                d.set_transport_port(transport.local_addr().port(), hlc::now_millis());
+                d.set_transport_port(transport.local_addr().port(), n.clock.mono_ms());
             }
             *n.waker.write() = Some(transport.waker());
             *net = Some(net::Net::new(transport));
@@ -183,7 +183,7 @@ impl Client {
             if let Some(d) = discovery.as_mut() {
                 // Nothing listens any more: stop announcing, and wait on discovery's own
                 // poll from now on.
-                d.set_transport_port(0, hlc::now_millis());
+                d.set_transport_port(0, n.clock.mono_ms());
                 let _ = d.deregister(stopped.transport.registry());
                 d.move_to_own_poll()?;
                 waker = d.waker();
@@ -359,11 +359,11 @@ impl Client {
             return Err(Error::NotOpen);
         }
         let addr = peer.address()?;
-        self.with_net(|_, net| {
+        self.with_net(|n, net| {
             net.expected.insert(addr, peer.node_id.clone());
             // Configured by the application: kept, whatever discovery says later.
             net.discovered.remove(&addr);
-            net.transport.connect(addr, hlc::now_millis());
+            net.transport.connect(addr, n.clock.mono_ms());
             Ok(())
         })
     }
@@ -401,7 +401,7 @@ impl Client {
                     "transport and discovery are disabled".into(),
                 ));
             }
-            let now = hlc::now_millis();
+            let now = n.clock.mono_ms();
             let mut net = n.net.lock();
             let mut discovery = n.discovery.lock();
             let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
@@ -432,6 +432,10 @@ impl Client {
                 }
             }
             peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            // Last heard of on the monotonic clock; shown as wall-clock time.
+            for p in &mut peers {
+                p.last_seen_ms = crate::clock::mono_to_wall(n.clock.as_ref(), p.last_seen_ms);
+            }
             Ok(peers)
         })
     }
@@ -478,14 +482,14 @@ pub(super) fn event_loop_step(
     let mut timeout = timeout;
     let sync_deadline = n.sync_deadline_ms.load(std::sync::atomic::Ordering::Relaxed);
     if sync_deadline != u64::MAX {
-        let until = sync_deadline.saturating_sub(hlc::now_millis()).max(1);
+        let until = sync_deadline.saturating_sub(n.clock.mono_ms()).max(1);
         timeout = timeout.min(Duration::from_millis(until));
     }
     if let Some(d) = discovery.as_ref() {
         if d.has_backlog() {
             timeout = Duration::ZERO;
         } else if let Some(at) = d.next_deadline_ms() {
-            let until = at.saturating_sub(hlc::now_millis()).max(1);
+            let until = at.saturating_sub(n.clock.mono_ms()).max(1);
             timeout = timeout.min(Duration::from_millis(until));
         }
     }
@@ -493,7 +497,7 @@ pub(super) fn event_loop_step(
     let events = match (net.as_mut(), discovery.as_mut()) {
         (Some(net), _) => net
             .transport
-            .poll(Some(timeout), max_events, hlc::now_millis()),
+            .poll(Some(timeout), max_events, n.clock.mono_ms()),
         (None, Some(d)) => {
             d.wait(timeout);
             Vec::new()
@@ -501,7 +505,7 @@ pub(super) fn event_loop_step(
         (None, None) => Vec::new(),
     };
     let handled = events.len();
-    let now = hlc::now_millis();
+    let now = n.clock.mono_ms();
     if let Some(d) = discovery.as_mut() {
         drive_discovery(options, n, net.as_mut(), d, now);
     }

@@ -19,7 +19,7 @@ impl Client {
     /// no retries.
     pub fn tick(&self, prune_completed: bool) -> Result<TickResult> {
         self.with_node(|n| {
-            let now = hlc::now_millis();
+            let now = n.clock.mono_ms();
             let mut net = n.net.lock();
             let mut sync = n.sync();
             let tick = sync.tick(&n.store, now, prune_completed, false);
@@ -45,7 +45,7 @@ impl Client {
 
     /// Queues again the in-flight operations whose ACK timed out; returns how many.
     pub fn retry_expired(&self) -> Result<usize> {
-        self.with_sync(|_, sync| Ok(sync.retry_expired(hlc::now_millis())))
+        self.with_node(|n| Ok(n.sync().retry_expired(n.clock.mono_ms())))
     }
 
     /// Removes acknowledged operations from the outbox; returns how many.
@@ -88,7 +88,7 @@ impl Client {
     /// Takes the next batch of local operations to carry to peers yourself (they are then
     /// in flight); `None` when nothing is ready. The transport does this when it runs.
     pub fn take_sync_batch(&self) -> Result<Option<SyncBatch>> {
-        self.with_sync(|store, sync| Ok(sync.next_batch(store, hlc::now_millis())))
+        self.with_node(|n| Ok(n.sync().next_batch(&n.store, n.clock.mono_ms())))
     }
 
     /// Reports that a batch from [`Client::take_sync_batch`] was written to a peer (with

@@ -41,8 +41,11 @@ impl Transport {
                     if let Some(why) = self.incoming_refusal(addr.ip()) {
                         // Dropping the stream closes it: the descriptor is free at once.
                         self.refused_connections += 1;
-                        if now_ms.saturating_sub(self.last_refusal_log_ms) >= 10_000 {
-                            self.last_refusal_log_ms = now_ms;
+                        if self
+                            .last_refusal_log_ms
+                            .is_none_or(|at| now_ms.saturating_sub(at) >= 10_000)
+                        {
+                            self.last_refusal_log_ms = Some(now_ms);
                             log::warn!(
                                 "node {}: incoming connection from {addr} closed: {why} \
                                  ({} refused so far)",

@@ -140,7 +140,7 @@ pub struct Transport {
     connection_limit: usize,
     /// Incoming connections closed at once because of the connection limits.
     pub refused_connections: u64,
-    last_refusal_log_ms: u64,
+    last_refusal_log_ms: Option<u64>,
     /// Bytes waiting to be written, over all connections.
     send_buffered: usize,
 }
@@ -212,7 +212,7 @@ impl Transport {
             paused: Vec::new(),
             connection_limit,
             refused_connections: 0,
-            last_refusal_log_ms: 0,
+            last_refusal_log_ms: None,
             send_buffered: 0,
         })
     }
