@@ -114,6 +114,7 @@ fn main() {
     let raw = raw_sync_loop(&dir);
     let single = durable_puts(&dir, 1);
     let eight = durable_puts(&dir, 8);
+    let sixty_four = durable_puts(&dir, 64);
     let records = 1_000_000;
     let wal = dir.join("fast.wal");
     let fast = fast_puts(&wal, records);
@@ -132,6 +133,10 @@ fn main() {
     println!(
         "| durable put, 8 writers (group commit) | {eight:.0} /s | >= 20x 1 writer | {:.1}x 1 writer |",
         eight / single
+    );
+    println!(
+        "| durable put, 64 writers (group commit) | {sixty_four:.0} /s | >= 10x 1 writer | {:.1}x 1 writer |",
+        sixty_four / single
     );
     println!(
         "| fast put (auto_flush off, 16 B keys, 100 B values) | {fast:.0} /s | >= 1,000,000 /s | |"
