@@ -66,6 +66,19 @@ fn remote_operation_is_applied_logged_and_replayed_with_its_origin() {
 }
 
 #[test]
+fn a_batch_of_remote_operations_is_one_wal_record_and_one_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir, "node-a");
+    let before = records(&s);
+    let ops: Vec<_> = (1..=100)
+        .map(|i| op("node-b", i, 100 + i, &format!("k{i}"), Some(b"v")))
+        .collect();
+    let report = s.apply_remote(&ops).unwrap();
+    assert_eq!(report.applied, 100);
+    assert_eq!(records(&s), before + 1, "one record for the whole batch");
+}
+
+#[test]
 fn applying_an_operation_twice_changes_nothing_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, "node-a");
