@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use softadastra::clock::{Clock, SystemClock};
 use softadastra::{Client, ClientOptions, Peer, PeerState};
 
+mod common;
+
 /// The system's clocks, with the wall clock shifted by an offset the test sets.
 #[derive(Debug, Default)]
 struct JumpingClock {
@@ -37,8 +39,6 @@ const HOUR_MS: i64 = 3_600_000;
 
 fn options(id: &str, ack_timeout_ms: u32) -> ClientOptions {
     let mut o = ClientOptions::memory_only(id);
-    o.enable_transport = true;
-    o.transport_host = "127.0.0.1".into();
     o.ack_timeout_ms = ack_timeout_ms;
     o.retry_interval_ms = 100;
     o.require_ack = true;
@@ -46,20 +46,7 @@ fn options(id: &str, ack_timeout_ms: u32) -> ClientOptions {
 }
 
 fn started(options: ClientOptions, clock: Arc<dyn Clock>) -> Client {
-    for _ in 0..20 {
-        let mut o = options.clone();
-        o.transport_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let c = Client::with_clock(o, clock.clone());
-        c.open().unwrap();
-        if c.start_transport().is_ok() {
-            return c;
-        }
-    }
-    panic!("no free port");
+    common::client_with_transport(&options, Some(clock))
 }
 
 /// Drives `clients` until `done` (bounded by `limit`).

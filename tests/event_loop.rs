@@ -9,24 +9,13 @@ use std::time::{Duration, Instant};
 
 use softadastra::{Client, ClientOptions, Peer, PeerState};
 
+mod common;
+
 fn node(id: &str) -> Arc<Client> {
-    for _ in 0..20 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut o = ClientOptions::memory_only(id);
-        o.enable_transport = true;
-        o.transport_host = "127.0.0.1".into();
-        o.transport_port = port;
-        let c = Client::new(o);
-        c.open().unwrap();
-        if c.start_transport().is_ok() {
-            return Arc::new(c);
-        }
-    }
-    panic!("no free port");
+    Arc::new(common::client_with_transport(
+        &ClientOptions::memory_only(id),
+        None,
+    ))
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use softadastra::{Client, ClientOptions, Peer, WriteBatch};
 
+mod common;
+
 #[test]
 fn local_calls_complete_while_the_event_loop_holds_its_locks() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,29 +69,14 @@ fn local_calls_complete_while_the_event_loop_holds_its_locks() {
 }
 
 fn transport_node(dir: &std::path::Path, id: &str, durable: bool) -> Arc<Client> {
-    for _ in 0..20 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let wal = dir.join(format!("{id}.wal"));
-        let mut options = if durable {
-            ClientOptions::persistent(id, wal.to_str().unwrap())
-        } else {
-            ClientOptions::memory_only(id)
-        };
-        options.enable_transport = true;
-        options.transport_host = "127.0.0.1".into();
-        options.transport_port = port;
-        options.sync_batch_size = 256;
-        let client = Client::new(options);
-        client.open().unwrap();
-        if client.start_transport().is_ok() {
-            return Arc::new(client);
-        }
-    }
-    panic!("no free port");
+    let wal = dir.join(format!("{id}.wal"));
+    let mut options = if durable {
+        ClientOptions::persistent(id, wal.to_str().unwrap())
+    } else {
+        ClientOptions::memory_only(id)
+    };
+    options.sync_batch_size = 256;
+    Arc::new(common::client_with_transport(&options, None))
 }
 
 fn p99(mut samples: Vec<Duration>) -> Duration {
