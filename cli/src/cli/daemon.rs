@@ -211,13 +211,32 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
     }
 }
 
+/// How long the loops sleep at most before they look at the stop flag again: a stop is
+/// seen within this, and an idle node wakes 10 times a second per loop (a small fraction
+/// of a percent of a core).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Waits until `listener` has a connection to accept, or `IDLE_WAIT` passes.
+fn wait_readable(listener: &UnixListener) {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = i32::try_from(IDLE_WAIT.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd for the duration of the call. An error (EINTR when a
+    // signal arrives) just ends the wait early.
+    unsafe { libc::poll(&mut fd, 1, timeout) };
+}
+
 /// Accepts and answers control connections, one at a time, until the stop.
 fn control_loop(client: &Client, control: &ControlSocket) {
     while !stopping() {
         match control.listener.accept() {
             Ok((stream, _)) => control::serve(client, stream),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
+                wait_readable(&control.listener);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -237,13 +256,16 @@ fn node_loop(client: &Client, settings: &Settings) -> Result<(), CliError> {
     let mut peer_states: HashMap<String, PeerState> = HashMap::new();
     let mut failed_seen = client.sync_state().map(|s| s.failed_count).unwrap_or(0);
     while !stopping() {
+        // Sleeps until the network has work (or a local write arrives), never past a
+        // timer, at most IDLE_WAIT.
         if networked {
-            if let Err(e) = client.process_transport_events_wait(256, Duration::from_millis(20)) {
+            let wait = IDLE_WAIT.min(tick_every);
+            if let Err(e) = client.process_transport_events_wait(256, wait) {
                 log::warn!("transport events: {e}");
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(wait);
             }
         } else {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(IDLE_WAIT.min(tick_every));
         }
         let now = Instant::now();
         if now.duration_since(last_tick) >= tick_every {
