@@ -16,6 +16,7 @@
 
 pub mod marks;
 pub mod outbox;
+pub mod session;
 
 use std::collections::VecDeque;
 

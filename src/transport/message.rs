@@ -4,6 +4,7 @@
 use crate::codec::Reader;
 use crate::store::op::{decode_ops, encode_ops};
 use crate::store::{Operation, Version, VersionVector};
+use crate::sync::session::SessionMessage;
 use crate::sync::{Ack, SyncBatch};
 
 /// Version of the protocol spoken by this build; a peer must speak the same.
@@ -58,6 +59,84 @@ pub enum Message {
     VectorRequest,
 }
 
+impl From<SessionMessage> for Message {
+    fn from(m: SessionMessage) -> Message {
+        match m {
+            SessionMessage::Batch(b) => Message::Batch(b),
+            SessionMessage::Ack(a) => Message::Ack(a),
+            SessionMessage::Vector(v) => Message::Vector(v),
+            SessionMessage::CatchUp(ops) => Message::CatchUp(ops),
+            SessionMessage::CatchUpDone(v) => Message::CatchUpDone(v),
+            SessionMessage::VectorRequest => Message::VectorRequest,
+        }
+    }
+}
+
+impl Message {
+    /// The sync conversation's message this is, or the message itself when it belongs
+    /// to the transport (Hello, Reject, Ping, Pong).
+    pub fn into_session(self) -> Result<SessionMessage, Message> {
+        Ok(match self {
+            Message::Batch(b) => SessionMessage::Batch(b),
+            Message::Ack(a) => SessionMessage::Ack(a),
+            Message::Vector(v) => SessionMessage::Vector(v),
+            Message::CatchUp(ops) => SessionMessage::CatchUp(ops),
+            Message::CatchUpDone(v) => SessionMessage::CatchUpDone(v),
+            Message::VectorRequest => SessionMessage::VectorRequest,
+            other @ (Message::Hello(_) | Message::Reject(_) | Message::Ping(_) | Message::Pong(_)) => {
+                return Err(other);
+            }
+        })
+    }
+
+    /// Encodes a session message as its [`Message`] would be (without copying it into
+    /// one); returns its message kind.
+    pub fn encode_session(m: &SessionMessage, out: &mut Vec<u8>) -> u8 {
+        let mut w = Writer(out);
+        match m {
+            SessionMessage::Batch(b) => {
+                write_batch(&mut w, b);
+                kind::BATCH
+            }
+            SessionMessage::Ack(a) => {
+                write_ack(&mut w, a);
+                kind::ACK
+            }
+            SessionMessage::Vector(v) => {
+                w.vector(v);
+                kind::VECTOR
+            }
+            SessionMessage::CatchUp(ops) => {
+                w.ops(ops);
+                kind::CATCH_UP
+            }
+            SessionMessage::CatchUpDone(v) => {
+                w.vector(v);
+                kind::CATCH_UP_DONE
+            }
+            SessionMessage::VectorRequest => kind::VECTOR_REQUEST,
+        }
+    }
+}
+
+fn write_batch(w: &mut Writer<'_>, b: &SyncBatch) {
+    w.str(&b.origin);
+    w.ops(&b.ops);
+    w.u32(b.superseded.len() as u32);
+    for (seq, version) in &b.superseded {
+        w.u64(*seq);
+        w.u64(version.0);
+    }
+}
+
+fn write_ack(w: &mut Writer<'_>, a: &Ack) {
+    w.str(&a.origin);
+    w.u32(a.seqs.len() as u32);
+    for s in &a.seqs {
+        w.u64(*s);
+    }
+}
+
 impl Message {
     pub fn kind(&self) -> u8 {
         match self {
@@ -91,22 +170,8 @@ impl Message {
                 w.u64(h.instance_id);
             }
             Message::Reject(reason) => w.str(reason),
-            Message::Batch(b) => {
-                w.str(&b.origin);
-                w.ops(&b.ops);
-                w.u32(b.superseded.len() as u32);
-                for (seq, version) in &b.superseded {
-                    w.u64(*seq);
-                    w.u64(version.0);
-                }
-            }
-            Message::Ack(a) => {
-                w.str(&a.origin);
-                w.u32(a.seqs.len() as u32);
-                for s in &a.seqs {
-                    w.u64(*s);
-                }
-            }
+            Message::Batch(b) => write_batch(&mut w, b),
+            Message::Ack(a) => write_ack(&mut w, a),
             Message::Ping(n) | Message::Pong(n) => w.u64(*n),
             Message::Vector(v) | Message::CatchUpDone(v) => w.vector(v),
             Message::CatchUp(ops) => w.ops(ops),
@@ -285,6 +350,46 @@ impl<'a> WireReader<'a> for Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn session_messages_encode_as_their_messages_and_convert_both_ways() {
+        use crate::store::Version;
+        let op = Operation {
+            key: "k".into(),
+            value: Some(b"v".to_vec()),
+            version: Version(7),
+            origin: "node-b".into(),
+            origin_seq: 3,
+            base: None,
+        };
+        let mut vector = VersionVector::new();
+        vector.observe("node-b", 3, Version(7));
+        let all = [
+            SessionMessage::Batch(SyncBatch {
+                origin: "node-b".into(),
+                ops: vec![op.clone()],
+                superseded: vec![(2, Version(5))],
+            }),
+            SessionMessage::Ack(Ack {
+                origin: "node-a".into(),
+                seqs: vec![1, 2],
+            }),
+            SessionMessage::Vector(vector.clone()),
+            SessionMessage::CatchUp(vec![op]),
+            SessionMessage::CatchUpDone(vector),
+            SessionMessage::VectorRequest,
+        ];
+        for m in all {
+            let message = Message::from(m.clone());
+            let (mut direct, mut via) = (Vec::new(), Vec::new());
+            let kind = Message::encode_session(&m, &mut direct);
+            message.encode(&mut via);
+            assert_eq!((kind, &direct), (message.kind(), &via), "{m:?}");
+            assert_eq!(Message::decode(kind, &direct).unwrap(), message);
+            assert_eq!(message.into_session(), Ok(m));
+        }
+        assert!(Message::Ping(1).into_session().is_err());
+    }
+
     use super::*;
 
     fn round_trip(m: Message) {
