@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use softadastra::store::{Store, StoreOptions, Version};
+use softadastra::store::{Store, StoreOptions};
 use softadastra::sync::session::{Conn, SessionMessage, Sessions, Wire};
 use softadastra::sync::{SyncBatch, SyncConfig, SyncEngine};
 
@@ -213,8 +213,7 @@ impl Wire for SimWire<'_> {
     }
 }
 
-/// The last-writer-wins model: per key, the greatest (version, origin) ever written.
-type Model = BTreeMap<String, (Version, String, Option<Vec<u8>>)>;
+type Model = common::LwwModel;
 
 struct Sim {
     rng: Rng,
@@ -302,22 +301,15 @@ impl Sim {
 
     fn write_key(&mut self, n: usize, key: String) {
         let node = &mut self.nodes[n];
-        let (stamp, value) = if self.rng.percent(75) {
-            let value = format!("{}-{}", node.id, self.rng.below(1_000_000)).into_bytes();
-            (node.store.put(&key, &value), Some(value))
-        } else {
-            (node.store.remove(&key), None)
-        };
-        let stamp = stamp.expect("local write");
-        node.engine.record_local(stamp, [key.as_str()]);
-        let version = stamp.first_version;
-        let newer = self
-            .model
-            .get(&key)
-            .is_none_or(|(v, o, _)| (version, node.id.as_str()) > (*v, o.as_str()));
-        if newer {
-            self.model.insert(key, (version, node.id.clone(), value));
-        }
+        common::random_write(
+            &mut self.rng,
+            &node.id,
+            &node.store,
+            &mut node.engine,
+            &key,
+            &mut self.model,
+        )
+        .expect("local write");
     }
 
     /// A clean restart: the node's connections close, its state is reopened from its WAL.

@@ -19,7 +19,7 @@
 mod common;
 use common::{Rng, env_u64};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,8 +85,7 @@ fn open_node(id: &str, wal: &Path, clock: &Arc<AtomicU64>, skew_ms: u64) -> Resu
     })
 }
 
-/// The last-writer-wins model: per key, the greatest (version, origin) ever written.
-type Model = BTreeMap<String, (Version, String, Option<Vec<u8>>)>;
+type Model = common::LwwModel;
 
 struct Sim {
     rng: Rng,
@@ -205,24 +204,19 @@ impl Sim {
     fn write(&mut self, n: usize) -> Result<(), String> {
         let key = format!("k{:02}", self.rng.below(KEYS));
         let node = &mut self.nodes[n];
-        let (stamp, value) = if self.rng.percent(75) {
-            let value = format!("{}-{}", node.id, self.rng.below(1_000_000)).into_bytes();
-            (node.store.put(&key, &value), Some(value))
-        } else {
-            (node.store.remove(&key), None)
-        };
-        let stamp = stamp.map_err(|e| format!("{}: {e}", node.id))?;
-        node.engine.record_local(stamp, [key.as_str()]);
-        let version = stamp.first_version;
-        self.writes
-            .insert((node.id.clone(), stamp.first_seq), (key.clone(), version));
-        let newer = self
-            .model
-            .get(&key)
-            .is_none_or(|(v, o, _)| (version, node.id.as_str()) > (*v, o.as_str()));
-        if newer {
-            self.model.insert(key, (version, node.id.clone(), value));
-        }
+        let stamp = common::random_write(
+            &mut self.rng,
+            &node.id,
+            &node.store,
+            &mut node.engine,
+            &key,
+            &mut self.model,
+        )
+        .map_err(|e| format!("{}: {e}", node.id))?;
+        self.writes.insert(
+            (node.id.clone(), stamp.first_seq),
+            (key, stamp.first_version),
+        );
         Ok(())
     }
 

@@ -124,3 +124,34 @@ pub(crate) fn client_with_transport(
     }
     panic!("no free port found in 20 tries");
 }
+
+/// The last-writer-wins model of the simulations: per key, the greatest (version, origin)
+/// ever written, with its value (`None`: removed).
+pub(crate) type LwwModel = BTreeMap<String, (softadastra::store::Version, String, Option<Vec<u8>>)>;
+
+/// A random local write on `store` (a put three times out of four, else a removal), its
+/// entry into the node's outbox, and into `model`; returns its stamp.
+pub(crate) fn random_write(
+    rng: &mut Rng,
+    node_id: &str,
+    store: &Store,
+    engine: &mut softadastra::sync::SyncEngine,
+    key: &str,
+    model: &mut LwwModel,
+) -> Result<softadastra::store::WriteStamp, StoreError> {
+    let (stamp, value) = if rng.percent(75) {
+        let value = format!("{node_id}-{}", rng.below(1_000_000)).into_bytes();
+        (store.put(key, &value)?, Some(value))
+    } else {
+        (store.remove(key)?, None)
+    };
+    engine.record_local(stamp, [key]);
+    let version = stamp.first_version;
+    let newer = model
+        .get(key)
+        .is_none_or(|(v, o, _)| (version, node_id) > (*v, o.as_str()));
+    if newer {
+        model.insert(key.to_string(), (version, node_id.to_string(), value));
+    }
+    Ok(stamp)
+}
