@@ -347,6 +347,11 @@ enum sa_option_t
    * Number: remote operations stamped further ahead of this clock are refused. Default 60000.
    */
   SA_OPTION_MAX_CLOCK_DRIFT_MS = 23,
+  /**
+   * Text: the identity key file (made on first open, mode 0600). Default "": the WAL's
+   * path with ".key" appended (memory-only: a new key each open).
+   */
+  SA_OPTION_IDENTITY_PATH = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -415,6 +420,10 @@ typedef struct sa_node_info_t {
    */
   const char *const *capabilities;
   size_t capabilities_len;
+  /**
+   * The SHA-256 of the node's public key: 64 lowercase hex digits, how peers know it.
+   */
+  const char *fingerprint;
 } sa_node_info_t;
 
 /**

@@ -49,6 +49,7 @@ pub mod api {
         started_at_ms: i64,
         uptime_ms: i64,
         capabilities: Vec<String>,
+        fingerprint: String,
     }
 
     /// The counters of the sync engine (`crate::sync::SyncState`), same names.
@@ -438,15 +439,29 @@ impl From<Peer> for FfiPeer {
 }
 
 fn fill_node_info(out: &mut FfiNodeInfo, info: NodeInfo) {
+    let display_name = info.label().to_string();
+    // Exhaustive: a new field of NodeInfo does not compile until it crosses.
+    let NodeInfo {
+        node_id,
+        display_name: _,
+        hostname,
+        os_name,
+        version,
+        started_at_ms,
+        uptime_ms,
+        capabilities,
+        fingerprint,
+    } = info;
     *out = FfiNodeInfo {
-        display_name: info.label().to_string(),
-        node_id: info.node_id,
-        hostname: info.hostname,
-        os_name: info.os_name,
-        version: info.version,
-        started_at_ms: info.started_at_ms,
-        uptime_ms: info.uptime_ms,
-        capabilities: info.capabilities,
+        node_id,
+        display_name,
+        hostname,
+        os_name,
+        version,
+        started_at_ms,
+        uptime_ms,
+        capabilities,
+        fingerprint,
     };
 }
 

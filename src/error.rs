@@ -97,6 +97,11 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// The node's identity key could not be read, made or trusted (the message names the
+    /// file).
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+
     /// The node's metadata is invalid (a bad node id).
     #[error(transparent)]
     Metadata(#[from] MetadataError),
@@ -152,6 +157,7 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Store(e) => store_code(e),
             Error::Metadata(_) => ErrorCode::InvalidArgument,
+            Error::Identity(e) => identity_code(e),
             Error::Transport(e) => transport_code(e),
             Error::TransportUnavailable(_) => ErrorCode::TransportError,
             Error::Discovery(e) => discovery_code(e),
@@ -168,6 +174,7 @@ impl Error {
             Error::NotFound { key } => key.clone(),
             Error::Store(e) => e.context(),
             Error::Metadata(e) => e.context(),
+            Error::Identity(e) => identity_context(e),
             Error::Transport(e) => e.context(),
             Error::InvalidPeer { peer, .. } => peer.clone(),
             Error::Discovery(e) => e.context(),
@@ -176,6 +183,25 @@ impl Error {
             | Error::TransportUnavailable(_)
             | Error::DiscoveryUnavailable(_) => String::new(),
         }
+    }
+}
+
+fn identity_code(e: &crate::identity::IdentityError) -> ErrorCode {
+    use crate::identity::IdentityError;
+    match e {
+        IdentityError::Io { .. } | IdentityError::Exposed { .. } => ErrorCode::IoError,
+        IdentityError::Damaged { .. } => ErrorCode::StoreError,
+        IdentityError::Generate(_) => ErrorCode::InternalError,
+    }
+}
+
+fn identity_context(e: &crate::identity::IdentityError) -> String {
+    use crate::identity::IdentityError;
+    match e {
+        IdentityError::Io { path, .. }
+        | IdentityError::Exposed { path, .. }
+        | IdentityError::Damaged { path, .. } => path.display().to_string(),
+        IdentityError::Generate(_) => String::new(),
     }
 }
 

@@ -51,8 +51,8 @@ macro_rules! internal_modules {
 }
 
 internal_modules!(
-    clock, codec, discovery, error, id, io_error, logsafe, metadata, node, store, sync, transport,
-    wal,
+    clock, codec, discovery, error, id, identity, io_error, logsafe, metadata, node, store, sync,
+    transport, wal,
 );
 
 // The cxx bridge behind the C++ SDK: `#[cxx::bridge]` declares its shared types' fields
@@ -78,6 +78,7 @@ pub mod surface;
 pub use discovery::DiscoveryError;
 pub use error::{Error, ErrorCode, Result};
 pub use id::{InvalidNodeId, MAX_NODE_ID_LEN, generate_node_id, validate_node_id};
+pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{CatchUpStats, Client, ClientOptions, NetworkStats, Peer, PeerState, WriteBatch};

@@ -41,6 +41,8 @@ pub struct NodeInfo {
     pub uptime_ms: i64,
     /// What this node runs: "core", "wal", "store", "sync", "transport", "discovery", "metadata".
     pub capabilities: Vec<String>,
+    /// The SHA-256 of the node's public key, 64 lowercase hex digits: how peers know it.
+    pub fingerprint: String,
 }
 
 impl NodeInfo {

@@ -81,6 +81,9 @@ pub enum OptionId {
     SaOptionAutoConnectDiscovered = 22,
     /// Number: remote operations stamped further ahead of this clock are refused. Default 60000.
     SaOptionMaxClockDriftMs = 23,
+    /// Text: the identity key file (made on first open, mode 0600). Default "": the WAL's
+    /// path with ".key" appended (memory-only: a new key each open).
+    SaOptionIdentityPath = 24,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -211,6 +214,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         UINT,
         u64::MAX,
     ),
+    spec(OptionId::SaOptionIdentityPath, "identity_path", TEXT, 0),
 ];
 
 impl OptionId {
@@ -299,6 +303,7 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionDiscoveryTtlMs => uint(o.discovery_ttl_ms),
         OptionId::SaOptionAutoConnectDiscovered => Value::Bool(o.auto_connect_discovered),
         OptionId::SaOptionMaxClockDriftMs => uint(o.max_clock_drift_ms),
+        OptionId::SaOptionIdentityPath => text(&o.identity_path),
     }
 }
 
@@ -346,6 +351,7 @@ fn set_text(o: &mut ClientOptions, id: OptionId, s: String) -> Result<()> {
         OptionId::SaOptionDiscoveryBroadcastHost => &mut o.discovery_broadcast_host,
         OptionId::SaOptionDisplayName => &mut o.display_name,
         OptionId::SaOptionVersion => &mut o.version,
+        OptionId::SaOptionIdentityPath => &mut o.identity_path,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = s;
@@ -456,6 +462,7 @@ impl Described for ClientOptions {
             display_name: _,
             version: _,
             max_clock_drift_ms: _,
+            identity_path: _,
         } = self;
         OPTIONS
             .iter()
@@ -522,6 +529,7 @@ impl Described for NodeInfo {
             started_at_ms,
             uptime_ms,
             capabilities,
+            fingerprint,
         } = self;
         vec![
             field("node_id", text(node_id)),
@@ -539,6 +547,7 @@ impl Described for NodeInfo {
             field("started_at_ms", Value::Int(*started_at_ms)),
             field("uptime_ms", Value::Int(*uptime_ms)),
             field("capabilities", Value::List(capabilities.clone())),
+            field("fingerprint", text(fingerprint)),
         ]
     }
 }

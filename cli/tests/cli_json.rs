@@ -73,6 +73,7 @@ fn status_json_follows_the_schema() {
         &[
             ("node.id", T::Str),
             ("node.running", T::Bool),
+            ("node.fingerprint", T::Str),
             ("store.entries", T::Uint),
             ("store.wal", T::Str),
             ("sync.outbox", T::Uint),
@@ -111,9 +112,17 @@ fn node_info_json_follows_the_schema() {
             ("started_at_ms", T::Uint),
             ("uptime_ms", T::Uint),
             ("capabilities", T::Arr),
+            ("fingerprint", T::Str),
             ("node_running", T::Bool),
         ],
     );
+    // The identity made on first use: 64 hex digits, the same on the next command.
+    let fingerprint = doc["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint.len(), 64);
+    let again = one_line(&data, &["node", "info"]);
+    assert_eq!(again["fingerprint"], fingerprint.as_str());
+    let status = one_line(&data, &["status"]);
+    assert_eq!(status["node"]["fingerprint"], fingerprint.as_str());
 }
 
 #[test]

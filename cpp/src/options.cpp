@@ -59,6 +59,7 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_DISCOVERY_TTL_MS, o.discovery_ttl_ms);
     visit(SA_OPTION_AUTO_CONNECT_DISCOVERED, o.auto_connect_discovered);
     visit(SA_OPTION_MAX_CLOCK_DRIFT_MS, o.max_clock_drift_ms);
+    visit(SA_OPTION_IDENTITY_PATH, o.identity_path);
 }
 
 /// Writes each field into the Rust options; remembers the first error.
@@ -126,6 +127,7 @@ NodeInfo from_ffi(const ffi::FfiNodeInfo& f) {
     for (const auto& c : f.capabilities) {
         info.capabilities.emplace_back(std::string(c));
     }
+    info.fingerprint = std::string(f.fingerprint);
     return info;
 }
 

@@ -36,6 +36,14 @@ static int contains_text(const char *haystack, const char *needle) {
     return strstr(haystack, needle) != NULL;
 }
 
+/* Removes a WAL and the identity key made next to it ("<wal>.key"). */
+static void remove_node_files(const char *wal) {
+    char key[700];
+    snprintf(key, sizeof key, "%s.key", wal);
+    unlink(wal);
+    unlink(key);
+}
+
 /* Copies the sync counters of `client` to *copy and frees the returned struct. */
 static sa_status_t read_sync_state(const sa_client_t *client, sa_sync_state_t *copy) {
     sa_sync_state_t *state = NULL;
@@ -274,7 +282,7 @@ static void test_parity_with_the_description(void) {
         sa_node_info_t *info = NULL;
         CHECK(sa_client_node_info(client, &info) == SA_OK);
         section_of((const char *)description->data, "node_info", section, sizeof section);
-        CHECK(count_lines(section) == 8);
+        CHECK(count_lines(section) == 9);
         if (info != NULL) {
             char line[512];
             snprintf(line, sizeof line, "node_id=%s\ndisplay_name=%s\nhostname=%s\nos_name=%s\n"
@@ -289,6 +297,10 @@ static void test_parity_with_the_description(void) {
             }
             strncat(caps, "\n", sizeof caps - strlen(caps) - 1);
             CHECK(strstr(section, caps) != NULL);
+            char fingerprint[128];
+            snprintf(fingerprint, sizeof fingerprint, "fingerprint=%s\n", info->fingerprint);
+            CHECK(strlen(info->fingerprint) == 64);
+            CHECK(strstr(section, fingerprint) != NULL);
             sa_node_info_free(info);
         }
     }
@@ -747,8 +759,8 @@ static void test_network(const char *dir) {
     CHECK(sa_client_stop_transport(b) == SA_INVALID_STATE);
     sa_client_free(a);
     sa_client_free(b);
-    unlink(wal_a);
-    unlink(wal_b);
+    remove_node_files(wal_a);
+    remove_node_files(wal_b);
 }
 
 static void test_recovery(const char *wal) {
@@ -796,7 +808,12 @@ int main(void) {
     test_recovery(wal);
     test_network(dir);
 
-    unlink(wal);
+    /* The node's identity key was made next to its WAL, readable by its owner only. */
+    char key[320];
+    snprintf(key, sizeof key, "%s.key", wal);
+    struct stat key_stat;
+    CHECK(stat(key, &key_stat) == 0 && (key_stat.st_mode & 0777) == 0600);
+    remove_node_files(wal);
     if (rmdir(dir) != 0) {
         fprintf(stderr, "cannot remove %s: something unexpected was created in it\n", dir);
         failures++;

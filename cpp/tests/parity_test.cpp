@@ -78,6 +78,7 @@ ClientOptions every_field_changed() {
     o.discovery_ttl_ms = 15;
     o.auto_connect_discovered = false;
     o.max_clock_drift_ms = 16;
+    o.identity_path = "parity.key";
     return o;
 }
 
@@ -202,6 +203,7 @@ TEST(ParityTest, ValueTypesCarryEveryFieldOfTheDescription) {
         {"started_at_ms", str(i.started_at_ms)},
         {"uptime_ms", "(moves)"},
         {"capabilities", capabilities},
+        {"fingerprint", i.fingerprint},
     };
     Lines described = lines_of(text, "node_info");
     ASSERT_EQ(names_of(node), names_of(described));

@@ -331,6 +331,9 @@ struct ClientOptions {
     /// clock is refused and counted (NetworkStats::refused_clock_ahead); it never moves
     /// the local clock.
     std::uint64_t max_clock_drift_ms = 60000;
+    /// The file of this node's identity key, made on first open (mode 0600). Empty: the
+    /// WAL's path with ".key" appended; a memory-only node makes a new key each open.
+    std::string identity_path;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,
@@ -459,6 +462,8 @@ struct NodeInfo {
     /// "core", "wal" (with a WAL), "store", "sync", "transport" (enabled), "discovery"
     /// (enabled), "metadata".
     std::vector<std::string> capabilities;
+    /// The SHA-256 of the node's public key, 64 lowercase hex digits: how peers know it.
+    std::string fingerprint;
 
     const std::string& label() const noexcept {
         return display_name.empty() ? node_id : display_name;

@@ -25,6 +25,10 @@ pub struct SaNodeInfo {
     /// (enabled), "discovery" (enabled), "metadata".
     pub capabilities: *const *const c_char,
     pub capabilities_len: usize,
+    // Fields below were appended after the first release of the struct; the library
+    // allocates it, so a program built against an older header reads the prefix it knows.
+    /// The SHA-256 of the node's public key: 64 lowercase hex digits, how peers know it.
+    pub fingerprint: *const c_char,
 }
 
 /// The storage behind a [`SaNodeInfo`]: its strings and the capability pointer array.
@@ -42,14 +46,22 @@ impl SaNodeInfo {
             started_at_ms,
             uptime_ms,
             capabilities,
+            fingerprint,
         } = info;
-        let strings: Vec<CString> = [node_id.as_str(), info.label(), hostname, os_name, version]
-            .into_iter()
-            .chain(capabilities.iter().map(String::as_str))
-            .map(to_c_string)
-            .collect();
+        let strings: Vec<CString> = [
+            node_id.as_str(),
+            info.label(),
+            hostname,
+            os_name,
+            version,
+            fingerprint,
+        ]
+        .into_iter()
+        .chain(capabilities.iter().map(String::as_str))
+        .map(to_c_string)
+        .collect();
         let capability_pointers: Box<[*const c_char]> =
-            strings[5..].iter().map(|c| c.as_ptr()).collect();
+            strings[6..].iter().map(|c| c.as_ptr()).collect();
         let public = SaNodeInfo {
             node_id: strings[0].as_ptr(),
             display_name: strings[1].as_ptr(),
@@ -60,6 +72,7 @@ impl SaNodeInfo {
             uptime_ms: *uptime_ms,
             capabilities: capability_pointers.as_ptr(),
             capabilities_len: capability_pointers.len(),
+            fingerprint: strings[5].as_ptr(),
         };
         Returned::into_raw(public, (strings, capability_pointers))
     }
@@ -95,6 +108,7 @@ mod tests {
             started_at_ms: 5,
             uptime_ms: 7,
             capabilities: vec!["core".into(), "wal".into()],
+            fingerprint: "0".repeat(64),
         };
         let c = SaNodeInfo::into_raw(&info);
         // SAFETY: c is a live info; its strings are valid C strings.

@@ -194,6 +194,7 @@ fn node_info_reaches_c_field_by_field() {
         started_at_ms: 5,
         uptime_ms: 7,
         capabilities: vec!["core".into(), "wal".into()],
+        fingerprint: "ab".repeat(32),
     };
     let info = SaNodeInfo::into_raw(&rust);
     // SAFETY: info is live until freed below; its strings are valid C strings.
@@ -208,6 +209,7 @@ fn node_info_reaches_c_field_by_field() {
             uptime_ms,
             capabilities,
             capabilities_len,
+            fingerprint,
         } = *info;
         let caps: Vec<String> = std::slice::from_raw_parts(capabilities, capabilities_len)
             .iter()
@@ -222,6 +224,7 @@ fn node_info_reaches_c_field_by_field() {
             ("started_at_ms", started_at_ms.to_string()),
             ("uptime_ms", uptime_ms.to_string()),
             ("capabilities", caps.join(",")),
+            ("fingerprint", text(fingerprint)),
         ]);
         sa_node_info_free(info);
         c

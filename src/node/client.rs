@@ -61,6 +61,12 @@ impl Client {
             log::error!("node {}: client open failed: {e}", self.options.node_id);
         })?;
         sync.finish_replay();
+        // After the WAL: its lock keeps a second process from making a key meanwhile.
+        let identity = match self.options.effective_identity_path() {
+            Some(path) => crate::identity::Identity::load_or_create(&path),
+            None => crate::identity::Identity::generate(),
+        }
+        .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
         log::info!(
             "node {}: runtime started ({})",
             self.options.node_id,
@@ -81,6 +87,7 @@ impl Client {
             started_at_ms: i64::try_from(self.clock.wall_ms()).unwrap_or(i64::MAX),
             started_mono_ms: self.clock.mono_ms(),
             clock: self.clock.clone(),
+            identity,
         }));
         Ok(())
     }
@@ -249,6 +256,7 @@ impl Client {
                 started_at_ms: n.started_at_ms,
                 uptime_ms: i64::try_from(uptime).unwrap_or(i64::MAX),
                 capabilities: capabilities.into_iter().map(String::from).collect(),
+                fingerprint: n.identity.fingerprint().to_string(),
             })
         })
     }

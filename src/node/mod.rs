@@ -118,6 +118,8 @@ struct OpenNode {
     /// When it was opened, on the monotonic clock (for the uptime).
     started_mono_ms: u64,
     clock: Arc<dyn crate::clock::Clock>,
+    /// This node's key pair and fingerprint.
+    identity: crate::identity::Identity,
 }
 
 impl OpenNode {

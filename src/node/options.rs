@@ -60,6 +60,9 @@ pub struct ClientOptions {
     /// A remote operation stamped more than this many milliseconds ahead of this node's
     /// clock is refused and counted; it never moves the local clock.
     pub max_clock_drift_ms: u64,
+    /// The file of this node's identity key (made on first open, mode 0600). Empty: the
+    /// WAL's path with ".key" appended; a memory-only node makes a new key each open.
+    pub identity_path: String,
 }
 
 impl Default for ClientOptions {
@@ -89,6 +92,7 @@ impl Default for ClientOptions {
             display_name: String::new(),
             version: crate::DEFAULT_VERSION.into(),
             max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
+            identity_path: String::new(),
         }
     }
 }
@@ -125,6 +129,17 @@ impl ClientOptions {
             ..Default::default()
         }
     }
+
+    /// Where the identity key is kept: `identity_path`, else next to the WAL; `None` for a
+    /// memory-only node without an `identity_path` (a new key each open).
+    pub fn effective_identity_path(&self) -> Option<std::path::PathBuf> {
+        if !self.identity_path.is_empty() {
+            return Some(self.identity_path.clone().into());
+        }
+        self.enable_wal
+            .then(|| format!("{}.key", self.wal_path).into())
+    }
+
 
     /// The display name, falling back to the node id.
     pub fn effective_display_name(&self) -> &str {

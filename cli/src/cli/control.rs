@@ -94,7 +94,11 @@ pub(crate) fn execute(
                 .count();
             let discovered = peers.iter().filter(|p| discovery_state(p.state)).count();
             json!({
-                "node": { "id": info.node_id, "running": running },
+                "node": {
+                    "id": info.node_id,
+                    "running": running,
+                    "fingerprint": info.fingerprint,
+                },
                 "store": { "entries": client.size()?, "wal": client.options().wal_path },
                 "sync": {
                     "outbox": state.outbox_size,
@@ -126,6 +130,7 @@ pub(crate) fn execute(
                 "started_at_ms": info.started_at_ms,
                 "uptime_ms": info.uptime_ms,
                 "capabilities": info.capabilities,
+                "fingerprint": info.fingerprint,
                 "node_running": running,
             })
         }

@@ -124,6 +124,7 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             let mut rows = vec![
                 ("node", "id", s(&d["node"]["id"])),
                 ("node", "running", s(&d["node"]["running"])),
+                ("node", "fingerprint", s(&d["node"]["fingerprint"])),
                 ("store", "entries", s(&d["store"]["entries"])),
                 ("store", "wal", s(&d["store"]["wal"])),
             ];
@@ -166,6 +167,7 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 ("started_at", s(&d["started_at_ms"])),
                 ("uptime_ms", s(&d["uptime_ms"])),
                 ("capabilities", caps.join(",")),
+                ("fingerprint", s(&d["fingerprint"])),
                 ("node_running", s(&d["node_running"])),
             ]);
         }

@@ -1,0 +1,212 @@
+//! This node's identity: a key pair made on first start and kept in a file only its owner
+//! can read (mode 0600), and the fingerprint peers will know it by (issue 12: the SHA-256
+//! of the public key, as Syncthing's device ids are). The private key is never logged,
+//! shown or sent; `Debug` prints the fingerprint only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{KeyPair, PublicKeyData};
+
+/// Why an identity could not be loaded or made. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Reading, writing or syncing the key file failed.
+    #[error("identity key {path}: cannot {op}: {cause}")]
+    Io {
+        /// What was being done ("read", "write").
+        op: &'static str,
+        /// The key file.
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: String,
+    },
+    /// The key file can be read by others: a key anyone can copy identifies nobody.
+    #[error(
+        "identity key {path} can be read by others (mode {mode:o}); make it private with \
+         chmod 600 {path}"
+    )]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file holds no usable key.
+    #[error("identity key {path} is damaged: {reason}")]
+    Damaged {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Making a key failed (the system's random source).
+    #[error("cannot make an identity key: {0}")]
+    Generate(String),
+}
+
+/// A node's key pair and its fingerprint.
+pub struct Identity {
+    key: KeyPair,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// A new identity, kept in memory only (a memory-only node: a new one each start).
+    pub fn generate() -> Result<Identity, IdentityError> {
+        let key = KeyPair::generate().map_err(|e| IdentityError::Generate(e.to_string()))?;
+        Ok(Identity::from_key(key))
+    }
+
+    /// The identity kept at `path`, made (and written, private to its owner, durably)
+    /// when the file does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<Identity, IdentityError> {
+        let io = |op: &'static str| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| IdentityError::Io {
+                op,
+                path,
+                cause: crate::io_error::describe_io(&e),
+            }
+        };
+        match std::fs::read_to_string(path) {
+            Ok(pem) => {
+                check_private(path)?;
+                let key = KeyPair::from_pem(&pem).map_err(|e| IdentityError::Damaged {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Identity::from_key(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let identity = Identity::generate()?;
+                write_private(path, identity.key.serialize_pem().as_bytes()).map_err(io("write"))?;
+                log::info!(
+                    "made this node's identity key {} (fingerprint {})",
+                    path.display(),
+                    identity.fingerprint
+                );
+                Ok(identity)
+            }
+            Err(e) => Err(io("read")(e)),
+        }
+    }
+
+    fn from_key(key: KeyPair) -> Identity {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+        let fingerprint = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Identity { key, fingerprint }
+    }
+
+    /// The SHA-256 of the public key (its DER SubjectPublicKeyInfo), as 64 lowercase hex
+    /// digits: what an operator compares and configures to trust this node.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The key pair, for the transport's certificates (issue 12).
+    #[allow(dead_code, reason = "the TLS transport of issue 12 uses it")]
+    pub(crate) fn key(&self) -> &KeyPair {
+        &self.key
+    }
+}
+
+/// Refuses a key file others can read or write.
+fn check_private(path: &Path) -> Result<(), IdentityError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| IdentityError::Io {
+            op: "read the permissions of",
+            path: path.to_path_buf(),
+            cause: crate::io_error::describe_io(&e),
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` as a new file readable by its owner only: to a temporary file
+/// (mode 0600 from its creation), synced, renamed into place, the directory synced.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = path.with_extension("key-tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_is_made_once_private_to_its_owner_and_read_back_with_the_same_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let made = Identity::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(made.fingerprint().len(), 64);
+        assert!(made.fingerprint().bytes().all(|b| b.is_ascii_hexdigit()));
+        let again = Identity::load_or_create(&path).unwrap();
+        assert_eq!(again.fingerprint(), made.fingerprint());
+        let other = Identity::generate().unwrap();
+        assert_ne!(other.fingerprint(), made.fingerprint());
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        Identity::load_or_create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("node.key") && e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_key_is_an_error_naming_the_file_and_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        write_private(&path, b"not a key").unwrap();
+        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("node.key") && e.contains("damaged"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a key");
+    }
+
+    #[test]
+    fn debug_output_shows_the_fingerprint_and_never_the_key() {
+        let identity = Identity::generate().unwrap();
+        let shown = format!("{identity:?}");
+        assert!(shown.contains(identity.fingerprint()));
+        assert!(!shown.contains("PRIVATE"));
+        let pem = identity.key().serialize_pem();
+        let body: String = pem.lines().nth(1).unwrap().chars().take(16).collect();
+        assert!(!shown.contains(&body));
+    }
+}
