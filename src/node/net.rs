@@ -72,13 +72,10 @@ impl Net {
         events: Vec<TransportEvent>,
         now_ms: u64,
     ) {
-        for event in events {
-            self.handle(store, sync, event, now_ms);
-        }
-        let mut wire = TransportWire::new(&mut self.transport);
-        self.sessions.poll(&mut wire, store, sync, now_ms);
-        let refused = wire.into_events();
-        self.handle_all(store, sync, refused, now_ms);
+        self.handle_all(store, sync, events, now_ms);
+        self.in_sessions(store, sync, now_ms, |sessions, wire, sync| {
+            sessions.poll(wire, store, sync, now_ms)
+        });
         self.expire_records(now_ms);
         let flushed = self.transport.flush_pending(now_ms);
         self.handle_all(store, sync, flushed, now_ms);
@@ -87,11 +84,25 @@ impl Net {
     /// Pushes the outbox's next batches (for `Client::tick`); returns how many operations
     /// went out.
     pub(super) fn push_outbox(&mut self, store: &Store, sync: &mut SyncEngine, now_ms: u64) -> usize {
+        self.in_sessions(store, sync, now_ms, |sessions, wire, sync| {
+            sessions.push_outbox(wire, store, sync, now_ms)
+        })
+    }
+
+    /// Runs `f` on the sessions over the transport, then handles the closings its
+    /// refusals caused (as the transport reports them: peer records).
+    fn in_sessions<T>(
+        &mut self,
+        store: &Store,
+        sync: &mut SyncEngine,
+        now_ms: u64,
+        f: impl FnOnce(&mut Sessions, &mut dyn Wire, &mut SyncEngine) -> T,
+    ) -> T {
         let mut wire = TransportWire::new(&mut self.transport);
-        let sent = self.sessions.push_outbox(&mut wire, store, sync, now_ms);
+        let out = f(&mut self.sessions, &mut wire, sync);
         let events = wire.into_events();
         self.handle_all(store, sync, events, now_ms);
-        sent
+        out
     }
 
     fn handle_all(
@@ -224,10 +235,9 @@ impl Net {
         match event {
             TransportEvent::Ready { conn, node_id } => {
                 // Ask the peer for everything we lack: the catch-up.
-                let mut wire = TransportWire::new(&mut self.transport);
-                self.sessions.connected(&mut wire, store, conn, now_ms);
-                let events = wire.into_events();
-                self.handle_all(store, sync, events, now_ms);
+                self.in_sessions(store, sync, now_ms, |sessions, wire, _| {
+                    sessions.connected(wire, store, conn, now_ms);
+                });
                 if let Some(info) = self
                     .transport
                     .connections()
@@ -266,11 +276,9 @@ impl Net {
             } => {
                 // Hello, Reject, Ping and Pong are the transport's own business.
                 if let Ok(message) = message.into_session() {
-                    let mut wire = TransportWire::new(&mut self.transport);
-                    self.sessions
-                        .received(&mut wire, store, sync, (conn, &node_id), message, now_ms);
-                    let events = wire.into_events();
-                    self.handle_all(store, sync, events, now_ms);
+                    self.in_sessions(store, sync, now_ms, |sessions, wire, sync| {
+                        sessions.received(wire, store, sync, (conn, &node_id), message, now_ms);
+                    });
                 }
             }
             TransportEvent::Closed {

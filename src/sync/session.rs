@@ -392,10 +392,14 @@ impl Sessions {
             .filter(|&conn| conn != from)
             .collect();
         let took = wire.send_batch(&others, &batch);
-        for conn in others {
-            if !took.contains(&conn) {
-                self.links.entry(conn).or_default().missed_batches = true;
-            }
+        self.note_missed(&others, &took);
+    }
+
+    /// The connections in `sent_to` that did not take a batch (no room) missed it: each
+    /// asks for a catch-up once it drains.
+    fn note_missed(&mut self, sent_to: &[Conn], took: &[Conn]) {
+        for &conn in sent_to.iter().filter(|c| !took.contains(c)) {
+            self.links.entry(conn).or_default().missed_batches = true;
         }
     }
 
@@ -496,11 +500,7 @@ impl Sessions {
                 break;
             };
             let took = wire.send_batch(&ready, &batch);
-            for &conn in &ready {
-                if !took.contains(&conn) {
-                    self.links.entry(conn).or_default().missed_batches = true;
-                }
-            }
+            self.note_missed(&ready, &took);
             if took.is_empty() {
                 sync.batch_unsent(&batch);
                 break;
