@@ -432,8 +432,15 @@ impl Discovery {
     }
 
     /// The node closed its connection to `node_id` normally. False for an unknown node id.
+    #[cfg(any(test, feature = "internals"))]
     pub fn mark_disconnected(&mut self, node_id: &str) -> bool {
         self.registry.mark_disconnected(node_id)
+    }
+
+    /// Peers marked connected that are not among `connected` (node ids) lost their
+    /// connection: they age again from their last announcement.
+    pub fn mark_disconnected_except(&mut self, connected: &[&str]) {
+        self.registry.mark_disconnected_except(connected);
     }
 
     #[cfg(any(test, feature = "internals"))]

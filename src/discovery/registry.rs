@@ -256,8 +256,19 @@ impl PeerRegistry {
 
     /// The node closed its connection to the peer normally: the peer is available again and
     /// ages from its last announcement. False for an unknown node id.
+    #[cfg(any(test, feature = "internals"))]
     pub fn mark_disconnected(&mut self, node_id: &str) -> bool {
         self.set_state(node_id, PeerState::Available)
+    }
+
+    /// Every peer marked connected whose node id is not in `connected` lost its connection:
+    /// it is available again and ages from its last announcement. One pass over the table.
+    pub fn mark_disconnected_except(&mut self, connected: &[&str]) {
+        for (node_id, peer) in &mut self.peers {
+            if peer.state == PeerState::Connected && !connected.contains(&node_id.as_str()) {
+                peer.state = PeerState::Available;
+            }
+        }
     }
 
     fn set_state(&mut self, node_id: &str, state: PeerState) -> bool {
@@ -474,6 +485,21 @@ mod tests {
         assert!(r.tick(100_000).is_empty());
         assert_eq!(state(&r, "b"), Some(PeerState::Connected));
         assert_eq!(r.get("b").unwrap().last_seen_ms, 1050);
+    }
+
+    #[test]
+    fn peers_no_longer_connected_become_available_and_the_others_stay() {
+        let mut r = registry();
+        for (id, port) in [("b", 2), ("c", 3), ("d", 4)] {
+            r.observe(&announce(id, 7), src(port), 1000).unwrap();
+        }
+        r.mark_connected("b");
+        r.mark_connected("c");
+        r.mark_faulted("d");
+        r.mark_disconnected_except(&["c"]);
+        assert_eq!(state(&r, "b"), Some(PeerState::Available));
+        assert_eq!(state(&r, "c"), Some(PeerState::Connected));
+        assert_eq!(state(&r, "d"), Some(PeerState::Faulted));
     }
 
     #[test]

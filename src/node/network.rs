@@ -517,27 +517,20 @@ pub(super) fn event_loop_step(
             // Tell discovery which peers are connected or faulted, and which are
             // no longer connected (they age again from their last announcement).
             let peers = net.peers();
+            let mut connected = Vec::with_capacity(peers.len());
             for p in &peers {
                 match p.state {
-                    PeerState::Connected => d.mark_connected(&p.node_id),
-                    PeerState::Faulted => d.mark_faulted(&p.node_id),
-                    _ => false,
-                };
+                    PeerState::Connected => {
+                        d.mark_connected(&p.node_id);
+                        connected.push(p.node_id.as_str());
+                    }
+                    PeerState::Faulted => {
+                        d.mark_faulted(&p.node_id);
+                    }
+                    _ => {}
+                }
             }
-            let gone: Vec<String> = d
-                .peers()
-                .into_iter()
-                .filter(|dp| dp.state == crate::discovery::PeerState::Connected)
-                .filter(|dp| {
-                    !peers.iter().any(|p| {
-                        p.node_id == dp.node_id && p.state == PeerState::Connected
-                    })
-                })
-                .map(|dp| dp.node_id)
-                .collect();
-            for id in gone {
-                d.mark_disconnected(&id);
-            }
+            d.mark_disconnected_except(&connected);
         }
     }
     n.sync_deadline_ms.store(
