@@ -144,7 +144,6 @@ fn check_private(path: &Path) -> Result<(), IdentityError> {
 /// (mode 0600 from its creation), synced, renamed into place, the directory synced.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = path.with_extension("key-tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -156,7 +155,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::io_error::sync_parent_dir(path)
 }
 
 #[cfg(test)]

@@ -1,6 +1,18 @@
-//! One way to describe an `io::Error` in a message: a leaf every layer may use.
+//! One way to describe an `io::Error` in a message, and making a new file's name durable:
+//! a leaf every layer may use.
 
 use std::io;
+use std::path::Path;
+
+/// fsyncs the directory holding `path`, so that a newly created (or renamed) file's name
+/// is durable.
+pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
 
 /// An io::Error as a short lower-case phrase ("no space left on device"), without the
 /// "(os error N)" suffix, to follow a path or an address in a message. The library's own

@@ -274,7 +274,7 @@ impl Wal {
                 zero_fill(&mut *storage, allocated, MIN_GROWTH).map_err(io_err("grow"))?;
                 allocated = allocated.max(MIN_GROWTH);
                 storage.sync_all().map_err(io_err("sync"))?;
-                sync_parent_dir(path).map_err(io_err("sync the directory of"))?;
+                crate::io_error::sync_parent_dir(path).map_err(io_err("sync the directory of"))?;
                 recovery.created = bytes.is_empty();
                 format::FILE_HEADER_LEN as u64
             }
@@ -594,14 +594,3 @@ fn open_file(path: &Path) -> Result<File, WalError> {
         })
 }
 
-/// fsyncs the directory holding `path`, so that a newly created file's name is durable.
-fn sync_parent_dir(path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    match File::open(dir) {
-        Ok(d) => d.sync_all(),
-        Err(e) => Err(e),
-    }
-}
