@@ -129,8 +129,8 @@ fn a_waiting_call_wakes_at_once_on_a_local_write_and_on_a_peers_frame() {
     for _ in 0..100 {
         a.process_transport_events_wait(64, Duration::from_secs(10))
             .unwrap();
-        if a.sync_state().unwrap().in_flight_count + a.sync_state().unwrap().acknowledged_count > 0
-        {
+        let state = a.sync_state().unwrap();
+        if state.in_flight_count + state.acknowledged_count > 0 {
             woke = true;
             break;
         }

@@ -6,17 +6,12 @@ use super::*;
 impl Client {
     /// A closed client with these options (they are checked by [`Client::open`]).
     pub fn new(options: ClientOptions) -> Client {
-        Self::with_clock(options, Arc::new(crate::clock::SystemClock))
+        Self::build(options, Arc::new(crate::clock::SystemClock))
     }
 
     /// A closed client reading the time from `clock` (tests make its wall clock jump).
     #[cfg(any(test, feature = "internals"))]
     pub fn with_clock(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
-        Self::build(options, clock)
-    }
-
-    #[cfg(not(any(test, feature = "internals")))]
-    fn with_clock(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
         Self::build(options, clock)
     }
 
