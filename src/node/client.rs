@@ -82,7 +82,7 @@ impl Client {
             started_at_ms: i64::try_from(self.clock.wall_ms()).unwrap_or(i64::MAX),
             started_mono_ms: self.clock.mono_ms(),
             clock: self.clock.clone(),
-            identity,
+            identity: Arc::new(identity),
         }));
         Ok(())
     }

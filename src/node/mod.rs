@@ -119,7 +119,7 @@ struct OpenNode {
     started_mono_ms: u64,
     clock: Arc<dyn crate::clock::Clock>,
     /// This node's key pair and fingerprint.
-    identity: crate::identity::Identity,
+    identity: Arc<crate::identity::Identity>,
 }
 
 impl OpenNode {
