@@ -352,6 +352,16 @@ enum sa_option_t
    * path with ".key" appended (memory-only: a new key each open).
    */
   SA_OPTION_IDENTITY_PATH = 24,
+  /**
+   * Boolean: plaintext peer connections accepting any peer, for tests only (a warning
+   * at every start). Default false: TLS 1.3 with trusted keys only.
+   */
+  SA_OPTION_INSECURE_TRANSPORT = 25,
+  /**
+   * Text: the file of trusted peers ("node-id fingerprint" lines). Default "": the
+   * WAL's path with ".trust" appended (memory-only: kept in memory).
+   */
+  SA_OPTION_TRUST_PATH = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -565,6 +575,14 @@ typedef struct sa_network_stats_t {
    * ... relayed for an origin the sender may not speak for.
    */
   uint64_t refused_second_hand;
+  /**
+   * Peers refused for their key: not trusted, or trusted for another node id.
+   */
+  uint64_t untrusted_peers;
+  /**
+   * TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
+   */
+  uint64_t tls_failures;
 } sa_network_stats_t;
 
 /**
@@ -1078,6 +1096,34 @@ sa_status_t sa_client_disconnect(struct sa_client_t *client,
                                  const char *node_id,
                                  const char *host,
                                  uint16_t port);
+
+/**
+ * Trusts the key `fingerprint` (64 hex digits: `sa_node_info_t.fingerprint` on that
+ * node) as node `node_id`: connections from and to it are accepted from now on (peer
+ * connections are TLS 1.3 between trusted keys, unless `insecure_transport` is set). A
+ * node id has one key and a key one node id: an earlier entry of either is replaced.
+ * Kept in the trust file (`trust_path`), written durably before this returns.
+ *
+ * Ownership: `node_id` and `fingerprint` (NUL-terminated UTF-8) are only read during the
+ * call. Errors: `SA_INVALID_ARGUMENT` (NULL `client`; an invalid node id or fingerprint,
+ * the message says why), `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the trust file
+ * cannot be written; nothing changed). Thread safety: any thread, concurrently with other
+ * calls on the same client.
+ */
+sa_status_t sa_client_trust_peer(struct sa_client_t *client,
+                                 const char *node_id,
+                                 const char *fingerprint);
+
+/**
+ * Stops trusting the key of `peer` (a node id or a fingerprint) and closes the
+ * connections it holds.
+ *
+ * Ownership: `peer` is only read during the call. Errors: `SA_INVALID_ARGUMENT` (NULL
+ * `client`; no such trusted peer), `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the trust
+ * file cannot be written; nothing changed). Thread safety: any thread, concurrently with
+ * other calls on the same client.
+ */
+sa_status_t sa_client_untrust_peer(struct sa_client_t *client, const char *peer);
 
 /**
  * Starts UDP discovery on the options' `discovery_host:discovery_port`, announcing this

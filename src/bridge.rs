@@ -111,6 +111,8 @@ pub mod api {
         refused_too_many_origins: u64,
         refused_too_many_ranges: u64,
         refused_second_hand: u64,
+        untrusted_peers: u64,
+        tls_failures: u64,
     }
 
     /// A conflict (`crate::store::Conflict`, flattened as `crate::surface` describes it).
@@ -234,6 +236,9 @@ pub mod api {
         /// The peer's strings cross as bytes; non-UTF-8 is an InvalidArgument.
         fn connect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
         fn disconnect(self: &RustClient, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus;
+        /// Strings cross as bytes; non-UTF-8 is an InvalidArgument.
+        fn trust_peer(self: &RustClient, node_id: &[u8], fingerprint: &[u8]) -> FfiStatus;
+        fn untrust_peer(self: &RustClient, peer: &[u8]) -> FfiStatus;
         fn start_discovery(self: &RustClient) -> FfiStatus;
         fn stop_discovery(self: &RustClient) -> FfiStatus;
         fn discovery_running(self: &RustClient) -> bool;
@@ -406,19 +411,21 @@ fn node_id_is_valid(node_id: &[u8]) -> bool {
 
 /// A peer from the bridge's bytes; a field that is not UTF-8 is an `InvalidArgument`
 /// naming it.
+/// A peer's text field from bytes; non-UTF-8 is an InvalidArgument naming the field.
+fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, FfiError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        FfiError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "invalid peer: {field} is not valid UTF-8 (invalid byte at index {})",
+                e.valid_up_to()
+            ),
+            field,
+        )
+    })
+}
+
 fn peer(node_id: &[u8], host: &[u8], port: u16) -> Result<Peer, FfiError> {
-    fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, FfiError> {
-        std::str::from_utf8(bytes).map_err(|e| {
-            FfiError::new(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "invalid peer: {field} is not valid UTF-8 (invalid byte at index {})",
-                    e.valid_up_to()
-                ),
-                field,
-            )
-        })
-    }
     Ok(Peer::new(
         text(node_id, "node_id")?,
         text(host, "host")?,
@@ -532,6 +539,8 @@ impl From<&NetworkStats> for FfiNetworkStats {
             refused_too_many_origins,
             refused_too_many_ranges,
             refused_second_hand,
+            untrusted_peers,
+            tls_failures,
         } = stats.into();
         FfiNetworkStats {
             connections,
@@ -552,6 +561,8 @@ impl From<&NetworkStats> for FfiNetworkStats {
             refused_too_many_origins,
             refused_too_many_ranges,
             refused_second_hand,
+            untrusted_peers,
+            tls_failures,
         }
     }
 }
@@ -848,6 +859,20 @@ impl RustClient {
     fn disconnect(&self, node_id: &[u8], host: &[u8], port: u16) -> FfiStatus {
         status("Client::disconnect", || {
             Ok(self.client.disconnect(&peer(node_id, host, port)?)?)
+        })
+    }
+
+    fn trust_peer(&self, node_id: &[u8], fingerprint: &[u8]) -> FfiStatus {
+        status("Client::trust_peer", || {
+            let node_id = text(node_id, "node_id")?;
+            let fingerprint = text(fingerprint, "fingerprint")?;
+            Ok(self.client.trust_peer(node_id, fingerprint)?)
+        })
+    }
+
+    fn untrust_peer(&self, peer: &[u8]) -> FfiStatus {
+        status("Client::untrust_peer", || {
+            Ok(self.client.untrust_peer(text(peer, "peer")?)?)
         })
     }
 

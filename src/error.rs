@@ -228,7 +228,9 @@ fn store_code(e: &StoreError) -> ErrorCode {
 
 fn transport_code(e: &TransportError) -> ErrorCode {
     match e {
-        TransportError::InvalidAddress { .. } => ErrorCode::InvalidArgument,
+        TransportError::InvalidAddress { .. } | TransportError::InvalidTrust { .. } => {
+            ErrorCode::InvalidArgument
+        }
         _ => ErrorCode::TransportError,
     }
 }

@@ -101,8 +101,7 @@ impl Identity {
     }
 
     fn from_key(key: KeyPair) -> Identity {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
-        let fingerprint = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let fingerprint = fingerprint_of_spki(&key.subject_public_key_info());
         Identity { key, fingerprint }
     }
 
@@ -112,11 +111,27 @@ impl Identity {
         &self.fingerprint
     }
 
-    /// The key pair, for the transport's certificates (issue 12).
-    #[allow(dead_code, reason = "the TLS transport of issue 12 uses it")]
-    pub(crate) fn key(&self) -> &KeyPair {
-        &self.key
+    /// A self-signed certificate of this key and the key itself (PKCS#8 DER), for the
+    /// transport's TLS. Made anew at each start: peers trust the key (its fingerprint),
+    /// never the certificate, so its names and dates carry no meaning.
+    pub(crate) fn tls_certificate(&self) -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
+        let params = rcgen::CertificateParams::new(vec![TLS_NAME.to_string()])
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        let cert = params
+            .self_signed(&self.key)
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        Ok((cert.der().to_vec(), self.key.serialize_der()))
     }
+}
+
+/// The name in every node's certificate. Peers authenticate keys, not names, so one fixed
+/// name serves every node.
+pub(crate) const TLS_NAME: &str = "softadastra";
+
+/// The fingerprint of a DER SubjectPublicKeyInfo: its SHA-256 as 64 lowercase hex digits.
+pub(crate) fn fingerprint_of_spki(spki_der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Refuses a key file others can read or write.
@@ -142,9 +157,13 @@ fn check_private(path: &Path) -> Result<(), IdentityError> {
 
 /// Writes `bytes` to `path` as a new file readable by its owner only: to a temporary file
 /// (mode 0600 from its creation), synced, renamed into place, the directory synced.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` durably and private to its owner from the first byte: a
+/// temporary file of mode 0600 beside it, synced, renamed over it, the directory synced.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("key-tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -204,7 +223,7 @@ mod tests {
         let shown = format!("{identity:?}");
         assert!(shown.contains(identity.fingerprint()));
         assert!(!shown.contains("PRIVATE"));
-        let pem = identity.key().serialize_pem();
+        let pem = identity.key.serialize_pem();
         let body: String = pem.lines().nth(1).unwrap().chars().take(16).collect();
         assert!(!shown.contains(&body));
     }

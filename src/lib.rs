@@ -81,12 +81,15 @@ pub use id::{InvalidNodeId, MAX_NODE_ID_LEN, generate_node_id, validate_node_id}
 pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
-pub use node::{CatchUpStats, Client, ClientOptions, NetworkStats, Peer, PeerState, WriteBatch};
+pub use node::{
+    CatchUpStats, Client, ClientOptions, NetworkStats, Peer, PeerState, TrustedPeer, WriteBatch,
+};
 pub use store::{
     Change, Conflict, Entry, MAX_KEY_LEN, MAX_VALUE_LEN, Op, OpId, Operation, OriginProgress,
     RefusedCounts, StoreError, Version, VersionVector,
 };
 pub use sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncState, TickResult};
+pub use transport::trust::parse_fingerprint;
 pub use transport::{TransportError, TransportStats};
 pub use wal::WalError;
 

@@ -84,6 +84,12 @@ pub enum OptionId {
     /// Text: the identity key file (made on first open, mode 0600). Default "": the WAL's
     /// path with ".key" appended (memory-only: a new key each open).
     SaOptionIdentityPath = 24,
+    /// Boolean: plaintext peer connections accepting any peer, for tests only (a warning
+    /// at every start). Default false: TLS 1.3 with trusted keys only.
+    SaOptionInsecureTransport = 25,
+    /// Text: the file of trusted peers ("node-id fingerprint" lines). Default "": the
+    /// WAL's path with ".trust" appended (memory-only: kept in memory).
+    SaOptionTrustPath = 26,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -215,6 +221,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         u64::MAX,
     ),
     spec(OptionId::SaOptionIdentityPath, "identity_path", TEXT, 0),
+    spec(
+        OptionId::SaOptionInsecureTransport,
+        "insecure_transport",
+        BOOL,
+        0,
+    ),
+    spec(OptionId::SaOptionTrustPath, "trust_path", TEXT, 0),
 ];
 
 impl OptionId {
@@ -304,6 +317,8 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionAutoConnectDiscovered => Value::Bool(o.auto_connect_discovered),
         OptionId::SaOptionMaxClockDriftMs => uint(o.max_clock_drift_ms),
         OptionId::SaOptionIdentityPath => text(&o.identity_path),
+        OptionId::SaOptionInsecureTransport => Value::Bool(o.insecure_transport),
+        OptionId::SaOptionTrustPath => text(&o.trust_path),
     }
 }
 
@@ -352,6 +367,7 @@ fn set_text(o: &mut ClientOptions, id: OptionId, s: String) -> Result<()> {
         OptionId::SaOptionDisplayName => &mut o.display_name,
         OptionId::SaOptionVersion => &mut o.version,
         OptionId::SaOptionIdentityPath => &mut o.identity_path,
+        OptionId::SaOptionTrustPath => &mut o.trust_path,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = s;
@@ -367,6 +383,7 @@ fn set_bool(o: &mut ClientOptions, id: OptionId, b: bool) -> Result<()> {
         OptionId::SaOptionEnableTransport => &mut o.enable_transport,
         OptionId::SaOptionEnableDiscovery => &mut o.enable_discovery,
         OptionId::SaOptionAutoConnectDiscovered => &mut o.auto_connect_discovered,
+        OptionId::SaOptionInsecureTransport => &mut o.insecure_transport,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = b;
@@ -463,6 +480,8 @@ impl Described for ClientOptions {
             version: _,
             max_clock_drift_ms: _,
             identity_path: _,
+            insecure_transport: _,
+            trust_path: _,
         } = self;
         OPTIONS
             .iter()
@@ -589,6 +608,8 @@ impl Described for NetworkStats {
             receive_buffered,
             send_buffered,
             dialled,
+            untrusted_peers,
+            tls_failures,
         } = *transport;
         let crate::node::CatchUpStats {
             serving,
@@ -622,6 +643,8 @@ impl Described for NetworkStats {
             field("refused_too_many_origins", uint(too_many_origins)),
             field("refused_too_many_ranges", uint(too_many_ranges)),
             field("refused_second_hand", uint(second_hand)),
+            field("untrusted_peers", uint(untrusted_peers)),
+            field("tls_failures", uint(tls_failures)),
         ]
     }
 }

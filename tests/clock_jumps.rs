@@ -77,6 +77,7 @@ fn in_flight(ack_timeout_ms: u32) -> (Client, Client, Arc<JumpingClock>) {
     let clock = Arc::new(JumpingClock::default());
     let a = started(options("node-a", ack_timeout_ms), clock.clone());
     let b = started(options("node-b", ack_timeout_ms), Arc::new(SystemClock));
+    common::trust_each_other(&[&a, &b]);
     a.connect(&Peer::local(
         "node-b",
         b.transport_address().unwrap().port(),

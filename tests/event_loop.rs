@@ -39,6 +39,7 @@ fn connected(a: &Client, id: &str) -> bool {
 #[test]
 fn the_background_loop_syncs_two_nodes_and_stops_cleanly() {
     let (a, b) = (node("node-a"), node("node-b"));
+    common::trust_each_other(&[&a, &b]);
     a.start_background().unwrap();
     a.start_background().unwrap(); // twice is fine
     b.start_background().unwrap();
@@ -98,6 +99,7 @@ fn closing_a_client_stops_its_background_loop() {
 #[test]
 fn a_waiting_call_wakes_at_once_on_a_local_write_and_on_a_peers_frame() {
     let (a, b) = (node("node-a"), node("node-b"));
+    common::trust_each_other(&[&a, &b]);
     b.start_background().unwrap();
     a.connect(&Peer::local(
         "node-b",

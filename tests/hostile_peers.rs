@@ -48,7 +48,7 @@ fn a_forged_operation_of_the_victims_own_origin_cannot_size_its_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-seq");
     victim.client.put("before", b"1").unwrap();
-    let mut a = Attacker::join(victim.addr(), "mallory-seq");
+    let mut a = Attacker::join(&victim, "mallory-seq");
     let bomb = forged("victim-seq", 1_000_000_000_000, now_version(), "bomb", b"x");
     let acked = send_and_wait_ack(&mut a, &batch("mallory-seq", vec![bomb]));
     assert!(acked.is_empty(), "a refused operation is not acknowledged");
@@ -81,7 +81,7 @@ fn a_version_at_the_end_of_the_clock_cannot_freeze_a_key() {
     // Attack 2: version u64::MAX won last-writer-wins for ever; put said "updated".
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-frozen");
-    let mut a = Attacker::join(victim.addr(), "mallory-frozen");
+    let mut a = Attacker::join(&victim, "mallory-frozen");
     let forever = forged("mallory-frozen", 1, u64::MAX, "frozen", b"forged");
     assert!(send_and_wait_ack(&mut a, &batch("mallory-frozen", vec![forever])).is_empty());
     victim.client.put("frozen", b"real").unwrap();
@@ -103,7 +103,7 @@ fn an_operation_stamped_a_century_ahead_is_refused_and_never_moves_the_clock() {
     // Attack 9: the receiving node's clock moved to 2126 for good.
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-clock");
-    let mut a = Attacker::join(victim.addr(), "mallory-clock");
+    let mut a = Attacker::join(&victim, "mallory-clock");
     let century = 100 * 365 * 24 * 3_600 * 1_000;
     let ahead = Version::from_millis(now_ms() + century).0;
     let near = Version::from_millis(now_ms() + 5_000).0;
@@ -135,6 +135,7 @@ fn a_catch_up_claim_cannot_silence_a_node_and_an_unsolicited_one_closes_the_conn
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-silence");
     let honest = Node::start(dir.path(), "honest-silence");
+    honest.trust_each_other(&victim);
     honest.client.connect(&victim.peer()).unwrap();
     honest.client.put("first", b"1").unwrap();
     assert!(wait_until(WAIT, || has_value(
@@ -143,7 +144,7 @@ fn a_catch_up_claim_cannot_silence_a_node_and_an_unsolicited_one_closes_the_conn
         b"1"
     )));
 
-    let mut a = Attacker::join(victim.addr(), "mallory-silence");
+    let mut a = Attacker::join(&victim, "mallory-silence");
     // The victim asked for a catch-up on connecting (its Vector): answer it with a lie.
     assert!(
         a.recv_until(WAIT, |m| matches!(m, Message::Vector(_)))
@@ -181,7 +182,7 @@ fn forged_origins_cannot_bloat_the_vector_and_catch_up_keeps_working() {
     // Attack 4: 900k fake origins pushed the vector past the frame limit for good.
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-bloat");
-    let mut a = Attacker::join(victim.addr(), "mallory-bloat");
+    let mut a = Attacker::join(&victim, "mallory-bloat");
     let v = now_version();
     let fakes: Vec<_> = (0..MAX_ORIGINS + 500)
         .map(|i| forged(&format!("fake-{i}"), 1, v, &format!("f/{i}"), b""))
@@ -202,6 +203,7 @@ fn forged_origins_cannot_bloat_the_vector_and_catch_up_keeps_working() {
     // Vector exchange still works: a new node catches up with the victim.
     victim.client.put("real", b"data").unwrap();
     let newcomer = Node::start(dir.path(), "newcomer-bloat");
+    newcomer.trust_each_other(&victim);
     newcomer.client.connect(&victim.peer()).unwrap();
     assert!(wait_until(WAIT, || has_value(
         &newcomer.client,
@@ -224,7 +226,7 @@ fn many_catch_up_requests_cost_one_catch_up_and_non_readers_hold_bounded_memory(
         }
         victim.client.write_batch(&b).unwrap();
     }
-    let mut a = Attacker::join(victim.addr(), "mallory-amp");
+    let mut a = Attacker::join(&victim, "mallory-amp");
     for _ in 0..2_000 {
         a.send(&Message::Vector(VersionVector::new()));
     }
@@ -252,7 +254,7 @@ fn many_catch_up_requests_cost_one_catch_up_and_non_readers_hold_bounded_memory(
     // node's send budget, whatever the store holds.
     let silent: Vec<Attacker> = (0..12)
         .map(|i| {
-            let mut s = Attacker::join(victim.addr(), &format!("silent-{i}"));
+            let mut s = Attacker::join(&victim, &format!("silent-{i}"));
             s.send(&Message::Vector(VersionVector::new()));
             s
         })
@@ -278,7 +280,7 @@ fn a_hundred_thousand_strangers_leave_a_bounded_peer_table() {
     let connections = || victim.client.network_stats().unwrap().transport.connections;
     for wave in 0..count / 4 {
         let joined: Vec<Attacker> = (0..4)
-            .map(|i| Attacker::join(victim.addr(), &format!("stranger-{wave}-{i}")))
+            .map(|i| Attacker::join(&victim, &format!("stranger-{wave}-{i}")))
             .collect();
         drop(joined);
         // Within the per-address connection limit.
@@ -366,7 +368,13 @@ fn two_live_nodes_claiming_one_id_are_detected_and_the_second_refused() {
     std::fs::create_dir(dir.path().join("a")).unwrap();
     std::fs::create_dir(dir.path().join("b")).unwrap();
     let first = Node::start(&dir.path().join("a"), "till-dup");
-    let clone = Node::start(&dir.path().join("b"), "till-dup");
+    // A copied data directory: the same id and the same key.
+    let key = dir.path().join("a").join("till-dup.wal.key");
+    let clone = Node::start_with(&dir.path().join("b"), "till-dup", |o| {
+        o.identity_path = key.to_str().unwrap().into();
+    });
+    hub.trust_each_other(&first);
+    hub.trust_each_other(&clone);
     first.client.connect(&hub.peer()).unwrap();
     assert!(wait_until(WAIT, || {
         hub.client
@@ -401,7 +409,7 @@ fn a_display_name_cannot_inject_log_lines() {
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start(dir.path(), "victim-log");
     let name = "till\n2026-11-30T09:00:00Z ERROR node victim-log: forged line\u{1b}[2J";
-    let _a = Attacker::join_as(victim.addr(), "mallory-log", name, 1);
+    let _a = Attacker::join_as(&victim, "mallory-log", name, 1);
     assert!(wait_until(WAIT, || !logged("connected to mallory-log").is_empty()));
     for (_, line) in logged("mallory-log") {
         assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line:?}");
@@ -413,7 +421,7 @@ fn a_display_name_cannot_inject_log_lines() {
     );
 
     // An invalid node id is quoted in the reason the node logs: escaped too.
-    let mut bad = Attacker::connect(victim.addr());
+    let mut bad = Attacker::trusted(&victim, "mallory-log-2");
     bad.send(&Message::Hello(softadastra::transport::message::Hello {
         protocol_version: softadastra::transport::PROTOCOL_VERSION,
         node_id: "bad\nERROR node victim-log: forged".into(),

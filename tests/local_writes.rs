@@ -89,6 +89,7 @@ fn local_latency_stays_low_while_the_node_takes_in_a_flood_of_remote_writes() {
     let dir = tempfile::tempdir().unwrap();
     let a = transport_node(dir.path(), "node-a", true);
     let b = transport_node(dir.path(), "node-b", false);
+    common::trust_each_other(&[&a, &b]);
     let stop = Arc::new(AtomicBool::new(false));
     let loops: Vec<_> = [a.clone(), b.clone()]
         .into_iter()

@@ -2,6 +2,8 @@
 //! other, connect on their own and converge; a silent peer goes stale, then expired (short
 //! TTL); finding no peer never blocks local work. Ports are ephemeral, waits bounded.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use softadastra::{Client, ClientOptions, ErrorCode, PeerState};
@@ -78,6 +80,7 @@ fn discovered_nodes_connect_and_converge() {
     let (pa, pb) = (free_udp_port(), free_udp_port());
     let a = start(options("node-a", pa, pb, true));
     let b = start(options("node-b", pb, pa, true));
+    common::trust_each_other(&[&a, &b]);
     a.put("from/a", b"1").unwrap();
     b.put("from/b", b"2").unwrap();
     let ok = pump(&[&a, &b], Duration::from_secs(10), || {
@@ -110,6 +113,7 @@ fn a_silent_peer_goes_stale_then_expired() {
     };
     let a = start(quiet("node-a", pa, pb));
     let b = start(quiet("node-b", pb, pa));
+    common::trust_each_other(&[&a, &b]);
     assert!(pump(&[&a, &b], Duration::from_secs(5), || state_of(
         &a, "node-b"
     ) == Some(

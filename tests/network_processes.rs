@@ -3,6 +3,8 @@
 //! across processes and one can be killed with SIGKILL in the middle of a sync. Every wait
 //! is bounded; children stop when the test creates their stop file, or after 60 s.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -148,6 +150,11 @@ fn three_node_processes_converge() {
     let d = dir.path();
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
     let test = "three_node_processes_converge";
+    common::enroll(&[
+        options(d, "node-a", pa),
+        options(d, "node-b", pb),
+        options(d, "node-c", pc),
+    ]);
     let a = spawn(test, d, "node-a", pa, 300, "");
     let b = spawn(test, d, "node-b", pb, 300, &format!("node-a@{pa}"));
     let c = spawn(test, d, "node-c", pc, 300, &format!("node-b@{pb}"));
@@ -181,7 +188,9 @@ fn a_peer_killed_mid_batch_gets_everything_after_its_restart() {
     let d = dir.path();
     let test = "a_peer_killed_mid_batch_gets_everything_after_its_restart";
     let b_port = free_port();
-    let a = Client::new(options(d, "node-a", free_port()));
+    let a_port = free_port();
+    common::enroll(&[options(d, "node-a", a_port), options(d, "node-b", b_port)]);
+    let a = Client::new(options(d, "node-a", a_port));
     a.open().unwrap();
     a.start_transport().unwrap();
     a.connect(&Peer::local("node-b", b_port)).unwrap();

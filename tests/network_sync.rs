@@ -4,9 +4,13 @@
 //! peer restarted mid-sync ends up with every acknowledged write. Ports are ephemeral and
 //! every wait is bounded.
 
+mod common;
+mod hostile_support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::trust_each_other;
 use softadastra::sync::KeyStatus;
 use softadastra::{Client, ClientOptions, Peer, PeerState};
 
@@ -85,6 +89,7 @@ fn same_data(a: &Client, b: &Client) -> bool {
 fn two_nodes_converge_and_acknowledge() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    trust_each_other(&[&a, &b]);
     for i in 0..100 {
         a.put(&format!("a/{i:03}"), format!("value {i}").as_bytes())
             .unwrap();
@@ -114,6 +119,7 @@ fn three_nodes_converge_through_a_node_that_relays() {
         node(dir.path(), "node-b"),
         node(dir.path(), "node-c"),
     );
+    trust_each_other(&[&a, &b, &c]);
     // A chain: a - b - c. a and c never connect.
     a.connect(&peer_of("node-b", &b)).unwrap();
     c.connect(&peer_of("node-b", &b)).unwrap();
@@ -146,6 +152,7 @@ fn three_nodes_converge_through_a_node_that_relays() {
 fn a_node_that_was_offline_catches_up_even_from_a_pruned_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    trust_each_other(&[&a, &b]);
     a.connect(&peer_of("node-b", &b)).unwrap();
     for i in 0..30 {
         a.put(&format!("k{i}"), b"v").unwrap();
@@ -158,6 +165,7 @@ fn a_node_that_was_offline_catches_up_even_from_a_pruned_outbox() {
     a.prune_completed().unwrap();
     // c was never connected: everything reaches it by the catch-up on connect.
     let c = node(dir.path(), "node-c");
+    trust_each_other(&[&a, &c]);
     c.connect(&peer_of("node-a", &a)).unwrap();
     assert!(
         pump(&[&a, &b, &c], || same_data(&a, &c)),
@@ -193,6 +201,7 @@ fn a_refused_peer_is_faulted_local_work_goes_on_and_delivery_resumes_when_it_com
     a.tick(false).unwrap();
     // b comes up on the port a keeps redialling.
     let b = node_on(dir.path(), "node-b", Some(port));
+    trust_each_other(&[&a, &b]);
     let ok = pump(&[&a, &b], || {
         same_data(&a, &b) && a.sync_state().unwrap().acknowledged_count == 2
     });
@@ -203,6 +212,7 @@ fn a_refused_peer_is_faulted_local_work_goes_on_and_delivery_resumes_when_it_com
 fn a_peer_restarted_mid_sync_ends_with_every_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    trust_each_other(&[&a, &b]);
     let b_port = b.transport_address().unwrap().port();
     a.connect(&Peer::local("node-b", b_port)).unwrap();
     assert!(pump(&[&a, &b], || !a.peers().unwrap().is_empty()
@@ -261,26 +271,34 @@ fn transport_calls_follow_the_rules() {
     a.put("still", b"works").unwrap();
 }
 
-/// A raw TCP peer: completes the handshake as `id` and then does what the test says.
-fn raw_peer(to: u16, id: &str) -> std::net::TcpStream {
+/// A peer played by hand, with a key `victim` trusts: on its own thread (the test's thread
+/// pumps the victim meanwhile), completes TLS and sends its Hello as `id`, then hands the
+/// connection back for the test to misuse.
+fn raw_peer(victim: &Client, id: &str) -> std::thread::JoinHandle<hostile_support::Wire> {
     use softadastra::transport::message::{Hello, Message, kind};
     use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", to)).unwrap();
-    let mut payload = Vec::new();
-    Message::Hello(Hello {
-        protocol_version: softadastra::transport::PROTOCOL_VERSION,
-        node_id: id.into(),
-        display_name: id.into(),
-        capabilities: vec![],
-        auth_scheme: 0,
-        auth_data: vec![],
-        instance_id: 7,
+    let addr = victim.transport_address().unwrap();
+    let (wire, fingerprint) = hostile_support::tls_wire_pending(addr);
+    victim.trust_peer(id, &fingerprint).unwrap();
+    let id = id.to_string();
+    std::thread::spawn(move || {
+        let mut s = wire.finish();
+        let mut payload = Vec::new();
+        Message::Hello(Hello {
+            protocol_version: softadastra::transport::PROTOCOL_VERSION,
+            node_id: id.clone(),
+            display_name: id,
+            capabilities: vec![],
+            auth_scheme: 0,
+            auth_data: vec![],
+            instance_id: 7,
+        })
+        .encode(&mut payload);
+        let mut frame = Vec::new();
+        softadastra::transport::frame::encode(&mut frame, kind::HELLO, &payload);
+        s.write_all(&frame).unwrap();
+        s
     })
-    .encode(&mut payload);
-    let mut frame = Vec::new();
-    softadastra::transport::frame::encode(&mut frame, kind::HELLO, &payload);
-    s.write_all(&frame).unwrap();
-    s
 }
 
 #[test]
@@ -288,8 +306,9 @@ fn a_peer_sending_garbage_is_dropped_and_the_node_keeps_working() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    trust_each_other(&[&a, &b]);
     a.connect(&peer_of("node-b", &b)).unwrap();
-    let mut evil = raw_peer(a.transport_address().unwrap().port(), "node-evil");
+    let evil = raw_peer(&a, "node-evil");
     assert!(pump(&[&a, &b], || a
         .peers()
         .unwrap()
@@ -297,6 +316,7 @@ fn a_peer_sending_garbage_is_dropped_and_the_node_keeps_working() {
         .filter(|p| p.state == PeerState::Connected)
         .count()
         == 2));
+    let mut evil = evil.join().unwrap();
     evil.write_all(&[0xff; 4096]).unwrap();
     assert!(pump(&[&a, &b], || a
         .peers()
@@ -313,9 +333,10 @@ fn a_peer_sending_garbage_is_dropped_and_the_node_keeps_working() {
 fn a_peer_that_stops_reading_never_stalls_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (node(dir.path(), "node-a"), node(dir.path(), "node-b"));
+    trust_each_other(&[&a, &b]);
     a.connect(&peer_of("node-b", &b)).unwrap();
     // A peer that completes the handshake and then never reads a byte.
-    let _stuck = raw_peer(a.transport_address().unwrap().port(), "node-stuck");
+    let _stuck = raw_peer(&a, "node-stuck");
     assert!(pump(&[&a, &b], || a
         .peers()
         .unwrap()

@@ -71,8 +71,32 @@ enum Command {
     /// Inspect and run local sync.
     #[command(subcommand)]
     Sync(SyncCommand),
-    /// List discovery and transport peers.
-    Peers,
+    /// List discovery and transport peers, and the trusted ones; trust or untrust a peer.
+    Peers(PeersArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PeersArgs {
+    #[command(subcommand)]
+    action: Option<PeersCommand>,
+}
+
+#[derive(Subcommand)]
+enum PeersCommand {
+    /// Trust a peer's key (its fingerprint, from `softadastra node info` on that node) as
+    /// its node id: connections from and to it are accepted from now on.
+    Trust {
+        /// The peer's node id.
+        node_id: String,
+        /// The SHA-256 fingerprint of its key: 64 hex digits.
+        fingerprint: String,
+    },
+    /// Stop trusting a peer (by node id or fingerprint) and close its connections.
+    Untrust {
+        /// The peer's node id or fingerprint.
+        peer: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,8 +116,9 @@ struct StartArgs {
     /// Transport TCP port [config: transport.port].
     #[arg(long, value_name = "PORT", alias = "port")]
     transport_port: Option<String>,
-    /// A peer to connect to, "id@host:port"; repeat for several [config: peers].
-    #[arg(long = "peer", value_name = "ID@HOST:PORT")]
+    /// A peer to connect to, "id@host:port#fingerprint" (the fingerprint trusts its key;
+    /// without it the peer must be trusted already); repeat for several [config: peers].
+    #[arg(long = "peer", value_name = "ID@HOST:PORT#FINGERPRINT")]
     peers: Vec<String>,
     /// Enable UDP discovery [config: discovery.enabled].
     #[arg(long)]
@@ -273,7 +298,20 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         },
         Command::Sync(SyncCommand::Status) => Request::SyncStatus,
         Command::Sync(SyncCommand::Tick { prune }) => Request::SyncTick { prune: *prune },
-        Command::Peers => Request::Peers,
+        Command::Peers(PeersArgs { action: None }) => Request::Peers,
+        Command::Peers(PeersArgs {
+            action:
+                Some(PeersCommand::Trust {
+                    node_id,
+                    fingerprint,
+                }),
+        }) => Request::PeersTrust {
+            node_id: node_id.clone(),
+            fingerprint: fingerprint.clone(),
+        },
+        Command::Peers(PeersArgs {
+            action: Some(PeersCommand::Untrust { peer }),
+        }) => Request::PeersUntrust { peer: peer.clone() },
     };
     let data = dispatch(&mut settings, &request)?;
     if cli.global.json {
@@ -296,7 +334,13 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Store(StoreCommand::List { .. }) => "store list",
         Command::Sync(SyncCommand::Status) => "sync status",
         Command::Sync(SyncCommand::Tick { .. }) => "sync tick",
-        Command::Peers => "peers",
+        Command::Peers(PeersArgs { action: None }) => "peers",
+        Command::Peers(PeersArgs {
+            action: Some(PeersCommand::Trust { .. }),
+        }) => "peers trust",
+        Command::Peers(PeersArgs {
+            action: Some(PeersCommand::Untrust { .. }),
+        }) => "peers untrust",
     }
 }
 

@@ -133,7 +133,12 @@ fn the_configured_clock_drift_decides_what_is_refused_and_sync_status_counts_it(
     assert!(line.contains("2000") && line.contains("file"), "{line}");
 
     let addr = format!("127.0.0.1:{}", node.port).parse().unwrap();
-    let mut peer = hostile_support::Attacker::join(addr, "drift-peer");
+    // A peer the operator trusted (`softadastra peers trust`), gone rogue.
+    let peer = hostile_support::Attacker::trusted_by(addr, |fingerprint| {
+        let trusted = cli(&data, &["peers", "trust", "drift-peer", fingerprint]);
+        assert!(trusted.status.success(), "{trusted:?}");
+    });
+    let mut peer = hostile_support::Attacker::hello(peer, "drift-peer", "drift-peer", 0x5eed);
     let now = hostile_support::now_ms();
     let at = |ms: u64| Version::from_millis(ms).0;
     let ops = vec![

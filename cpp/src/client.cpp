@@ -358,6 +358,20 @@ Result<void> Client::disconnect(const Peer& peer) {
     });
 }
 
+Result<void> Client::trust_peer(const std::string& node_id, const std::string& fingerprint) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.trust_peer(detail::bytes_of(node_id), detail::bytes_of(fingerprint));
+    });
+}
+
+Result<void> Client::untrust_peer(const std::string& peer) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.untrust_peer(detail::bytes_of(peer));
+    });
+}
+
 Result<void> Client::start_discovery() {
     if (!impl_) return moved_from();
     return impl_->run(false, [](const ffi::RustClient& c) { return c.start_discovery(); });
@@ -416,6 +430,8 @@ Result<NetworkStats> Client::network_stats() const {
     stats.refused_too_many_origins = out.refused_too_many_origins;
     stats.refused_too_many_ranges = out.refused_too_many_ranges;
     stats.refused_second_hand = out.refused_second_hand;
+    stats.untrusted_peers = out.untrusted_peers;
+    stats.tls_failures = out.tls_failures;
     return stats;
 }
 

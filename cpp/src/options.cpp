@@ -60,6 +60,8 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_AUTO_CONNECT_DISCOVERED, o.auto_connect_discovered);
     visit(SA_OPTION_MAX_CLOCK_DRIFT_MS, o.max_clock_drift_ms);
     visit(SA_OPTION_IDENTITY_PATH, o.identity_path);
+    visit(SA_OPTION_INSECURE_TRANSPORT, o.insecure_transport);
+    visit(SA_OPTION_TRUST_PATH, o.trust_path);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

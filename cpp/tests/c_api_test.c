@@ -36,12 +36,15 @@ static int contains_text(const char *haystack, const char *needle) {
     return strstr(haystack, needle) != NULL;
 }
 
-/* Removes a WAL and the identity key made next to it ("<wal>.key"). */
+/* Removes a WAL and the identity key and trust file made next to it ("<wal>.key",
+ * "<wal>.trust"). */
 static void remove_node_files(const char *wal) {
-    char key[700];
+    char key[700], trust[700];
     snprintf(key, sizeof key, "%s.key", wal);
+    snprintf(trust, sizeof trust, "%s.trust", wal);
     unlink(wal);
     unlink(key);
+    unlink(trust);
 }
 
 /* Copies the sync counters of `client` to *copy and frees the returned struct. */
@@ -263,7 +266,7 @@ static void test_parity_with_the_description(void) {
                  "catch_up_protocol_errors=%llu\npeer_records=%zu\ndiscovered_dials=%zu\n"
                  "refused_own_origin=%llu\nrefused_clock_ahead=%llu\n"
                  "refused_too_many_origins=%llu\nrefused_too_many_ranges=%llu\n"
-                 "refused_second_hand=%llu\n",
+                 "refused_second_hand=%llu\nuntrusted_peers=%llu\ntls_failures=%llu\n",
                  n->connections, n->connection_limit,
                  (unsigned long long)n->refused_connections,
                  (unsigned long long)n->garbage_frames, n->receive_buffered, n->send_buffered,
@@ -274,10 +277,11 @@ static void test_parity_with_the_description(void) {
                  (unsigned long long)n->refused_clock_ahead,
                  (unsigned long long)n->refused_too_many_origins,
                  (unsigned long long)n->refused_too_many_ranges,
-                 (unsigned long long)n->refused_second_hand);
+                 (unsigned long long)n->refused_second_hand,
+                 (unsigned long long)n->untrusted_peers, (unsigned long long)n->tls_failures);
         section_of((const char *)description->data, "network_stats", section, sizeof section);
         CHECK(strcmp(section, c_side) == 0);
-        CHECK(count_lines(section) == 18);
+        CHECK(count_lines(section) == 20);
         /* Node info: every field but the uptime, which moves between the two calls. */
         sa_node_info_t *info = NULL;
         CHECK(sa_client_node_info(client, &info) == SA_OK);
@@ -620,6 +624,16 @@ static sa_client_t *start_node(const char *dir, const char *id, char *wal, size_
     return NULL;
 }
 
+/* Makes `a` trust `b`'s key under `b`'s node id. */
+static void trust(sa_client_t *a, sa_client_t *b) {
+    sa_node_info_t *info = NULL;
+    CHECK(sa_client_node_info(b, &info) == SA_OK);
+    if (info != NULL) {
+        CHECK(sa_client_trust_peer(a, info->node_id, info->fingerprint) == SA_OK);
+    }
+    sa_node_info_free(info);
+}
+
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -686,7 +700,30 @@ static void test_network(const char *dir) {
 
     CHECK(sa_client_put(a, KEY("net/1"), KEY("one")) == SA_OK);
     CHECK(sa_client_put(a, KEY("net/2"), KEY("two")) == SA_OK);
+    CHECK(sa_client_trust_peer(NULL, "x", "y") == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_trust_peer(a, "c-node-b", "not-a-fingerprint") == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "64 hex digits"));
+    CHECK(sa_client_untrust_peer(a, "c-node-b") == SA_INVALID_ARGUMENT);
+    CHECK(contains_text(sa_last_error_message(), "not trusted"));
     CHECK(sa_client_connect(a, "c-node-b", "127.0.0.1", port_b) == SA_OK);
+
+    /* Neither trusts the other yet: the connection is refused and counted, nothing syncs. */
+    const double refusal_deadline = now_seconds() + 10.0;
+    bool refused = false;
+    for (int round = 0; round < 5000 && !refused && now_seconds() < refusal_deadline; round++) {
+        CHECK(sa_client_process_transport_events(a, 64, &handled) == SA_OK);
+        CHECK(sa_client_process_transport_events(b, 64, &handled) == SA_OK);
+        sa_network_stats_t *b_stats = NULL;
+        CHECK(sa_client_network_stats(b, &b_stats) == SA_OK);
+        refused = b_stats != NULL && b_stats->untrusted_peers > 0;
+        sa_network_stats_free(b_stats);
+    }
+    CHECK(refused);
+    bool leaked = true;
+    CHECK(sa_client_contains(b, KEY("net/1"), &leaked) == SA_OK);
+    CHECK(!leaked);
+    trust(a, b);
+    trust(b, a);
 
     /* Drive both transports until B has A's data and A has its ACKs (at most ~10 s). */
     const double deadline = now_seconds() + 10.0;

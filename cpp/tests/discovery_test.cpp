@@ -18,6 +18,7 @@
 using namespace softadastra::sdk;
 using softadastra::test::contains;
 using softadastra::test::free_port;
+using softadastra::test::trust_each_other;
 
 namespace {
 
@@ -147,6 +148,7 @@ TEST(DiscoveryTest, TwoClientsFindEachOtherConnectAndSync) {
         Client a{discovery_options("node-a", port_a, port_b)};
         Client b{discovery_options("node-b", port_b, port_a)};
         ASSERT_TRUE(a.open().is_ok() && b.open().is_ok());
+        trust_each_other(a, b);
         bool in_use = false;
         for (Client* c : {&a, &b}) {
             in_use = in_use ||

@@ -79,6 +79,8 @@ ClientOptions every_field_changed() {
     o.auto_connect_discovered = false;
     o.max_clock_drift_ms = 16;
     o.identity_path = "parity.key";
+    o.insecure_transport = true;
+    o.trust_path = "parity.trust";
     return o;
 }
 
@@ -188,6 +190,8 @@ TEST(ParityTest, ValueTypesCarryEveryFieldOfTheDescription) {
         {"refused_too_many_origins", str(n.refused_too_many_origins)},
         {"refused_too_many_ranges", str(n.refused_too_many_ranges)},
         {"refused_second_hand", str(n.refused_second_hand)},
+        {"untrusted_peers", str(n.untrusted_peers)},
+        {"tls_failures", str(n.tls_failures)},
     };
     EXPECT_EQ(network, lines_of(text, "network_stats"));
 

@@ -72,6 +72,18 @@ inline std::uint16_t free_port(int type = SOCK_STREAM) {
     return port;
 }
 
+/// Makes two open clients trust each other's keys (each under its node id), as an operator
+/// would with `softadastra peers trust`: peer connections are TLS between trusted keys.
+inline void trust_each_other(sdk::Client& a, sdk::Client& b) {
+    auto info_a = a.node_info();
+    auto info_b = b.node_info();
+    ASSERT_TRUE(info_a.is_ok() && info_b.is_ok());
+    auto ab = a.trust_peer(info_b.value().node_id, info_b.value().fingerprint);
+    ASSERT_TRUE(ab.is_ok()) << ab.error().message();
+    auto ba = b.trust_peer(info_a.value().node_id, info_a.value().fingerprint);
+    ASSERT_TRUE(ba.is_ok()) << ba.error().message();
+}
+
 }  // namespace softadastra::test
 
 /// Asserts that `result` failed with `expected_code`, for use in TEST bodies.

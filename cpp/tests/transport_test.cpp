@@ -17,6 +17,7 @@
 using namespace softadastra::sdk;
 using softadastra::test::contains;
 using softadastra::test::free_port;
+using softadastra::test::trust_each_other;
 using softadastra::test::TempDir;
 
 namespace {
@@ -224,6 +225,7 @@ TEST(TransportTest, TwoClientsSyncOverLoopback) {
     TempDir dir_b;
     Node a = start_node(dir_a, "node-a");
     Node b = start_node(dir_b, "node-b");
+    trust_each_other(a.client, b.client);
     ASSERT_TRUE(a.client.transport_running() && b.client.transport_running());
 
     constexpr int kPuts = 20;
@@ -282,6 +284,7 @@ TEST(TransportTest, ConcurrentWritesAreReportedAsConflictsWithEveryField) {
     TempDir dir_b;
     Node a = start_node(dir_a, "node-a");
     Node b = start_node(dir_b, "node-b");
+    trust_each_other(a.client, b.client);
     ASSERT_TRUE(a.client.transport_running() && b.client.transport_running());
     EXPECT_EQ(a.client.transport_port().value_or(0), a.port);
     EXPECT_ERROR_CODE(a.client.discovery_port(), Error::Code::DiscoveryError);
@@ -335,6 +338,7 @@ TEST(TransportTest, BackgroundModeSyncsTwoClientsAndStopsOnClose) {
     TempDir dir_b;
     Node a = start_node(dir_a, "node-a");
     Node b = start_node(dir_b, "node-b");
+    trust_each_other(a.client, b.client);
     ASSERT_TRUE(a.client.start_background().is_ok());
     ASSERT_TRUE(b.client.start_background().is_ok());
     EXPECT_TRUE(a.client.background_running());
@@ -359,6 +363,7 @@ TEST(TransportTest, TheWaitingCallReturnsWhenAPeersFrameArrives) {
     TempDir dir_b;
     Node a = start_node(dir_a, "node-a");
     Node b = start_node(dir_b, "node-b");
+    trust_each_other(a.client, b.client);
     ASSERT_TRUE(b.client.start_background().is_ok());
     ASSERT_TRUE(a.client.connect(Peer::local("node-b", b.port)).is_ok());
     ASSERT_TRUE(b.client.put("wake", "up").is_ok());

@@ -334,6 +334,13 @@ struct ClientOptions {
     /// The file of this node's identity key, made on first open (mode 0600). Empty: the
     /// WAL's path with ".key" appended; a memory-only node makes a new key each open.
     std::string identity_path;
+    /// Plaintext peer connections that accept any peer: for tests only, with a warning at
+    /// every start. Off (the default), connections are TLS 1.3 between trusted keys only
+    /// (Client::trust_peer).
+    bool insecure_transport = false;
+    /// The file of trusted peers, one "node-id fingerprint" per line. Empty: the WAL's
+    /// path with ".trust" appended; a memory-only node keeps its trust in memory.
+    std::string trust_path;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,
@@ -594,6 +601,10 @@ struct NetworkStats {
     std::uint64_t refused_too_many_ranges = 0;
     /// ... relayed for an origin the sender may not speak for.
     std::uint64_t refused_second_hand = 0;
+    /// Peers refused for their key: not trusted, or trusted for another node id.
+    std::uint64_t untrusted_peers = 0;
+    /// TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
+    std::uint64_t tls_failures = 0;
 
     /// Remote operations refused, all reasons together.
     std::uint64_t refused_operations() const noexcept {
@@ -885,6 +896,15 @@ public:
     /// Closes the connection to the peer (matched by address or node id) and stops
     /// redialling it. InvalidArgument when it is not connected.
     Result<void> disconnect(const Peer& peer);
+    /// Trusts the key `fingerprint` (64 hex digits: NodeInfo::fingerprint on that node) as
+    /// node `node_id`: connections from and to it are accepted from now on. A node id has
+    /// one key and a key one node id: an earlier entry of either is replaced. Kept in the
+    /// trust file (trust_path), written durably before this returns. InvalidArgument for
+    /// a bad node id or fingerprint, IoError when the file cannot be written.
+    Result<void> trust_peer(const std::string& node_id, const std::string& fingerprint);
+    /// Stops trusting the key of `peer` (a node id or a fingerprint) and closes its
+    /// connections. InvalidArgument when it was not trusted.
+    Result<void> untrust_peer(const std::string& peer);
     /// Starts UDP discovery on discovery_host:discovery_port, announcing this node to
     /// discovery_broadcast_host (discovery_broadcast_port, or the discovery port when 0)
     /// every discovery_interval_ms. With auto_connect_discovered and a running transport,

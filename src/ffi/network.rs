@@ -193,6 +193,10 @@ pub struct SaNetworkStats {
     pub refused_too_many_ranges: u64,
     /// ... relayed for an origin the sender may not speak for.
     pub refused_second_hand: u64,
+    /// Peers refused for their key: not trusted, or trusted for another node id.
+    pub untrusted_peers: u64,
+    /// TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
+    pub tls_failures: u64,
 }
 
 impl From<&NetworkStats> for SaNetworkStats {
@@ -223,6 +227,8 @@ impl From<&NetworkStats> for SaNetworkStats {
             refused_too_many_origins: refused.too_many_origins,
             refused_too_many_ranges: refused.too_many_ranges,
             refused_second_hand: refused.second_hand,
+            untrusted_peers: transport.untrusted_peers,
+            tls_failures: transport.tls_failures,
         }
     }
 }
@@ -558,6 +564,60 @@ pub unsafe extern "C" fn sa_client_disconnect(
         // SAFETY: the caller passes NULL or NUL-terminated strings.
         let peer = unsafe { peer_arg(F, node_id, host, port) }?;
         Ok(c.disconnect(&peer)?)
+    })
+}
+
+/// Trusts the key `fingerprint` (64 hex digits: `sa_node_info_t.fingerprint` on that
+/// node) as node `node_id`: connections from and to it are accepted from now on (peer
+/// connections are TLS 1.3 between trusted keys, unless `insecure_transport` is set). A
+/// node id has one key and a key one node id: an earlier entry of either is replaced.
+/// Kept in the trust file (`trust_path`), written durably before this returns.
+///
+/// Ownership: `node_id` and `fingerprint` (NUL-terminated UTF-8) are only read during the
+/// call. Errors: `SA_INVALID_ARGUMENT` (NULL `client`; an invalid node id or fingerprint,
+/// the message says why), `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the trust file
+/// cannot be written; nothing changed). Thread safety: any thread, concurrently with other
+/// calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_trust_peer(
+    client: *mut SaClient,
+    node_id: *const c_char,
+    fingerprint: *const c_char,
+) -> SaStatus {
+    const F: &str = "sa_client_trust_peer";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or NUL-terminated strings.
+        let (node_id, fingerprint) = unsafe {
+            (
+                boundary::c_str_arg(node_id, F, "node_id")?,
+                boundary::c_str_arg(fingerprint, F, "fingerprint")?,
+            )
+        };
+        Ok(c.trust_peer(node_id, fingerprint)?)
+    })
+}
+
+/// Stops trusting the key of `peer` (a node id or a fingerprint) and closes the
+/// connections it holds.
+///
+/// Ownership: `peer` is only read during the call. Errors: `SA_INVALID_ARGUMENT` (NULL
+/// `client`; no such trusted peer), `SA_INVALID_STATE` (closed), `SA_IO_ERROR` (the trust
+/// file cannot be written; nothing changed). Thread safety: any thread, concurrently with
+/// other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_untrust_peer(
+    client: *mut SaClient,
+    peer: *const c_char,
+) -> SaStatus {
+    const F: &str = "sa_client_untrust_peer";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let peer = unsafe { boundary::c_str_arg(peer, F, "peer") }?;
+        Ok(c.untrust_peer(peer)?)
     })
 }
 

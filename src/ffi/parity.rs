@@ -128,6 +128,8 @@ fn network_stats_reach_c_field_by_field() {
     rust.refused_operations.too_many_origins = 16;
     rust.refused_operations.too_many_ranges = 17;
     rust.refused_operations.second_hand = 18;
+    rust.transport.untrusted_peers = 19;
+    rust.transport.tls_failures = 20;
     let values: Vec<String> = described(&rust).into_iter().map(|(_, v)| v).collect();
     let expected: Vec<String> = (1..=values.len()).map(|n| n.to_string()).collect();
     assert_eq!(values, expected, "every figure is set to a distinct value");
@@ -150,6 +152,8 @@ fn network_stats_reach_c_field_by_field() {
         refused_too_many_origins,
         refused_too_many_ranges,
         refused_second_hand,
+        untrusted_peers,
+        tls_failures,
     } = SaNetworkStats::from(&rust);
     let c = pairs(&[
         ("connections", connections.to_string()),
@@ -179,6 +183,8 @@ fn network_stats_reach_c_field_by_field() {
             refused_too_many_ranges.to_string(),
         ),
         ("refused_second_hand", refused_second_hand.to_string()),
+        ("untrusted_peers", untrusted_peers.to_string()),
+        ("tls_failures", tls_failures.to_string()),
     ]);
     assert_eq!(c, described(&rust));
 }

@@ -62,6 +62,8 @@ impl Client {
             None => crate::identity::Identity::generate(),
         }
         .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
+        let trust = super::trust::Trust::load(self.options.effective_trust_path())
+            .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
         log::info!(
             "node {}: runtime started ({})",
             self.options.node_id,
@@ -83,6 +85,7 @@ impl Client {
             started_mono_ms: self.clock.mono_ms(),
             clock: self.clock.clone(),
             identity: Arc::new(identity),
+            trust,
         }));
         Ok(())
     }

@@ -7,7 +7,8 @@
 //! - `network.rs`: transport and discovery, the event-loop step, connecting, peers;
 //! - `net.rs`: what the event loop does with the transport (the catch-up conversation,
 //!   relay, outbox push, peer and dial records);
-//! - `peers.rs`: `Peer` and `PeerState`.
+//! - `peers.rs`: `Peer` and `PeerState`;
+//! - `trust.rs`: the trusted peers and their file.
 //!
 //! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
 
@@ -19,6 +20,7 @@ mod network;
 pub mod options;
 mod peers;
 mod sync_api;
+mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BY
 pub use network::NetworkStats;
 pub use options::ClientOptions;
 pub use peers::{Peer, PeerState};
+pub use trust::TrustedPeer;
 
 /// A batch of changes written atomically by [`Client::write_batch`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -120,6 +123,8 @@ struct OpenNode {
     clock: Arc<dyn crate::clock::Clock>,
     /// This node's key pair and fingerprint.
     identity: Arc<crate::identity::Identity>,
+    /// The peers this node trusts (shared with the running transport).
+    trust: trust::Trust,
 }
 
 impl OpenNode {

@@ -156,6 +156,12 @@ impl Client {
             );
             config.display_name = self.options.effective_display_name().to_string();
             config.capabilities = self.capabilities().into_iter().map(String::from).collect();
+            if !self.options.insecure_transport {
+                config.security = Some(crate::transport::Security {
+                    tls: Arc::new(crate::transport::tls::TlsContext::new(&n.identity)?),
+                    trusted: n.trust.peers.clone(),
+                });
+            }
             let transport = crate::transport::Transport::start(config).inspect_err(|e| {
                 log::error!("node {}: transport start failed: {e}", self.options.node_id);
             })?;

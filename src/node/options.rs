@@ -63,6 +63,13 @@ pub struct ClientOptions {
     /// The file of this node's identity key (made on first open, mode 0600). Empty: the
     /// WAL's path with ".key" appended; a memory-only node makes a new key each open.
     pub identity_path: String,
+    /// Plaintext peer connections that accept any peer: for tests only, with a warning at
+    /// every start. Off (the default), connections are TLS 1.3 and only trusted keys are
+    /// accepted ([`Client::trust_peer`](crate::Client::trust_peer)).
+    pub insecure_transport: bool,
+    /// The file of trusted peers, one "node-id fingerprint" per line. Empty: the WAL's
+    /// path with ".trust" appended; a memory-only node keeps its trust in memory.
+    pub trust_path: String,
 }
 
 impl Default for ClientOptions {
@@ -93,6 +100,8 @@ impl Default for ClientOptions {
             version: crate::DEFAULT_VERSION.into(),
             max_clock_drift_ms: crate::store::DEFAULT_MAX_CLOCK_DRIFT_MS,
             identity_path: String::new(),
+            insecure_transport: false,
+            trust_path: String::new(),
         }
     }
 }
@@ -140,6 +149,16 @@ impl ClientOptions {
             .then(|| format!("{}.key", self.wal_path).into())
     }
 
+
+    /// Where the trusted peers are kept: `trust_path`, else next to the WAL; `None` for a
+    /// memory-only node without a `trust_path` (trust kept in memory).
+    pub fn effective_trust_path(&self) -> Option<std::path::PathBuf> {
+        if !self.trust_path.is_empty() {
+            return Some(self.trust_path.clone().into());
+        }
+        self.enable_wal
+            .then(|| format!("{}.trust", self.wal_path).into())
+    }
 
     /// The display name, falling back to the node id.
     pub fn effective_display_name(&self) -> &str {

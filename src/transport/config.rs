@@ -29,6 +29,20 @@ pub enum TransportError {
         /// Why it cannot be used (empty host, no address found, ...).
         reason: String,
     },
+    /// A trusted-peer entry (configuration, trust file, command) is not valid.
+    #[error("invalid trusted peer {entry}: {reason}")]
+    InvalidTrust {
+        /// The entry, or where it was read.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node's TLS settings could not be made from its identity key.
+    #[error("cannot set up TLS: {reason}")]
+    Tls {
+        /// What failed.
+        reason: String,
+    },
     /// Setting up the event loop failed (creating the poll, registering the listener or
     /// the waker).
     #[error("transport I/O error: {}", crate::io_error::describe_io(source))]
@@ -46,7 +60,8 @@ impl TransportError {
             TransportError::Bind { addr, .. } | TransportError::InvalidAddress { addr, .. } => {
                 addr.clone()
             }
-            TransportError::Io { .. } => String::new(),
+            TransportError::InvalidTrust { entry, .. } => entry.clone(),
+            TransportError::Io { .. } | TransportError::Tls { .. } => String::new(),
         }
     }
 }
@@ -94,6 +109,18 @@ pub struct TransportConfig {
     pub max_connections_per_ip: usize,
     /// Random per start; sent in the Hello (see [`Hello::instance_id`]).
     pub instance_id: u64,
+    /// TLS and the trusted peers. `None` is the insecure mode: plaintext, and any peer
+    /// that speaks the protocol is accepted (for tests only; the node warns at start).
+    pub security: Option<Security>,
+}
+
+/// What a secure transport needs: its TLS settings and the peers it trusts.
+#[derive(Clone, Debug)]
+pub struct Security {
+    /// This node's certificate and key.
+    pub tls: std::sync::Arc<super::tls::TlsContext>,
+    /// The keys accepted as peers; shared with the node, which changes it at run time.
+    pub trusted: std::sync::Arc<parking_lot::RwLock<super::trust::TrustedPeers>>,
 }
 
 /// File descriptors kept free for everything else a node opens (WAL, control socket and
@@ -122,6 +149,7 @@ impl TransportConfig {
             max_connections: 256,
             max_connections_per_ip: 16,
             instance_id: crate::id::new_instance_id(),
+            security: None,
         }
     }
 }

@@ -56,7 +56,11 @@ impl Transport {
                         continue;
                     }
                     let id = self.add_conn(stream, addr, None, ConnState::Handshaking, now_ms);
-                    if let Some(id) = id {
+                    if let Some(id) = id
+                        && self.start_tls(id, false, &mut Vec::new())
+                        && self.config.security.is_none()
+                    {
+                        // Plaintext: the Hello goes at once; over TLS, once it is secured.
                         self.send_hello(id);
                     }
                 }
@@ -132,9 +136,43 @@ impl Transport {
                 frame_started_ms: None,
                 last_write_progress_ms: now_ms,
                 closing: None,
+                tls: None,
+                fingerprint: None,
             },
         );
         Some(id)
+    }
+
+    /// Gives connection `id` its TLS session when the transport is secure (the client
+    /// side when this node dialled). Returns false when that failed (the connection is
+    /// closed).
+    pub(super) fn start_tls(
+        &mut self,
+        id: ConnId,
+        dialled: bool,
+        out: &mut Vec<TransportEvent>,
+    ) -> bool {
+        let Some(security) = &self.config.security else {
+            return true;
+        };
+        let session = if dialled {
+            security.tls.dial()
+        } else {
+            security.tls.accept()
+        };
+        match session {
+            Ok(session) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.tls = Some(session);
+                }
+                true
+            }
+            Err(e) => {
+                self.tls_failures += 1;
+                self.close(id, format!("cannot start TLS: {e}"), out);
+                false
+            }
+        }
     }
 
     pub(super) fn on_writable(&mut self, id: ConnId, out: &mut Vec<TransportEvent>, now_ms: u64) {
@@ -155,7 +193,11 @@ impl Transport {
                 Ok(_) => {
                     c.state = ConnState::Handshaking;
                     c.opened_ms = now_ms;
-                    self.send_hello(id);
+                    // Over TLS the ClientHello waiting in the session goes first (below);
+                    // the Hello follows once the session is secured.
+                    if c.tls.is_none() {
+                        self.send_hello(id);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
@@ -191,7 +233,7 @@ impl Transport {
         let ids: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.pending_out() > 0 && c.state != ConnState::Connecting)
+            .filter(|(_, c)| c.has_output() && c.state != ConnState::Connecting)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
@@ -199,36 +241,57 @@ impl Transport {
         }
     }
 
-    /// Writes what the connection's buffer holds until the socket would block.
+    /// Writes what the connection's buffer holds until the socket would block; over TLS,
+    /// through the session, one chunk at a time so that the session never holds more than
+    /// one chunk of records beyond `out` (the send budgets count `out`).
     pub(super) fn flush(&mut self, id: ConnId, out: &mut Vec<TransportEvent>, now_ms: u64) {
+        /// Plaintext handed to TLS at once.
+        const TLS_CHUNK: usize = 64 * 1024;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         if c.state == ConnState::Connecting {
             return;
         }
-        while c.out_pos < c.out.len() {
-            match c.stream.write(&c.out[c.out_pos..]) {
-                Ok(0) => {
-                    self.close(id, "the peer stopped reading".into(), out);
-                    return;
+        let written = loop {
+            let secured = c.secured();
+            let step = match &mut c.tls {
+                None if c.out_pos < c.out.len() => c.stream.write(&c.out[c.out_pos..]),
+                None => break Ok(()),
+                Some(tls) => {
+                    if !tls.wants_write() && secured && c.out_pos < c.out.len() {
+                        let end = c.out.len().min(c.out_pos + TLS_CHUNK);
+                        // The session takes all of it once the handshake is done.
+                        let taken = tls.writer().write(&c.out[c.out_pos..end]).unwrap_or(0);
+                        c.out_pos += taken;
+                        self.send_buffered = self.send_buffered.saturating_sub(taken);
+                    }
+                    if !tls.wants_write() {
+                        break Ok(());
+                    }
+                    tls.write_tls(&mut tls::NoSigpipe(&mut c.stream))
                 }
+            };
+            match step {
+                Ok(0) => break Err("the peer stopped reading".to_string()),
                 Ok(n) => {
-                    c.out_pos += n;
+                    if c.tls.is_none() {
+                        c.out_pos += n;
+                        self.send_buffered = self.send_buffered.saturating_sub(n);
+                    }
                     c.last_send_ms = now_ms;
                     c.last_write_progress_ms = now_ms;
-                    self.send_buffered = self.send_buffered.saturating_sub(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let reason = format!("write failed: {}", crate::io_error::describe_io(&e));
-                    self.close(id, reason, out);
-                    return;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(format!("write failed: {}", crate::io_error::describe_io(&e))),
             }
+        };
+        if let Err(reason) = written {
+            self.close(id, reason, out);
+            return;
         }
-        if c.out_pos == c.out.len() {
+        if !c.has_output() {
             c.out.clear();
             c.out_pos = 0;
             if let Some(reason) = c.closing.take() {
@@ -270,9 +333,15 @@ impl Transport {
                 }
                 Ok(n) => {
                     c.last_recv_ms = now_ms;
-                    c.decoder.feed(&buf[..n]);
-                    if !self.drain_frames(id, out, now_ms) {
-                        return;
+                    if c.tls.is_some() {
+                        if !self.tls_received(id, &buf[..n], out, now_ms) {
+                            return;
+                        }
+                    } else {
+                        c.decoder.feed(&buf[..n]);
+                        if !self.drain_frames(id, out, now_ms) {
+                            return;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -286,6 +355,89 @@ impl Transport {
                     return;
                 }
             }
+        }
+    }
+
+    /// Hands bytes read from the socket to the TLS session, then what it decrypted to the
+    /// frame decoder; when the handshake has just completed, judges the peer's key.
+    /// Returns false when the connection was closed.
+    fn tls_received(
+        &mut self,
+        id: ConnId,
+        mut data: &[u8],
+        out: &mut Vec<TransportEvent>,
+        now_ms: u64,
+    ) -> bool {
+        let mut plain = [0u8; 16 * 1024];
+        while !data.is_empty() {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return false;
+            };
+            let Some(tls) = c.tls.as_mut() else {
+                return false;
+            };
+            let handshaking = tls.is_handshaking();
+            let processed = match tls.read_tls(&mut data) {
+                // The session holds records it has not processed: a bug, not the peer's.
+                Ok(0) => Err("the TLS session took no input".to_string()),
+                Ok(_) => tls.process_new_packets().map_err(|e| e.to_string()),
+                Err(e) => Err(crate::io_error::describe_io(&e)),
+            };
+            let state = match processed {
+                Ok(state) => state,
+                Err(e) => {
+                    // The alert rustls queued tells the peer why; best effort.
+                    let _ = tls.write_tls(&mut tls::NoSigpipe(&mut c.stream));
+                    self.tls_failures += 1;
+                    let what = if handshaking {
+                        "TLS handshake failed"
+                    } else {
+                        "TLS failed"
+                    };
+                    let line = format!("{what} with {}: {e}", c.addr);
+                    self.security_log(now_ms, &line);
+                    self.close(id, format!("{what}: {e}"), out);
+                    return false;
+                }
+            };
+            let peer_closed = state.peer_has_closed();
+            // Everything decrypted goes to the decoder, which the receive budget bounds
+            // (at most one socket read's worth arrives per call).
+            loop {
+                match tls.reader().read(&mut plain) {
+                    Ok(0) => break,
+                    Ok(n) => c.decoder.feed(&plain[..n]),
+                    Err(_) => break,
+                }
+            }
+            if c.fingerprint.is_none() && !tls.is_handshaking() && !self.on_secured(id, out) {
+                return false;
+            }
+            if !self.drain_frames(id, out, now_ms) {
+                return false;
+            }
+            if peer_closed {
+                self.close(id, "the peer closed the connection".into(), out);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Logs a refused or failed peer, at most once per 10 s (a flood of them must not
+    /// flood the log); the counters keep the totals.
+    pub(super) fn security_log(&mut self, now_ms: u64, what: &str) {
+        if self
+            .last_security_log_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= 10_000)
+        {
+            self.last_security_log_ms = Some(now_ms);
+            log::warn!(
+                "node {}: {what} ({} untrusted peers and {} failed TLS sessions so far)",
+                self.config.node_id,
+                self.untrusted_peers,
+                self.tls_failures
+            );
         }
     }
 
@@ -345,6 +497,13 @@ impl Transport {
         self.send_buffered = self.send_buffered.saturating_sub(c.pending_out());
         self.paused.retain(|&p| p != id);
         let _ = self.poll.registry().deregister(&mut c.stream);
+        if let Some(tls) = c.tls.as_mut()
+            && !tls.is_handshaking()
+        {
+            // Tells the peer the end is deliberate (best effort: the socket may be full).
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut tls::NoSigpipe(&mut c.stream));
+        }
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         let node_id = c.peer.map(|h| h.node_id);
         if let Some(addr) = c.dialled {

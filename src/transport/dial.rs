@@ -61,7 +61,7 @@ impl Transport {
                     ));
                 }
                 ConnState::Ready
-                    if c.pending_out() > 0
+                    if c.has_output()
                         && now_ms.saturating_sub(c.last_write_progress_ms)
                             > self.config.peer_timeout_ms =>
                 {
@@ -119,7 +119,7 @@ impl Transport {
                 ConnState::Ready => {
                     due.push(conn.last_recv_ms.saturating_add(c.peer_timeout_ms + 1));
                     due.push(conn.last_send_ms.saturating_add(c.keepalive_ms));
-                    if conn.pending_out() > 0 {
+                    if conn.has_output() {
                         due.push(
                             conn.last_write_progress_ms
                                 .saturating_add(c.peer_timeout_ms + 1),
@@ -139,6 +139,7 @@ impl Transport {
         match TcpStream::connect(addr) {
             Ok(stream) => {
                 let id = self.add_conn(stream, addr, Some(addr), ConnState::Connecting, now_ms);
+                let id = id.and_then(|id| self.start_tls(id, true, out).then_some(id));
                 if let Some(d) = self.dials.get_mut(&addr) {
                     d.conn = id;
                     if id.is_none() {

@@ -1,5 +1,6 @@
-//! The Hello exchange and the messages the transport answers itself (Reject, Ping,
-//! Pong); everything else goes to the owner as an event.
+//! The trust checks of a secure transport, the Hello exchange and the messages the
+//! transport answers itself (Reject, Ping, Pong); everything else goes to the owner as an
+//! event.
 
 use super::*;
 
@@ -19,6 +20,44 @@ impl Transport {
     pub(super) fn send_hello(&mut self, id: ConnId) {
         let hello = self.hello();
         self.send(id, &hello);
+    }
+
+    /// The TLS handshake of `id` completed: the peer holds the key of the fingerprint its
+    /// certificate names. An untrusted key is refused (told why, counted); a trusted one
+    /// gets this node's Hello. Returns false when the connection closes.
+    pub(super) fn on_secured(&mut self, id: ConnId, out: &mut Vec<TransportEvent>) -> bool {
+        let (Some(security), Some(c)) = (&self.config.security, self.conns.get_mut(&id)) else {
+            return false;
+        };
+        let Some(fingerprint) = c.tls.as_ref().and_then(tls::peer_fingerprint) else {
+            self.tls_failures += 1;
+            self.close(id, "the peer presented no usable certificate".into(), out);
+            return false;
+        };
+        let verdict = security.trusted.read().check_key(&fingerprint);
+        c.fingerprint = Some(fingerprint);
+        if let Err(distrust) = verdict {
+            self.refuse_untrusted(id, distrust, out);
+            return false;
+        }
+        self.send_hello(id);
+        true
+    }
+
+    /// Refuses a peer for its key: counted, logged (rate-limited) and told why.
+    fn refuse_untrusted(
+        &mut self,
+        id: ConnId,
+        distrust: trust::Distrust,
+        out: &mut Vec<TransportEvent>,
+    ) {
+        self.untrusted_peers += 1;
+        let addr = self.conns.get(&id).map(|c| c.addr);
+        let reason = distrust.to_string();
+        if let Some(addr) = addr {
+            self.security_log(self.now_ms, &format!("peer at {addr} refused: {reason}"));
+        }
+        self.reject_quietly(id, reason, out);
     }
 
     /// Handles the handshake and keepalive here; hands everything else to the owner.
@@ -94,6 +133,14 @@ impl Transport {
                 out,
             );
             return false;
+        }
+        if let Some(security) = &self.config.security {
+            let fingerprint = self.conns[&id].fingerprint.clone().unwrap_or_default();
+            let verdict = security.trusted.read().check(&fingerprint, &hello.node_id);
+            if let Err(distrust) = verdict {
+                self.refuse_untrusted(id, distrust, out);
+                return false;
+            }
         }
         if hello.auth_scheme != 0 {
             self.reject(
@@ -196,6 +243,11 @@ impl Transport {
     /// Sends a Reject with the reason, then closes once it is written.
     pub(super) fn reject(&mut self, id: ConnId, reason: String, out: &mut Vec<TransportEvent>) {
         log::warn!("node {}: closing connection: {reason}", self.config.node_id);
+        self.reject_quietly(id, reason, out);
+    }
+
+    /// [`Transport::reject`] without the log line (the caller logs, rate-limited).
+    fn reject_quietly(&mut self, id: ConnId, reason: String, out: &mut Vec<TransportEvent>) {
         self.send(id, &Message::Reject(reason.clone()));
         if let Some(c) = self.conns.get_mut(&id) {
             c.closing = Some(reason);

@@ -7,8 +7,9 @@
 //! can panic: every malformed frame or message closes its connection with a logged reason.
 //!
 //! This file holds the types and the owner's API; `config.rs` the settings, errors and
-//! address resolution; `conn.rs` the connections' I/O within their budgets; `handshake.rs`
-//! the Hello exchange; `dial.rs` redials and timers.
+//! address resolution; `conn.rs` the connections' I/O within their budgets, through TLS
+//! when the transport is secure; `tls.rs` the TLS settings; `trust.rs` the trusted keys;
+//! `handshake.rs` the trust checks and the Hello exchange; `dial.rs` redials and timers.
 
 mod config;
 mod conn;
@@ -16,9 +17,11 @@ mod dial;
 pub mod frame;
 mod handshake;
 pub mod message;
+pub mod tls;
+pub mod trust;
 
 use config::connection_limit;
-pub use config::{TransportConfig, TransportError, resolve};
+pub use config::{Security, TransportConfig, TransportError, resolve};
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -65,7 +68,7 @@ pub enum TransportEvent {
 enum ConnState {
     /// Outgoing, TCP connect in progress.
     Connecting,
-    /// Hello sent, waiting for the peer's.
+    /// TLS handshake (secure transport), then Hello sent, waiting for the peer's.
     Handshaking,
     Ready,
 }
@@ -89,11 +92,26 @@ struct Conn {
     last_write_progress_ms: u64,
     /// Set to close after the pending output is written (a Reject).
     closing: Option<String>,
+    /// The TLS session (secure transport); `out` holds plaintext waiting to enter it.
+    tls: Option<rustls::Connection>,
+    /// The fingerprint of the key the peer proved it holds, once the TLS handshake is done.
+    fingerprint: Option<String>,
 }
 
 impl Conn {
+    /// Plaintext bytes queued and not yet handed to the socket (or to TLS).
     fn pending_out(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+
+    /// Whether anything waits to be written: queued plaintext or TLS records.
+    fn has_output(&self) -> bool {
+        self.pending_out() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Whether the connection can carry messages: plaintext, or TLS past its handshake.
+    fn secured(&self) -> bool {
+        self.tls.as_ref().is_none_or(|t| !t.is_handshaking())
     }
 }
 
@@ -114,6 +132,8 @@ pub struct ConnInfo {
     pub ready: bool,
     pub outgoing: bool,
     pub last_recv_ms: u64,
+    /// The fingerprint of the peer's key (secure transport, once its TLS handshake is done).
+    pub fingerprint: Option<String>,
 }
 
 /// The transport. Owned by one thread at a time.
@@ -143,6 +163,11 @@ pub struct Transport {
     last_refusal_log_ms: Option<u64>,
     /// Bytes waiting to be written, over all connections.
     send_buffered: usize,
+    /// Peers refused for their key: not trusted, or trusted for another node id.
+    untrusted_peers: u64,
+    /// TLS handshakes (or sessions) that failed: no or bad certificate, not TLS, ...
+    tls_failures: u64,
+    last_security_log_ms: Option<u64>,
 }
 
 /// Counters and gauges of a transport, for diagnostics and tests.
@@ -163,6 +188,10 @@ pub struct TransportStats {
     pub send_buffered: usize,
     /// Addresses kept connected (redialled).
     pub dialled: usize,
+    /// Peers refused for their key: not trusted, or trusted for another node id.
+    pub untrusted_peers: u64,
+    /// TLS handshakes (or sessions) that failed: no or bad certificate, not TLS, ...
+    pub tls_failures: u64,
 }
 
 impl Transport {
@@ -191,10 +220,18 @@ impl Transport {
                 config.max_connections
             );
         }
-        log::info!(
-            "node {}: transport listening on {local_addr}",
-            config.node_id
-        );
+        match &config.security {
+            Some(_) => log::info!(
+                "node {}: transport listening on {local_addr} (TLS 1.3, trusted peers only)",
+                config.node_id
+            ),
+            None => log::warn!(
+                "node {}: transport listening on {local_addr} WITHOUT TLS: insecure mode, \
+                 any host that reaches this port can read and write this node's data; \
+                 for tests only",
+                config.node_id
+            ),
+        }
         Ok(Transport {
             config,
             poll,
@@ -214,6 +251,9 @@ impl Transport {
             refused_connections: 0,
             last_refusal_log_ms: None,
             send_buffered: 0,
+            untrusted_peers: 0,
+            tls_failures: 0,
+            last_security_log_ms: None,
         })
     }
 
@@ -312,6 +352,7 @@ impl Transport {
                 ready: c.state == ConnState::Ready,
                 outgoing: c.dialled.is_some(),
                 last_recv_ms: c.last_recv_ms,
+                fingerprint: c.fingerprint.clone(),
             })
             .collect();
         v.sort_by_key(|c| c.conn);
@@ -345,6 +386,8 @@ impl Transport {
             receive_buffered: self.receive_buffered(),
             send_buffered: self.send_buffered,
             dialled: self.dials.len(),
+            untrusted_peers: self.untrusted_peers,
+            tls_failures: self.tls_failures,
         }
     }
 

@@ -155,3 +155,38 @@ pub(crate) fn random_write(
     }
     Ok(stamp)
 }
+
+/// Makes every client trust every other one's key (each under its node id), as an
+/// operator would with `softadastra peers trust`: connections are TLS between trusted
+/// keys only.
+pub(crate) fn trust_each_other(clients: &[&softadastra::Client]) {
+    for a in clients {
+        for b in clients {
+            let b_info = b.node_info().unwrap();
+            if a.options().node_id != b_info.node_id {
+                a.trust_peer(&b_info.node_id, &b_info.fingerprint).unwrap();
+            }
+        }
+    }
+}
+
+/// Before nodes run (in processes of their own): opens each persistent node once, which
+/// makes its key, and has every node trust every other one in its trust file, so that the
+/// nodes accept each other when they start.
+pub(crate) fn enroll(options: &[softadastra::ClientOptions]) {
+    let clients: Vec<softadastra::Client> = options
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            o.enable_transport = false;
+            o.enable_discovery = false;
+            let c = softadastra::Client::new(o);
+            c.open().unwrap();
+            c
+        })
+        .collect();
+    trust_each_other(&clients.iter().collect::<Vec<_>>());
+    for c in clients {
+        c.close().unwrap();
+    }
+}

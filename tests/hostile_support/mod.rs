@@ -137,6 +137,16 @@ impl Node {
         self.client.transport_address().unwrap()
     }
 
+    /// Makes this node and `other` trust each other's keys.
+    pub(crate) fn trust_each_other(&self, other: &Node) {
+        for (a, b) in [(self, other), (other, self)] {
+            let info = b.client.node_info().unwrap();
+            a.client
+                .trust_peer(&info.node_id, &info.fingerprint)
+                .unwrap();
+        }
+    }
+
     pub(crate) fn peer(&self) -> Peer {
         Peer::local(&self.client.options().node_id, self.addr().port())
     }
@@ -177,25 +187,109 @@ pub(crate) fn forged(origin: &str, seq: u64, version: u64, key: &str, value: &[u
     }
 }
 
+/// What an attacker talks over: bare TCP (before or instead of TLS), or a TLS session
+/// with a key of its own.
+pub(crate) enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A TLS session to be opened with a new key of its own.
+pub(crate) struct PendingWire {
+    to: SocketAddr,
+    session: rustls::ClientConnection,
+}
+
+/// A TLS session to `to` with a new key, not connected yet (so that the node can be told to
+/// trust the key first); returns it with the key's fingerprint.
+pub(crate) fn tls_wire_pending(to: SocketAddr) -> (PendingWire, String) {
+    let identity = softadastra::identity::Identity::generate().unwrap();
+    let tls = softadastra::transport::tls::TlsContext::new(&identity).unwrap();
+    let session = rustls::ClientConnection::new(
+        tls.client_config(),
+        softadastra::transport::tls::server_name(),
+    )
+    .unwrap();
+    (
+        PendingWire { to, session },
+        identity.fingerprint().to_string(),
+    )
+}
+
+impl PendingWire {
+    /// Connects and completes the TLS handshake, within a bounded time (the node answers
+    /// from its own loop).
+    pub(crate) fn finish(self) -> Wire {
+        let PendingWire { to, mut session } = self;
+        let mut stream = TcpStream::connect(to).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let start = Instant::now();
+        while session.is_handshaking() && start.elapsed() < Duration::from_secs(10) {
+            match session.complete_io(&mut stream) {
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        Wire::Tls(Box::new(rustls::StreamOwned::new(session, stream)))
+    }
+}
+
 /// A peer that speaks the protocol by hand.
 pub(crate) struct Attacker {
-    pub stream: TcpStream,
+    pub stream: Wire,
     decoder: FrameDecoder,
 }
 
 impl Attacker {
-    /// Connects and completes the handshake as `id`.
-    pub(crate) fn join(to: SocketAddr, id: &str) -> Attacker {
-        Self::join_as(to, id, id, 0x5eed)
+    /// Connects over TLS with a key `victim` trusts as `id` (a trusted node gone rogue),
+    /// and completes the handshake as `id`.
+    pub(crate) fn join(victim: &Node, id: &str) -> Attacker {
+        Self::join_as(victim, id, id, 0x5eed)
     }
 
     pub(crate) fn join_as(
-        to: SocketAddr,
+        victim: &Node,
         id: &str,
         display_name: &str,
         instance_id: u64,
     ) -> Attacker {
-        let mut a = Self::connect(to);
+        Self::hello(Self::trusted(victim, id), id, display_name, instance_id)
+    }
+
+    /// Sends the Hello as `id` and waits for the node's.
+    pub(crate) fn hello(
+        mut a: Attacker,
+        id: &str,
+        display_name: &str,
+        instance_id: u64,
+    ) -> Attacker {
         a.send(&Message::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             node_id: id.into(),
@@ -210,14 +304,39 @@ impl Attacker {
         a
     }
 
-    /// A bare TCP connection, no handshake.
+    /// A TLS connection with a key `victim` trusts as `id`, no Hello yet.
+    pub(crate) fn trusted(victim: &Node, id: &str) -> Attacker {
+        Self::trusted_by(victim.addr(), |fingerprint| {
+            victim.client.trust_peer(id, fingerprint).unwrap();
+        })
+    }
+
+    /// A TLS connection to `to` with a new key, which `trust` makes the node trust first.
+    pub(crate) fn trusted_by(to: SocketAddr, trust: impl FnOnce(&str)) -> Attacker {
+        let (wire, fingerprint) = tls_wire_pending(to);
+        trust(&fingerprint);
+        Attacker {
+            stream: wire.finish(),
+            decoder: FrameDecoder::new(64 * 1024 * 1024),
+        }
+    }
+
+    /// A TLS connection with a key nobody trusts, no Hello yet.
+    pub(crate) fn stranger(to: SocketAddr) -> Attacker {
+        Attacker {
+            stream: tls_wire_pending(to).0.finish(),
+            decoder: FrameDecoder::new(64 * 1024 * 1024),
+        }
+    }
+
+    /// A bare TCP connection, no TLS, no handshake.
     pub(crate) fn connect(to: SocketAddr) -> Attacker {
         let stream = TcpStream::connect(to).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         Attacker {
-            stream,
+            stream: Wire::Plain(stream),
             decoder: FrameDecoder::new(64 * 1024 * 1024),
         }
     }

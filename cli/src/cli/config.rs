@@ -47,6 +47,7 @@ pub(crate) const KEYS: &[&str] = &[
     "transport.enabled",
     "transport.host",
     "transport.port",
+    "transport.insecure",
     "discovery.enabled",
     "discovery.host",
     "discovery.port",
@@ -125,17 +126,24 @@ impl Raw<'_> {
     }
 }
 
-/// A peer to connect to, from `peers` ("id@host:port").
+/// A peer to connect to, from `peers` ("id@host:port", or "id@host:port#fingerprint" to
+/// trust its key too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PeerSpec {
     pub node_id: String,
     pub host: String,
     pub port: u16,
+    /// The fingerprint of its key, normalised (64 lowercase hex digits).
+    pub fingerprint: Option<String>,
 }
 
 impl std::fmt::Display for PeerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}:{}", self.node_id, self.host, self.port)
+        write!(f, "{}@{}:{}", self.node_id, self.host, self.port)?;
+        match &self.fingerprint {
+            Some(fp) => write!(f, "#{fp}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -166,6 +174,8 @@ pub(crate) struct Settings {
     pub transport_enabled: bool,
     pub transport_host: String,
     pub transport_port: u16,
+    /// Plaintext connections accepting any peer: tests only.
+    pub transport_insecure: bool,
     pub discovery_enabled: bool,
     pub discovery_host: String,
     pub discovery_port: u16,
@@ -195,6 +205,7 @@ impl Default for Settings {
             transport_enabled: true,
             transport_host: "0.0.0.0".into(),
             transport_port: 9500,
+            transport_insecure: false,
             discovery_enabled: false,
             discovery_host: "0.0.0.0".into(),
             discovery_port: 9400,
@@ -274,9 +285,18 @@ fn check_host(key: &str, source: &str, v: &str) -> Result<String, CliError> {
 
 /// Parses "id@host:port".
 pub(crate) fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, CliError> {
-    let expected = "expected id@host:port";
-    let (id, addr) = v
-        .trim()
+    let expected = "expected id@host:port or id@host:port#fingerprint";
+    let (v_addr, fingerprint) = match v.trim().split_once('#') {
+        Some((addr, fp)) => (
+            addr,
+            Some(
+                softadastra::parse_fingerprint(fp)
+                    .map_err(|e| bad(key, source, format!("'{v}': {e}")))?,
+            ),
+        ),
+        None => (v.trim(), None),
+    };
+    let (id, addr) = v_addr
         .split_once('@')
         .ok_or_else(|| bad(key, source, format!("'{v}': {expected}")))?;
     let (host, port) = addr
@@ -292,6 +312,7 @@ pub(crate) fn parse_peer(key: &str, source: &str, v: &str) -> Result<PeerSpec, C
         node_id: id.to_string(),
         host: host.to_string(),
         port,
+        fingerprint,
     })
 }
 
@@ -352,6 +373,7 @@ impl Settings {
             "transport.enabled" => self.transport_enabled = raw.boolean(k, s)?,
             "transport.host" => self.transport_host = check_host(k, s, &raw.text(k, s)?)?,
             "transport.port" => self.transport_port = parse_port(k, s, raw.int(k, s)?)?,
+            "transport.insecure" => self.transport_insecure = raw.boolean(k, s)?,
             "discovery.enabled" => self.discovery_enabled = raw.boolean(k, s)?,
             "discovery.host" => self.discovery_host = check_host(k, s, &raw.text(k, s)?)?,
             "discovery.port" => self.discovery_port = parse_port(k, s, raw.int(k, s)?)?,
@@ -492,6 +514,7 @@ impl Settings {
         o.enable_transport = network && self.transport_enabled;
         o.transport_host = self.transport_host.clone();
         o.transport_port = self.transport_port;
+        o.insecure_transport = self.transport_insecure;
         o.enable_discovery = network && self.discovery_enabled;
         o.discovery_host = self.discovery_host.clone();
         o.discovery_port = self.discovery_port;
@@ -525,6 +548,7 @@ impl Settings {
             "transport.enabled" => self.transport_enabled.to_string(),
             "transport.host" => self.transport_host.clone(),
             "transport.port" => self.transport_port.to_string(),
+            "transport.insecure" => self.transport_insecure.to_string(),
             "discovery.enabled" => self.discovery_enabled.to_string(),
             "discovery.host" => self.discovery_host.clone(),
             "discovery.port" => self.discovery_port.to_string(),
@@ -644,6 +668,7 @@ mod tests {
             "display_name" => ("Till 3", "\"Till 3\""),
             "data_dir" | "wal" => ("/tmp/sa-sample", "\"/tmp/sa-sample\""),
             k if k.ends_with("enabled") || k == "auto_flush" => ("false", "false"),
+            "transport.insecure" => ("true", "true"),
             k if k.ends_with("host") => ("127.0.0.2", "\"127.0.0.2\""),
             k if k.ends_with("port") => ("4321", "4321"),
             "peers" => ("p-1@127.0.0.1:4000", "[\"p-1@127.0.0.1:4000\"]"),

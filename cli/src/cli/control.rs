@@ -26,13 +26,31 @@ pub(crate) const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
 pub(crate) enum Request {
     Status,
     NodeInfo,
-    StorePut { key: String, value: String },
-    StoreGet { key: String },
-    StoreRemove { key: String },
-    StoreList { prefix: String },
+    StorePut {
+        key: String,
+        value: String,
+    },
+    StoreGet {
+        key: String,
+    },
+    StoreRemove {
+        key: String,
+    },
+    StoreList {
+        prefix: String,
+    },
     SyncStatus,
-    SyncTick { prune: bool },
+    SyncTick {
+        prune: bool,
+    },
     Peers,
+    PeersTrust {
+        node_id: String,
+        fingerprint: String,
+    },
+    PeersUntrust {
+        peer: String,
+    },
 }
 
 impl Request {
@@ -53,8 +71,19 @@ impl Request {
             Request::SyncStatus => "sync status",
             Request::SyncTick { .. } => "sync tick",
             Request::Peers => "peers",
+            Request::PeersTrust { .. } => "peers trust",
+            Request::PeersUntrust { .. } => "peers untrust",
         }
     }
+}
+
+/// The trusted peers as JSON: `[{"node_id", "fingerprint"}]`.
+fn trusted_list(client: &Client) -> Result<Vec<Value>, Error> {
+    Ok(client
+        .trusted_peers()?
+        .into_iter()
+        .map(|t| json!({ "node_id": t.node_id, "fingerprint": t.fingerprint }))
+        .collect())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -246,7 +275,19 @@ pub(crate) fn execute(
                 "transport": client.transport_running(),
                 "discovery": client.discovery_running(),
                 "peers": peers,
+                "trusted": trusted_list(client)?,
             })
+        }
+        Request::PeersTrust {
+            node_id,
+            fingerprint,
+        } => {
+            client.trust_peer(node_id, fingerprint)?;
+            json!({ "node_running": running, "trusted": trusted_list(client)? })
+        }
+        Request::PeersUntrust { peer } => {
+            client.untrust_peer(peer)?;
+            json!({ "node_running": running, "trusted": trusted_list(client)? })
         }
     })
 }

@@ -128,6 +128,28 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
         };
         return Err(start_failed(&what, e));
     }
+    // Configured keys are trusted before the transport starts, so the first connection
+    // from or to each peer is accepted.
+    for p in &settings.peers {
+        match &p.fingerprint {
+            Some(fp) => client
+                .trust_peer(&p.node_id, fp)
+                .map_err(|e| start_failed("trusting a configured peer failed", e))?,
+            None if !options.insecure_transport
+                && !client
+                    .trusted_peers()
+                    .is_ok_and(|t| t.iter().any(|t| t.node_id == p.node_id)) =>
+            {
+                log::warn!(
+                    "peer {p} has no fingerprint and is not trusted: its connections will be \
+                     refused; configure it as {p}#<fingerprint> or run `softadastra peers \
+                     trust {} <fingerprint>`",
+                    p.node_id
+                );
+            }
+            None => {}
+        }
+    }
     if options.enable_transport {
         client
             .start_transport()

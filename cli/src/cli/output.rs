@@ -262,6 +262,15 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             }
         }
         "peers" => render_peers(out, d),
+        "peers trust" | "peers untrust" => {
+            out.ok(if command == "peers trust" {
+                "Peer trusted."
+            } else {
+                "Peer no longer trusted; its connections were closed."
+            });
+            println!();
+            render_trusted(out, d);
+        }
         _ => println!("{d}"),
     }
 }
@@ -320,5 +329,21 @@ fn render_peers(out: &Out, d: &Value) {
             &["Node", "Host", "Port", "State", "Connected", "Last seen"],
             &rows,
         );
+    }
+    println!();
+    render_trusted(out, d);
+}
+
+fn render_trusted(out: &Out, d: &Value) {
+    out.section("Trusted peers");
+    let trusted = d["trusted"].as_array().cloned().unwrap_or_default();
+    if trusted.is_empty() {
+        out.info("No trusted peers: connections are refused until one is trusted.");
+    } else {
+        let rows: Vec<Vec<String>> = trusted
+            .iter()
+            .map(|t| vec![s(&t["node_id"]), s(&t["fingerprint"])])
+            .collect();
+        out.table(&["Node", "Fingerprint"], &rows);
     }
 }
