@@ -313,6 +313,9 @@ struct ProxyState {
     next_id: u64,
     /// Order in which frames were queued (connection, direction), to count reorderings.
     arrivals: VecDeque<(u64, usize)>,
+    /// The c->b bytes of the last connection that ended, for a replay when no connection
+    /// is live at the cut (over TLS, a duplicated record ends connections often).
+    last_recorded: Vec<u8>,
 }
 
 struct Proxy {
@@ -333,6 +336,7 @@ impl Proxy {
             conns: HashMap::new(),
             next_id: 0,
             arrivals: VecDeque::new(),
+            last_recorded: Vec::new(),
         }));
         let stats = Arc::new(ProxyStats::default());
         let replay_queue = Arc::new(Mutex::new(Vec::new()));
@@ -431,6 +435,9 @@ impl Proxy {
             if !conn.recorded.is_empty() {
                 replays.push(std::mem::take(&mut conn.recorded));
             }
+        }
+        if replays.is_empty() && !g.last_recorded.is_empty() {
+            replays.push(std::mem::take(&mut g.last_recorded));
         }
         self.replay_queue.lock().unwrap().extend(replays);
     }
@@ -643,7 +650,11 @@ fn schedule(
                 .map(|(id, _)| *id)
                 .collect();
             for id in closed {
-                g.conns.remove(&id);
+                if let Some(c) = g.conns.remove(&id)
+                    && !c.recorded.is_empty()
+                {
+                    g.last_recorded = c.recorded;
+                }
                 g.arrivals.retain(|a| a.0 != id);
             }
         }

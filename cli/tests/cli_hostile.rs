@@ -50,9 +50,10 @@ fn a_flood_of_held_connections_leaves_room_for_commands_and_real_peers() {
     // failed or took 10-30 s and a real peer could not reconnect.
     let dir = tempfile::tempdir().unwrap();
     let till_data = dir.path().join("till");
+    let hub_data = dir.path().join("hub");
+    cli_support::enroll(&[(&till_data, "till-fd"), (&hub_data, "hub-fd")]);
     let mut till = Node::start(&till_data, &["--node-id", "till-fd"]);
     let till_port = till.port;
-    let hub_data = dir.path().join("hub");
     let peer = format!("till-fd@127.0.0.1:{till_port}");
     let hub = Node::start_limited(
         &hub_data,

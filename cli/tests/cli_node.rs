@@ -89,8 +89,15 @@ fn two_cli_nodes_on_loopback_converge() {
         &["--node-id", "till-a", "store", "put", "sale/0", "offline"],
     );
     assert_eq!(offline.status.code(), Some(0));
+    // b names a's key with the peer; a trusts b with `peers trust` (before it starts).
+    let a_print = cli_support::fingerprint(&a_data, "till-a");
+    let b_print = cli_support::fingerprint(&b_data, "till-b");
+    json(
+        &a_data,
+        &["--node-id", "till-a", "peers", "trust", "till-b", &b_print],
+    );
     let a = Node::start(&a_data, &["--node-id", "till-a"]);
-    let peer_a = format!("till-a@127.0.0.1:{}", a.port);
+    let peer_a = format!("till-a@127.0.0.1:{}#{a_print}", a.port);
     let b = Node::start(&b_data, &["--node-id", "till-b", "--peer", &peer_a]);
     assert_eq!(
         cli(&a_data, &["store", "put", "sale/1", "from a"])
@@ -162,6 +169,7 @@ fn two_cli_nodes_find_each_other_by_discovery_and_converge() {
         path.to_str().unwrap().to_string()
     };
     let (ca, cb) = (config(pa, pb), config(pb, pa));
+    cli_support::enroll(&[(&a_data, "disc-a"), (&b_data, "disc-b")]);
     let a = Node::start(&a_data, &["--node-id", "disc-a", "--config", &ca]);
     let b = Node::start(&b_data, &["--node-id", "disc-b", "--config", &cb]);
     assert_eq!(json(&a_data, &["peers"])["discovery"], true);
