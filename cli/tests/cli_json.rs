@@ -91,9 +91,11 @@ fn status_json_follows_the_schema() {
             ("metadata.os", T::Str),
             ("metadata.version", T::Str),
             ("metadata.uptime_ms", T::Uint),
+            ("control.refused_requests", T::Uint),
         ],
     );
     assert_eq!(doc["store"]["entries"], 1);
+    assert_eq!(doc["control"]["refused_requests"], 0, "no running node");
 }
 
 #[test]

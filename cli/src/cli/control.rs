@@ -7,18 +7,118 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use softadastra::{Client, Error, PeerState};
+use softadastra::{Client, Error, MAX_KEY_LEN, MAX_VALUE_LEN, PeerState};
 
 use super::CliError;
 
 /// The control socket's file name inside the data directory.
 pub(crate) const SOCKET_FILE: &str = "control.sock";
-/// A request line larger than this is refused (values are at most 16 MiB, escaped in JSON).
-pub(crate) const MAX_REQUEST_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The longest request line the node reads, newline included. The largest legitimate
+/// request is a `store put` of a key and a value at the store's limits (`MAX_KEY_LEN`,
+/// `MAX_VALUE_LEN`: 1 KiB and 16 MiB). serde_json writes a control character as a
+/// six-byte `\u00XX` escape, so each can grow six times; 4 KiB covers the rest of the line
+/// (field names, quotes, braces). So every request the store would accept is read whole
+/// (about 96 MiB), and a longer line is refused after reading one byte more than this.
+pub(crate) const MAX_REQUEST_BYTES: u64 = 6 * (MAX_KEY_LEN + MAX_VALUE_LEN) as u64 + 4096;
+
+/// The longest response line a command reads from the node. A `store get` of the largest
+/// value fits (escaped as above); a longer one (a `store list` of a very large store) is
+/// reported as too large rather than read without end.
+const MAX_RESPONSE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How long a client has to send its whole request, and then again to take its whole
+/// response. A command sends its request as soon as it connects, so this is only reached
+/// by a client that stalls; the node then answers it with an error and closes, so it
+/// never holds a connection longer than this. The bound is on the whole request, not on
+/// each read: a client sending a byte every few seconds is cut off too.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests the node refused since it started: a caller of another user, a request over
+/// [`MAX_REQUEST_BYTES`], or one not sent within [`IO_TIMEOUT`] (`status`'s
+/// `control.refused_requests`).
+static REFUSED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// The credential rule of the control socket: the node's own user or root may send
+/// requests, no one else. The socket's mode (0600) already keeps other users out; this
+/// holds even if the mode or the directory's permissions were loosened.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn caller_allowed(node_uid: u32, caller_uid: u32) -> bool {
+    caller_uid == node_uid || caller_uid == 0
+}
+
+/// The credentials of the process that connected `stream` (taken by the kernel at its
+/// `connect`).
+#[cfg(target_os = "linux")]
+fn peer_credentials(stream: &UnixStream) -> std::io::Result<libc::ucred> {
+    use std::os::fd::AsRawFd;
+    // An impossible uid until the kernel fills it in: a short answer must not read as root.
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let size = std::mem::size_of::<libc::ucred>();
+    let mut len = libc::socklen_t::try_from(size).unwrap_or(libc::socklen_t::MAX);
+    // SAFETY: `cred` is a valid, writable ucred of `len` bytes for the duration of the
+    // call, and the descriptor is open (borrowed from `stream`).
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if usize::try_from(len).ok() != Some(size) {
+        return Err(std::io::Error::other(format!(
+            "SO_PEERCRED returned {len} bytes, not {size}"
+        )));
+    }
+    Ok(cred)
+}
+
+/// Whether the process that connected `stream` may send requests ([`caller_allowed`]).
+#[cfg(target_os = "linux")]
+fn check_caller(stream: &UnixStream) -> Result<(), CliError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let node_uid = unsafe { libc::geteuid() };
+    match peer_credentials(stream) {
+        Ok(c) if caller_allowed(node_uid, c.uid) => Ok(()),
+        Ok(c) => Err(CliError::permission_denied(format!(
+            "control socket: uid {} (pid {}) refused: only the same user as the node \
+             (uid {node_uid}) or root may send requests",
+            c.uid, c.pid
+        ))),
+        // Who is calling is unknown: refused, as one of another user would be.
+        Err(e) => Err(CliError::permission_denied(format!(
+            "control socket: caller refused, its credentials cannot be read ({e}): only \
+             the same user as the node (uid {node_uid}) or root may send requests"
+        ))),
+    }
+}
+
+/// Without SO_PEERCRED (not Linux) every caller is accepted: the socket's mode 0600 is
+/// then the only guard.
+#[cfg(not(target_os = "linux"))]
+fn check_caller(_stream: &UnixStream) -> Result<(), CliError> {
+    Ok(())
+}
+
+/// How many requests the node refused since it started (0 in a command that runs on the
+/// data directory itself).
+pub(crate) fn refused_requests() -> u64 {
+    REFUSED_REQUESTS.load(Ordering::Relaxed)
+}
 
 /// One command, as sent on the control socket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -146,6 +246,7 @@ pub(crate) fn execute(
                     "version": info.version,
                     "uptime_ms": info.uptime_ms,
                 },
+                "control": { "refused_requests": refused_requests() },
             })
         }
         Request::NodeInfo => {
@@ -331,12 +432,27 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
         .map_err(failed)?;
     let mut line = serde_json::to_string(request).map_err(|e| CliError::failure(e.to_string()))?;
     line.push('\n');
-    (&stream).write_all(line.as_bytes()).map_err(failed)?;
+    // A node that refuses a request (a caller it does not accept, a request over its
+    // limit) answers why and closes without reading the rest, so the write can fail
+    // while the answer waits to be read: it is read all the same.
+    let written = (&stream).write_all(line.as_bytes());
     let mut reply = String::new();
-    BufReader::new(&stream)
-        .take(MAX_REQUEST_BYTES)
-        .read_line(&mut reply)
-        .map_err(failed)?;
+    let read = BufReader::new(&stream)
+        .take(MAX_RESPONSE_BYTES)
+        .read_line(&mut reply);
+    match (written, read) {
+        // The whole line was never sent, so the node did not run it.
+        (Err(e), _) if reply.is_empty() => return Err(failed(e)),
+        (_, Err(e)) => return Err(failed(e)),
+        _ => {}
+    }
+    if reply.len() as u64 >= MAX_RESPONSE_BYTES && !reply.ends_with('\n') {
+        return Err(CliError::failure(format!(
+            "control socket {}: the node's response is larger than the limit of \
+             {MAX_RESPONSE_BYTES} bytes",
+            socket.display()
+        )));
+    }
     if reply.is_empty() {
         // The node closed the connection without answering. A stopping node does that
         // with requests it never read, but a node killed after applying the request does
@@ -372,32 +488,142 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
     })
 }
 
-/// Serves one connection on the node: reads one request line, answers it.
-pub(crate) fn serve(client: &Client, stream: UnixStream) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    let read = BufReader::new(&stream)
-        .take(MAX_REQUEST_BYTES)
-        .read_line(&mut line);
-    let reply = match read {
-        Ok(0) => return,
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => {
-                log::debug!("control request: {}", request.name());
-                response(execute(client, &request, true))
-            }
-            Err(e) => response(Err(CliError::usage(format!("bad control request: {e}")))),
-        },
+/// A stream whose reads, or writes, all end by one deadline: a timeout on each call alone
+/// would let a client that sends a byte every few seconds hold its connection for ever.
+struct Timed<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl<'a> Timed<'a> {
+    fn new(stream: &'a UnixStream, limit: Duration) -> Self {
+        Timed {
+            stream,
+            deadline: Instant::now() + limit,
+        }
+    }
+
+    /// The time left, or `TimedOut` once the deadline has passed.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+/// A socket timeout reports `WouldBlock`: said as what it is.
+fn timed_out<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+    result.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            std::io::ErrorKind::TimedOut.into()
+        } else {
+            e
+        }
+    })
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        timed_out(self.stream.read(buf))
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        timed_out(self.stream.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a connection gets no answer from [`execute`].
+enum NotRun {
+    /// The client closed without sending anything (`node start` checks for a running
+    /// node this way) or the connection broke: nothing to answer.
+    Gone,
+    /// Refused by a bound or the credential rule: answered with the error, counted, logged.
+    Refused(CliError),
+    /// Not a request: answered with the error.
+    Bad(CliError),
+}
+
+/// Checks the caller, then reads one request line within [`MAX_REQUEST_BYTES`] and
+/// [`IO_TIMEOUT`].
+fn receive(stream: &UnixStream) -> Result<Request, NotRun> {
+    check_caller(stream).map_err(NotRun::Refused)?;
+    let mut line = Vec::new();
+    // One byte over the limit is enough to know the line is too long: no more is read,
+    // so the buffer never holds more than MAX_REQUEST_BYTES + 1 bytes.
+    let read = BufReader::new(Timed::new(stream, IO_TIMEOUT))
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_until(b'\n', &mut line);
+    match read {
+        Ok(0) => Err(NotRun::Gone),
+        Ok(n) if n as u64 > MAX_REQUEST_BYTES => Err(NotRun::Refused(CliError::usage(format!(
+            "control request refused: longer than the limit of {MAX_REQUEST_BYTES} bytes"
+        )))),
+        // A line without its newline: the client closed its side after it, which ends a
+        // request as well.
+        Ok(_) => serde_json::from_slice(&line)
+            .map_err(|e| NotRun::Bad(CliError::usage(format!("bad control request: {e}")))),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(NotRun::Refused(CliError::failure(format!(
+                "control request refused: not received within {} s ({} bytes arrived)",
+                IO_TIMEOUT.as_secs(),
+                line.len()
+            ))))
+        }
         Err(e) => {
             log::warn!("control socket read failed: {e}");
-            return;
+            Err(NotRun::Gone)
         }
+    }
+}
+
+/// Serves one connection on the node: checks the caller, reads one request line, answers
+/// it, all within bounds (see [`receive`]). Never panics on what the client sends.
+pub(crate) fn serve(client: &Client, stream: UnixStream) {
+    let _ = stream.set_nonblocking(false);
+    let reply = match receive(&stream) {
+        Ok(request) => {
+            log::debug!("control request: {}", request.name());
+            response(execute(client, &request, true))
+        }
+        Err(NotRun::Gone) => return,
+        Err(NotRun::Refused(e)) => {
+            REFUSED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+            log::warn!("{}", e.message);
+            response(Err(e))
+        }
+        Err(NotRun::Bad(e)) => response(Err(e)),
     };
     let mut out = reply.to_string();
     out.push('\n');
-    if let Err(e) = (&stream).write_all(out.as_bytes()) {
+    if let Err(e) = Timed::new(&stream, IO_TIMEOUT).write_all(out.as_bytes()) {
         log::warn!("control socket write failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caller_allowed;
+
+    #[test]
+    fn only_the_nodes_own_user_or_root_may_use_the_control_socket() {
+        assert!(caller_allowed(1000, 1000), "the same user");
+        assert!(caller_allowed(1000, 0), "root");
+        assert!(caller_allowed(0, 0), "root running the node, root calling");
+        assert!(!caller_allowed(1000, 1001), "another user");
+        assert!(
+            !caller_allowed(0, 1000),
+            "a user calling a node run by root"
+        );
+        assert!(!caller_allowed(1000, u32::MAX), "an unknown uid");
     }
 }

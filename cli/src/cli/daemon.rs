@@ -196,9 +196,9 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
     out.kv("control", &settings.socket_path().display().to_string());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // Control requests are served on a thread of their own, so that a slow control client
-    // never stalls the network; the thread is joined before the client closes, so a
-    // request in progress (a write) always finishes before the stop.
+    // Control requests are served on threads of their own, so that a slow control client
+    // never stalls the network; they are joined before the client closes, so a request
+    // in progress (a write) always finishes before the stop.
     let result = std::thread::scope(|scope| {
         let server = scope.spawn(|| control_loop(&client, &control));
         let result = node_loop(&client, settings);
@@ -252,21 +252,67 @@ fn wait_readable(listener: &UnixListener) {
     unsafe { libc::poll(&mut fd, 1, timeout) };
 }
 
-/// Accepts and answers control connections, one at a time, until the stop.
+/// How many control connections are served at once. Each has a thread of its own, so a
+/// client that stalls holds only its own (for [`control::IO_TIMEOUT`] at most) and the
+/// other commands are answered meanwhile; with every slot taken, new connections wait in
+/// the listen backlog until one frees, which is within that timeout. 8 is plenty for
+/// commands typed or scripted on one machine, and bounds the memory that requests can
+/// hold at once (each at most [`control::MAX_REQUEST_BYTES`]).
+const MAX_CONTROL_CONNECTIONS: usize = 8;
+
+/// A connection's place among the [`MAX_CONTROL_CONNECTIONS`], given back when dropped
+/// (also when its thread could not start, or panicked).
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(active: &'a AtomicUsize) -> Self {
+        active.fetch_add(1, Ordering::SeqCst);
+        Slot(active)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accepts control connections until the stop, and serves each on a thread of its own.
+/// Every connection thread is joined before this returns, so a request in progress
+/// finishes before the node closes.
 fn control_loop(client: &Client, control: &ControlSocket) {
-    while !stopping() {
-        match control.listener.accept() {
-            Ok((stream, _)) => control::serve(client, stream),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                wait_readable(&control.listener);
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        while !stopping() {
+            if active.load(Ordering::SeqCst) >= MAX_CONTROL_CONNECTIONS {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::warn!("control socket accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
+            match control.listener.accept() {
+                Ok((stream, _)) => {
+                    let slot = Slot::take(&active);
+                    let spawned = std::thread::Builder::new()
+                        .name("control".into())
+                        .spawn_scoped(scope, move || {
+                            let _slot = slot;
+                            control::serve(client, stream);
+                        });
+                    if let Err(e) = spawned {
+                        // The connection is closed unanswered; the command reports it.
+                        log::warn!("control socket: cannot start a connection thread: {e}");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    wait_readable(&control.listener);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("control socket accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
         }
-    }
+    });
 }
 
 fn node_loop(client: &Client, settings: &Settings) -> Result<(), CliError> {

@@ -38,6 +38,16 @@ impl CliError {
             message: message.into(),
         }
     }
+
+    /// The running node refused the caller (its control socket serves only the node's own
+    /// user and root): exit 1. The code is the CLI's own; the library has none for it.
+    pub(crate) fn permission_denied(message: impl Into<String>) -> CliError {
+        CliError {
+            exit: 1,
+            code: "permission_denied".into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Whether `e` says the WAL is locked by another process (a running node, or a one-shot

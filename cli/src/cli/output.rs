@@ -145,6 +145,11 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             for m in ["running", "hostname", "os", "version", "uptime_ms"] {
                 rows.push(("metadata", m, s(&d["metadata"][m])));
             }
+            rows.push((
+                "control",
+                "refused_requests",
+                s(&d["control"]["refused_requests"]),
+            ));
             let rows: Vec<Vec<String>> = rows
                 .into_iter()
                 .map(|(c, m, v)| vec![c.to_string(), m.to_string(), v])
