@@ -320,18 +320,25 @@ fn forged_announcements_are_not_redialled_for_ever() {
     victim.client.start_discovery().unwrap();
     let to = victim.client.discovery_address().unwrap();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Discovery datagrams are signed: the attacker signs with a key of its own, which it
+    // can always make.
+    let attacker = softadastra::identity::Identity::generate().unwrap();
+    let mut counter = 0;
     for round in 0..3 {
         for i in 0..150u16 {
+            counter += 1;
             let p = Packet {
                 kind: PacketKind::Announce,
                 node_id: format!("ghost-{i}"),
                 instance_id: round,
+                counter,
+                timestamp_ms: softadastra::clock::wall_now_ms(),
                 transport_host: Some("127.0.0.1".parse().unwrap()),
                 transport_port: 1 + i,
                 transport_version: softadastra::transport::PROTOCOL_VERSION,
                 display_name: String::new(),
             };
-            udp.send_to(&p.encode().unwrap(), to).unwrap();
+            udp.send_to(&p.encode(&attacker).unwrap(), to).unwrap();
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -287,9 +287,12 @@ impl Client {
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
             // Announce the protocol this node's transport speaks.
             config.transport_version = crate::transport::PROTOCOL_VERSION;
-            let d = crate::discovery::Discovery::start(config).inspect_err(|e| {
-                log::error!("node {}: discovery start failed: {e}", o.node_id);
-            })?;
+            // Datagrams are signed with the node's key and stamped with its wall clock.
+            let mut d = crate::discovery::Discovery::start(config, n.identity.clone())
+                .inspect_err(|e| {
+                    log::error!("node {}: discovery start failed: {e}", o.node_id);
+                })?;
+            d.set_wall_clock(n.clock.clone());
             let d = RunningDiscovery::new(d, net.as_ref().map(|net| net.transport.registry()))?;
             if net.is_none() {
                 *n.waker.write() = d.waker();
@@ -584,7 +587,7 @@ pub(super) fn drive_discovery(
                 peer.state = PeerState::Expired;
                 let mut expired = n.expired.lock();
                 // Reported once by peers(); bounded for callers that never ask.
-                if expired.len() < crate::discovery::MAX_PEERS {
+                if expired.len() < crate::discovery::DEFAULT_MAX_PEERS {
                     expired.push(peer);
                 }
             }
