@@ -583,6 +583,15 @@ typedef struct sa_network_stats_t {
    * TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
    */
   uint64_t tls_failures;
+  /**
+   * Discovery datagrams ignored as forged (bad signature, or a known node id with
+   * another key).
+   */
+  uint64_t forged_announcements;
+  /**
+   * Discovery datagrams ignored as replayed (not newer, or outside the clock window).
+   */
+  uint64_t replayed_announcements;
 } sa_network_stats_t;
 
 /**

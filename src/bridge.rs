@@ -113,6 +113,8 @@ pub mod api {
         refused_second_hand: u64,
         untrusted_peers: u64,
         tls_failures: u64,
+        forged_announcements: u64,
+        replayed_announcements: u64,
     }
 
     /// A conflict (`crate::store::Conflict`, flattened as `crate::surface` describes it).
@@ -541,6 +543,8 @@ impl From<&NetworkStats> for FfiNetworkStats {
             refused_second_hand,
             untrusted_peers,
             tls_failures,
+            forged_announcements,
+            replayed_announcements,
         } = stats.into();
         FfiNetworkStats {
             connections,
@@ -563,6 +567,8 @@ impl From<&NetworkStats> for FfiNetworkStats {
             refused_second_hand,
             untrusted_peers,
             tls_failures,
+            forged_announcements,
+            replayed_announcements,
         }
     }
 }

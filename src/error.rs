@@ -191,7 +191,7 @@ fn identity_code(e: &crate::identity::IdentityError) -> ErrorCode {
     match e {
         IdentityError::Io { .. } | IdentityError::Exposed { .. } => ErrorCode::IoError,
         IdentityError::Damaged { .. } => ErrorCode::StoreError,
-        IdentityError::Generate(_) => ErrorCode::InternalError,
+        IdentityError::Generate(_) | IdentityError::Sign(_) => ErrorCode::InternalError,
     }
 }
 
@@ -201,7 +201,7 @@ fn identity_context(e: &crate::identity::IdentityError) -> String {
         IdentityError::Io { path, .. }
         | IdentityError::Exposed { path, .. }
         | IdentityError::Damaged { path, .. } => path.display().to_string(),
-        IdentityError::Generate(_) => String::new(),
+        IdentityError::Generate(_) | IdentityError::Sign(_) => String::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rcgen::{KeyPair, PublicKeyData};
+use rcgen::{KeyPair, PublicKeyData, SigningKey};
 
 /// Why an identity could not be loaded or made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,38 @@ pub enum IdentityError {
     /// Making a key failed (the system's random source).
     #[error("cannot make an identity key: {0}")]
     Generate(String),
+    /// Signing failed (the system's random source: ECDSA needs a fresh random number for
+    /// every signature).
+    #[error("cannot sign with the identity key: {0}")]
+    Sign(String),
+}
+
+/// The DER header of an ECDSA P-256 SubjectPublicKeyInfo, up to its public key: SEQUENCE,
+/// AlgorithmIdentifier (id-ecPublicKey, prime256v1), BIT STRING of 66 bytes (no unused
+/// bits, then the 65-byte point). Every P-256 key's SPKI is these 26 bytes then its point,
+/// so a peer that sends only its point (discovery) still has a fingerprint.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// Length of an uncompressed P-256 public key point (SEC1: 0x04, X, Y).
+pub const P256_POINT_LEN: usize = 65;
+
+/// The fingerprint of a public key given as its DER SubjectPublicKeyInfo: the SHA-256 of
+/// it, as 64 lowercase hex digits.
+pub fn fingerprint_of_spki(spki_der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of an ECDSA P-256 public key given as its uncompressed point: the same
+/// as [`Identity::fingerprint`] of the identity that holds the key.
+pub fn fingerprint_of_p256_point(point: &[u8; P256_POINT_LEN]) -> String {
+    let mut spki = [0u8; P256_SPKI_PREFIX.len() + P256_POINT_LEN];
+    spki[..P256_SPKI_PREFIX.len()].copy_from_slice(&P256_SPKI_PREFIX);
+    spki[P256_SPKI_PREFIX.len()..].copy_from_slice(point);
+    fingerprint_of_spki(&spki)
 }
 
 /// A node's key pair and its fingerprint.
@@ -80,10 +112,17 @@ impl Identity {
         match std::fs::read_to_string(path) {
             Ok(pem) => {
                 check_private(path)?;
-                let key = KeyPair::from_pem(&pem).map_err(|e| IdentityError::Damaged {
+                let damaged = |reason: String| IdentityError::Damaged {
                     path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
+                    reason,
+                };
+                let key = KeyPair::from_pem(&pem).map_err(|e| damaged(e.to_string()))?;
+                // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect
+                // its fingerprint from a P-256 point: another kind of key, written by hand
+                // or another tool, would identify the node to nobody.
+                if !key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
+                    return Err(damaged("not an ECDSA P-256 key".into()));
+                }
                 Ok(Identity::from_key(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -122,17 +161,28 @@ impl Identity {
             .map_err(|e| IdentityError::Generate(e.to_string()))?;
         Ok((cert.der().to_vec(), self.key.serialize_der()))
     }
+
+    /// The public key as an uncompressed P-256 point (0x04, X, Y: 65 bytes), the form
+    /// `ring::signature::UnparsedPublicKey` verifies with; see
+    /// [`fingerprint_of_p256_point`].
+    pub fn public_key_raw(&self) -> &[u8] {
+        self.key.public_key_raw()
+    }
+
+    /// Signs `msg`: ECDSA P-256 with SHA-256, the signature ASN.1 DER encoded (at most 72
+    /// bytes), verifiable with `ring::signature::ECDSA_P256_SHA256_ASN1` and
+    /// [`Identity::public_key_raw`]. Fails only when the system's random source does.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        self.key
+            .sign(msg)
+            .map_err(|e| IdentityError::Sign(e.to_string()))
+    }
 }
 
 /// The name in every node's certificate. Peers authenticate keys, not names, so one fixed
 /// name serves every node.
 pub(crate) const TLS_NAME: &str = "softadastra";
 
-/// The fingerprint of a DER SubjectPublicKeyInfo: its SHA-256 as 64 lowercase hex digits.
-pub(crate) fn fingerprint_of_spki(spki_der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Refuses a key file others can read or write.
 fn check_private(path: &Path) -> Result<(), IdentityError> {
@@ -155,8 +205,6 @@ fn check_private(path: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` as a new file readable by its owner only: to a temporary file
-/// (mode 0600 from its creation), synced, renamed into place, the directory synced.
 /// Writes `bytes` to `path` durably and private to its owner from the first byte: a
 /// temporary file of mode 0600 beside it, synced, renamed over it, the directory synced.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -215,6 +263,42 @@ mod tests {
         let e = Identity::load_or_create(&path).unwrap_err().to_string();
         assert!(e.contains("node.key") && e.contains("damaged"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), b"not a key");
+    }
+
+    #[test]
+    fn a_signature_verifies_with_the_public_key_and_fails_for_another_message() {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+        let identity = Identity::generate().unwrap();
+        let signature = identity.sign(b"hello").unwrap();
+        assert!(signature.len() <= 72, "{}", signature.len());
+        let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, identity.public_key_raw());
+        assert!(key.verify(b"hello", &signature).is_ok());
+        assert!(key.verify(b"hellO", &signature).is_err());
+        let other = Identity::generate().unwrap();
+        let other_key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, other.public_key_raw());
+        assert!(other_key.verify(b"hello", &signature).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_of_the_raw_point_is_the_identitys() {
+        let identity = Identity::generate().unwrap();
+        let point: [u8; P256_POINT_LEN] = identity.public_key_raw().try_into().unwrap();
+        assert_eq!(point[0], 0x04, "uncompressed");
+        assert_eq!(fingerprint_of_p256_point(&point), identity.fingerprint());
+        // The SPKI rebuilt from the point is the key's own.
+        let mut spki = P256_SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(&point);
+        assert_eq!(spki, identity.key.subject_public_key_info());
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_is_refused_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let ed25519 = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        write_private(&path, ed25519.serialize_pem().as_bytes()).unwrap();
+        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("node.key") && e.contains("not an ECDSA P-256 key"), "{e}");
     }
 
     #[test]

@@ -599,6 +599,8 @@ impl Described for NetworkStats {
             peer_records,
             discovered_dials,
             refused_operations,
+            forged_announcements,
+            replayed_announcements,
         } = self;
         let crate::transport::TransportStats {
             connections,
@@ -645,6 +647,8 @@ impl Described for NetworkStats {
             field("refused_second_hand", uint(second_hand)),
             field("untrusted_peers", uint(untrusted_peers)),
             field("tls_failures", uint(tls_failures)),
+            field("forged_announcements", uint(*forged_announcements)),
+            field("replayed_announcements", uint(*replayed_announcements)),
         ]
     }
 }

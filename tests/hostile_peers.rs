@@ -12,7 +12,7 @@ use softadastra::store::{MAX_ORIGINS, Version, VersionVector};
 use softadastra::sync::SyncBatch;
 use softadastra::transport::message::Message;
 use softadastra::transport::{Transport, TransportConfig, TransportEvent};
-use softadastra::{Client, WriteBatch};
+use softadastra::{Client, PeerState, WriteBatch};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -302,8 +302,9 @@ fn a_hundred_thousand_strangers_leave_a_bounded_peer_table() {
 }
 
 #[test]
-fn forged_announcements_are_not_redialled_for_ever() {
-    // Attack 6: forged discovery datagrams left 5,535 peers redialled for ever.
+fn forged_announcements_are_never_dialled_and_expire() {
+    // Attack 6: forged discovery datagrams left 5,535 peers redialled for ever. Now they
+    // are signed by keys nobody trusts: found, never dialled, expired.
     use softadastra::discovery::packet::{Packet, PacketKind};
     let dir = tempfile::tempdir().unwrap();
     let victim = Node::start_with(dir.path(), "victim-dials", |o| {
@@ -322,37 +323,50 @@ fn forged_announcements_are_not_redialled_for_ever() {
     victim.client.start_discovery().unwrap();
     let to = victim.client.discovery_address().unwrap();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Discovery datagrams are signed: the attacker signs with a key of its own, which it
+    // can always make.
+    let attacker = softadastra::identity::Identity::generate().unwrap();
+    let mut counter = 0;
     for round in 0..3 {
         for i in 0..150u16 {
+            counter += 1;
             let p = Packet {
                 kind: PacketKind::Announce,
                 node_id: format!("ghost-{i}"),
                 instance_id: round,
+                counter,
+                timestamp_ms: softadastra::clock::wall_now_ms(),
                 transport_host: Some("127.0.0.1".parse().unwrap()),
                 transport_port: 1 + i,
                 transport_version: softadastra::transport::PROTOCOL_VERSION,
                 display_name: String::new(),
             };
-            udp.send_to(&p.encode().unwrap(), to).unwrap();
+            udp.send_to(&p.encode(&attacker).unwrap(), to).unwrap();
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Discovery finds them (they are signed, if by a key nobody trusts); trust decides:
+    // none is dialled.
     assert!(wait_until(WAIT, || {
         victim
             .client
-            .network_stats()
-            .is_ok_and(|s| s.discovered_dials > 0)
+            .peers()
+            .is_ok_and(|p| p.iter().filter(|p| p.node_id.starts_with("ghost-")).count() >= 100)
     }));
     let stats = victim.client.network_stats().unwrap();
-    assert!(stats.discovered_dials <= softadastra::node::MAX_DISCOVERED_DIALS);
-    // The ghosts stop announcing: once discovery expires them, nobody redials them.
+    assert_eq!(
+        (stats.discovered_dials, stats.transport.dialled),
+        (0, 0),
+        "{stats:?}"
+    );
+    // The ghosts stop announcing: discovery expires them, and nothing is left of them.
     assert!(
         wait_until(WAIT, || {
-            victim.client.peers().unwrap();
-            victim
-                .client
-                .network_stats()
-                .is_ok_and(|s| s.discovered_dials == 0 && s.transport.dialled == 0)
+            victim.client.peers().is_ok_and(|p| p.is_empty())
+                && victim
+                    .client
+                    .network_stats()
+                    .is_ok_and(|s| s.discovered_dials == 0 && s.transport.dialled == 0)
         }),
         "{:?}",
         victim.client.network_stats().unwrap()
@@ -522,4 +536,114 @@ fn incomplete_frames_stay_within_the_receive_budget_and_time_out() {
     for s in senders {
         assert!(s.join().unwrap(), "the node closed the connection");
     }
+}
+
+/// A stranger (a key nobody trusts) and an impersonator (a key trusted as another node)
+/// are both refused, told why and counted, while an honest peer keeps syncing.
+#[test]
+fn an_unknown_key_and_an_impersonated_id_are_refused_and_counted_while_an_honest_peer_syncs() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-trust");
+    let honest = Node::start(dir.path(), "honest-trust");
+    honest.trust_each_other(&victim);
+    honest.client.connect(&victim.peer()).unwrap();
+    honest.client.put("before", b"1").unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &victim.client,
+        "before",
+        b"1"
+    )));
+
+    // A key nobody trusts: refused once its TLS handshake is done, before any Hello.
+    let mut stranger = Attacker::stranger(victim.addr());
+    let told = stranger.recv_until(WAIT, |m| matches!(m, Message::Reject(_)));
+    assert!(
+        matches!(&told, Some(Message::Reject(r)) if r.contains("is not trusted")),
+        "{told:?}"
+    );
+    assert!(stranger.closed_within(WAIT));
+
+    // A key trusted as "mallory-trust" that claims to be the honest node.
+    let impersonator = Attacker::trusted(&victim, "mallory-trust");
+    let mut impersonator = {
+        let mut a = impersonator;
+        a.send(&Message::Hello(softadastra::transport::message::Hello {
+            protocol_version: softadastra::transport::PROTOCOL_VERSION,
+            node_id: "honest-trust".into(),
+            display_name: String::new(),
+            capabilities: vec![],
+            auth_scheme: 0,
+            auth_data: vec![],
+            instance_id: 99,
+        }));
+        a
+    };
+    let told = impersonator.recv_until(WAIT, |m| matches!(m, Message::Reject(_)));
+    assert!(
+        matches!(&told, Some(Message::Reject(r)) if r.contains("claims node id honest-trust")),
+        "{told:?}"
+    );
+    assert!(impersonator.closed_within(WAIT));
+
+    // Bare TCP, not TLS: the handshake fails and is counted.
+    let mut plain = Attacker::connect(victim.addr());
+    plain.send(&Message::Ping(1));
+    assert!(plain.closed_within(WAIT));
+
+    let stats = victim.client.network_stats().unwrap();
+    assert_eq!(stats.transport.untrusted_peers, 2, "{stats:?}");
+    assert!(stats.transport.tls_failures >= 1, "{stats:?}");
+    assert!(
+        !logged("is not trusted").is_empty(),
+        "the refusal was logged"
+    );
+    honest.client.put("after", b"2").unwrap();
+    assert!(
+        wait_until(WAIT, || has_value(&victim.client, "after", b"2")),
+        "the honest peer kept syncing"
+    );
+    assert!(
+        victim
+            .client
+            .peers()
+            .unwrap()
+            .iter()
+            .any(|p| p.node_id == "honest-trust" && p.state == PeerState::Connected),
+        "the impersonator did not take the honest node's connection"
+    );
+}
+
+/// A flood of TLS connections from strangers: each is refused, the table of peers does
+/// not grow, and local writes and an honest peer go on.
+#[test]
+fn a_flood_of_strangers_is_refused_and_grows_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-strangers");
+    let honest = Node::start(dir.path(), "honest-strangers");
+    honest.trust_each_other(&victim);
+    honest.client.connect(&victim.peer()).unwrap();
+    for i in 0..200 {
+        let mut s = Attacker::stranger(victim.addr());
+        if i % 50 == 0 {
+            victim.client.put(&format!("local/{i}"), b"fine").unwrap();
+        }
+        s.send(&Message::Ping(1));
+    }
+    assert!(wait_until(WAIT, || victim
+        .client
+        .network_stats()
+        .is_ok_and(|s| s.transport.untrusted_peers >= 200)));
+    let stats = victim.client.network_stats().unwrap();
+    assert!(stats.peer_records <= 2, "{stats:?}");
+    assert!(
+        victim.client.peers().unwrap().len() <= 1,
+        "strangers leave no peer record"
+    );
+    honest.client.put("through", b"the flood").unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &victim.client,
+        "through",
+        b"the flood"
+    )));
 }

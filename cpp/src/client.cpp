@@ -432,6 +432,8 @@ Result<NetworkStats> Client::network_stats() const {
     stats.refused_second_hand = out.refused_second_hand;
     stats.untrusted_peers = out.untrusted_peers;
     stats.tls_failures = out.tls_failures;
+    stats.forged_announcements = out.forged_announcements;
+    stats.replayed_announcements = out.replayed_announcements;
     return stats;
 }
 

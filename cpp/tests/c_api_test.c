@@ -266,7 +266,8 @@ static void test_parity_with_the_description(void) {
                  "catch_up_protocol_errors=%llu\npeer_records=%zu\ndiscovered_dials=%zu\n"
                  "refused_own_origin=%llu\nrefused_clock_ahead=%llu\n"
                  "refused_too_many_origins=%llu\nrefused_too_many_ranges=%llu\n"
-                 "refused_second_hand=%llu\nuntrusted_peers=%llu\ntls_failures=%llu\n",
+                 "refused_second_hand=%llu\nuntrusted_peers=%llu\ntls_failures=%llu\n"
+                 "forged_announcements=%llu\nreplayed_announcements=%llu\n",
                  n->connections, n->connection_limit,
                  (unsigned long long)n->refused_connections,
                  (unsigned long long)n->garbage_frames, n->receive_buffered, n->send_buffered,
@@ -278,10 +279,12 @@ static void test_parity_with_the_description(void) {
                  (unsigned long long)n->refused_too_many_origins,
                  (unsigned long long)n->refused_too_many_ranges,
                  (unsigned long long)n->refused_second_hand,
-                 (unsigned long long)n->untrusted_peers, (unsigned long long)n->tls_failures);
+                 (unsigned long long)n->untrusted_peers, (unsigned long long)n->tls_failures,
+                 (unsigned long long)n->forged_announcements,
+                 (unsigned long long)n->replayed_announcements);
         section_of((const char *)description->data, "network_stats", section, sizeof section);
         CHECK(strcmp(section, c_side) == 0);
-        CHECK(count_lines(section) == 20);
+        CHECK(count_lines(section) == 22);
         /* Node info: every field but the uptime, which moves between the two calls. */
         sa_node_info_t *info = NULL;
         CHECK(sa_client_node_info(client, &info) == SA_OK);

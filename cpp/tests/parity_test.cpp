@@ -192,6 +192,8 @@ TEST(ParityTest, ValueTypesCarryEveryFieldOfTheDescription) {
         {"refused_second_hand", str(n.refused_second_hand)},
         {"untrusted_peers", str(n.untrusted_peers)},
         {"tls_failures", str(n.tls_failures)},
+        {"forged_announcements", str(n.forged_announcements)},
+        {"replayed_announcements", str(n.replayed_announcements)},
     };
     EXPECT_EQ(network, lines_of(text, "network_stats"));
 

@@ -605,6 +605,11 @@ struct NetworkStats {
     std::uint64_t untrusted_peers = 0;
     /// TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
     std::uint64_t tls_failures = 0;
+    /// Discovery datagrams ignored as forged (bad signature, or a known node id with
+    /// another key).
+    std::uint64_t forged_announcements = 0;
+    /// Discovery datagrams ignored as replayed (not newer, or outside the clock window).
+    std::uint64_t replayed_announcements = 0;
 
     /// Remote operations refused, all reasons together.
     std::uint64_t refused_operations() const noexcept {

@@ -34,12 +34,21 @@ pub struct DiscoveryConfig {
     /// A peer silent for half of it is stale, for all of it expired. Default 15000; at
     /// least twice `announce_interval_ms`.
     pub ttl_ms: u64,
+    /// Most peers the table holds. Default [`DEFAULT_MAX_PEERS`] (1024); at least 1. When
+    /// it is full, a new peer evicts the least recently heard entry that is neither trusted
+    /// ([`Discovery::set_trusted`]) nor connected, or is ignored if there is none.
+    pub max_peers: usize,
+    /// A datagram whose timestamp is this many milliseconds or more from this node's wall
+    /// clock is ignored: a replay, or a clock set wrong. `None` (the default) is half of
+    /// `ttl_ms`, also the most allowed: a peer's old announcement replayed after it expired
+    /// is then always outside the window (docs/discovery.md).
+    pub clock_window_ms: Option<u64>,
 }
 
 impl DiscoveryConfig {
     /// LAN defaults for `node_id` whose transport listens on all addresses at
     /// `transport_port`: bind 0.0.0.0:9400, broadcast to 255.255.255.255:9400, announce
-    /// every 3 s, TTL 15 s.
+    /// every 3 s, TTL 15 s, at most 1024 peers, a clock window of 7.5 s.
     pub fn new(node_id: impl Into<String>, transport_port: u16) -> Self {
         DiscoveryConfig {
             node_id: node_id.into(),
@@ -54,6 +63,8 @@ impl DiscoveryConfig {
             transport_version: DEFAULT_TRANSPORT_VERSION,
             announce_interval_ms: DEFAULT_ANNOUNCE_INTERVAL_MS,
             ttl_ms: DEFAULT_TTL_MS,
+            max_peers: DEFAULT_MAX_PEERS,
+            clock_window_ms: None,
         }
     }
 }

@@ -9,6 +9,13 @@
 //! address substituted for an unspecified one). The wire format is in [`packet`] and in
 //! `docs/discovery.md`.
 //!
+//! Every datagram is signed with the node's identity key and carries its public key, a
+//! timestamp and a counter (issue 12): a peer's fingerprint is learnt from its
+//! announcements, a node id stays bound to the key it was first announced with while its
+//! entry lives, and forged, replayed or impersonating datagrams are ignored and counted.
+//! Discovery finds; the node decides whom to trust ([`Discovery::set_trusted`], which only
+//! protects trusted entries from eviction here) and whom to connect to.
+//!
 //! [`Discovery`] holds a non-blocking socket and no thread and no clock: the node registers
 //! it on its `mio::Poll`, calls [`Discovery::on_readable`] when the socket is readable and
 //! [`Discovery::tick`] regularly (a few times per announce interval), passing its
@@ -22,13 +29,16 @@
 //! [`Discovery::start`] (bad configuration, a port in use) and registration can fail.
 //!
 //! ```
+//! use std::sync::Arc;
 //! use softadastra::discovery::{Discovery, DiscoveryConfig};
+//! use softadastra::identity::Identity;
 //!
 //! let mut config = DiscoveryConfig::new("till-01", 9500);
 //! config.bind_host = "127.0.0.1".into();
 //! config.bind_port = 0; // any free port
 //! config.broadcast_host = "127.0.0.1".into();
-//! let mut discovery = Discovery::start(config)?;
+//! let identity = Arc::new(Identity::generate()?); // the node's own, in a node
+//! let mut discovery = Discovery::start(config, identity)?;
 //! let mut poll = mio::Poll::new()?;
 //! discovery.register(poll.registry(), mio::Token(7))?;
 //! let events = discovery.tick(0); // announces (the first tick always does)
@@ -51,15 +61,19 @@ use config::{check_target, resolve_host};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use crate::io_error::describe_io;
-
+use crate::clock::Clock;
 use crate::id::validate_node_id;
-pub use packet::{Packet, PacketError, PacketKind};
-pub use registry::{DiscoveredPeer, DiscoveryEvent, Ignored, MAX_PEERS, PeerRegistry, PeerState};
+use crate::identity::Identity;
+use crate::io_error::describe_io;
+pub use packet::{Packet, PacketError, PacketKind, PublicKey, Unverified};
+pub use registry::{
+    DEFAULT_MAX_PEERS, DiscoveredPeer, DiscoveryEvent, Ignored, Observed, PeerRegistry, PeerState,
+};
 
 /// Default discovery port (bind and broadcast), as in the original.
 pub const DEFAULT_DISCOVERY_PORT: u16 = 9400;
@@ -95,17 +109,32 @@ pub struct DiscoveryStats {
     pub replies_sent: u64,
     /// Datagrams that could not be sent (logged, never fatal).
     pub send_errors: u64,
-    /// Valid datagrams from other nodes.
+    /// Datagrams from other nodes that passed every check (well formed, recent, new, signed)
+    /// and were acted on. Probes this node would not answer (it has no transport, or it
+    /// answered that address moments ago) are dropped unchecked and not counted.
     pub packets_received: u64,
-    /// Datagrams that were not valid discovery packets (garbage, other versions, bad CRC).
+    /// Datagrams that were not valid discovery packets (garbage, other versions).
     pub invalid_packets: u64,
+    /// Well-formed datagrams whose signature did not verify: forged or corrupted.
+    pub bad_signatures: u64,
+    /// Signed datagrams whose timestamp was outside the clock window: replays of old
+    /// packets, or a clock set wrong on one side (logged once per address, with the gap).
+    pub out_of_window: u64,
+    /// Announcements not newer than the last one taken from their node: replays.
+    pub replayed: u64,
+    /// Announcements for a node id the table holds bound to another key.
+    pub impersonations: u64,
     /// Our own datagrams, looped back by the broadcast.
     pub own_packets_ignored: u64,
-    /// Datagrams carrying our node id from another instance: two nodes share a node id.
+    /// Genuine datagrams carrying our node id from another instance or key: two nodes
+    /// share a node id.
     pub duplicate_node_id: u64,
     /// Answers not sent because the same address was answered moments ago.
     pub answers_suppressed: u64,
-    /// New peers ignored because the table is full.
+    /// Entries evicted from a full table to make room for a new peer (each reported as
+    /// `Expired`).
+    pub peers_evicted: u64,
+    /// New peers ignored because the table is full of trusted or connected entries.
     pub peers_refused: u64,
     /// Failed reads from the socket (other than "no more data").
     pub receive_errors: u64,
@@ -120,13 +149,17 @@ pub struct Discovery {
     instance_id: u64,
     targets: Vec<SocketAddr>,
     announce_interval_ms: u64,
-    announce_bytes: Vec<u8>,
-    reply_bytes: Vec<u8>,
-    probe_bytes: Vec<u8>,
+    /// Signs every datagram (a fresh timestamp and counter each, so each is signed anew).
+    identity: Arc<Identity>,
+    /// The identity's public key, as every datagram carries it.
+    key: PublicKey,
+    /// The wall clock the timestamps are read from (the node's, so tests can move it).
+    wall: Arc<dyn Clock>,
     /// What this node says about itself; its transport port 0 means "no transport runs":
     /// the node then listens and probes, and neither announces nor replies (nobody could
-    /// connect to it).
+    /// connect to it). Its counter is the last one sent.
     template: Packet,
+    clock_window_ms: u64,
     registry: PeerRegistry,
     next_announce_ms: Option<u64>,
     stats: DiscoveryStats,
@@ -143,9 +176,13 @@ pub struct Discovery {
 
 impl Discovery {
     /// Validates `config`, binds the socket (non-blocking, SO_BROADCAST on for IPv4) and
-    /// prepares the datagrams. Does not send anything: the first [`Discovery::tick`]
-    /// announces. Host names (not IP literals) are resolved here, once, which may block.
-    pub fn start(config: DiscoveryConfig) -> Result<Discovery, DiscoveryError> {
+    /// checks that `identity` (the node's key pair) can sign the datagrams. Does not send
+    /// anything: the first [`Discovery::tick`] announces. Host names (not IP literals) are
+    /// resolved here, once, which may block.
+    pub fn start(
+        config: DiscoveryConfig,
+        identity: Arc<Identity>,
+    ) -> Result<Discovery, DiscoveryError> {
         let invalid =
             |field: &'static str, reason: String| DiscoveryError::InvalidConfig { field, reason };
         validate_node_id(&config.node_id).map_err(|e| invalid("node_id", e.to_string()))?;
@@ -165,6 +202,23 @@ impl Discovery {
                 ),
             ));
         }
+        if config.max_peers == 0 {
+            return Err(invalid("max_peers", "must not be 0".into()));
+        }
+        let max_window = config.ttl_ms / 2;
+        let clock_window_ms = config.clock_window_ms.unwrap_or(max_window);
+        if clock_window_ms == 0 || clock_window_ms > max_window {
+            return Err(invalid(
+                "clock_window_ms",
+                format!(
+                    "{clock_window_ms} ms is not between 1 ms and half of ttl_ms ({max_window} \
+                     ms): a wider window would let an expired peer's old announcement bring \
+                     it back"
+                ),
+            ));
+        }
+        let key = PublicKey::of(&identity)
+            .ok_or_else(|| invalid("identity", "not an ECDSA P-256 key".into()))?;
         let bind_ip = resolve_host("bind_host", &config.bind_host)?;
         let broadcast_ip = resolve_host("broadcast_host", &config.broadcast_host)?;
         let transport_host = if config.transport_host.is_empty() {
@@ -194,12 +248,19 @@ impl Discovery {
             kind: PacketKind::Probe,
             node_id: config.node_id.clone(),
             instance_id,
+            counter: 0,
+            timestamp_ms: 0,
             transport_host,
             transport_port: config.transport_port,
             transport_version: config.transport_version,
             display_name: display_name.to_string(),
         };
-        let (announce_bytes, reply_bytes, probe_bytes) = encode_all(&template)?;
+        // Everything a datagram carries is fixed but the kind, port, counter and time:
+        // one signed now shows the others will encode and sign (a key that cannot sign
+        // fails here rather than on every send).
+        template
+            .encode(&identity)
+            .map_err(|e| invalid("identity", e.to_string()))?;
 
         let bind_addr = SocketAddr::new(bind_ip, config.bind_port);
         let socket = UdpSocket::bind(bind_addr).map_err(|source| DiscoveryError::Bind {
@@ -235,15 +296,18 @@ impl Discovery {
         Ok(Discovery {
             socket,
             local_addr,
-            registry: PeerRegistry::new(config.node_id.clone(), config.ttl_ms),
+            registry: PeerRegistry::new(config.node_id.clone(), config.ttl_ms)
+                .with_max_peers(config.max_peers)
+                .with_clock_window_ms(clock_window_ms),
             node_id: config.node_id,
             instance_id,
             targets,
             announce_interval_ms: config.announce_interval_ms,
-            announce_bytes,
-            reply_bytes,
-            probe_bytes,
+            identity,
+            key,
+            wall: Arc::new(crate::clock::SystemClock),
             template,
+            clock_window_ms,
             next_announce_ms: None,
             stats: DiscoveryStats::default(),
             buf: vec![0; RECV_BUF_LEN],
@@ -285,6 +349,21 @@ impl Discovery {
     #[cfg(any(test, feature = "internals"))]
     pub fn instance_id(&self) -> u64 {
         self.instance_id
+    }
+
+    /// Reads the wall clock (datagram timestamps, and the window they are checked against)
+    /// from `clock` instead of the system's: the node passes its own.
+    pub fn set_wall_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.wall = clock;
+    }
+
+    /// The fingerprints (of `Identity::fingerprint`, 64 hex digits) of the peers the node
+    /// trusts, replacing the previous set. Discovery still finds and reports every peer;
+    /// trusted ones are only never evicted from a full table. Whom to connect to is the
+    /// node's decision.
+    #[allow(dead_code, reason = "the node's trust store (issue 12) calls it")]
+    pub fn set_trusted(&mut self, fingerprints: HashSet<String>) {
+        self.registry.set_trusted(fingerprints);
     }
 
     /// Adds a destination for announcements and probes (a peer's discovery socket known
@@ -342,8 +421,14 @@ impl Discovery {
     }
 
     /// Announces now to every target and restarts the announce interval from `now_ms`.
+    /// Does not send anything while no transport runs (transport port 0).
     pub fn announce(&mut self, now_ms: u64) {
         self.next_announce_ms = Some(now_ms.saturating_add(self.announce_interval_ms));
+        if !self.announcing() {
+            // No transport: an announcement would tell peers to dial a port where nothing
+            // listens (and the format refuses port 0).
+            return;
+        }
         for i in 0..self.targets.len() {
             let target = self.targets[i];
             if self.send_to_target(PacketKind::Announce, target) {
@@ -386,15 +471,6 @@ impl Discovery {
             return;
         }
         self.template.transport_port = port;
-        match encode_all(&self.template) {
-            Ok((announce, reply, probe)) => {
-                self.announce_bytes = announce;
-                self.reply_bytes = reply;
-                self.probe_bytes = probe;
-            }
-            // The template was encoded at start; only the port changed, which is valid.
-            Err(e) => log::error!("discovery {}: cannot encode: {e}", self.node_id),
-        }
         if port != 0 {
             self.announce(now_ms);
         }
@@ -443,39 +519,10 @@ impl Discovery {
         self.registry.mark_disconnected_except(connected);
     }
 
-    #[cfg(any(test, feature = "internals"))]
+    /// The counters since start.
     pub fn stats(&self) -> DiscoveryStats {
         self.stats
     }
-}
-
-/// The announce, reply and probe datagrams of a node.
-type Datagrams = (Vec<u8>, Vec<u8>, Vec<u8>);
-
-/// The announce, reply and probe datagrams of `template`.
-fn encode_all(template: &Packet) -> Result<Datagrams, DiscoveryError> {
-    let encode = |kind: PacketKind| {
-        // An announcement or reply needs a transport port; without one they are not sent.
-        let port = match kind {
-            PacketKind::Probe => template.transport_port,
-            _ => template.transport_port.max(1),
-        };
-        Packet {
-            kind,
-            transport_port: port,
-            ..template.clone()
-        }
-        .encode()
-        .map_err(|e| DiscoveryError::InvalidConfig {
-            field: "node_id",
-            reason: e.to_string(),
-        })
-    };
-    Ok((
-        encode(PacketKind::Announce)?,
-        encode(PacketKind::Reply)?,
-        encode(PacketKind::Probe)?,
-    ))
 }
 
 fn log_event(node_id: &str, event: &DiscoveryEvent) {
@@ -509,8 +556,16 @@ mod tests {
         c
     }
 
+    fn identity() -> Arc<Identity> {
+        Arc::new(Identity::generate().unwrap())
+    }
+
+    fn start(config: DiscoveryConfig) -> Discovery {
+        Discovery::start(config, identity()).unwrap()
+    }
+
     fn start_error(config: DiscoveryConfig) -> DiscoveryError {
-        Discovery::start(config).expect_err("start must fail")
+        Discovery::start(config, identity()).expect_err("start must fail")
     }
 
     #[test]
@@ -523,6 +578,9 @@ mod tests {
         assert_eq!(c.transport_host, "0.0.0.0");
         assert_eq!(c.announce_interval_ms, 3000);
         assert_eq!(c.ttl_ms, 15000);
+        assert_eq!(c.max_peers, 1024);
+        assert_eq!(c.clock_window_ms, None);
+        assert_eq!(start(loopback("n")).clock_window_ms, 7500, "half the TTL");
     }
 
     #[test]
@@ -533,6 +591,9 @@ mod tests {
             ("broadcast_port", |c| c.broadcast_port = 0),
             ("announce_interval_ms", |c| c.announce_interval_ms = 0),
             ("ttl_ms", |c| c.ttl_ms = c.announce_interval_ms),
+            ("max_peers", |c| c.max_peers = 0),
+            ("clock_window_ms", |c| c.clock_window_ms = Some(0)),
+            ("clock_window_ms", |c| c.clock_window_ms = Some(c.ttl_ms / 2 + 1)),
             ("bind_host", |c| c.bind_host = String::new()),
             ("broadcast_host", |c| c.broadcast_host = "::1".into()),
             ("extra_targets", |c| {
@@ -554,7 +615,7 @@ mod tests {
 
     #[test]
     fn a_port_in_use_names_the_address_and_the_cause() {
-        let first = Discovery::start(loopback("node-a")).unwrap();
+        let first = start(loopback("node-a"));
         let mut c = loopback("node-b");
         c.bind_port = first.local_addr().port();
         let err = start_error(c);
@@ -586,23 +647,23 @@ mod tests {
         let mut c = loopback("node-a");
         c.bind_host = "localhost".into();
         c.broadcast_host = "localhost".into();
-        let d = Discovery::start(c).unwrap();
+        let d = start(c);
         assert!(d.local_addr().ip().is_loopback());
     }
 
     #[test]
     fn instance_ids_differ_between_starts() {
-        let a = Discovery::start(loopback("node-a")).unwrap();
-        let b = Discovery::start(loopback("node-a")).unwrap();
+        let a = start(loopback("node-a"));
+        let b = start(loopback("node-a"));
         assert_ne!(a.instance_id(), b.instance_id());
     }
 
     #[test]
     fn a_failing_target_is_counted_and_the_others_still_get_the_announcement() {
-        let mut listener = Discovery::start(loopback("listener")).unwrap();
+        let mut listener = start(loopback("listener"));
         let mut c = loopback("node-a");
         c.broadcast_port = listener.local_addr().port();
-        let mut d = Discovery::start(c).unwrap();
+        let mut d = start(c);
         // An IPv6 destination on an IPv4 socket fails on every send (start refuses such a
         // configuration, so it is injected here to stand for "no route to host").
         d.targets.insert(0, "[::1]:9".parse().unwrap());
@@ -627,11 +688,45 @@ mod tests {
     }
 
     #[test]
+    fn every_datagram_is_signed_anew_with_a_greater_counter() {
+        let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        listener
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut c = loopback("node-a");
+        c.broadcast_port = listener.local_addr().unwrap().port();
+        let id = identity();
+        let mut d = Discovery::start(c, id.clone()).unwrap();
+        d.tick(0);
+        d.probe();
+        d.announce(1);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut buf = [0u8; 2048];
+            let (n, _) = listener.recv_from(&mut buf).unwrap();
+            let datagram = Packet::decode(&buf[..n]).unwrap();
+            datagram.verify().unwrap();
+            assert_eq!(datagram.key.fingerprint(), id.fingerprint());
+            let wall = crate::clock::wall_now_ms();
+            assert!(datagram.packet.timestamp_ms.abs_diff(wall) < 5_000);
+            seen.push((datagram.packet.kind, datagram.packet.counter));
+        }
+        assert_eq!(
+            seen,
+            [
+                (PacketKind::Announce, 1),
+                (PacketKind::Probe, 2),
+                (PacketKind::Announce, 3)
+            ]
+        );
+    }
+
+    #[test]
     fn the_first_tick_announces_then_every_interval() {
         let mut c = loopback("node-a");
         c.announce_interval_ms = 100;
         c.ttl_ms = 1000;
-        let mut d = Discovery::start(c).unwrap();
+        let mut d = start(c);
         d.tick(5);
         assert_eq!(d.stats().announcements_sent, 1);
         d.tick(104);

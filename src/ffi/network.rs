@@ -197,6 +197,11 @@ pub struct SaNetworkStats {
     pub untrusted_peers: u64,
     /// TLS handshakes or sessions that failed (no or bad certificate, not TLS, ...).
     pub tls_failures: u64,
+    /// Discovery datagrams ignored as forged (bad signature, or a known node id with
+    /// another key).
+    pub forged_announcements: u64,
+    /// Discovery datagrams ignored as replayed (not newer, or outside the clock window).
+    pub replayed_announcements: u64,
 }
 
 impl From<&NetworkStats> for SaNetworkStats {
@@ -207,6 +212,8 @@ impl From<&NetworkStats> for SaNetworkStats {
             peer_records,
             discovered_dials,
             refused_operations: refused,
+            forged_announcements,
+            replayed_announcements,
         } = stats;
         SaNetworkStats {
             connections: transport.connections,
@@ -229,6 +236,8 @@ impl From<&NetworkStats> for SaNetworkStats {
             refused_second_hand: refused.second_hand,
             untrusted_peers: transport.untrusted_peers,
             tls_failures: transport.tls_failures,
+            forged_announcements: *forged_announcements,
+            replayed_announcements: *replayed_announcements,
         }
     }
 }

@@ -130,6 +130,8 @@ fn network_stats_reach_c_field_by_field() {
     rust.refused_operations.second_hand = 18;
     rust.transport.untrusted_peers = 19;
     rust.transport.tls_failures = 20;
+    rust.forged_announcements = 21;
+    rust.replayed_announcements = 22;
     let values: Vec<String> = described(&rust).into_iter().map(|(_, v)| v).collect();
     let expected: Vec<String> = (1..=values.len()).map(|n| n.to_string()).collect();
     assert_eq!(values, expected, "every figure is set to a distinct value");
@@ -154,6 +156,8 @@ fn network_stats_reach_c_field_by_field() {
         refused_second_hand,
         untrusted_peers,
         tls_failures,
+        forged_announcements,
+        replayed_announcements,
     } = SaNetworkStats::from(&rust);
     let c = pairs(&[
         ("connections", connections.to_string()),
@@ -185,6 +189,8 @@ fn network_stats_reach_c_field_by_field() {
         ("refused_second_hand", refused_second_hand.to_string()),
         ("untrusted_peers", untrusted_peers.to_string()),
         ("tls_failures", tls_failures.to_string()),
+        ("forged_announcements", forged_announcements.to_string()),
+        ("replayed_announcements", replayed_announcements.to_string()),
     ]);
     assert_eq!(c, described(&rust));
 }

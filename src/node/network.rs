@@ -17,6 +17,12 @@ pub struct NetworkStats {
     pub discovered_dials: usize,
     /// Remote operations refused since the client was opened, by reason.
     pub refused_operations: crate::store::RefusedCounts,
+    /// Discovery datagrams ignored as forged since discovery started: a bad signature, or
+    /// a node id announced with another key than the one it is known by.
+    pub forged_announcements: u64,
+    /// Discovery datagrams ignored as replayed: not newer than the last one of their
+    /// node, or stamped outside the clock window.
+    pub replayed_announcements: u64,
 }
 
 /// The token of the discovery socket on the transport's poll.
@@ -216,12 +222,25 @@ impl Client {
                 ),
                 None => Default::default(),
             };
+            drop(net);
+            let discovery = n
+                .discovery
+                .lock()
+                .as_ref()
+                .map(|d| d.stats())
+                .unwrap_or_default();
             Ok(NetworkStats {
                 transport,
                 catch_ups,
                 peer_records,
                 discovered_dials,
                 refused_operations: n.store.refused_counts(),
+                forged_announcements: discovery
+                    .bad_signatures
+                    .saturating_add(discovery.impersonations),
+                replayed_announcements: discovery
+                    .replayed
+                    .saturating_add(discovery.out_of_window),
             })
         })
     }
@@ -293,9 +312,13 @@ impl Client {
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
             // Announce the protocol this node's transport speaks.
             config.transport_version = crate::transport::PROTOCOL_VERSION;
-            let d = crate::discovery::Discovery::start(config).inspect_err(|e| {
-                log::error!("node {}: discovery start failed: {e}", o.node_id);
-            })?;
+            // Datagrams are signed with the node's key and stamped with its wall clock.
+            let mut d = crate::discovery::Discovery::start(config, n.identity.clone())
+                .inspect_err(|e| {
+                    log::error!("node {}: discovery start failed: {e}", o.node_id);
+                })?;
+            d.set_wall_clock(n.clock.clone());
+            d.set_trusted(n.trust.fingerprints());
             let d = RunningDiscovery::new(d, net.as_ref().map(|net| net.transport.registry()))?;
             if net.is_none() {
                 *n.waker.write() = d.waker();
@@ -569,7 +592,18 @@ pub(super) fn drive_discovery(
                     p.node_id,
                     p.transport_addr()
                 );
-                if let Some(net) = net
+                // Discovery finds, trust decides: only a key trusted as this node id is
+                // dialled (the transport would refuse any other).
+                let trusted = options.insecure_transport
+                    || n.trust.peers.read().check(&p.fingerprint, &p.node_id).is_ok();
+                if !trusted {
+                    log::info!(
+                        "node {}: peer {} (key {}) is not trusted: not connecting to it",
+                        options.node_id,
+                        p.node_id,
+                        p.fingerprint
+                    );
+                } else if let Some(net) = net
                     .as_mut()
                     .filter(|_| options.auto_connect_discovered)
                 {
@@ -590,7 +624,7 @@ pub(super) fn drive_discovery(
                 peer.state = PeerState::Expired;
                 let mut expired = n.expired.lock();
                 // Reported once by peers(); bounded for callers that never ask.
-                if expired.len() < crate::discovery::MAX_PEERS {
+                if expired.len() < crate::discovery::DEFAULT_MAX_PEERS {
                     expired.push(peer);
                 }
             }

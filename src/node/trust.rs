@@ -45,6 +45,16 @@ impl Trust {
         })
     }
 
+    /// The trusted fingerprints, for discovery (which keeps trusted entries).
+    pub(super) fn fingerprints(&self) -> std::collections::HashSet<String> {
+        self.peers
+            .read()
+            .entries()
+            .into_iter()
+            .map(|(_, fingerprint)| fingerprint)
+            .collect()
+    }
+
     /// Applies `change` and, when it changed anything, writes the file (durably) before
     /// the new trust is used: a trust that is not on disk is not reported as made.
     fn change(&self, change: impl FnOnce(&mut TrustedPeers) -> Result<bool>) -> Result<bool> {
@@ -81,11 +91,12 @@ impl Client {
                 .trust
                 .change(|peers| Ok(peers.trust(node_id, fingerprint)?))?;
             if changed {
+                let fingerprint = crate::transport::trust::parse_fingerprint(fingerprint)?;
                 log::info!(
-                    "node {}: trusting {node_id} (key {})",
-                    self.options.node_id,
-                    crate::transport::trust::parse_fingerprint(fingerprint)?
+                    "node {}: trusting {node_id} (key {fingerprint})",
+                    self.options.node_id
                 );
+                self.after_trust_change(n, Some((node_id, &fingerprint)));
             }
             Ok(())
         })
@@ -115,6 +126,7 @@ impl Client {
                     net.transport.disconnect_node(node_id, &mut events);
                 }
             }
+            self.after_trust_change(n, None);
             for (node_id, fingerprint) in removed {
                 log::info!(
                     "node {}: no longer trusting {node_id} (key {fingerprint})",
@@ -123,6 +135,30 @@ impl Client {
             }
             Ok(())
         })
+    }
+
+    /// Tells discovery the trusted keys (trusted entries are never evicted) and, when a
+    /// key was just trusted, dials the peer discovery already found with it: a peer found
+    /// before it was trusted was not connected to.
+    fn after_trust_change(&self, n: &super::OpenNode, trusted: Option<(&str, &str)>) {
+        let mut net = n.net.lock();
+        let mut discovery = n.discovery.lock();
+        let Some(d) = discovery.as_mut() else {
+            return;
+        };
+        d.set_trusted(n.trust.fingerprints());
+        let (Some(net), Some((node_id, fingerprint))) = (net.as_mut(), trusted) else {
+            return;
+        };
+        if !self.options.auto_connect_discovered {
+            return;
+        }
+        let now = n.clock.mono_ms();
+        for p in d.peers() {
+            if p.node_id == node_id && p.fingerprint == fingerprint {
+                net.dial_discovered(&p.node_id, p.transport_addr(), now);
+            }
+        }
     }
 
     /// The trusted peers, sorted by node id.

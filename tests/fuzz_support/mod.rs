@@ -6,7 +6,7 @@
 //! `fuzz/artifacts` replays as a test exactly.
 #![allow(dead_code)]
 
-use softadastra::discovery::packet::{MAX_PACKET_LEN, MIN_PACKET_LEN, Packet};
+use softadastra::discovery::packet::{MAX_PACKET_LEN, MIN_PACKET_LEN, Packet, seal};
 use softadastra::store::Operation;
 use softadastra::store::op::{decode_ops, encode_ops};
 use softadastra::sync::marks;
@@ -58,20 +58,22 @@ pub(crate) fn frame_decoder_input(data: &[u8]) {
 }
 
 /// The `discovery_decoder` fuzz target's input: the first byte picks the mode, bit 0 puts
-/// the magic and version ("SADI" 1) in front of the rest, bit 1 makes the trailing checksum
-/// valid so that decoding gets to the fields.
+/// the magic and version ("SADI" 2) in front of the rest, bit 1 makes the public key an
+/// uncompressed point (its first byte 0x04) so that decoding gets to the fields after it.
+/// (There is no checksum to make valid: the signature is checked apart from decoding, and
+/// `check_discovery_packet` checks it too.)
 pub(crate) fn discovery_decoder_input(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let mut bytes = if mode & 1 != 0 {
-        b"SADI\x01".to_vec()
+        b"SADI\x02".to_vec()
     } else {
         Vec::new()
     };
     bytes.extend_from_slice(rest);
     if mode & 2 != 0 {
-        reseal_discovery_packet(&mut bytes);
+        mark_discovery_key(&mut bytes);
     }
     check_discovery_packet(&bytes);
 }
@@ -270,15 +272,25 @@ pub(crate) fn check_message(k: u8, payload: &[u8]) {
     }
 }
 
-/// A discovery datagram: decodes or is refused; what decodes has a valid length, encodes
-/// and decodes back to itself.
+/// A discovery datagram: decodes or is refused; what decodes has a valid length, its
+/// signature check returns (whatever it holds), and it encodes, with its key and signature,
+/// to a datagram that decodes back to the same.
 pub(crate) fn check_discovery_packet(bytes: &[u8]) {
     match Packet::decode(bytes) {
-        Ok(p) => {
+        Ok(d) => {
             assert!((MIN_PACKET_LEN..=MAX_PACKET_LEN).contains(&bytes.len()));
-            let again = p.encode().expect("a decoded packet encodes");
+            assert_eq!(d.signed_bytes().len() + d.signature().len(), bytes.len());
+            let _ = d.verify();
+            let signed = d
+                .packet
+                .signed_bytes(&d.key)
+                .expect("a decoded packet encodes");
+            let again = seal(signed, d.signature()).expect("its signature fits");
             assert!(again.len() <= MAX_PACKET_LEN);
-            assert_eq!(Packet::decode(&again), Ok(p), "packet round trip");
+            let back = Packet::decode(&again).expect("a re-encoded packet decodes");
+            assert_eq!(back.packet, d.packet, "packet round trip");
+            assert_eq!(back.key, d.key);
+            assert_eq!(back.signature(), d.signature());
         }
         Err(e) => {
             let _ = e.to_string();
@@ -286,12 +298,12 @@ pub(crate) fn check_discovery_packet(bytes: &[u8]) {
     }
 }
 
-/// Makes a discovery datagram's trailing checksum valid.
-pub(crate) fn reseal_discovery_packet(bytes: &mut [u8]) {
-    if bytes.len() >= 4 {
-        let body = bytes.len() - 4;
-        let crc = crc32(&bytes[..body]);
-        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+/// Makes the first byte of a discovery datagram's public key 0x04 (an uncompressed point),
+/// when the datagram is long enough to have one.
+pub(crate) fn mark_discovery_key(bytes: &mut [u8]) {
+    const KEY_AT: usize = 34;
+    if let Some(b) = bytes.get_mut(KEY_AT) {
+        *b = 0x04;
     }
 }
 
