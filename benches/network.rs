@@ -4,6 +4,9 @@
 //! loop on a thread of its own. Then the flood: node A's local durable put and get latency
 //! (p50/p99/max over 2,000 calls) with idle nodes, and again while A's event loop takes in
 //! a stream of remote writes from B (issue 11: local writes never wait for the network).
+//! Connections are TLS 1.3 between trusted keys, as by default; the throughput and
+//! latency are also measured in plaintext (the insecure test mode) in the same run, for
+//! the ratio, and so is the time of a full handshake on loopback (issue 12).
 //! Prints tables; asserts nothing about time.
 //! Run with `cargo bench --bench network`.
 
@@ -14,6 +17,22 @@ use std::time::{Duration, Instant};
 use softadastra::{Client, ClientOptions, Peer};
 
 fn node(dir: &std::path::Path, id: &str, durable: bool) -> Arc<Client> {
+    node_with(dir, id, durable, true)
+}
+
+/// Makes each client trust the others' keys.
+fn trust_all(clients: &[&Arc<Client>]) {
+    for a in clients {
+        for b in clients {
+            let info = b.node_info().unwrap();
+            if a.options().node_id != info.node_id {
+                a.trust_peer(&info.node_id, &info.fingerprint).unwrap();
+            }
+        }
+    }
+}
+
+fn node_with(dir: &std::path::Path, id: &str, durable: bool, secure: bool) -> Arc<Client> {
     for _ in 0..20 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -31,6 +50,7 @@ fn node(dir: &std::path::Path, id: &str, durable: bool) -> Arc<Client> {
         options.enable_transport = true;
         options.transport_host = "127.0.0.1".into();
         options.transport_port = port;
+        options.insecure_transport = !secure;
         let client = Client::new(options);
         client.open().unwrap();
         if client.start_transport().is_ok() {
@@ -66,10 +86,11 @@ struct Figures {
     max_us: u128,
 }
 
-fn run(durable: bool) -> Figures {
+fn run(durable: bool, secure: bool) -> Figures {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_string() + "/target").unwrap();
-    let a = node(dir.path(), "node-a", durable);
-    let b = node(dir.path(), "node-b", durable);
+    let a = node_with(dir.path(), "node-a", durable, secure);
+    let b = node_with(dir.path(), "node-b", durable, secure);
+    trust_all(&[&a, &b]);
     let stop = Arc::new(AtomicBool::new(false));
     let threads = [
         drive(a.clone(), stop.clone()),
@@ -170,6 +191,7 @@ fn flood(rate: Option<f64>) -> (Latency, Latency) {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR").to_string() + "/target").unwrap();
     let a = node(dir.path(), "node-a", true);
     let b = node(dir.path(), "node-b", false);
+    trust_all(&[&a, &b]);
     let stop = Arc::new(AtomicBool::new(false));
     let loops = [
         drive(a.clone(), stop.clone()),
@@ -254,6 +276,7 @@ fn idle_cpu() -> f64 {
         .iter()
         .map(|id| node(dir.path(), id, true))
         .collect();
+    trust_all(&nodes.iter().collect::<Vec<_>>());
     for n in &nodes {
         n.start_background().unwrap();
     }
@@ -279,6 +302,65 @@ fn idle_cpu() -> f64 {
     std::thread::sleep(Duration::from_secs(5));
     let used = (cpu_time() - cpu).as_secs_f64() / wall.elapsed().as_secs_f64();
     used / nodes.len() as f64
+}
+
+/// The time of one full connection set-up on loopback between two bare transports (TCP
+/// connect, TLS handshake with both keys checked, Hello exchange), over `n` connections:
+/// p50 and p99 in microseconds.
+fn handshakes(secure: bool, n: usize) -> (f64, f64) {
+    use softadastra::transport::{Security, Transport, TransportConfig, TransportEvent};
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let ids = [
+        softadastra::identity::Identity::generate().unwrap(),
+        softadastra::identity::Identity::generate().unwrap(),
+    ];
+    let trusted = Arc::new(parking_lot::RwLock::new(
+        softadastra::transport::trust::TrustedPeers::new(),
+    ));
+    trusted.write().trust("hs-a", ids[0].fingerprint()).unwrap();
+    trusted.write().trust("hs-b", ids[1].fingerprint()).unwrap();
+    let start = |id: &str, identity: &softadastra::identity::Identity| {
+        let mut config = TransportConfig::new(id, "127.0.0.1", 0);
+        if secure {
+            config.security = Some(Security {
+                tls: Arc::new(softadastra::transport::tls::TlsContext::new(identity).unwrap()),
+                trusted: trusted.clone(),
+            });
+        }
+        Transport::start(config).unwrap()
+    };
+    let mut a = start("hs-a", &ids[0]);
+    let mut b = start("hs-b", &ids[1]);
+    let mut times = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        a.connect(b.local_addr(), now_ms());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut a_ready, mut b_ready) = (false, false);
+        while !(a_ready && b_ready) {
+            assert!(Instant::now() < deadline, "handshake timed out");
+            for e in a.poll(Some(Duration::from_millis(1)), 0, now_ms()) {
+                a_ready |= matches!(e, TransportEvent::Ready { .. });
+            }
+            for e in b.poll(Some(Duration::from_millis(1)), 0, now_ms()) {
+                b_ready |= matches!(e, TransportEvent::Ready { .. });
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        let mut events = Vec::new();
+        a.disconnect(b.local_addr(), &mut events);
+        // Let b see the close before the next connection.
+        for _ in 0..10 {
+            b.poll(Some(Duration::from_millis(1)), 0, now_ms());
+        }
+    }
+    let (p50, p99, _) = percentiles(times);
+    (p50, p99)
 }
 
 fn main() {
@@ -317,17 +399,38 @@ fn main() {
             idle.get.0, idle.get.1, idle.get.2, flooded.get.0, flooded.get.1, flooded.get.2
         );
     }
-    let durable = run(true);
-    let fast = run(false);
+    let durable = run(true, true);
+    let fast = run(false, true);
+    let plain = run(false, false);
     println!();
-    println!("| measurement | durable (auto_flush on) | fast (auto_flush off) | target |");
-    println!("|---|---|---|---|");
     println!(
-        "| 100,000 puts on A applied on B and acknowledged | {:.0} ops/s | {:.0} ops/s | >= 200,000 ops/s |",
-        durable.throughput, fast.throughput
+        "| measurement | durable (auto_flush on), TLS | fast (auto_flush off), TLS | fast, plaintext (insecure) | TLS / plaintext | target |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| 100,000 puts on A applied on B and acknowledged | {:.0} ops/s | {:.0} ops/s | {:.0} ops/s | {:.2} | >= 200,000 ops/s; TLS >= 0.7 x plaintext |",
+        durable.throughput,
+        fast.throughput,
+        plain.throughput,
+        fast.throughput / plain.throughput
     );
     println!(
-        "| put on A -> visible on B, idle nodes, p50 / p99 / max | {} / {} / {} us | {} / {} / {} us | p99 < 5 ms |",
-        durable.p50_us, durable.p99_us, durable.max_us, fast.p50_us, fast.p99_us, fast.max_us
+        "| put on A -> visible on B, idle nodes, p50 / p99 / max | {} / {} / {} us | {} / {} / {} us | {} / {} / {} us | | p99 < 5 ms |",
+        durable.p50_us,
+        durable.p99_us,
+        durable.max_us,
+        fast.p50_us,
+        fast.p99_us,
+        fast.max_us,
+        plain.p50_us,
+        plain.p99_us,
+        plain.max_us
     );
+    let (tls50, tls99) = handshakes(true, 200);
+    let (plain50, plain99) = handshakes(false, 200);
+    println!();
+    println!("| connection set-up on loopback (200 connections) | p50 | p99 |");
+    println!("|---|---|---|");
+    println!("| TCP + TLS 1.3 (both keys checked) + Hello | {tls50:.0} us | {tls99:.0} us |");
+    println!("| TCP + Hello (plaintext, insecure) | {plain50:.0} us | {plain99:.0} us |");
 }

@@ -647,3 +647,53 @@ fn a_flood_of_strangers_is_refused_and_grows_nothing() {
         b"the flood"
     )));
 }
+
+/// A secure bare transport trusting nobody, for the handshake tests.
+fn secure_transport(id: &str, tune: impl FnOnce(&mut TransportConfig)) -> Transport {
+    let identity = softadastra::identity::Identity::generate().unwrap();
+    let mut config = TransportConfig::new(id, "127.0.0.1", 0);
+    config.security = Some(softadastra::transport::Security {
+        tls: std::sync::Arc::new(softadastra::transport::tls::TlsContext::new(&identity).unwrap()),
+        trusted: Default::default(),
+    });
+    tune(&mut config);
+    Transport::start(config).unwrap()
+}
+
+#[test]
+fn stalled_tls_handshakes_are_dropped_at_the_handshake_timeout() {
+    use std::io::Write;
+    let mut t = secure_transport("victim-handshake", |c| c.handshake_timeout_ms = 500);
+    let addr = t.local_addr();
+    // Silent after connecting; a ClientHello cut in the middle; half a record header.
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
+    let mut partial = std::net::TcpStream::connect(addr).unwrap();
+    partial.write_all(&[22, 3, 1, 0x02, 0x00, 1, 0, 1]).unwrap();
+    let mut header = std::net::TcpStream::connect(addr).unwrap();
+    header.write_all(&[22, 3]).unwrap();
+    let started = std::time::Instant::now();
+    let mut timed_out = 0;
+    assert!(pump(&mut t, |t, events| {
+        timed_out += events
+            .iter()
+            .filter(|e| matches!(e, TransportEvent::Closed { reason, .. } if reason.contains("handshake timed out")))
+            .count();
+        timed_out == 3 && t.stats().connections == 0
+    }));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(t.stats().untrusted_peers, 0);
+}
+
+#[test]
+fn a_peer_that_is_not_speaking_tls_is_refused_and_counted() {
+    use std::io::Write;
+    let mut t = secure_transport("victim-plain", |_| {});
+    let mut plain = std::net::TcpStream::connect(t.local_addr()).unwrap();
+    // A plaintext Hello frame, as an old or insecure node would send it.
+    plain.write_all(&[40, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+    plain.write_all(&[0u8; 40]).unwrap();
+    assert!(pump(&mut t, |t, events| {
+        events.iter().any(|e| matches!(e, TransportEvent::Closed { reason, .. } if reason.contains("TLS handshake failed")))
+            && t.stats().tls_failures == 1
+    }));
+}

@@ -38,6 +38,8 @@ thread_local! {
 
 /// A mutex with a place in the lock order.
 pub(crate) struct Ranked<T> {
+    // Read by the order check, which only debug builds compile.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     rank: Rank,
     inner: Mutex<T>,
 }
