@@ -191,6 +191,7 @@ fn identity_code(e: &crate::identity::IdentityError) -> ErrorCode {
     match e {
         IdentityError::Io { .. } | IdentityError::Exposed { .. } => ErrorCode::IoError,
         IdentityError::Damaged { .. } => ErrorCode::StoreError,
+        IdentityError::OtherNodeId { .. } => ErrorCode::InvalidArgument,
         IdentityError::Generate(_) | IdentityError::Sign(_) => ErrorCode::InternalError,
     }
 }
@@ -200,7 +201,8 @@ fn identity_context(e: &crate::identity::IdentityError) -> String {
     match e {
         IdentityError::Io { path, .. }
         | IdentityError::Exposed { path, .. }
-        | IdentityError::Damaged { path, .. } => path.display().to_string(),
+        | IdentityError::Damaged { path, .. }
+        | IdentityError::OtherNodeId { path, .. } => path.display().to_string(),
         IdentityError::Generate(_) | IdentityError::Sign(_) => String::new(),
     }
 }

@@ -43,6 +43,22 @@ pub enum IdentityError {
     /// Making a key failed (the system's random source).
     #[error("cannot make an identity key: {0}")]
     Generate(String),
+    /// The key was made for another node id: peers trust a key as one node id, so a node
+    /// cannot change its id and keep its key.
+    #[error(
+        "identity key {path} belongs to node id {bound}, not {configured}: a node id is bound \
+         to its key (peers trust the pair). Use node id {bound}; or, to make this a new node \
+         {configured}, remove {path} (or set identity_path to another file): a new key is made \
+         and must be trusted again on the peers"
+    )]
+    OtherNodeId {
+        /// The key file.
+        path: PathBuf,
+        /// The node id the key was made for.
+        bound: String,
+        /// The node id configured now.
+        configured: String,
+    },
     /// Signing failed (the system's random source: ECDSA needs a fresh random number for
     /// every signature).
     #[error("cannot sign with the identity key: {0}")]
@@ -98,9 +114,11 @@ impl Identity {
         Ok(Identity::from_key(key))
     }
 
-    /// The identity kept at `path`, made (and written, private to its owner, durably)
-    /// when the file does not exist yet.
-    pub fn load_or_create(path: &Path) -> Result<Identity, IdentityError> {
+    /// The identity of node `node_id` kept at `path`, made (and written, private to its
+    /// owner, durably) when the file does not exist yet. The file records the node id it
+    /// was made for; another node id is refused ([`IdentityError::OtherNodeId`]). A key
+    /// file of an earlier version, without a node id, is bound to `node_id` now.
+    pub fn load_or_create(path: &Path, node_id: &str) -> Result<Identity, IdentityError> {
         let io = |op: &'static str| {
             let path = path.to_path_buf();
             move |e: std::io::Error| IdentityError::Io {
@@ -110,24 +128,40 @@ impl Identity {
             }
         };
         match std::fs::read_to_string(path) {
-            Ok(pem) => {
+            Ok(text) => {
                 check_private(path)?;
                 let damaged = |reason: String| IdentityError::Damaged {
                     path: path.to_path_buf(),
                     reason,
                 };
-                let key = KeyPair::from_pem(&pem).map_err(|e| damaged(e.to_string()))?;
+                let (bound, pem) = split_key_file(&text).map_err(damaged)?;
+                let key = KeyPair::from_pem(pem).map_err(|e| damaged(e.to_string()))?;
                 // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect
                 // its fingerprint from a P-256 point: another kind of key, written by hand
                 // or another tool, would identify the node to nobody.
                 if !key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
                     return Err(damaged("not an ECDSA P-256 key".into()));
                 }
+                match bound {
+                    Some(bound) if bound != node_id => {
+                        return Err(IdentityError::OtherNodeId {
+                            path: path.to_path_buf(),
+                            bound: bound.to_string(),
+                            configured: node_id.to_string(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        write_private(path, key_file(node_id, pem).as_bytes())
+                            .map_err(io("write"))?;
+                    }
+                }
                 Ok(Identity::from_key(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let identity = Identity::generate()?;
-                write_private(path, identity.key.serialize_pem().as_bytes()).map_err(io("write"))?;
+                let text = key_file(node_id, &identity.key.serialize_pem());
+                write_private(path, text.as_bytes()).map_err(io("write"))?;
                 log::info!(
                     "made this node's identity key {} (fingerprint {})",
                     path.display(),
@@ -184,6 +218,29 @@ impl Identity {
 pub(crate) const TLS_NAME: &str = "softadastra";
 
 
+/// The first line of a key file; the second names the node id, then the key in PEM.
+const KEY_FILE_HEADER: &str = "softadastra-identity 1";
+
+/// A key file's text: the header, the node id the key is bound to, the key.
+fn key_file(node_id: &str, pem: &str) -> String {
+    format!("{KEY_FILE_HEADER}\nnode-id {node_id}\n{pem}")
+}
+
+/// The node id a key file binds (none in a file of an earlier version: the bare PEM), and
+/// its PEM text.
+fn split_key_file(text: &str) -> Result<(Option<&str>, &str), String> {
+    let Some(rest) = text.strip_prefix(KEY_FILE_HEADER) else {
+        return Ok((None, text));
+    };
+    let rest = rest.strip_prefix('\n').ok_or("a bad header line")?;
+    let (line, pem) = rest.split_once('\n').ok_or("no node id line")?;
+    let node_id = line
+        .strip_prefix("node-id ")
+        .ok_or("the second line is not \"node-id <id>\"")?;
+    crate::id::validate_node_id(node_id).map_err(|e| e.to_string())?;
+    Ok((Some(node_id), pem))
+}
+
 /// Refuses a key file others can read or write.
 fn check_private(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
@@ -234,24 +291,64 @@ mod tests {
     fn a_key_is_made_once_private_to_its_owner_and_read_back_with_the_same_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
-        let made = Identity::load_or_create(&path).unwrap();
+        let made = Identity::load_or_create(&path, "node-1").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(made.fingerprint().len(), 64);
         assert!(made.fingerprint().bytes().all(|b| b.is_ascii_hexdigit()));
-        let again = Identity::load_or_create(&path).unwrap();
+        let again = Identity::load_or_create(&path, "node-1").unwrap();
         assert_eq!(again.fingerprint(), made.fingerprint());
         let other = Identity::generate().unwrap();
         assert_ne!(other.fingerprint(), made.fingerprint());
     }
 
     #[test]
+    fn a_key_is_bound_to_its_node_id_and_another_id_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let made = Identity::load_or_create(&path, "till-1").unwrap();
+        let e = Identity::load_or_create(&path, "till-2").unwrap_err();
+        assert!(matches!(e, IdentityError::OtherNodeId { .. }));
+        let e = e.to_string();
+        assert!(
+            e.contains("belongs to node id till-1, not till-2") && e.contains("remove"),
+            "{e}"
+        );
+        // Unchanged, and still the key of till-1.
+        let again = Identity::load_or_create(&path, "till-1").unwrap();
+        assert_eq!(again.fingerprint(), made.fingerprint());
+    }
+
+    #[test]
+    fn a_key_file_of_an_earlier_version_is_bound_to_the_node_id_it_is_opened_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let old = Identity::generate().unwrap();
+        write_private(&path, old.key.serialize_pem().as_bytes()).unwrap();
+        let loaded = Identity::load_or_create(&path, "till-1").unwrap();
+        assert_eq!(loaded.fingerprint(), old.fingerprint());
+        assert!(Identity::load_or_create(&path, "till-2").is_err());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_key_file_with_a_bad_node_id_line_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let pem = Identity::generate().unwrap().key.serialize_pem();
+        write_private(&path, format!("{KEY_FILE_HEADER}\nid x\n{pem}").as_bytes()).unwrap();
+        let e = Identity::load_or_create(&path, "x").unwrap_err().to_string();
+        assert!(e.contains("damaged") && e.contains("node-id"), "{e}");
+    }
+
+    #[test]
     fn a_key_others_can_read_is_refused_naming_the_file_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
-        Identity::load_or_create(&path).unwrap();
+        Identity::load_or_create(&path, "node-1").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        let e = Identity::load_or_create(&path, "node-1").unwrap_err().to_string();
         assert!(e.contains("node.key") && e.contains("chmod 600"), "{e}");
     }
 
@@ -260,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
         write_private(&path, b"not a key").unwrap();
-        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        let e = Identity::load_or_create(&path, "node-1").unwrap_err().to_string();
         assert!(e.contains("node.key") && e.contains("damaged"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), b"not a key");
     }
@@ -297,7 +394,7 @@ mod tests {
         let path = dir.path().join("node.key");
         let ed25519 = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         write_private(&path, ed25519.serialize_pem().as_bytes()).unwrap();
-        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        let e = Identity::load_or_create(&path, "node-1").unwrap_err().to_string();
         assert!(e.contains("node.key") && e.contains("not an ECDSA P-256 key"), "{e}");
     }
 

@@ -466,6 +466,28 @@ fn pump(t: &mut Transport, mut on_poll: impl FnMut(&Transport, &[TransportEvent]
 
 #[test]
 fn incomplete_frames_stay_within_the_receive_budget_and_time_out() {
+    incomplete_frames(false);
+}
+
+#[test]
+fn incomplete_frames_stay_within_the_receive_budget_and_time_out_over_tls() {
+    incomplete_frames(true);
+}
+
+type Trusted = std::sync::Arc<parking_lot::RwLock<softadastra::transport::trust::TrustedPeers>>;
+
+/// A connection to a bare transport: over TLS with a key `trusted` holds as `id`, or bare
+/// TCP when there is no trust (a plaintext transport).
+fn hoarder(addr: std::net::SocketAddr, id: &str, trusted: Option<&Trusted>) -> Attacker {
+    match trusted {
+        Some(trusted) => Attacker::trusted_by(addr, |fingerprint| {
+            trusted.write().trust(id, fingerprint).unwrap();
+        }),
+        None => Attacker::connect(addr),
+    }
+}
+
+fn incomplete_frames(secure: bool) {
     // Attack 5: 40 connections each buffering up to 24 MiB took a node to 992 MB; a peer
     // trickling a byte every 5 s kept its buffer for ever.
     use std::io::Write;
@@ -473,24 +495,43 @@ fn incomplete_frames_stay_within_the_receive_budget_and_time_out() {
     config.max_frame = 4 << 20;
     config.max_receive_buffered = 2 << 20;
     config.frame_timeout_ms = 700;
+    let trusted: Option<Trusted> = secure.then(Default::default);
+    if let Some(trusted) = &trusted {
+        let identity = softadastra::identity::Identity::generate().unwrap();
+        config.security = Some(softadastra::transport::Security {
+            tls: std::sync::Arc::new(
+                softadastra::transport::tls::TlsContext::new(&identity).unwrap(),
+            ),
+            trusted: trusted.clone(),
+        });
+    }
     let mut t = Transport::start(config.clone()).unwrap();
     let addr = t.local_addr();
 
-    // Before the handshake only a Hello-sized frame is taken.
-    let mut stranger = Attacker::connect(addr);
-    let mut header = (20u32 << 20).to_le_bytes().to_vec();
-    header.extend_from_slice(&[1, 0, 0, 0, 0]);
-    stranger.stream.write_all(&header).unwrap();
+    // Before the handshake only a Hello-sized frame is taken. (The peer runs on a thread
+    // of its own: its TLS handshake needs the transport polled meanwhile.)
+    let stranger = {
+        let trusted = trusted.clone();
+        std::thread::spawn(move || {
+            let mut stranger = hoarder(addr, "stranger", trusted.as_ref());
+            let mut header = (20u32 << 20).to_le_bytes().to_vec();
+            header.extend_from_slice(&[1, 0, 0, 0, 0]);
+            stranger.stream.write_all(&header).unwrap();
+            stranger
+        })
+    };
     assert!(pump(&mut t, |_, events| events.iter().any(|e| matches!(
         e,
         TransportEvent::Closed { reason, .. } if reason.contains("exceeds the limit of 65536")
     ))));
+    drop(stranger.join().unwrap());
 
     // Eight peers complete the handshake, then each sends 3 MiB of a 4 MiB frame.
     let senders: Vec<_> = (0..8)
         .map(|i| {
+            let trusted = trusted.clone();
             std::thread::spawn(move || {
-                let mut a = Attacker::connect(addr);
+                let mut a = hoarder(addr, &format!("hoarder-{i}"), trusted.as_ref());
                 a.send(&Message::Hello(softadastra::transport::message::Hello {
                     protocol_version: softadastra::transport::PROTOCOL_VERSION,
                     node_id: format!("hoarder-{i}"),

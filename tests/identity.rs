@@ -75,3 +75,28 @@ fn a_key_file_others_can_read_stops_the_open_naming_it() {
     assert!(e.to_string().contains("chmod 600"), "{e}");
     assert!(!client.is_open());
 }
+
+#[test]
+fn a_data_directory_opened_with_another_node_id_is_refused_and_left_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("till.wal");
+    let till = Client::new(ClientOptions::persistent("till-1", wal.to_str().unwrap()));
+    till.open().unwrap();
+    till.put("sale/1", b"10").unwrap();
+    let first = fingerprint(&till);
+    till.close().unwrap();
+
+    let renamed = Client::new(ClientOptions::persistent("till-2", wal.to_str().unwrap()));
+    let e = renamed.open().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let message = e.to_string();
+    assert!(
+        message.contains("belongs to node id till-1, not till-2"),
+        "{message}"
+    );
+    assert!(!renamed.is_open());
+
+    till.open().unwrap();
+    assert_eq!(till.get("sale/1").unwrap(), b"10");
+    assert_eq!(fingerprint(&till), first);
+}

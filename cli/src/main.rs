@@ -87,8 +87,10 @@ enum PeersCommand {
     /// Trust a peer's key (its fingerprint, from `softadastra node info` on that node) as
     /// its node id: connections from and to it are accepted from now on.
     Trust {
-        /// The peer's node id.
-        node_id: String,
+        /// The peer's node id. (Not named `node_id`: clap would take it for the global
+        /// `--node-id`, this node's own.)
+        #[arg(value_name = "NODE_ID")]
+        peer_id: String,
         /// The SHA-256 fingerprint of its key: 64 hex digits.
         fingerprint: String,
     },
@@ -302,11 +304,11 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         Command::Peers(PeersArgs {
             action:
                 Some(PeersCommand::Trust {
-                    node_id,
+                    peer_id,
                     fingerprint,
                 }),
         }) => Request::PeersTrust {
-            node_id: node_id.clone(),
+            node_id: peer_id.clone(),
             fingerprint: fingerprint.clone(),
         },
         Command::Peers(PeersArgs {

@@ -49,9 +49,11 @@ fn the_config_file_sets_the_data_dir_and_node_id() {
 #[test]
 fn precedence_is_flag_then_environment_then_file_then_default() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let config = write_config(dir.path(), "node_id = \"from-file\"\n");
+    // Each case on a data directory of its own: a node id is bound to its data (its key)
+    // once used.
     let node_id = |env: Option<&str>, flag: Option<&str>| {
+        let data = dir.path().join(format!("data-{env:?}-{flag:?}"));
         let mut c = command();
         c.arg("--data-dir").arg(&data).arg("--config").arg(&config);
         if let Some(e) = env {
@@ -68,6 +70,7 @@ fn precedence_is_flag_then_environment_then_file_then_default() {
     assert_eq!(node_id(Some("from-env"), None), "from-env");
     assert_eq!(node_id(Some("from-env"), Some("from-flag")), "from-flag");
     // Default: generated once in the data directory, never "node-1".
+    let data = dir.path().join("data");
     let generated = json(&data, &["node", "info"])["node_id"]
         .as_str()
         .unwrap()

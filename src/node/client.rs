@@ -58,7 +58,7 @@ impl Client {
         sync.finish_replay();
         // After the WAL: its lock keeps a second process from making a key meanwhile.
         let identity = match self.options.effective_identity_path() {
-            Some(path) => crate::identity::Identity::load_or_create(&path),
+            Some(path) => crate::identity::Identity::load_or_create(&path, &self.options.node_id),
             None => crate::identity::Identity::generate(),
         }
         .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
