@@ -362,6 +362,11 @@ enum sa_option_t
    * WAL's path with ".trust" appended (memory-only: kept in memory).
    */
   SA_OPTION_TRUST_PATH = 26,
+  /**
+   * Number: a peer connection's handshake (TLS and Hello) must be done within this.
+   * Default 10000.
+   */
+  SA_OPTION_HANDSHAKE_TIMEOUT_MS = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

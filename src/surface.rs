@@ -90,6 +90,9 @@ pub enum OptionId {
     /// Text: the file of trusted peers ("node-id fingerprint" lines). Default "": the
     /// WAL's path with ".trust" appended (memory-only: kept in memory).
     SaOptionTrustPath = 26,
+    /// Number: a peer connection's handshake (TLS and Hello) must be done within this.
+    /// Default 10000.
+    SaOptionHandshakeTimeoutMs = 27,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -228,6 +231,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         0,
     ),
     spec(OptionId::SaOptionTrustPath, "trust_path", TEXT, 0),
+    spec(
+        OptionId::SaOptionHandshakeTimeoutMs,
+        "handshake_timeout_ms",
+        UINT,
+        U32,
+    ),
 ];
 
 impl OptionId {
@@ -319,6 +328,7 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionIdentityPath => text(&o.identity_path),
         OptionId::SaOptionInsecureTransport => Value::Bool(o.insecure_transport),
         OptionId::SaOptionTrustPath => text(&o.trust_path),
+        OptionId::SaOptionHandshakeTimeoutMs => uint(o.handshake_timeout_ms),
     }
 }
 
@@ -410,6 +420,7 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         OptionId::SaOptionDiscoveryIntervalMs => o.discovery_interval_ms = narrow(id, n)?,
         OptionId::SaOptionDiscoveryTtlMs => o.discovery_ttl_ms = narrow(id, n)?,
         OptionId::SaOptionMaxClockDriftMs => o.max_clock_drift_ms = n,
+        OptionId::SaOptionHandshakeTimeoutMs => o.handshake_timeout_ms = narrow(id, n)?,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -482,6 +493,7 @@ impl Described for ClientOptions {
             identity_path: _,
             insecure_transport: _,
             trust_path: _,
+            handshake_timeout_ms: _,
         } = self;
         OPTIONS
             .iter()

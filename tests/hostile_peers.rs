@@ -738,3 +738,14 @@ fn a_peer_that_is_not_speaking_tls_is_refused_and_counted() {
             && t.stats().tls_failures == 1
     }));
 }
+
+#[test]
+fn the_handshake_timeout_option_drops_a_silent_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start_with(dir.path(), "victim-slow", |o| o.handshake_timeout_ms = 300);
+    let _silent = std::net::TcpStream::connect(victim.addr()).unwrap();
+    let connections = || victim.client.network_stats().unwrap().transport.connections;
+    assert!(wait_until(WAIT, || connections() == 1));
+    // Well before the default 10 s: the option reached the transport.
+    assert!(wait_until(Duration::from_secs(5), || connections() == 0));
+}

@@ -435,19 +435,31 @@ fn peers_trust_and_untrust_keep_the_trusted_list_and_refuse_bad_input() {
     let data = dir.path().join("till");
     let other = dir.path().join("other");
     let print = cli_support::fingerprint(&other, "till-9");
-    let trusted = json(&data, &["--node-id", "till-1", "peers", "trust", "till-9", &print]);
+    let trusted = json(
+        &data,
+        &["--node-id", "till-1", "peers", "trust", "till-9", &print],
+    );
     assert_eq!(trusted["trusted"][0]["node_id"], "till-9", "{trusted}");
     assert_eq!(trusted["trusted"][0]["fingerprint"], print.as_str());
     // Kept: listed by `peers` in a later command.
     let listed = json(&data, &["--node-id", "till-1", "peers"]);
     assert_eq!(listed["trusted"].as_array().unwrap().len(), 1, "{listed}");
 
-    let bad = cli(&data, &["--node-id", "till-1", "peers", "trust", "till-9", "abc"]);
+    let bad = cli(
+        &data,
+        &["--node-id", "till-1", "peers", "trust", "till-9", "abc"],
+    );
     assert_ne!(bad.status.code(), Some(0));
     assert!(stderr(&bad).contains("64 hex digits"), "{}", stderr(&bad));
 
-    json(&data, &["--node-id", "till-1", "peers", "untrust", "till-9"]);
-    let again = cli(&data, &["--node-id", "till-1", "peers", "untrust", "till-9"]);
+    json(
+        &data,
+        &["--node-id", "till-1", "peers", "untrust", "till-9"],
+    );
+    let again = cli(
+        &data,
+        &["--node-id", "till-1", "peers", "untrust", "till-9"],
+    );
     assert_ne!(again.status.code(), Some(0));
     assert!(stderr(&again).contains("not trusted"), "{}", stderr(&again));
     let listed = json(&data, &["--node-id", "till-1", "peers"]);

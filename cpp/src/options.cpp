@@ -62,6 +62,7 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_IDENTITY_PATH, o.identity_path);
     visit(SA_OPTION_INSECURE_TRANSPORT, o.insecure_transport);
     visit(SA_OPTION_TRUST_PATH, o.trust_path);
+    visit(SA_OPTION_HANDSHAKE_TIMEOUT_MS, o.handshake_timeout_ms);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

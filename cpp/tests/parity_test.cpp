@@ -81,6 +81,7 @@ ClientOptions every_field_changed() {
     o.identity_path = "parity.key";
     o.insecure_transport = true;
     o.trust_path = "parity.trust";
+    o.handshake_timeout_ms = 17;
     return o;
 }
 

@@ -341,6 +341,9 @@ struct ClientOptions {
     /// The file of trusted peers, one "node-id fingerprint" per line. Empty: the WAL's
     /// path with ".trust" appended; a memory-only node keeps its trust in memory.
     std::string trust_path;
+    /// A peer connection whose handshake (TLS and Hello) is not done after this long is
+    /// closed (at least 1).
+    std::uint32_t handshake_timeout_ms = 10000;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,

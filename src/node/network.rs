@@ -162,6 +162,7 @@ impl Client {
             );
             config.display_name = self.options.effective_display_name().to_string();
             config.capabilities = self.capabilities().into_iter().map(String::from).collect();
+            config.handshake_timeout_ms = u64::from(self.options.handshake_timeout_ms);
             if !self.options.insecure_transport {
                 config.security = Some(crate::transport::Security {
                     tls: Arc::new(crate::transport::tls::TlsContext::new(&n.identity)?),

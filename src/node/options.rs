@@ -70,6 +70,9 @@ pub struct ClientOptions {
     /// The file of trusted peers, one "node-id fingerprint" per line. Empty: the WAL's
     /// path with ".trust" appended; a memory-only node keeps its trust in memory.
     pub trust_path: String,
+    /// A peer connection whose handshake (TLS and Hello) is not done after this long is
+    /// closed: a stalled or slow handshake holds a connection slot no longer (at least 1).
+    pub handshake_timeout_ms: u32,
 }
 
 impl Default for ClientOptions {
@@ -102,6 +105,7 @@ impl Default for ClientOptions {
             identity_path: String::new(),
             insecure_transport: false,
             trust_path: String::new(),
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -213,6 +217,12 @@ impl ClientOptions {
             }
             if self.transport_port == 0 {
                 return invalid("transport_port", "transport_port must not be 0");
+            }
+            if self.handshake_timeout_ms == 0 {
+                return invalid(
+                    "handshake_timeout_ms",
+                    "handshake_timeout_ms must be at least 1",
+                );
             }
         }
         if self.enable_discovery {

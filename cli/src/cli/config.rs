@@ -48,6 +48,7 @@ pub(crate) const KEYS: &[&str] = &[
     "transport.host",
     "transport.port",
     "transport.insecure",
+    "transport.handshake_timeout_ms",
     "discovery.enabled",
     "discovery.host",
     "discovery.port",
@@ -176,6 +177,7 @@ pub(crate) struct Settings {
     pub transport_port: u16,
     /// Plaintext connections accepting any peer: tests only.
     pub transport_insecure: bool,
+    pub transport_handshake_timeout_ms: u32,
     pub discovery_enabled: bool,
     pub discovery_host: String,
     pub discovery_port: u16,
@@ -206,6 +208,7 @@ impl Default for Settings {
             transport_host: "0.0.0.0".into(),
             transport_port: 9500,
             transport_insecure: false,
+            transport_handshake_timeout_ms: o.handshake_timeout_ms,
             discovery_enabled: false,
             discovery_host: "0.0.0.0".into(),
             discovery_port: 9400,
@@ -374,6 +377,9 @@ impl Settings {
             "transport.host" => self.transport_host = check_host(k, s, &raw.text(k, s)?)?,
             "transport.port" => self.transport_port = parse_port(k, s, raw.int(k, s)?)?,
             "transport.insecure" => self.transport_insecure = raw.boolean(k, s)?,
+            "transport.handshake_timeout_ms" => {
+                self.transport_handshake_timeout_ms = parse_int(k, s, raw.int(k, s)?, 1)?;
+            }
             "discovery.enabled" => self.discovery_enabled = raw.boolean(k, s)?,
             "discovery.host" => self.discovery_host = check_host(k, s, &raw.text(k, s)?)?,
             "discovery.port" => self.discovery_port = parse_port(k, s, raw.int(k, s)?)?,
@@ -515,6 +521,7 @@ impl Settings {
         o.transport_host = self.transport_host.clone();
         o.transport_port = self.transport_port;
         o.insecure_transport = self.transport_insecure;
+        o.handshake_timeout_ms = self.transport_handshake_timeout_ms;
         o.enable_discovery = network && self.discovery_enabled;
         o.discovery_host = self.discovery_host.clone();
         o.discovery_port = self.discovery_port;
@@ -549,6 +556,7 @@ impl Settings {
             "transport.host" => self.transport_host.clone(),
             "transport.port" => self.transport_port.to_string(),
             "transport.insecure" => self.transport_insecure.to_string(),
+            "transport.handshake_timeout_ms" => self.transport_handshake_timeout_ms.to_string(),
             "discovery.enabled" => self.discovery_enabled.to_string(),
             "discovery.host" => self.discovery_host.clone(),
             "discovery.port" => self.discovery_port.to_string(),
