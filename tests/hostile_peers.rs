@@ -749,3 +749,33 @@ fn the_handshake_timeout_option_drops_a_silent_connection() {
     // Well before the default 10 s: the option reached the transport.
     assert!(wait_until(Duration::from_secs(5), || connections() == 0));
 }
+
+#[test]
+fn the_insecure_mode_is_plaintext_with_a_warning_and_cannot_reach_a_secure_node() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let insecure = |id: &str| Node::start_with(dir.path(), id, |o| o.insecure_transport = true);
+    let (a, b) = (insecure("plain-a"), insecure("plain-b"));
+    assert!(
+        !logged("node plain-a: transport listening").is_empty()
+            && logged("node plain-a: transport listening")
+                .iter()
+                .all(|(level, line)| *level == log::Level::Warn && line.contains("WITHOUT TLS")),
+        "{:?}",
+        logged("node plain-a: transport listening")
+    );
+    // No trust needed: any peer that speaks the protocol is taken.
+    a.client.connect(&b.peer()).unwrap();
+    a.client.put("plain", b"text").unwrap();
+    assert!(wait_until(WAIT, || has_value(&b.client, "plain", b"text")));
+
+    // A secure node refuses the plaintext one, even when it trusts its key.
+    let secure = Node::start(dir.path(), "secure-c");
+    secure.trust_each_other(&a);
+    a.client.connect(&secure.peer()).unwrap();
+    assert!(wait_until(WAIT, || secure
+        .client
+        .network_stats()
+        .is_ok_and(|s| s.transport.tls_failures > 0)));
+    assert!(!secure.client.contains("plain").unwrap());
+}
