@@ -201,6 +201,7 @@ pub mod api {
         fn contains(self: &RustClient, key: &[u8], contains: &mut bool) -> FfiStatus;
         fn size(self: &RustClient, size: &mut usize) -> FfiStatus;
         fn flush(self: &RustClient) -> FfiStatus;
+        fn compact(self: &RustClient) -> FfiStatus;
         fn node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
         fn refresh_node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
 
@@ -730,6 +731,13 @@ impl RustClient {
 
     fn flush(&self) -> FfiStatus {
         status("Client::flush", || Ok(self.client.flush()?))
+    }
+
+    fn compact(&self) -> FfiStatus {
+        status("Client::compact", || {
+            self.client.compact()?;
+            Ok(())
+        })
     }
 
     fn node_info(&self, info: &mut FfiNodeInfo) -> FfiStatus {

@@ -131,6 +131,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call that the client's state does not allow (compacting a memory-only node, say).
+    #[error("{0}")]
+    InvalidState(String),
+
     /// A bug: a panic caught at the boundary, or an invariant that did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -162,6 +166,7 @@ impl Error {
             Error::TransportUnavailable(_) => ErrorCode::TransportError,
             Error::Discovery(e) => discovery_code(e),
             Error::DiscoveryUnavailable(_) => ErrorCode::DiscoveryError,
+            Error::InvalidState(_) => ErrorCode::InvalidState,
             Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
             Error::Internal(_) => ErrorCode::InternalError,
         }
@@ -181,7 +186,8 @@ impl Error {
             Error::NotOpen
             | Error::Internal(_)
             | Error::TransportUnavailable(_)
-            | Error::DiscoveryUnavailable(_) => String::new(),
+            | Error::DiscoveryUnavailable(_)
+            | Error::InvalidState(_) => String::new(),
         }
     }
 }
@@ -225,6 +231,10 @@ fn store_code(e: &StoreError) -> ErrorCode {
             ErrorCode::StoreError
         }
         StoreError::Wal(_) => ErrorCode::IoError,
+        StoreError::Snapshot(crate::store::snapshot::SnapshotError::Io { .. }) => {
+            ErrorCode::IoError
+        }
+        StoreError::Snapshot(_) => ErrorCode::StoreError,
     }
 }
 

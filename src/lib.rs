@@ -82,8 +82,10 @@ pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
-    CatchUpStats, Client, ClientOptions, NetworkStats, Peer, PeerState, TrustedPeer, WriteBatch,
+    CatchUpStats, Client, ClientOptions, CompactionReport, NetworkStats, Peer, PeerState,
+    TrustedPeer, WriteBatch,
 };
+pub use store::snapshot::SnapshotError;
 pub use store::{
     Change, Conflict, Entry, MAX_KEY_LEN, MAX_VALUE_LEN, Op, OpId, Operation, OriginProgress,
     RefusedCounts, StoreError, Version, VersionVector,

@@ -154,6 +154,9 @@ enum StoreCommand {
         #[arg(allow_hyphen_values = true)]
         prefix: Option<String>,
     },
+    /// Write a snapshot of the live data and delete the log it covers (disk use and
+    /// start-up time then follow the live data, not the history).
+    Compact,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +301,7 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         Command::Store(StoreCommand::List { prefix }) => Request::StoreList {
             prefix: prefix.clone().unwrap_or_default(),
         },
+        Command::Store(StoreCommand::Compact) => Request::StoreCompact,
         Command::Sync(SyncCommand::Status) => Request::SyncStatus,
         Command::Sync(SyncCommand::Tick { prune }) => Request::SyncTick { prune: *prune },
         Command::Peers(PeersArgs { action: None }) => Request::Peers,
@@ -334,6 +338,7 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Store(StoreCommand::Get { .. }) => "store get",
         Command::Store(StoreCommand::Remove { .. }) => "store remove",
         Command::Store(StoreCommand::List { .. }) => "store list",
+        Command::Store(StoreCommand::Compact) => "store compact",
         Command::Sync(SyncCommand::Status) => "sync status",
         Command::Sync(SyncCommand::Tick { .. }) => "sync tick",
         Command::Peers(PeersArgs { action: None }) => "peers",

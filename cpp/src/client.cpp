@@ -203,6 +203,11 @@ Result<void> Client::flush() {
     return impl_->run(false, [](const ffi::RustClient& c) { return c.flush(); });
 }
 
+Result<void> Client::compact() {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [](const ffi::RustClient& c) { return c.compact(); });
+}
+
 Result<NodeInfo> Client::node_info() const {
     if (!impl_) return moved_from();
     ffi::FfiNodeInfo info;

@@ -828,6 +828,10 @@ public:
     [[nodiscard]] bool empty() const { return size() == 0; }
     /// Makes every buffered write durable (useful with auto_flush off).
     Result<void> flush();
+    /// Writes a snapshot of the live state and deletes the log it covers, so that disk use
+    /// and start-up time follow the live data. Other threads keep writing meanwhile.
+    /// InvalidState for a memory-only node; on IoError nothing was deleted.
+    Result<void> compact();
 
     // Sync. Every local put and removal enters the outbox; these calls move it along and
     // report on it. Each count is how many operations the call touched.

@@ -251,6 +251,24 @@ pub unsafe extern "C" fn sa_client_flush(client: *mut SaClient) -> SaStatus {
     boundary::status(F, || Ok(unsafe { self::client(client, F) }?.flush()?))
 }
 
+/// Compacts the node's storage: writes a snapshot of its live state, then deletes the log
+/// it covers and older snapshots (docs/wal-format.md). Writers on other threads keep going
+/// meanwhile; one compaction runs at a time (a second call waits).
+///
+/// Errors: `SA_INVALID_STATE` (closed, or a memory-only node: nothing to compact),
+/// `SA_IO_ERROR` (the snapshot cannot be written: the previous snapshot and the whole log
+/// are kept, nothing is lost), `SA_STORE_ERROR` (the snapshot written did not read back
+/// intact). Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_compact(client: *mut SaClient) -> SaStatus {
+    const F: &str = "sa_client_compact";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::status(F, || {
+        unsafe { self::client(client, F) }?.compact()?;
+        Ok(())
+    })
+}
+
 /// Applies every change of `batch` atomically: all or nothing, one WAL record, one sync.
 /// The batch is left unchanged and can be reused or freed.
 ///

@@ -86,6 +86,8 @@ impl Client {
             clock: self.clock.clone(),
             identity: Arc::new(identity),
             trust,
+            write_gate: RwLock::new(()),
+            compaction: Mutex::new(()),
         }));
         Ok(())
     }
@@ -177,6 +179,7 @@ impl Client {
     /// The write is a local operation that syncs to peers.
     pub fn put(&self, key: &str, value: &[u8]) -> Result<Version> {
         self.with_node(|n| {
+            let _gate = n.write_gate.read();
             let stamp = self.logged_write(n.store.put(key, value))?;
             Ok(self.submitted(n, stamp, [key]))
         })
@@ -195,6 +198,7 @@ impl Client {
     /// Removes `key` (a tombstone that syncs). Removing a missing key succeeds.
     pub fn remove(&self, key: &str) -> Result<Version> {
         self.with_node(|n| {
+            let _gate = n.write_gate.read();
             let stamp = self.logged_write(n.store.remove(key))?;
             Ok(self.submitted(n, stamp, [key]))
         })
@@ -202,14 +206,15 @@ impl Client {
 
     /// Applies all changes of `batch` atomically (one WAL record, one sync).
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Version> {
-        self.with_node(
-            |n| match self.logged_write(n.store.write_batch(batch.changes()))? {
+        self.with_node(|n| {
+            let _gate = n.write_gate.read();
+            match self.logged_write(n.store.write_batch(batch.changes()))? {
                 None => Ok(n.store.last_version()),
                 Some(stamp) => {
                     Ok(self.submitted(n, stamp, batch.changes().iter().map(Change::key)))
                 }
-            },
-        )
+            }
+        })
     }
 
     /// Whether `key` has a value.

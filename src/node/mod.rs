@@ -14,6 +14,7 @@
 
 mod background;
 mod client;
+mod compaction;
 mod lock_order;
 mod net;
 mod network;
@@ -39,6 +40,7 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
+pub use compaction::CompactionReport;
 pub use network::NetworkStats;
 pub use options::ClientOptions;
 pub use peers::{Peer, PeerState};
@@ -125,6 +127,11 @@ struct OpenNode {
     identity: Arc<crate::identity::Identity>,
     /// The peers this node trusts (shared with the running transport).
     trust: trust::Trust,
+    /// Held shared by a local write from its log record to its entry into `local`, and
+    /// exclusively by a compaction's cut: at the cut no write is half done.
+    write_gate: RwLock<()>,
+    /// One compaction at a time.
+    compaction: Mutex<()>,
 }
 
 impl OpenNode {

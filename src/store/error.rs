@@ -10,6 +10,10 @@ pub enum StoreError {
     #[error(transparent)]
     Wal(#[from] WalError),
 
+    /// A snapshot could not be written or read: I/O, or damage (named with its offset).
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::SnapshotError),
+
     /// A key breaks the rules: empty, longer than [`MAX_KEY_LEN`] bytes, or (from C or
     /// C++) not UTF-8.
     #[error("invalid key \"{key}\": {reason}")]
@@ -60,6 +64,7 @@ impl StoreError {
             | StoreError::ValueTooLarge { key, .. }
             | StoreError::NumbersExhausted { key, .. } => key.clone(),
             StoreError::InvalidRemoteOp { origin, .. } => origin.clone(),
+            StoreError::Snapshot(e) => e.path().display().to_string(),
             StoreError::Wal(e) => e
                 .path()
                 .map(|p| p.display().to_string())

@@ -13,7 +13,9 @@
 
 mod error;
 pub mod hlc;
+pub(crate) mod checkpoint;
 pub mod op;
+pub mod snapshot;
 mod remote;
 pub mod vector;
 
@@ -183,6 +185,12 @@ pub trait ReplayObserver {
     fn record(&mut self, _record: &ScannedRecord<'_>) -> Result<(), String> {
         Ok(())
     }
+    /// A snapshot block of another layer, before the records after the snapshot's cut
+    /// are replayed. An error stops the open. Blocks no layer reads come from a newer
+    /// version: refused, as an unknown record type is.
+    fn snapshot_block(&mut self, block_type: u8, _payload: &[u8]) -> Result<(), String> {
+        Err(format!("unknown snapshot block type {block_type}"))
+    }
 }
 
 /// Observes nothing.
@@ -261,8 +269,30 @@ impl Store {
         storage: Option<Box<dyn WalStorage>>,
         observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
-        let mut map = Map::default();
-        let mut clock = HybridClock::default();
+        // The newest intact snapshot, when there is one: the log is replayed on top of it.
+        let snapshot = match &options.wal_path {
+            Some(path) if storage.is_none() => checkpoint::load_newest(path)?,
+            _ => None,
+        };
+        let (mut map, mut clock, mut own_max) = match snapshot {
+            Some((image, others, info)) => {
+                for (block_type, payload) in others {
+                    observer.snapshot_block(block_type, &payload).map_err(|reason| {
+                        StoreError::Snapshot(snapshot::SnapshotError::BadBlock {
+                            path: checkpoint::snapshot_path(
+                                options.wal_path.as_deref().unwrap_or(Path::new("")),
+                                info.covers_through,
+                            ),
+                            offset: 0,
+                            reason,
+                        })
+                    })?;
+                }
+                let own_max = image.counters.next_seq.saturating_sub(1);
+                (image.map, image.counters.clock, own_max)
+            }
+            None => (Map::default(), HybridClock::default(), 0u64),
+        };
         let time = options
             .time
             .clone()
@@ -276,7 +306,6 @@ impl Store {
         // under the log's append lock). One far beyond the greatest so far was never written
         // here: forged data stored before such operations were refused. It keeps its place
         // in the store but is not sent again and does not move the numbering.
-        let mut own_max = 0u64;
         let mut forged_own = 0u64;
         let (wal, recovery) = match &options.wal_path {
             None => (None, None),
@@ -357,6 +386,27 @@ impl Store {
     #[cfg(any(test, feature = "internals"))]
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
+    }
+
+    /// Ends the log's active segment for a snapshot: returns the cut, the sequence number
+    /// of the last record before it. The caller makes sure every record up to the cut is
+    /// applied (no write is between its record and its apply).
+    pub fn cut_log(&self) -> Result<u64, StoreError> {
+        let wal = self.wal.as_ref().ok_or_else(|| {
+            StoreError::Wal(WalError::Closed {
+                path: PathBuf::from("(memory only)"),
+            })
+        })?;
+        Ok(wal.rotate()?.saturating_sub(1))
+    }
+
+    /// Deletes the log segments whose records are all at or before `cut` (a snapshot
+    /// holds them). Returns how many.
+    pub fn remove_log_through(&self, cut: u64) -> Result<usize, StoreError> {
+        match &self.wal {
+            Some(wal) => Ok(wal.remove_segments_through(cut)?),
+            None => Ok(0),
+        }
     }
 
     /// The WAL path, if any.

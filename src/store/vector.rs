@@ -148,9 +148,8 @@ impl VersionVector {
     }
 
     /// Takes in everything `other` has seen: used once this node holds the effect of all of
-    /// it (after a complete catch-up from the node that sent `other`, in tests and tools
-    /// that trust it; the network uses [`VersionVector::merge_seen`]).
-    #[cfg(any(test, feature = "internals"))]
+    /// it (its own snapshot; after a complete catch-up from the node that sent `other`, in
+    /// tests and tools that trust it; the network uses [`VersionVector::merge_seen`]).
     pub(crate) fn merge(&mut self, other: &VersionVector) {
         for (origin, theirs) in &other.origins {
             let mine = self.origins.entry(origin.clone()).or_default();
@@ -262,6 +261,58 @@ impl VersionVector {
             .map(|(_, p)| p.max_version)
             .max()
             .unwrap_or_default()
+    }
+
+    /// Appends the vector's encoding, the same on the wire (docs/protocol.md) and in a
+    /// snapshot: u32 origin count; per origin: u32 id length and the id, u64 contiguous
+    /// prefix, u64 greatest version, u32 range count, then per range u64 start, u64 end.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let put_u32 = |out: &mut Vec<u8>, n: usize| {
+            out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+        };
+        put_u32(out, self.origins.len());
+        for (origin, p) in &self.origins {
+            put_u32(out, origin.len());
+            out.extend_from_slice(origin.as_bytes());
+            out.extend_from_slice(&p.contiguous.to_le_bytes());
+            out.extend_from_slice(&p.max_version.0.to_le_bytes());
+            put_u32(out, p.above.len());
+            for (s, e) in p.ranges_above() {
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&e.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads what [`VersionVector::encode`] wrote. Counts are checked against the bytes
+    /// left, so a forged count cannot make it allocate.
+    pub(crate) fn decode(r: &mut crate::codec::Reader<'_>) -> Result<VersionVector, String> {
+        fn count(r: &mut crate::codec::Reader<'_>, what: &str, min: usize) -> Result<usize, String> {
+            let n = r.u32(what)? as usize;
+            if n.saturating_mul(min) > r.remaining() {
+                return Err(format!("{what} {n} exceeds the data"));
+            }
+            Ok(n)
+        }
+        let n = count(r, "origin count", 24)?;
+        let mut parts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.u32("origin")? as usize;
+            let origin = r.str(len, "origin")?.to_string();
+            let contiguous = r.u64("contiguous")?;
+            let max_version = Version(r.u64("max version")?);
+            let ranges_n = count(r, "range count", 16)?;
+            let mut ranges = Vec::with_capacity(ranges_n);
+            for _ in 0..ranges_n {
+                let (s, e) = (r.u64("range start")?, r.u64("range end")?);
+                if s > e {
+                    return Err(format!("range {s}..{e} is reversed"));
+                }
+                ranges.push((s, e));
+            }
+            parts.push((origin, contiguous, ranges, max_version));
+        }
+        Ok(VersionVector::from_parts(parts))
     }
 
     /// Rebuilds a vector from its parts (a decoded message).

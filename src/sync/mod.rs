@@ -201,6 +201,12 @@ pub struct SyncEngine {
     abandoned: SeqRanges,
 }
 
+/// Payload version of the engine's snapshot blocks.
+const SNAPSHOT_VERSION: u8 = 1;
+/// Snapshot block kinds: unacknowledged operations, abandoned ranges.
+const SNAPSHOT_OPERATIONS: u8 = 1;
+const SNAPSHOT_ABANDONED: u8 = 2;
+
 /// Sorted, disjoint, merged inclusive ranges of sequence numbers, at most
 /// [`SeqRanges::MAX_RANGES`] of them (beyond, the oldest ranges are forgotten: their keys
 /// then read as synced, the answer before abandoned operations were remembered).
@@ -275,6 +281,87 @@ impl SyncEngine {
             if kind == MarkKind::Abandoned {
                 self.abandoned.add(first, last);
             }
+        }
+        Ok(())
+    }
+
+    /// The engine's snapshot blocks (type `SYNC`): the local operations not acknowledged
+    /// yet (number, version, key), in blocks of about 1 MiB, then the abandoned ranges.
+    /// Acknowledged operations keep nothing. Restored with the same rules as a replay
+    /// (submitting and forgetting are idempotent), so the records after the snapshot's
+    /// cut, replayed on top, give the same outbox as the whole log.
+    ///
+    /// ```text
+    /// u8 payload version = 1
+    /// u8 kind: 1 operations, 2 abandoned ranges
+    /// u32 count
+    /// operations: u64 number, u64 version, u16 key length, key
+    /// ranges: u64 first, u64 last
+    /// ```
+    pub fn snapshot_blocks(&self) -> Vec<Vec<u8>> {
+        const BLOCK_BYTES: usize = 1 << 20;
+        let start = |kind: u8| vec![SNAPSHOT_VERSION, kind, 0, 0, 0, 0];
+        let seal = |mut block: Vec<u8>, count: u32| {
+            block[2..6].copy_from_slice(&count.to_le_bytes());
+            block
+        };
+        let mut blocks = Vec::new();
+        let mut block = start(SNAPSHOT_OPERATIONS);
+        let mut count = 0u32;
+        for (seq, e) in self.outbox.unacknowledged() {
+            block.extend_from_slice(&seq.to_le_bytes());
+            block.extend_from_slice(&e.version.0.to_le_bytes());
+            block.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
+            block.extend_from_slice(e.key.as_bytes());
+            count += 1;
+            if block.len() >= BLOCK_BYTES {
+                blocks.push(seal(block, count));
+                block = start(SNAPSHOT_OPERATIONS);
+                count = 0;
+            }
+        }
+        if count > 0 {
+            blocks.push(seal(block, count));
+        }
+        let mut ranges = start(SNAPSHOT_ABANDONED);
+        for &(first, last) in &self.abandoned.ranges {
+            ranges.extend_from_slice(&first.to_le_bytes());
+            ranges.extend_from_slice(&last.to_le_bytes());
+        }
+        blocks.push(seal(ranges, self.abandoned.ranges.len() as u32));
+        blocks
+    }
+
+    /// Takes one of the blocks [`SyncEngine::snapshot_blocks`] wrote.
+    pub fn restore_snapshot_block(&mut self, payload: &[u8]) -> Result<(), String> {
+        let mut r = crate::codec::Reader::new(payload, "sync snapshot block");
+        let version = r.u8("payload version")?;
+        if version != SNAPSHOT_VERSION {
+            return Err(format!("unsupported sync snapshot block version {version}"));
+        }
+        let kind = r.u8("kind")?;
+        let count = r.u32("count")?;
+        match kind {
+            SNAPSHOT_OPERATIONS => {
+                for _ in 0..count {
+                    let seq = r.u64("operation number")?;
+                    let version = Version(r.u64("version")?);
+                    let len = usize::from(r.u16("key length")?);
+                    let key = r.str(len, "key")?;
+                    crate::store::validate_key(key).map_err(|e| e.to_string())?;
+                    self.outbox.submit(seq, key, version);
+                }
+            }
+            SNAPSHOT_ABANDONED => {
+                for _ in 0..count {
+                    let (first, last) = (r.u64("range start")?, r.u64("range end")?);
+                    self.abandoned.add(first, last);
+                }
+            }
+            other => return Err(format!("unknown sync snapshot block kind {other}")),
+        }
+        if r.remaining() != 0 {
+            return Err(format!("{} bytes after the last item", r.remaining()));
         }
         Ok(())
     }
@@ -582,6 +669,13 @@ impl ReplayObserver for SyncEngine {
         match record.record_type {
             RecordType::SyncMarks => self.replay_marks(record.payload),
             other @ RecordType::StoreOps => Err(format!("unexpected record type {other:?}")),
+        }
+    }
+
+    fn snapshot_block(&mut self, block_type: u8, payload: &[u8]) -> Result<(), String> {
+        match block_type {
+            crate::store::snapshot::block::SYNC => self.restore_snapshot_block(payload),
+            other => Err(format!("unknown snapshot block type {other}")),
         }
     }
 }

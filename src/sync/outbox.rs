@@ -432,6 +432,14 @@ impl Outbox {
         }
     }
 
+    /// Operations not acknowledged yet, by number: what a snapshot keeps of the outbox.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = (u64, &OutboxEntry)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.state != OpState::Acknowledged)
+            .map(|(&seq, e)| (seq, e))
+    }
+
     pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
         self.entries.get(&seq)
     }

@@ -277,19 +277,7 @@ impl Writer<'_> {
         self.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
     fn vector(&mut self, v: &VersionVector) {
-        let origins: Vec<_> = v.iter().collect();
-        self.u32(origins.len() as u32);
-        for (origin, p) in origins {
-            self.str(origin);
-            self.u64(p.contiguous);
-            self.u64(p.max_version.0);
-            let ranges: Vec<_> = p.ranges_above().collect();
-            self.u32(ranges.len() as u32);
-            for (s, e) in ranges {
-                self.u64(s);
-                self.u64(e);
-            }
-        }
+        v.encode(self.0);
     }
 }
 
@@ -327,24 +315,7 @@ impl<'a> WireReader<'a> for Reader<'a> {
         Ok(ops)
     }
     fn vector(&mut self) -> Result<VersionVector, String> {
-        let n = self.count("origin count", 24)?;
-        let mut parts = Vec::with_capacity(n);
-        for _ in 0..n {
-            let origin = self.string("origin")?;
-            let contiguous = self.u64("contiguous")?;
-            let max_version = Version(self.u64("max version")?);
-            let r = self.count("range count", 16)?;
-            let mut ranges = Vec::with_capacity(r);
-            for _ in 0..r {
-                let (s, e) = (self.u64("range start")?, self.u64("range end")?);
-                if s > e {
-                    return Err(format!("range {s}..{e} is reversed"));
-                }
-                ranges.push((s, e));
-            }
-            parts.push((origin, contiguous, ranges, max_version));
-        }
-        Ok(VersionVector::from_parts(parts))
+        VersionVector::decode(self)
     }
 }
 

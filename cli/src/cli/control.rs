@@ -139,6 +139,7 @@ pub(crate) enum Request {
     StoreList {
         prefix: String,
     },
+    StoreCompact,
     SyncStatus,
     SyncTick {
         prune: bool,
@@ -168,6 +169,7 @@ impl Request {
             Request::StoreGet { .. } => "store get",
             Request::StoreRemove { .. } => "store remove",
             Request::StoreList { .. } => "store list",
+            Request::StoreCompact => "store compact",
             Request::SyncStatus => "sync status",
             Request::SyncTick { .. } => "sync tick",
             Request::Peers => "peers",
@@ -306,6 +308,16 @@ pub(crate) fn execute(
                 .map(|(k, v)| json!({ "key": k, "value": text(&v) }))
                 .collect();
             json!({ "prefix": prefix, "count": entries.len(), "entries": entries })
+        }
+        Request::StoreCompact => {
+            let report = client.compact()?;
+            json!({
+                "node_running": running,
+                "covers_through": report.covers_through,
+                "snapshot_bytes": report.snapshot_bytes,
+                "snapshots_removed": report.snapshots_removed,
+                "segments_removed": report.segments_removed,
+            })
         }
         Request::SyncStatus => {
             let s = client.sync_state()?;

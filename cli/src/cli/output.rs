@@ -267,6 +267,19 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             }
         }
         "peers" => render_peers(out, d),
+        "store compact" => {
+            out.section("Softadastra store compaction");
+            for (label, field) in [
+                ("snapshot through record", "covers_through"),
+                ("snapshot bytes", "snapshot_bytes"),
+                ("older snapshots removed", "snapshots_removed"),
+                ("log segments removed", "segments_removed"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            println!();
+            out.ok("Store compacted.");
+        }
         "peers trust" | "peers untrust" => {
             out.ok(if command == "peers trust" {
                 "Peer trusted."

@@ -1,0 +1,301 @@
+//! The store's part of a snapshot (`snapshot.rs` is the file format): its entries, clock
+//! and version vector written as blocks, and a store's state rebuilt from them.
+//!
+//! Writers keep going while a snapshot is written. The entries are read a chunk at a
+//! time, each under a short read lock, and encoded and written with no lock held; the
+//! snapshot is therefore "fuzzy": each entry is as it was at some moment after the cut.
+//! That is enough because applying is last-writer-wins and idempotent (an entry, the
+//! version vector and the clock only ever move forward): the snapshot plus every record
+//! after the cut, replayed on top, gives the same state as the whole log, as long as
+//! every record up to the cut was applied before the first chunk was read (the caller's
+//! cut guarantees it).
+
+use std::path::{Path, PathBuf};
+
+use super::snapshot::{SnapshotInfo, SnapshotWriter, block};
+use super::*;
+use crate::codec::Reader;
+
+/// Encoded entries per block, in bytes: blocks stay small, and a chunk's read lock short.
+const ENTRIES_BLOCK_BYTES: usize = 1 << 20;
+/// Entries read under one read lock at most.
+const ENTRIES_PER_CHUNK: usize = 4096;
+
+/// Payload version of the clock block.
+const CLOCK_VERSION: u8 = 1;
+/// Payload version of the vector block.
+const VECTOR_VERSION: u8 = 1;
+
+impl Store {
+    /// Writes the store's blocks (entries, clock, version vector) into `w`. Takes each
+    /// lock only to copy a bounded chunk; encoding and writing happen with none held.
+    pub fn write_snapshot_blocks(&self, w: &mut SnapshotWriter) -> Result<(), StoreError> {
+        let snapshot_error = |e: super::snapshot::SnapshotError| StoreError::Snapshot(e);
+        let mut after: Option<String> = None;
+        let mut payload = Vec::new();
+        let mut pending: Vec<Operation> = Vec::new();
+        let mut pending_bytes = 0usize;
+        loop {
+            let chunk: Vec<Operation> = {
+                let map = self.map.read();
+                let range = match &after {
+                    None => map.entries.range::<str, _>(..),
+                    Some(k) => map
+                        .entries
+                        .range::<str, _>((std::ops::Bound::Excluded(k.as_str()), std::ops::Bound::Unbounded)),
+                };
+                range
+                    .take(ENTRIES_PER_CHUNK)
+                    .map(|(k, e)| e.to_operation(k))
+                    .collect()
+            };
+            let Some(last) = chunk.last() else {
+                break;
+            };
+            after = Some(last.key.clone());
+            for op in chunk {
+                pending_bytes += op.key.len() + op.value.as_ref().map_or(0, Vec::len) + 64;
+                pending.push(op);
+                if pending_bytes >= ENTRIES_BLOCK_BYTES {
+                    payload.clear();
+                    op::encode_ops(&mut payload, pending.iter().map(Operation::as_op));
+                    w.block(block::ENTRIES, &payload).map_err(snapshot_error)?;
+                    pending.clear();
+                    pending_bytes = 0;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            payload.clear();
+            op::encode_ops(&mut payload, pending.iter().map(Operation::as_op));
+            w.block(block::ENTRIES, &payload).map_err(snapshot_error)?;
+        }
+        let (last_version, next_seq) = {
+            let counters = self.counters.lock();
+            (counters.clock.last(), counters.next_seq)
+        };
+        let mut clock = vec![CLOCK_VERSION];
+        clock.extend_from_slice(&last_version.0.to_le_bytes());
+        clock.extend_from_slice(&next_seq.to_le_bytes());
+        w.block(block::CLOCK, &clock).map_err(snapshot_error)?;
+        let vector = self.map.read().vector.clone();
+        let mut encoded = vec![VECTOR_VERSION];
+        vector.encode(&mut encoded);
+        w.block(block::VECTOR, &encoded).map_err(snapshot_error)
+    }
+}
+
+/// A store's state being rebuilt from a snapshot's blocks.
+#[derive(Default)]
+pub(super) struct Image {
+    pub(super) map: Map,
+    pub(super) counters: LocalCounters,
+}
+
+impl Image {
+    /// Takes one of the store's blocks. Returns false for a block of another layer (the
+    /// caller hands it on).
+    pub(super) fn take(&mut self, block_type: u8, payload: &[u8]) -> Result<bool, String> {
+        match block_type {
+            block::ENTRIES => {
+                let mut result = Ok(());
+                op::decode_ops(payload, |op| {
+                    if result.is_ok() {
+                        result = validate_entry(&op);
+                    }
+                    if result.is_ok() {
+                        self.map.apply(&op);
+                    }
+                })?;
+                result?;
+            }
+            block::CLOCK => {
+                let mut r = Reader::new(payload, "clock block");
+                let version = r.u8("payload version")?;
+                if version != CLOCK_VERSION {
+                    return Err(format!("unsupported clock block version {version}"));
+                }
+                self.counters.clock.observe(Version(r.u64("clock")?));
+                let next_seq = r.u64("next sequence number")?;
+                self.counters.next_seq = self.counters.next_seq.max(next_seq);
+            }
+            block::VECTOR => {
+                let mut r = Reader::new(payload, "vector block");
+                let version = r.u8("payload version")?;
+                if version != VECTOR_VERSION {
+                    return Err(format!("unsupported vector block version {version}"));
+                }
+                let vector = VersionVector::decode(&mut r)?;
+                // Bounded like a vector that grew here (a damaged or forged file must not
+                // make an unbounded one).
+                if vector.origin_count() > MAX_ORIGINS || vector.range_count() > MAX_RANGES {
+                    return Err(format!(
+                        "a version vector of {} origins and {} ranges exceeds the limits \
+                         ({MAX_ORIGINS} and {MAX_RANGES})",
+                        vector.origin_count(),
+                        vector.range_count()
+                    ));
+                }
+                self.map.vector.merge(&vector);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// The snapshot of the WAL at `wal_path` that holds every record through
+/// `covers_through`: `<wal>.snap.<covers_through, 20 digits>`, so that names sort in order.
+pub fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
+    let mut name = wal_path.as_os_str().to_owned();
+    name.push(format!(".snap.{covers_through:020}"));
+    PathBuf::from(name)
+}
+
+/// The snapshots of the WAL at `wal_path`, newest (greatest cut) first. Temporary files
+/// of unfinished snapshots (".tmp") are not snapshots.
+pub fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let dir = match wal_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(base) = wal_path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{base}.snap.");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(StoreError::Snapshot(super::snapshot::SnapshotError::Io {
+                op: "list the snapshots in",
+                path: dir.to_path_buf(),
+                cause: crate::io_error::describe_io(&e),
+            }));
+        }
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name();
+            let digits = name.to_str()?.strip_prefix(&prefix)?;
+            (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+                .map(|cut| (cut, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+/// The state in the newest intact snapshot of the WAL at `wal_path`, with the blocks of
+/// the other layers (handed to them only once the whole snapshot proved intact). A
+/// damaged snapshot is logged with its file and offset and the next older one is tried;
+/// whether the log still holds every record after an older cut is the WAL's check. When
+/// there are snapshots and none is intact, the newest one's damage is the error: the log
+/// alone no longer holds everything, and the open must not go on as if it did.
+pub(super) fn load_newest(
+    wal_path: &Path,
+) -> Result<Option<(Image, Vec<(u8, Vec<u8>)>, SnapshotInfo)>, StoreError> {
+    let mut newest_damage = None;
+    for (_, path) in list_snapshots(wal_path)? {
+        let mut image = Image::default();
+        let mut others = Vec::new();
+        let read = super::snapshot::read(&path, |t, payload| {
+            if !image.take(t, payload)? {
+                others.push((t, payload.to_vec()));
+            }
+            Ok(())
+        });
+        match read {
+            Ok(info) => {
+                log::info!(
+                    "store {}: loaded snapshot {} (every record through {}, {} bytes)",
+                    wal_path.display(),
+                    path.display(),
+                    info.covers_through,
+                    info.bytes
+                );
+                return Ok(Some((image, others, info)));
+            }
+            Err(e) => {
+                log::error!("store {}: {e}; trying an older snapshot", wal_path.display());
+                newest_damage.get_or_insert(e);
+            }
+        }
+    }
+    match newest_damage {
+        Some(e) => Err(e.into()),
+        None => Ok(None),
+    }
+}
+
+/// An entry read from a snapshot follows the rules of a logged operation.
+fn validate_entry(op: &Op<'_>) -> Result<(), String> {
+    validate_key(op.key).map_err(|e| e.to_string())?;
+    crate::id::validate_node_id(op.origin).map_err(|e| e.to_string())?;
+    if op.value.is_some_and(|v| v.len() > MAX_VALUE_LEN) {
+        return Err(format!("the value of {} is too large", shown_key(op.key)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::snapshot;
+
+    fn op(key: &str, value: Option<&[u8]>, version: u64, origin: &str, seq: u64) -> Operation {
+        Operation {
+            key: key.into(),
+            value: value.map(<[u8]>::to_vec),
+            version: Version(version),
+            origin: origin.into(),
+            origin_seq: seq,
+            base: None,
+        }
+    }
+
+    fn image_of(path: &std::path::Path) -> Image {
+        let mut image = Image::default();
+        snapshot::read(path, |t, p| image.take(t, p).map(|_| ())).unwrap();
+        image
+    }
+
+    #[test]
+    fn a_store_rebuilt_from_its_snapshot_has_the_same_entries_vector_and_clock() {
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        for i in 0..10_000 {
+            store.put(&format!("k{i:05}"), &[i as u8; 150]).unwrap();
+        }
+        store.remove("k00007").unwrap();
+        store
+            .apply_remote(&[op("r1", Some(b"remote"), 5, "node-b", 1)])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut w = SnapshotWriter::create(&path, 3, 0).unwrap();
+        store.write_snapshot_blocks(&mut w).unwrap();
+        let info = w.finish().unwrap();
+        assert!(info.blocks > 3, "entries cut into several blocks: {info:?}");
+
+        let image = image_of(&path);
+        let map = store.map.read();
+        assert_eq!(image.map.entries, map.entries);
+        assert_eq!(image.map.live, map.live);
+        assert_eq!(image.map.vector, map.vector);
+        let counters = store.counters.lock();
+        assert_eq!(image.counters.clock.last(), counters.clock.last());
+        assert_eq!(image.counters.next_seq, counters.next_seq);
+    }
+
+    #[test]
+    fn an_entry_breaking_the_rules_is_refused_naming_it() {
+        let mut payload = Vec::new();
+        let bad = op("", Some(b"x"), 1, "node-a", 1);
+        op::encode_ops(&mut payload, std::iter::once(bad.as_op()));
+        let e = Image::default().take(block::ENTRIES, &payload).unwrap_err();
+        assert!(e.contains("key"), "{e}");
+    }
+}

@@ -1,0 +1,235 @@
+//! Compaction (issue 13): a snapshot of the live state, then the log it covers deleted.
+//! The state after a reopen is the state before; the outbox keeps exactly the work not
+//! acknowledged; writers keep going during a compaction; a damaged snapshot is reported
+//! with its file and offset.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use softadastra::{Client, ClientOptions, ErrorCode, Peer};
+
+fn options(dir: &Path, id: &str) -> ClientOptions {
+    ClientOptions::persistent(id, dir.join(format!("{id}.wal")).to_str().unwrap())
+}
+
+/// Bytes of every file of the node's log and snapshots.
+fn disk_bytes(dir: &Path, id: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{id}.wal"))
+                && !name.ends_with(".key")
+                && !name.ends_with(".trust")
+                && !name.ends_with(".lock")
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn snapshots(dir: &Path, id: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{id}.wal.snap.")))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_compacted_node_reopens_with_the_same_data_and_a_smaller_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), "till");
+    o.auto_flush = false;
+    let client = Client::new(o);
+    client.open().unwrap();
+    for round in 0..50 {
+        for key in 0..100 {
+            client
+                .put(&format!("k{key:03}"), format!("{round}-{key}").as_bytes())
+                .unwrap();
+        }
+    }
+    for key in 0..10 {
+        client.remove(&format!("k{key:03}")).unwrap();
+    }
+    let before = client.list("").unwrap();
+    client.flush().unwrap();
+    let grown = disk_bytes(dir.path(), "till");
+    let report = client.compact().unwrap();
+    assert!(report.covers_through >= 5_010, "{report:?}");
+    assert!(report.segments_removed >= 1, "{report:?}");
+    assert_eq!(snapshots(dir.path(), "till").len(), 1);
+    client.put("after", b"compaction").unwrap();
+    client.close().unwrap();
+
+    client.open().unwrap();
+    let mut expected = before.clone();
+    expected.push(("after".to_string(), b"compaction".to_vec()));
+    expected.sort();
+    assert_eq!(client.list("").unwrap(), expected);
+    assert!(
+        client.get("k003").is_err(),
+        "a removal survives the compaction"
+    );
+    let state = client.sync_state().unwrap();
+    assert_eq!(
+        state.outbox_size, 5_011,
+        "nothing was acknowledged: every operation is still to send ({state:?})"
+    );
+    // Compacting again: the first snapshot goes, the disk follows the live data.
+    client.compact().unwrap();
+    assert_eq!(snapshots(dir.path(), "till").len(), 1);
+    client.close().unwrap();
+    let compacted = disk_bytes(dir.path(), "till");
+    assert!(
+        compacted < grown,
+        "the log of 5,000 writes ({grown} bytes) is gone ({compacted} bytes left)"
+    );
+}
+
+#[test]
+fn acknowledged_work_is_not_sent_again_after_a_compaction_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = |id: &str| dir.path().join(format!("{id}.wal"));
+    let mut oa = ClientOptions::persistent("node-a", wal("node-a").to_str().unwrap());
+    oa.ack_timeout_ms = 500;
+    let a = common::client_with_transport(&oa, None);
+    let b = common::client_with_transport(
+        &ClientOptions::persistent("node-b", wal("node-b").to_str().unwrap()),
+        None,
+    );
+    common::trust_each_other(&[&a, &b]);
+    a.connect(&Peer::local(
+        "node-b",
+        b.transport_address().unwrap().port(),
+    ))
+    .unwrap();
+    for i in 0..100 {
+        a.put(&format!("k{i}"), b"v").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.sync_state().unwrap().acknowledged_count < 100 && Instant::now() < deadline {
+        for c in [&a, &b] {
+            c.process_transport_events_wait(64, Duration::from_millis(2))
+                .unwrap();
+        }
+    }
+    assert_eq!(a.sync_state().unwrap().acknowledged_count, 100);
+    a.stop_transport().unwrap();
+    // Written while b is away: still to send after the restart.
+    a.put("offline", b"1").unwrap();
+    a.compact().unwrap();
+    a.close().unwrap();
+    a.open().unwrap();
+    let state = a.sync_state().unwrap();
+    assert_eq!(
+        state.outbox_size, 1,
+        "only the unacknowledged write is in the outbox: {state:?}"
+    );
+    assert_eq!(
+        a.sync_status("offline").unwrap(),
+        softadastra::KeyStatus::WaitingToSync
+    );
+}
+
+#[test]
+fn writers_keep_going_while_a_compaction_runs_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(Client::new(options(dir.path(), "busy")));
+    client.open().unwrap();
+    let mut seed = softadastra::WriteBatch::new();
+    for i in 0..20_000 {
+        seed.put(format!("seed/{i:05}"), vec![1u8; 100]);
+    }
+    client.write_batch(&seed).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (client, stop) = (client.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut written = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let key = format!("w{w}/{i:06}");
+                    client.put(&key, b"during").unwrap();
+                    written.push(key);
+                    i += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..3 {
+        client.compact().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(!written.is_empty());
+    client.close().unwrap();
+    client.open().unwrap();
+    for key in &written {
+        assert_eq!(client.get(key).unwrap(), b"during", "{key}");
+    }
+    assert_eq!(client.size().unwrap(), 20_000 + written.len());
+}
+
+#[test]
+fn a_damaged_snapshot_is_reported_naming_the_file_and_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(options(dir.path(), "rot"));
+    client.open().unwrap();
+    for i in 0..1_000 {
+        client.put(&format!("k{i}"), &[7u8; 64]).unwrap();
+    }
+    client.compact().unwrap();
+    client.close().unwrap();
+    let name = snapshots(dir.path(), "rot").pop().unwrap();
+    let path = dir.path().join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = client.open().unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(&name) && message.contains("damaged at offset"),
+        "{message}"
+    );
+    assert_eq!(e.code(), ErrorCode::StoreError);
+}
+
+#[test]
+fn a_memory_only_node_has_nothing_to_compact() {
+    let client = Client::new(ClientOptions::memory_only("mem"));
+    client.open().unwrap();
+    let e = client.compact().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidState);
+}
+
+#[test]
+fn an_unfinished_snapshot_is_ignored() {
+    // A crash while a snapshot is written leaves its temporary file: the node opens
+    // from the log as if nothing happened.
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(options(dir.path(), "crash"));
+    client.open().unwrap();
+    client.put("k", b"v").unwrap();
+    client.close().unwrap();
+    let tmp = dir.path().join("crash.wal.snap.00000000000000000001.tmp");
+    std::fs::write(&tmp, b"SOFTASNP half a snapshot").unwrap();
+    client.open().unwrap();
+    assert_eq!(client.get("k").unwrap(), b"v");
+}
