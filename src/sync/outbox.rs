@@ -113,8 +113,8 @@ impl OutboxCounts {
 #[derive(Clone, Debug, Default)]
 struct Books {
     counts: OutboxCounts,
-    /// Operations that became acknowledged or failed, for pruning.
-    acknowledged: Vec<u64>,
+    /// Operations that failed, for pruning. (Acknowledged ones leave the map at once and
+    /// are only counted until pruned: an acknowledged operation keeps no key in memory.)
     failed: Vec<u64>,
 }
 
@@ -124,10 +124,8 @@ impl Books {
         let old = std::mem::replace(&mut e.state, state);
         *self.counts.slot(old) -= 1;
         *self.counts.slot(state) += 1;
-        match state {
-            OpState::Acknowledged => self.acknowledged.push(seq),
-            OpState::Failed => self.failed.push(seq),
-            _ => {}
+        if state == OpState::Failed {
+            self.failed.push(seq);
         }
     }
 }
@@ -383,24 +381,22 @@ impl Outbox {
             if e.state == OpState::Queued {
                 self.requeued.remove(&seq);
             }
-            self.books.moved(seq, e, OpState::Acknowledged);
+            // Done: the entry (its key) goes; the counts keep it as acknowledged until
+            // pruned, as the outbox's totals promise.
+            let state = e.state;
+            self.entries.remove(&seq);
+            *self.books.counts.slot(state) -= 1;
+            self.books.counts.acknowledged += 1;
             newly.push(seq);
         }
         newly
     }
 
-    /// Removes acknowledged operations only; returns how many.
+    /// Removes acknowledged operations (only counted since their ACK) from the counts;
+    /// returns how many.
     pub fn prune_completed(&mut self) -> usize {
-        let mut pruned = 0;
-        for seq in std::mem::take(&mut self.books.acknowledged) {
-            let done = self
-                .entries
-                .get(&seq)
-                .is_some_and(|e| e.state == OpState::Acknowledged);
-            if done && self.remove(seq).is_some() {
-                pruned += 1;
-            }
-        }
+        let pruned = std::mem::take(&mut self.books.counts.acknowledged);
+        self.books.counts.total -= pruned;
         pruned
     }
 
@@ -434,10 +430,7 @@ impl Outbox {
 
     /// Operations not acknowledged yet, by number: what a snapshot keeps of the outbox.
     pub fn unacknowledged(&self) -> impl Iterator<Item = (u64, &OutboxEntry)> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.state != OpState::Acknowledged)
-            .map(|(&seq, e)| (seq, e))
+        self.entries.iter().map(|(&seq, e)| (seq, e))
     }
 
     pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
@@ -503,10 +496,11 @@ mod tests {
         assert_eq!(o.next_batch(0), vec![1, 2, 3]);
         assert_eq!(o.counts().in_flight, 3);
         assert_eq!(o.acknowledge(&[2, 2, 9]), vec![2]);
-        assert_eq!(
-            (state(&o, 2), state(&o, 1)),
-            (OpState::Acknowledged, OpState::InFlight)
-        );
+        assert!(o.get(2).is_none(), "an acknowledged operation keeps nothing");
+        assert_eq!(state(&o, 1), OpState::InFlight);
+        assert_eq!((o.counts().acknowledged, o.counts().total), (1, 3));
+        assert_eq!(o.prune_completed(), 1);
+        assert_eq!((o.counts().acknowledged, o.counts().total), (0, 2));
     }
 
     #[test]
