@@ -595,14 +595,3 @@ fn open_file(path: &Path) -> Result<File, WalError> {
 }
 
 
-// TEMPORARY (dropped when the segmented WAL lands): stand-ins so the branch compiles.
-impl Wal {
-    /// Stand-in.
-    pub fn rotate(&self) -> Result<u64, WalError> {
-        Ok(self.state.lock().next_sequence)
-    }
-    /// Stand-in.
-    pub fn remove_segments_through(&self, _through: u64) -> Result<usize, WalError> {
-        Ok(0)
-    }
-}
