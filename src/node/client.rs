@@ -44,6 +44,7 @@ impl Client {
                 .options
                 .enable_wal
                 .then(|| PathBuf::from(&self.options.wal_path)),
+            wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             durable: self.options.auto_flush,
             time: Some({
                 let clock = self.clock.clone();
