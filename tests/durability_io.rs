@@ -3,9 +3,9 @@
 //! The storage seam fails the Nth write or the Nth sync, for every N that the workload
 //! reaches, on real files ([`FileDir`]) and on the simulated disk ([`MemDir`]), in durable
 //! and fast mode, with segments large enough for the whole workload and with segments so
-//! small that it starts new ones (so that faults also hit segment creation). A real disk-full comes from a 2 MiB tmpfs (this file) and from
-//! RLIMIT_FSIZE (`disk_full_fails_the_put_and_keeps_every_acknowledged_write` in
-//! tests/client_faults.rs). Each time: the failing call returns an error, memory is
+//! small that it starts new ones (so that faults also hit segment creation). A real
+//! disk-full comes from a 2 MiB tmpfs (this file) and from RLIMIT_FSIZE
+//! (`disk_full_fails_the_put_and_keeps_every_acknowledged_write` in tests/client_faults.rs). Each time: the failing call returns an error, memory is
 //! unchanged, every later write is refused until reopen, and after reopen every
 //! acknowledged write is there (and nothing that was never written).
 //!

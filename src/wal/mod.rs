@@ -239,6 +239,7 @@ impl Default for WalOptions {
 }
 
 /// One file of the log, for status and tests.
+// Compaction (issue 13) will use it; until then only the tests do.
 #[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -352,7 +353,8 @@ impl Wal {
     /// and calls `on_record` for every valid record in order. An error returned by
     /// `on_record` is reported as corruption at that record's offset. A torn tail is cut
     /// off before returning.
-    #[cfg(any(test, feature = "internals"))] // the store opens with options
+    // The store opens with options: only the tests use the defaults.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(
         path: &Path,
         on_record: impl FnMut(&ScannedRecord<'_>) -> Result<(), String>,
@@ -431,7 +433,9 @@ impl Wal {
             if let WalFile::Segment(first @ (0 | u64::MAX)) = file {
                 return Err(WalError::BadHeader {
                     path: fpath,
-                    problem: format!("its name says its first record is {first}, which no record is"),
+                    problem: format!(
+                        "its name says its first record is {first}, which no record is"
+                    ),
                 });
             }
             let mut storage = match file {
@@ -716,7 +720,8 @@ impl Wal {
     /// sequence number (the one the next record will get) is then on disk, in segments
     /// that [`Wal::remove_segments_through`] can delete once a snapshot covers them. When
     /// the active segment holds no record yet, it stays the active one.
-    #[cfg(any(test, feature = "internals"))] // compaction (issue 13) will call it; until then only the tests do
+    // Compaction (issue 13) will call it; until then only the tests do.
+    #[cfg(any(test, feature = "internals"))]
     pub fn rotate(&self) -> Result<u64, WalError> {
         let mut state = self.state.lock();
         self.check_writable(&state)?;
@@ -749,7 +754,8 @@ impl Wal {
     /// remaining segments contiguous), and returns how many. The active segment is never
     /// deleted; the version 1 file at the WAL path is emptied rather than deleted, since it
     /// holds the lock.
-    #[cfg(any(test, feature = "internals"))] // compaction (issue 13) will call it; until then only the tests do
+    // Compaction (issue 13) will call it; until then only the tests do.
+    #[cfg(any(test, feature = "internals"))]
     pub fn remove_segments_through(&self, through: u64) -> Result<usize, WalError> {
         self.check_writable(&self.state.lock())?;
         let mut removed = 0;
@@ -802,7 +808,8 @@ impl Wal {
     }
 
     /// The log's files, oldest first, the active segment last.
-    #[cfg(any(test, feature = "internals"))] // compaction (issue 13) will call it; until then only the tests do
+    // Compaction (issue 13) will call it; until then only the tests do.
+    #[cfg(any(test, feature = "internals"))]
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let io = self.io.lock();
         io.closed
@@ -825,7 +832,8 @@ impl Wal {
     }
 
     /// The bytes the log's files take on disk, preallocation included.
-    #[cfg(any(test, feature = "internals"))] // compaction (issue 13) will call it; until then only the tests do
+    // Compaction (issue 13) will call it; until then only the tests do.
+    #[cfg(any(test, feature = "internals"))]
     pub fn disk_bytes(&self) -> u64 {
         self.segments().iter().map(|s| s.bytes).sum()
     }
@@ -896,7 +904,8 @@ impl Wal {
             // Everything before the last segment started here is synced.
             let mut rolled_through = None;
             for &(at, first) in &breaks {
-                io.write_records(&self.path, &buffer[from..at], first - 1, sync, self.segment_size)?;
+                let records = &buffer[from..at];
+                io.write_records(&self.path, records, first - 1, sync, self.segment_size)?;
                 io.roll_to(&self.path, first, self.segment_size)?;
                 rolled_through = Some(first - 1);
                 from = at;
