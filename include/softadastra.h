@@ -367,6 +367,20 @@ enum sa_option_t
    * Default 10000.
    */
   SA_OPTION_HANDSHAKE_TIMEOUT_MS = 27,
+  /**
+   * Number: bytes of one WAL segment file (4 KiB to 1 TiB). Default 64 MiB.
+   */
+  SA_OPTION_WAL_SEGMENT_SIZE = 28,
+  /**
+   * Boolean: compact on its own when the log since the last snapshot outgrows
+   * `compact_log_bytes`. Default true.
+   */
+  SA_OPTION_AUTO_COMPACT = 29,
+  /**
+   * Number: log bytes since the last snapshot that start an automatic compaction; 0 is
+   * the larger of the last snapshot and one segment. Default 0.
+   */
+  SA_OPTION_COMPACT_LOG_BYTES = 30,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -870,6 +884,18 @@ sa_status_t sa_client_size(const struct sa_client_t *client, size_t *out_size);
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
 sa_status_t sa_client_flush(struct sa_client_t *client);
+
+/**
+ * Compacts the node's storage: writes a snapshot of its live state, then deletes the log
+ * it covers and older snapshots (docs/wal-format.md). Writers on other threads keep going
+ * meanwhile; one compaction runs at a time (a second call waits).
+ *
+ * Errors: `SA_INVALID_STATE` (closed, or a memory-only node: nothing to compact),
+ * `SA_IO_ERROR` (the snapshot cannot be written: the previous snapshot and the whole log
+ * are kept, nothing is lost), `SA_STORE_ERROR` (the snapshot written did not read back
+ * intact). Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_compact(struct sa_client_t *client);
 
 /**
  * Applies every change of `batch` atomically: all or nothing, one WAL record, one sync.

@@ -93,6 +93,14 @@ pub enum OptionId {
     /// Number: a peer connection's handshake (TLS and Hello) must be done within this.
     /// Default 10000.
     SaOptionHandshakeTimeoutMs = 27,
+    /// Number: bytes of one WAL segment file (4 KiB to 1 TiB). Default 64 MiB.
+    SaOptionWalSegmentSize = 28,
+    /// Boolean: compact on its own when the log since the last snapshot outgrows
+    /// `compact_log_bytes`. Default true.
+    SaOptionAutoCompact = 29,
+    /// Number: log bytes since the last snapshot that start an automatic compaction; 0 is
+    /// the larger of the last snapshot and one segment. Default 0.
+    SaOptionCompactLogBytes = 30,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -237,6 +245,19 @@ pub const OPTIONS: &[OptionSpec] = &[
         UINT,
         U32,
     ),
+    spec(
+        OptionId::SaOptionWalSegmentSize,
+        "wal_segment_size",
+        UINT,
+        u64::MAX,
+    ),
+    spec(OptionId::SaOptionAutoCompact, "auto_compact", BOOL, 0),
+    spec(
+        OptionId::SaOptionCompactLogBytes,
+        "compact_log_bytes",
+        UINT,
+        u64::MAX,
+    ),
 ];
 
 impl OptionId {
@@ -329,6 +350,9 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionInsecureTransport => Value::Bool(o.insecure_transport),
         OptionId::SaOptionTrustPath => text(&o.trust_path),
         OptionId::SaOptionHandshakeTimeoutMs => uint(o.handshake_timeout_ms),
+        OptionId::SaOptionWalSegmentSize => uint(o.wal_segment_size),
+        OptionId::SaOptionAutoCompact => Value::Bool(o.auto_compact),
+        OptionId::SaOptionCompactLogBytes => uint(o.compact_log_bytes),
     }
 }
 
@@ -394,6 +418,7 @@ fn set_bool(o: &mut ClientOptions, id: OptionId, b: bool) -> Result<()> {
         OptionId::SaOptionEnableDiscovery => &mut o.enable_discovery,
         OptionId::SaOptionAutoConnectDiscovered => &mut o.auto_connect_discovered,
         OptionId::SaOptionInsecureTransport => &mut o.insecure_transport,
+        OptionId::SaOptionAutoCompact => &mut o.auto_compact,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = b;
@@ -421,6 +446,8 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         OptionId::SaOptionDiscoveryTtlMs => o.discovery_ttl_ms = narrow(id, n)?,
         OptionId::SaOptionMaxClockDriftMs => o.max_clock_drift_ms = n,
         OptionId::SaOptionHandshakeTimeoutMs => o.handshake_timeout_ms = narrow(id, n)?,
+        OptionId::SaOptionWalSegmentSize => o.wal_segment_size = n,
+        OptionId::SaOptionCompactLogBytes => o.compact_log_bytes = n,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -494,6 +521,9 @@ impl Described for ClientOptions {
             insecure_transport: _,
             trust_path: _,
             handshake_timeout_ms: _,
+            wal_segment_size: _,
+            auto_compact: _,
+            compact_log_bytes: _,
         } = self;
         OPTIONS
             .iter()

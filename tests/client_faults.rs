@@ -178,14 +178,15 @@ fn corrupt_wal_fails_open_naming_file_and_offset() {
         client.put(&format!("k{i}"), b"value").unwrap();
     }
     client.close().unwrap();
-    let mut image = std::fs::read(&path).unwrap();
+    let segment = softadastra::wal::segment_path(&path, 1);
+    let mut image = std::fs::read(&segment).unwrap();
     image[32 + 25] ^= 1; // inside the first record's payload
-    std::fs::write(&path, &image).unwrap();
+    std::fs::write(&segment, &image).unwrap();
     let err = client.open().unwrap_err();
     assert_eq!(err.code(), ErrorCode::StoreError);
     let msg = err.to_string();
     assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("byte offset 32"),
+        msg.contains(&segment.display().to_string()) && msg.contains("byte offset 32"),
         "{msg}"
     );
     assert!(!client.is_open());
@@ -209,7 +210,9 @@ fn disk_full_child(dir: &Path) {
         }
     };
     assert_eq!(err.code(), ErrorCode::IoError, "{err}");
-    assert_eq!(err.context(), dir.join("full.wal").display().to_string());
+    // The file that could not grow: the log's segment.
+    let segment = softadastra::wal::segment_path(&dir.join("full.wal"), 1);
+    assert_eq!(err.context(), segment.display().to_string());
     assert!(err.to_string().contains("file too large"), "{err}");
     assert!(
         !client.contains(&format!("k{acknowledged}")).unwrap(),

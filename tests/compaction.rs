@@ -52,9 +52,10 @@ fn a_compacted_node_reopens_with_the_same_data_and_a_smaller_log() {
     client.open().unwrap();
     for round in 0..50 {
         for key in 0..100 {
-            client
-                .put(&format!("k{key:03}"), format!("{round}-{key}").as_bytes())
-                .unwrap();
+            // 1 KiB values: 5 MB of log for 100 KB of live data.
+            let mut value = format!("{round}-{key}-").into_bytes();
+            value.resize(1024, b'.');
+            client.put(&format!("k{key:03}"), &value).unwrap();
         }
     }
     for key in 0..10 {
@@ -232,4 +233,58 @@ fn an_unfinished_snapshot_is_ignored() {
     std::fs::write(&tmp, b"SOFTASNP half a snapshot").unwrap();
     client.open().unwrap();
     assert_eq!(client.get("k").unwrap(), b"v");
+}
+
+#[test]
+fn the_log_is_compacted_on_its_own_once_it_outgrows_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), "auto");
+    o.auto_flush = false;
+    o.wal_segment_size = 64 * 1024;
+    let client = Client::new(o);
+    client.open().unwrap();
+    let value = [5u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut round = 0u32;
+    // Overwrites of 50 keys: the live data stays ~25 KB while the log grows; each tick
+    // may start a compaction (on a thread of its own).
+    while snapshots(dir.path(), "auto").is_empty() && Instant::now() < deadline {
+        for key in 0..50 {
+            client.put(&format!("k{key}"), &value).unwrap();
+        }
+        client.tick(true).unwrap();
+        round += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        !snapshots(dir.path(), "auto").is_empty(),
+        "no automatic compaction after {round} rounds"
+    );
+    client.close().unwrap(); // waits for a compaction in progress
+    let on_disk = disk_bytes(dir.path(), "auto");
+    assert!(
+        on_disk < 4 * 64 * 1024 + 64 * 1024,
+        "disk use follows the live data: {on_disk} bytes after {round} rounds"
+    );
+    client.open().unwrap();
+    assert_eq!(client.size().unwrap(), 50);
+}
+
+#[test]
+fn automatic_compaction_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), "manual");
+    o.auto_flush = false;
+    o.wal_segment_size = 64 * 1024;
+    o.auto_compact = false;
+    let client = Client::new(o);
+    client.open().unwrap();
+    for round in 0..40 {
+        for key in 0..50 {
+            client.put(&format!("k{key}"), &[round as u8; 512]).unwrap();
+        }
+        client.tick(true).unwrap();
+    }
+    client.close().unwrap();
+    assert!(snapshots(dir.path(), "manual").is_empty());
 }

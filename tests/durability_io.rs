@@ -1,10 +1,11 @@
 //! Durability promise 3 (I/O errors). See docs/durability.md.
 //!
 //! The storage seam fails the Nth write or the Nth sync, for every N that the workload
-//! reaches, on a real file ([`FileStorage`]) and on the simulated disk ([`MemStorage`]),
-//! in durable and fast mode. A real disk-full comes from a 2 MiB tmpfs (this file) and from
-//! RLIMIT_FSIZE (`disk_full_fails_the_put_and_keeps_every_acknowledged_write` in
-//! tests/client_faults.rs). Each time: the failing call returns an error, memory is
+//! reaches, on real files ([`FileDir`]) and on the simulated disk ([`MemDir`]), in durable
+//! and fast mode, with segments large enough for the whole workload and with segments so
+//! small that it starts new ones (so that faults also hit segment creation). A real
+//! disk-full comes from a 2 MiB tmpfs (this file) and from RLIMIT_FSIZE
+//! (`disk_full_fails_the_put_and_keeps_every_acknowledged_write` in tests/client_faults.rs). Each time: the failing call returns an error, memory is
 //! unchanged, every later write is refused until reopen, and after reopen every
 //! acknowledged write is there (and nothing that was never written).
 //!
@@ -18,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use softadastra::store::{Change, Store, StoreError, StoreOptions};
-use softadastra::wal::{
-    Fault, FaultyStorage, FileStorage, MemStorage, PowerCut, WalError, WalStorage,
-};
+use softadastra::wal::{Fault, FaultyDir, FileDir, MemDir, PowerCut, SegmentDir, WalError};
 
 /// Small puts, removes and batches, with three 400 KiB values: the log outgrows its
 /// 1 MiB preallocation (durable mode) and the 256 KiB write buffer spills (fast mode).
@@ -57,10 +56,14 @@ fn wal_error(e: &StoreError) -> Option<&WalError> {
     }
 }
 
+/// A segment size small enough that the workload starts several segments (its large values
+/// get one each).
+const SMALL_SEGMENTS: u64 = 64 * 1024;
+
 /// Where the store's WAL lives for one run.
 enum Backend {
     /// The simulated disk.
-    Mem(MemStorage),
+    Mem(MemDir),
     /// A real file in a temporary directory.
     File {
         _dir: tempfile::TempDir,
@@ -71,7 +74,7 @@ enum Backend {
 impl Backend {
     fn new(mem: bool) -> Backend {
         if mem {
-            Backend::Mem(MemStorage::new())
+            Backend::Mem(MemDir::new())
         } else {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("node.wal");
@@ -86,49 +89,30 @@ impl Backend {
         }
     }
 
-    fn storage(&self) -> Box<dyn WalStorage> {
+    fn dir(&self) -> Box<dyn SegmentDir> {
         match self {
             Backend::Mem(disk) => Box::new(disk.clone()),
-            Backend::File { path, .. } => Box::new(FileStorage::new(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-                    .unwrap(),
-            )),
+            Backend::File { path, .. } => Box::new(FileDir::open(path).unwrap()),
         }
     }
 
-    fn open(&self, durable: bool, fault: Option<Fault>) -> Result<Store, StoreError> {
-        let options = StoreOptions::new("node-a", Some(self.path()), durable);
-        let storage = match fault {
-            Some(fault) => Box::new(FaultyStorage::new(Dyn(self.storage()), fault)),
-            None => self.storage(),
+    fn options(&self, durable: bool, segment_size: u64) -> StoreOptions {
+        let mut options = StoreOptions::new("node-a", Some(self.path()), durable);
+        options.wal_segment_size = segment_size;
+        options
+    }
+
+    fn open(
+        &self,
+        durable: bool,
+        segment_size: u64,
+        fault: Option<Fault>,
+    ) -> Result<Store, StoreError> {
+        let dir = match fault {
+            Some(fault) => Box::new(FaultyDir::new(self.dir(), fault)),
+            None => self.dir(),
         };
-        Store::open_with(&options, Some(storage), &mut ())
-    }
-}
-
-/// Either backend's storage as one type, to wrap in a [`FaultyStorage`].
-struct Dyn(Box<dyn WalStorage>);
-
-impl WalStorage for Dyn {
-    fn read_all(&mut self) -> std::io::Result<Vec<u8>> {
-        self.0.read_all()
-    }
-
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_at(offset, buf)
-    }
-
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        self.0.sync_data()
-    }
-
-    fn sync_all(&mut self) -> std::io::Result<()> {
-        self.0.sync_all()
+        Store::open_with(&self.options(durable, segment_size), Some(dir), &mut ())
     }
 }
 
@@ -143,14 +127,14 @@ enum Outcome {
 }
 
 /// Runs the workload on a store whose storage fails the chosen call and checks promise 3.
-fn run_with_fault(mem: bool, durable: bool, fault: Fault) -> Outcome {
+fn run_with_fault(mem: bool, durable: bool, segment_size: u64, fault: Fault) -> Outcome {
     let ctx = format!(
-        "{} {} {fault:?}",
+        "{} {} segments of {segment_size} bytes {fault:?}",
         if mem { "memory" } else { "file" },
         if durable { "durable" } else { "fast" }
     );
     let backend = Backend::new(mem);
-    let store = match backend.open(durable, Some(fault)) {
+    let store = match backend.open(durable, segment_size, Some(fault)) {
         Ok(store) => store,
         Err(e) => {
             assert!(
@@ -158,7 +142,7 @@ fn run_with_fault(mem: bool, durable: bool, fault: Fault) -> Outcome {
                 "{ctx}: open failed with {e}"
             );
             let store = backend
-                .open(durable, None)
+                .open(durable, segment_size, None)
                 .expect("reopen after failed open");
             assert!(store.is_empty(), "{ctx}: data invented");
             store.put("after", b"ok").unwrap();
@@ -250,13 +234,13 @@ fn run_with_fault(mem: bool, durable: bool, fault: Fault) -> Outcome {
         );
     };
     // Restart without losing power: the same image.
-    let store = backend.open(durable, None).expect("reopen");
+    let store = backend.open(durable, segment_size, None).expect("reopen");
     check(&store, "reopen");
     if let Backend::Mem(disk) = &backend {
         drop(store);
         // And a power cut after the error: only what was synced survives.
         let after_cut = disk.power_cut(PowerCut::LOSE_UNSYNCED);
-        let options = StoreOptions::new("node-a", Some(backend.path()), durable);
+        let options = backend.options(durable, segment_size);
         let store = Store::open_with(&options, Some(Box::new(after_cut)), &mut ()).unwrap();
         check(&store, "reopen after a power cut");
         if durable {
@@ -269,7 +253,7 @@ fn run_with_fault(mem: bool, durable: bool, fault: Fault) -> Outcome {
     } else {
         store.put("after-reopen", b"ok").unwrap();
         drop(store);
-        let store = backend.open(durable, None).unwrap();
+        let store = backend.open(durable, segment_size, None).unwrap();
         assert_eq!(
             store.get("after-reopen").as_deref(),
             Some(&b"ok"[..]),
@@ -279,8 +263,15 @@ fn run_with_fault(mem: bool, durable: bool, fault: Fault) -> Outcome {
     Outcome::CallFailed
 }
 
-/// Fails write N, then sync N, for N = 1, 2, ... until the workload no longer reaches N.
+/// Fails write N, then sync N, for N = 1, 2, ... until the workload no longer reaches N,
+/// with the default segment size and with small segments.
 fn every_n(mem: bool, durable: bool) {
+    for segment_size in [softadastra::wal::DEFAULT_SEGMENT_SIZE, SMALL_SEGMENTS] {
+        every_n_with(mem, durable, segment_size);
+    }
+}
+
+fn every_n_with(mem: bool, durable: bool, segment_size: u64) {
     let started = Instant::now();
     for kind in ["write", "sync"] {
         let (mut open_failed, mut call_failed) = (0, 0);
@@ -293,7 +284,7 @@ fn every_n(mem: bool, durable: bool) {
             } else {
                 Fault::Sync(n)
             };
-            match run_with_fault(mem, durable, fault) {
+            match run_with_fault(mem, durable, segment_size, fault) {
                 Outcome::OpenFailed => open_failed += 1,
                 Outcome::CallFailed => call_failed += 1,
                 Outcome::NotReached => break,
@@ -301,7 +292,8 @@ fn every_n(mem: bool, durable: bool) {
             n += 1;
         }
         println!(
-            "{} {}: failing {kind} N = 1..{}: {open_failed} during open, {call_failed} during writes",
+            "{} {} segments of {segment_size} bytes: failing {kind} N = 1..{}: {open_failed} \
+             during open, {call_failed} during writes",
             if mem { "memory" } else { "file" },
             if durable { "durable" } else { "fast" },
             n - 1

@@ -1,8 +1,9 @@
-//! Durability promises 2 (power cut) and 4 (file creation), on the in-memory disk
-//! [`MemStorage`] under the real WAL and store. See docs/durability.md.
+//! Durability promises 2 (power cut) and 4 (file creation, segment rotation), on the
+//! in-memory disk [`MemDir`] under the real WAL and store. See docs/durability.md.
 //!
-//! A power cut keeps the synced image plus, in order, some of the writes made after the
-//! last sync, the last kept one possibly torn at any byte. The store must reopen with a
+//! A power cut keeps what was synced plus, in order, some of the changes made after the
+//! last sync (writes, and creations of segment files not yet made durable by a sync of
+//! the directory), the last kept write possibly torn at any byte. The store must reopen with a
 //! state it really had: for `durable` mode exactly every acknowledged write (plus, possibly,
 //! the one in flight); for fast mode (`auto_flush` off) the state after some prefix of the
 //! operations, at least up to the last successful flush. A flipped bit is always detected:
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use softadastra::store::{Change, Store, StoreError, StoreOptions};
 use softadastra::wal::format::{self, LogEnd};
-use softadastra::wal::{MemStorage, PowerCut, WalError};
+use softadastra::wal::{
+    DEFAULT_SEGMENT_SIZE, DirImage, MemDir, PowerCut, WalError, WalFile, segment_path,
+};
 
 fn random_value(rng: &mut Rng, tag: u64) -> Vec<u8> {
     let len = match rng.below(100) {
@@ -57,16 +60,24 @@ fn random_action(rng: &mut Rng, tag: u64) -> Action {
     }
 }
 
-/// The WAL's path: only named (in messages) and its directory fsynced on creation; the
-/// data lives in the [`MemStorage`].
+/// The WAL's path: only named in messages; the data lives in the [`MemDir`].
 fn wal_path() -> PathBuf {
     std::env::temp_dir().join("softadastra-powercut-simulated.wal")
 }
 
-fn open(disk: &MemStorage, durable: bool) -> Result<Store, StoreError> {
-    let options = StoreOptions::new("node-a", Some(wal_path()), durable);
+fn open(disk: &MemDir, durable: bool) -> Result<Store, StoreError> {
+    open_segments(disk, durable, DEFAULT_SEGMENT_SIZE)
+}
+
+fn open_segments(disk: &MemDir, durable: bool, segment_size: u64) -> Result<Store, StoreError> {
+    let mut options = StoreOptions::new("node-a", Some(wal_path()), durable);
+    options.wal_segment_size = segment_size;
     Store::open_with(&options, Some(Box::new(disk.clone())), &mut ())
 }
+
+/// Segment sizes a run uses: small ones make sessions start segments (values of 160 KiB
+/// get one of their own), so that cuts also land while a segment is created.
+const SEGMENT_SIZES: [u64; 4] = [16 * 1024, 64 * 1024, 1024 * 1024, DEFAULT_SEGMENT_SIZE];
 
 fn state(store: &Store) -> Model {
     store.list("").into_iter().collect()
@@ -119,6 +130,8 @@ struct Stats {
     cuts_during_open: u64,
     /// Cuts that found unsynced writes to lose or tear.
     cuts_with_unsynced: u64,
+    /// Cuts after which the log had more than one segment file.
+    cuts_with_segments: u64,
 }
 
 /// One seeded run: sessions of random writes, each ended by a power cut (during open, in
@@ -126,13 +139,15 @@ struct Stats {
 /// checked against the model.
 fn run(seed: u64, durable: bool, stats: &mut Stats) -> Result<(), String> {
     let mut rng = Rng(seed);
-    let mut disk = MemStorage::new();
+    let mut disk = MemDir::new();
+    let segment_size = SEGMENT_SIZES[rng.below(SEGMENT_SIZES.len() as u64) as usize];
+    let open = |disk: &MemDir, durable| open_segments(disk, durable, segment_size);
     // The state on disk as last verified by a reopen.
     let mut model = Model::new();
     let sessions = 1 + rng.below(6);
     let mut tag = seed.wrapping_mul(1_000_003);
     for session in 0..sessions {
-        let ctx = |what: String| format!("session {session}: {what}");
+        let ctx = |what: String| format!("session {session} (segments of {segment_size}): {what}");
         let off_during_open = rng.percent(15);
         if off_during_open {
             disk.power_off_after(rng.below(4));
@@ -219,6 +234,8 @@ fn run(seed: u64, durable: bool, stats: &mut Stats) -> Result<(), String> {
             }
         }
         drop(store);
+        // The lock file, then the segments.
+        stats.cuts_with_segments += u64::from(rebooted.image().len() > 2);
         disk = rebooted;
     }
     Ok(())
@@ -250,12 +267,13 @@ fn run_seeds(durable: bool) {
         }
     }
     println!(
-        "{mode}: {ran} seeds, {} operations ({} acknowledged), {} power cuts ({} during open, {} with unsynced writes), {} failing, {:?}",
+        "{mode}: {ran} seeds, {} operations ({} acknowledged), {} power cuts ({} during open, {} with unsynced writes, {} leaving several segments), {} failing, {:?}",
         stats.operations,
         stats.acknowledged,
         stats.cuts,
         stats.cuts_during_open,
         stats.cuts_with_unsynced,
+        stats.cuts_with_segments,
         failures.len(),
         started.elapsed()
     );
@@ -272,9 +290,10 @@ fn fast_mode_reopens_after_any_power_cut_with_a_state_it_really_had() {
     run_seeds(false);
 }
 
-/// A small durable log: record start offsets (plus the end) and the model after each record.
+/// A small durable log, the one segment file of its WAL: the file's image, record start
+/// offsets (plus the end) and the model after each record.
 fn small_log() -> (Vec<u8>, Vec<u64>, Vec<Model>) {
-    let disk = MemStorage::new();
+    let disk = MemDir::new();
     let store = open(&disk, true).unwrap();
     let actions = [
         Action::Put("alpha".into(), b"one".to_vec()),
@@ -299,9 +318,11 @@ fn small_log() -> (Vec<u8>, Vec<u64>, Vec<Model>) {
         models.push(next);
     }
     drop(store);
-    let image = disk.image();
+    let files = disk.image();
+    assert_eq!(files.len(), 2, "the empty lock file and one segment");
+    let image = files[&WalFile::Segment(1)].clone();
     let mut starts = Vec::new();
-    let summary = format::scan::<()>(&image, |r| {
+    let summary = format::scan_from::<()>(&image, Some(1), |r| {
         starts.push(r.offset);
         Ok(())
     })
@@ -313,13 +334,18 @@ fn small_log() -> (Vec<u8>, Vec<u64>, Vec<Model>) {
     (image, starts, models)
 }
 
+/// A WAL directory whose one segment holds `image`.
+fn one_segment(image: &[u8]) -> MemDir {
+    MemDir::from_image(DirImage::from([(WalFile::Segment(1), image.to_vec())]))
+}
+
 /// Opens `image` with one bit flipped and checks the flip is detected: a bad header, a
 /// corruption error naming a record offset at or before the flip, or a log cut before the
 /// damaged record with the state of exactly the records kept.
 fn check_flip(image: &[u8], bit: u64, starts: &[u64], models: &[Model]) -> Result<(), String> {
     let byte = bit / 8;
-    let disk = MemStorage::with_image(image.to_vec());
-    disk.flip_bit(bit);
+    let disk = one_segment(image);
+    disk.flip_bit(WalFile::Segment(1), bit);
     let end = *starts.last().unwrap();
     // The record holding the flipped byte, if any.
     let damaged = starts.windows(2).position(|w| w[0] <= byte && byte < w[1]);
@@ -422,26 +448,28 @@ fn random_flipped_bits_anywhere_in_a_preallocated_log_are_detected() {
     );
 }
 
-/// Every image a crash can leave while a WAL is created: `calls` storage calls done (header
-/// write, zero fill, sync), then any number of the unsynced writes kept, the next one torn
-/// at chosen bytes (every byte of the header).
-fn creation_crash_images() -> Vec<(String, Vec<u8>)> {
+/// Every image a crash can leave while a WAL is created: `calls` storage calls done (the
+/// segment file's creation, its header write, zero fill and sync, the directory's sync),
+/// then any number of the unsynced changes kept, the next one torn at chosen bytes (every
+/// byte of the header). Until the directory is synced, the file itself may be lost.
+fn creation_crash_images() -> Vec<(String, DirImage)> {
     let mut images = Vec::new();
     let mut seen = HashSet::new();
-    for calls in 0..=3u64 {
-        let disk = MemStorage::new();
+    for calls in 0..=5u64 {
+        let disk = MemDir::new();
         disk.power_off_after(calls);
         let opened = open(&disk, true);
         assert_eq!(
             opened.is_ok(),
-            calls == 3,
-            "creation is a header write, a zero fill and one sync; {calls} calls allowed"
+            calls == 5,
+            "creation is a file creation, a header write, a zero fill, a sync and a sync of \
+             the directory; {calls} calls allowed"
         );
         let pending = disk.pending_writes();
         drop(opened);
         for kept_writes in 0..=pending.len() {
             let torn: Vec<usize> = match pending.get(kept_writes) {
-                None => vec![0],
+                None | Some(0) => vec![0],
                 Some(&len) if len <= 64 => (0..len).collect(),
                 Some(&len) => [0, 1, 4096, len / 2, len - 1]
                     .into_iter()
@@ -471,9 +499,9 @@ fn a_crash_at_every_step_of_creating_a_wal_reopens_empty_and_keeps_later_writes(
     assert!(images.len() > 35, "only {} distinct images", images.len());
     let mut reopens = 0;
     for (what, image) in &images {
-        // The reopen crashes after 0, 1 or 2 of its calls, or completes.
-        for second_calls in [0, 1, 2, u64::MAX] {
-            let disk = MemStorage::with_image(image.clone());
+        // The reopen crashes after 0 to 4 of its calls, or completes.
+        for second_calls in [0, 1, 2, 3, 4, u64::MAX] {
+            let disk = MemDir::from_image(image.clone());
             disk.power_off_after(second_calls);
             let reopened = open(&disk, true);
             if let Ok(store) = &reopened {
@@ -514,20 +542,48 @@ fn a_crash_at_every_step_of_creating_a_wal_reopens_empty_and_keeps_later_writes(
     );
 }
 
-/// The same creation crash images as real files (and a file that does not exist, as when
-/// the directory entry was never synced), opened through the real file path.
+/// What a crash while the single-file WAL of format version 1 was created left at the WAL
+/// path: a prefix of its header, with or without the zeros of its preallocation, or the
+/// whole header and zeros (a log that never got a record).
+fn version_1_creation_crash_images() -> Vec<(String, DirImage)> {
+    let header = format::encode_legacy_header();
+    let mut images = Vec::new();
+    for len in [1, 13, 31, 32] {
+        for padded in [false, true] {
+            let mut image = header[..len].to_vec();
+            if padded {
+                image.resize(1024 * 1024, 0);
+            }
+            images.push((
+                format!("version 1: {len} header bytes, padded {padded}"),
+                DirImage::from([(WalFile::Legacy, image)]),
+            ));
+        }
+    }
+    images
+}
+
+/// The same creation crash images as real files (and no file at all, as when the lock
+/// file's directory entry was never synced), plus those of a version 1 WAL, opened through
+/// the real file path.
 #[test]
 fn every_creation_crash_image_as_a_real_file_opens_empty_and_writable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.wal");
     let mut images = creation_crash_images();
-    images.push(("file missing".into(), Vec::new()));
+    images.extend(version_1_creation_crash_images());
+    images.push(("no file".into(), DirImage::new()));
     let count = images.len();
     for (what, image) in images {
-        if what == "file missing" {
-            let _ = std::fs::remove_file(&path);
-        } else {
-            std::fs::write(&path, &image).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        for (file, bytes) in &image {
+            let file_path = match file {
+                WalFile::Legacy => path.clone(),
+                WalFile::Segment(first) => segment_path(&path, *first),
+            };
+            std::fs::write(&file_path, bytes).unwrap();
         }
         let options = StoreOptions::new("node-a", Some(path.clone()), true);
         let store = Store::open(&options).unwrap_or_else(|e| panic!("{what}: {e}"));

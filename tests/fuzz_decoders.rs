@@ -36,7 +36,9 @@ use softadastra::sync::marks::{self, MarkKind};
 use softadastra::sync::{Ack, SyncBatch};
 use softadastra::transport::frame;
 use softadastra::transport::message::{Hello, Message};
-use softadastra::wal::format::{RecordType, encode_file_header, encode_record};
+use softadastra::wal::format::{
+    RecordType, encode_legacy_header, encode_record, encode_segment_header,
+};
 
 /// Cases per decoder target in CI.
 const CASES: u32 = 2000;
@@ -100,11 +102,18 @@ fn wal_image() -> impl Strategy<Value = Vec<u8>> {
     ];
     (
         prop_oneof![3 => Just(1u64), 1 => u64_edge()],
+        any::<bool>(),
         vec(record, 0..5),
         0..64usize,
     )
-        .prop_map(|(first, records, padding)| {
-            let mut b = encode_file_header().to_vec();
+        .prop_map(|(first, segment, records, padding)| {
+            // A segment header names the first record's number (0 and u64::MAX are no
+            // record's: such headers are refused, and checked so).
+            let mut b = if segment {
+                encode_segment_header(first).to_vec()
+            } else {
+                encode_legacy_header().to_vec()
+            };
             for (i, (t, payload)) in records.iter().enumerate() {
                 encode_record(&mut b, *t, first.wrapping_add(i as u64), payload);
             }
@@ -239,7 +248,7 @@ fn wal_reader_random_bytes() {
         (any::<bool>(), random_bytes(512)),
         |(with_header, tail)| {
             let mut b = if with_header {
-                encode_file_header().to_vec()
+                encode_legacy_header().to_vec()
             } else {
                 Vec::new()
             };

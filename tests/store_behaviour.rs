@@ -125,9 +125,11 @@ fn key_and_value_limits_are_enforced_at_their_boundaries() {
 fn clock_never_goes_backwards_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(&dir);
-    // A record stamped far in the future, as if written while the wall clock was wrong.
+    // A record stamped far in the future, as if written while the wall clock was wrong, in
+    // a log of format version 1 (the file at the WAL path), which is read as the first
+    // segment.
     let future = Version::from_millis(softadastra::store::hlc::now_millis() + 86_400_000);
-    let mut image = format::encode_file_header().to_vec();
+    let mut image = format::encode_legacy_header().to_vec();
     let mut payload = Vec::new();
     softadastra::store::op::encode_ops(
         &mut payload,

@@ -94,3 +94,28 @@ fn a_data_dir_that_is_a_file_fails_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
 }
+
+#[test]
+fn store_compact_snapshots_the_data_and_later_commands_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for i in 0..20 {
+        let put = cli(&data, &["store", "put", "sale/total", &i.to_string()]);
+        assert_eq!(put.status.code(), Some(0));
+    }
+    let compact = cli(&data, &["store", "compact", "--json"]);
+    assert_eq!(compact.status.code(), Some(0), "{}", stdout(&compact));
+    let doc: serde_json::Value = serde_json::from_slice(&compact.stdout).unwrap();
+    assert_eq!(doc["command"], "store compact");
+    assert!(doc["covers_through"].as_u64().unwrap() >= 20, "{doc}");
+    assert!(doc["segments_removed"].as_u64().unwrap() >= 1, "{doc}");
+    let snapshots = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".snap."))
+        .count();
+    assert_eq!(snapshots, 1);
+    let get = cli(&data, &["store", "get", "sale/total"]);
+    assert_eq!(get.status.code(), Some(0));
+    assert!(stdout(&get).contains("19"), "{}", stdout(&get));
+}

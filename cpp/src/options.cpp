@@ -63,6 +63,9 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_INSECURE_TRANSPORT, o.insecure_transport);
     visit(SA_OPTION_TRUST_PATH, o.trust_path);
     visit(SA_OPTION_HANDSHAKE_TIMEOUT_MS, o.handshake_timeout_ms);
+    visit(SA_OPTION_WAL_SEGMENT_SIZE, o.wal_segment_size);
+    visit(SA_OPTION_AUTO_COMPACT, o.auto_compact);
+    visit(SA_OPTION_COMPACT_LOG_BYTES, o.compact_log_bytes);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

@@ -9,6 +9,7 @@
 #include <softadastra.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +37,47 @@ static int contains_text(const char *haystack, const char *needle) {
     return strstr(haystack, needle) != NULL;
 }
 
-/* Removes a WAL and the identity key and trust file made next to it ("<wal>.key",
- * "<wal>.trust"). */
+/* Whether `s` is `n` decimal digits and nothing else. */
+static int all_digits(const char *s, size_t n) {
+    if (strlen(s) != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+    }
+    return 1;
+}
+
+/* Removes a WAL and what the node keeps next to it: the lock file "<wal>", its segments
+ * "<wal>.<20 digits>", snapshots "<wal>.snap.<20 digits>", the identity key "<wal>.key"
+ * and the trust file "<wal>.trust". Anything else is left (and then found by the
+ * directory check). */
 static void remove_node_files(const char *wal) {
-    char key[700], trust[700];
-    snprintf(key, sizeof key, "%s.key", wal);
-    snprintf(trust, sizeof trust, "%s.trust", wal);
-    unlink(wal);
-    unlink(key);
-    unlink(trust);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", wal);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : wal;
+    if (slash) {
+        *slash = '\0';
+    } else {
+        snprintf(dir, sizeof dir, ".");
+    }
+    size_t base_len = strlen(base);
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    struct dirent *e;
+    char path[1200];
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0) continue;
+        const char *rest = name + base_len;
+        int ours = rest[0] == '\0' || strcmp(rest, ".key") == 0 || strcmp(rest, ".trust") == 0 ||
+                   (rest[0] == '.' && all_digits(rest + 1, 20)) ||
+                   (strncmp(rest, ".snap.", 6) == 0 && all_digits(rest + 6, 20));
+        if (ours) {
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            unlink(path);
+        }
+    }
+    closedir(d);
 }
 
 /* Copies the sync counters of `client` to *copy and frees the returned struct. */
@@ -463,7 +496,10 @@ static void test_store(const char *wal) {
     CHECK(sa_client_refresh_node_info(client, NULL) == SA_INVALID_ARGUMENT);
 
     CHECK(sa_client_flush(client) == SA_OK);
+    CHECK(sa_client_compact(client) == SA_OK);
+    CHECK(sa_client_compact(NULL) == SA_INVALID_ARGUMENT);
     CHECK(sa_client_close(client) == SA_OK);
+    CHECK(sa_client_compact(client) == SA_INVALID_STATE);
     CHECK(sa_client_close(client) == SA_OK);
     CHECK(sa_client_put(client, KEY("k"), KEY("v")) == SA_INVALID_STATE);
     CHECK(contains_text(sa_last_error_message(), "not open"));

@@ -82,6 +82,9 @@ ClientOptions every_field_changed() {
     o.insecure_transport = true;
     o.trust_path = "parity.trust";
     o.handshake_timeout_ms = 17;
+    o.wal_segment_size = 1 << 20;
+    o.auto_compact = false;
+    o.compact_log_bytes = 18;
     return o;
 }
 

@@ -179,3 +179,25 @@ TEST_F(StoreTest, SeveralThreadsShareOneClient) {
 }
 
 }  // namespace
+
+TEST_F(StoreTest, CompactionKeepsEveryValueAcrossAReopen) {
+    for (int round = 0; round < 20; ++round) {
+        for (int key = 0; key < 50; ++key) {
+            ASSERT_TRUE(client_.put("k" + std::to_string(key), "v" + std::to_string(round)).is_ok());
+        }
+    }
+    ASSERT_TRUE(client_.remove("k7").is_ok());
+    auto compacted = client_.compact();
+    ASSERT_TRUE(compacted.is_ok()) << compacted.error().message();
+    ASSERT_TRUE(client_.close().is_ok());
+    ASSERT_TRUE(client_.open().is_ok());
+    EXPECT_EQ(client_.size(), 49u);
+    EXPECT_EQ(client_.get("k3").value().to_string(), "v19");
+    EXPECT_FALSE(client_.contains("k7"));
+}
+
+TEST(StoreCompactionTest, AMemoryOnlyNodeHasNothingToCompact) {
+    Client client{ClientOptions::memory_only("mem-compact")};
+    ASSERT_TRUE(client.open().is_ok());
+    EXPECT_ERROR_CODE(client.compact(), Error::Code::InvalidState);
+}

@@ -1,4 +1,5 @@
-//! The WAL reader: `wal::format::check_file_header` and `scan` on a whole file image, and
+//! The WAL reader: `wal::format::check_file_header` and `scan_from` on a whole file image
+//! (a version 1 file or a segment, from the first sequence number its header names), and
 //! the record payload decoders (`store::op::decode_ops`, `sync::marks::decode`).
 //!
 //! Input layout and checks: `fuzz_support::wal_reader_input`, shared with

@@ -344,6 +344,16 @@ struct ClientOptions {
     /// A peer connection whose handshake (TLS and Hello) is not done after this long is
     /// closed (at least 1).
     std::uint32_t handshake_timeout_ms = 10000;
+    /// Bytes of one WAL segment file (4 KiB to 1 TiB): the log is a sequence of them.
+    std::uint64_t wal_segment_size = 64ull * 1024 * 1024;
+    /// Compact on its own (a snapshot, then the log it covers deleted) when the log since
+    /// the last snapshot outgrows compact_log_bytes; checked by tick() and the background
+    /// loop.
+    bool auto_compact = true;
+    /// Log bytes since the last snapshot that start an automatic compaction; 0: the
+    /// larger of the last snapshot and one segment (disk use stays under twice the live
+    /// data plus two segments).
+    std::uint64_t compact_log_bytes = 0;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,

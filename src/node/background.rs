@@ -44,7 +44,8 @@ impl Client {
             .name(format!("softadastra-{}", self.options.node_id))
             .spawn({
                 let stop = stop.clone();
-                move || run(&options, &node, &stop, &poisoned)
+                let clock = self.clock.clone();
+                move || run(&options, &node, &*clock, &stop, &poisoned)
             })
             .map_err(|e| Error::Internal(format!("cannot start the background thread: {e}")))?;
         log::info!("node {}: background event loop started", self.options.node_id);
@@ -83,7 +84,8 @@ impl Client {
 /// The background thread: turns of the event loop until `stop`.
 fn run(
     options: &ClientOptions,
-    node: &OpenNode,
+    node: &Arc<OpenNode>,
+    clock: &dyn crate::clock::Clock,
     stop: &AtomicBool,
     poisoned: &Mutex<Option<String>>,
 ) {
@@ -97,6 +99,7 @@ fn run(
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = std::time::Instant::now();
                 node.sync().prune_completed();
+                compaction::maybe_compact(options, node, clock.wall_ms());
             }
             stepped
         }));

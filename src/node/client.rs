@@ -44,6 +44,7 @@ impl Client {
                 .options
                 .enable_wal
                 .then(|| PathBuf::from(&self.options.wal_path)),
+            wal_segment_size: self.options.wal_segment_size,
             durable: self.options.auto_flush,
             time: Some({
                 let clock = self.clock.clone();
@@ -62,6 +63,7 @@ impl Client {
             None => crate::identity::Identity::generate(),
         }
         .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
+        let last_snapshot_bytes = super::compaction::newest_snapshot_bytes(&store);
         let trust = super::trust::Trust::load(self.options.effective_trust_path())
             .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
         log::info!(
@@ -88,6 +90,8 @@ impl Client {
             trust,
             write_gate: RwLock::new(()),
             compaction: Mutex::new(()),
+            compactor: Mutex::new(None),
+            last_snapshot_bytes: std::sync::atomic::AtomicU64::new(last_snapshot_bytes),
         }));
         Ok(())
     }
@@ -102,6 +106,12 @@ impl Client {
         let Some(node) = self.node.write().take() else {
             return Ok(());
         };
+        // An automatic compaction in progress finishes first: it writes to the store.
+        if let Some(compactor) = node.compactor.lock().take()
+            && compactor.join().is_err()
+        {
+            log::error!("node {}: the compaction thread panicked", self.options.node_id);
+        }
         node.discovery.lock().take();
         if node.net.lock().take().is_some() {
             log::info!("node {}: transport stopped", self.options.node_id);

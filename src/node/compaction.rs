@@ -48,6 +48,55 @@ impl Client {
     }
 }
 
+/// The size of the store's newest snapshot (0 when it has none).
+pub(super) fn newest_snapshot_bytes(store: &Store) -> u64 {
+    store
+        .wal_path()
+        .and_then(|wal| list_snapshots(wal).ok())
+        .and_then(|snapshots| snapshots.into_iter().next())
+        .and_then(|(_, path)| std::fs::metadata(path).ok())
+        .map_or(0, |m| m.len())
+}
+
+/// Starts a compaction on a thread of its own when automatic compaction is on and the log
+/// since the last snapshot has outgrown the threshold (`compact_log_bytes`, or the larger
+/// of the last snapshot and one segment), unless one is running. The caller goes on at
+/// once: a compaction of a large store takes seconds.
+pub(super) fn maybe_compact(options: &ClientOptions, node: &Arc<OpenNode>, now_wall_ms: u64) {
+    use std::sync::atomic::Ordering;
+    if !options.auto_compact {
+        return;
+    }
+    let threshold = match options.compact_log_bytes {
+        0 => node
+            .last_snapshot_bytes
+            .load(Ordering::Relaxed)
+            .max(options.wal_segment_size),
+        n => n,
+    };
+    if node.store.log_disk_bytes() <= threshold {
+        return;
+    }
+    let mut compactor = node.compactor.lock();
+    if compactor.as_ref().is_some_and(|t| !t.is_finished()) {
+        return;
+    }
+    if let Some(done) = compactor.take() {
+        let _ = done.join();
+    }
+    let worker = node.clone();
+    let id = options.node_id.clone();
+    *compactor = std::thread::Builder::new()
+        .name(format!("softadastra-compact-{id}"))
+        .spawn(move || {
+            if let Err(e) = compact(&worker, now_wall_ms) {
+                log::error!("node {id}: automatic compaction failed: {e}; the log is kept");
+            }
+        })
+        .map_err(|e| log::error!("node {}: cannot start a compaction: {e}", options.node_id))
+        .ok();
+}
+
 pub(super) fn compact(n: &OpenNode, now_wall_ms: u64) -> Result<CompactionReport> {
     let Some(wal_path) = n.store.wal_path().map(Path::to_path_buf) else {
         return Err(Error::InvalidState(
@@ -92,6 +141,8 @@ pub(super) fn compact(n: &OpenNode, now_wall_ms: u64) -> Result<CompactionReport
             report.snapshots_removed += 1;
         }
     }
+    n.last_snapshot_bytes
+        .store(info.bytes, std::sync::atomic::Ordering::Relaxed);
     report.segments_removed = n.store.remove_log_through(cut)?;
     log::info!(
         "node: compacted {}: snapshot of {} bytes through record {cut}; {} older snapshots \

@@ -132,6 +132,10 @@ struct OpenNode {
     write_gate: RwLock<()>,
     /// One compaction at a time.
     compaction: Mutex<()>,
+    /// The thread of an automatic compaction, joined by `close`.
+    compactor: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The size of the newest snapshot (0: none), for the automatic threshold.
+    last_snapshot_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl OpenNode {

@@ -73,6 +73,17 @@ pub struct ClientOptions {
     /// A peer connection whose handshake (TLS and Hello) is not done after this long is
     /// closed: a stalled or slow handshake holds a connection slot no longer (at least 1).
     pub handshake_timeout_ms: u32,
+    /// Bytes of one WAL segment file (4 KiB to 1 TiB); the log is a sequence of them
+    /// (docs/wal-format.md).
+    pub wal_segment_size: u64,
+    /// Compact on its own (a snapshot, then the log it covers deleted) when the log since
+    /// the last snapshot outgrows `compact_log_bytes`, checked by `tick()` and the
+    /// background loop.
+    pub auto_compact: bool,
+    /// Log bytes since the last snapshot beyond which an automatic compaction runs. 0: the
+    /// larger of the last snapshot's size and one segment, which keeps the disk use under
+    /// twice the live data plus two segments.
+    pub compact_log_bytes: u64,
 }
 
 impl Default for ClientOptions {
@@ -106,6 +117,9 @@ impl Default for ClientOptions {
             insecure_transport: false,
             trust_path: String::new(),
             handshake_timeout_ms: 10_000,
+            wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            auto_compact: true,
+            compact_log_bytes: 0,
         }
     }
 }
@@ -207,6 +221,19 @@ impl ClientOptions {
                 "wal_path",
                 "wal_path must not be empty when the WAL is enabled",
             );
+        }
+        if self.enable_wal
+            && !(crate::wal::MIN_SEGMENT_SIZE..=crate::wal::MAX_SEGMENT_SIZE)
+                .contains(&self.wal_segment_size)
+        {
+            return Err(Error::InvalidOptions {
+                field: "wal_segment_size",
+                reason: format!(
+                    "wal_segment_size must be from {} to {} bytes",
+                    crate::wal::MIN_SEGMENT_SIZE,
+                    crate::wal::MAX_SEGMENT_SIZE
+                ),
+            });
         }
         if self.sync_batch_size == 0 {
             return invalid("sync_batch_size", "sync_batch_size must be at least 1");

@@ -18,6 +18,16 @@ impl Client {
     /// connected peer nothing is sent and queued work keeps waiting: being offline spends
     /// no retries.
     pub fn tick(&self, prune_completed: bool) -> Result<TickResult> {
+        let result = self.tick_sync(prune_completed)?;
+        // Outside every lock of the node: a compaction, when one is due, runs on its own.
+        let node = self.node.read().clone();
+        if let Some(node) = node {
+            super::compaction::maybe_compact(&self.options, &node, self.clock.wall_ms());
+        }
+        Ok(result)
+    }
+
+    fn tick_sync(&self, prune_completed: bool) -> Result<TickResult> {
         self.with_node(|n| {
             let now = n.clock.mono_ms();
             let mut net = n.net.lock();

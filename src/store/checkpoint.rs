@@ -165,7 +165,13 @@ pub fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
     let prefix = format!("{base}.snap.");
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // No directory (or not one): no snapshot; the WAL's open says what is wrong.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(Vec::new());
+        }
         Err(e) => {
             return Err(StoreError::Snapshot(super::snapshot::SnapshotError::Io {
                 op: "list the snapshots in",

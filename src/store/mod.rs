@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::wal::{RecordType, Recovery, ScannedRecord, Wal, WalError, WalStorage};
+use crate::wal::{RecordType, Recovery, ScannedRecord, SegmentDir, Wal, WalError, WalOptions};
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
 pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
@@ -207,6 +207,8 @@ pub struct StoreOptions {
     pub node_id: String,
     /// The WAL file; `None` keeps everything in memory only.
     pub wal_path: Option<PathBuf>,
+    /// Bytes per WAL segment file ([`crate::wal::WalOptions::segment_size`]).
+    pub wal_segment_size: u64,
     /// Sync every write to disk before it returns (`auto_flush`).
     pub durable: bool,
     /// `None`: the system clock.
@@ -229,6 +231,7 @@ impl StoreOptions {
         StoreOptions {
             node_id: node_id.to_string(),
             wal_path,
+            wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             durable,
             time: None,
             max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT_MS,
@@ -261,19 +264,20 @@ impl Store {
         Self::open_with(options, None, &mut ())
     }
 
-    /// Opens the store on a caller-provided WAL storage (fault-injection tests) when given
+    /// Opens the store on a caller-provided WAL directory (fault-injection tests) when given
     /// one, and shows every replayed operation and every record of another layer to
     /// `observer`.
     pub fn open_with(
         options: &StoreOptions,
-        storage: Option<Box<dyn WalStorage>>,
+        wal_dir: Option<Box<dyn SegmentDir>>,
         observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
         // The newest intact snapshot, when there is one: the log is replayed on top of it.
         let snapshot = match &options.wal_path {
-            Some(path) if storage.is_none() => checkpoint::load_newest(path)?,
+            Some(path) if wal_dir.is_none() => checkpoint::load_newest(path)?,
             _ => None,
         };
+        let skip_through = snapshot.as_ref().map_or(0, |(_, _, info)| info.covers_through);
         let (mut map, mut clock, mut own_max) = match snapshot {
             Some((image, others, info)) => {
                 for (block_type, payload) in others {
@@ -329,9 +333,13 @@ impl Store {
                     }),
                     RecordType::SyncMarks => observer.record(r),
                 };
-                let (wal, recovery) = match storage {
-                    None => Wal::open(path, replay)?,
-                    Some(s) => Wal::open_with_storage(path, s, replay)?,
+                let wal_options = WalOptions {
+                    segment_size: options.wal_segment_size,
+                    skip_through,
+                };
+                let (wal, recovery) = match wal_dir {
+                    None => Wal::open_with(path, wal_options, replay)?,
+                    Some(dir) => Wal::open_with_dir(path, dir, wal_options, replay)?,
                 };
                 log::info!(
                     "store {}: replayed {} records ({} live keys)",
@@ -407,6 +415,11 @@ impl Store {
             Some(wal) => Ok(wal.remove_segments_through(cut)?),
             None => Ok(0),
         }
+    }
+
+    /// The bytes the log's files take on disk (0 without a WAL).
+    pub fn log_disk_bytes(&self) -> u64 {
+        self.wal.as_ref().map_or(0, Wal::disk_bytes)
     }
 
     /// The WAL path, if any.

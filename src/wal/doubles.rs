@@ -1,45 +1,37 @@
-//! Test doubles for the storage seam: a file that fails on the n-th write or sync
-//! (`FaultyStorage`), and a simulated disk that can lose what was not synced, tear a write
-//! at any byte or flip bits (`MemStorage`, `PowerCut`). Built for tests only: the crate's
-//! own unit tests, and its integration tests through the `internals` feature (enabled
-//! by the crate's dev-dependency on itself); the library that applications link has none
-//! of it.
+//! Test doubles for the storage seam: a directory whose files fail on the n-th write or sync
+//! (`FaultyDir`), and a simulated disk that can lose what was not synced (data, and file
+//! creations and deletions alike), tear a write at any byte or flip bits (`MemDir`,
+//! `PowerCut`). Built for tests only: the crate's own unit tests, and its integration tests
+//! through the `internals` feature (enabled by the crate's dev-dependency on itself); the
+//! library that applications link has none of it.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::storage::WalStorage;
+use super::storage::{SegmentDir, WalFile, WalStorage};
 
-/// Which operation a [`FaultyStorage`] makes fail.
+/// Which operation a [`FaultyDir`] makes fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The n-th `write_at` (counting from 1) and every later one fail.
+    /// The n-th write (counting from 1) and every later one fail. Writes are `write_at` on
+    /// any file of the WAL, and the creation and removal of files.
     Write(u64),
-    /// The n-th `sync_data` or `sync_all` (counting from 1) and every later one fail.
+    /// The n-th sync (counting from 1) and every later one fail: `sync_data` or `sync_all`
+    /// on any file, or a sync of the directory.
     Sync(u64),
 }
 
-/// A storage wrapper that fails chosen operations with an I/O error, for fault tests.
-/// The failing write is still applied partially (its first half), as a real torn write
-/// would be.
-pub struct FaultyStorage<S> {
-    inner: S,
+struct Counters {
     fault: Fault,
     writes: u64,
     syncs: u64,
 }
 
-impl<S: WalStorage> FaultyStorage<S> {
-    pub fn new(inner: S, fault: Fault) -> Self {
-        FaultyStorage {
-            inner,
-            fault,
-            writes: 0,
-            syncs: 0,
-        }
-    }
-
-    fn injected(what: &str) -> io::Error {
-        io::Error::other(format!("injected {what} failure"))
+impl Counters {
+    fn write_fails(&mut self) -> bool {
+        self.writes += 1;
+        matches!(self.fault, Fault::Write(n) if self.writes >= n)
     }
 
     fn sync_fails(&mut self) -> bool {
@@ -48,46 +40,165 @@ impl<S: WalStorage> FaultyStorage<S> {
     }
 }
 
-impl<S: WalStorage> WalStorage for FaultyStorage<S> {
+type SharedCounters = Arc<Mutex<Counters>>;
+
+fn counters(c: &SharedCounters) -> MutexGuard<'_, Counters> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected {what} failure"))
+}
+
+/// A file of a [`FaultyDir`]. A failing write is still applied partially (its first
+/// half), as a real torn write would be.
+struct FaultyStorage {
+    inner: Box<dyn WalStorage>,
+    counters: SharedCounters,
+}
+
+impl WalStorage for FaultyStorage {
     fn read_all(&mut self) -> io::Result<Vec<u8>> {
         self.inner.read_all()
     }
 
+    fn read_prefix(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        self.inner.read_prefix(len)
+    }
+
+    fn file_len(&mut self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
+
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.writes += 1;
-        if matches!(self.fault, Fault::Write(n) if self.writes >= n) {
+        if counters(&self.counters).write_fails() {
             self.inner.write_at(offset, &buf[..buf.len() / 2])?;
-            return Err(Self::injected("write"));
+            return Err(injected("write"));
         }
         self.inner.write_at(offset, buf)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        if self.sync_fails() {
-            return Err(Self::injected("sync"));
+        if counters(&self.counters).sync_fails() {
+            return Err(injected("sync"));
         }
         self.inner.sync_data()
     }
 
     fn sync_all(&mut self) -> io::Result<()> {
-        if self.sync_fails() {
-            return Err(Self::injected("sync"));
+        if counters(&self.counters).sync_fails() {
+            return Err(injected("sync"));
         }
         self.inner.sync_all()
     }
 }
 
-/// The state of a simulated disk: what a reader sees now, what survived the last sync, and
-/// the writes in between, in order.
+/// A directory wrapper that fails chosen operations, counted over every file of the WAL and
+/// the directory itself, with an I/O error, for fault tests.
+pub struct FaultyDir {
+    inner: Box<dyn SegmentDir>,
+    counters: SharedCounters,
+}
+
+impl FaultyDir {
+    pub fn new(inner: Box<dyn SegmentDir>, fault: Fault) -> FaultyDir {
+        FaultyDir {
+            inner,
+            counters: Arc::new(Mutex::new(Counters {
+                fault,
+                writes: 0,
+                syncs: 0,
+            })),
+        }
+    }
+
+    fn wrap(&self, inner: Box<dyn WalStorage>) -> Box<dyn WalStorage> {
+        Box::new(FaultyStorage {
+            inner,
+            counters: self.counters.clone(),
+        })
+    }
+}
+
+impl SegmentDir for FaultyDir {
+    fn list(&mut self) -> io::Result<Vec<u64>> {
+        self.inner.list()
+    }
+
+    fn open(&mut self, file: WalFile) -> io::Result<Box<dyn WalStorage>> {
+        let inner = self.inner.open(file)?;
+        Ok(self.wrap(inner))
+    }
+
+    fn create(&mut self, first_sequence: u64) -> io::Result<Box<dyn WalStorage>> {
+        if counters(&self.counters).write_fails() {
+            return Err(injected("create"));
+        }
+        let inner = self.inner.create(first_sequence)?;
+        Ok(self.wrap(inner))
+    }
+
+    fn remove(&mut self, file: WalFile) -> io::Result<()> {
+        if counters(&self.counters).write_fails() {
+            return Err(injected("remove"));
+        }
+        self.inner.remove(file)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if counters(&self.counters).sync_fails() {
+            return Err(injected("sync"));
+        }
+        self.inner.sync()
+    }
+}
+
+/// The files of a directory, by name: what a [`MemDir`] holds (or would hold after a power
+/// cut). [`WalFile::Legacy`] is always there, possibly empty.
+pub type DirImage = BTreeMap<WalFile, Vec<u8>>;
+
+/// One file's contents: what reads see, and what survived its last sync.
 #[derive(Clone, Debug, Default)]
-struct SimDisk {
-    /// What reads see: every write applied.
+struct Inode {
     written: Vec<u8>,
-    /// What survived the last `sync_data`/`sync_all` (both make everything durable).
     durable: Vec<u8>,
-    /// Writes since the last sync, in order: (offset, bytes).
-    pending: Vec<(u64, Vec<u8>)>,
-    /// Mutating calls (writes and syncs) left before the power goes off; `None`: never.
+}
+
+/// A change not yet made durable, in the order it was made.
+#[derive(Clone, Debug)]
+enum Pending {
+    Write {
+        inode: usize,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Create {
+        name: WalFile,
+        inode: usize,
+    },
+    Remove {
+        name: WalFile,
+    },
+    /// The legacy file emptied.
+    Empty {
+        inode: usize,
+    },
+}
+
+/// The state of a simulated disk.
+#[derive(Clone, Debug)]
+struct SimDisk {
+    /// File contents; files are referred to by index, so that a name can be removed and
+    /// the file still be found by the changes made to it.
+    inodes: Vec<Inode>,
+    /// The names reads see.
+    names: BTreeMap<WalFile, usize>,
+    /// The names that survived the last directory sync.
+    durable_names: BTreeMap<WalFile, usize>,
+    /// Changes since the last sync that covers them, in order.
+    pending: Vec<Pending>,
+    /// Mutating calls (writes, syncs, creations, removals) left before the power goes off;
+    /// `None`: never.
     power_left: Option<u64>,
 }
 
@@ -100,9 +211,93 @@ fn apply_write(image: &mut Vec<u8>, offset: u64, buf: &[u8]) {
     image[offset..offset + buf.len()].copy_from_slice(buf);
 }
 
-/// What a simulated power cut keeps of the writes made since the last sync: the first
-/// `kept_writes` of them in full, then the first `torn_bytes` bytes of the next one (a torn
-/// write), then nothing. Writes reach the disk in order; the synced image always survives.
+impl SimDisk {
+    fn from_image(image: DirImage) -> SimDisk {
+        let mut disk = SimDisk {
+            inodes: Vec::new(),
+            names: BTreeMap::new(),
+            durable_names: BTreeMap::new(),
+            pending: Vec::new(),
+            power_left: None,
+        };
+        let mut image = image;
+        image.entry(WalFile::Legacy).or_default();
+        for (name, bytes) in image {
+            disk.names.insert(name, disk.inodes.len());
+            disk.inodes.push(Inode {
+                written: bytes.clone(),
+                durable: bytes,
+            });
+        }
+        disk.durable_names = disk.names.clone();
+        disk
+    }
+
+    /// Counts a mutating call against the power budget.
+    fn powered(&mut self) -> io::Result<()> {
+        match &mut self.power_left {
+            Some(0) => Err(io::Error::other("simulated power loss")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Makes every pending change to one file durable (a file sync).
+    fn sync_inode(&mut self, inode: usize) {
+        let mut kept = Vec::with_capacity(self.pending.len());
+        for change in self.pending.drain(..) {
+            match change {
+                Pending::Write {
+                    inode: i,
+                    offset,
+                    bytes,
+                } if i == inode => apply_write(&mut self.inodes[i].durable, offset, &bytes),
+                Pending::Empty { inode: i } if i == inode => self.inodes[i].durable.clear(),
+                other => kept.push(other),
+            }
+        }
+        self.pending = kept;
+    }
+
+    /// Makes the pending creations, removals and emptyings durable (a directory sync).
+    fn sync_dir(&mut self) {
+        // An emptied file is synced as a whole first, so that no earlier pending write can
+        // bring its old contents back.
+        let emptied: Vec<usize> = self
+            .pending
+            .iter()
+            .filter_map(|c| match c {
+                Pending::Empty { inode } => Some(*inode),
+                _ => None,
+            })
+            .collect();
+        for inode in emptied {
+            self.sync_inode(inode);
+        }
+        let mut kept = Vec::with_capacity(self.pending.len());
+        for change in self.pending.drain(..) {
+            match change {
+                Pending::Create { name, inode } => {
+                    self.durable_names.insert(name, inode);
+                }
+                Pending::Remove { name } => {
+                    self.durable_names.remove(&name);
+                }
+                other => kept.push(other),
+            }
+        }
+        self.pending = kept;
+    }
+}
+
+/// What a simulated power cut keeps of the changes made since they were last synced: the
+/// first `kept_writes` of them in full, then the first `torn_bytes` bytes of the next one
+/// when it is a write (a torn write), then nothing. Changes reach the disk in order;
+/// creations and removals of files are changes like writes (kept whole or lost), until a
+/// directory sync makes them durable. What was synced always survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PowerCut {
     pub kept_writes: usize,
@@ -117,134 +312,269 @@ impl PowerCut {
     };
 }
 
-/// An in-memory [`WalStorage`] for power-cut tests. Clones share one simulated disk, so a
+/// An in-memory [`SegmentDir`] for power-cut tests. Clones share one simulated disk, so a
 /// test keeps a handle while the WAL owns another.
 ///
-/// The disk keeps the *durable* image (what the last sync made durable) apart from the
-/// *written* image (what reads see), plus the list of writes in between.
-/// [`MemStorage::power_cut`] builds the image a reboot would find, as a new independent
-/// disk; [`MemStorage::flip_bit`] damages the medium. [`MemStorage::power_off_after`] makes
-/// the disk stop mid-operation: later writes and syncs fail and change nothing, as if the
-/// machine had died there.
-#[derive(Clone, Debug, Default)]
-pub struct MemStorage {
-    disk: std::sync::Arc<std::sync::Mutex<SimDisk>>,
+/// Each file keeps its *durable* contents (what its last sync made durable) apart from
+/// what reads see; the directory keeps the names that survived its last sync apart from
+/// the names reads see; the changes in between are kept in order.
+/// [`MemDir::power_cut`] builds the directory a reboot would find, as a new independent
+/// disk; [`MemDir::flip_bit`] damages the medium. [`MemDir::power_off_after`] makes the disk
+/// stop mid-operation: later writes, syncs, creations and removals fail and change nothing,
+/// as if the machine had died there.
+#[derive(Clone, Debug)]
+pub struct MemDir {
+    disk: Arc<Mutex<SimDisk>>,
 }
 
-impl MemStorage {
-    /// An empty disk: the WAL file does not exist yet.
-    pub fn new() -> MemStorage {
-        MemStorage::default()
+impl Default for MemDir {
+    fn default() -> Self {
+        MemDir::new()
+    }
+}
+
+/// A file of a [`MemDir`].
+struct MemFile {
+    disk: Arc<Mutex<SimDisk>>,
+    inode: usize,
+}
+
+impl MemDir {
+    /// An empty directory: no WAL yet (the file at the WAL path exists, empty, as the lock
+    /// file would).
+    pub fn new() -> MemDir {
+        MemDir::from_image(DirImage::new())
     }
 
-    /// A disk holding `image`, all of it durable.
-    pub fn with_image(image: Vec<u8>) -> MemStorage {
-        let disk = SimDisk {
-            written: image.clone(),
-            durable: image,
-            ..SimDisk::default()
-        };
-        MemStorage {
-            disk: std::sync::Arc::new(std::sync::Mutex::new(disk)),
+    /// A directory holding `image`, all of it durable.
+    pub fn from_image(image: DirImage) -> MemDir {
+        MemDir {
+            disk: Arc::new(Mutex::new(SimDisk::from_image(image))),
         }
     }
 
-    fn disk(&self) -> std::sync::MutexGuard<'_, SimDisk> {
+    fn disk(&self) -> MutexGuard<'_, SimDisk> {
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What reads see now (every write applied).
-    pub fn image(&self) -> Vec<u8> {
-        self.disk().written.clone()
+    /// What reads see now (every change applied).
+    pub fn image(&self) -> DirImage {
+        let disk = self.disk();
+        disk.names
+            .iter()
+            .map(|(name, &i)| (*name, disk.inodes[i].written.clone()))
+            .collect()
     }
 
-    /// What survived the last sync.
-    pub fn durable_image(&self) -> Vec<u8> {
-        self.disk().durable.clone()
+    /// What survived the last syncs.
+    pub fn durable_image(&self) -> DirImage {
+        self.power_cut(PowerCut::LOSE_UNSYNCED).image()
     }
 
-    /// Lengths of the writes made since the last sync, in order.
+    /// Sizes of the changes made since they were last synced, in order (0 for a creation,
+    /// removal or emptying of a file).
     pub fn pending_writes(&self) -> Vec<usize> {
-        self.disk().pending.iter().map(|(_, b)| b.len()).collect()
+        self.disk()
+            .pending
+            .iter()
+            .map(|c| match c {
+                Pending::Write { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .collect()
     }
 
-    /// Lets `calls` more writes or syncs succeed; every later one fails with an I/O error
-    /// and changes nothing (the power went off there).
+    /// Lets `calls` more writes, syncs, creations or removals succeed; every later one
+    /// fails with an I/O error and changes nothing (the power went off there).
     pub fn power_off_after(&self, calls: u64) {
         self.disk().power_left = Some(calls);
     }
 
-    /// The disk a reboot would find after a power cut now: the durable image plus what
-    /// `cut` keeps of the later writes. The result is a new disk, all of it durable.
-    pub fn power_cut(&self, cut: PowerCut) -> MemStorage {
+    /// The directory a reboot would find after a power cut now: the durable files and
+    /// names plus what `cut` keeps of the later changes. The result is a new disk, all of
+    /// it durable.
+    pub fn power_cut(&self, cut: PowerCut) -> MemDir {
         let disk = self.disk();
-        let mut image = disk.durable.clone();
+        let mut contents: Vec<Vec<u8>> = disk.inodes.iter().map(|i| i.durable.clone()).collect();
+        let mut names = disk.durable_names.clone();
         let mut pending = disk.pending.iter();
-        for (offset, buf) in pending.by_ref().take(cut.kept_writes) {
-            apply_write(&mut image, *offset, buf);
+        for change in pending.by_ref().take(cut.kept_writes) {
+            match change {
+                Pending::Write {
+                    inode,
+                    offset,
+                    bytes,
+                } => apply_write(&mut contents[*inode], *offset, bytes),
+                Pending::Create { name, inode } => {
+                    names.insert(*name, *inode);
+                }
+                Pending::Remove { name } => {
+                    names.remove(name);
+                }
+                Pending::Empty { inode } => contents[*inode].clear(),
+            }
         }
-        if let Some((offset, buf)) = pending.next() {
-            let torn = cut.torn_bytes.min(buf.len());
-            apply_write(&mut image, *offset, &buf[..torn]);
+        if let Some(Pending::Write {
+            inode,
+            offset,
+            bytes,
+        }) = pending.next()
+        {
+            let torn = cut.torn_bytes.min(bytes.len());
+            apply_write(&mut contents[*inode], *offset, &bytes[..torn]);
         }
-        MemStorage::with_image(image)
+        MemDir::from_image(
+            names
+                .into_iter()
+                .map(|(name, i)| (name, std::mem::take(&mut contents[i])))
+                .collect(),
+        )
     }
 
-    /// Flips bit `bit` (counting from bit 0 of byte 0) in both images, as bit rot on the
-    /// medium would.
-    pub fn flip_bit(&self, bit: u64) {
+    /// Flips bit `bit` (counting from bit 0 of byte 0) of `file`, in what reads see and in
+    /// what is durable, as bit rot on the medium would.
+    pub fn flip_bit(&self, file: WalFile, bit: u64) {
         let mut guard = self.disk();
         let disk = &mut *guard;
+        let Some(&inode) = disk.names.get(&file) else {
+            return;
+        };
         let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
-        for image in [&mut disk.written, &mut disk.durable] {
+        let contents = &mut disk.inodes[inode];
+        for image in [&mut contents.written, &mut contents.durable] {
             if let Some(b) = image.get_mut(byte) {
                 *b ^= mask;
             }
         }
-        for (offset, buf) in &mut disk.pending {
-            if let Some(b) = byte
-                .checked_sub(*offset as usize)
-                .and_then(|i| buf.get_mut(i))
+        for change in &mut disk.pending {
+            if let Pending::Write {
+                inode: i,
+                offset,
+                bytes,
+            } = change
+                && *i == inode
+                && let Some(b) = byte
+                    .checked_sub(*offset as usize)
+                    .and_then(|at| bytes.get_mut(at))
             {
                 *b ^= mask;
             }
         }
     }
 
-    /// Counts a mutating call against the power budget.
-    fn powered(disk: &mut SimDisk) -> io::Result<()> {
-        match &mut disk.power_left {
-            Some(0) => Err(io::Error::other("simulated power loss")),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
+    fn not_found(file: WalFile) -> io::Error {
+        io::Error::new(io::ErrorKind::NotFound, format!("{file:?} does not exist"))
+    }
+}
+
+impl SegmentDir for MemDir {
+    fn list(&mut self) -> io::Result<Vec<u64>> {
+        Ok(self
+            .disk()
+            .names
+            .keys()
+            .filter_map(|name| match name {
+                WalFile::Segment(first) => Some(*first),
+                WalFile::Legacy => None,
+            })
+            .collect())
+    }
+
+    fn open(&mut self, file: WalFile) -> io::Result<Box<dyn WalStorage>> {
+        let inode = *self
+            .disk()
+            .names
+            .get(&file)
+            .ok_or_else(|| Self::not_found(file))?;
+        Ok(Box::new(MemFile {
+            disk: self.disk.clone(),
+            inode,
+        }))
+    }
+
+    fn create(&mut self, first_sequence: u64) -> io::Result<Box<dyn WalStorage>> {
+        let name = WalFile::Segment(first_sequence);
+        let mut disk = self.disk();
+        if disk.names.contains_key(&name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name:?} exists"),
+            ));
         }
+        disk.powered()?;
+        let inode = disk.inodes.len();
+        disk.inodes.push(Inode::default());
+        disk.names.insert(name, inode);
+        disk.pending.push(Pending::Create { name, inode });
+        drop(disk);
+        Ok(Box::new(MemFile {
+            disk: self.disk.clone(),
+            inode,
+        }))
+    }
+
+    fn remove(&mut self, file: WalFile) -> io::Result<()> {
+        let mut disk = self.disk();
+        let inode = *disk.names.get(&file).ok_or_else(|| Self::not_found(file))?;
+        disk.powered()?;
+        match file {
+            WalFile::Legacy => {
+                disk.inodes[inode].written.clear();
+                disk.pending.push(Pending::Empty { inode });
+            }
+            WalFile::Segment(_) => {
+                disk.names.remove(&file);
+                disk.pending.push(Pending::Remove { name: file });
+            }
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
         let mut disk = self.disk();
-        Self::powered(&mut disk)?;
-        // Apply the pending writes rather than copy the whole image: syncs are frequent.
-        let disk = &mut *disk;
-        for (offset, buf) in disk.pending.drain(..) {
-            apply_write(&mut disk.durable, offset, &buf);
-        }
+        disk.powered()?;
+        disk.sync_dir();
         Ok(())
     }
 }
 
-impl WalStorage for MemStorage {
+impl MemFile {
+    fn disk(&self) -> MutexGuard<'_, SimDisk> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.powered()?;
+        disk.sync_inode(self.inode);
+        Ok(())
+    }
+}
+
+impl WalStorage for MemFile {
     fn read_all(&mut self) -> io::Result<Vec<u8>> {
-        Ok(self.image())
+        Ok(self.disk().inodes[self.inode].written.clone())
+    }
+
+    fn read_prefix(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let disk = self.disk();
+        let written = &disk.inodes[self.inode].written;
+        Ok(written[..len.min(written.len())].to_vec())
+    }
+
+    fn file_len(&mut self) -> io::Result<u64> {
+        Ok(self.disk().inodes[self.inode].written.len() as u64)
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let mut disk = self.disk();
-        Self::powered(&mut disk)?;
-        apply_write(&mut disk.written, offset, buf);
-        disk.pending.push((offset, buf.to_vec()));
+        disk.powered()?;
+        apply_write(&mut disk.inodes[self.inode].written, offset, buf);
+        disk.pending.push(Pending::Write {
+            inode: self.inode,
+            offset,
+            bytes: buf.to_vec(),
+        });
         Ok(())
     }
 

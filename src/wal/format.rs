@@ -3,25 +3,30 @@
 //! The prose description lives in `docs/wal-format.md`; keep both in step.
 //!
 //! ```text
-//! file header (32 bytes)
+//! file header (32 bytes), at the start of every segment file
 //!   0  8  magic "SOFTAWAL"
-//!   8  4  format version (u32 LE) = 1
-//!  12 16  reserved, zero
+//!   8  4  format version (u32 LE) = 2 (1: the single-file WAL of earlier versions)
+//!  12  8  version 2: the segment's first sequence number (u64 LE); version 1: zero
+//!  20  8  reserved, zero
 //!  28  4  CRC32 of bytes 0..28
 //! record (20-byte header + payload), repeated
 //!   0  4  CRC32 of bytes 4..20 of the header followed by the payload
 //!   4  4  payload length (u32 LE)
 //!   8  1  record type
 //!   9  3  reserved, zero
-//!  12  8  sequence number (u64 LE), consecutive from 1
+//!  12  8  sequence number (u64 LE), consecutive from the segment's first
 //!  20  n  payload
 //! ```
-//! The file is preallocated with zeros; a zero record header marks the end of the log.
+//! A file is preallocated with zeros; a zero record header marks the end of its records.
 
 /// Magic bytes at offset 0 of every WAL file.
 pub const MAGIC: [u8; 8] = *b"SOFTAWAL";
-/// The only format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes: one file per segment, its first sequence number
+/// in its header.
+pub const FORMAT_VERSION: u32 = 2;
+/// The single-file WAL of earlier versions, which this build still reads (and carries
+/// forward as the log's first segment).
+pub const LEGACY_FORMAT_VERSION: u32 = 1;
 /// Size of the file header.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Size of a record header.
@@ -49,33 +54,82 @@ impl RecordType {
     }
 }
 
-/// The file header for a new WAL.
-pub fn encode_file_header() -> [u8; FILE_HEADER_LEN] {
-    let mut h = [0u8; FILE_HEADER_LEN];
-    h[0..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+fn seal_header(mut h: [u8; FILE_HEADER_LEN]) -> [u8; FILE_HEADER_LEN] {
     let crc = crc32fast::hash(&h[0..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
+/// The file header of a segment whose first record is numbered `first_sequence`.
+pub fn encode_segment_header(first_sequence: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&first_sequence.to_le_bytes());
+    seal_header(h)
+}
+
+/// The file header of a single-file WAL of format version 1 (never written by this build;
+/// tests make old logs with it).
+pub fn encode_legacy_header() -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&LEGACY_FORMAT_VERSION.to_le_bytes());
+    seal_header(h)
+}
+
+/// What a valid file header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileHeader {
+    /// A single-file WAL of format version 1: its records start at sequence number 1.
+    Legacy,
+    /// A segment (format version 2) whose first record is numbered `first_sequence`.
+    Segment { first_sequence: u64 },
+}
+
 /// Why a file header was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeaderProblem {
-    /// A prefix of a valid header followed by zeros (or nothing): a file whose creation
-    /// never completed.
+    /// A prefix of the expected header followed by zeros (or nothing): a file whose
+    /// creation never completed.
     Incomplete,
     BadMagic,
     BadChecksum,
     UnsupportedVersion(u32),
+    /// A segment header whose first sequence number no record can have (0 or the last
+    /// number there is).
+    BadFirstSequence(u64),
 }
 
-/// Checks the file header at the start of `bytes`.
-pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
+impl HeaderProblem {
+    /// The problem in words, for an error message.
+    pub fn describe(&self) -> String {
+        match self {
+            HeaderProblem::Incomplete => "incomplete file header".to_string(),
+            HeaderProblem::BadMagic => "bad magic bytes".to_string(),
+            HeaderProblem::BadChecksum => "file header checksum mismatch".to_string(),
+            HeaderProblem::UnsupportedVersion(v) => format!(
+                "format version {v} is not supported (this build reads versions \
+                 {LEGACY_FORMAT_VERSION} and {FORMAT_VERSION})"
+            ),
+            HeaderProblem::BadFirstSequence(s) => {
+                format!("segment header names first sequence number {s}, which no record has")
+            }
+        }
+    }
+}
+
+/// Checks the file header at the start of `bytes`, where `expected` is the header the
+/// file should have (a segment's follows from its name): only a prefix of *that* header
+/// followed by zeros counts as an unfinished creation. A header that is valid but not the
+/// expected one is returned for the caller to judge.
+pub fn check_header(
+    bytes: &[u8],
+    expected: &[u8; FILE_HEADER_LEN],
+) -> Result<FileHeader, HeaderProblem> {
     // An unfinished creation leaves a prefix of our own header followed by zeros (or
     // nothing); anything else in those bytes is somebody else's file, never overwritten.
     let head = &bytes[..bytes.len().min(FILE_HEADER_LEN)];
-    let expected = encode_file_header();
     let written = head
         .iter()
         .zip(expected.iter())
@@ -91,14 +145,23 @@ pub fn check_file_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
     if h[0..8] != MAGIC {
         return Err(HeaderProblem::BadMagic);
     }
-    if crc32fast::hash(&h[0..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4 bytes")) {
+    if crc32fast::hash(&h[0..28]) != le_u32(&h[28..32]) {
         return Err(HeaderProblem::BadChecksum);
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(HeaderProblem::UnsupportedVersion(version));
+    match le_u32(&h[8..12]) {
+        LEGACY_FORMAT_VERSION => Ok(FileHeader::Legacy),
+        FORMAT_VERSION => match le_u64(&h[12..20]) {
+            s @ (0 | u64::MAX) => Err(HeaderProblem::BadFirstSequence(s)),
+            first_sequence => Ok(FileHeader::Segment { first_sequence }),
+        },
+        version => Err(HeaderProblem::UnsupportedVersion(version)),
     }
-    Ok(())
+}
+
+/// Checks a file header where a single-file WAL of format version 1 is expected (the file
+/// at the WAL path); a valid segment header is accepted too, for the caller to judge.
+pub fn check_file_header(bytes: &[u8]) -> Result<FileHeader, HeaderProblem> {
+    check_header(bytes, &encode_legacy_header())
 }
 
 /// Appends one encoded record to `out`.
@@ -167,6 +230,8 @@ pub enum ScanError<E> {
 pub struct ScanSummary {
     pub end: LogEnd,
     pub records: u64,
+    /// The last record's number; with no record, the number before the required first
+    /// (0 without one).
     pub last_sequence: u64,
 }
 
@@ -211,19 +276,33 @@ fn valid_record_at(bytes: &[u8], offset: usize, last_sequence: u64) -> bool {
     hasher.finalize() == le_u32(&header[0..4])
 }
 
+/// Walks every record of a single-file WAL image of format version 1 (header included):
+/// [`scan_from`] with no first sequence number required.
+#[cfg(any(test, feature = "internals"))]
+pub fn scan<E>(
+    bytes: &[u8],
+    on_record: impl FnMut(ScannedRecord<'_>) -> Result<(), E>,
+) -> Result<ScanSummary, ScanError<E>> {
+    scan_from(bytes, None, on_record)
+}
+
 /// Walks every record of a whole WAL file image (header included) in order, calling
-/// `on_record` for each valid one.
+/// `on_record` for each valid one. With `first_sequence` (a segment's, from its header;
+/// at least 1) the first record must have that number; without it (a version 1 file) any
+/// number from 1 on.
 ///
 /// Where a record is incomplete or damaged, the rest of the file decides: if no valid
 /// record follows it, it is a torn tail (a write that never finished) and the log ends
 /// there; if a valid record follows, cutting would drop good data, so it is corruption.
-pub fn scan<E>(
+pub fn scan_from<E>(
     bytes: &[u8],
+    first_sequence: Option<u64>,
     mut on_record: impl FnMut(ScannedRecord<'_>) -> Result<(), E>,
 ) -> Result<ScanSummary, ScanError<E>> {
     let mut pos = FILE_HEADER_LEN;
     let mut records = 0u64;
-    let mut last_sequence = 0u64;
+    // The number before the first record's: what "the next number" is measured from.
+    let mut last_sequence = first_sequence.map_or(0, |f| f.saturating_sub(1));
     loop {
         let summary = |end: LogEnd| ScanSummary {
             end,
@@ -287,7 +366,8 @@ pub fn scan<E>(
             return corrupt(format!("sequence number {sequence} is out of range"));
         }
         let expected = last_sequence + 1;
-        if (records > 0 && sequence != expected) || sequence == 0 {
+        let numbered = records > 0 || first_sequence.is_some();
+        if (numbered && sequence != expected) || sequence == 0 {
             return corrupt(format!(
                 "sequence number {sequence} where {expected} was expected"
             ));
@@ -310,7 +390,7 @@ mod tests {
     use super::*;
 
     fn image(payloads: &[&[u8]]) -> Vec<u8> {
-        let mut b = encode_file_header().to_vec();
+        let mut b = encode_legacy_header().to_vec();
         for (i, p) in payloads.iter().enumerate() {
             encode_record(&mut b, RecordType::StoreOps, i as u64 + 1, p);
         }
@@ -342,8 +422,8 @@ mod tests {
 
     #[test]
     fn header_checks_name_the_problem() {
-        let h = encode_file_header();
-        assert_eq!(check_file_header(&h), Ok(()));
+        let h = encode_legacy_header();
+        assert_eq!(check_file_header(&h), Ok(FileHeader::Legacy));
         assert_eq!(check_file_header(&h[..10]), Err(HeaderProblem::Incomplete));
         let mut torn = [0u8; FILE_HEADER_LEN];
         torn[..12].copy_from_slice(&h[..12]);
@@ -358,14 +438,82 @@ mod tests {
         let mut bad = h;
         bad[20] = 1;
         assert_eq!(check_file_header(&bad), Err(HeaderProblem::BadChecksum));
-        let mut v2 = h;
-        v2[8] = 2;
-        let crc = crc32fast::hash(&v2[0..28]);
-        v2[28..32].copy_from_slice(&crc.to_le_bytes());
+        let mut v3 = h;
+        v3[8] = 3;
+        let crc = crc32fast::hash(&v3[0..28]);
+        v3[28..32].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
-            check_file_header(&v2),
-            Err(HeaderProblem::UnsupportedVersion(2))
+            check_file_header(&v3),
+            Err(HeaderProblem::UnsupportedVersion(3))
         );
+    }
+
+    #[test]
+    fn a_segment_header_carries_its_first_sequence_number() {
+        let h = encode_segment_header(1234);
+        assert_eq!(
+            check_header(&h, &h),
+            Ok(FileHeader::Segment {
+                first_sequence: 1234
+            })
+        );
+        // Another segment's header is valid, for the caller to compare with the name.
+        assert_eq!(
+            check_header(&h, &encode_segment_header(7)),
+            Ok(FileHeader::Segment {
+                first_sequence: 1234
+            })
+        );
+        let mut torn = [0u8; FILE_HEADER_LEN];
+        torn[..14].copy_from_slice(&h[..14]);
+        assert_eq!(check_header(&torn, &h), Err(HeaderProblem::Incomplete));
+        for bad in [0, u64::MAX] {
+            let h = encode_segment_header(bad);
+            assert_eq!(
+                check_header(&h, &h),
+                Err(HeaderProblem::BadFirstSequence(bad))
+            );
+        }
+    }
+
+    #[test]
+    fn a_segment_scan_requires_its_first_sequence_number() {
+        let mut b = encode_segment_header(100).to_vec();
+        encode_record(&mut b, RecordType::StoreOps, 100, b"x");
+        encode_record(&mut b, RecordType::StoreOps, 101, b"y");
+        let mut seen = Vec::new();
+        let summary = scan_from::<()>(&b, Some(100), |r| {
+            seen.push(r.sequence);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![100, 101]);
+        assert_eq!(summary.last_sequence, 101);
+        let Err(ScanError::Corrupt(c)) = scan_from::<()>(&b, Some(99), |_| Ok(())) else {
+            panic!("a segment starting at the wrong number must be refused");
+        };
+        assert_eq!(c.offset, FILE_HEADER_LEN as u64);
+        assert!(c.reason.contains("99 was expected"), "{}", c.reason);
+        // An empty segment: the number before its first.
+        let empty = encode_segment_header(100);
+        let summary = scan_from::<()>(&empty, Some(100), |_| Ok(())).unwrap();
+        assert_eq!((summary.records, summary.last_sequence), (0, 99));
+    }
+
+    #[test]
+    fn a_damaged_first_record_of_a_late_segment_followed_by_data_is_corruption() {
+        // The plausibility check behind torn-tail detection measures from the segment's
+        // first number, not from 0: far into the log, a valid record after a damaged one
+        // must still be recognised.
+        let first = 1_000_000_000;
+        let mut b = encode_segment_header(first).to_vec();
+        encode_record(&mut b, RecordType::StoreOps, first, b"aaaa");
+        encode_record(&mut b, RecordType::StoreOps, first + 1, b"bbbb");
+        b[FILE_HEADER_LEN + RECORD_HEADER_LEN] ^= 1;
+        let Err(ScanError::Corrupt(c)) = scan_from::<()>(&b, Some(first), |_| Ok(())) else {
+            panic!("damage followed by a valid record is corruption");
+        };
+        assert_eq!(c.offset, FILE_HEADER_LEN as u64);
     }
 
     #[test]
@@ -398,7 +546,7 @@ mod tests {
 
     #[test]
     fn the_last_possible_sequence_number_is_corruption_not_an_overflow() {
-        let mut b = encode_file_header().to_vec();
+        let mut b = encode_legacy_header().to_vec();
         encode_record(&mut b, RecordType::StoreOps, u64::MAX, b"x");
         encode_record(&mut b, RecordType::StoreOps, 0, b"y");
         let err = collect(&b).unwrap_err();
@@ -408,7 +556,7 @@ mod tests {
 
     #[test]
     fn out_of_order_sequence_is_corruption() {
-        let mut b = encode_file_header().to_vec();
+        let mut b = encode_legacy_header().to_vec();
         encode_record(&mut b, RecordType::StoreOps, 1, b"x");
         encode_record(&mut b, RecordType::StoreOps, 3, b"y");
         let err = collect(&b).unwrap_err();

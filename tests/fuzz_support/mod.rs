@@ -13,22 +13,24 @@ use softadastra::sync::marks;
 use softadastra::transport::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
 use softadastra::transport::message::{Message, kind};
 use softadastra::wal::format::{
-    FILE_HEADER_LEN, LogEnd, MAGIC, RECORD_HEADER_LEN, RecordType, ScanError, check_file_header,
-    encode_file_header, scan,
+    FILE_HEADER_LEN, FileHeader, LogEnd, MAGIC, RECORD_HEADER_LEN, RecordType, ScanError,
+    check_file_header, encode_legacy_header, encode_segment_header, scan_from,
 };
 
 /// The `wal_reader` fuzz target's input: the first byte picks the mode, bit 0 makes every
 /// checksum valid (the file header's, then each record's) so that the scan gets past them,
-/// bit 1 puts a valid file header in front of the rest. The rest is also decoded as a bare
-/// record payload.
+/// bit 1 puts a valid file header in front of the rest: a version 1 header, or with bit 2 a
+/// segment header whose first sequence number bits 3-4 pick. The rest is also decoded as a
+/// bare record payload.
 pub(crate) fn wal_reader_input(data: &[u8]) {
+    const FIRSTS: [u64; 4] = [1, 2, 1 << 32, u64::MAX - 1];
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mut image = if mode & 2 != 0 {
-        encode_file_header().to_vec()
-    } else {
-        Vec::new()
+    let mut image = match (mode & 2 != 0, mode & 4 != 0) {
+        (true, false) => encode_legacy_header().to_vec(),
+        (true, true) => encode_segment_header(FIRSTS[usize::from(mode >> 3) % 4]).to_vec(),
+        (false, _) => Vec::new(),
     };
     image.extend_from_slice(rest);
     if mode & 1 != 0 {
@@ -78,22 +80,34 @@ pub(crate) fn discovery_decoder_input(data: &[u8]) {
     check_discovery_packet(&bytes);
 }
 
-/// A whole WAL file image: the header check, the scan, and every record's payload decoder.
+/// A whole WAL file image: the header check, the scan (from the first sequence number of a
+/// segment header, when the image has a valid one), and every record's payload decoder.
 pub(crate) fn check_wal_image(bytes: &[u8]) {
-    if check_file_header(bytes).is_ok() {
+    let header = check_file_header(bytes);
+    if header.is_ok() {
         assert!(bytes.len() >= FILE_HEADER_LEN && bytes[..8] == MAGIC);
     }
+    let first = match header {
+        Ok(FileHeader::Segment { first_sequence }) => {
+            assert!(first_sequence > 0 && first_sequence < u64::MAX);
+            Some(first_sequence)
+        }
+        _ => None,
+    };
     let len = bytes.len() as u64;
     let mut next = FILE_HEADER_LEN as u64;
     let mut last: Option<u64> = None;
     let mut count = 0u64;
-    let result = scan::<()>(bytes, |r| {
+    let result = scan_from::<()>(bytes, first, |r| {
         assert_eq!(r.offset, next, "records follow each other");
         let start = r.offset as usize + RECORD_HEADER_LEN;
         let end = start + r.payload.len();
         assert!(end as u64 <= len, "record beyond the input");
         assert_eq!(&bytes[start..end], r.payload);
         assert!(r.sequence > 0);
+        if let (None, Some(first)) = (last, first) {
+            assert_eq!(r.sequence, first, "a segment starts at its first number");
+        }
         if let Some(prev) = last {
             assert_eq!(
                 Some(r.sequence),
@@ -114,7 +128,8 @@ pub(crate) fn check_wal_image(bytes: &[u8]) {
     match result {
         Ok(summary) => {
             assert_eq!(summary.records, count);
-            assert_eq!(summary.last_sequence, last.unwrap_or(0));
+            let before_first = first.map_or(0, |f| f - 1);
+            assert_eq!(summary.last_sequence, last.unwrap_or(before_first));
             match summary.end {
                 LogEnd::Clean { end } => {
                     assert_eq!(end, next);

@@ -44,6 +44,9 @@ pub(crate) const KEYS: &[&str] = &[
     "data_dir",
     "wal",
     "auto_flush",
+    "storage.segment_size",
+    "storage.auto_compact",
+    "storage.compact_log_bytes",
     "transport.enabled",
     "transport.host",
     "transport.port",
@@ -172,6 +175,9 @@ pub(crate) struct Settings {
     /// `None`: `<data_dir>/node.wal`.
     pub wal: Option<PathBuf>,
     pub auto_flush: bool,
+    pub storage_segment_size: u64,
+    pub storage_auto_compact: bool,
+    pub storage_compact_log_bytes: u64,
     pub transport_enabled: bool,
     pub transport_host: String,
     pub transport_port: u16,
@@ -204,6 +210,9 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             wal: None,
             auto_flush: true,
+            storage_segment_size: o.wal_segment_size,
+            storage_auto_compact: o.auto_compact,
+            storage_compact_log_bytes: o.compact_log_bytes,
             transport_enabled: true,
             transport_host: "0.0.0.0".into(),
             transport_port: 9500,
@@ -373,6 +382,13 @@ impl Settings {
             "data_dir" => self.data_dir = PathBuf::from(raw.text(k, s)?),
             "wal" => self.wal = Some(PathBuf::from(raw.text(k, s)?)),
             "auto_flush" => self.auto_flush = raw.boolean(k, s)?,
+            "storage.segment_size" => {
+                self.storage_segment_size = parse_int(k, s, raw.int(k, s)?, 4096)?;
+            }
+            "storage.auto_compact" => self.storage_auto_compact = raw.boolean(k, s)?,
+            "storage.compact_log_bytes" => {
+                self.storage_compact_log_bytes = parse_int(k, s, raw.int(k, s)?, 0)?;
+            }
             "transport.enabled" => self.transport_enabled = raw.boolean(k, s)?,
             "transport.host" => self.transport_host = check_host(k, s, &raw.text(k, s)?)?,
             "transport.port" => self.transport_port = parse_port(k, s, raw.int(k, s)?)?,
@@ -511,6 +527,9 @@ impl Settings {
         let wal = self.wal_path();
         let mut o = ClientOptions::persistent(self.node_id(), &wal.to_string_lossy());
         o.auto_flush = self.auto_flush;
+        o.wal_segment_size = self.storage_segment_size;
+        o.auto_compact = self.storage_auto_compact;
+        o.compact_log_bytes = self.storage_compact_log_bytes;
         o.display_name = self.display_name.clone();
         o.sync_batch_size = self.sync_batch_size;
         o.max_sync_retries = self.sync_max_retries;
@@ -555,6 +574,9 @@ impl Settings {
             "transport.enabled" => self.transport_enabled.to_string(),
             "transport.host" => self.transport_host.clone(),
             "transport.port" => self.transport_port.to_string(),
+            "storage.segment_size" => self.storage_segment_size.to_string(),
+            "storage.auto_compact" => self.storage_auto_compact.to_string(),
+            "storage.compact_log_bytes" => self.storage_compact_log_bytes.to_string(),
             "transport.insecure" => self.transport_insecure.to_string(),
             "transport.handshake_timeout_ms" => self.transport_handshake_timeout_ms.to_string(),
             "discovery.enabled" => self.discovery_enabled.to_string(),
@@ -675,7 +697,10 @@ mod tests {
             "node_id" => ("env-node", "\"file-node\""),
             "display_name" => ("Till 3", "\"Till 3\""),
             "data_dir" | "wal" => ("/tmp/sa-sample", "\"/tmp/sa-sample\""),
-            k if k.ends_with("enabled") || k == "auto_flush" => ("false", "false"),
+            k if k.ends_with("enabled") || k == "auto_flush" || k == "storage.auto_compact" => {
+                ("false", "false")
+            }
+            "storage.segment_size" => ("65536", "65536"),
             "transport.insecure" => ("true", "true"),
             k if k.ends_with("host") => ("127.0.0.2", "\"127.0.0.2\""),
             k if k.ends_with("port") => ("4321", "4321"),
