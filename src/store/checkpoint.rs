@@ -146,7 +146,7 @@ impl Image {
 
 /// The snapshot of the WAL at `wal_path` that holds every record through
 /// `covers_through`: `<wal>.snap.<covers_through, 20 digits>`, so that names sort in order.
-pub fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
+pub(crate) fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
     let mut name = wal_path.as_os_str().to_owned();
     name.push(format!(".snap.{covers_through:020}"));
     PathBuf::from(name)
@@ -154,7 +154,7 @@ pub fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
 
 /// The snapshots of the WAL at `wal_path`, newest (greatest cut) first. Temporary files
 /// of unfinished snapshots (".tmp") are not snapshots.
-pub fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+pub(crate) fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let dir = match wal_path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -191,8 +191,15 @@ pub fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
                 .map(|cut| (cut, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(cut, _)| std::cmp::Reverse(*cut));
     Ok(found)
+}
+
+/// A snapshot read whole: the store's state, the other layers' blocks, its header.
+pub(super) struct Loaded {
+    pub(super) image: Image,
+    pub(super) others: Vec<(u8, Vec<u8>)>,
+    pub(super) info: SnapshotInfo,
 }
 
 /// The state in the newest intact snapshot of the WAL at `wal_path`, with the blocks of
@@ -201,9 +208,7 @@ pub fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
 /// whether the log still holds every record after an older cut is the WAL's check. When
 /// there are snapshots and none is intact, the newest one's damage is the error: the log
 /// alone no longer holds everything, and the open must not go on as if it did.
-pub(super) fn load_newest(
-    wal_path: &Path,
-) -> Result<Option<(Image, Vec<(u8, Vec<u8>)>, SnapshotInfo)>, StoreError> {
+pub(super) fn load_newest(wal_path: &Path) -> Result<Option<Loaded>, StoreError> {
     let mut newest_damage = None;
     for (_, path) in list_snapshots(wal_path)? {
         let mut image = Image::default();
@@ -223,7 +228,11 @@ pub(super) fn load_newest(
                     info.covers_through,
                     info.bytes
                 );
-                return Ok(Some((image, others, info)));
+                return Ok(Some(Loaded {
+                    image,
+                    others,
+                    info,
+                }));
             }
             Err(e) => {
                 log::error!("store {}: {e}; trying an older snapshot", wal_path.display());

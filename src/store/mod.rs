@@ -277,9 +277,13 @@ impl Store {
             Some(path) if wal_dir.is_none() => checkpoint::load_newest(path)?,
             _ => None,
         };
-        let skip_through = snapshot.as_ref().map_or(0, |(_, _, info)| info.covers_through);
+        let skip_through = snapshot.as_ref().map_or(0, |s| s.info.covers_through);
         let (mut map, mut clock, mut own_max) = match snapshot {
-            Some((image, others, info)) => {
+            Some(checkpoint::Loaded {
+                image,
+                others,
+                info,
+            }) => {
                 for (block_type, payload) in others {
                     observer.snapshot_block(block_type, &payload).map_err(|reason| {
                         StoreError::Snapshot(snapshot::SnapshotError::BadBlock {

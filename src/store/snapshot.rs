@@ -406,7 +406,10 @@ mod tests {
         w.finish().unwrap()
     }
 
-    fn read_all(path: &Path) -> Result<(SnapshotInfo, Vec<(u8, Vec<u8>)>), SnapshotError> {
+    /// Blocks as read: (type, payload).
+    type Blocks = Vec<(u8, Vec<u8>)>;
+
+    fn read_all(path: &Path) -> Result<(SnapshotInfo, Blocks), SnapshotError> {
         let mut blocks = Vec::new();
         let info = read(path, |t, p| {
             blocks.push((t, p.to_vec()));
