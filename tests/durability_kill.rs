@@ -6,6 +6,9 @@
 //!   call a thread appends `I <thread> <seq> <changes>` to the round's expected-state file,
 //!   and once the call returned Ok it appends `A <thread> <seq>` (append, flush, fsync:
 //!   the file is the record of acknowledgements; a partially written last line is ignored).
+//!   In half of the rounds another thread compacts in a loop (snapshot, then segments and
+//!   older snapshots deleted; small segments), so that kills also land in every step of a
+//!   compaction.
 //!   The parent kills the child with SIGKILL 2-200 ms after the child opened the WAL (for
 //!   a quarter of the rounds, after its spawn, so that kills also land while it opens:
 //!   replay, cutting a torn tail), reopens the WAL in process (it must open), and checks, thread by thread, that the store holds exactly
@@ -158,10 +161,14 @@ fn writer_main(dir: &Path) {
     let round = env_u64("KILL_ROUND").unwrap();
     let seed = env_u64("KILL_CHILD_SEED").unwrap();
     let threads = env_u64("KILL_THREADS").unwrap();
-    let client = Arc::new(Client::new(ClientOptions::persistent(
-        NODE_ID,
-        wal_path(dir).to_str().unwrap(),
-    )));
+    let compacting = env_u64("KILL_COMPACT") == Some(1);
+    let mut options = ClientOptions::persistent(NODE_ID, wal_path(dir).to_str().unwrap());
+    if compacting {
+        // Small segments: compactions rotate, write snapshots and delete segments and older
+        // snapshots all the time, so that kills land in every step.
+        options.wal_segment_size = 16 * 1024;
+    }
+    let client = Arc::new(Client::new(options));
     client.open().unwrap();
     std::fs::write(opened_path(dir, round), b"").unwrap();
     let log = Arc::new(Mutex::new(
@@ -178,6 +185,14 @@ fn writer_main(dir: &Path) {
         file.sync_all().unwrap();
     };
     let deadline = Instant::now() + Duration::from_secs(20);
+    let compactor = compacting.then(|| {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            while Instant::now() < deadline {
+                client.compact().unwrap();
+            }
+        })
+    });
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (client, log) = (client.clone(), log.clone());
@@ -216,6 +231,9 @@ fn writer_main(dir: &Path) {
         .collect();
     for h in handles {
         h.join().unwrap();
+    }
+    if let Some(c) = compactor {
+        c.join().unwrap();
     }
     client.close().unwrap();
 }
@@ -316,6 +334,8 @@ fn library_round(
     let from_spawn = rng.below(100) < 25;
     let delay = Duration::from_millis(rng.between(2, 200));
     let child_seed = rng.next();
+    // Half of the rounds compact in a loop while the threads write (issue 13).
+    let compact = rng.below(2);
     let err_path = dir.join(format!("writer-{round:05}.err"));
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", LIBRARY_TEST, "--nocapture", "--test-threads=1"])
@@ -323,6 +343,7 @@ fn library_round(
         .env("KILL_ROUND", round.to_string())
         .env("KILL_CHILD_SEED", child_seed.to_string())
         .env("KILL_THREADS", threads.to_string())
+        .env("KILL_COMPACT", compact.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path).unwrap())
