@@ -288,3 +288,85 @@ fn automatic_compaction_can_be_turned_off() {
     client.close().unwrap();
     assert!(snapshots(dir.path(), "manual").is_empty());
 }
+
+const FULL_CHILD: &str = "SOFTADASTRA_TEST_COMPACT_FULL";
+
+/// In a child process whose files may not grow past 4 MiB: 5 MiB of live data in small
+/// segments (each under the limit), then a compaction whose snapshot cannot be written.
+fn disk_full_child(dir: &Path) {
+    let mut o = options(dir, "full");
+    o.wal_segment_size = 256 * 1024;
+    o.auto_compact = false;
+    let client = Client::new(o);
+    client.open().unwrap();
+    for i in 0..80 {
+        client
+            .put(&format!("k{i:03}"), &vec![i as u8; 64 * 1024])
+            .unwrap();
+    }
+    let e = client.compact().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::IoError, "{e}");
+    assert!(
+        e.to_string().contains(".snap."),
+        "the snapshot is named: {e}"
+    );
+    // The store goes on: the log is whole, nothing was deleted.
+    client.put("after", b"the failed compaction").unwrap();
+    assert_eq!(client.get("k042").unwrap(), vec![42u8; 64 * 1024]);
+    client.close().unwrap();
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole() {
+    use std::os::unix::process::CommandExt;
+    if let Ok(dir) = std::env::var(FULL_CHILD) {
+        disk_full_child(Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "--exact",
+            "a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FULL_CHILD, dir.path());
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        child.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 << 20,
+                rlim_max: 4 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = child.output().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        snapshots(dir.path(), "full").is_empty(),
+        "no snapshot, not even a temporary one"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let client = Client::new(options(dir.path(), "full"));
+    client.open().unwrap();
+    assert_eq!(client.size().unwrap(), 81);
+    assert_eq!(client.get("after").unwrap(), b"the failed compaction");
+}
