@@ -227,9 +227,9 @@ fn store_code(e: &StoreError) -> ErrorCode {
         StoreError::NumbersExhausted { .. } => ErrorCode::StoreError,
         StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
         StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
-        StoreError::Wal(WalError::Corrupt { .. } | WalError::BadHeader { .. }) => {
-            ErrorCode::StoreError
-        }
+        StoreError::Wal(
+            WalError::Corrupt { .. } | WalError::BadHeader { .. } | WalError::MissingRecords { .. },
+        ) => ErrorCode::StoreError,
         StoreError::Wal(_) => ErrorCode::IoError,
         StoreError::Snapshot(crate::store::snapshot::SnapshotError::Io { .. }) => {
             ErrorCode::IoError

@@ -370,3 +370,36 @@ fn a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole() {
     assert_eq!(client.size().unwrap(), 81);
     assert_eq!(client.get("after").unwrap(), b"the failed compaction");
 }
+
+#[test]
+fn a_segment_missing_after_the_snapshot_is_reported_naming_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path(), "hole");
+    o.wal_segment_size = 16 * 1024;
+    o.auto_compact = false;
+    let client = Client::new(o.clone());
+    client.open().unwrap();
+    for i in 0..50 {
+        client.put(&format!("before/{i}"), &[1u8; 1024]).unwrap();
+    }
+    client.compact().unwrap();
+    for i in 0..100 {
+        client.put(&format!("after/{i}"), &[2u8; 1024]).unwrap();
+    }
+    client.close().unwrap();
+    let mut segments: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.strip_prefix("hole.wal.")
+                .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    std::fs::remove_file(dir.path().join(&segments[1])).unwrap();
+    let e = Client::new(o).open().unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert_eq!(e.code(), ErrorCode::StoreError, "{e}");
+}
