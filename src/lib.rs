@@ -86,7 +86,7 @@ pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
     BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, NetworkStats, Peer,
-    PeerState, TrustedPeer, WriteBatch, restore_backup, verify_backup,
+    PeerState, TrustedPeer, WriteBatch, read_backup_manifest, restore_backup, verify_backup,
 };
 pub use store::snapshot::SnapshotError;
 pub use store::{

@@ -62,7 +62,8 @@ pub enum BackupFileKind {
 }
 
 impl BackupFileKind {
-    fn word(self) -> &'static str {
+    /// The kind's word in the manifest: "snapshot", "log", "key" or "trust".
+    pub fn as_str(self) -> &'static str {
         match self {
             BackupFileKind::Snapshot => "snapshot",
             BackupFileKind::Log { .. } => "log",
@@ -133,7 +134,7 @@ impl BackupManifest {
         for f in &self.files {
             text.push_str(&format!(
                 "file {} {} {} {:08x}\n",
-                f.kind.word(),
+                f.kind.as_str(),
                 f.kind.file_name(),
                 f.bytes,
                 f.crc32
@@ -310,7 +311,7 @@ fn parse_file(value: &str) -> Result<BackupFile, String> {
     if kind.file_name() != name {
         return Err(format!(
             "a {} file must be named {:?}, not {name:?}",
-            kind.word(),
+            kind.as_str(),
             kind.file_name()
         ));
     }

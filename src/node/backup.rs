@@ -201,6 +201,12 @@ fn crc_of(path: &Path) -> Result<u32> {
     }
 }
 
+/// Reads and checks only the manifest of the backup in `dir` (what it is of, what it
+/// lists), not the files: [`verify_backup`] checks those.
+pub fn read_backup_manifest(dir: &Path) -> Result<BackupManifest> {
+    Ok(backup::read_manifest(dir)?)
+}
+
 /// Checks the backup in `dir` whole (docs/backup.md): the manifest, every file's size and
 /// CRC32, the snapshot's and the log's own checksums, the key's fingerprint. Returns its
 /// manifest.
