@@ -497,7 +497,8 @@ fn node_files(target: &RestoreTarget) -> Result<Vec<PathBuf>, BackupError> {
         let snapshot = rest
             .strip_prefix("snap.")
             .map(|s| s.strip_suffix(".tmp").unwrap_or(s));
-        if digits(rest) || snapshot.is_some_and(digits) || rest == "restoring" {
+        let marker = matches!(rest, "restoring" | "restoring.tmp");
+        if digits(rest) || snapshot.is_some_and(digits) || marker {
             found.push(entry.path());
         }
     }
@@ -597,7 +598,7 @@ pub fn restore(
         crate::io_error::sync_parent_dir(wal).map_err(io_error("sync the directory of", wal))?;
     }
     for (first, f) in manifest.logs() {
-        let bytes = read_bounded(&dir.join(f.kind.file_name()), f.bytes)?;
+        let bytes = read_copy(dir, f)?;
         let to = segment_path(wal, first);
         write_file(&to, &bytes)?;
         report.written.push(to);
@@ -607,7 +608,7 @@ pub fn restore(
         (BackupFileKind::Trust, &target.trust_path),
     ] {
         if let (Some(f), Some(to)) = (manifest.file(kind), to) {
-            let bytes = read_bounded(&dir.join(f.kind.file_name()), f.bytes)?;
+            let bytes = read_copy(dir, f)?;
             write_file(to, &bytes)?;
             report.written.push(to.clone());
             report.key_restored |= kind == BackupFileKind::Key;
@@ -627,6 +628,20 @@ pub fn restore(
         next_own_seq
     );
     Ok(report)
+}
+
+/// A file of the backup read for copying, checked against its manifest line again (it
+/// was verified, but it is read anew).
+fn read_copy(dir: &Path, f: &BackupFile) -> Result<Vec<u8>, BackupError> {
+    let path = dir.join(f.kind.file_name());
+    let bytes = read_bounded(&path, f.bytes)?;
+    if bytes.len() as u64 != f.bytes || crc32fast::hash(&bytes) != f.crc32 {
+        return Err(BackupError::Damaged {
+            path,
+            reason: "it changed while the restore read it".into(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Writes the backup's snapshot as the node's (`<wal>.snap.<cut>`) with its next own

@@ -112,8 +112,10 @@ fn write_backup(
         bytes: info.bytes,
         crc32: snapshot_crc,
     }];
-    // Every own operation in a record up to the second cut was numbered before it (under
-    // the log's append lock): the next own number read after it is beyond them all.
+    // The second cut needs neither the sync lock nor the write gate: the records up to it
+    // are copied, whether applied yet or not. Every own operation in them was numbered
+    // before it (under the log's append lock): the next own number read after it is
+    // beyond them all.
     let covers_through = n.store.cut_log()?;
     let next_own_seq = n.store.next_seq();
     let mut last = snapshot_cut;

@@ -342,7 +342,7 @@ pub(crate) fn execute(
             })?;
             json!({
                 "node_running": running,
-                "dir": report.dir,
+                "dir": report.dir.display().to_string(),
                 "node_id": report.node_id,
                 "covers_through": report.covers_through,
                 "files": report.files,
