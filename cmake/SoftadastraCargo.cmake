@@ -11,10 +11,11 @@
 # and the variables SOFTADASTRA_CARGO_TARGET_DIR, SOFTADASTRA_CXXBRIDGE_DIR,
 # SOFTADASTRA_RUST_STATIC_LIB, SOFTADASTRA_RUST_SHARED_LIB.
 #
-# The cargo target directory is <source>/target, shared with `cargo test`. Debug (and an
-# empty build type) uses cargo's dev profile, so a Debug CMake build reuses cargo test's
-# artifacts; every other build type uses --release. Cargo decides what to rebuild; a no-op
-# run takes about 0.1 s. Single-config generators only.
+# The cargo target directory is <source>/target (unless SOFTADASTRA_CARGO_TARGET_DIR names
+# another), shared with `cargo test`. Debug (and an empty build type) uses cargo's dev
+# profile, so a Debug CMake build reuses cargo test's artifacts; every other build type
+# uses --release. Cargo decides what to rebuild; a no-op run takes about 0.1 s.
+# Single-config generators only.
 
 find_package(Threads REQUIRED)
 
@@ -23,7 +24,10 @@ if(NOT CARGO_EXECUTABLE)
   message(FATAL_ERROR "cargo not found: install Rust (https://rustup.rs) or set CARGO_EXECUTABLE")
 endif()
 
-set(SOFTADASTRA_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target")
+# A cache variable, so that a build can keep cargo's output outside the source tree
+# (-DSOFTADASTRA_CARGO_TARGET_DIR=/tmp/target, e.g. for several worktrees at once).
+set(SOFTADASTRA_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target" CACHE PATH
+    "Where cargo builds the Rust library (CARGO_TARGET_DIR)")
 if(CMAKE_BUILD_TYPE STREQUAL "" OR CMAKE_BUILD_TYPE STREQUAL "Debug")
   set(_sa_profile_dir debug)
   set(_sa_profile_args)

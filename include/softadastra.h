@@ -898,6 +898,24 @@ sa_status_t sa_client_flush(struct sa_client_t *client);
 sa_status_t sa_client_compact(struct sa_client_t *client);
 
 /**
+ * Writes a consistent backup of the node into the directory `dir` while it runs (other
+ * threads keep writing): a snapshot, the log written meanwhile, the node's identity key
+ * and trusted peers (files of mode 0600: the backup is as secret as the key), and a
+ * manifest, written last (docs/backup.md). `dir` is created when missing (mode 0700),
+ * else it must be empty. The backup holds every write acknowledged before the call.
+ * Nothing of the node is changed. `softadastra backup verify DIR` checks a backup and
+ * `softadastra restore DIR --data-dir D` puts it back.
+ *
+ * Ownership: `dir` (a NUL-terminated UTF-8 path) is only read during the call.
+ * Errors: `SA_INVALID_ARGUMENT` (NULL `client`, NULL or empty `dir`), `SA_INVALID_STATE`
+ * (closed, or a memory-only node: nothing to back up), `SA_ALREADY_EXISTS` (`dir` is not
+ * empty), `SA_IO_ERROR` (a file cannot be written: what was written is removed, no
+ * manifest is left). Thread safety: any thread, concurrently with other calls on the same
+ * client; one backup or compaction runs at a time (a second call waits).
+ */
+sa_status_t sa_client_backup(struct sa_client_t *client, const char *dir);
+
+/**
  * Applies every change of `batch` atomically: all or nothing, one WAL record, one sync.
  * The batch is left unchanged and can be reused or freed.
  *

@@ -202,6 +202,7 @@ pub mod api {
         fn size(self: &RustClient, size: &mut usize) -> FfiStatus;
         fn flush(self: &RustClient) -> FfiStatus;
         fn compact(self: &RustClient) -> FfiStatus;
+        fn backup(self: &RustClient, dir: &[u8]) -> FfiStatus;
         fn node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
         fn refresh_node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
 
@@ -736,6 +737,21 @@ impl RustClient {
     fn compact(&self) -> FfiStatus {
         status("Client::compact", || {
             self.client.compact()?;
+            Ok(())
+        })
+    }
+
+    fn backup(&self, dir: &[u8]) -> FfiStatus {
+        status("Client::backup", || {
+            let dir = text(dir, "dir")?;
+            if dir.is_empty() {
+                return Err(FfiError::new(
+                    ErrorCode::InvalidArgument,
+                    "Client::backup: dir is empty",
+                    "dir",
+                ));
+            }
+            self.client.backup(std::path::Path::new(dir))?;
             Ok(())
         })
     }

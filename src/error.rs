@@ -131,6 +131,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// A backup could not be made, verified or restored (the message names the file or
+    /// directory).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+
     /// A call that the client's state does not allow (compacting a memory-only node, say).
     #[error("{0}")]
     InvalidState(String),
@@ -167,6 +172,7 @@ impl Error {
             Error::Discovery(e) => discovery_code(e),
             Error::DiscoveryUnavailable(_) => ErrorCode::DiscoveryError,
             Error::InvalidState(_) => ErrorCode::InvalidState,
+            Error::Backup(e) => backup_code(e),
             Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
             Error::Internal(_) => ErrorCode::InternalError,
         }
@@ -183,6 +189,10 @@ impl Error {
             Error::Transport(e) => e.context(),
             Error::InvalidPeer { peer, .. } => peer.clone(),
             Error::Discovery(e) => e.context(),
+            Error::Backup(e) => e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             Error::NotOpen
             | Error::Internal(_)
             | Error::TransportUnavailable(_)
@@ -225,16 +235,39 @@ fn store_code(e: &StoreError) -> ErrorCode {
         | StoreError::ValueTooLarge { .. }
         | StoreError::InvalidRemoteOp { .. } => ErrorCode::InvalidArgument,
         StoreError::NumbersExhausted { .. } => ErrorCode::StoreError,
-        StoreError::Wal(WalError::RecordTooLarge { .. }) => ErrorCode::InvalidArgument,
-        StoreError::Wal(WalError::Closed { .. }) => ErrorCode::InvalidState,
-        StoreError::Wal(
-            WalError::Corrupt { .. } | WalError::BadHeader { .. } | WalError::MissingRecords { .. },
-        ) => ErrorCode::StoreError,
-        StoreError::Wal(_) => ErrorCode::IoError,
+        StoreError::Wal(e) => wal_code(e),
         StoreError::Snapshot(crate::store::snapshot::SnapshotError::Io { .. }) => {
             ErrorCode::IoError
         }
         StoreError::Snapshot(_) => ErrorCode::StoreError,
+        StoreError::RestoreUnfinished { .. } => ErrorCode::StoreError,
+    }
+}
+
+fn wal_code(e: &WalError) -> ErrorCode {
+    match e {
+        WalError::RecordTooLarge { .. } => ErrorCode::InvalidArgument,
+        WalError::Closed { .. } => ErrorCode::InvalidState,
+        WalError::Corrupt { .. } | WalError::BadHeader { .. } | WalError::MissingRecords { .. } => {
+            ErrorCode::StoreError
+        }
+        _ => ErrorCode::IoError,
+    }
+}
+
+fn backup_code(e: &crate::backup::BackupError) -> ErrorCode {
+    use crate::backup::BackupError;
+    use crate::store::snapshot::SnapshotError;
+    match e {
+        BackupError::Io { .. } | BackupError::NodeRunning { .. } => ErrorCode::IoError,
+        BackupError::NotEmpty { .. } => ErrorCode::AlreadyExists,
+        BackupError::OtherNode { .. } => ErrorCode::InvalidArgument,
+        BackupError::Unfinished { .. }
+        | BackupError::Missing { .. }
+        | BackupError::Damaged { .. } => ErrorCode::StoreError,
+        BackupError::Snapshot(SnapshotError::Io { .. }) => ErrorCode::IoError,
+        BackupError::Snapshot(_) => ErrorCode::StoreError,
+        BackupError::Wal(e) => wal_code(e),
     }
 }
 

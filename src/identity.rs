@@ -130,18 +130,7 @@ impl Identity {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 check_private(path)?;
-                let damaged = |reason: String| IdentityError::Damaged {
-                    path: path.to_path_buf(),
-                    reason,
-                };
-                let (bound, pem) = split_key_file(&text).map_err(damaged)?;
-                let key = KeyPair::from_pem(pem).map_err(|e| damaged(e.to_string()))?;
-                // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect
-                // its fingerprint from a P-256 point: another kind of key, written by hand
-                // or another tool, would identify the node to nobody.
-                if !key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
-                    return Err(damaged("not an ECDSA P-256 key".into()));
-                }
+                let (bound, pem, key) = parse_key_file(path, &text)?;
                 match bound {
                     Some(bound) if bound != node_id => {
                         return Err(IdentityError::OtherNodeId {
@@ -171,6 +160,17 @@ impl Identity {
             }
             Err(e) => Err(io("read")(e)),
         }
+    }
+
+    /// The node id a key file is bound to (none for a file of an earlier version) and
+    /// the fingerprint of its key, read without making or changing anything (a backup's
+    /// copy of the key is checked this way).
+    pub(crate) fn inspect(path: &Path, text: &str) -> Result<(Option<String>, String), IdentityError> {
+        let (bound, _, key) = parse_key_file(path, text)?;
+        Ok((
+            bound.map(str::to_string),
+            Identity::from_key(key).fingerprint,
+        ))
     }
 
     fn from_key(key: KeyPair) -> Identity {
@@ -239,6 +239,26 @@ fn split_key_file(text: &str) -> Result<(Option<&str>, &str), String> {
         .ok_or("the second line is not \"node-id <id>\"")?;
     crate::id::validate_node_id(node_id).map_err(|e| e.to_string())?;
     Ok((Some(node_id), pem))
+}
+
+/// A key file's bound node id, PEM text and key, checked: a P-256 key, a valid node id.
+fn parse_key_file<'t>(
+    path: &Path,
+    text: &'t str,
+) -> Result<(Option<&'t str>, &'t str, KeyPair), IdentityError> {
+    let damaged = |reason: String| IdentityError::Damaged {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (bound, pem) = split_key_file(text).map_err(damaged)?;
+    let key = KeyPair::from_pem(pem).map_err(|e| damaged(e.to_string()))?;
+    // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect its
+    // fingerprint from a P-256 point: another kind of key, written by hand or another
+    // tool, would identify the node to nobody.
+    if !key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
+        return Err(damaged("not an ECDSA P-256 key".into()));
+    }
+    Ok((bound, pem, key))
 }
 
 /// Refuses a key file others can read or write.

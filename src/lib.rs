@@ -51,8 +51,8 @@ macro_rules! internal_modules {
 }
 
 internal_modules!(
-    clock, codec, discovery, error, id, identity, io_error, logsafe, metadata, node, store, sync,
-    transport, wal,
+    backup, clock, codec, discovery, error, id, identity, io_error, logsafe, metadata, node, store,
+    sync, transport, wal,
 );
 
 // The cxx bridge behind the C++ SDK: `#[cxx::bridge]` declares its shared types' fields
@@ -75,6 +75,9 @@ mod ffi;
 // crate of its own.
 pub mod surface;
 
+pub use backup::{
+    BackupError, BackupFile, BackupFileKind, BackupManifest, RestoreReport, incarnation_floor,
+};
 pub use discovery::DiscoveryError;
 pub use error::{Error, ErrorCode, Result};
 pub use id::{InvalidNodeId, MAX_NODE_ID_LEN, generate_node_id, validate_node_id};
@@ -82,8 +85,8 @@ pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
-    CatchUpStats, Client, ClientOptions, CompactionReport, NetworkStats, Peer, PeerState,
-    TrustedPeer, WriteBatch,
+    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, NetworkStats, Peer,
+    PeerState, TrustedPeer, WriteBatch, read_backup_manifest, restore_backup, verify_backup,
 };
 pub use store::snapshot::SnapshotError;
 pub use store::{

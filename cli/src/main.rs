@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use softadastra::Client;
 
+use cli::backup;
 use cli::config::{Flags, Settings};
 use cli::control::{self, Request};
 use cli::output::{self, Out};
@@ -73,6 +74,44 @@ enum Command {
     Sync(SyncCommand),
     /// List discovery and transport peers, and the trusted ones; trust or untrust a peer.
     Peers(PeersArgs),
+    /// Back up the node into DIR (new or empty) while it runs, or check a backup
+    /// (docs/backup.md).
+    Backup(BackupArgs),
+    /// Restore a backup into the data directory (--data-dir); the node must not run.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    action: Option<BackupCommand>,
+    /// The directory to write the backup into: created when missing, else it must be
+    /// empty. Holds the node's data and key: keep it as private as the key.
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Check a backup whole: its manifest, every file's size and checksum, the snapshot,
+    /// the log and the key. Needs no node.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The backup directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Restore into a data directory that is not empty: the node's own files there (its
+    /// WAL, log segments, snapshots, key, trusted peers) are replaced; nothing else is
+    /// touched.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -318,12 +357,40 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         Command::Peers(PeersArgs {
             action: Some(PeersCommand::Untrust { peer }),
         }) => Request::PeersUntrust { peer: peer.clone() },
+        Command::Backup(BackupArgs {
+            action: Some(BackupCommand::Verify { dir }),
+            ..
+        }) => return print(cli, out, "backup verify", backup::verify(dir)?),
+        Command::Backup(BackupArgs {
+            action: None,
+            dir: Some(dir),
+        }) => Request::Backup {
+            dir: backup::absolute(dir)?,
+        },
+        Command::Backup(BackupArgs {
+            action: None,
+            dir: None,
+        }) => {
+            return Err(CliError::usage(
+                "backup needs a directory: softadastra backup DIR, or softadastra backup \
+                 verify DIR",
+            ));
+        }
+        Command::Restore(args) => {
+            let data = backup::restore(&mut settings, &args.dir, args.force)?;
+            return print(cli, out, "restore", data);
+        }
     };
     let data = dispatch(&mut settings, &request)?;
+    print(cli, out, request.name(), data)
+}
+
+/// Prints a command's result: its JSON document, or for people.
+fn print(cli: &Cli, out: &Out, command: &str, data: Value) -> Result<(), CliError> {
     if cli.global.json {
-        println!("{}", json_document(request.name(), data));
+        println!("{}", json_document(command, data));
     } else {
-        output::render(out, request.name(), &data);
+        output::render(out, command, &data);
     }
     Ok(())
 }
@@ -348,6 +415,12 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Peers(PeersArgs {
             action: Some(PeersCommand::Untrust { .. }),
         }) => "peers untrust",
+        Command::Backup(BackupArgs {
+            action: Some(BackupCommand::Verify { .. }),
+            ..
+        }) => "backup verify",
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
     }
 }
 

@@ -248,3 +248,83 @@ fn errors_are_json_documents_too() {
     assert_eq!(doc["error"]["exit"], 1);
     check(&doc, "error.message", T::Str);
 }
+
+/// Runs with `--json` once (the command changes something), checks it is exactly one line
+/// and exit 0.
+fn once(data: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cli(data, &all);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn backup_verify_and_restore_documents() {
+    let (dir, data) = data_with_one_key();
+    let backup = dir.path().join("backup");
+    let made = once(&data, &["backup", backup.to_str().unwrap()]);
+    check_all(
+        &made,
+        "backup",
+        &[
+            ("node_running", T::Bool),
+            ("dir", T::Str),
+            ("node_id", T::Str),
+            ("covers_through", T::Uint),
+            ("files", T::Uint),
+            ("bytes", T::Uint),
+        ],
+    );
+    let verified = one_line(&data, &["backup", "verify", backup.to_str().unwrap()]);
+    check_all(
+        &verified,
+        "backup verify",
+        &[
+            ("verified", T::Bool),
+            ("dir", T::Str),
+            ("node_id", T::Str),
+            ("fingerprint", T::Str),
+            ("library_version", T::Str),
+            ("created_at_ms", T::Uint),
+            ("snapshot_cut", T::Uint),
+            ("covers_through", T::Uint),
+            ("next_own_seq", T::Uint),
+            ("files", T::Arr),
+        ],
+    );
+    for f in verified["files"].as_array().unwrap() {
+        for (field, t) in [
+            ("kind", T::Str),
+            ("name", T::Str),
+            ("bytes", T::Uint),
+            ("crc32", T::Str),
+        ] {
+            check(f, field, t);
+        }
+    }
+    let restored = once(
+        &dir.path().join("restored"),
+        &["restore", backup.to_str().unwrap()],
+    );
+    check_all(
+        &restored,
+        "restore",
+        &[
+            ("dir", T::Str),
+            ("data_dir", T::Str),
+            ("node_id", T::Str),
+            ("covers_through", T::Uint),
+            ("next_own_seq", T::Uint),
+            ("key_restored", T::Bool),
+            ("removed", T::Arr),
+            ("written", T::Arr),
+        ],
+    );
+    let refused = cli(&data, &["backup", backup.to_str().unwrap(), "--json"]);
+    let doc: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(doc["command"], "backup");
+    assert_eq!(doc["error"]["code"], "already_exists");
+}

@@ -208,6 +208,11 @@ Result<void> Client::compact() {
     return impl_->run(false, [](const ffi::RustClient& c) { return c.compact(); });
 }
 
+Result<void> Client::backup(const std::string& dir) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) { return c.backup(detail::bytes_of(dir)); });
+}
+
 Result<NodeInfo> Client::node_info() const {
     if (!impl_) return moved_from();
     ffi::FfiNodeInfo info;

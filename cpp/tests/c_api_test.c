@@ -80,6 +80,22 @@ static void remove_node_files(const char *wal) {
     closedir(d);
 }
 
+/* Removes a backup directory made by sa_client_backup: its files (it holds nothing
+ * else), then the directory. */
+static void remove_backup_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    struct dirent *e;
+    char path[1200];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 /* Copies the sync counters of `client` to *copy and frees the returned struct. */
 static sa_status_t read_sync_state(const sa_client_t *client, sa_sync_state_t *copy) {
     sa_sync_state_t *state = NULL;
@@ -498,8 +514,24 @@ static void test_store(const char *wal) {
     CHECK(sa_client_flush(client) == SA_OK);
     CHECK(sa_client_compact(client) == SA_OK);
     CHECK(sa_client_compact(NULL) == SA_INVALID_ARGUMENT);
+
+    /* A backup goes into a new directory; a second one into the same is refused. */
+    char backup[700], manifest[800];
+    snprintf(backup, sizeof backup, "%s-backup", wal);
+    snprintf(manifest, sizeof manifest, "%s/MANIFEST", backup);
+    CHECK(sa_client_backup(client, backup) == SA_OK);
+    struct stat manifest_stat;
+    CHECK(stat(manifest, &manifest_stat) == 0 && (manifest_stat.st_mode & 0777) == 0600);
+    CHECK(sa_client_backup(client, backup) == SA_ALREADY_EXISTS);
+    CHECK(contains_text(sa_last_error_message(), "not empty"));
+    CHECK(sa_client_backup(NULL, backup) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_backup(client, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_backup(client, "") == SA_INVALID_ARGUMENT);
+    remove_backup_dir(backup);
+
     CHECK(sa_client_close(client) == SA_OK);
     CHECK(sa_client_compact(client) == SA_INVALID_STATE);
+    CHECK(sa_client_backup(client, backup) == SA_INVALID_STATE);
     CHECK(sa_client_close(client) == SA_OK);
     CHECK(sa_client_put(client, KEY("k"), KEY("v")) == SA_INVALID_STATE);
     CHECK(contains_text(sa_last_error_message(), "not open"));

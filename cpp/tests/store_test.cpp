@@ -196,6 +196,25 @@ TEST_F(StoreTest, CompactionKeepsEveryValueAcrossAReopen) {
     EXPECT_FALSE(client_.contains("k7"));
 }
 
+TEST_F(StoreTest, ABackupIsWrittenIntoAnEmptyDirectoryWhileTheNodeRuns) {
+    for (int key = 0; key < 50; ++key) {
+        ASSERT_TRUE(client_.put("k" + std::to_string(key), "v").is_ok());
+    }
+    auto backup_dir = dir_.file("backup");
+    auto made = client_.backup(backup_dir);
+    ASSERT_TRUE(made.is_ok()) << made.error().message();
+    EXPECT_TRUE(std::filesystem::exists(backup_dir + "/MANIFEST"));
+    EXPECT_TRUE(std::filesystem::exists(backup_dir + "/snapshot"));
+    EXPECT_TRUE(std::filesystem::exists(backup_dir + "/identity.key"));
+    // The node goes on; a second backup into the same directory is refused.
+    EXPECT_TRUE(client_.put("after", "1").is_ok());
+    EXPECT_ERROR_CODE(client_.backup(backup_dir), Error::Code::AlreadyExists);
+    EXPECT_ERROR_CODE(client_.backup(""), Error::Code::InvalidArgument);
+    Client memory{ClientOptions::memory_only("mem-backup")};
+    ASSERT_TRUE(memory.open().is_ok());
+    EXPECT_ERROR_CODE(memory.backup(dir_.file("mem")), Error::Code::InvalidState);
+}
+
 TEST(StoreCompactionTest, AMemoryOnlyNodeHasNothingToCompact) {
     Client client{ClientOptions::memory_only("mem-compact")};
     ASSERT_TRUE(client.open().is_ok());

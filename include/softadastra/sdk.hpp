@@ -842,6 +842,15 @@ public:
     /// and start-up time follow the live data. Other threads keep writing meanwhile.
     /// InvalidState for a memory-only node; on IoError nothing was deleted.
     Result<void> compact();
+    /// Writes a consistent backup of the node into the directory `dir` while it runs
+    /// (other threads keep writing): a snapshot, the log written meanwhile, the node's
+    /// identity key and trusted peers (mode 0600: the backup is as secret as the key), and
+    /// a manifest written last (docs/backup.md). `dir` is created when missing, else it
+    /// must be empty (AlreadyExists). The backup holds every write acknowledged before the
+    /// call; nothing of the node changes. InvalidState for a memory-only node;
+    /// InvalidArgument for an empty `dir`; on IoError no manifest is left. Check it with
+    /// `softadastra backup verify DIR`, restore it with `softadastra restore DIR`.
+    Result<void> backup(const std::string& dir);
 
     // Sync. Every local put and removal enters the outbox; these calls move it along and
     // report on it. Each count is how many operations the call touched.

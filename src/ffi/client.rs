@@ -3,6 +3,7 @@
 //! Thread safety: one `sa_client_t` may be used from several threads at once by every
 //! function here except `sa_client_free`, which must be the last call on it.
 
+use std::ffi::c_char;
 use std::mem::MaybeUninit;
 
 use crate::node::Client;
@@ -265,6 +266,40 @@ pub unsafe extern "C" fn sa_client_compact(client: *mut SaClient) -> SaStatus {
     // SAFETY (in the closure): the caller passes NULL or a live handle.
     boundary::status(F, || {
         unsafe { self::client(client, F) }?.compact()?;
+        Ok(())
+    })
+}
+
+/// Writes a consistent backup of the node into the directory `dir` while it runs (other
+/// threads keep writing): a snapshot, the log written meanwhile, the node's identity key
+/// and trusted peers (files of mode 0600: the backup is as secret as the key), and a
+/// manifest, written last (docs/backup.md). `dir` is created when missing (mode 0700),
+/// else it must be empty. The backup holds every write acknowledged before the call.
+/// Nothing of the node is changed. `softadastra backup verify DIR` checks a backup and
+/// `softadastra restore DIR --data-dir D` puts it back.
+///
+/// Ownership: `dir` (a NUL-terminated UTF-8 path) is only read during the call.
+/// Errors: `SA_INVALID_ARGUMENT` (NULL `client`, NULL or empty `dir`), `SA_INVALID_STATE`
+/// (closed, or a memory-only node: nothing to back up), `SA_ALREADY_EXISTS` (`dir` is not
+/// empty), `SA_IO_ERROR` (a file cannot be written: what was written is removed, no
+/// manifest is left). Thread safety: any thread, concurrently with other calls on the same
+/// client; one backup or compaction runs at a time (a second call waits).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_backup(client: *mut SaClient, dir: *const c_char) -> SaStatus {
+    const F: &str = "sa_client_backup";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { self::client(client, F) }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let dir = unsafe { boundary::c_str_arg(dir, F, "dir") }?;
+        if dir.is_empty() {
+            return Err(FfiError::new(
+                crate::error::ErrorCode::InvalidArgument,
+                format!("{F}: dir is NULL or empty"),
+                "dir",
+            ));
+        }
+        c.backup(std::path::Path::new(dir))?;
         Ok(())
     })
 }

@@ -19,11 +19,11 @@
 //! Before step 4 completes the previous snapshot and every segment are still there; after
 //! it, the new snapshot plus the remaining segments hold everything.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::store::checkpoint::{list_snapshots, snapshot_path};
-use crate::store::snapshot::{self, SnapshotWriter, block};
+use crate::store::snapshot::{self, SnapshotInfo, SnapshotWriter, block};
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,6 +56,46 @@ pub(super) fn newest_snapshot_bytes(store: &Store) -> u64 {
         .and_then(|snapshots| snapshots.into_iter().next())
         .and_then(|(_, path)| std::fs::metadata(path).ok())
         .map_or(0, |m| m.len())
+}
+
+/// Steps 1 to 4 of a compaction, shared with the backup (`backup.rs`): the cut, then the
+/// snapshot of the state at the cut written to `path_for(cut)` while writers go on,
+/// synced, put in place and read back whole. Returns the cut, the snapshot's path and
+/// what was written. The caller holds `n.compaction`: one snapshot at a time, and no
+/// compaction deletes the log segments a backup copies. `private`: the file is readable
+/// by its owner only (a backup's).
+pub(super) fn cut_and_snapshot(
+    n: &OpenNode,
+    now_wall_ms: u64,
+    private: bool,
+    path_for: impl FnOnce(u64) -> PathBuf,
+) -> Result<(u64, PathBuf, SnapshotInfo)> {
+    let (cut, sync_blocks) = {
+        let mut sync = n.sync.lock();
+        let cut = {
+            let _no_write_half_done = n.write_gate.write();
+            n.store.cut_log()?
+        };
+        OpenNode::drain(&n.local, &mut sync);
+        (cut, sync.snapshot_blocks())
+    };
+    let path = path_for(cut);
+    let create = if private {
+        SnapshotWriter::create_private
+    } else {
+        SnapshotWriter::create
+    };
+    let mut writer = create(&path, cut, now_wall_ms).map_err(StoreError::from)?;
+    n.store.write_snapshot_blocks(&mut writer)?;
+    for payload in &sync_blocks {
+        writer
+            .block(block::SYNC, payload)
+            .map_err(StoreError::from)?;
+    }
+    let info = writer.finish().map_err(StoreError::from)?;
+    // Nothing relies on the new snapshot before it reads back whole.
+    snapshot::read(&path, |_, _| Ok(())).map_err(StoreError::from)?;
+    Ok((cut, path, info))
 }
 
 /// Starts a compaction on a thread of its own when automatic compaction is on and the log
@@ -104,26 +144,7 @@ pub(super) fn compact(n: &OpenNode, now_wall_ms: u64) -> Result<CompactionReport
         ));
     };
     let _one_at_a_time = n.compaction.lock();
-    let (cut, sync_blocks) = {
-        let mut sync = n.sync.lock();
-        let cut = {
-            let _no_write_half_done = n.write_gate.write();
-            n.store.cut_log()?
-        };
-        OpenNode::drain(&n.local, &mut sync);
-        (cut, sync.snapshot_blocks())
-    };
-    let path = snapshot_path(&wal_path, cut);
-    let mut writer = SnapshotWriter::create(&path, cut, now_wall_ms).map_err(StoreError::from)?;
-    n.store.write_snapshot_blocks(&mut writer)?;
-    for payload in &sync_blocks {
-        writer
-            .block(block::SYNC, payload)
-            .map_err(StoreError::from)?;
-    }
-    let info = writer.finish().map_err(StoreError::from)?;
-    // Nothing goes before the new snapshot reads back whole.
-    snapshot::read(&path, |_, _| Ok(())).map_err(StoreError::from)?;
+    let (cut, _, info) = cut_and_snapshot(n, now_wall_ms, false, |cut| snapshot_path(&wal_path, cut))?;
     let mut report = CompactionReport {
         covers_through: cut,
         snapshot_bytes: info.bytes,

@@ -13,6 +13,7 @@
 //! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
 
 mod background;
+mod backup;
 mod client;
 mod compaction;
 mod lock_order;
@@ -40,6 +41,7 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
+pub use backup::{BackupReport, read_backup_manifest, restore_backup, verify_backup};
 pub use compaction::CompactionReport;
 pub use network::NetworkStats;
 pub use options::ClientOptions;

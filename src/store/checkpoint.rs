@@ -152,6 +152,39 @@ pub(crate) fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The file a restore into the WAL at `wal_path` keeps while it works
+/// (`<wal>.restoring`): a store does not open while it is there.
+pub(crate) fn restore_marker_path(wal_path: &Path) -> PathBuf {
+    let mut name = wal_path.as_os_str().to_owned();
+    name.push(".restoring");
+    PathBuf::from(name)
+}
+
+/// The next own sequence number a clock block holds.
+pub(crate) fn clock_next_seq(payload: &[u8]) -> Result<u64, String> {
+    let mut r = Reader::new(payload, "clock block");
+    let version = r.u8("payload version")?;
+    if version != CLOCK_VERSION {
+        return Err(format!("unsupported clock block version {version}"));
+    }
+    r.u64("clock")?;
+    let next_seq = r.u64("next sequence number")?;
+    if r.remaining() != 0 {
+        return Err(format!("{} bytes after the clock block's fields", r.remaining()));
+    }
+    Ok(next_seq)
+}
+
+/// A clock block like `payload` whose next own sequence number is at least `floor`: how
+/// a restore makes the restored node number its operations past its earlier incarnation's
+/// (docs/backup.md).
+pub(crate) fn clock_with_next_seq_at_least(payload: &[u8], floor: u64) -> Result<Vec<u8>, String> {
+    let next_seq = clock_next_seq(payload)?;
+    let mut raised = payload.to_vec();
+    raised[9..17].copy_from_slice(&next_seq.max(floor).to_le_bytes());
+    Ok(raised)
+}
+
 /// The snapshots of the WAL at `wal_path`, newest (greatest cut) first. Temporary files
 /// of unfinished snapshots (".tmp") are not snapshots.
 pub(crate) fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {

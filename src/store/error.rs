@@ -44,6 +44,20 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A restore into the WAL's directory began and did not finish (its marker file is
+    /// still there): what is there may be part of the backup and part of what was there
+    /// before, and opening it could reuse numbers its peers have seen. Nothing is opened.
+    #[error(
+        "a restore into {} did not finish ({} is still there): run the restore again \
+         (with --force) before opening the node",
+        marker.parent().map(|d| d.display().to_string()).unwrap_or_default(),
+        marker.display()
+    )]
+    RestoreUnfinished {
+        /// The marker file (`<wal>.restoring`).
+        marker: PathBuf,
+    },
+
     /// A local write found no version or sequence number left to give it: the log holds a
     /// number at the end of its range (forged or damaged data stored before such numbers
     /// were refused). Nothing was written.
@@ -65,6 +79,7 @@ impl StoreError {
             | StoreError::NumbersExhausted { key, .. } => key.clone(),
             StoreError::InvalidRemoteOp { origin, .. } => origin.clone(),
             StoreError::Snapshot(e) => e.path().display().to_string(),
+            StoreError::RestoreUnfinished { marker } => marker.display().to_string(),
             StoreError::Wal(e) => e
                 .path()
                 .map(|p| p.display().to_string())

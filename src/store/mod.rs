@@ -272,6 +272,14 @@ impl Store {
         wal_dir: Option<Box<dyn SegmentDir>>,
         observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
+        // A restore that did not finish leaves its marker: neither the old state nor the
+        // backup's is whole, and opening would start numbering from what is there.
+        if let Some(path) = options.wal_path.as_deref().filter(|_| wal_dir.is_none()) {
+            let marker = checkpoint::restore_marker_path(path);
+            if marker.exists() {
+                return Err(StoreError::RestoreUnfinished { marker });
+            }
+        }
         // The newest intact snapshot, when there is one: the log is replayed on top of it.
         let snapshot = match &options.wal_path {
             Some(path) if wal_dir.is_none() => checkpoint::load_newest(path)?,
@@ -419,6 +427,11 @@ impl Store {
             Some(wal) => Ok(wal.remove_segments_through(cut)?),
             None => Ok(0),
         }
+    }
+
+    /// The log's files, oldest first, the active segment last (none without a WAL).
+    pub fn log_segments(&self) -> Vec<crate::wal::SegmentInfo> {
+        self.wal.as_ref().map_or_else(Vec::new, Wal::segments)
     }
 
     /// The bytes the log's files take on disk (0 without a WAL).

@@ -52,7 +52,10 @@ pub struct RemoteApply {
 /// acceptable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
-    /// It claims this node's own origin, but this node never wrote it.
+    /// It claims this node's own origin, but this node never wrote it (or it has it
+    /// already). Only a number below the next one this node gives that it has never seen
+    /// is taken: one an earlier incarnation of this node wrote after the backup it was
+    /// restored from (docs/backup.md).
     OwnOrigin,
     /// Its version is further ahead of this node's clock than the allowed drift.
     ClockAhead,
@@ -120,6 +123,8 @@ impl RefusedCounts {
 struct Admission<'a> {
     vector: &'a VersionVector,
     node_id: &'a str,
+    /// The number this node gives its next own operation.
+    next_own_seq: u64,
     /// The node the operations came from, when known: its own operations are first-hand.
     sender: Option<&'a str>,
     /// The greatest version accepted: the local clock plus the allowed drift.
@@ -132,10 +137,17 @@ struct Admission<'a> {
 }
 
 impl<'a> Admission<'a> {
-    fn new(map: &'a Map, node_id: &'a str, sender: Option<&'a str>, horizon: Version) -> Self {
+    fn new(
+        map: &'a Map,
+        node_id: &'a str,
+        next_own_seq: u64,
+        sender: Option<&'a str>,
+        horizon: Version,
+    ) -> Self {
         Admission {
             vector: &map.vector,
             node_id,
+            next_own_seq,
             sender,
             horizon,
             new_origins: HashSet::new(),
@@ -147,7 +159,16 @@ impl<'a> Admission<'a> {
     /// Whether operation `seq` of `origin` stamped `version` may be taken in. Call only for
     /// operations not seen before.
     fn admit(&mut self, origin: &'a str, seq: u64, version: Version) -> Result<(), Refusal> {
-        if origin == self.node_id {
+        // This node's own numbers come from its counter, never from outside, with one
+        // exception: a node restored from a backup skipped a block of numbers (see
+        // `backup::incarnation_floor`), and the operations its earlier incarnation wrote
+        // with the skipped numbers after the backup come back from the peers that have
+        // them. Such a number is below the next own number and was never seen here. On a
+        // node never restored every number below it has been seen (a write is recorded as
+        // it is numbered; only a write that failed leaves one unseen, and no peer has that
+        // one unless it forged it, which a trusted peer can do for any other origin too).
+        if origin == self.node_id && (seq >= self.next_own_seq || self.vector.contains(origin, seq))
+        {
             return Err(Refusal::OwnOrigin);
         }
         if version > self.horizon {
@@ -217,7 +238,10 @@ impl Store {
         let mut taken: Vec<&Operation> = Vec::with_capacity(ops.len());
         {
             let map = self.map.read();
-            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
+            // Lock order: the map before the counters.
+            let next_own_seq = self.counters.lock().next_seq;
+            let mut admission =
+                Admission::new(&map, &self.node_id, next_own_seq, sender, self.horizon());
             for (i, o) in ops.iter().enumerate() {
                 let existing = map.entries.get(&o.key);
                 let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
@@ -299,7 +323,9 @@ impl Store {
         let mut refusals = Vec::new();
         let mut admitted = Vec::new();
         {
-            let mut admission = Admission::new(&map, &self.node_id, sender, self.horizon());
+            let next_own_seq = self.counters.lock().next_seq;
+            let mut admission =
+                Admission::new(&map, &self.node_id, next_own_seq, sender, self.horizon());
             for &(seq, version) in seqs {
                 if seq == 0 {
                     continue;
@@ -448,4 +474,53 @@ fn conflict(key: &str, local: &Entry, remote: &Operation, remote_won: bool) -> O
         },
         remote_won,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(origin: &str, seq: u64, version: u64, key: &str, value: &[u8]) -> Operation {
+        Operation {
+            key: key.into(),
+            value: Some(value.to_vec()),
+            version: Version(version),
+            origin: origin.into(),
+            origin_seq: seq,
+            base: None,
+        }
+    }
+
+    #[test]
+    fn own_numbers_skipped_by_a_restore_are_taken_back_once_and_no_others() {
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        let newer = store.put("k1", b"1").unwrap().first_version.0 + 1;
+        // What a restore does (backup::incarnation_floor): numbers 2..100 skipped.
+        store.counters.lock().next_seq = 100;
+        let report = store
+            .apply_remote_from(
+                &[
+                    // Written by the earlier incarnation after the backup: taken back.
+                    op("node-a", 5, 5, "lost", b"from the peer"),
+                    // Already here, claiming newer content: refused.
+                    op("node-a", 1, newer, "k1", b"forged"),
+                    // Not yet issued: refused.
+                    op("node-a", 100, 100, "future", b"x"),
+                ],
+                Some("node-b"),
+            )
+            .unwrap();
+        assert_eq!(report.applied, 1, "{report:?}");
+        assert_eq!(
+            report.refused,
+            vec![(1, Refusal::OwnOrigin), (2, Refusal::OwnOrigin)]
+        );
+        assert_eq!(store.get("lost").unwrap(), b"from the peer");
+        assert_eq!(store.get("k1").unwrap(), b"1");
+        let again = store
+            .apply_remote_from(&[op("node-a", 5, 6, "lost", b"other")], Some("node-b"))
+            .unwrap();
+        assert_eq!(again.refused, vec![(0, Refusal::OwnOrigin)], "taken once");
+        assert_eq!(store.put("k2", b"2").unwrap().first_seq, 100);
+    }
 }

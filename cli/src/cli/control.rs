@@ -140,6 +140,11 @@ pub(crate) enum Request {
         prefix: String,
     },
     StoreCompact,
+    /// A backup into `dir`, an absolute path (the node's working directory is not the
+    /// caller's).
+    Backup {
+        dir: String,
+    },
     SyncStatus,
     SyncTick {
         prune: bool,
@@ -160,6 +165,15 @@ impl Request {
         matches!(self, Request::StorePut { .. } | Request::StoreRemove { .. })
     }
 
+    /// How long a command waits for the node's answer: a compaction or a backup of a large
+    /// store takes minutes, the rest is quick.
+    pub(crate) fn reply_timeout(&self) -> Duration {
+        match self {
+            Request::StoreCompact | Request::Backup { .. } => Duration::from_secs(3600),
+            _ => Duration::from_secs(30),
+        }
+    }
+
     /// The command's name in JSON output (`"command"`).
     pub(crate) fn name(&self) -> &'static str {
         match self {
@@ -170,6 +184,7 @@ impl Request {
             Request::StoreRemove { .. } => "store remove",
             Request::StoreList { .. } => "store list",
             Request::StoreCompact => "store compact",
+            Request::Backup { .. } => "backup",
             Request::SyncStatus => "sync status",
             Request::SyncTick { .. } => "sync tick",
             Request::Peers => "peers",
@@ -319,6 +334,21 @@ pub(crate) fn execute(
                 "segments_removed": report.segments_removed,
             })
         }
+        Request::Backup { dir } => {
+            let report = client.backup(Path::new(dir)).inspect_err(|e| {
+                if running {
+                    log::error!("backup to {dir} failed: {e}");
+                }
+            })?;
+            json!({
+                "node_running": running,
+                "dir": report.dir.display().to_string(),
+                "node_id": report.node_id,
+                "covers_through": report.covers_through,
+                "files": report.files,
+                "bytes": report.bytes,
+            })
+        }
         Request::SyncStatus => {
             let s = client.sync_state()?;
             json!({
@@ -440,7 +470,7 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
     let failed =
         |e: std::io::Error| CliError::failure(format!("control socket {}: {e}", socket.display()));
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(request.reply_timeout()))
         .map_err(failed)?;
     let mut line = serde_json::to_string(request).map_err(|e| CliError::failure(e.to_string()))?;
     line.push('\n');

@@ -33,9 +33,8 @@ pub(crate) fn ensure(data_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, "create", &e))
 }
 
-/// The node id stored in the data directory, generated and stored on first use so that it
-/// is stable across runs and different on every machine ("node-<host>-<random>").
-pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
+/// The node id stored in the data directory, if one is (none is generated).
+pub(crate) fn read_stored_node_id(data_dir: &Path) -> Result<Option<String>> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -44,15 +43,38 @@ pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
                 field: "node_id",
                 reason: format!("{}: {e}", path.display()),
             })?;
-            Ok(id)
+            Ok(Some(id))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = generate_node_id(&hostname());
-            std::fs::write(&path, format!("{id}\n")).map_err(|e| io_error(&path, "write", &e))?;
-            Ok(id)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(&path, "read", &e)),
     }
+}
+
+/// Stores `id` as the data directory's node id, durably.
+pub(crate) fn store_node_id(data_dir: &Path, id: &str) -> Result<()> {
+    let path = data_dir.join(NODE_ID_FILE);
+    let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
+    let write = || -> io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(format!("{id}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(data_dir)?.sync_all()
+    };
+    write().map_err(|e| io_error(&path, "write", &e))
+}
+
+/// The node id stored in the data directory, generated and stored on first use so that it
+/// is stable across runs and different on every machine ("node-<host>-<random>").
+pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
+    if let Some(id) = read_stored_node_id(data_dir)? {
+        return Ok(id);
+    }
+    let path = data_dir.join(NODE_ID_FILE);
+    let id = generate_node_id(&hostname());
+    std::fs::write(&path, format!("{id}\n")).map_err(|e| io_error(&path, "write", &e))?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `softadastra` command's support code: configuration, output, the control socket and
 //! the long-running node. Parsing and printing only: every action is a `Client` call.
 
+pub(crate) mod backup;
 pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod daemon;

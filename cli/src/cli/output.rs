@@ -280,6 +280,65 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             println!();
             out.ok("Store compacted.");
         }
+        "backup" => {
+            out.section("Softadastra backup");
+            for (label, field) in [
+                ("directory", "dir"),
+                ("node", "node_id"),
+                ("through record", "covers_through"),
+                ("files", "files"),
+                ("bytes", "bytes"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            println!();
+            out.ok("Backup written. It holds the node's key: keep it as private as the key.");
+        }
+        "backup verify" => {
+            out.section("Softadastra backup");
+            for (label, field) in [
+                ("directory", "dir"),
+                ("node", "node_id"),
+                ("fingerprint", "fingerprint"),
+                ("version", "library_version"),
+                ("created (ms)", "created_at_ms"),
+                ("through record", "covers_through"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            let rows: Vec<Vec<String>> = d["files"]
+                .as_array()
+                .map(|files| {
+                    files
+                        .iter()
+                        .map(|f| vec![s(&f["name"]), s(&f["kind"]), s(&f["bytes"]), s(&f["crc32"])])
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!();
+            out.table(&["File", "Kind", "Bytes", "CRC32"], &rows);
+            println!();
+            out.ok("Backup verified: every file is intact.");
+        }
+        "restore" => {
+            out.section("Softadastra restore");
+            for (label, field) in [
+                ("from", "dir"),
+                ("data dir", "data_dir"),
+                ("node", "node_id"),
+                ("through record", "covers_through"),
+                ("next own seq", "next_own_seq"),
+                ("key restored", "key_restored"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            let removed = d["removed"].as_array().map_or(0, Vec::len);
+            if removed > 0 {
+                out.kv("files replaced", &removed.to_string());
+            }
+            println!();
+            out.ok("Restored. Start the node: it gets the writes made after the backup back from its peers.");
+        }
         "peers trust" | "peers untrust" => {
             out.ok(if command == "peers trust" {
                 "Peer trusted."
