@@ -201,6 +201,28 @@ pub struct SyncEngine {
     abandoned: SeqRanges,
 }
 
+/// An outbox state in a snapshot block.
+fn state_code(state: OpState) -> u8 {
+    match state {
+        OpState::Pending => 0,
+        OpState::Queued => 1,
+        OpState::InFlight => 2,
+        OpState::Acknowledged => 3,
+        OpState::Failed => 4,
+    }
+}
+
+fn state_of(code: u8) -> Result<OpState, String> {
+    Ok(match code {
+        0 => OpState::Pending,
+        1 => OpState::Queued,
+        2 => OpState::InFlight,
+        3 => OpState::Acknowledged,
+        4 => OpState::Failed,
+        other => return Err(format!("unknown outbox state {other}")),
+    })
+}
+
 /// Payload version of the engine's snapshot blocks.
 const SNAPSHOT_VERSION: u8 = 1;
 /// Snapshot block kinds: unacknowledged operations, abandoned ranges.
@@ -295,7 +317,8 @@ impl SyncEngine {
     /// u8 payload version = 1
     /// u8 kind: 1 operations, 2 abandoned ranges
     /// u32 count
-    /// operations: u64 number, u64 version, u16 key length, key
+    /// operations: u64 number, u64 version, u8 state (outbox::OpState: 0 pending,
+    ///             1 queued, 2 in flight, 4 failed), u32 attempts, u16 key length, key
     /// ranges: u64 first, u64 last
     /// ```
     pub fn snapshot_blocks(&self) -> Vec<Vec<u8>> {
@@ -311,6 +334,8 @@ impl SyncEngine {
         for (seq, e) in self.outbox.unacknowledged() {
             block.extend_from_slice(&seq.to_le_bytes());
             block.extend_from_slice(&e.version.0.to_le_bytes());
+            block.push(state_code(e.state));
+            block.extend_from_slice(&e.attempts.to_le_bytes());
             block.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
             block.extend_from_slice(e.key.as_bytes());
             count += 1;
@@ -346,10 +371,12 @@ impl SyncEngine {
                 for _ in 0..count {
                     let seq = r.u64("operation number")?;
                     let version = Version(r.u64("version")?);
+                    let state = state_of(r.u8("state")?)?;
+                    let attempts = r.u32("attempts")?;
                     let len = usize::from(r.u16("key length")?);
                     let key = r.str(len, "key")?;
                     crate::store::validate_key(key).map_err(|e| e.to_string())?;
-                    self.outbox.submit(seq, key, version);
+                    self.outbox.restore(seq, key, version, state, attempts);
                 }
             }
             SNAPSHOT_ABANDONED => {
@@ -683,6 +710,72 @@ impl ReplayObserver for SyncEngine {
 #[cfg(test)]
 mod tests {
     use super::SeqRanges;
+
+    #[test]
+    fn the_outbox_comes_back_from_its_snapshot_blocks_with_states_and_retries() {
+        use super::{OpState, SyncConfig, SyncEngine};
+        use crate::store::Version;
+        let config = SyncConfig {
+            batch_size: 2,
+            max_retries: 1,
+            ack_timeout_ms: 10,
+            retry_interval_ms: 1,
+            ..SyncConfig::default()
+        };
+        let mut engine = SyncEngine::new("node-a", config.clone());
+        for seq in 1..=5 {
+            engine.outbox.submit(seq, &format!("k{seq}"), Version(seq * 10));
+        }
+        // 1 and 2: sent, timed out, sent again, timed out again: failed.
+        assert_eq!(engine.outbox.next_batch(0), vec![1, 2]);
+        engine.outbox.retry_expired(100);
+        assert_eq!(engine.outbox.next_batch(200), vec![1, 2]);
+        engine.outbox.retry_expired(300);
+        // 3: in flight; 4: acknowledged (gone); 5: still queued, never sent.
+        assert_eq!(engine.outbox.next_batch(300), vec![3, 4]);
+        engine.outbox.acknowledge(&[4]);
+        engine.abandoned.add(7, 9);
+        let before: Vec<(u64, OpState, u32)> = engine
+            .outbox
+            .unacknowledged()
+            .map(|(s, e)| (s, e.state, e.attempts))
+            .collect();
+        assert_eq!(
+            before,
+            vec![
+                (1, OpState::Failed, 2),
+                (2, OpState::Failed, 2),
+                (3, OpState::InFlight, 1),
+                (5, OpState::Queued, 0)
+            ]
+        );
+
+        let mut restored = SyncEngine::new("node-a", config);
+        for block in engine.snapshot_blocks() {
+            restored.restore_snapshot_block(&block).unwrap();
+        }
+        let after: Vec<(u64, OpState, u32)> = restored
+            .outbox
+            .unacknowledged()
+            .map(|(s, e)| (s, e.state, e.attempts))
+            .collect();
+        assert_eq!(
+            after,
+            vec![
+                (1, OpState::Failed, 2),
+                (2, OpState::Failed, 2),
+                (3, OpState::Queued, 1),
+                (5, OpState::Queued, 0)
+            ],
+            "an operation in flight is queued again, the rest keep their state"
+        );
+        assert_eq!(restored.outbox.counts().failed, 2);
+        assert!(restored.abandoned.contains(8));
+        assert_eq!(restored.outbox.get(5).unwrap().key, "k5");
+        let mut broken = engine.snapshot_blocks()[0].clone();
+        broken.truncate(broken.len() - 1);
+        assert!(restored.restore_snapshot_block(&broken).is_err());
+    }
 
     #[test]
     fn seq_ranges_merge_neighbours_and_answer_membership() {

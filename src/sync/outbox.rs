@@ -428,6 +428,29 @@ impl Outbox {
         }
     }
 
+    /// Takes back an operation a snapshot kept, with its state and retry count. One in
+    /// flight is queued again (its ACK deadline died with the process), its attempts kept;
+    /// a failed one stays failed, a pending one pending.
+    pub fn restore(&mut self, seq: u64, key: &str, version: Version, state: OpState, attempts: u32) {
+        self.submit(seq, key, version);
+        let state = match state {
+            OpState::InFlight | OpState::Acknowledged => OpState::Queued,
+            other => other,
+        };
+        if let Some(e) = self.entry_mut(seq) {
+            e.attempts = attempts;
+        }
+        if self.entries.get(&seq).is_some_and(|e| e.state != state) {
+            if state != OpState::Queued {
+                self.requeued.remove(&seq);
+            }
+            self.set_state(seq, state);
+            if state == OpState::Queued && self.behind_cursor(seq) {
+                self.requeued.insert(seq);
+            }
+        }
+    }
+
     /// Operations not acknowledged yet, by number: what a snapshot keeps of the outbox.
     pub fn unacknowledged(&self) -> impl Iterator<Item = (u64, &OutboxEntry)> {
         self.entries.iter().map(|(&seq, e)| (seq, e))
