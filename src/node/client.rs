@@ -63,7 +63,8 @@ impl Client {
             None => crate::identity::Identity::generate(),
         }
         .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
-        let last_snapshot_bytes = super::compaction::newest_snapshot_bytes(&store);
+        // The size of the snapshot just loaded (not a second listing of the directory).
+        let last_snapshot_bytes = store.loaded_snapshot().map_or(0, |s| s.bytes);
         let trust = super::trust::Trust::load(self.options.effective_trust_path())
             .inspect_err(|e| log::error!("node {}: client open failed: {e}", self.options.node_id))?;
         log::info!(

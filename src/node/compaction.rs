@@ -48,16 +48,6 @@ impl Client {
     }
 }
 
-/// The size of the store's newest snapshot (0 when it has none).
-pub(super) fn newest_snapshot_bytes(store: &Store) -> u64 {
-    store
-        .wal_path()
-        .and_then(|wal| list_snapshots(wal).ok())
-        .and_then(|snapshots| snapshots.into_iter().next())
-        .and_then(|(_, path)| std::fs::metadata(path).ok())
-        .map_or(0, |m| m.len())
-}
-
 /// Steps 1 to 4 of a compaction, shared with the backup (`backup.rs`): the cut, then the
 /// snapshot of the state at the cut written to `path_for(cut)` while writers go on,
 /// synced, put in place and read back whole. Returns the cut, the snapshot's path and

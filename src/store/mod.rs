@@ -253,6 +253,8 @@ pub struct Store {
         allow(dead_code, reason = "only the tests read it")
     )]
     recovery: Option<Recovery>,
+    /// The snapshot the store was opened from, if any.
+    loaded_snapshot: Option<snapshot::SnapshotInfo>,
     max_clock_drift_ms: u64,
 }
 
@@ -286,6 +288,7 @@ impl Store {
             _ => None,
         };
         let skip_through = snapshot.as_ref().map_or(0, |s| s.info.covers_through);
+        let loaded_snapshot = snapshot.as_ref().map(|s| s.info);
         let (mut map, mut clock, mut own_max) = match snapshot {
             Some(checkpoint::Loaded {
                 image,
@@ -393,6 +396,7 @@ impl Store {
             counters: Mutex::new(LocalCounters { clock, next_seq }),
             map: RwLock::new(map),
             recovery,
+            loaded_snapshot,
             max_clock_drift_ms: options.max_clock_drift_ms,
         })
     }
@@ -400,6 +404,11 @@ impl Store {
     /// This store's node id: the origin of its local changes.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The snapshot the store was opened from (`None`: none, or a memory-only store).
+    pub fn loaded_snapshot(&self) -> Option<snapshot::SnapshotInfo> {
+        self.loaded_snapshot
     }
 
     /// What replaying the WAL found (`None` for a memory-only store).

@@ -41,11 +41,7 @@ impl Transport {
                     if let Some(why) = self.incoming_refusal(addr.ip()) {
                         // Dropping the stream closes it: the descriptor is free at once.
                         self.refused_connections += 1;
-                        if self
-                            .last_refusal_log_ms
-                            .is_none_or(|at| now_ms.saturating_sub(at) >= 10_000)
-                        {
-                            self.last_refusal_log_ms = Some(now_ms);
+                        if log_due(&mut self.last_refusal_log_ms, now_ms) {
                             log::warn!(
                                 "node {}: incoming connection from {addr} closed: {why} \
                                  ({} refused so far)",
@@ -427,11 +423,7 @@ impl Transport {
     /// Logs a refused or failed peer, at most once per 10 s (a flood of them must not
     /// flood the log); the counters keep the totals.
     pub(super) fn security_log(&mut self, now_ms: u64, what: &str) {
-        if self
-            .last_security_log_ms
-            .is_none_or(|at| now_ms.saturating_sub(at) >= 10_000)
-        {
-            self.last_security_log_ms = Some(now_ms);
+        if log_due(&mut self.last_security_log_ms, now_ms) {
             log::warn!(
                 "node {}: {what} ({} untrusted peers and {} failed TLS sessions so far)",
                 self.config.node_id,
@@ -521,4 +513,15 @@ impl Transport {
             reason,
         });
     }
+}
+
+/// Whether a throttled warning may be logged now (at most one per 10 s per kind, so that a
+/// flood of refusals cannot flood the log; the counters keep the totals), and if so,
+/// records that it was.
+fn log_due(last_ms: &mut Option<u64>, now_ms: u64) -> bool {
+    let due = last_ms.is_none_or(|at| now_ms.saturating_sub(at) >= 10_000);
+    if due {
+        *last_ms = Some(now_ms);
+    }
+    due
 }
