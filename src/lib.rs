@@ -93,7 +93,7 @@ pub use store::{
     Change, Conflict, Entry, MAX_KEY_LEN, MAX_VALUE_LEN, Op, OpId, Operation, OriginProgress,
     RefusedCounts, StoreError, Version, VersionVector,
 };
-pub use sync::{Ack, CatchUp, KeyStatus, SyncBatch, SyncState, TickResult};
+pub use sync::{Ack, CatchUp, KeyStatus, Superseded, SyncBatch, SyncState, TickResult};
 pub use transport::trust::parse_fingerprint;
 pub use transport::{TransportError, TransportStats};
 pub use wal::WalError;

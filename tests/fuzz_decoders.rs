@@ -33,7 +33,7 @@ use softadastra::identity::Identity;
 use softadastra::store::op::encode_ops;
 use softadastra::store::{Operation, Version, VersionVector};
 use softadastra::sync::marks::{self, MarkKind};
-use softadastra::sync::{Ack, SyncBatch};
+use softadastra::sync::{Ack, Superseded, SyncBatch};
 use softadastra::transport::frame;
 use softadastra::transport::message::{Hello, Message};
 use softadastra::wal::format::{
@@ -82,14 +82,19 @@ fn store_payload() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// A range of operation numbers as the protocol allows it: from 1, not empty.
+fn range() -> impl Strategy<Value = (u64, u64)> {
+    (u64_edge(), u64_edge()).prop_map(|(a, b)| (a.min(b).max(1), a.max(b).max(1)))
+}
+
 fn marks_payload() -> impl Strategy<Value = Vec<u8>> {
-    (any::<bool>(), vec(u64_edge(), 0..6)).prop_map(|(ack, seqs)| {
+    (any::<bool>(), vec((u64_edge(), u64_edge()), 0..6)).prop_map(|(ack, ranges)| {
         let kind = if ack {
             MarkKind::Acknowledged
         } else {
             MarkKind::Abandoned
         };
-        marks::encode(kind, &seqs)
+        marks::encode(kind, &ranges)
     })
 }
 
@@ -162,15 +167,22 @@ fn message() -> impl Strategy<Value = Message> {
         (
             string(),
             vec(operation(), 0..3),
-            vec((u64_edge(), u64_edge()), 0..3)
+            vec((range(), u64_edge()), 0..3)
         )
             .prop_map(|(origin, ops, sup)| Message::Batch(SyncBatch {
                 origin,
                 ops,
-                superseded: sup.into_iter().map(|(s, v)| (s, Version(v))).collect(),
+                superseded: sup
+                    .into_iter()
+                    .map(|((first, last), v)| Superseded {
+                        first,
+                        last,
+                        version: Version(v),
+                    })
+                    .collect(),
             })),
-        (string(), vec(u64_edge(), 0..4))
-            .prop_map(|(origin, seqs)| Message::Ack(Ack { origin, seqs })),
+        (string(), vec(range(), 0..4))
+            .prop_map(|(origin, ranges)| Message::Ack(Ack { origin, ranges })),
         u64_edge().prop_map(Message::Ping),
         u64_edge().prop_map(Message::Pong),
         vector().prop_map(Message::Vector),

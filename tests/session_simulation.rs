@@ -129,8 +129,8 @@ fn size_of(message: &SessionMessage) -> usize {
             .sum()
     };
     match message {
-        SessionMessage::Batch(b) => 16 + ops(&b.ops) + 16 * b.superseded.len(),
-        SessionMessage::Ack(a) => 16 + 8 * a.seqs.len(),
+        SessionMessage::Batch(b) => 16 + ops(&b.ops) + 24 * b.superseded.len(),
+        SessionMessage::Ack(a) => 16 + 16 * a.ranges.len(),
         SessionMessage::Vector(v) | SessionMessage::CatchUpDone(v) => 16 + v.wire_len(),
         SessionMessage::CatchUp(o) => 16 + ops(o),
         SessionMessage::VectorRequest => 8,

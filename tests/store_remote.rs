@@ -3,7 +3,7 @@
 
 use softadastra::store::{
     MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, Operation, Refusal, Store, StoreError,
-    StoreOptions, Version, VersionVector,
+    StoreOptions, Superseded, Version, VersionVector,
 };
 
 fn store(dir: &tempfile::TempDir, node: &str) -> Store {
@@ -212,7 +212,7 @@ fn operations_claiming_this_nodes_origin_that_it_never_wrote_are_refused() {
     assert_eq!(report.refused, vec![(0, Refusal::OwnOrigin)]);
     assert_eq!(report.applied, 1, "the rest of the batch is applied");
     assert!(s.get("k").is_none());
-    let taken = s.mark_seen("node-a", &[(u64::MAX, Version(1))], None);
+    let taken = s.mark_seen("node-a", &[sup(u64::MAX, u64::MAX, 1)], None);
     assert!(
         taken.is_empty(),
         "superseded numbers of our origin are refused too"
@@ -328,26 +328,78 @@ fn forged_origins_and_gaps_beyond_the_vector_limits_are_refused() {
         .unwrap();
     assert_eq!(r.applied, 1);
     // Superseded numbers carry no data: every other one opens a gap in the vector.
-    let gaps: Vec<(u64, Version)> = (1..=MAX_RANGES as u64 + 10)
-        .map(|i| (2 * i + 1, Version(1)))
+    let gaps: Vec<Superseded> = (1..=MAX_RANGES as u64 + 10)
+        .map(|i| sup(2 * i + 1, 2 * i + 1, 1))
         .collect();
     let taken = s.mark_seen("fake-0", &gaps, None);
     assert!(s.version_vector().range_count() <= MAX_RANGES);
     assert!(taken.len() < gaps.len());
     assert!(s.refused_counts().too_many_ranges > 0);
     // Operations that extend what is seen still pass.
-    assert_eq!(s.mark_seen("fake-1", &[(2, Version(1))], None), vec![2]);
+    assert_eq!(s.mark_seen("fake-1", &[sup(2, 2, 1)], None), vec![(2, 2)]);
 }
 
 #[test]
 fn only_the_origin_may_report_its_operations_superseded() {
     // Otherwise any peer could report node-b's next numbers superseded and silence them.
     let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
-    let claim = [(1, Version(1)), (2, Version(2))];
+    let claim = [sup(1, 1, 1), sup(2, 2, 2)];
     assert!(s.mark_seen("node-b", &claim, Some("node-c")).is_empty());
     assert_eq!(s.refused_counts().second_hand, 2);
     assert!(!s.version_vector().contains("node-b", 1));
-    assert_eq!(s.mark_seen("node-b", &claim, Some("node-b")), vec![1, 2]);
+    assert_eq!(s.mark_seen("node-b", &claim, Some("node-b")), vec![(1, 2)]);
+}
+
+#[test]
+fn a_superseded_range_fills_the_gaps_between_operations_seen_and_takes_them_all() {
+    let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+    s.apply_remote(&[
+        op("node-b", 1, 10, "x", Some(b"1")),
+        op("node-b", 5, 50, "y", Some(b"5")),
+        op("node-b", 6, 60, "z", Some(b"6")),
+    ])
+    .unwrap();
+    assert_eq!(s.version_vector().range_count(), 1);
+    let taken = s.mark_seen("node-b", &[sup(1, 10, 40)], Some("node-b"));
+    assert_eq!(
+        taken,
+        vec![(1, 10)],
+        "seen and newly seen numbers are all taken"
+    );
+    let vector = s.version_vector();
+    assert_eq!(vector.get("node-b").unwrap().contiguous, 10);
+    assert_eq!(vector.range_count(), 0);
+    assert_eq!(
+        s.get("y").unwrap(),
+        b"5",
+        "recording numbers applies nothing"
+    );
+    // Ranges that overlap or repeat are visited once.
+    let taken = s.mark_seen(
+        "node-b",
+        &[sup(12, 20, 1), sup(11, 15, 1), sup(12, 20, 1)],
+        None,
+    );
+    assert_eq!(taken, vec![(11, 20)]);
+    assert_eq!(s.version_vector().get("node-b").unwrap().contiguous, 20);
+}
+
+#[test]
+fn a_superseded_range_of_this_nodes_own_numbers_beyond_its_counter_is_refused_whole() {
+    let s = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+    s.put("k", b"1").unwrap();
+    let taken = s.mark_seen("node-a", &[sup(1, 5, 1)], Some("node-a"));
+    assert_eq!(taken, vec![(1, 1)], "only the number really seen is taken");
+    assert_eq!(s.refused_counts().own_origin, 4);
+    assert_eq!(s.put("k2", b"2").unwrap().first_seq, 2);
+}
+
+fn sup(first: u64, last: u64, version: u64) -> Superseded {
+    Superseded {
+        first,
+        last,
+        version: Version(version),
+    }
 }
 
 #[test]

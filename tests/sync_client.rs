@@ -62,7 +62,7 @@ fn an_operation_not_acknowledged_before_a_crash_is_sent_again() {
     let state = a.sync_state().unwrap();
     assert_eq!((state.queued_count, state.in_flight_count), (2, 0));
     let again = a.take_sync_batch().unwrap().unwrap();
-    assert_eq!(again.seqs(), batch.seqs());
+    assert_eq!(again.ranges(), batch.ranges());
     let ack = b.receive_sync_batch(&again).unwrap();
     assert_eq!(b.size().unwrap(), 2, "applying twice changes nothing");
     assert_eq!(a.receive_sync_ack(&ack).unwrap(), 2);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use softadastra::store::{Entry, Operation, Store, StoreOptions, Version, VersionVector};
-use softadastra::sync::{Ack, CatchUp, SyncBatch, SyncConfig, SyncEngine};
+use softadastra::sync::{Ack, CatchUp, Superseded, SyncBatch, SyncConfig, SyncEngine};
 
 enum Msg {
     Batch(SyncBatch),
@@ -182,8 +182,10 @@ impl Sim {
                     to.engine
                         .receive_ack(&to.store, &ack)
                         .map_err(|e| format!("{}: {e}", to.id))?;
-                    for seq in &ack.seqs {
-                        self.acked.insert((ack.origin.clone(), *seq));
+                    // The simulation's numbers are small: ranges are expanded, bounded.
+                    let seqs = ack.ranges.iter().flat_map(|&(first, last)| first..=last);
+                    for seq in seqs.take(1_000_000) {
+                        self.acked.insert((ack.origin.clone(), seq));
                     }
                 }
                 Msg::CatchUpRequest(vector) => {
@@ -272,7 +274,7 @@ impl Sim {
             origin_seq: seq,
             base: None,
         };
-        let batch = |origin: &str, ops: Vec<Operation>, superseded: Vec<(u64, Version)>| {
+        let batch = |origin: &str, ops: Vec<Operation>, superseded: Vec<Superseded>| {
             Msg::Batch(SyncBatch {
                 origin: origin.to_string(),
                 ops,
@@ -291,7 +293,11 @@ impl Sim {
             1 => batch(
                 &victim_id,
                 vec![],
-                vec![(u64::MAX - seq, Version(now << 16))],
+                vec![Superseded {
+                    first: u64::MAX - seq,
+                    last: u64::MAX,
+                    version: Version(now << 16),
+                }],
             ),
             // A version at the end of the clock, or a day ahead of it.
             2 => batch(
@@ -315,7 +321,11 @@ impl Sim {
                     .map(|i| forged(&format!("fake-{i}"), 1, now << 16, &format!("{JUNK}{i}")))
                     .collect();
                 let gaps = (0..500)
-                    .map(|i| (1_000 * seq + 2 * i + 1, Version(1)))
+                    .map(|i| Superseded {
+                        first: 1_000 * seq + 2 * i + 1,
+                        last: 1_000 * seq + 2 * i + 1,
+                        version: Version(1),
+                    })
                     .collect();
                 batch(HOSTILE_ID, ops, gaps)
             }
@@ -323,9 +333,11 @@ impl Sim {
             5 => {
                 let other = &self.nodes[self.rng.below(self.nodes.len() as u64) as usize];
                 let next = other.store.next_seq();
-                let claims = (next..next + 200)
-                    .map(|s| (s, Version(now << 16)))
-                    .collect();
+                let claims = vec![Superseded {
+                    first: next,
+                    last: next + 199,
+                    version: Version(now << 16),
+                }];
                 batch(&other.id.clone(), vec![], claims)
             }
             // A catch-up claiming every honest operation up to 10^9 was seen.

@@ -65,7 +65,7 @@ fn two_transports_handshake_and_exchange_messages() {
     let (conn, _) = a.ready()[0].clone();
     let ack = Ack {
         origin: "node-b".into(),
-        seqs: vec![1, 2, 3],
+        ranges: vec![(1, 3)],
     };
     assert!(a.send(conn, &Message::Ack(ack.clone())));
     let seen = pump(&mut [&mut a, &mut b], |s| !s[1].is_empty());
@@ -214,7 +214,7 @@ fn an_oversized_frame_closes_the_connection() {
     let mut payload = Vec::new();
     Message::Ack(Ack {
         origin: "node-b".into(),
-        seqs: (0..1000).collect(),
+        ranges: (1..1000).map(|s| (2 * s, 2 * s)).collect(),
     })
     .encode(&mut payload);
     frame::encode(&mut big, kind::ACK, &payload);

@@ -134,7 +134,7 @@ fn a_version_1_log_is_emptied_when_a_snapshot_covers_it() {
     );
     assert_eq!(segments[1].first_sequence, 7);
     wal.append(RecordType::SyncMarks, true, |_, out| {
-        out.extend_from_slice(&marks::encode(MarkKind::Acknowledged, &[3]));
+        out.extend_from_slice(&marks::encode(MarkKind::Acknowledged, &[(3, 3)]));
     })
     .unwrap();
     assert_eq!(wal.remove_segments_through(5).unwrap(), 0);

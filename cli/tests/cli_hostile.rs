@@ -153,7 +153,7 @@ fn the_configured_clock_drift_decides_what_is_refused_and_sync_status_counts_it(
     }));
     let ack = peer.recv_until(Duration::from_secs(10), |m| matches!(m, Message::Ack(_)));
     assert!(
-        matches!(&ack, Some(Message::Ack(a)) if a.seqs == vec![2]),
+        matches!(&ack, Some(Message::Ack(a)) if a.ranges == vec![(2, 2)]),
         "{ack:?}"
     );
     let status = cli(&data, &["sync", "status", "--json"]);

@@ -34,7 +34,10 @@ use crate::wal::{RecordType, Recovery, ScannedRecord, SegmentDir, Wal, WalError,
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
 pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
-pub use vector::{MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, OriginProgress, VersionVector};
+pub use vector::{
+    MAX_ORIGINS, MAX_RANGES, MAX_RELAYED_ORIGINS, OriginProgress, Superseded, VersionVector,
+    merge_ranges,
+};
 
 /// One key's current state.
 #[derive(Clone, Debug, PartialEq, Eq)]

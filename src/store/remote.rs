@@ -159,6 +159,19 @@ impl<'a> Admission<'a> {
     /// Whether operation `seq` of `origin` stamped `version` may be taken in. Call only for
     /// operations not seen before.
     fn admit(&mut self, origin: &'a str, seq: u64, version: Version) -> Result<(), Refusal> {
+        self.admit_range(origin, seq, seq, version)
+    }
+
+    /// Whether operations `first..=last` of `origin`, none seen before, the greatest
+    /// stamped `version`, may be taken in (all or none).
+    fn admit_range(
+        &mut self,
+        origin: &'a str,
+        first: u64,
+        last: u64,
+        version: Version,
+    ) -> Result<(), Refusal> {
+        let seq = first;
         // This node's own numbers come from its counter, never from outside, with one
         // exception: a node restored from a backup skipped a block of numbers (see
         // `backup::incarnation_floor`), and the operations its earlier incarnation wrote
@@ -167,7 +180,8 @@ impl<'a> Admission<'a> {
         // node never restored every number below it has been seen (a write is recorded as
         // it is numbered; only a write that failed leaves one unseen, and no peer has that
         // one unless it forged it, which a trusted peer can do for any other origin too).
-        if origin == self.node_id && (seq >= self.next_own_seq || self.vector.contains(origin, seq))
+        if origin == self.node_id
+            && (last >= self.next_own_seq || self.vector.contains(origin, seq))
         {
             return Err(Refusal::OwnOrigin);
         }
@@ -196,13 +210,13 @@ impl<'a> Admission<'a> {
         // conservatively: operations of one call that touch each other out of order count
         // as new gaps.
         let extends = previous.is_some_and(|p| p.checked_add(1) == Some(seq));
-        if !extends && seq > 1 && progress.is_none_or(|p| p.opens_range(seq)) {
+        if !extends && seq > 1 && progress.is_none_or(|p| p.opens_range_span(seq, last)) {
             if self.vector.range_count() + self.new_ranges >= MAX_RANGES {
                 return Err(Refusal::TooManyRanges);
             }
             self.new_ranges += 1;
         }
-        self.last = Some((origin, progress, seq));
+        self.last = Some((origin, progress, last));
         Ok(())
     }
 }
@@ -304,50 +318,62 @@ impl Store {
     /// Records operations as seen without applying them: operations their origin reported
     /// as superseded by a newer change to the same key. The same rules as for
     /// [`Store::apply_remote`] apply, and when the `sender` is known it must be the origin
-    /// itself; returns the numbers taken (the others were refused).
+    /// itself; returns the ranges taken (seen before, or admitted now; the others were
+    /// refused). Visits the ranges given and the vector's gaps within them, never each
+    /// number.
     pub fn mark_seen(
         &self,
         origin: &str,
-        seqs: &[(u64, Version)],
+        superseded: &[Superseded],
         sender: Option<&str>,
-    ) -> Vec<u64> {
-        if seqs.is_empty() {
+    ) -> Vec<(u64, u64)> {
+        if superseded.is_empty() {
             return Vec::new();
         }
         let mut map = self.map.write();
         if sender.is_some_and(|s| s != origin) {
-            map.refused.add(Refusal::SecondHand, seqs.len() as u64);
+            let n = superseded.iter().fold(0u64, |n, r| n.saturating_add(r.count()));
+            map.refused.add(Refusal::SecondHand, n);
             return Vec::new();
         }
-        let mut taken = Vec::with_capacity(seqs.len());
+        let ranges = merged(superseded);
+        let mut taken = Vec::new();
         let mut refusals = Vec::new();
         let mut admitted = Vec::new();
         {
             let next_own_seq = self.counters.lock().next_seq;
             let mut admission =
                 Admission::new(&map, &self.node_id, next_own_seq, sender, self.horizon());
-            for &(seq, version) in seqs {
-                if seq == 0 {
-                    continue;
+            for &(first, last, version) in &ranges {
+                let gaps = match map.vector.get(origin) {
+                    Some(p) => p.unseen_within(first, last),
+                    None => vec![(first, last)],
+                };
+                // What lies between the gaps was seen before: taken as it is.
+                let mut at = Some(first);
+                for (a, b) in gaps {
+                    if let Some(from) = at.filter(|&f| f < a) {
+                        taken.push((from, a - 1));
+                    }
+                    match admission.admit_range(origin, a, b, version) {
+                        Ok(()) => admitted.push((a, b, version)),
+                        Err(r) => refusals.push((r, (b - a).saturating_add(1))),
+                    }
+                    at = b.checked_add(1);
                 }
-                if map.vector.contains(origin, seq) {
-                    taken.push(seq);
-                    continue;
-                }
-                match admission.admit(origin, seq, version) {
-                    Ok(()) => admitted.push((seq, version)),
-                    Err(r) => refusals.push(r),
+                if let Some(from) = at.filter(|&f| f <= last) {
+                    taken.push((from, last));
                 }
             }
         }
-        for r in refusals {
-            map.refused.add(r, 1);
+        for (r, n) in refusals {
+            map.refused.add(r, n);
         }
-        for (seq, version) in admitted {
-            map.vector.observe(origin, seq, version);
-            taken.push(seq);
+        for (a, b, version) in admitted {
+            map.vector.observe_range(origin, a, b, version);
+            taken.push((a, b));
         }
-        taken
+        merge_ranges(taken)
     }
 
     /// Remote operations refused since the store was opened, by reason.
@@ -476,6 +502,29 @@ fn conflict(key: &str, local: &Entry, remote: &Operation, remote_won: bool) -> O
     })
 }
 
+/// Superseded ranges as sorted, disjoint (first, last, greatest version) triples: ranges
+/// that overlap or touch become one, so that no number is visited twice. A first number
+/// of 0 (never an operation's) is left out.
+fn merged(superseded: &[Superseded]) -> Vec<(u64, u64, Version)> {
+    let mut ranges: Vec<(u64, u64, Version)> = superseded
+        .iter()
+        .map(|s| (s.first.max(1), s.last, s.version))
+        .filter(|&(f, l, _)| f <= l)
+        .collect();
+    ranges.sort_unstable_by_key(|&(f, l, _)| (f, l));
+    let mut out: Vec<(u64, u64, Version)> = Vec::with_capacity(ranges.len());
+    for (f, l, v) in ranges {
+        match out.last_mut() {
+            Some((_, last, version)) if last.saturating_add(1) >= f => {
+                *last = (*last).max(l);
+                *version = (*version).max(v);
+            }
+            _ => out.push((f, l, v)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,3 +573,4 @@ mod tests {
         assert_eq!(store.put("k2", b"2").unwrap().first_seq, 100);
     }
 }
+

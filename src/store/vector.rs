@@ -29,6 +29,43 @@ const ORIGIN_WIRE_BYTES: usize = 4 + 8 + 8 + 4;
 /// Bytes of one range in an encoded vector.
 const RANGE_WIRE_BYTES: usize = 16;
 
+/// Sorted, merged inclusive ranges of sequence numbers (empty ones dropped).
+pub fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.retain(|&(f, l)| f <= l);
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (f, l) in ranges {
+        match out.last_mut() {
+            Some((_, last)) if last.saturating_add(1) >= f => *last = (*last).max(l),
+            _ => out.push((f, l)),
+        }
+    }
+    out
+}
+
+/// Operations `first..=last` of one origin that their origin reports superseded (a newer
+/// operation carries their keys' state): sent by number only, recorded as seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Superseded {
+    /// The first operation number of the range.
+    pub first: u64,
+    /// The last operation number of the range (inclusive).
+    pub last: u64,
+    /// The greatest version among them.
+    pub version: Version,
+}
+
+impl Superseded {
+    /// How many operations the range holds (saturating: the numbers may come from the
+    /// network); a range ending before it starts holds none.
+    pub fn count(&self) -> u64 {
+        if self.last < self.first {
+            return 0;
+        }
+        self.last.saturating_sub(self.first).saturating_add(1)
+    }
+}
+
 /// What has been seen of one origin's operations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginProgress {
@@ -79,6 +116,53 @@ impl OriginProgress {
             .is_some_and(|(_, &end)| end.saturating_add(1) == seq);
         let touches_above = self.above.contains_key(&seq.saturating_add(1));
         !(touches_below || touches_above)
+    }
+
+    /// Whether seeing all of `first..=last`, none of which is seen yet, would open a new
+    /// range (it touches neither the prefix nor a range).
+    pub(crate) fn opens_range_span(&self, first: u64, last: u64) -> bool {
+        if first <= self.contiguous.saturating_add(1) {
+            return false;
+        }
+        let touches_below = self
+            .above
+            .range(..first)
+            .next_back()
+            .is_some_and(|(_, &end)| end.saturating_add(1) == first);
+        let touches_above = last
+            .checked_add(1)
+            .is_some_and(|next| self.above.contains_key(&next));
+        !(touches_below || touches_above)
+    }
+
+    /// The parts of `first..=last` not seen yet, in order. Visits only the ranges within.
+    pub(crate) fn unseen_within(&self, first: u64, last: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let Some(mut at) = self.contiguous.checked_add(1).map(|c| c.max(first)) else {
+            return gaps; // every number is seen
+        };
+        if at > last {
+            return gaps;
+        }
+        let from = self
+            .above
+            .range(..=at)
+            .next_back()
+            .map_or(at, |(&s, _)| s);
+        for (&s, &e) in self.above.range(from..=last) {
+            if e < at {
+                continue;
+            }
+            if s > at {
+                gaps.push((at, s - 1));
+            }
+            match e.checked_add(1) {
+                Some(next) if next <= last => at = next,
+                _ => return gaps,
+            }
+        }
+        gaps.push((at, last));
+        gaps
     }
 
     /// Adds `start..=end` and returns how the number of ranges changed.
@@ -143,6 +227,22 @@ impl VersionVector {
             None => self.origins.entry(origin.to_string()).or_default(),
         };
         let delta = progress.insert_range(seq, seq);
+        progress.max_version = progress.max_version.max(version);
+        self.ranges = self.ranges.saturating_add_signed(delta);
+    }
+
+    /// Records operations `first..=last` of `origin`, the greatest of them stamped
+    /// `version`.
+    pub fn observe_range(&mut self, origin: &str, first: u64, last: u64, version: Version) {
+        let first = first.max(1);
+        if first > last {
+            return;
+        }
+        let progress = match self.origins.get_mut(origin) {
+            Some(p) => p,
+            None => self.origins.entry(origin.to_string()).or_default(),
+        };
+        let delta = progress.insert_range(first, last);
         progress.max_version = progress.max_version.max(version);
         self.ranges = self.ranges.saturating_add_signed(delta);
     }

@@ -19,23 +19,9 @@ pub enum MarkKind {
     Abandoned = 2,
 }
 
-/// Sorted, merged inclusive ranges of the given sequence numbers.
-pub fn ranges(seqs: &[u64]) -> Vec<(u64, u64)> {
-    let mut sorted = seqs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for s in sorted {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == s => *last = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
-}
-
-pub fn encode(kind: MarkKind, seqs: &[u64]) -> Vec<u8> {
-    let ranges = ranges(seqs);
+/// Encodes a mark for `ranges` (inclusive; merged here).
+pub fn encode(kind: MarkKind, ranges: &[(u64, u64)]) -> Vec<u8> {
+    let ranges = crate::store::merge_ranges(ranges.to_vec());
     let mut out = Vec::with_capacity(6 + ranges.len() * 16);
     out.push(PAYLOAD_VERSION);
     out.push(kind as u8);
@@ -86,7 +72,10 @@ mod tests {
 
     #[test]
     fn marks_round_trip_as_merged_ranges() {
-        let payload = encode(MarkKind::Acknowledged, &[5, 1, 2, 3, 9, 10, 2]);
+        let payload = encode(
+            MarkKind::Acknowledged,
+            &[(5, 5), (1, 2), (3, 3), (9, 10), (2, 2)],
+        );
         assert_eq!(
             decode(&payload).unwrap(),
             (MarkKind::Acknowledged, vec![(1, 3), (5, 5), (9, 10)])
@@ -95,7 +84,7 @@ mod tests {
 
     #[test]
     fn malformed_marks_are_rejected() {
-        let mut payload = encode(MarkKind::Abandoned, &[1]);
+        let mut payload = encode(MarkKind::Abandoned, &[(1, 1)]);
         payload.pop();
         assert!(decode(&payload).unwrap_err().contains("ranges"));
         assert!(decode(&[1, 7, 0, 0, 0, 0]).unwrap_err().contains("kind 7"));

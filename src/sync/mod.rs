@@ -20,39 +20,42 @@ pub mod session;
 
 use std::collections::VecDeque;
 
+pub use crate::store::Superseded;
 use crate::store::{
     Conflict, Op, Operation, RemoteApply, ReplayObserver, Store, StoreError, Version,
-    VersionVector, WriteStamp,
+    VersionVector, WriteStamp, merge_ranges,
 };
 use crate::wal::{RecordType, ScannedRecord};
 pub use marks::MarkKind;
 pub use outbox::{OpState, Outbox, SyncConfig};
 
-/// Local operations of one node, sent to peers. `superseded` lists operations of the batch
-/// whose key has changed again since (a newer operation carries the key's state): they are
-/// sent by number only, so that receivers can record them as seen.
+/// Local operations of one node, sent to peers. `superseded` lists ranges of operations
+/// of the batch whose key has changed again since (a newer operation carries the key's
+/// state): they are sent by number only, so that receivers can record them as seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncBatch {
     /// The node id of the node whose operations these are (the sender).
     pub origin: String,
     /// The operations, in full.
     pub ops: Vec<Operation>,
-    /// Operations sent by number only: (origin sequence number, version).
-    pub superseded: Vec<(u64, Version)>,
+    /// Operations sent by number only.
+    pub superseded: Vec<Superseded>,
 }
 
 impl SyncBatch {
-    /// Every sequence number the batch covers.
-    pub fn seqs(&self) -> Vec<u64> {
-        let mut seqs: Vec<u64> = self.ops.iter().map(|o| o.origin_seq).collect();
-        seqs.extend(self.superseded.iter().map(|(s, _)| *s));
-        seqs.sort_unstable();
-        seqs
+    /// Every sequence number the batch covers, as sorted, merged ranges.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> =
+            self.ops.iter().map(|o| (o.origin_seq, o.origin_seq)).collect();
+        ranges.extend(self.superseded.iter().map(|s| (s.first, s.last)));
+        merge_ranges(ranges)
     }
 
     /// How many operations the batch covers, superseded ones included.
     pub fn len(&self) -> usize {
-        self.ops.len() + self.superseded.len()
+        self.superseded.iter().fold(self.ops.len(), |n, s| {
+            n.saturating_add(usize::try_from(s.count()).unwrap_or(usize::MAX))
+        })
     }
 
     /// Whether the batch covers no operation.
@@ -66,8 +69,8 @@ impl SyncBatch {
 pub struct Ack {
     /// The node id of the node whose operations are acknowledged.
     pub origin: String,
-    /// Their origin sequence numbers.
-    pub seqs: Vec<u64>,
+    /// Their origin sequence numbers, as sorted, merged inclusive ranges.
+    pub ranges: Vec<(u64, u64)>,
 }
 
 /// Everything a peer lacked, with the sender's vector: once applied, the receiver holds the
@@ -225,9 +228,11 @@ fn state_of(code: u8) -> Result<OpState, String> {
 
 /// Payload version of the engine's snapshot blocks.
 const SNAPSHOT_VERSION: u8 = 1;
-/// Snapshot block kinds: unacknowledged operations, abandoned ranges.
+/// Snapshot block kinds: unacknowledged operations, abandoned ranges, unacknowledged runs
+/// of superseded operations.
 const SNAPSHOT_OPERATIONS: u8 = 1;
 const SNAPSHOT_ABANDONED: u8 = 2;
+const SNAPSHOT_SUPERSEDED: u8 = 3;
 
 /// Sorted, disjoint, merged inclusive ranges of sequence numbers, at most
 /// [`SeqRanges::MAX_RANGES`] of them (beyond, the oldest ranges are forgotten: their keys
@@ -308,18 +313,20 @@ impl SyncEngine {
     }
 
     /// The engine's snapshot blocks (type `SYNC`): the local operations not acknowledged
-    /// yet (number, version, key), in blocks of about 1 MiB, then the abandoned ranges.
+    /// yet (number, version, key) and the runs of superseded ones not acknowledged yet
+    /// (numbers, version), in blocks of about 1 MiB, then the abandoned ranges.
     /// Acknowledged operations keep nothing. Restored with the same rules as a replay
     /// (submitting and forgetting are idempotent), so the records after the snapshot's
     /// cut, replayed on top, give the same outbox as the whole log.
     ///
     /// ```text
     /// u8 payload version = 1
-    /// u8 kind: 1 operations, 2 abandoned ranges
+    /// u8 kind: 1 operations, 2 abandoned ranges, 3 superseded runs
     /// u32 count
     /// operations: u64 number, u64 version, u8 state (outbox::OpState: 0 pending,
     ///             1 queued, 2 in flight, 4 failed), u32 attempts, u16 key length, key
-    /// ranges: u64 first, u64 last
+    /// superseded runs: u64 first, u64 last, u64 greatest version, u8 state, u32 attempts
+    /// abandoned ranges: u64 first, u64 last
     /// ```
     pub fn snapshot_blocks(&self) -> Vec<Vec<u8>> {
         const BLOCK_BYTES: usize = 1 << 20;
@@ -329,24 +336,38 @@ impl SyncEngine {
             block
         };
         let mut blocks = Vec::new();
-        let mut block = start(SNAPSHOT_OPERATIONS);
-        let mut count = 0u32;
-        for (seq, e) in self.outbox.unacknowledged() {
-            block.extend_from_slice(&seq.to_le_bytes());
-            block.extend_from_slice(&e.version.0.to_le_bytes());
-            block.push(state_code(e.state));
-            block.extend_from_slice(&e.attempts.to_le_bytes());
-            block.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
-            block.extend_from_slice(e.key.as_bytes());
-            count += 1;
-            if block.len() >= BLOCK_BYTES {
-                blocks.push(seal(block, count));
-                block = start(SNAPSHOT_OPERATIONS);
-                count = 0;
+        for kind in [SNAPSHOT_OPERATIONS, SNAPSHOT_SUPERSEDED] {
+            let mut block = start(kind);
+            let mut count = 0u32;
+            for (seq, e) in self.outbox.unacknowledged() {
+                match (&e.key, kind) {
+                    (Some(key), SNAPSHOT_OPERATIONS) => {
+                        block.extend_from_slice(&seq.to_le_bytes());
+                        block.extend_from_slice(&e.version.0.to_le_bytes());
+                        block.push(state_code(e.state));
+                        block.extend_from_slice(&e.attempts.to_le_bytes());
+                        block.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                        block.extend_from_slice(key.as_bytes());
+                    }
+                    (None, SNAPSHOT_SUPERSEDED) => {
+                        block.extend_from_slice(&seq.to_le_bytes());
+                        block.extend_from_slice(&e.last.to_le_bytes());
+                        block.extend_from_slice(&e.version.0.to_le_bytes());
+                        block.push(state_code(e.state));
+                        block.extend_from_slice(&e.attempts.to_le_bytes());
+                    }
+                    _ => continue,
+                }
+                count += 1;
+                if block.len() >= BLOCK_BYTES {
+                    blocks.push(seal(block, count));
+                    block = start(kind);
+                    count = 0;
+                }
             }
-        }
-        if count > 0 {
-            blocks.push(seal(block, count));
+            if count > 0 {
+                blocks.push(seal(block, count));
+            }
         }
         let mut ranges = start(SNAPSHOT_ABANDONED);
         for &(first, last) in &self.abandoned.ranges {
@@ -377,6 +398,19 @@ impl SyncEngine {
                     let key = r.str(len, "key")?;
                     crate::store::validate_key(key).map_err(|e| e.to_string())?;
                     self.outbox.restore(seq, key, version, state, attempts);
+                }
+            }
+            SNAPSHOT_SUPERSEDED => {
+                for _ in 0..count {
+                    let (first, last) = (r.u64("run start")?, r.u64("run end")?);
+                    if first == 0 || first > last {
+                        return Err(format!("superseded run {first}..={last} is empty"));
+                    }
+                    let version = Version(r.u64("version")?);
+                    let state = state_of(r.u8("state")?)?;
+                    let attempts = r.u32("attempts")?;
+                    self.outbox
+                        .restore_run(first, last, version, state, attempts);
                 }
             }
             SNAPSHOT_ABANDONED => {
@@ -437,8 +471,8 @@ impl SyncEngine {
 
     /// Takes the next batch from the outbox (its operations are now in flight).
     pub fn next_batch(&mut self, store: &Store, now: u64) -> Option<SyncBatch> {
-        let seqs = self.outbox.next_batch(now);
-        if seqs.is_empty() {
+        let taken = self.outbox.next_batch(now);
+        if taken.is_empty() {
             return None;
         }
         let mut batch = SyncBatch {
@@ -446,11 +480,29 @@ impl SyncEngine {
             ops: Vec::new(),
             superseded: Vec::new(),
         };
-        for seq in seqs {
-            let queued = self.outbox.get(seq).expect("just taken from the outbox");
-            match store.operation_if(&queued.key, &self.node_id, seq) {
+        for (first, last) in taken {
+            let queued = self.outbox.get(first).expect("just taken from the outbox");
+            // A keyed operation may have been superseded by another node's write since.
+            let op = queued
+                .key
+                .as_deref()
+                .and_then(|key| store.operation_if(key, &self.node_id, first));
+            match op {
                 Some(op) => batch.ops.push(op),
-                None => batch.superseded.push((seq, queued.version)),
+                None => {
+                    let version = queued.version;
+                    match batch.superseded.last_mut() {
+                        Some(s) if s.last.checked_add(1) == Some(first) => {
+                            s.last = last;
+                            s.version = s.version.max(version);
+                        }
+                        _ => batch.superseded.push(Superseded {
+                            first,
+                            last,
+                            version,
+                        }),
+                    }
+                }
             }
         }
         Some(batch)
@@ -458,7 +510,7 @@ impl SyncEngine {
 
     /// The batch could not be written to any peer: its operations wait in the queue again.
     pub fn batch_unsent(&mut self, batch: &SyncBatch) {
-        self.outbox.return_unsent(&batch.seqs());
+        self.outbox.return_unsent(&batch.ranges());
     }
 
     /// The batch was written to at least one peer. Without `require_ack` that completes it.
@@ -466,7 +518,7 @@ impl SyncEngine {
         if self.outbox.config().require_ack {
             return Ok(());
         }
-        let newly = self.outbox.acknowledge(&batch.seqs());
+        let newly = self.outbox.acknowledge(&batch.ranges());
         self.log_marks(store, MarkKind::Acknowledged, &newly)
     }
 
@@ -485,20 +537,19 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote_from(&batch.ops, sender)?;
-        let mut seqs = store.mark_seen(&batch.origin, &batch.superseded, sender);
+        let mut taken = store.mark_seen(&batch.origin, &batch.superseded, sender);
         self.note_conflicts(&report);
         note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
         // Only what was taken is acknowledged: a refused operation may come again.
         let mut refused = report.refused.iter().map(|&(i, _)| i).peekable();
         for (i, op) in batch.ops.iter().enumerate() {
             if refused.next_if_eq(&i).is_none() && op.origin == batch.origin {
-                seqs.push(op.origin_seq);
+                taken.push((op.origin_seq, op.origin_seq));
             }
         }
-        seqs.sort_unstable();
         let ack = Ack {
             origin: batch.origin.clone(),
-            seqs,
+            ranges: merge_ranges(taken),
         };
         Ok((ack, report))
     }
@@ -508,9 +559,11 @@ impl SyncEngine {
         if ack.origin != self.node_id {
             return Ok(0);
         }
-        let newly = self.outbox.acknowledge(&ack.seqs);
+        let newly = self.outbox.acknowledge(&ack.ranges);
         self.log_marks(store, MarkKind::Acknowledged, &newly)?;
-        Ok(newly.len())
+        Ok(newly.iter().fold(0usize, |n, &(f, l)| {
+            n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
+        }))
     }
 
     /// What a peer with vector `peer` lacks, to send it in a catch-up.
@@ -571,13 +624,18 @@ impl SyncEngine {
         }
     }
 
-    fn log_marks(&self, store: &Store, kind: MarkKind, seqs: &[u64]) -> Result<(), StoreError> {
-        if seqs.is_empty() || !store.has_wal() {
+    fn log_marks(
+        &self,
+        store: &Store,
+        kind: MarkKind,
+        ranges: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        if ranges.is_empty() || !store.has_wal() {
             return Ok(());
         }
         // Durable (with auto_flush): an acknowledged operation is never sent again, even
         // after a crash right after its ACK.
-        store.append_record(RecordType::SyncMarks, true, &marks::encode(kind, seqs))
+        store.append_record(RecordType::SyncMarks, true, &marks::encode(kind, ranges))
     }
 
     /// The most recent conflicts, oldest first (at most [`RECENT_CONFLICTS`]).
@@ -601,11 +659,13 @@ impl SyncEngine {
     /// not queue them again. Their data stays in the store (and reaches peers by catch-up).
     pub fn prune_failed(&mut self, store: &Store) -> Result<usize, StoreError> {
         let failed = self.outbox.prune_failed();
-        for (first, last) in marks::ranges(&failed) {
+        let mut count = 0usize;
+        for &(first, last) in &failed {
             self.abandoned.add(first, last);
+            count = count.saturating_add(usize::try_from(last - first).unwrap_or(usize::MAX) + 1);
         }
         self.log_marks(store, MarkKind::Abandoned, &failed)?;
-        Ok(failed.len())
+        Ok(count)
     }
 
     pub fn state(&self, store: &Store) -> SyncState {
@@ -727,13 +787,16 @@ mod tests {
             engine.outbox.submit(seq, &format!("k{seq}"), Version(seq * 10));
         }
         // 1 and 2: sent, timed out, sent again, timed out again: failed.
-        assert_eq!(engine.outbox.next_batch(0), vec![1, 2]);
+        assert_eq!(engine.outbox.next_batch(0), vec![(1, 1), (2, 2)]);
         engine.outbox.retry_expired(100);
-        assert_eq!(engine.outbox.next_batch(200), vec![1, 2]);
+        assert_eq!(engine.outbox.next_batch(200), vec![(1, 1), (2, 2)]);
         engine.outbox.retry_expired(300);
         // 3: in flight; 4: acknowledged (gone); 5: still queued, never sent.
-        assert_eq!(engine.outbox.next_batch(300), vec![3, 4]);
-        engine.outbox.acknowledge(&[4]);
+        assert_eq!(engine.outbox.next_batch(300), vec![(3, 3), (4, 4)]);
+        engine.outbox.acknowledge(&[(4, 4)]);
+        // 6 and 7 rewrite k6: 6 is superseded, kept as a run by number.
+        engine.outbox.submit(6, "k6", Version(60));
+        engine.outbox.submit(7, "k6", Version(70));
         engine.abandoned.add(7, 9);
         let before: Vec<(u64, OpState, u32)> = engine
             .outbox
@@ -746,7 +809,9 @@ mod tests {
                 (1, OpState::Failed, 2),
                 (2, OpState::Failed, 2),
                 (3, OpState::InFlight, 1),
-                (5, OpState::Queued, 0)
+                (5, OpState::Queued, 0),
+                (6, OpState::Queued, 0),
+                (7, OpState::Queued, 0)
             ]
         );
 
@@ -765,13 +830,17 @@ mod tests {
                 (1, OpState::Failed, 2),
                 (2, OpState::Failed, 2),
                 (3, OpState::Queued, 1),
-                (5, OpState::Queued, 0)
+                (5, OpState::Queued, 0),
+                (6, OpState::Queued, 0),
+                (7, OpState::Queued, 0)
             ],
             "an operation in flight is queued again, the rest keep their state"
         );
         assert_eq!(restored.outbox.counts().failed, 2);
         assert!(restored.abandoned.contains(8));
-        assert_eq!(restored.outbox.get(5).unwrap().key, "k5");
+        assert_eq!(restored.outbox.get(5).unwrap().key.as_deref(), Some("k5"));
+        assert_eq!(restored.outbox.get(6).unwrap().key, None);
+        assert_eq!(restored.outbox.get(7).unwrap().key.as_deref(), Some("k6"));
         let mut broken = engine.snapshot_blocks()[0].clone();
         broken.truncate(broken.len() - 1);
         assert!(restored.restore_snapshot_block(&broken).is_err());

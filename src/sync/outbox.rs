@@ -11,11 +11,19 @@
 //! `retry_interval_ms * 2^(n-1)` after the timeout that caused it, at most
 //! `32 * retry_interval_ms`. `max_retries` counts retries after the first attempt, so an
 //! operation is sent at most `1 + max_retries` times.
+//!
+//! Memory follows the keys with unacknowledged work, not the operations: an operation
+//! whose key this node has written again since is *superseded* (the newer operation
+//! carries the key's state), keeps no key, and joins its neighbours in one run of numbers
+//! when they are in the same state. A node without peers that overwrites 100 k keys 10 M
+//! times holds 100 k keyed entries and a few runs, not 10 M entries. Runs travel by number
+//! only (see `SyncBatch::superseded`), so that receivers record them as seen.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
-use crate::store::Version;
+use crate::store::{Version, merge_ranges};
 
 /// The sync settings of `ClientOptions`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,10 +72,15 @@ pub enum OpState {
     Failed,
 }
 
-/// One local operation in the outbox.
+/// One local operation in the outbox, or a run of superseded ones (numbered from the
+/// entry's place in the outbox to `last`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
-    pub key: String,
+    /// The last operation number of the entry: the first one unless it is a run.
+    pub last: u64,
+    /// The operation's key; `None` for superseded operations, which travel by number only.
+    pub key: Option<Arc<str>>,
+    /// The operation's version; for a run, the greatest of its operations.
     pub version: Version,
     pub state: OpState,
     /// Times sent.
@@ -78,7 +91,26 @@ pub struct OutboxEntry {
     pub ack_deadline: u64,
 }
 
-/// Counts by state.
+impl OutboxEntry {
+    /// How many operations the entry holds, when it starts at `first`.
+    fn len(&self, first: u64) -> usize {
+        usize::try_from(self.last - first)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+    }
+
+    /// Whether two superseded entries side by side can be one run.
+    fn joins(&self, other: &OutboxEntry) -> bool {
+        self.key.is_none()
+            && other.key.is_none()
+            && self.state == other.state
+            && self.attempts == other.attempts
+            && self.next_attempt_at == other.next_attempt_at
+            && self.ack_deadline == other.ack_deadline
+    }
+}
+
+/// Counts of operations by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
     pub total: usize,
@@ -101,47 +133,31 @@ impl OutboxCounts {
     }
 }
 
-/// The outbox, keyed by the operations' origin sequence numbers.
+/// The outbox, keyed by the first origin sequence number of each entry.
 ///
-/// Entries live in an ordered map, so memory follows the number of operations and never a
-/// sequence number (one read from a damaged log, say): every operation is O(log n) in the
-/// number of entries, however many are in flight. New operations are found from a cursor,
-/// retries from a small ordered set, expired ACK deadlines from the front of a queue, and
-/// pruning only visits what it removes.
-/// The outbox's counts and prune lists, kept apart from its entries so that an entry can
-/// change state in place (one lookup).
-#[derive(Clone, Debug, Default)]
-struct Books {
-    counts: OutboxCounts,
-    /// Operations that failed, for pruning. (Acknowledged ones leave the map at once and
-    /// are only counted until pruned: an acknowledged operation keeps no key in memory.)
-    failed: Vec<u64>,
-}
-
-impl Books {
-    /// Entry `seq` (`e`) moves to `state`.
-    fn moved(&mut self, seq: u64, e: &mut OutboxEntry, state: OpState) {
-        let old = std::mem::replace(&mut e.state, state);
-        *self.counts.slot(old) -= 1;
-        *self.counts.slot(state) += 1;
-        if state == OpState::Failed {
-            self.failed.push(seq);
-        }
-    }
-}
-
+/// Entries live in an ordered map, so memory follows the entries and never a sequence
+/// number (one read from a damaged log, say), and every operation is O(log n) in the
+/// number of entries. New operations are found from a cursor, retries from a small ordered
+/// set, expired ACK deadlines from an ordered set, and pruning only visits what it
+/// removes. Every entry goes in through [`Outbox::insert`] and out through
+/// [`Outbox::take_out`], which keep those indexes and the counts right.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     config: SyncConfig,
     entries: BTreeMap<u64, OutboxEntry>,
-    /// The greatest sequence number already considered for a first send: operations above
-    /// it have not been taken yet.
+    /// Per key, the number of its keyed entry: the newest local operation of the key
+    /// still in the outbox.
+    heads: HashMap<Arc<str>, u64>,
+    /// The last number of the last entry considered for a first send: entries starting
+    /// above it have not been taken yet (pieces split off a taken run stay behind it).
     taken_up_to: Option<u64>,
-    /// Queued operations behind the cursor: retries, and pending ones queued later.
+    /// Queued entries behind the cursor: retries, and pending ones queued later.
     requeued: BTreeSet<u64>,
-    /// (ACK deadline, seq) in send order; pairs whose operation moved on are skipped.
-    deadlines: VecDeque<(u64, u64)>,
-    books: Books,
+    /// (ACK deadline, first number) of the entries in flight.
+    deadlines: BTreeSet<(u64, u64)>,
+    /// Failed entries, for pruning.
+    failed: BTreeSet<u64>,
+    counts: OutboxCounts,
     total_retries: u64,
     last_submitted_version: Version,
 }
@@ -151,10 +167,12 @@ impl Outbox {
         Outbox {
             config,
             entries: BTreeMap::new(),
+            heads: HashMap::new(),
             taken_up_to: None,
             requeued: BTreeSet::new(),
-            deadlines: VecDeque::new(),
-            books: Books::default(),
+            deadlines: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            counts: OutboxCounts::default(),
             total_retries: 0,
             last_submitted_version: Version::default(),
         }
@@ -169,58 +187,157 @@ impl Outbox {
         self.taken_up_to.is_some_and(|t| seq <= t)
     }
 
-    fn entry_mut(&mut self, seq: u64) -> Option<&mut OutboxEntry> {
-        self.entries.get_mut(&seq)
-    }
-
-    /// Moves an entry to `state`, keeping the counts and the prune lists right.
-    fn set_state(&mut self, seq: u64, state: OpState) {
-        if let Some(e) = self.entries.get_mut(&seq) {
-            self.books.moved(seq, e, state);
+    /// Adds an entry starting at `first` (the numbers must be free), with its counts and
+    /// indexes.
+    fn insert(&mut self, first: u64, e: OutboxEntry) {
+        let len = e.len(first);
+        self.counts.total = self.counts.total.saturating_add(len);
+        let slot = self.counts.slot(e.state);
+        *slot = slot.saturating_add(len);
+        match e.state {
+            OpState::Queued if self.behind_cursor(first) => {
+                self.requeued.insert(first);
+            }
+            OpState::InFlight => {
+                self.deadlines.insert((e.ack_deadline, first));
+            }
+            OpState::Failed => {
+                self.failed.insert(first);
+            }
+            _ => {}
         }
+        if let Some(key) = &e.key {
+            self.heads.insert(key.clone(), first);
+        }
+        self.entries.insert(first, e);
     }
 
-    /// Removes an entry, if present.
-    fn remove(&mut self, seq: u64) -> Option<OutboxEntry> {
-        let e = self.entries.remove(&seq)?;
-        *self.books.counts.slot(e.state) -= 1;
-        self.books.counts.total -= 1;
-        self.requeued.remove(&seq);
+    /// Removes the entry starting at `first`, with its counts and indexes.
+    fn take_out(&mut self, first: u64) -> Option<OutboxEntry> {
+        let e = self.entries.remove(&first)?;
+        let len = e.len(first);
+        self.counts.total -= len;
+        *self.counts.slot(e.state) -= len;
+        self.requeued.remove(&first);
+        self.failed.remove(&first);
+        if e.state == OpState::InFlight {
+            self.deadlines.remove(&(e.ack_deadline, first));
+        }
+        if let Some(key) = &e.key
+            && self.heads.get(key) == Some(&first)
+        {
+            self.heads.remove(key);
+        }
         Some(e)
     }
 
+    /// The first number of the entry holding `seq`, if any.
+    fn entry_holding(&self, seq: u64) -> Option<u64> {
+        let (&first, e) = self.entries.range(..=seq).next_back()?;
+        (seq <= e.last).then_some(first)
+    }
+
+    /// Makes `seq` the first number of an entry, when a run holds it further in.
+    fn split_at(&mut self, seq: u64) {
+        let Some(first) = self.entry_holding(seq).filter(|&f| f < seq) else {
+            return;
+        };
+        let mut e = self.take_out(first).expect("the entry holding seq");
+        let mut tail = e.clone();
+        e.last = seq - 1;
+        self.insert(first, e);
+        tail.key = None;
+        self.insert(seq, tail);
+    }
+
+    /// The first numbers of the entries within `first..=last`, once runs crossing either
+    /// end are split there. Visits only the entries present, however wide the range.
+    fn entries_within(&mut self, first: u64, last: u64) -> Vec<u64> {
+        if first > last {
+            return Vec::new();
+        }
+        self.split_at(first);
+        if let Some(after) = last.checked_add(1) {
+            self.split_at(after);
+        }
+        self.entries.range(first..=last).map(|(&s, _)| s).collect()
+    }
+
+    /// Puts a superseded entry in, joined with its neighbours when they can be one run.
+    fn insert_superseded(&mut self, first: u64, mut e: OutboxEntry) {
+        let mut first = first;
+        let before = self
+            .entries
+            .range(..first)
+            .next_back()
+            .filter(|(_, b)| b.last.checked_add(1) == Some(first) && b.joins(&e))
+            .map(|(&s, _)| s);
+        if let Some(start) = before {
+            let b = self.take_out(start).expect("the entry before");
+            e.version = e.version.max(b.version);
+            first = start;
+        }
+        let after = e.last.checked_add(1).filter(|next| {
+            self.entries.get(next).is_some_and(|a| e.joins(a))
+        });
+        if let Some(next) = after {
+            let a = self.take_out(next).expect("the entry after");
+            e.version = e.version.max(a.version);
+            e.last = a.last;
+        }
+        self.insert(first, e);
+    }
+
     /// Adds a local operation: queued at once with `auto_queue`, else pending. Operations
-    /// may be submitted out of order (concurrent writers).
+    /// may be submitted out of order (concurrent writers). The key's previous operation
+    /// still in the outbox is superseded by it (or it by a newer one submitted first).
     pub fn submit(&mut self, seq: u64, key: &str, version: Version) {
         let state = if self.config.auto_queue {
             OpState::Queued
         } else {
             OpState::Pending
         };
-        let replaced = self.entries.insert(
-            seq,
-            OutboxEntry {
-                key: key.to_string(),
-                version,
-                state,
-                attempts: 0,
-                next_attempt_at: 0,
-                ack_deadline: 0,
-            },
-        );
-        match replaced {
-            // Submitted again (a replayed number): the new entry takes its place.
-            Some(old) => {
-                *self.books.counts.slot(old.state) -= 1;
-                self.requeued.remove(&seq);
-            }
-            None => self.books.counts.total += 1,
-        }
-        *self.books.counts.slot(state) += 1;
-        if state == OpState::Queued && self.behind_cursor(seq) {
-            self.requeued.insert(seq);
-        }
         self.last_submitted_version = self.last_submitted_version.max(version);
+        match self.entry_holding(seq) {
+            // Submitted again (a replayed number): a keyed entry is replaced; in a run,
+            // the operation is superseded already.
+            Some(first) if first == seq && self.entries[&first].key.is_some() => {
+                self.take_out(seq);
+            }
+            Some(_) => return,
+            None => {}
+        }
+        let head = self.heads.get(key).copied();
+        let mut entry = OutboxEntry {
+            last: seq,
+            key: None,
+            version,
+            state,
+            attempts: 0,
+            next_attempt_at: 0,
+            ack_deadline: 0,
+        };
+        match head {
+            Some(newer) if newer > seq => self.insert_superseded(seq, entry),
+            _ => {
+                if let Some(older) = head
+                    && let Some(mut old) = self.take_out(older)
+                {
+                    old.key = None;
+                    self.insert_superseded(older, old);
+                }
+                entry.key = Some(Arc::from(key));
+                self.insert(seq, entry);
+            }
+        }
+    }
+
+    /// Changes the entry at `first` (taken out and put back, so that its indexes follow).
+    fn update(&mut self, first: u64, change: impl FnOnce(&mut OutboxEntry)) {
+        if let Some(mut e) = self.take_out(first) {
+            change(&mut e);
+            self.insert(first, e);
+        }
     }
 
     /// Queues every pending operation; returns how many. (Visits every entry: it is called
@@ -232,82 +349,66 @@ impl Outbox {
             .filter(|(_, e)| e.state == OpState::Pending)
             .map(|(&seq, _)| seq)
             .collect();
-        for &seq in &pending {
-            self.set_state(seq, OpState::Queued);
-            if self.behind_cursor(seq) {
-                self.requeued.insert(seq);
-            }
+        let before = self.counts.pending;
+        for first in pending {
+            self.update(first, |e| e.state = OpState::Queued);
         }
-        pending.len()
+        before
     }
 
     /// When the outbox next has timed work: an ACK deadline, or a retry whose backoff ends
-    /// (from the first 64 operations waiting for one: waking early is harmless). A waiting
+    /// (from the first 64 entries waiting for one: waking early is harmless). A waiting
     /// event loop sleeps no longer than this.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        let ack = self.deadlines.front().map(|&(at, _)| at);
+        let ack = self.deadlines.first().map(|&(at, _)| at);
         let retry = self
             .requeued
             .iter()
             .take(64)
-            .filter_map(|&seq| self.get(seq).map(|e| e.next_attempt_at))
+            .filter_map(|seq| self.entries.get(seq).map(|e| e.next_attempt_at))
             .min();
         ack.into_iter().chain(retry).min()
     }
 
-
     /// Operations whose ACK did not come in time: queued again with backoff, or failed
     /// when no retries are left. Returns how many were queued again.
     pub fn retry_expired(&mut self, now: u64) -> usize {
-        let mut retried = 0;
-        while let Some(&(deadline, seq)) = self.deadlines.front() {
+        let mut retried = 0usize;
+        while let Some(&(deadline, first)) = self.deadlines.first() {
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_front();
-            let Some(attempts) = self
-                .get(seq)
-                .filter(|e| e.state == OpState::InFlight && e.ack_deadline == deadline)
-                .map(|e| e.attempts)
-            else {
-                continue; // acknowledged, or sent again since
-            };
-            if attempts > self.config.max_retries {
-                self.set_state(seq, OpState::Failed);
-            } else {
-                let next_attempt_at = now.saturating_add(self.config.backoff_ms(attempts));
-                if let Some(e) = self.entry_mut(seq) {
-                    e.next_attempt_at = next_attempt_at;
-                }
-                self.set_state(seq, OpState::Queued);
-                self.requeued.insert(seq);
-                self.total_retries += 1;
-                retried += 1;
+            self.deadlines.pop_first();
+            let expired = self
+                .entries
+                .get(&first)
+                .is_some_and(|e| e.state == OpState::InFlight && e.ack_deadline == deadline);
+            if !expired {
+                continue;
             }
+            let mut e = self.take_out(first).expect("the expired entry");
+            if e.attempts > self.config.max_retries {
+                e.state = OpState::Failed;
+            } else {
+                e.state = OpState::Queued;
+                e.next_attempt_at = now.saturating_add(self.config.backoff_ms(e.attempts));
+                let len = e.len(first);
+                self.total_retries = self.total_retries.saturating_add(len as u64);
+                retried = retried.saturating_add(len);
+            }
+            e.ack_deadline = 0;
+            // Taken before, so behind the cursor: a queued one joins the retry set.
+            self.insert(first, e);
         }
         retried
     }
 
-    fn take(&mut self, seq: u64, deadline: u64, batch: &mut Vec<u64>) {
-        if let Some(e) = self.entries.get_mut(&seq) {
-            take_entry(
-                &mut self.books,
-                &mut self.deadlines,
-                seq,
-                e,
-                deadline,
-                batch,
-            );
-        }
-    }
-
-    /// Takes up to `batch_size` queued operations whose backoff has passed, lowest sequence
-    /// numbers first, and marks them in flight. Returns their sequence numbers.
-    pub fn next_batch(&mut self, now: u64) -> Vec<u64> {
-        let deadline = now.saturating_add(self.config.ack_timeout_ms);
+    /// Takes up to `batch_size` queued entries whose backoff has passed, lowest numbers
+    /// first, and marks them in flight. Returns their ranges of operation numbers
+    /// (`first..=last`).
+    pub fn next_batch(&mut self, now: u64) -> Vec<(u64, u64)> {
         let size = self.config.batch_size;
-        let mut batch = Vec::new();
-        let ready: Vec<u64> = self
+        let mut chosen: Vec<u64> = self
             .requeued
             .iter()
             .copied()
@@ -318,34 +419,37 @@ impl Outbox {
             })
             .take(size)
             .collect();
-        for seq in ready {
-            self.requeued.remove(&seq);
-            self.take(seq, deadline, &mut batch);
-        }
-        if batch.len() < size {
+        if chosen.len() < size {
             let after = match self.taken_up_to {
                 Some(t) => (Bound::Excluded(t), Bound::Unbounded),
                 None => (Bound::Unbounded, Bound::Unbounded),
             };
             let mut last_visited = None;
-            for (&seq, e) in self.entries.range_mut(after) {
-                if batch.len() >= size {
+            for (&seq, e) in self.entries.range(after) {
+                if chosen.len() >= size {
                     break;
                 }
-                last_visited = Some(seq);
+                last_visited = Some(e.last);
                 if e.state == OpState::Queued {
-                    take_entry(
-                        &mut self.books,
-                        &mut self.deadlines,
-                        seq,
-                        e,
-                        deadline,
-                        &mut batch,
-                    );
+                    chosen.push(seq);
                 }
             }
             if last_visited.is_some() {
                 self.taken_up_to = last_visited;
+            }
+        }
+        chosen.sort_unstable();
+        chosen.dedup();
+        let deadline = now.saturating_add(self.config.ack_timeout_ms);
+        let mut batch = Vec::with_capacity(chosen.len());
+        for first in chosen {
+            self.update(first, |e| {
+                e.attempts = e.attempts.saturating_add(1);
+                e.ack_deadline = deadline;
+                e.state = OpState::InFlight;
+            });
+            if let Some(e) = self.entries.get(&first) {
+                batch.push((first, e.last));
             }
         }
         batch.sort_unstable();
@@ -354,114 +458,136 @@ impl Outbox {
 
     /// Puts operations of a batch that could not be written to any peer back in the queue,
     /// as if they had not been taken (no attempt spent).
-    pub fn return_unsent(&mut self, seqs: &[u64]) {
-        for &seq in seqs {
-            let Some(e) = self.entry_mut(seq).filter(|e| e.state == OpState::InFlight) else {
-                continue;
-            };
-            e.attempts -= 1;
-            e.ack_deadline = 0;
-            self.set_state(seq, OpState::Queued);
-            self.requeued.insert(seq);
+    pub fn return_unsent(&mut self, ranges: &[(u64, u64)]) {
+        for &(first, last) in ranges {
+            for seq in self.entries_within(first, last) {
+                if self.entries.get(&seq).is_none_or(|e| e.state != OpState::InFlight) {
+                    continue;
+                }
+                self.update(seq, |e| {
+                    e.attempts = e.attempts.saturating_sub(1);
+                    e.ack_deadline = 0;
+                    e.state = OpState::Queued;
+                });
+            }
         }
     }
 
-    /// Records ACKs (or, without `require_ack`, that a batch was written to a peer).
-    /// Returns the sequence numbers acknowledged now for the first time.
-    pub fn acknowledge(&mut self, seqs: &[u64]) -> Vec<u64> {
+    /// Records ACKs (or, without `require_ack`, that a batch was written to a peer), as
+    /// ranges of operation numbers. Returns the ranges acknowledged now for the first time.
+    pub fn acknowledge(&mut self, ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
         let mut newly = Vec::new();
-        for &seq in seqs {
-            let Some(e) = self
-                .entries
-                .get_mut(&seq)
-                .filter(|e| e.state != OpState::Acknowledged)
-            else {
-                continue;
-            };
-            if e.state == OpState::Queued {
-                self.requeued.remove(&seq);
+        for &(first, last) in ranges {
+            for seq in self.entries_within(first, last) {
+                // Done: the entry (its key) goes; the counts keep it as acknowledged until
+                // pruned, as the outbox's totals promise.
+                let Some(e) = self.take_out(seq) else { continue };
+                let len = e.len(seq);
+                self.counts.total = self.counts.total.saturating_add(len);
+                self.counts.acknowledged = self.counts.acknowledged.saturating_add(len);
+                newly.push((seq, e.last));
             }
-            // Done: the entry (its key) goes; the counts keep it as acknowledged until
-            // pruned, as the outbox's totals promise.
-            let state = e.state;
-            self.entries.remove(&seq);
-            *self.books.counts.slot(state) -= 1;
-            self.books.counts.acknowledged += 1;
-            newly.push(seq);
         }
-        newly
+        merge_ranges(newly)
     }
 
     /// Removes acknowledged operations (only counted since their ACK) from the counts;
     /// returns how many.
     pub fn prune_completed(&mut self) -> usize {
-        let pruned = std::mem::take(&mut self.books.counts.acknowledged);
-        self.books.counts.total -= pruned;
+        let pruned = std::mem::take(&mut self.counts.acknowledged);
+        self.counts.total -= pruned;
         pruned
     }
 
-    /// Removes failed operations only; returns their sequence numbers.
-    pub fn prune_failed(&mut self) -> Vec<u64> {
+    /// Removes failed operations only; returns their ranges of numbers.
+    pub fn prune_failed(&mut self) -> Vec<(u64, u64)> {
         let mut pruned = Vec::new();
-        for seq in std::mem::take(&mut self.books.failed) {
-            let failed = self
-                .entries
-                .get(&seq)
-                .is_some_and(|e| e.state == OpState::Failed);
-            if failed && self.remove(seq).is_some() {
-                pruned.push(seq);
+        for first in std::mem::take(&mut self.failed) {
+            if let Some(e) = self.take_out(first) {
+                pruned.push((first, e.last));
             }
         }
-        pruned.sort_unstable();
-        pruned
+        merge_ranges(pruned)
     }
 
     /// Forgets the operations numbered `first..=last` (acknowledged or given up before a
     /// restart). Visits only the entries present, however wide the range.
     pub fn forget(&mut self, first: u64, last: u64) {
+        for seq in self.entries_within(first, last) {
+            self.take_out(seq);
+        }
+    }
+
+    /// One in flight when a snapshot was taken is queued again (its ACK deadline died with
+    /// the process), its attempts kept; a failed one stays failed, a pending one pending.
+    fn restored_state(state: OpState) -> OpState {
+        match state {
+            OpState::InFlight | OpState::Acknowledged => OpState::Queued,
+            other => other,
+        }
+    }
+
+    /// Takes back an operation a snapshot kept, with its state and retry count.
+    pub fn restore(&mut self, seq: u64, key: &str, version: Version, state: OpState, attempts: u32) {
+        self.submit(seq, key, version);
+        let Some(first) = self.entry_holding(seq) else {
+            return;
+        };
+        if first != seq {
+            return; // in a run already: superseded, restored with the run
+        }
+        let state = Self::restored_state(state);
+        self.update(seq, |e| {
+            e.attempts = attempts;
+            e.state = state;
+        });
+    }
+
+    /// Takes back a run of superseded operations a snapshot kept.
+    pub fn restore_run(
+        &mut self,
+        first: u64,
+        last: u64,
+        version: Version,
+        state: OpState,
+        attempts: u32,
+    ) {
         if first > last {
             return;
         }
-        let seqs: Vec<u64> = self.entries.range(first..=last).map(|(&s, _)| s).collect();
-        for seq in seqs {
-            self.remove(seq);
-        }
-    }
-
-    /// Takes back an operation a snapshot kept, with its state and retry count. One in
-    /// flight is queued again (its ACK deadline died with the process), its attempts kept;
-    /// a failed one stays failed, a pending one pending.
-    pub fn restore(&mut self, seq: u64, key: &str, version: Version, state: OpState, attempts: u32) {
-        self.submit(seq, key, version);
-        let state = match state {
-            OpState::InFlight | OpState::Acknowledged => OpState::Queued,
-            other => other,
+        self.forget(first, last);
+        self.last_submitted_version = self.last_submitted_version.max(version);
+        let entry = OutboxEntry {
+            last,
+            key: None,
+            version,
+            state: Self::restored_state(state),
+            attempts,
+            next_attempt_at: 0,
+            ack_deadline: 0,
         };
-        if let Some(e) = self.entry_mut(seq) {
-            e.attempts = attempts;
-        }
-        if self.entries.get(&seq).is_some_and(|e| e.state != state) {
-            if state != OpState::Queued {
-                self.requeued.remove(&seq);
-            }
-            self.set_state(seq, state);
-            if state == OpState::Queued && self.behind_cursor(seq) {
-                self.requeued.insert(seq);
-            }
-        }
+        self.insert_superseded(first, entry);
     }
 
-    /// Operations not acknowledged yet, by number: what a snapshot keeps of the outbox.
+    /// Entries not acknowledged yet, by first number: what a snapshot keeps of the outbox.
     pub fn unacknowledged(&self) -> impl Iterator<Item = (u64, &OutboxEntry)> {
         self.entries.iter().map(|(&seq, e)| (seq, e))
     }
 
+    /// The entry holding operation `seq` (a run of superseded operations may hold it).
     pub fn get(&self, seq: u64) -> Option<&OutboxEntry> {
-        self.entries.get(&seq)
+        self.entry_holding(seq).and_then(|first| self.entries.get(&first))
+    }
+
+    /// How many entries the outbox holds (keyed operations and runs): what its memory
+    /// follows.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
     }
 
     pub fn counts(&self) -> OutboxCounts {
-        self.books.counts
+        self.counts
     }
 
     pub fn total_retries(&self) -> u64 {
@@ -475,24 +601,8 @@ impl Outbox {
     /// Whether anything still waits to be sent or acknowledged.
     #[cfg(any(test, feature = "internals"))]
     pub fn has_unfinished_work(&self) -> bool {
-        self.books.counts.pending + self.books.counts.queued + self.books.counts.in_flight > 0
+        self.counts.pending + self.counts.queued + self.counts.in_flight > 0
     }
-}
-
-/// Takes entry `seq` (`e`) for a send: one more attempt, in flight until `deadline`.
-fn take_entry(
-    books: &mut Books,
-    deadlines: &mut VecDeque<(u64, u64)>,
-    seq: u64,
-    e: &mut OutboxEntry,
-    deadline: u64,
-    batch: &mut Vec<u64>,
-) {
-    e.attempts += 1;
-    e.ack_deadline = deadline;
-    books.moved(seq, e, OpState::InFlight);
-    deadlines.push_back((deadline, seq));
-    batch.push(seq);
 }
 
 #[cfg(test)]
@@ -511,14 +621,18 @@ mod tests {
         o.get(seq).unwrap().state
     }
 
+    fn singles(seqs: &[u64]) -> Vec<(u64, u64)> {
+        seqs.iter().map(|&s| (s, s)).collect()
+    }
+
     #[test]
     fn submitted_operations_are_queued_then_in_flight_then_acknowledged() {
         let mut o = outbox(SyncConfig::default());
         assert_eq!(o.counts().queued, 3);
         assert_eq!(o.last_submitted_version(), Version(30));
-        assert_eq!(o.next_batch(0), vec![1, 2, 3]);
+        assert_eq!(o.next_batch(0), singles(&[1, 2, 3]));
         assert_eq!(o.counts().in_flight, 3);
-        assert_eq!(o.acknowledge(&[2, 2, 9]), vec![2]);
+        assert_eq!(o.acknowledge(&[(2, 2), (2, 2), (9, 9)]), vec![(2, 2)]);
         assert!(o.get(2).is_none(), "an acknowledged operation keeps nothing");
         assert_eq!(state(&o, 1), OpState::InFlight);
         assert_eq!((o.counts().acknowledged, o.counts().total), (1, 3));
@@ -533,8 +647,8 @@ mod tests {
             ..Default::default()
         };
         let mut o = outbox(config);
-        assert_eq!(o.next_batch(0), vec![1, 2]);
-        assert_eq!(o.next_batch(0), vec![3]);
+        assert_eq!(o.next_batch(0), singles(&[1, 2]));
+        assert_eq!(o.next_batch(0), singles(&[3]));
         assert!(o.next_batch(0).is_empty());
     }
 
@@ -622,6 +736,7 @@ mod tests {
         o.return_unsent(&batch);
         assert_eq!(o.counts().queued, 3);
         assert_eq!(o.get(1).unwrap().attempts, 0);
+        assert_eq!(o.next_batch(0), batch, "sent again as it was");
     }
 
     #[test]
@@ -634,12 +749,12 @@ mod tests {
         let mut o = outbox(config);
         o.submit(4, "pending-one", Version(40));
         o.next_batch(0); // 1..=4 in flight
-        o.acknowledge(&[1]);
+        o.acknowledge(&[(1, 1)]);
         o.retry_expired(5); // 2, 3, 4 fail (no retries)
         o.submit(5, "queued", Version(50));
         assert_eq!(o.prune_completed(), 1);
         assert_eq!(o.counts().failed, 3);
-        assert_eq!(o.prune_failed(), vec![2, 3, 4]);
+        assert_eq!(o.prune_failed(), vec![(2, 4)]);
         assert_eq!(o.counts().total, 1, "the queued operation stays");
         assert_eq!(state(&o, 5), OpState::Queued);
     }
@@ -649,9 +764,9 @@ mod tests {
         let mut o = Outbox::new(SyncConfig::default());
         o.submit(3, "c", Version(3));
         o.submit(1, "a", Version(1));
-        assert_eq!(o.next_batch(0), vec![1, 3]);
+        assert_eq!(o.next_batch(0), singles(&[1, 3]));
         o.submit(2, "b", Version(2)); // a concurrent writer recorded late
-        assert_eq!(o.next_batch(0), vec![2]);
+        assert_eq!(o.next_batch(0), singles(&[2]));
         assert_eq!(o.counts().in_flight, 3);
     }
 
@@ -659,13 +774,14 @@ mod tests {
     fn pruned_and_forgotten_operations_free_their_slots() {
         let mut o = outbox(SyncConfig::default());
         o.next_batch(0);
-        o.acknowledge(&[1, 2]);
+        o.acknowledge(&[(1, 2)]);
         assert_eq!(o.prune_completed(), 2);
         assert!(o.get(1).is_none() && o.get(3).is_some());
         o.forget(3, 3);
         assert_eq!(o.counts(), OutboxCounts::default());
+        assert_eq!(o.entry_count(), 0);
         o.submit(4, "d", Version(4));
-        assert_eq!(o.next_batch(0), vec![4]);
+        assert_eq!(o.next_batch(0), singles(&[4]));
     }
 
     #[test]
@@ -678,8 +794,8 @@ mod tests {
         let mut o = outbox(config);
         o.next_batch(0);
         o.retry_expired(10);
-        assert_eq!(o.acknowledge(&[1]), vec![1], "a late ACK still counts");
-        assert_eq!(o.next_batch(5_000), vec![2, 3]);
+        assert_eq!(o.acknowledge(&[(1, 1)]), vec![(1, 1)], "a late ACK still counts");
+        assert_eq!(o.next_batch(5_000), singles(&[2, 3]));
         assert_eq!(o.counts().acknowledged, 1);
     }
 
@@ -691,8 +807,16 @@ mod tests {
         o.submit(1_000_000_000_000, "far", Version(40));
         o.submit(u64::MAX, "farthest", Version(50));
         assert_eq!(o.counts().total, 5);
-        assert_eq!(o.next_batch(0), vec![1, 2, 3, 1_000_000_000_000, u64::MAX]);
+        assert_eq!(
+            o.next_batch(0),
+            singles(&[1, 2, 3, 1_000_000_000_000, u64::MAX])
+        );
         assert!(o.next_batch(0).is_empty());
+        assert_eq!(
+            o.acknowledge(&[(4, u64::MAX)]),
+            vec![(1_000_000_000_000, 1_000_000_000_000), (u64::MAX, u64::MAX)]
+        );
+        assert_eq!(o.counts().in_flight, 3);
     }
 
     #[test]
@@ -703,5 +827,101 @@ mod tests {
         assert!(o.get(1).is_some());
         o.forget(5, 4);
         assert_eq!(o.counts().total, 1);
+    }
+
+    #[test]
+    fn overwriting_keys_leaves_one_keyed_entry_per_key_and_one_run() {
+        let mut o = Outbox::new(SyncConfig::default());
+        let mut seq = 0;
+        for round in 0..50u64 {
+            for k in 0..20u64 {
+                seq += 1;
+                o.submit(seq, &format!("k{k}"), Version(seq * 2 + round));
+            }
+        }
+        assert_eq!(o.counts().total, 1_000, "every operation is still counted");
+        assert_eq!(o.counts().queued, 1_000);
+        assert_eq!(o.entry_count(), 21, "20 keyed entries and one run of 980");
+        let run = o.get(500).unwrap();
+        assert_eq!((run.key.as_deref(), run.last), (None, 980));
+        assert_eq!(o.get(1_000).unwrap().key.as_deref(), Some("k19"));
+        let batch = o.next_batch(0);
+        assert_eq!(batch.first(), Some(&(1, 980)), "the run travels as one range");
+        assert_eq!(batch.len(), 21);
+        assert_eq!(o.counts().in_flight, 1_000);
+    }
+
+    #[test]
+    fn an_older_operation_submitted_late_is_superseded_at_once() {
+        let mut o = Outbox::new(SyncConfig::default());
+        o.submit(2, "k", Version(20));
+        o.submit(1, "k", Version(10));
+        assert_eq!(o.get(2).unwrap().key.as_deref(), Some("k"));
+        assert_eq!(o.get(1).unwrap().key, None);
+        assert_eq!(o.counts().total, 2);
+    }
+
+    #[test]
+    fn an_ack_for_part_of_a_run_leaves_the_rest_in_flight() {
+        let config = SyncConfig {
+            ack_timeout_ms: 10,
+            retry_interval_ms: 1,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        for seq in 1..=10 {
+            o.submit(seq, "k", Version(seq));
+        }
+        assert_eq!(o.next_batch(0), vec![(1, 9), (10, 10)]);
+        assert_eq!(o.acknowledge(&[(4, 6)]), vec![(4, 6)]);
+        assert_eq!(o.counts().in_flight, 7);
+        assert_eq!(o.counts().acknowledged, 3);
+        assert!(o.get(5).is_none());
+        assert_eq!(o.get(3).unwrap().last, 3);
+        assert_eq!(o.get(7).unwrap().last, 9);
+        assert_eq!(o.retry_expired(10), 7, "both pieces time out and are queued again");
+        assert_eq!(o.next_batch(20), vec![(1, 3), (7, 9), (10, 10)]);
+    }
+
+    #[test]
+    fn failed_runs_are_pruned_as_ranges() {
+        let config = SyncConfig {
+            max_retries: 0,
+            ack_timeout_ms: 1,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        for seq in 1..=5 {
+            o.submit(seq, "k", Version(seq));
+        }
+        o.next_batch(0);
+        o.retry_expired(1);
+        assert_eq!(o.counts().failed, 5);
+        assert_eq!(o.prune_failed(), vec![(1, 5)]);
+        assert_eq!(o.entry_count(), 0);
+        o.submit(6, "k", Version(6));
+        assert_eq!(o.get(6).unwrap().key.as_deref(), Some("k"), "a new head for the key");
+    }
+
+    #[test]
+    fn restored_runs_and_entries_rebuild_the_same_outbox() {
+        let mut o = Outbox::new(SyncConfig::default());
+        for seq in 1..=6 {
+            o.submit(seq, if seq % 2 == 0 { "a" } else { "b" }, Version(seq));
+        }
+        let mut again = Outbox::new(SyncConfig::default());
+        for (first, e) in o.unacknowledged() {
+            match &e.key {
+                Some(k) => again.restore(first, k, e.version, e.state, e.attempts),
+                None => again.restore_run(first, e.last, e.version, e.state, e.attempts),
+            }
+        }
+        assert_eq!(again.counts(), o.counts());
+        let entries = |o: &Outbox| -> Vec<(u64, OutboxEntry)> {
+            o.unacknowledged().map(|(s, e)| (s, e.clone())).collect()
+        };
+        assert_eq!(entries(&again), entries(&o));
+        again.submit(7, "a", Version(7));
+        assert_eq!(again.get(6).unwrap().key, None, "the restored head is superseded");
     }
 }

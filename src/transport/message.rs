@@ -5,10 +5,10 @@ use crate::codec::Reader;
 use crate::store::op::{decode_ops, encode_ops};
 use crate::store::{Operation, Version, VersionVector};
 use crate::sync::session::SessionMessage;
-use crate::sync::{Ack, SyncBatch};
+use crate::sync::{Ack, Superseded, SyncBatch};
 
 /// Version of the protocol spoken by this build; a peer must speak the same.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The message types (the frame's type byte).
 pub mod kind {
@@ -123,17 +123,29 @@ fn write_batch(w: &mut Writer<'_>, b: &SyncBatch) {
     w.str(&b.origin);
     w.ops(&b.ops);
     w.u32(b.superseded.len() as u32);
-    for (seq, version) in &b.superseded {
-        w.u64(*seq);
-        w.u64(version.0);
+    for s in &b.superseded {
+        w.u64(s.first);
+        w.u64(s.last);
+        w.u64(s.version.0);
     }
+}
+
+/// An inclusive range of operation numbers: never empty, never from 0.
+fn read_range(r: &mut Reader<'_>, what: &str) -> Result<(u64, u64), String> {
+    let first = r.u64("range start")?;
+    let last = r.u64("range end")?;
+    if first == 0 || first > last {
+        return Err(format!("{what} {first}..={last} is empty or starts at 0"));
+    }
+    Ok((first, last))
 }
 
 fn write_ack(w: &mut Writer<'_>, a: &Ack) {
     w.str(&a.origin);
-    w.u32(a.seqs.len() as u32);
-    for s in &a.seqs {
-        w.u64(*s);
+    w.u32(a.ranges.len() as u32);
+    for &(first, last) in &a.ranges {
+        w.u64(first);
+        w.u64(last);
     }
 }
 
@@ -209,10 +221,16 @@ impl Message {
             kind::BATCH => {
                 let origin = r.string("origin")?;
                 let ops = r.ops()?;
-                let n = r.count("superseded count", 16)?;
+                let n = r.count("superseded count", 24)?;
                 let mut superseded = Vec::with_capacity(n);
                 for _ in 0..n {
-                    superseded.push((r.u64("seq")?, Version(r.u64("version")?)));
+                    let (first, last) = read_range(&mut r, "superseded range")?;
+                    let version = Version(r.u64("version")?);
+                    superseded.push(Superseded {
+                        first,
+                        last,
+                        version,
+                    });
                 }
                 Message::Batch(SyncBatch {
                     origin,
@@ -222,12 +240,12 @@ impl Message {
             }
             kind::ACK => {
                 let origin = r.string("origin")?;
-                let n = r.count("seq count", 8)?;
-                let mut seqs = Vec::with_capacity(n);
+                let n = r.count("range count", 16)?;
+                let mut ranges = Vec::with_capacity(n);
                 for _ in 0..n {
-                    seqs.push(r.u64("seq")?);
+                    ranges.push(read_range(&mut r, "acknowledged range")?);
                 }
-                Message::Ack(Ack { origin, seqs })
+                Message::Ack(Ack { origin, ranges })
             }
             kind::PING => Message::Ping(r.u64("nonce")?),
             kind::PONG => Message::Pong(r.u64("nonce")?),
@@ -338,11 +356,15 @@ mod tests {
             SessionMessage::Batch(SyncBatch {
                 origin: "node-b".into(),
                 ops: vec![op.clone()],
-                superseded: vec![(2, Version(5))],
+                superseded: vec![Superseded {
+                    first: 2,
+                    last: 2,
+                    version: Version(5),
+                }],
             }),
             SessionMessage::Ack(Ack {
                 origin: "node-a".into(),
-                seqs: vec![1, 2],
+                ranges: vec![(1, 2)],
             }),
             SessionMessage::Vector(vector.clone()),
             SessionMessage::CatchUp(vec![op]),
@@ -399,11 +421,15 @@ mod tests {
         round_trip(Message::Batch(SyncBatch {
             origin: "node-a".into(),
             ops: vec![op(1), op(2)],
-            superseded: vec![(3, Version(9))],
+            superseded: vec![Superseded {
+                first: 3,
+                last: 1_000,
+                version: Version(9),
+            }],
         }));
         round_trip(Message::Ack(Ack {
             origin: "node-a".into(),
-            seqs: vec![1, 2, 3],
+            ranges: vec![(1, 3), (5, u64::MAX)],
         }));
         round_trip(Message::Ping(7));
         round_trip(Message::Pong(7));
@@ -418,7 +444,7 @@ mod tests {
         let mut payload = Vec::new();
         Message::Ack(Ack {
             origin: "a".into(),
-            seqs: vec![1, 2],
+            ranges: vec![(1, 2)],
         })
         .encode(&mut payload);
         for cut in 0..payload.len() {
@@ -429,6 +455,14 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown message type")
         );
+        // An empty range, or one from 0, is refused naming it.
+        for (first, last) in [(5u64, 4u64), (0, 3)] {
+            let mut bad = vec![1, 0, 0, 0, b'a', 1, 0, 0, 0];
+            bad.extend_from_slice(&first.to_le_bytes());
+            bad.extend_from_slice(&last.to_le_bytes());
+            let err = Message::decode(kind::ACK, &bad).unwrap_err();
+            assert!(err.contains(&format!("acknowledged range {first}..={last}")), "{err}");
+        }
         // A forged count larger than the message is refused before allocating.
         let forged = [1, 0, 0, 0, b'a', 0xff, 0xff, 0xff, 0xff];
         assert!(

@@ -387,7 +387,7 @@ pub(crate) fn node_session_input(data: &[u8]) {
     use softadastra::store::{
         MAX_ORIGINS, MAX_RANGES, Operation, Store, StoreOptions, Version, VersionVector,
     };
-    use softadastra::sync::{Ack, SyncBatch, SyncConfig, SyncEngine};
+    use softadastra::sync::{Ack, Superseded, SyncBatch, SyncConfig, SyncEngine};
 
     let mut options = StoreOptions::new(SESSION_NODE, None, false);
     options.time = Some(std::sync::Arc::new(|| SESSION_NOW_MS));
@@ -442,7 +442,14 @@ pub(crate) fn node_session_input(data: &[u8]) {
                 let n = 1 + usize::from(input.byte() % 8);
                 let ops: Vec<Operation> = (0..n).map(|_| op(&mut input, &mut fakes)).collect();
                 let superseded = (0..input.byte() % 4)
-                    .map(|_| (input.pick(&seqs), Version(input.pick(&versions))))
+                    .map(|_| {
+                        let first = input.pick(&seqs);
+                        Superseded {
+                            first,
+                            last: first.saturating_add(u64::from(input.byte() % 3)),
+                            version: Version(input.pick(&versions)),
+                        }
+                    })
                     .collect();
                 let origin = input
                     .pick(&[SESSION_PEER, SESSION_NODE, "fake-0"])
@@ -456,9 +463,14 @@ pub(crate) fn node_session_input(data: &[u8]) {
                 let _ = engine.receive_batch_report(&store, &batch, Some(SESSION_PEER));
             }
             2 => {
-                let seqs = (0..input.byte() % 4).map(|_| input.pick(&seqs)).collect();
+                let ranges = (0..input.byte() % 4)
+                    .map(|_| {
+                        let first = input.pick(&seqs);
+                        (first, first.saturating_add(u64::from(input.byte() % 3)))
+                    })
+                    .collect();
                 let origin = input.pick(&[SESSION_NODE, SESSION_PEER]).to_string();
-                let _ = engine.receive_ack(&store, &Ack { origin, seqs });
+                let _ = engine.receive_ack(&store, &Ack { origin, ranges });
             }
             3 => {
                 let n = usize::from(input.byte() % 8);
