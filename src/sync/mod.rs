@@ -270,6 +270,29 @@ impl SeqRanges {
         }
     }
 
+    /// Removes `first..=last`, splitting a range that holds it in part.
+    fn remove(&mut self, first: u64, last: u64) {
+        if first > last {
+            return;
+        }
+        let at = self
+            .ranges
+            .partition_point(|&(_, l)| l < first);
+        let mut end = at;
+        let mut kept = Vec::new();
+        while end < self.ranges.len() && self.ranges[end].0 <= last {
+            let (f, l) = self.ranges[end];
+            if f < first {
+                kept.push((f, first - 1));
+            }
+            if l > last {
+                kept.push((last + 1, l));
+            }
+            end += 1;
+        }
+        self.ranges.splice(at..end, kept);
+    }
+
     fn contains(&self, seq: u64) -> bool {
         let at = self.ranges.partition_point(|&(_, l)| l < seq);
         self.ranges.get(at).is_some_and(|&(f, _)| f <= seq)
@@ -560,6 +583,33 @@ impl SyncEngine {
             return Ok(0);
         }
         let newly = self.outbox.acknowledge(&ack.ranges);
+        self.log_marks(store, MarkKind::Acknowledged, &newly)?;
+        Ok(newly.iter().fold(0usize, |n, &(f, l)| {
+            n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
+        }))
+    }
+
+    /// A peer's vector shows which of this node's operations it holds (delivered by a
+    /// catch-up, or their ACK was lost): those are acknowledged, failed and given-up ones
+    /// included, so that sync state tells the truth. Numbers beyond what this node has
+    /// written are left alone (a claim cannot complete work to come). Returns how many
+    /// operations were acknowledged now.
+    pub fn peer_holds(&mut self, store: &Store, peer: &VersionVector) -> Result<usize, StoreError> {
+        let Some(progress) = peer.get(&self.node_id) else {
+            return Ok(0);
+        };
+        let Some(written) = store.next_seq().checked_sub(1).filter(|&w| w > 0) else {
+            return Ok(0);
+        };
+        let held: Vec<(u64, u64)> = std::iter::once((1, progress.contiguous))
+            .chain(progress.ranges_above())
+            .filter(|&(first, _)| first <= written)
+            .map(|(first, last)| (first.max(1), last.min(written)))
+            .collect();
+        for &(first, last) in &held {
+            self.abandoned.remove(first, last);
+        }
+        let newly = self.outbox.acknowledge(&held);
         self.log_marks(store, MarkKind::Acknowledged, &newly)?;
         Ok(newly.iter().fold(0usize, |n, &(f, l)| {
             n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
@@ -866,6 +916,17 @@ mod tests {
         ] {
             assert_eq!(r.contains(seq), inside, "{seq}");
         }
+    }
+
+    #[test]
+    fn seq_ranges_remove_splits_what_it_cuts_through() {
+        let mut r = SeqRanges::default();
+        r.add(1, 10);
+        r.add(20, 30);
+        r.remove(5, 22);
+        assert_eq!(r.ranges, vec![(1, 4), (23, 30)]);
+        r.remove(0, u64::MAX - 1);
+        assert!(r.ranges.is_empty());
     }
 
     #[test]

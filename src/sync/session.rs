@@ -207,6 +207,7 @@ impl Sessions {
                 }
             }
             SessionMessage::Vector(vector) => {
+                self.peer_holds(store, sync, from, &vector);
                 self.on_vector(wire, store, conn, from, vector, now_ms);
             }
             SessionMessage::VectorRequest => {
@@ -253,6 +254,7 @@ impl Sessions {
                     let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
                     return self.refuse(wire, conn, reason);
                 }
+                self.peer_holds(store, sync, from, &vector);
                 if merge {
                     sync.finish_catch_up(store, &vector);
                 }
@@ -295,6 +297,22 @@ impl Sessions {
         self.stats.protocol_errors += 1;
         self.closed(conn);
         wire.refuse(conn, format!("protocol error: {reason}"));
+    }
+
+    /// A peer's vector (a Vector, or a catch-up's end): what it shows the peer holds of
+    /// this node's operations is acknowledged.
+    fn peer_holds(&self, store: &Store, sync: &mut SyncEngine, from: &str, v: &VersionVector) {
+        match sync.peer_holds(store, v) {
+            Ok(0) => {}
+            Ok(n) => log::debug!(
+                "node {}: {n} operations acknowledged by {from}'s vector",
+                self.node_id
+            ),
+            Err(e) => log::warn!(
+                "node {}: operations {from}'s vector holds not recorded: {e}",
+                self.node_id
+            ),
+        }
     }
 
     /// A peer's vector: serve it a catch-up of what it lacks, if this node has room.
