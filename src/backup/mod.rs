@@ -356,7 +356,7 @@ pub fn verify(dir: &Path) -> Result<BackupManifest, BackupError> {
         check_listed(dir, f)?;
     }
     let snapshot = dir.join(SNAPSHOT_FILE);
-    let info = snapshot::read(&snapshot, |block_type, payload| match block_type {
+    let info = snapshot::read_file(&snapshot, |block_type, payload| match block_type {
         block::CLOCK => clock_next_seq(payload).map(drop),
         block::ENTRIES | block::VECTOR | block::SYNC => Ok(()),
         other => Err(format!("unknown block type {other}")),
@@ -655,10 +655,10 @@ fn write_restored_snapshot(
 ) -> Result<(PathBuf, u64), BackupError> {
     let from = dir.join(SNAPSHOT_FILE);
     let to = snapshot_path(wal, manifest.snapshot_cut);
-    let mut writer = SnapshotWriter::create(&to, manifest.snapshot_cut, now_ms)?;
+    let mut writer = SnapshotWriter::create_file(&to, manifest.snapshot_cut, now_ms)?;
     let mut write_error = None;
     let mut next_own_seq = 0;
-    snapshot::read(&from, |block_type, payload| {
+    snapshot::read_file(&from, |block_type, payload| {
         let raised;
         let payload = if block_type == block::CLOCK {
             let floor = incarnation_floor(manifest.next_own_seq.max(clock_next_seq(payload)?), now_ms);
@@ -685,7 +685,7 @@ fn write_restored_snapshot(
         });
     }
     writer.finish()?;
-    snapshot::read(&to, |_, _| Ok(()))?;
+    snapshot::read_file(&to, |_, _| Ok(()))?;
     Ok((to, next_own_seq))
 }
 
