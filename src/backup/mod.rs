@@ -579,7 +579,12 @@ pub fn restore(
         covers_through: manifest.covers_through,
         ..RestoreReport::default()
     };
-    for path in existing.iter().filter(|p| **p != marker) {
+    // The marker's temporary file, left by a restore cut short while it wrote its marker,
+    // became the marker just now (it is written through it).
+    let mut marker_tmp = marker.clone().into_os_string();
+    marker_tmp.push(".tmp");
+    let marker_tmp = PathBuf::from(marker_tmp);
+    for path in existing.iter().filter(|p| **p != marker && **p != marker_tmp) {
         if path == wal {
             // It holds the lock: emptied, never unlinked (another process could then lock
             // a new file of the same name).
