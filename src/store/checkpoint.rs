@@ -486,6 +486,33 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_names_are_told_apart_from_their_temporary_files_and_other_files() {
+        let name = snapshot_name("node.wal", 5011);
+        assert_eq!(name, "node.wal.snap.00000000000000005011");
+        assert_eq!(parse_snapshot_name("node.wal", &name), Some((5011, false)));
+        assert_eq!(
+            parse_snapshot_name("node.wal", &format!("{name}.tmp")),
+            Some((5011, true))
+        );
+        for other in [
+            "node.wal",
+            "node.wal.00000000000000005011",
+            "node.wal.snap.5011",
+            "node.wal.snap.0000000000000000501x",
+            "node.wal.snap.99999999999999999999",
+            "other.wal.snap.00000000000000005011",
+            "node.wal.snap.00000000000000005011.tmp.tmp",
+            "node.wal.key",
+        ] {
+            assert_eq!(parse_snapshot_name("node.wal", other), None, "{other}");
+        }
+        assert_eq!(
+            snapshot_path(Path::new("/data/node.wal"), 7),
+            Path::new("/data/node.wal.snap.00000000000000000007")
+        );
+    }
+
+    #[test]
     fn an_entry_breaking_the_rules_is_refused_naming_it() {
         let mut payload = Vec::new();
         let bad = op("", Some(b"x"), 1, "node-a", 1);
