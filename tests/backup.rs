@@ -240,6 +240,25 @@ fn a_restore_cut_short_is_never_opened_as_a_node() {
 }
 
 #[test]
+fn a_restore_cut_short_while_it_wrote_its_marker_is_finished_by_a_forced_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = small_backup(dir.path(), "early");
+    let target = tempfile::tempdir().unwrap();
+    let o = options(target.path(), "early");
+    // What a crash while the marker was written leaves: its temporary file (and the WAL
+    // file, locked first).
+    std::fs::write(target.path().join("early.wal"), b"").unwrap();
+    std::fs::write(target.path().join("early.wal.restoring.tmp"), b"restor").unwrap();
+    let report = softadastra::restore_backup(&backup, &o, true).unwrap();
+    assert!(!target.path().join("early.wal.restoring.tmp").exists());
+    assert!(!target.path().join("early.wal.restoring").exists());
+    assert!(report.key_restored, "{report:?}");
+    let client = Client::new(o);
+    client.open().unwrap();
+    assert_eq!(client.size().unwrap(), 100);
+}
+
+#[test]
 fn a_backup_needs_an_empty_directory_and_a_persistent_node() {
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(options(dir.path(), "full"));

@@ -397,7 +397,8 @@ fn start_failures_exit_non_zero_with_the_reason() {
         node.log()
     );
     assert!(!dir.path().join("busy/control.sock").exists());
-    // WAL locked by another process (here: a WAL path shared with a running node).
+    // WAL locked by another process (here: a WAL path shared with a running node; with a
+    // node id given, since none is made up for a WAL that exists).
     let data = dir.path().join("locked");
     let running = Node::start(&data, &[]);
     let other = dir.path().join("other");
@@ -405,6 +406,7 @@ fn start_failures_exit_non_zero_with_the_reason() {
     let out = cli_support::command()
         .arg("--data-dir")
         .arg(&other)
+        .args(["--node-id", "other-node"])
         .args(["node", "start", "--transport-host", "127.0.0.1"])
         .args(["--transport-port", &free_port().to_string()])
         .env("SOFTADASTRA_WAL", &wal)

@@ -356,7 +356,7 @@ pub fn verify(dir: &Path) -> Result<BackupManifest, BackupError> {
         check_listed(dir, f)?;
     }
     let snapshot = dir.join(SNAPSHOT_FILE);
-    let info = snapshot::read(&snapshot, |block_type, payload| match block_type {
+    let info = snapshot::read_file(&snapshot, |block_type, payload| match block_type {
         block::CLOCK => clock_next_seq(payload).map(drop),
         block::ENTRIES | block::VECTOR | block::SYNC => Ok(()),
         other => Err(format!("unknown block type {other}")),
@@ -579,7 +579,12 @@ pub fn restore(
         covers_through: manifest.covers_through,
         ..RestoreReport::default()
     };
-    for path in existing.iter().filter(|p| **p != marker) {
+    // The marker's temporary file, left by a restore cut short while it wrote its marker,
+    // became the marker just now (it is written through it).
+    let mut marker_tmp = marker.clone().into_os_string();
+    marker_tmp.push(".tmp");
+    let marker_tmp = PathBuf::from(marker_tmp);
+    for path in existing.iter().filter(|p| **p != marker && **p != marker_tmp) {
         if path == wal {
             // It holds the lock: emptied, never unlinked (another process could then lock
             // a new file of the same name).
@@ -655,10 +660,10 @@ fn write_restored_snapshot(
 ) -> Result<(PathBuf, u64), BackupError> {
     let from = dir.join(SNAPSHOT_FILE);
     let to = snapshot_path(wal, manifest.snapshot_cut);
-    let mut writer = SnapshotWriter::create(&to, manifest.snapshot_cut, now_ms)?;
+    let mut writer = SnapshotWriter::create_file(&to, manifest.snapshot_cut, now_ms)?;
     let mut write_error = None;
     let mut next_own_seq = 0;
-    snapshot::read(&from, |block_type, payload| {
+    snapshot::read_file(&from, |block_type, payload| {
         let raised;
         let payload = if block_type == block::CLOCK {
             let floor = incarnation_floor(manifest.next_own_seq.max(clock_next_seq(payload)?), now_ms);
@@ -685,7 +690,7 @@ fn write_restored_snapshot(
         });
     }
     writer.finish()?;
-    snapshot::read(&to, |_, _| Ok(()))?;
+    snapshot::read_file(&to, |_, _| Ok(()))?;
     Ok((to, next_own_seq))
 }
 

@@ -4,8 +4,9 @@
 //!
 //! The steps, under the compaction lock (one snapshot at a time, and no compaction deletes
 //! a segment being copied):
-//! 1. The compaction's cut and snapshot (`compaction::cut_and_snapshot`), written into the
-//!    backup directory: the state at the first cut, fuzzy (writers went on).
+//! 1. The compaction's cut (`compaction::cut`) and the snapshot at it
+//!    (`Store::write_snapshot`), written into the backup directory: the state at the
+//!    first cut, fuzzy (writers went on).
 //! 2. A second cut: the log segments between the two cuts are then closed and on disk.
 //!    Every entry the snapshot read had its record logged before this cut (a write is
 //!    logged before it is applied), so the snapshot plus these records replayed make the
@@ -21,6 +22,7 @@ use super::*;
 use crate::backup::{
     self, BackupFile, BackupFileKind, BackupManifest, RestoreReport, RestoreTarget,
 };
+use crate::wal::FileSnapshotDir;
 
 /// What [`Client::backup`] wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,9 +105,14 @@ fn write_backup(
 ) -> Result<BackupReport> {
     let _one_at_a_time = n.compaction.lock();
     written.names.push(backup::SNAPSHOT_FILE.into());
-    let (snapshot_cut, _, info) = super::compaction::cut_and_snapshot(n, now, true, |_| {
-        dir.join(backup::SNAPSHOT_FILE)
-    })?;
+    let (snapshot_cut, payloads) = super::compaction::cut(n)?;
+    let info = n.store.write_snapshot(
+        Arc::new(FileSnapshotDir::new(dir).private()),
+        backup::SNAPSHOT_FILE,
+        snapshot_cut,
+        now,
+        &super::compaction::sync_blocks(&payloads),
+    )?;
     let snapshot_crc = crc_of(&dir.join(backup::SNAPSHOT_FILE))?;
     let mut files = vec![BackupFile {
         kind: BackupFileKind::Snapshot,

@@ -14,16 +14,19 @@
 //!    snapshot is fuzzy and the records after the cut, replayed on top, make it exact).
 //! 4. The snapshot is synced, renamed into place, its directory synced, then read back
 //!    whole. Only a snapshot that reads back intact lets anything go.
-//! 5. Older snapshots are deleted, then the log segments the new snapshot covers.
+//! 5. Older snapshots (and the temporary files of unfinished ones, left by a crash) are
+//!    deleted, then the log segments the new snapshot covers.
 //!
 //! Before step 4 completes the previous snapshot and every segment are still there; after
-//! it, the new snapshot plus the remaining segments hold everything.
+//! it, the new snapshot plus the remaining segments hold everything. Steps 3 to 5 are the
+//! store's (`Store::compact_through`, through the storage seam, so that the power-cut tests
+//! cut the power at each of their calls: tests/compaction_powercut.rs); steps 1 and 2 need
+//! the node's locks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
-use crate::store::checkpoint::{list_snapshots, snapshot_path};
-use crate::store::snapshot::{self, SnapshotInfo, SnapshotWriter, block};
+use crate::store::snapshot::block;
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,44 +51,23 @@ impl Client {
     }
 }
 
-/// Steps 1 to 4 of a compaction, shared with the backup (`backup.rs`): the cut, then the
-/// snapshot of the state at the cut written to `path_for(cut)` while writers go on,
-/// synced, put in place and read back whole. Returns the cut, the snapshot's path and
-/// what was written. The caller holds `n.compaction`: one snapshot at a time, and no
-/// compaction deletes the log segments a backup copies. `private`: the file is readable
-/// by its owner only (a backup's).
-pub(super) fn cut_and_snapshot(
-    n: &OpenNode,
-    now_wall_ms: u64,
-    private: bool,
-    path_for: impl FnOnce(u64) -> PathBuf,
-) -> Result<(u64, PathBuf, SnapshotInfo)> {
-    let (cut, sync_blocks) = {
-        let mut sync = n.sync.lock();
-        let cut = {
-            let _no_write_half_done = n.write_gate.write();
-            n.store.cut_log()?
-        };
-        OpenNode::drain(&n.local, &mut sync);
-        (cut, sync.snapshot_blocks())
+/// Steps 1 and 2 of a compaction, shared with the backup (`backup.rs`): the cut, and the
+/// sync engine's blocks at the cut. Returns the cut and the blocks' payloads (of type
+/// [`block::SYNC`]). The caller holds `n.compaction`: one snapshot at a time, and no
+/// compaction deletes the log segments a backup copies.
+pub(super) fn cut(n: &OpenNode) -> Result<(u64, Vec<Vec<u8>>)> {
+    let mut sync = n.sync.lock();
+    let cut = {
+        let _no_write_half_done = n.write_gate.write();
+        n.store.cut_log()?
     };
-    let path = path_for(cut);
-    let create = if private {
-        SnapshotWriter::create_private
-    } else {
-        SnapshotWriter::create
-    };
-    let mut writer = create(&path, cut, now_wall_ms).map_err(StoreError::from)?;
-    n.store.write_snapshot_blocks(&mut writer)?;
-    for payload in &sync_blocks {
-        writer
-            .block(block::SYNC, payload)
-            .map_err(StoreError::from)?;
-    }
-    let info = writer.finish().map_err(StoreError::from)?;
-    // Nothing relies on the new snapshot before it reads back whole.
-    snapshot::read(&path, |_, _| Ok(())).map_err(StoreError::from)?;
-    Ok((cut, path, info))
+    OpenNode::drain(&n.local, &mut sync);
+    Ok((cut, sync.snapshot_blocks()))
+}
+
+/// The sync engine's payloads as snapshot blocks.
+pub(super) fn sync_blocks(payloads: &[Vec<u8>]) -> Vec<(u8, &[u8])> {
+    payloads.iter().map(|p| (block::SYNC, p.as_slice())).collect()
 }
 
 /// Starts a compaction on a thread of its own when automatic compaction is on and the log
@@ -134,34 +116,25 @@ pub(super) fn compact(n: &OpenNode, now_wall_ms: u64) -> Result<CompactionReport
         ));
     };
     let _one_at_a_time = n.compaction.lock();
-    let (cut, _, info) = cut_and_snapshot(n, now_wall_ms, false, |cut| snapshot_path(&wal_path, cut))?;
-    let mut report = CompactionReport {
-        covers_through: cut,
-        snapshot_bytes: info.bytes,
-        ..CompactionReport::default()
-    };
-    for (older_cut, older) in list_snapshots(&wal_path)? {
-        if older_cut < cut {
-            std::fs::remove_file(&older).map_err(|e| {
-                StoreError::from(snapshot::SnapshotError::Io {
-                    op: "remove",
-                    path: older.clone(),
-                    cause: crate::io_error::describe_io(&e),
-                })
-            })?;
-            report.snapshots_removed += 1;
-        }
-    }
+    let (cut, payloads) = cut(n)?;
+    let done = n
+        .store
+        .compact_through(cut, now_wall_ms, &sync_blocks(&payloads))?;
     n.last_snapshot_bytes
-        .store(info.bytes, std::sync::atomic::Ordering::Relaxed);
-    report.segments_removed = n.store.remove_log_through(cut)?;
+        .store(done.snapshot.bytes, std::sync::atomic::Ordering::Relaxed);
     log::info!(
-        "node: compacted {}: snapshot of {} bytes through record {cut}; {} older snapshots \
-         and {} log segments removed",
+        "node: compacted {}: snapshot of {} bytes through record {cut}; {} older snapshots, \
+         {} unfinished ones and {} log segments removed",
         wal_path.display(),
-        info.bytes,
-        report.snapshots_removed,
-        report.segments_removed
+        done.snapshot.bytes,
+        done.snapshots_removed,
+        done.unfinished_removed,
+        done.segments_removed
     );
-    Ok(report)
+    Ok(CompactionReport {
+        covers_through: cut,
+        snapshot_bytes: done.snapshot.bytes,
+        snapshots_removed: done.snapshots_removed,
+        segments_removed: done.segments_removed,
+    })
 }

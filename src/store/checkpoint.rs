@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::snapshot::{SnapshotInfo, SnapshotWriter, block};
 use super::*;
 use crate::codec::Reader;
+use crate::wal::SnapshotDir;
 
 /// Encoded entries per block, in bytes: blocks stay small, and a chunk's read lock short.
 const ENTRIES_BLOCK_BYTES: usize = 1 << 20;
@@ -85,6 +86,117 @@ impl Store {
     }
 }
 
+/// What [`Store::compact_through`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// The new snapshot.
+    pub snapshot: SnapshotInfo,
+    /// Older snapshots deleted.
+    pub snapshots_removed: usize,
+    /// Temporary files of unfinished snapshots deleted (left by a crash).
+    pub unfinished_removed: usize,
+    /// Log segments deleted (the snapshot holds their effect).
+    pub segments_removed: usize,
+}
+
+impl Store {
+    /// The directory of the store's snapshots, its WAL's (`None` for a memory-only store).
+    pub fn snapshot_dir(&self) -> Option<Arc<dyn SnapshotDir>> {
+        self.snapshots.clone()
+    }
+
+    /// Writes the snapshot of the store at log cut `cut` as file `name` of `dir`: the
+    /// store's blocks (read while writers go on), then `other_blocks` (type, payload: the
+    /// layers above, opaque here). The file is written as `<name>.tmp`, synced, renamed
+    /// into place, the directory synced, then read back whole: only a snapshot that reads
+    /// back intact is returned. The caller makes sure every record up to `cut` is applied.
+    pub fn write_snapshot(
+        &self,
+        dir: Arc<dyn SnapshotDir>,
+        name: &str,
+        cut: u64,
+        written_at_ms: u64,
+        other_blocks: &[(u8, &[u8])],
+    ) -> Result<SnapshotInfo, StoreError> {
+        let mut writer = SnapshotWriter::create(dir.clone(), name, cut, written_at_ms)?;
+        self.write_snapshot_blocks(&mut writer)?;
+        for &(block_type, payload) in other_blocks {
+            writer.block(block_type, payload)?;
+        }
+        let info = writer.finish()?;
+        // Nothing relies on the new snapshot before it reads back whole.
+        super::snapshot::read(&*dir, name, |_, _| Ok(()))?;
+        Ok(info)
+    }
+
+    /// The file steps of a compaction, once the caller has cut the log at `cut` (with
+    /// every record up to it applied, and `other_blocks` taken at the cut):
+    /// 1. the snapshot is written, synced, renamed into place, its directory synced and
+    ///    read back whole ([`Store::write_snapshot`]);
+    /// 2. older snapshots and the temporary files of unfinished ones are deleted, then
+    ///    the directory synced;
+    /// 3. the log segments the snapshot covers are deleted, oldest first, the directory
+    ///    synced after each ([`crate::wal::Wal::remove_segments_through`]).
+    ///
+    /// A crash before step 1 completes leaves the previous snapshot and every segment; after
+    /// it, the new snapshot and every segment after its cut. A failure returns the error
+    /// with nothing after it done; the store keeps working on what is there.
+    pub fn compact_through(
+        &self,
+        cut: u64,
+        written_at_ms: u64,
+        other_blocks: &[(u8, &[u8])],
+    ) -> Result<Compacted, StoreError> {
+        let (Some(dir), Some(wal_path)) = (self.snapshot_dir(), self.wal_path()) else {
+            return Err(StoreError::Wal(WalError::Closed {
+                path: PathBuf::from("(memory only)"),
+            }));
+        };
+        let wal_name = wal_name(wal_path);
+        let snapshot = self.write_snapshot(
+            dir.clone(),
+            &snapshot_name(&wal_name, cut),
+            cut,
+            written_at_ms,
+            other_blocks,
+        )?;
+        let files = list_snapshots(&*dir, &wal_name)?;
+        let remove = |name: &str| {
+            dir.remove(name).map_err(|e| {
+                StoreError::Snapshot(super::snapshot::SnapshotError::Io {
+                    op: "remove",
+                    path: dir.path(name),
+                    cause: crate::io_error::describe_io(&e),
+                })
+            })
+        };
+        let mut snapshots_removed = 0;
+        for (_, name) in files.snapshots.iter().filter(|(older, _)| *older < cut) {
+            remove(name)?;
+            snapshots_removed += 1;
+        }
+        for name in &files.unfinished {
+            remove(name)?;
+        }
+        if snapshots_removed + files.unfinished.len() > 0 {
+            dir.sync().map_err(|e| {
+                StoreError::Snapshot(super::snapshot::SnapshotError::Io {
+                    op: "sync the directory of",
+                    path: dir.path(&snapshot_name(&wal_name, cut)),
+                    cause: crate::io_error::describe_io(&e),
+                })
+            })?;
+        }
+        let segments_removed = self.remove_log_through(cut)?;
+        Ok(Compacted {
+            snapshot,
+            snapshots_removed,
+            unfinished_removed: files.unfinished.len(),
+            segments_removed,
+        })
+    }
+}
+
 /// A store's state being rebuilt from a snapshot's blocks.
 #[derive(Default)]
 pub(super) struct Image {
@@ -144,12 +256,41 @@ impl Image {
     }
 }
 
+/// The name of the snapshot of the WAL named `wal_name` that holds every record through
+/// `covers_through`: `<wal name>.snap.<covers_through, 20 digits>`, so that names sort in
+/// order. It is written as `<that>.tmp` first.
+pub(crate) fn snapshot_name(wal_name: &str, covers_through: u64) -> String {
+    format!("{wal_name}.snap.{covers_through:020}")
+}
+
+/// What file `name` is among the snapshots of the WAL named `wal_name`: `Some((cut,
+/// false))` for a snapshot, `Some((cut, true))` for the temporary file of one being (or
+/// left unfinished while being) written, `None` for anything else.
+pub(crate) fn parse_snapshot_name(wal_name: &str, name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix(wal_name)?.strip_prefix(".snap.")?;
+    let (digits, tmp) = match rest.strip_suffix(".tmp") {
+        Some(digits) => (digits, true),
+        None => (rest, false),
+    };
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Twenty digits can exceed u64: such a name was not written here.
+    Some((digits.parse().ok()?, tmp))
+}
+
+/// The file name of the WAL at `wal_path`, which its snapshots' names start with.
+pub(crate) fn wal_name(wal_path: &Path) -> String {
+    wal_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The snapshot of the WAL at `wal_path` that holds every record through
-/// `covers_through`: `<wal>.snap.<covers_through, 20 digits>`, so that names sort in order.
+/// `covers_through`, as a path: [`snapshot_name`] in the WAL's directory.
 pub(crate) fn snapshot_path(wal_path: &Path, covers_through: u64) -> PathBuf {
-    let mut name = wal_path.as_os_str().to_owned();
-    name.push(format!(".snap.{covers_through:020}"));
-    PathBuf::from(name)
+    wal_path.with_file_name(snapshot_name(&wal_name(wal_path), covers_through))
 }
 
 /// The file a restore into the WAL at `wal_path` keeps while it works
@@ -185,47 +326,49 @@ pub(crate) fn clock_with_next_seq_at_least(payload: &[u8], floor: u64) -> Result
     Ok(raised)
 }
 
-/// The snapshots of the WAL at `wal_path`, newest (greatest cut) first. Temporary files
-/// of unfinished snapshots (".tmp") are not snapshots.
-pub(crate) fn list_snapshots(wal_path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-    let dir = match wal_path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Some(base) = wal_path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{base}.snap.");
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        // No directory (or not one): no snapshot; the WAL's open says what is wrong.
+/// The snapshot files of one WAL in its directory.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotFiles {
+    /// Finished snapshots as (cut, name), newest (greatest cut) first.
+    pub(crate) snapshots: Vec<(u64, String)>,
+    /// Temporary files of snapshots never finished (a crash, or a failure whose cleanup
+    /// failed too): not snapshots, never read.
+    pub(crate) unfinished: Vec<String>,
+}
+
+/// The snapshot files of the WAL named `wal_name` in `dir`. A directory that does not
+/// exist (or is not one) holds none: the WAL's open says what is wrong with it.
+pub(crate) fn list_snapshots(
+    dir: &dyn SnapshotDir,
+    wal_name: &str,
+) -> Result<SnapshotFiles, StoreError> {
+    let names = match dir.list() {
+        Ok(names) => names,
         Err(e)
             if e.kind() == std::io::ErrorKind::NotFound
                 || e.raw_os_error() == Some(libc::ENOTDIR) =>
         {
-            return Ok(Vec::new());
+            return Ok(SnapshotFiles::default());
         }
         Err(e) => {
             return Err(StoreError::Snapshot(super::snapshot::SnapshotError::Io {
                 op: "list the snapshots in",
-                path: dir.to_path_buf(),
+                path: dir.path(""),
                 cause: crate::io_error::describe_io(&e),
             }));
         }
     };
-    let mut found: Vec<(u64, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name();
-            let digits = name.to_str()?.strip_prefix(&prefix)?;
-            (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| digits.parse().ok())
-                .flatten()
-                .map(|cut| (cut, e.path()))
-        })
-        .collect();
-    found.sort_by_key(|(cut, _)| std::cmp::Reverse(*cut));
-    Ok(found)
+    let mut files = SnapshotFiles::default();
+    for name in names {
+        match parse_snapshot_name(wal_name, &name) {
+            Some((cut, false)) => files.snapshots.push((cut, name)),
+            Some((_, true)) => files.unfinished.push(name),
+            None => {}
+        }
+    }
+    files.snapshots.sort_by_key(|(cut, _)| std::cmp::Reverse(*cut));
+    files.unfinished.sort();
+    Ok(files)
 }
 
 /// A snapshot read whole: the store's state, the other layers' blocks, its header.
@@ -235,18 +378,22 @@ pub(super) struct Loaded {
     pub(super) info: SnapshotInfo,
 }
 
-/// The state in the newest intact snapshot of the WAL at `wal_path`, with the blocks of
-/// the other layers (handed to them only once the whole snapshot proved intact). A
-/// damaged snapshot is logged with its file and offset and the next older one is tried;
-/// whether the log still holds every record after an older cut is the WAL's check. When
-/// there are snapshots and none is intact, the newest one's damage is the error: the log
-/// alone no longer holds everything, and the open must not go on as if it did.
-pub(super) fn load_newest(wal_path: &Path) -> Result<Option<Loaded>, StoreError> {
+/// The state in the newest intact snapshot of the WAL at `wal_path` (its files in `dir`),
+/// with the blocks of the other layers (handed to them only once the whole snapshot proved
+/// intact). A damaged snapshot is logged with its file and offset and the next older one
+/// is tried; whether the log still holds every record after an older cut is the WAL's
+/// check. When there are snapshots and none is intact, the newest one's damage is the
+/// error: the log alone no longer holds everything, and the open must not go on as if it
+/// did.
+pub(super) fn load_newest(
+    dir: &dyn SnapshotDir,
+    wal_path: &Path,
+) -> Result<Option<Loaded>, StoreError> {
     let mut newest_damage = None;
-    for (_, path) in list_snapshots(wal_path)? {
+    for (_, name) in list_snapshots(dir, &wal_name(wal_path))?.snapshots {
         let mut image = Image::default();
         let mut others = Vec::new();
-        let read = super::snapshot::read(&path, |t, payload| {
+        let read = super::snapshot::read(dir, &name, |t, payload| {
             if !image.take(t, payload)? {
                 others.push((t, payload.to_vec()));
             }
@@ -257,7 +404,7 @@ pub(super) fn load_newest(wal_path: &Path) -> Result<Option<Loaded>, StoreError>
                 log::info!(
                     "store {}: loaded snapshot {} (every record through {}, {} bytes)",
                     wal_path.display(),
-                    path.display(),
+                    dir.path(&name).display(),
                     info.covers_through,
                     info.bytes
                 );
@@ -307,7 +454,7 @@ mod tests {
 
     fn image_of(path: &std::path::Path) -> Image {
         let mut image = Image::default();
-        snapshot::read(path, |t, p| image.take(t, p).map(|_| ())).unwrap();
+        snapshot::read_file(path, |t, p| image.take(t, p).map(|_| ())).unwrap();
         image
     }
 
@@ -323,7 +470,7 @@ mod tests {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        let mut w = SnapshotWriter::create(&path, 3, 0).unwrap();
+        let mut w = SnapshotWriter::create_file(&path, 3, 0).unwrap();
         store.write_snapshot_blocks(&mut w).unwrap();
         let info = w.finish().unwrap();
         assert!(info.blocks > 3, "entries cut into several blocks: {info:?}");
@@ -336,6 +483,33 @@ mod tests {
         let counters = store.counters.lock();
         assert_eq!(image.counters.clock.last(), counters.clock.last());
         assert_eq!(image.counters.next_seq, counters.next_seq);
+    }
+
+    #[test]
+    fn snapshot_names_are_told_apart_from_their_temporary_files_and_other_files() {
+        let name = snapshot_name("node.wal", 5011);
+        assert_eq!(name, "node.wal.snap.00000000000000005011");
+        assert_eq!(parse_snapshot_name("node.wal", &name), Some((5011, false)));
+        assert_eq!(
+            parse_snapshot_name("node.wal", &format!("{name}.tmp")),
+            Some((5011, true))
+        );
+        for other in [
+            "node.wal",
+            "node.wal.00000000000000005011",
+            "node.wal.snap.5011",
+            "node.wal.snap.0000000000000000501x",
+            "node.wal.snap.99999999999999999999",
+            "other.wal.snap.00000000000000005011",
+            "node.wal.snap.00000000000000005011.tmp.tmp",
+            "node.wal.key",
+        ] {
+            assert_eq!(parse_snapshot_name("node.wal", other), None, "{other}");
+        }
+        assert_eq!(
+            snapshot_path(Path::new("/data/node.wal"), 7),
+            Path::new("/data/node.wal.snap.00000000000000000007")
+        );
     }
 
     #[test]

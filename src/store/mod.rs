@@ -19,6 +19,9 @@ pub mod snapshot;
 mod remote;
 pub mod vector;
 
+// Named in `Store::compact_through`'s signature; the node reads its fields without naming it.
+#[cfg(feature = "internals")]
+pub use checkpoint::Compacted;
 pub use error::StoreError;
 #[cfg(feature = "internals")]
 pub use remote::Refusal;
@@ -30,7 +33,10 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::wal::{RecordType, Recovery, ScannedRecord, SegmentDir, Wal, WalError, WalOptions};
+use crate::wal::{
+    FileSnapshotDir, RecordType, Recovery, ScannedRecord, SegmentDir, SnapshotDir, Wal, WalError,
+    WalOptions,
+};
 pub use hlc::{HybridClock, Version};
 use op::shown_key;
 pub use op::{Change, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Operation, key_from_bytes, validate_key};
@@ -258,6 +264,8 @@ pub struct Store {
     recovery: Option<Recovery>,
     /// The snapshot the store was opened from, if any.
     loaded_snapshot: Option<snapshot::SnapshotInfo>,
+    /// Where its snapshots are: its WAL's directory (`None` without a WAL).
+    snapshots: Option<Arc<dyn SnapshotDir>>,
     max_clock_drift_ms: u64,
 }
 
@@ -270,8 +278,8 @@ impl Store {
     }
 
     /// Opens the store on a caller-provided WAL directory (fault-injection tests) when given
-    /// one, and shows every replayed operation and every record of another layer to
-    /// `observer`.
+    /// one (its snapshots too: [`SegmentDir::snapshot_dir`]), and shows every replayed
+    /// operation and every record of another layer to `observer`.
     pub fn open_with(
         options: &StoreOptions,
         wal_dir: Option<Box<dyn SegmentDir>>,
@@ -285,9 +293,14 @@ impl Store {
                 return Err(StoreError::RestoreUnfinished { marker });
             }
         }
+        let snapshots: Option<Arc<dyn SnapshotDir>> = match (&options.wal_path, &wal_dir) {
+            (None, _) => None,
+            (Some(_), Some(dir)) => Some(dir.snapshot_dir()),
+            (Some(path), None) => Some(Arc::new(FileSnapshotDir::of_file(path).0)),
+        };
         // The newest intact snapshot, when there is one: the log is replayed on top of it.
-        let snapshot = match &options.wal_path {
-            Some(path) if wal_dir.is_none() => checkpoint::load_newest(path)?,
+        let snapshot = match (&options.wal_path, &snapshots) {
+            (Some(path), Some(dir)) => checkpoint::load_newest(&**dir, path)?,
             _ => None,
         };
         let skip_through = snapshot.as_ref().map_or(0, |s| s.info.covers_through);
@@ -400,6 +413,7 @@ impl Store {
             map: RwLock::new(map),
             recovery,
             loaded_snapshot,
+            snapshots,
             max_clock_drift_ms: options.max_clock_drift_ms,
         })
     }

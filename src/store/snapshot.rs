@@ -33,12 +33,16 @@
 //! everything is checked (lengths against the file, every checksum, the footer's counts);
 //! any damage is an error naming the file and the offset, and nothing it read is to be
 //! used. Nothing read from the file sizes an allocation beyond [`MAX_BLOCK_LEN`].
+//!
+//! Files are reached through the storage seam ([`SnapshotDir`]): real files, or the
+//! simulated disk of the power-cut tests.
 
-use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::io_error::describe_io;
+use crate::wal::{FileSnapshotDir, SnapshotDir, WalStorage};
 
 /// First eight bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"SOFTASNP";
@@ -139,12 +143,56 @@ fn header(covers_through: u64, written_at_ms: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Writes a snapshot block by block to `<path>.tmp`; [`SnapshotWriter::finish`] makes it
-/// durable and puts it in place. Dropped unfinished, it removes the temporary file.
+/// The name of the temporary file snapshot `name` is written to.
+pub fn tmp_name(name: &str) -> String {
+    format!("{name}.tmp")
+}
+
+/// A file of the seam written from start to end, as [`Write`] (behind a buffer).
+struct SeqWriter {
+    file: Box<dyn WalStorage>,
+    at: u64,
+}
+
+impl Write for SeqWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_at(self.at, buf)?;
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A file of the seam read from start to end, as [`Read`] (behind a buffer).
+struct SeqReader {
+    file: Box<dyn WalStorage>,
+    at: u64,
+    len: u64,
+}
+
+impl Read for SeqReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.len - self.at).min(buf.len() as u64) as usize;
+        self.file.read_at(self.at, &mut buf[..n])?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes a snapshot block by block to `<name>.tmp` in a [`SnapshotDir`];
+/// [`SnapshotWriter::finish`] makes it durable and puts it in place under `name`. Dropped
+/// unfinished, it removes the temporary file.
 pub struct SnapshotWriter {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    dir: Arc<dyn SnapshotDir>,
+    name: String,
+    tmp: String,
+    /// `None` only while dropped.
+    out: Option<BufWriter<SeqWriter>>,
+    /// Set once the temporary file was renamed into place: it is gone.
+    placed: bool,
     crc: crc32fast::Hasher,
     written: u64,
     blocks: u64,
@@ -153,48 +201,24 @@ pub struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
-    /// Starts the snapshot that will be `path`, holding every record through
+    /// Starts the snapshot that will be file `name` of `dir`, holding every record through
     /// `covers_through`.
     pub fn create(
-        path: &Path,
+        dir: Arc<dyn SnapshotDir>,
+        name: &str,
         covers_through: u64,
         written_at_ms: u64,
     ) -> Result<SnapshotWriter, SnapshotError> {
-        Self::create_with_mode(path, covers_through, written_at_ms, 0o666)
-    }
-
-    /// [`SnapshotWriter::create`] for a file readable by its owner only (mode 0600) from
-    /// its first byte: a backup's copy, which may sit in a directory others can read.
-    pub fn create_private(
-        path: &Path,
-        covers_through: u64,
-        written_at_ms: u64,
-    ) -> Result<SnapshotWriter, SnapshotError> {
-        Self::create_with_mode(path, covers_through, written_at_ms, 0o600)
-    }
-
-    fn create_with_mode(
-        path: &Path,
-        covers_through: u64,
-        written_at_ms: u64,
-        mode: u32,
-    ) -> Result<SnapshotWriter, SnapshotError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        // Mode 0666 is what File::create uses (the umask applies to both).
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| io_error("create", &tmp, &e))?;
+        let tmp = tmp_name(name);
+        let file = dir
+            .create(&tmp)
+            .map_err(|e| io_error("create", &dir.path(&tmp), &e))?;
         let mut w = SnapshotWriter {
-            path: path.to_path_buf(),
+            dir,
+            name: name.to_string(),
             tmp,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: Some(BufWriter::with_capacity(1 << 20, SeqWriter { file, at: 0 })),
+            placed: false,
             crc: crc32fast::Hasher::new(),
             written: 0,
             blocks: 0,
@@ -205,10 +229,29 @@ impl SnapshotWriter {
         Ok(w)
     }
 
+    /// [`SnapshotWriter::create`] for the real file `path`.
+    pub fn create_file(
+        path: &Path,
+        covers_through: u64,
+        written_at_ms: u64,
+    ) -> Result<SnapshotWriter, SnapshotError> {
+        let (dir, name) = FileSnapshotDir::of_file(path);
+        Self::create(Arc::new(dir), &name, covers_through, written_at_ms)
+    }
+
+    /// The path of the temporary file, for messages.
+    fn tmp_path(&self) -> PathBuf {
+        self.dir.path(&self.tmp)
+    }
+
+    fn out(&mut self) -> &mut BufWriter<SeqWriter> {
+        self.out.as_mut().expect("taken only by drop")
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let out = self.out.as_mut().expect("the writer is open until finish");
-        out.write_all(bytes)
-            .map_err(|e| io_error("write", &self.tmp, &e))?;
+        self.out()
+            .write_all(bytes)
+            .map_err(|e| io_error("write", &self.tmp_path(), &e))?;
         self.crc.update(bytes);
         self.written += bytes.len() as u64;
         Ok(())
@@ -219,7 +262,7 @@ impl SnapshotWriter {
     pub fn block(&mut self, block_type: u8, payload: &[u8]) -> Result<(), SnapshotError> {
         if payload.len() > MAX_BLOCK_LEN {
             return Err(SnapshotError::BadBlock {
-                path: self.tmp.clone(),
+                path: self.tmp_path(),
                 offset: self.written,
                 reason: format!(
                     "a block of {} bytes exceeds the limit of {MAX_BLOCK_LEN}",
@@ -251,18 +294,23 @@ impl SnapshotWriter {
         footer[24..28].copy_from_slice(&self.crc.clone().finalize().to_le_bytes());
         let crc = crc32fast::hash(&footer[0..28]);
         footer[28..32].copy_from_slice(&crc.to_le_bytes());
-        let mut out = self.out.take().expect("finish runs once");
+        // A failure before the rename leaves the temporary file to `drop`, which removes it.
+        let out = self.out();
         out.write_all(&footer)
-            .map_err(|e| io_error("write", &self.tmp, &e))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("write", &self.tmp, e.error()))?;
-        file.sync_all()
-            .map_err(|e| io_error("sync", &self.tmp, &e))?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| io_error("rename", &self.tmp, &e))?;
-        crate::io_error::sync_parent_dir(&self.path)
-            .map_err(|e| io_error("sync the directory of", &self.path, &e))?;
+            .and_then(|()| out.flush())
+            .map_err(|e| io_error("write", &self.tmp_path(), &e))?;
+        self.out()
+            .get_mut()
+            .file
+            .sync_all()
+            .map_err(|e| io_error("sync", &self.tmp_path(), &e))?;
+        self.dir
+            .rename(&self.tmp, &self.name)
+            .map_err(|e| io_error("rename", &self.tmp_path(), &e))?;
+        self.placed = true;
+        self.dir
+            .sync()
+            .map_err(|e| io_error("sync the directory of", &self.dir.path(&self.name), &e))?;
         Ok(SnapshotInfo {
             covers_through: self.covers_through,
             written_at_ms: self.written_at_ms,
@@ -274,9 +322,13 @@ impl SnapshotWriter {
 
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
-        if self.out.take().is_some() {
+        // What is still buffered is dropped, not written (a BufWriter would write it).
+        if let Some(out) = self.out.take() {
+            let _ = out.into_parts();
+        }
+        if !self.placed {
             // Unfinished: what was written is no snapshot.
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = self.dir.remove(&self.tmp);
         }
     }
 }
@@ -289,19 +341,30 @@ fn io_error(op: &'static str, path: &Path, e: &std::io::Error) -> SnapshotError 
     }
 }
 
-/// Reads the snapshot at `path`, checking everything, and hands each block to `on_block`
-/// (type, payload) in order. An error from `on_block` is reported as a bad block. When
-/// this returns an error, what `on_block` received must be discarded: the snapshot is not
-/// complete or not intact.
-pub fn read(
+/// Reads the snapshot at the real file `path`: [`read`].
+pub fn read_file(
     path: &Path,
+    on_block: impl FnMut(u8, &[u8]) -> Result<(), String>,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let (dir, name) = FileSnapshotDir::of_file(path);
+    read(&dir, &name, on_block)
+}
+
+/// Reads snapshot `name` of `dir`, checking everything, and hands each block to
+/// `on_block` (type, payload) in order. An error from `on_block` is reported as a bad
+/// block. When this returns an error, what `on_block` received must be discarded: the
+/// snapshot is not complete or not intact.
+pub fn read(
+    dir: &dyn SnapshotDir,
+    name: &str,
     mut on_block: impl FnMut(u8, &[u8]) -> Result<(), String>,
 ) -> Result<SnapshotInfo, SnapshotError> {
-    let file = File::open(path).map_err(|e| io_error("open", path, &e))?;
+    let path_buf = dir.path(name);
+    let path = path_buf.as_path();
+    let mut file = dir.open(name).map_err(|e| io_error("open", path, &e))?;
     let len = file
-        .metadata()
-        .map_err(|e| io_error("read the size of", path, &e))?
-        .len();
+        .file_len()
+        .map_err(|e| io_error("read the size of", path, &e))?;
     let damaged = |offset: u64, reason: String| SnapshotError::Damaged {
         path: path.to_path_buf(),
         offset,
@@ -314,9 +377,9 @@ pub fn read(
         ));
     }
     let body_end = len - FOOTER_LEN as u64;
-    let mut input = BufReader::with_capacity(1 << 20, file);
+    let mut input = BufReader::with_capacity(1 << 20, SeqReader { file, at: 0, len });
     let mut whole = crc32fast::Hasher::new();
-    let read_exact = |input: &mut BufReader<File>, buf: &mut [u8], offset: u64| {
+    let read_exact = |input: &mut BufReader<SeqReader>, buf: &mut [u8], offset: u64| {
         input
             .read_exact(buf)
             .map_err(|e| damaged(offset, format!("cannot read: {}", describe_io(&e))))
@@ -426,7 +489,7 @@ mod tests {
     use super::*;
 
     fn write_sample(path: &Path) -> SnapshotInfo {
-        let mut w = SnapshotWriter::create(path, 42, 1_700_000_000_000).unwrap();
+        let mut w = SnapshotWriter::create_file(path, 42, 1_700_000_000_000).unwrap();
         w.block(block::ENTRIES, b"first block").unwrap();
         w.block(block::CLOCK, &[]).unwrap();
         w.block(block::SYNC, &vec![7u8; 100_000]).unwrap();
@@ -438,7 +501,7 @@ mod tests {
 
     fn read_all(path: &Path) -> Result<(SnapshotInfo, Blocks), SnapshotError> {
         let mut blocks = Vec::new();
-        let info = read(path, |t, p| {
+        let info = read_file(path, |t, p| {
             blocks.push((t, p.to_vec()));
             Ok(())
         })?;
@@ -464,7 +527,7 @@ mod tests {
     fn every_flipped_byte_and_every_truncation_is_found_and_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        let mut w = SnapshotWriter::create(&path, 9, 1).unwrap();
+        let mut w = SnapshotWriter::create_file(&path, 9, 1).unwrap();
         w.block(block::ENTRIES, b"abc").unwrap();
         w.block(block::VECTOR, b"defgh").unwrap();
         w.finish().unwrap();
@@ -507,7 +570,7 @@ mod tests {
     fn an_unfinished_snapshot_leaves_no_file_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
-        let mut w = SnapshotWriter::create(&path, 1, 1).unwrap();
+        let mut w = SnapshotWriter::create_file(&path, 1, 1).unwrap();
         w.block(block::ENTRIES, b"x").unwrap();
         drop(w);
         assert!(!path.exists());
@@ -519,7 +582,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.snap");
         write_sample(&path);
-        let e = read(&path, |t, _| {
+        let e = read_file(&path, |t, _| {
             if t == block::CLOCK {
                 Err("clock block truncated".into())
             } else {

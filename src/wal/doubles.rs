@@ -1,21 +1,23 @@
 //! Test doubles for the storage seam: a directory whose files fail on the n-th write or sync
 //! (`FaultyDir`), and a simulated disk that can lose what was not synced (data, and file
-//! creations and deletions alike), tear a write at any byte or flip bits (`MemDir`,
-//! `PowerCut`). Built for tests only: the crate's own unit tests, and its integration tests
+//! creations, renames and deletions alike), tear a write at any byte or flip bits (`MemDir`,
+//! `PowerCut`). Both serve the WAL's segments ([`SegmentDir`]) and the snapshots next to
+//! them ([`SnapshotDir`]) as one directory. Built for tests only: the crate's own unit tests, and its integration tests
 //! through the `internals` feature (enabled by the crate's dev-dependency on itself); the
 //! library that applications link has none of it.
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::storage::{SegmentDir, WalFile, WalStorage};
+use super::storage::{SegmentDir, SnapshotDir, WalFile, WalStorage};
 
 /// Which operation a [`FaultyDir`] makes fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The n-th write (counting from 1) and every later one fail. Writes are `write_at` on
-    /// any file of the WAL, and the creation and removal of files.
+    /// any file of the WAL or a snapshot, and the creation, renaming and removal of files.
     Write(u64),
     /// The n-th sync (counting from 1) and every later one fail: `sync_data` or `sync_all`
     /// on any file, or a sync of the directory.
@@ -66,6 +68,10 @@ impl WalStorage for FaultyStorage {
         self.inner.read_prefix(len)
     }
 
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+
     fn file_len(&mut self) -> io::Result<u64> {
         self.inner.file_len()
     }
@@ -93,8 +99,8 @@ impl WalStorage for FaultyStorage {
     }
 }
 
-/// A directory wrapper that fails chosen operations, counted over every file of the WAL and
-/// the directory itself, with an I/O error, for fault tests.
+/// A directory wrapper that fails chosen operations, counted over every file of the WAL, its
+/// snapshots and the directory itself, with an I/O error, for fault tests.
 pub struct FaultyDir {
     inner: Box<dyn SegmentDir>,
     counters: SharedCounters,
@@ -113,10 +119,62 @@ impl FaultyDir {
     }
 
     fn wrap(&self, inner: Box<dyn WalStorage>) -> Box<dyn WalStorage> {
-        Box::new(FaultyStorage {
-            inner,
-            counters: self.counters.clone(),
-        })
+        wrap(&self.counters, inner)
+    }
+}
+
+fn wrap(counters: &SharedCounters, inner: Box<dyn WalStorage>) -> Box<dyn WalStorage> {
+    Box::new(FaultyStorage {
+        inner,
+        counters: counters.clone(),
+    })
+}
+
+/// The snapshot side of a [`FaultyDir`], counting with it.
+struct FaultySnapshotDir {
+    inner: Arc<dyn SnapshotDir>,
+    counters: SharedCounters,
+}
+
+impl SnapshotDir for FaultySnapshotDir {
+    fn path(&self, name: &str) -> PathBuf {
+        self.inner.path(name)
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        if counters(&self.counters).write_fails() {
+            return Err(injected("create"));
+        }
+        Ok(wrap(&self.counters, self.inner.create(name)?))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        Ok(wrap(&self.counters, self.inner.open(name)?))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        if counters(&self.counters).write_fails() {
+            return Err(injected("rename"));
+        }
+        self.inner.rename(from, to)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        if counters(&self.counters).write_fails() {
+            return Err(injected("remove"));
+        }
+        self.inner.remove(name)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        if counters(&self.counters).sync_fails() {
+            return Err(injected("sync"));
+        }
+        self.inner.sync()
     }
 }
 
@@ -151,11 +209,26 @@ impl SegmentDir for FaultyDir {
         }
         self.inner.sync()
     }
+
+    fn snapshot_dir(&self) -> Arc<dyn SnapshotDir> {
+        Arc::new(FaultySnapshotDir {
+            inner: self.inner.snapshot_dir(),
+            counters: self.counters.clone(),
+        })
+    }
 }
 
 /// The files of a directory, by name: what a [`MemDir`] holds (or would hold after a power
 /// cut). [`WalFile::Legacy`] is always there, possibly empty.
 pub type DirImage = BTreeMap<WalFile, Vec<u8>>;
+
+/// The name of a file of a [`MemDir`]: one of the WAL's, or one named by a
+/// [`SnapshotDir`] caller.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Name {
+    Wal(WalFile),
+    Named(String),
+}
 
 /// One file's contents: what reads see, and what survived its last sync.
 #[derive(Clone, Debug, Default)]
@@ -173,11 +246,15 @@ enum Pending {
         bytes: Vec<u8>,
     },
     Create {
-        name: WalFile,
+        name: Name,
         inode: usize,
     },
     Remove {
-        name: WalFile,
+        name: Name,
+    },
+    Rename {
+        from: Name,
+        to: Name,
     },
     /// The legacy file emptied.
     Empty {
@@ -192,14 +269,16 @@ struct SimDisk {
     /// the file still be found by the changes made to it.
     inodes: Vec<Inode>,
     /// The names reads see.
-    names: BTreeMap<WalFile, usize>,
+    names: BTreeMap<Name, usize>,
     /// The names that survived the last directory sync.
-    durable_names: BTreeMap<WalFile, usize>,
+    durable_names: BTreeMap<Name, usize>,
     /// Changes since the last sync that covers them, in order.
     pending: Vec<Pending>,
-    /// Mutating calls (writes, syncs, creations, removals) left before the power goes off;
-    /// `None`: never.
+    /// Mutating calls (writes, syncs, creations, renames, removals) left before the power
+    /// goes off; `None`: never.
     power_left: Option<u64>,
+    /// Mutating calls made (that the power allowed).
+    calls: u64,
 }
 
 /// Applies a write to an image, zero-filling any gap before `offset` (like a sparse file).
@@ -211,18 +290,26 @@ fn apply_write(image: &mut Vec<u8>, offset: u64, buf: &[u8]) {
     image[offset..offset + buf.len()].copy_from_slice(buf);
 }
 
+/// Renames `from` to `to` in a directory's names (nothing when `from` is not there).
+fn apply_rename(names: &mut BTreeMap<Name, usize>, from: &Name, to: &Name) {
+    if let Some(inode) = names.remove(from) {
+        names.insert(to.clone(), inode);
+    }
+}
+
 impl SimDisk {
-    fn from_image(image: DirImage) -> SimDisk {
+    fn from_files(files: BTreeMap<Name, Vec<u8>>) -> SimDisk {
         let mut disk = SimDisk {
             inodes: Vec::new(),
             names: BTreeMap::new(),
             durable_names: BTreeMap::new(),
             pending: Vec::new(),
             power_left: None,
+            calls: 0,
         };
-        let mut image = image;
-        image.entry(WalFile::Legacy).or_default();
-        for (name, bytes) in image {
+        let mut files = files;
+        files.entry(Name::Wal(WalFile::Legacy)).or_default();
+        for (name, bytes) in files {
             disk.names.insert(name, disk.inodes.len());
             disk.inodes.push(Inode {
                 written: bytes.clone(),
@@ -239,10 +326,24 @@ impl SimDisk {
             Some(0) => Err(io::Error::other("simulated power loss")),
             Some(n) => {
                 *n -= 1;
+                self.calls += 1;
                 Ok(())
             }
-            None => Ok(()),
+            None => {
+                self.calls += 1;
+                Ok(())
+            }
         }
+    }
+
+    /// Creates file `name` empty, replacing one of that name (a new file takes the name).
+    fn create(&mut self, name: Name) -> io::Result<usize> {
+        self.powered()?;
+        let inode = self.inodes.len();
+        self.inodes.push(Inode::default());
+        self.names.insert(name.clone(), inode);
+        self.pending.push(Pending::Create { name, inode });
+        Ok(inode)
     }
 
     /// Makes every pending change to one file durable (a file sync).
@@ -286,6 +387,7 @@ impl SimDisk {
                 Pending::Remove { name } => {
                     self.durable_names.remove(&name);
                 }
+                Pending::Rename { from, to } => apply_rename(&mut self.durable_names, &from, &to),
                 other => kept.push(other),
             }
         }
@@ -296,8 +398,8 @@ impl SimDisk {
 /// What a simulated power cut keeps of the changes made since they were last synced: the
 /// first `kept_writes` of them in full, then the first `torn_bytes` bytes of the next one
 /// when it is a write (a torn write), then nothing. Changes reach the disk in order;
-/// creations and removals of files are changes like writes (kept whole or lost), until a
-/// directory sync makes them durable. What was synced always survives.
+/// creations, renames and removals of files are changes like writes (kept whole or lost),
+/// until a directory sync makes them durable. What was synced always survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PowerCut {
     pub kept_writes: usize,
@@ -348,8 +450,17 @@ impl MemDir {
 
     /// A directory holding `image`, all of it durable.
     pub fn from_image(image: DirImage) -> MemDir {
+        Self::from_files(
+            image
+                .into_iter()
+                .map(|(name, bytes)| (Name::Wal(name), bytes))
+                .collect(),
+        )
+    }
+
+    fn from_files(files: BTreeMap<Name, Vec<u8>>) -> MemDir {
         MemDir {
-            disk: Arc::new(Mutex::new(SimDisk::from_image(image))),
+            disk: Arc::new(Mutex::new(SimDisk::from_files(files))),
         }
     }
 
@@ -357,22 +468,44 @@ impl MemDir {
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What reads see now (every change applied).
+    /// The WAL's files as reads see them now (every change applied).
     pub fn image(&self) -> DirImage {
         let disk = self.disk();
         disk.names
             .iter()
-            .map(|(name, &i)| (*name, disk.inodes[i].written.clone()))
+            .filter_map(|(name, &i)| match name {
+                Name::Wal(file) => Some((*file, disk.inodes[i].written.clone())),
+                Name::Named(_) => None,
+            })
             .collect()
     }
 
-    /// What survived the last syncs.
+    /// The other files (snapshots and their temporary files), by name, as reads see them
+    /// now.
+    pub fn named_files(&self) -> BTreeMap<String, Vec<u8>> {
+        let disk = self.disk();
+        disk.names
+            .iter()
+            .filter_map(|(name, &i)| match name {
+                Name::Named(n) => Some((n.clone(), disk.inodes[i].written.clone())),
+                Name::Wal(_) => None,
+            })
+            .collect()
+    }
+
+    /// Mutating calls (writes, syncs, creations, renames, removals) made so far on this
+    /// disk; the power budget of [`MemDir::power_off_after`] counts the same calls.
+    pub fn calls(&self) -> u64 {
+        self.disk().calls
+    }
+
+    /// The WAL's files that survived the last syncs.
     pub fn durable_image(&self) -> DirImage {
         self.power_cut(PowerCut::LOSE_UNSYNCED).image()
     }
 
     /// Sizes of the changes made since they were last synced, in order (0 for a creation,
-    /// removal or emptying of a file).
+    /// rename, removal or emptying of a file).
     pub fn pending_writes(&self) -> Vec<usize> {
         self.disk()
             .pending
@@ -384,8 +517,8 @@ impl MemDir {
             .collect()
     }
 
-    /// Lets `calls` more writes, syncs, creations or removals succeed; every later one
-    /// fails with an I/O error and changes nothing (the power went off there).
+    /// Lets `calls` more writes, syncs, creations, renames or removals succeed; every later
+    /// one fails with an I/O error and changes nothing (the power went off there).
     pub fn power_off_after(&self, calls: u64) {
         self.disk().power_left = Some(calls);
     }
@@ -406,11 +539,12 @@ impl MemDir {
                     bytes,
                 } => apply_write(&mut contents[*inode], *offset, bytes),
                 Pending::Create { name, inode } => {
-                    names.insert(*name, *inode);
+                    names.insert(name.clone(), *inode);
                 }
                 Pending::Remove { name } => {
                     names.remove(name);
                 }
+                Pending::Rename { from, to } => apply_rename(&mut names, from, to),
                 Pending::Empty { inode } => contents[*inode].clear(),
             }
         }
@@ -423,7 +557,7 @@ impl MemDir {
             let torn = cut.torn_bytes.min(bytes.len());
             apply_write(&mut contents[*inode], *offset, &bytes[..torn]);
         }
-        MemDir::from_image(
+        MemDir::from_files(
             names
                 .into_iter()
                 .map(|(name, i)| (name, std::mem::take(&mut contents[i])))
@@ -436,7 +570,7 @@ impl MemDir {
     pub fn flip_bit(&self, file: WalFile, bit: u64) {
         let mut guard = self.disk();
         let disk = &mut *guard;
-        let Some(&inode) = disk.names.get(&file) else {
+        let Some(&inode) = disk.names.get(&Name::Wal(file)) else {
             return;
         };
         let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
@@ -462,8 +596,23 @@ impl MemDir {
         }
     }
 
-    fn not_found(file: WalFile) -> io::Error {
-        io::Error::new(io::ErrorKind::NotFound, format!("{file:?} does not exist"))
+    fn not_found(name: &Name) -> io::Error {
+        io::Error::new(io::ErrorKind::NotFound, format!("{name:?} does not exist"))
+    }
+
+    fn file(&self, inode: usize) -> Box<dyn WalStorage> {
+        Box::new(MemFile {
+            disk: self.disk.clone(),
+            inode,
+        })
+    }
+
+    fn inode_of(&self, name: &Name) -> io::Result<usize> {
+        self.disk()
+            .names
+            .get(name)
+            .copied()
+            .ok_or_else(|| Self::not_found(name))
     }
 }
 
@@ -474,26 +623,19 @@ impl SegmentDir for MemDir {
             .names
             .keys()
             .filter_map(|name| match name {
-                WalFile::Segment(first) => Some(*first),
-                WalFile::Legacy => None,
+                Name::Wal(WalFile::Segment(first)) => Some(*first),
+                Name::Wal(WalFile::Legacy) | Name::Named(_) => None,
             })
             .collect())
     }
 
     fn open(&mut self, file: WalFile) -> io::Result<Box<dyn WalStorage>> {
-        let inode = *self
-            .disk()
-            .names
-            .get(&file)
-            .ok_or_else(|| Self::not_found(file))?;
-        Ok(Box::new(MemFile {
-            disk: self.disk.clone(),
-            inode,
-        }))
+        let inode = self.inode_of(&Name::Wal(file))?;
+        Ok(self.file(inode))
     }
 
     fn create(&mut self, first_sequence: u64) -> io::Result<Box<dyn WalStorage>> {
-        let name = WalFile::Segment(first_sequence);
+        let name = Name::Wal(WalFile::Segment(first_sequence));
         let mut disk = self.disk();
         if disk.names.contains_key(&name) {
             return Err(io::Error::new(
@@ -501,21 +643,15 @@ impl SegmentDir for MemDir {
                 format!("{name:?} exists"),
             ));
         }
-        disk.powered()?;
-        let inode = disk.inodes.len();
-        disk.inodes.push(Inode::default());
-        disk.names.insert(name, inode);
-        disk.pending.push(Pending::Create { name, inode });
+        let inode = disk.create(name)?;
         drop(disk);
-        Ok(Box::new(MemFile {
-            disk: self.disk.clone(),
-            inode,
-        }))
+        Ok(self.file(inode))
     }
 
     fn remove(&mut self, file: WalFile) -> io::Result<()> {
+        let name = Name::Wal(file);
         let mut disk = self.disk();
-        let inode = *disk.names.get(&file).ok_or_else(|| Self::not_found(file))?;
+        let inode = *disk.names.get(&name).ok_or_else(|| Self::not_found(&name))?;
         disk.powered()?;
         match file {
             WalFile::Legacy => {
@@ -523,14 +659,79 @@ impl SegmentDir for MemDir {
                 disk.pending.push(Pending::Empty { inode });
             }
             WalFile::Segment(_) => {
-                disk.names.remove(&file);
-                disk.pending.push(Pending::Remove { name: file });
+                disk.names.remove(&name);
+                disk.pending.push(Pending::Remove { name });
             }
         }
         Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.powered()?;
+        disk.sync_dir();
+        Ok(())
+    }
+
+    fn snapshot_dir(&self) -> Arc<dyn SnapshotDir> {
+        Arc::new(self.clone())
+    }
+}
+
+/// The snapshot files of a [`MemDir`]: named files beside the WAL's, in the same
+/// simulated directory (one directory sync covers both).
+impl SnapshotDir for MemDir {
+    fn path(&self, name: &str) -> PathBuf {
+        PathBuf::from("(simulated disk)").join(name)
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self
+            .disk()
+            .names
+            .keys()
+            .filter_map(|name| match name {
+                Name::Named(n) => Some(n.clone()),
+                Name::Wal(_) => None,
+            })
+            .collect())
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        let inode = self.disk().create(Name::Named(name.to_string()))?;
+        Ok(self.file(inode))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        let inode = self.inode_of(&Name::Named(name.to_string()))?;
+        Ok(self.file(inode))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from, to) = (Name::Named(from.to_string()), Name::Named(to.to_string()));
+        let mut disk = self.disk();
+        if !disk.names.contains_key(&from) {
+            return Err(Self::not_found(&from));
+        }
+        disk.powered()?;
+        apply_rename(&mut disk.names, &from, &to);
+        disk.pending.push(Pending::Rename { from, to });
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let name = Name::Named(name.to_string());
+        let mut disk = self.disk();
+        if !disk.names.contains_key(&name) {
+            return Err(Self::not_found(&name));
+        }
+        disk.powered()?;
+        disk.names.remove(&name);
+        disk.pending.push(Pending::Remove { name });
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
         let mut disk = self.disk();
         disk.powered()?;
         disk.sync_dir();
@@ -560,6 +761,19 @@ impl WalStorage for MemFile {
         let disk = self.disk();
         let written = &disk.inodes[self.inode].written;
         Ok(written[..len.min(written.len())].to_vec())
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let disk = self.disk();
+        let written = &disk.inodes[self.inode].written;
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        match written.get(from..).and_then(|rest| rest.get(..buf.len())) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(io::ErrorKind::UnexpectedEof.into()),
+        }
     }
 
     fn file_len(&mut self) -> io::Result<u64> {

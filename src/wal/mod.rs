@@ -44,7 +44,10 @@ use crate::io_error::describe_io;
 pub use doubles::{DirImage, Fault, FaultyDir, MemDir, PowerCut};
 use format::{FileHeader, HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
-pub use storage::{FileDir, SegmentDir, WalFile, WalStorage, segment_path, wal_file_path};
+pub use storage::{
+    FileDir, FileSnapshotDir, SegmentDir, SnapshotDir, WalFile, WalStorage, segment_path,
+    wal_file_path,
+};
 
 /// Default [`WalOptions::segment_size`]: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;

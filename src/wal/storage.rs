@@ -6,6 +6,13 @@
 //! sequence number>`, plus the file at the WAL path itself, which holds the lock and, for a
 //! log written before segments existed, the whole single-file log of format version 1
 //! (docs/wal-format.md).
+//!
+//! The snapshots a compaction writes next to the WAL (`<wal path>.snap.<20 digits>`, and
+//! their `.tmp` while they are written) go through a sibling seam, [`SnapshotDir`], which
+//! every WAL directory hands out for the same directory ([`SegmentDir::snapshot_dir`]): a
+//! store opened on a simulated directory keeps its snapshots there too. It knows nothing
+//! of snapshot names or contents (the store's `checkpoint.rs` and `snapshot.rs` do): only
+//! files named by the caller.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -13,6 +20,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::WalError;
 
@@ -22,6 +30,8 @@ pub trait WalStorage: Send {
     fn read_all(&mut self) -> io::Result<Vec<u8>>;
     /// Reads the first `len` bytes of the file (all of it when it is shorter).
     fn read_prefix(&mut self, len: usize) -> io::Result<Vec<u8>>;
+    /// Fills `buf` from `offset`; a file that ends first is an `UnexpectedEof` error.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// The file's length in bytes.
     fn file_len(&mut self) -> io::Result<u64>;
     /// Writes all of `buf` at `offset`.
@@ -58,6 +68,32 @@ pub trait SegmentDir: Send {
     fn remove(&mut self, file: WalFile) -> io::Result<()>;
     /// Makes creations and removals durable (fsync of the directory).
     fn sync(&mut self) -> io::Result<()>;
+    /// The same directory for the snapshot files next to the WAL. Changes made through it
+    /// and through this one are made durable by the same directory syncs, as on a real
+    /// disk.
+    fn snapshot_dir(&self) -> Arc<dyn SnapshotDir>;
+}
+
+/// The directory operations snapshots use, on files named by the caller (names of the
+/// directory's own files, no paths). Like [`SegmentDir`]: a creation, rename or removal
+/// may be undone by a crash until [`SnapshotDir::sync`] returns, and a file's data until
+/// its own sync. Safe to share: a snapshot being written holds a handle of its own.
+pub trait SnapshotDir: Send + Sync {
+    /// The path of file `name`, for messages.
+    fn path(&self, name: &str) -> PathBuf;
+    /// The names of the files in the directory, in any order (a real directory lists
+    /// every file; the caller picks its own by name).
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Creates file `name` empty for writing; one of that name is replaced (truncated).
+    fn create(&self, name: &str) -> io::Result<Box<dyn WalStorage>>;
+    /// Opens existing file `name` for reading.
+    fn open(&self, name: &str) -> io::Result<Box<dyn WalStorage>>;
+    /// Renames `from` to `to` atomically, replacing a file named `to`.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Deletes file `name`.
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Makes creations, renames and removals durable (fsync of the directory).
+    fn sync(&self) -> io::Result<()>;
 }
 
 /// The path of segment `first_sequence` of the WAL at `wal_path`: the WAL path followed by
@@ -100,6 +136,10 @@ impl WalStorage for FileStorage {
         self.file.seek(SeekFrom::Start(0))?;
         (&mut self.file).take(len as u64).read_to_end(&mut bytes)?;
         Ok(bytes)
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
     }
 
     fn file_len(&mut self) -> io::Result<u64> {
@@ -226,6 +266,93 @@ impl SegmentDir for FileDir {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn snapshot_dir(&self) -> Arc<dyn SnapshotDir> {
+        Arc::new(FileSnapshotDir::new(&self.dir))
+    }
+}
+
+/// A real directory for snapshot files. Holds no lock: the WAL's [`FileDir`] does.
+#[derive(Clone, Debug)]
+pub struct FileSnapshotDir {
+    dir: PathBuf,
+    /// The mode new files get (before the umask).
+    mode: u32,
+}
+
+impl FileSnapshotDir {
+    /// The directory `dir`; new files get mode 0666 before the umask, as `File::create`
+    /// gives.
+    pub fn new(dir: &Path) -> FileSnapshotDir {
+        FileSnapshotDir {
+            dir: dir.to_path_buf(),
+            mode: 0o666,
+        }
+    }
+
+    /// New files are readable by their owner only (mode 0600) from their first byte: a
+    /// backup's, which may sit in a directory others can read.
+    pub fn private(mut self) -> FileSnapshotDir {
+        self.mode = 0o600;
+        self
+    }
+
+    /// The directory holding `path` (`.` when it has none) and the file name of `path`.
+    pub fn of_file(path: &Path) -> (FileSnapshotDir, String) {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (FileSnapshotDir::new(dir), name)
+    }
+}
+
+impl SnapshotDir for FileSnapshotDir {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            // A name that is not UTF-8 is no snapshot's.
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.mode)
+            .open(self.dir.join(name))?;
+        Ok(Box::new(FileStorage::new(file)))
+    }
+
+    fn open(&self, name: &str) -> io::Result<Box<dyn WalStorage>> {
+        Ok(Box::new(FileStorage::new(File::open(self.dir.join(name))?)))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.dir.join(name))
+    }
+
+    fn sync(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
 }

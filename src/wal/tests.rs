@@ -626,3 +626,40 @@ proptest! {
         prop_assert_eq!(seen, expected);
     }
 }
+
+#[test]
+fn a_snapshot_file_renamed_into_place_survives_a_power_cut_only_once_the_directory_is_synced()
+{
+    let dir = MemDir::new();
+    let snapshots = dir.snapshot_dir();
+    let mut tmp = snapshots.create("s.tmp").unwrap();
+    tmp.write_at(0, b"complete").unwrap();
+    tmp.sync_all().unwrap();
+    snapshots.sync().unwrap();
+    snapshots.rename("s.tmp", "s").unwrap();
+    assert_eq!(snapshots.list().unwrap(), vec!["s".to_string()]);
+    let mut read = vec![0u8; 8];
+    snapshots.open("s").unwrap().read_at(0, &mut read).unwrap();
+    assert_eq!(read, b"complete");
+    // Before the directory sync, a power cut may undo the rename (the change is kept or
+    // lost whole), never lose the synced contents.
+    let lost = dir.power_cut(PowerCut::LOSE_UNSYNCED).named_files();
+    assert_eq!(lost.keys().collect::<Vec<_>>(), ["s.tmp"]);
+    let kept = dir.power_cut(PowerCut {
+        kept_writes: 1,
+        torn_bytes: 0,
+    });
+    assert_eq!(kept.named_files()["s"], b"complete");
+    assert_eq!(kept.named_files().len(), 1);
+    snapshots.sync().unwrap();
+    let synced = dir.power_cut(PowerCut::LOSE_UNSYNCED).named_files();
+    assert_eq!(synced.keys().collect::<Vec<_>>(), ["s"]);
+    // A removal is undone the same way until the directory is synced.
+    snapshots.remove("s").unwrap();
+    assert!(snapshots.list().unwrap().is_empty());
+    assert_eq!(dir.power_cut(PowerCut::LOSE_UNSYNCED).named_files().len(), 1);
+    snapshots.sync().unwrap();
+    assert!(dir.power_cut(PowerCut::LOSE_UNSYNCED).named_files().is_empty());
+    // The WAL's own files are not snapshot files.
+    assert_eq!(dir.image().len(), 1, "the lock file only");
+}

@@ -511,7 +511,7 @@ impl Settings {
     pub(crate) fn prepare_data_dir(&mut self) -> Result<(), CliError> {
         data_dir::ensure(&self.data_dir)?;
         if self.node_id.is_none() {
-            self.node_id = Some(data_dir::stored_node_id(&self.data_dir)?);
+            self.node_id = Some(data_dir::stored_node_id(&self.data_dir, &self.wal_path())?);
             self.set("node_id", Source::DataDir);
         }
         Ok(())

@@ -3,7 +3,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use softadastra::{Error, Result, describe_io, generate_node_id, hostname, validate_node_id};
+use softadastra::{
+    Error, Result, StoreError, describe_io, generate_node_id, hostname, validate_node_id,
+};
 
 /// File inside the data directory that holds the generated node id.
 pub(crate) const NODE_ID_FILE: &str = "node-id";
@@ -65,16 +67,54 @@ pub(crate) fn store_node_id(data_dir: &Path, id: &str) -> Result<()> {
     write().map_err(|e| io_error(&path, "write", &e))
 }
 
-/// The node id stored in the data directory, generated and stored on first use so that it
-/// is stable across runs and different on every machine ("node-<host>-<random>").
-pub(crate) fn stored_node_id(data_dir: &Path) -> Result<String> {
+/// The node id stored in the data directory, generated and stored (durably) on first use
+/// so that it is stable across runs and different on every machine
+/// ("node-<host>-<random>").
+///
+/// An id is made up only for a new node: not when its WAL (`wal`, created when a node
+/// first opens, or locked by a restore), its key or a restore's marker (docs/backup.md)
+/// is there. That node has an id already: its log is numbered under it and its key is
+/// bound to it, and an id made up now would be stored for good, make the node refuse to
+/// open, and make `restore --force` refuse to finish a restore cut short (the stored id
+/// would not be the backup's).
+pub(crate) fn stored_node_id(data_dir: &Path, wal: &Path) -> Result<String> {
     if let Some(id) = read_stored_node_id(data_dir)? {
         return Ok(id);
     }
-    let path = data_dir.join(NODE_ID_FILE);
+    for marker in [
+        with_suffix(wal, ".restoring"),
+        with_suffix(wal, ".restoring.tmp"),
+    ] {
+        if marker.exists() {
+            return Err(StoreError::RestoreUnfinished { marker }.into());
+        }
+    }
+    if let Some(found) = [wal.to_path_buf(), with_suffix(wal, ".key")]
+        .into_iter()
+        .find(|p| p.exists())
+    {
+        return Err(Error::InvalidOptions {
+            field: "node_id",
+            reason: format!(
+                "data directory {} holds a node ({}) but no node id ({}): give the node's \
+                 id with --node-id (its key is bound to it), or, if a restore into it was \
+                 cut short, run the restore again (with --force)",
+                data_dir.display(),
+                found.display(),
+                data_dir.join(NODE_ID_FILE).display()
+            ),
+        });
+    }
     let id = generate_node_id(&hostname());
-    std::fs::write(&path, format!("{id}\n")).map_err(|e| io_error(&path, "write", &e))?;
+    store_node_id(data_dir, &id)?;
     Ok(id)
+}
+
+/// `path` with `suffix` appended to its file name (`node.wal` -> `node.wal.key`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 #[cfg(test)]
@@ -84,15 +124,35 @@ mod tests {
     #[test]
     fn node_id_is_generated_once_and_then_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let first = stored_node_id(dir.path()).unwrap();
-        assert_eq!(stored_node_id(dir.path()).unwrap(), first);
+        let wal = wal_path(dir.path());
+        let first = stored_node_id(dir.path(), &wal).unwrap();
+        assert_eq!(stored_node_id(dir.path(), &wal).unwrap(), first);
+    }
+
+    #[test]
+    fn no_node_id_is_made_up_beside_a_node_or_an_unfinished_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = wal_path(dir.path());
+        std::fs::write(dir.path().join("node.wal.restoring"), "restoring\n").unwrap();
+        let msg = stored_node_id(dir.path(), &wal).unwrap_err().to_string();
+        assert!(msg.contains("did not finish"), "{msg}");
+        std::fs::remove_file(dir.path().join("node.wal.restoring")).unwrap();
+        std::fs::write(dir.path().join("node.wal.key"), "a key").unwrap();
+        let msg = stored_node_id(dir.path(), &wal).unwrap_err().to_string();
+        assert!(
+            msg.contains("node.wal.key") && msg.contains("--force"),
+            "{msg}"
+        );
+        assert!(!dir.path().join(NODE_ID_FILE).exists(), "nothing stored");
     }
 
     #[test]
     fn a_broken_stored_node_id_is_reported_with_its_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(NODE_ID_FILE), "bad id\n").unwrap();
-        let msg = stored_node_id(dir.path()).unwrap_err().to_string();
+        let msg = stored_node_id(dir.path(), &wal_path(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("node-id") && msg.contains("not allowed"),
             "{msg}"
