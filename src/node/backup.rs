@@ -103,7 +103,7 @@ fn write_backup(
 ) -> Result<BackupReport> {
     let _one_at_a_time = n.compaction.lock();
     written.names.push(backup::SNAPSHOT_FILE.into());
-    let (snapshot_cut, _, info) = super::compaction::cut_and_snapshot(n, now, true, |_| {
+    let (snapshot_cut, _, info) = super::compaction::cut_and_snapshot(n, now, |_| {
         dir.join(backup::SNAPSHOT_FILE)
     })?;
     let snapshot_crc = crc_of(&dir.join(backup::SNAPSHOT_FILE))?;

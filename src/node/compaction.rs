@@ -52,12 +52,10 @@ impl Client {
 /// snapshot of the state at the cut written to `path_for(cut)` while writers go on,
 /// synced, put in place and read back whole. Returns the cut, the snapshot's path and
 /// what was written. The caller holds `n.compaction`: one snapshot at a time, and no
-/// compaction deletes the log segments a backup copies. `private`: the file is readable
-/// by its owner only (a backup's).
+/// compaction deletes the log segments a backup copies.
 pub(super) fn cut_and_snapshot(
     n: &OpenNode,
     now_wall_ms: u64,
-    private: bool,
     path_for: impl FnOnce(u64) -> PathBuf,
 ) -> Result<(u64, PathBuf, SnapshotInfo)> {
     let (cut, sync_blocks) = {
@@ -70,12 +68,7 @@ pub(super) fn cut_and_snapshot(
         (cut, sync.snapshot_blocks())
     };
     let path = path_for(cut);
-    let create = if private {
-        SnapshotWriter::create_private
-    } else {
-        SnapshotWriter::create
-    };
-    let mut writer = create(&path, cut, now_wall_ms).map_err(StoreError::from)?;
+    let mut writer = SnapshotWriter::create(&path, cut, now_wall_ms).map_err(StoreError::from)?;
     n.store.write_snapshot_blocks(&mut writer)?;
     for payload in &sync_blocks {
         writer
@@ -134,7 +127,7 @@ pub(super) fn compact(n: &OpenNode, now_wall_ms: u64) -> Result<CompactionReport
         ));
     };
     let _one_at_a_time = n.compaction.lock();
-    let (cut, _, info) = cut_and_snapshot(n, now_wall_ms, false, |cut| snapshot_path(&wal_path, cut))?;
+    let (cut, _, info) = cut_and_snapshot(n, now_wall_ms, |cut| snapshot_path(&wal_path, cut))?;
     let mut report = CompactionReport {
         covers_through: cut,
         snapshot_bytes: info.bytes,

@@ -154,41 +154,22 @@ pub struct SnapshotWriter {
 
 impl SnapshotWriter {
     /// Starts the snapshot that will be `path`, holding every record through
-    /// `covers_through`.
+    /// `covers_through`. The file is readable by its owner only (mode 0600) from its
+    /// first byte, as the node's other files are: it holds all of the node's data.
     pub fn create(
         path: &Path,
         covers_through: u64,
         written_at_ms: u64,
     ) -> Result<SnapshotWriter, SnapshotError> {
-        Self::create_with_mode(path, covers_through, written_at_ms, 0o666)
-    }
-
-    /// [`SnapshotWriter::create`] for a file readable by its owner only (mode 0600) from
-    /// its first byte: a backup's copy, which may sit in a directory others can read.
-    pub fn create_private(
-        path: &Path,
-        covers_through: u64,
-        written_at_ms: u64,
-    ) -> Result<SnapshotWriter, SnapshotError> {
-        Self::create_with_mode(path, covers_through, written_at_ms, 0o600)
-    }
-
-    fn create_with_mode(
-        path: &Path,
-        covers_through: u64,
-        written_at_ms: u64,
-        mode: u32,
-    ) -> Result<SnapshotWriter, SnapshotError> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        // Mode 0666 is what File::create uses (the umask applies to both).
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(mode)
+            .mode(0o600)
             .open(&tmp)
             .map_err(|e| io_error("create", &tmp, &e))?;
         let mut w = SnapshotWriter {

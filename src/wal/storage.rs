@@ -11,10 +11,14 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::WalError;
+
+/// The mode the WAL's files are created with: its owner's only, as the data it logs is.
+/// (An existing file keeps its mode.)
+pub const FILE_MODE: u32 = 0o600;
 
 /// The file operations the WAL uses on one file. Offsets are absolute.
 pub trait WalStorage: Send {
@@ -139,6 +143,7 @@ impl FileDir {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|source| WalError::Io {
                 op: "open",
@@ -208,6 +213,7 @@ impl SegmentDir for FileDir {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(FILE_MODE)
             .open(segment_path(&self.path, first_sequence))?;
         Ok(Box::new(FileStorage::new(file)))
     }
