@@ -18,6 +18,7 @@ use softadastra::Client;
 use cli::backup;
 use cli::config::{Flags, Settings};
 use cli::control::{self, Request};
+use cli::data_dir::{self, Access};
 use cli::output::{self, Out};
 use cli::{CliError, JSON_SCHEMA_VERSION};
 
@@ -42,10 +43,17 @@ struct Global {
     /// [env: SOFTADASTRA_DATA_DIR] [default: data].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Node id (default: generated once and stored in the data directory)
-    /// [env: SOFTADASTRA_NODE_ID].
+    /// Node id. Bound to the data directory on first use (stored in <DIR>/node-id;
+    /// generated when none is given), after which another id is refused (exit 2) unless
+    /// --change-node-id is given [env: SOFTADASTRA_NODE_ID].
     #[arg(long, global = true, value_name = "ID")]
     node_id: Option<String>,
+    /// Change the node id bound to the data directory to the configured one (--node-id,
+    /// SOFTADASTRA_NODE_ID or the config file), with a command that writes. The old
+    /// identity key is set aside and a new one made: peers must trust the node again.
+    /// Refused while a node runs on the directory.
+    #[arg(long, global = true)]
+    change_node_id: bool,
     /// TOML configuration file [env: SOFTADASTRA_CONFIG].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -144,6 +152,10 @@ enum PeersCommand {
 enum NodeCommand {
     /// Show local node information.
     Info,
+    /// Make the node in the data directory without starting it (binds its node id, makes
+    /// its WAL and identity key) and show its information; on an existing node, only
+    /// shows it.
+    Init,
     /// Run the node until SIGINT/SIGTERM: transport, discovery when enabled, periodic sync
     /// ticks, and the control socket the other commands use.
     Start(StartArgs),
@@ -234,7 +246,7 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
 /// Runs `request` on the running node if one answers on the data directory's control
 /// socket, else on the data directory directly. When the WAL is locked (a node is starting,
 /// or another command holds it for a moment), tries both again for up to 5 s.
-fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliError> {
+fn dispatch(settings: &Settings, request: &Request) -> Result<Value, CliError> {
     let socket = settings.socket_path();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -243,7 +255,6 @@ fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliErro
         {
             return Ok(data);
         }
-        settings.prepare_data_dir()?;
         let client = Client::new(settings.client_options(false));
         match client.open() {
             Ok(()) => {
@@ -267,8 +278,7 @@ fn json_document(command: &str, data: Value) -> Value {
     doc
 }
 
-fn start_node(out: &Out, settings: &mut Settings) -> Result<(), CliError> {
-    settings.prepare_data_dir()?;
+fn start_node(out: &Out, settings: &Settings) -> Result<(), CliError> {
     out.section("Softadastra node configuration");
     println!();
     let rows: Vec<Vec<String>> = settings
@@ -327,10 +337,11 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
                     "--json is not supported by node start (it logs to stderr)",
                 ));
             }
-            return start_node(out, &mut settings);
+            data_dir::resolve(&mut settings, Access::Write, cli.global.change_node_id)?;
+            return start_node(out, &settings);
         }
         Command::Status => Request::Status,
-        Command::Node(NodeCommand::Info) => Request::NodeInfo,
+        Command::Node(NodeCommand::Info | NodeCommand::Init) => Request::NodeInfo,
         Command::Store(StoreCommand::Put { key, value }) => Request::StorePut {
             key: key.clone(),
             value: value.clone(),
@@ -377,12 +388,36 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
             ));
         }
         Command::Restore(args) => {
-            let data = backup::restore(&mut settings, &args.dir, args.force)?;
+            let data = backup::restore(
+                &mut settings,
+                &args.dir,
+                args.force,
+                cli.global.change_node_id,
+            )?;
             return print(cli, out, "restore", data);
         }
     };
-    let data = dispatch(&mut settings, &request)?;
-    print(cli, out, request.name(), data)
+    data_dir::resolve(
+        &mut settings,
+        access(&cli.command),
+        cli.global.change_node_id,
+    )?;
+    let data = dispatch(&settings, &request)?;
+    print(cli, out, command_name(cli), data)
+}
+
+/// Whether a command only reads the node (and so needs one, and never makes one) or
+/// writes to it.
+fn access(command: &Command) -> Access {
+    match command {
+        Command::Status
+        | Command::Node(NodeCommand::Info)
+        | Command::Store(StoreCommand::Get { .. } | StoreCommand::List { .. })
+        | Command::Sync(SyncCommand::Status)
+        | Command::Peers(PeersArgs { action: None })
+        | Command::Backup(_) => Access::Read,
+        _ => Access::Write,
+    }
 }
 
 /// Prints a command's result: its JSON document, or for people.
@@ -400,6 +435,7 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Version => "version",
         Command::Status => "status",
         Command::Node(NodeCommand::Info) => "node info",
+        Command::Node(NodeCommand::Init) => "node init",
         Command::Node(NodeCommand::Start(_)) => "node start",
         Command::Store(StoreCommand::Put { .. }) => "store put",
         Command::Store(StoreCommand::Get { .. }) => "store get",

@@ -156,7 +156,7 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 .collect();
             out.table(&["Component", "Metric", "Value"], &rows);
         }
-        "node info" => {
+        "node info" | "node init" => {
             out.section("Softadastra node");
             println!();
             let caps: Vec<String> = d["capabilities"]
