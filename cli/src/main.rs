@@ -183,17 +183,30 @@ struct StartArgs {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Write a key/value pair (a local write that syncs to peers).
+    /// Write a key/value pair (a local write that syncs to peers). The value is VALUE, or
+    /// the bytes of --value-file (any bytes, up to the store's limit of 16 MiB).
     Put {
         #[arg(allow_hyphen_values = true)]
         key: String,
-        #[arg(allow_hyphen_values = true)]
-        value: String,
+        #[arg(
+            allow_hyphen_values = true,
+            required_unless_present = "value_file",
+            conflicts_with = "value_file"
+        )]
+        value: Option<String>,
+        /// Read the value from PATH ("-": standard input) instead of an argument, for
+        /// large or binary values.
+        #[arg(long, value_name = "PATH")]
+        value_file: Option<PathBuf>,
     },
     /// Read one key.
     Get {
         #[arg(allow_hyphen_values = true)]
         key: String,
+        /// Print the value's bytes only, exactly as stored (no table, no newline added),
+        /// for pipes and files.
+        #[arg(long)]
+        raw: bool,
     },
     /// Remove one key (removing a missing key succeeds).
     Remove {
@@ -342,11 +355,30 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         }
         Command::Status => Request::Status,
         Command::Node(NodeCommand::Info | NodeCommand::Init) => Request::NodeInfo,
-        Command::Store(StoreCommand::Put { key, value }) => Request::StorePut {
-            key: key.clone(),
-            value: value.clone(),
-        },
-        Command::Store(StoreCommand::Get { key }) => Request::StoreGet { key: key.clone() },
+        Command::Store(StoreCommand::Put {
+            key,
+            value,
+            value_file,
+        }) => {
+            let value = match (value, value_file) {
+                (_, Some(path)) => read_value(path)?,
+                (Some(text), None) => text.clone().into_bytes(),
+                (None, None) => unreachable!("clap requires VALUE or --value-file"),
+            };
+            Request::store_put(key.clone(), value)
+        }
+        Command::Store(StoreCommand::Get { key, raw }) => {
+            if *raw && cli.global.json {
+                return Err(CliError::usage(
+                    "store get: --raw prints the value's bytes only; it cannot be combined \
+                     with --json",
+                ));
+            }
+            Request::StoreGet {
+                key: key.clone(),
+                raw: *raw,
+            }
+        }
         Command::Store(StoreCommand::Remove { key }) => Request::StoreRemove { key: key.clone() },
         Command::Store(StoreCommand::List { prefix }) => Request::StoreList {
             prefix: prefix.clone().unwrap_or_default(),
@@ -403,7 +435,51 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         cli.global.change_node_id,
     )?;
     let data = dispatch(&settings, &request)?;
+    if let Request::StoreGet { raw: true, .. } = request {
+        use std::io::Write;
+        let bytes = control::raw_value(&data)?;
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| CliError::failure(format!("cannot write the value: {e}")));
+    }
     print(cli, out, command_name(cli), data)
+}
+
+/// The value of `store put --value-file PATH` ("-": standard input), at most the store's
+/// limit: a larger one is refused (exit 2) without being read whole.
+fn read_value(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let bad = |e: std::io::Error| {
+        CliError::usage(format!(
+            "--value-file: cannot read {name}: {}",
+            softadastra::describe_io(&e)
+        ))
+    };
+    let reader: Box<dyn Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(bad)?)
+    };
+    let limit = softadastra::MAX_VALUE_LEN as u64;
+    let mut value = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut value)
+        .map_err(bad)?;
+    if value.len() as u64 > limit {
+        return Err(CliError::usage(format!(
+            "--value-file: {name} is larger than the store's limit of {limit} bytes (16 MiB)"
+        )));
+    }
+    Ok(value)
 }
 
 /// Whether a command only reads the node (and so needs one, and never makes one) or
