@@ -14,39 +14,9 @@
 # Inputs: SOURCE_DIR, CARGO_TARGET_DIR, LIBDIR, BINDIR, VERSION, CMAKE_C_COMPILER,
 #         CMAKE_CXX_COMPILER.
 
-if(DEFINED ENV{TMPDIR} AND NOT "$ENV{TMPDIR}" STREQUAL "")
-  set(_tmp "$ENV{TMPDIR}")
-else()
-  set(_tmp "/tmp")
-endif()
-string(RANDOM LENGTH 12 _suffix)
-set(WORK "${_tmp}/softadastra-preset-test-${_suffix}")
+set(WORK_PREFIX softadastra-preset-test)
+include("${CMAKE_CURRENT_LIST_DIR}/../script_support.cmake")
 set(PREFIX "${WORK}/prefix")
-file(MAKE_DIRECTORY "${WORK}")
-
-function(fail message)
-  file(REMOVE_RECURSE "${WORK}")
-  message(FATAL_ERROR "${message}")
-endfunction()
-
-# Runs a command in SOURCE_DIR (where the presets are); fails the test with its output
-# when it exits non-zero. Sets <out_var> to its standard output and error.
-function(run out_var)
-  execute_process(COMMAND ${ARGN} WORKING_DIRECTORY "${SOURCE_DIR}"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    string(REPLACE ";" " " shown "${ARGN}")
-    fail("command failed (${rc}): ${shown}\n--- stdout\n${out}\n--- stderr\n${err}")
-  endif()
-  set(${out_var} "${out}${err}" PARENT_SCOPE)
-endfunction()
-
-function(expect_contains text needle what)
-  string(FIND "${text}" "${needle}" at)
-  if(at EQUAL -1)
-    fail("${what}: expected to find '${needle}' in:\n${text}")
-  endif()
-endfunction()
 
 set(_common
   "-DSOFTADASTRA_CARGO_TARGET_DIR=${CARGO_TARGET_DIR}"
@@ -56,8 +26,9 @@ set(_common
   -DBUILD_TESTING=OFF -DSOFTADASTRA_BUILD_EXAMPLES=OFF)
 
 # --- 1. configure with the debug preset -----------------------------------------------
-run(configured "${CMAKE_COMMAND}" --preset debug -B "${WORK}/debug" ${_common}
-    -DSOFTADASTRA_BUILD_APPS=ON -DSOFTADASTRA_BUILD_APP=ON)
+run(configured "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" --preset debug -B "${WORK}/debug"
+    ${_common} -DSOFTADASTRA_BUILD_APPS=ON -DSOFTADASTRA_BUILD_APP=ON)
+set(configured "${configured}${configured_stderr}")
 expect_contains("${configured}" "SOFTADASTRA_BUILD_APP is not an option of Softadastra"
                 "a misspelt option")
 string(FIND "${configured}" "SOFTADASTRA_BUILD_APPS is not an option" _known_warned)
@@ -81,14 +52,10 @@ foreach(f ${BINDIR}/softadastra
     fail("not installed: ${f}")
   endif()
 endforeach()
-execute_process(COMMAND "${PREFIX}/${BINDIR}/softadastra" --version
-                RESULT_VARIABLE rc OUTPUT_VARIABLE version ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  fail("installed softadastra --version failed (${rc}): ${version}${err}")
-endif()
+run(version "${PREFIX}/${BINDIR}/softadastra" --version)
 expect_contains("${version}" "softadastra ${VERSION}" "softadastra --version")
 # Without the options, no command is installed.
-run(_ "${CMAKE_COMMAND}" --preset debug -B "${WORK}/debug" ${_common}
+run(_ "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" --preset debug -B "${WORK}/debug" ${_common}
     -DSOFTADASTRA_BUILD_APPS=OFF -USOFTADASTRA_BUILD_APP)
 run(_ "${CMAKE_COMMAND}" --install "${WORK}/debug" --prefix "${WORK}/no-apps")
 if(EXISTS "${WORK}/no-apps/${BINDIR}/softadastra")
@@ -96,7 +63,7 @@ if(EXISTS "${WORK}/no-apps/${BINDIR}/softadastra")
 endif()
 
 # --- 3. the release preset --------------------------------------------------------------
-run(_ "${CMAKE_COMMAND}" --preset release -B "${WORK}/release" ${_common}
+run(_ "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" --preset release -B "${WORK}/release" ${_common}
     -DSOFTADASTRA_BUILD_CLI_APP=ON)
 file(STRINGS "${WORK}/release/CMakeCache.txt" _type REGEX "^CMAKE_BUILD_TYPE:")
 expect_contains("${_type}" "=Release" "release preset build type")
