@@ -8,11 +8,15 @@
 #   softadastra_cxxglue    STATIC, the C++ half of the cxx bridge and cxx's runtime, compiled
 #                          here. A Rust cdylib exports only its extern "C" symbols, so C++ code
 #                          that talks to the bridge through the shared library links this.
+#   softadastra_cli        when SOFTADASTRA_BUILD_CLI is true: custom target running
+#                          `cargo build -p softadastra-cli --bin softadastra --locked`, the
+#                          softadastra command, at SOFTADASTRA_CLI_EXECUTABLE
 # and the variables SOFTADASTRA_CARGO_TARGET_DIR, SOFTADASTRA_CXXBRIDGE_DIR,
 # SOFTADASTRA_RUST_STATIC_LIB, SOFTADASTRA_RUST_SHARED_LIB.
 #
-# The cargo target directory is <source>/target (unless SOFTADASTRA_CARGO_TARGET_DIR names
-# another), shared with `cargo test`. Debug (and an empty build type) uses cargo's dev
+# The cargo target directory is SOFTADASTRA_CARGO_TARGET_DIR when given, else the
+# CARGO_TARGET_DIR of the environment cmake was first run in, else <source>/target: the
+# one `cargo test` uses, so their artifacts are shared. Debug (and an empty build type) uses cargo's dev
 # profile, so a Debug CMake build reuses cargo test's artifacts; every other build type
 # uses --release. Cargo decides what to rebuild; a no-op run takes about 0.1 s.
 # Single-config generators only.
@@ -26,7 +30,12 @@ endif()
 
 # A cache variable, so that a build can keep cargo's output outside the source tree
 # (-DSOFTADASTRA_CARGO_TARGET_DIR=/tmp/target, e.g. for several worktrees at once).
-set(SOFTADASTRA_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target" CACHE PATH
+if(DEFINED ENV{CARGO_TARGET_DIR} AND NOT "$ENV{CARGO_TARGET_DIR}" STREQUAL "")
+  set(_sa_default_target_dir "$ENV{CARGO_TARGET_DIR}")
+else()
+  set(_sa_default_target_dir "${PROJECT_SOURCE_DIR}/target")
+endif()
+set(SOFTADASTRA_CARGO_TARGET_DIR "${_sa_default_target_dir}" CACHE PATH
     "Where cargo builds the Rust library (CARGO_TARGET_DIR)")
 if(CMAKE_BUILD_TYPE STREQUAL "" OR CMAKE_BUILD_TYPE STREQUAL "Debug")
   set(_sa_profile_dir debug)
@@ -56,6 +65,22 @@ add_custom_target(softadastra_cargo ALL
   COMMENT "cargo build --lib (${_sa_profile_dir})"
   USES_TERMINAL
   VERBATIM)
+
+# The softadastra command (one binary: the CLI commands and `node start`).
+if(SOFTADASTRA_BUILD_CLI)
+  set(SOFTADASTRA_CLI_EXECUTABLE "${_sa_out}/softadastra")
+  add_custom_target(softadastra_cli ALL
+    COMMAND ${CMAKE_COMMAND} -E env "CARGO_TARGET_DIR=${SOFTADASTRA_CARGO_TARGET_DIR}"
+            "${CARGO_EXECUTABLE}" build -p softadastra-cli --bin softadastra --locked
+            ${_sa_profile_args}
+    WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+    BYPRODUCTS "${SOFTADASTRA_CLI_EXECUTABLE}"
+    COMMENT "cargo build --bin softadastra (${_sa_profile_dir})"
+    USES_TERMINAL
+    VERBATIM)
+  # One cargo at a time on the target directory: the library first.
+  add_dependencies(softadastra_cli softadastra_cargo)
+endif()
 
 # Imported targets need their include directories to exist when CMake generates.
 file(MAKE_DIRECTORY "${SOFTADASTRA_CXXBRIDGE_DIR}")

@@ -10,14 +10,15 @@
 # header's sa_* functions (besides the C++ SDK's bridge symbols) and has SONAME
 # libsoftadastra.so.<major>.
 #
-# The shared library is target/debug/libsoftadastra.so (cargo build --lib) unless
-# SOFTADASTRA_SHARED_LIB names another.
+# The shared library is debug/libsoftadastra.so in cargo's target directory
+# (CARGO_TARGET_DIR, else target: where cargo build --lib and the CMake build put it)
+# unless SOFTADASTRA_SHARED_LIB names another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 header=include/softadastra.h
 baseline=abi/softadastra.abi
-lib=${SOFTADASTRA_SHARED_LIB:-target/debug/libsoftadastra.so}
+lib=${SOFTADASTRA_SHARED_LIB:-${CARGO_TARGET_DIR:-target}/debug/libsoftadastra.so}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -403,3 +403,43 @@ fn a_segment_missing_after_the_snapshot_is_reported_naming_the_records() {
     assert!(e.to_string().contains("missing"), "{e}");
     assert_eq!(e.code(), ErrorCode::StoreError, "{e}");
 }
+
+/// Issue 14, item 7: every file the node makes is its owner's only from its first byte,
+/// whatever the umask allows: the WAL (the lock file and each segment), the snapshots,
+/// the identity key and the trusted peers.
+#[test]
+fn every_file_of_the_node_is_made_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), "till-01");
+    opts.wal_segment_size = 4096;
+    let client = Client::new(opts);
+    client.open().unwrap();
+    for i in 0..20 {
+        client.put(&format!("k/{i}"), &[7u8; 512]).unwrap();
+    }
+    client.compact().unwrap();
+    client.put("k/after", b"v").unwrap();
+    client.trust_peer("till-02", &"ab".repeat(32)).unwrap();
+    client.close().unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match name.strip_prefix("till-01.wal").unwrap_or("?") {
+            "" => "lock",
+            ".key" => "key",
+            ".trust" => "trust",
+            rest if rest.starts_with(".snap.") => "snapshot",
+            rest if rest.len() == 21 => "segment",
+            _ => panic!("unexpected file {name}"),
+        };
+        kinds.insert(kind);
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["key", "lock", "segment", "snapshot", "trust"]
+    );
+}

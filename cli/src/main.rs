@@ -18,6 +18,7 @@ use softadastra::Client;
 use cli::backup;
 use cli::config::{Flags, Settings};
 use cli::control::{self, Request};
+use cli::data_dir::{self, Access};
 use cli::output::{self, Out};
 use cli::{CliError, JSON_SCHEMA_VERSION};
 
@@ -42,10 +43,17 @@ struct Global {
     /// [env: SOFTADASTRA_DATA_DIR] [default: data].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Node id (default: generated once and stored in the data directory)
-    /// [env: SOFTADASTRA_NODE_ID].
+    /// Node id. Bound to the data directory on first use (stored in <DIR>/node-id;
+    /// generated when none is given), after which another id is refused (exit 2) unless
+    /// --change-node-id is given [env: SOFTADASTRA_NODE_ID].
     #[arg(long, global = true, value_name = "ID")]
     node_id: Option<String>,
+    /// Change the node id bound to the data directory to the configured one (--node-id,
+    /// SOFTADASTRA_NODE_ID or the config file), with a command that writes. The old
+    /// identity key is set aside and a new one made: peers must trust the node again.
+    /// Refused while a node runs on the directory.
+    #[arg(long, global = true)]
+    change_node_id: bool,
     /// TOML configuration file [env: SOFTADASTRA_CONFIG].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -144,6 +152,10 @@ enum PeersCommand {
 enum NodeCommand {
     /// Show local node information.
     Info,
+    /// Make the node in the data directory without starting it (binds its node id, makes
+    /// its WAL and identity key) and show its information; on an existing node, only
+    /// shows it.
+    Init,
     /// Run the node until SIGINT/SIGTERM: transport, discovery when enabled, periodic sync
     /// ticks, and the control socket the other commands use.
     Start(StartArgs),
@@ -171,17 +183,30 @@ struct StartArgs {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Write a key/value pair (a local write that syncs to peers).
+    /// Write a key/value pair (a local write that syncs to peers). The value is VALUE, or
+    /// the bytes of --value-file (any bytes, up to the store's limit of 16 MiB).
     Put {
         #[arg(allow_hyphen_values = true)]
         key: String,
-        #[arg(allow_hyphen_values = true)]
-        value: String,
+        #[arg(
+            allow_hyphen_values = true,
+            required_unless_present = "value_file",
+            conflicts_with = "value_file"
+        )]
+        value: Option<String>,
+        /// Read the value from PATH ("-": standard input) instead of an argument, for
+        /// large or binary values.
+        #[arg(long, value_name = "PATH")]
+        value_file: Option<PathBuf>,
     },
     /// Read one key.
     Get {
         #[arg(allow_hyphen_values = true)]
         key: String,
+        /// Print the value's bytes only, exactly as stored (no table, no newline added),
+        /// for pipes and files.
+        #[arg(long)]
+        raw: bool,
     },
     /// Remove one key (removing a missing key succeeds).
     Remove {
@@ -234,7 +259,7 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
 /// Runs `request` on the running node if one answers on the data directory's control
 /// socket, else on the data directory directly. When the WAL is locked (a node is starting,
 /// or another command holds it for a moment), tries both again for up to 5 s.
-fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliError> {
+fn dispatch(settings: &Settings, request: &Request) -> Result<Value, CliError> {
     let socket = settings.socket_path();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -243,7 +268,6 @@ fn dispatch(settings: &mut Settings, request: &Request) -> Result<Value, CliErro
         {
             return Ok(data);
         }
-        settings.prepare_data_dir()?;
         let client = Client::new(settings.client_options(false));
         match client.open() {
             Ok(()) => {
@@ -267,8 +291,7 @@ fn json_document(command: &str, data: Value) -> Value {
     doc
 }
 
-fn start_node(out: &Out, settings: &mut Settings) -> Result<(), CliError> {
-    settings.prepare_data_dir()?;
+fn start_node(out: &Out, settings: &Settings) -> Result<(), CliError> {
     out.section("Softadastra node configuration");
     println!();
     let rows: Vec<Vec<String>> = settings
@@ -327,15 +350,35 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
                     "--json is not supported by node start (it logs to stderr)",
                 ));
             }
-            return start_node(out, &mut settings);
+            data_dir::resolve(&mut settings, Access::Write, cli.global.change_node_id)?;
+            return start_node(out, &settings);
         }
         Command::Status => Request::Status,
-        Command::Node(NodeCommand::Info) => Request::NodeInfo,
-        Command::Store(StoreCommand::Put { key, value }) => Request::StorePut {
-            key: key.clone(),
-            value: value.clone(),
-        },
-        Command::Store(StoreCommand::Get { key }) => Request::StoreGet { key: key.clone() },
+        Command::Node(NodeCommand::Info | NodeCommand::Init) => Request::NodeInfo,
+        Command::Store(StoreCommand::Put {
+            key,
+            value,
+            value_file,
+        }) => {
+            let value = match (value, value_file) {
+                (_, Some(path)) => read_value(path)?,
+                (Some(text), None) => text.clone().into_bytes(),
+                (None, None) => unreachable!("clap requires VALUE or --value-file"),
+            };
+            Request::store_put(key.clone(), value)
+        }
+        Command::Store(StoreCommand::Get { key, raw }) => {
+            if *raw && cli.global.json {
+                return Err(CliError::usage(
+                    "store get: --raw prints the value's bytes only; it cannot be combined \
+                     with --json",
+                ));
+            }
+            Request::StoreGet {
+                key: key.clone(),
+                raw: *raw,
+            }
+        }
         Command::Store(StoreCommand::Remove { key }) => Request::StoreRemove { key: key.clone() },
         Command::Store(StoreCommand::List { prefix }) => Request::StoreList {
             prefix: prefix.clone().unwrap_or_default(),
@@ -377,12 +420,80 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
             ));
         }
         Command::Restore(args) => {
-            let data = backup::restore(&mut settings, &args.dir, args.force)?;
+            let data = backup::restore(
+                &mut settings,
+                &args.dir,
+                args.force,
+                cli.global.change_node_id,
+            )?;
             return print(cli, out, "restore", data);
         }
     };
-    let data = dispatch(&mut settings, &request)?;
-    print(cli, out, request.name(), data)
+    data_dir::resolve(
+        &mut settings,
+        access(&cli.command),
+        cli.global.change_node_id,
+    )?;
+    let data = dispatch(&settings, &request)?;
+    if let Request::StoreGet { raw: true, .. } = request {
+        use std::io::Write;
+        let bytes = control::raw_value(&data)?;
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| CliError::failure(format!("cannot write the value: {e}")));
+    }
+    print(cli, out, command_name(cli), data)
+}
+
+/// The value of `store put --value-file PATH` ("-": standard input), at most the store's
+/// limit: a larger one is refused (exit 2) without being read whole.
+fn read_value(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let bad = |e: std::io::Error| {
+        CliError::usage(format!(
+            "--value-file: cannot read {name}: {}",
+            softadastra::describe_io(&e)
+        ))
+    };
+    let reader: Box<dyn Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(bad)?)
+    };
+    let limit = softadastra::MAX_VALUE_LEN as u64;
+    let mut value = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut value)
+        .map_err(bad)?;
+    if value.len() as u64 > limit {
+        return Err(CliError::usage(format!(
+            "--value-file: {name} is larger than the store's limit of {limit} bytes (16 MiB)"
+        )));
+    }
+    Ok(value)
+}
+
+/// Whether a command only reads the node (and so needs one, and never makes one) or
+/// writes to it.
+fn access(command: &Command) -> Access {
+    match command {
+        Command::Status
+        | Command::Node(NodeCommand::Info)
+        | Command::Store(StoreCommand::Get { .. } | StoreCommand::List { .. })
+        | Command::Sync(SyncCommand::Status)
+        | Command::Peers(PeersArgs { action: None })
+        | Command::Backup(_) => Access::Read,
+        _ => Access::Write,
+    }
 }
 
 /// Prints a command's result: its JSON document, or for people.
@@ -400,6 +511,7 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Version => "version",
         Command::Status => "status",
         Command::Node(NodeCommand::Info) => "node info",
+        Command::Node(NodeCommand::Init) => "node init",
         Command::Node(NodeCommand::Start(_)) => "node start",
         Command::Store(StoreCommand::Put { .. }) => "store put",
         Command::Store(StoreCommand::Get { .. }) => "store get",

@@ -29,7 +29,7 @@ fn the_config_file_sets_the_data_dir_and_node_id() {
     let out = command()
         .arg("--config")
         .arg(&config)
-        .args(["node", "info", "--json"])
+        .args(["node", "init", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -62,7 +62,7 @@ fn precedence_is_flag_then_environment_then_file_then_default() {
         if let Some(f) = flag {
             c.args(["--node-id", f]);
         }
-        let out = c.args(["node", "info", "--json"]).output().unwrap();
+        let out = c.args(["node", "init", "--json"]).output().unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["node_id"].as_str().unwrap().to_string()
     };
@@ -71,7 +71,7 @@ fn precedence_is_flag_then_environment_then_file_then_default() {
     assert_eq!(node_id(Some("from-env"), Some("from-flag")), "from-flag");
     // Default: generated once in the data directory, never "node-1".
     let data = dir.path().join("data");
-    let generated = json(&data, &["node", "info"])["node_id"]
+    let generated = json(&data, &["node", "init"])["node_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -84,7 +84,7 @@ fn precedence_is_flag_then_environment_then_file_then_default() {
     let env_dir = dir.path().join("env-dir");
     let out = command()
         .env("SOFTADASTRA_DATA_DIR", &env_dir)
-        .args(["status", "--json"])
+        .args(["node", "init", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -183,6 +183,9 @@ fn every_command_has_help() {
 fn exit_codes_are_0_success_1_failure_2_invalid_usage() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Reading where there is no node yet: a failure.
+    assert_eq!(cli(&data, &["status"]).status.code(), Some(1));
+    assert_eq!(cli(&data, &["node", "init"]).status.code(), Some(0));
     assert_eq!(cli(&data, &["status"]).status.code(), Some(0));
     assert_eq!(cli(&data, &["version"]).status.code(), Some(0));
     assert_eq!(
@@ -226,8 +229,11 @@ fn values_that_look_like_options_are_stored_as_given() {
 fn colour_only_on_a_terminal_and_never_with_no_color() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert_eq!(cli(&data, &["node", "init"]).status.code(), Some(0));
     // Not a terminal: plain.
-    assert!(!stdout(&cli(&data, &["status"])).contains('\x1b'));
+    let plain = cli(&data, &["status"]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert!(!stdout(&plain).contains('\x1b'));
     // On a terminal (through script(1), when installed): coloured unless disabled.
     let on_tty = |extra: &str, env: Option<&str>| -> Option<String> {
         let line = format!(

@@ -250,7 +250,7 @@ fn while_a_node_runs_commands_go_through_its_control_socket() {
 fn a_stale_control_socket_is_removed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    json(&data, &["node", "init"]);
     let socket = data.join("control.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
@@ -403,10 +403,13 @@ fn start_failures_exit_non_zero_with_the_reason() {
     let running = Node::start(&data, &[]);
     let other = dir.path().join("other");
     let wal = data.join("node.wal");
+    // The running node's id: without it, a data directory without a node id naming a WAL
+    // that exists is refused before the WAL is tried.
+    let id = std::fs::read_to_string(data.join("node-id")).unwrap();
     let out = cli_support::command()
         .arg("--data-dir")
         .arg(&other)
-        .args(["--node-id", "other-node"])
+        .args(["--node-id", id.trim()])
         .args(["node", "start", "--transport-host", "127.0.0.1"])
         .args(["--transport-port", &free_port().to_string()])
         .env("SOFTADASTRA_WAL", &wal)

@@ -55,7 +55,7 @@ fn values_written_by_one_command_are_read_by_the_next_with_quoting_kept() {
 fn node_id_is_generated_once_per_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let first = stdout(&cli(&data, &["node", "info"]));
+    let first = stdout(&cli(&data, &["node", "init"]));
     let second = stdout(&cli(&data, &["node", "info"]));
     let id = |s: &str| {
         s.lines()
@@ -71,6 +71,7 @@ fn node_id_is_generated_once_per_data_directory() {
 fn exit_codes_separate_failure_from_invalid_usage() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert_eq!(cli(&data, &["node", "init"]).status.code(), Some(0));
     let missing = cli(&data, &["store", "get", "nothing-here"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("key not found: nothing-here"));

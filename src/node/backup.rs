@@ -107,7 +107,7 @@ fn write_backup(
     written.names.push(backup::SNAPSHOT_FILE.into());
     let (snapshot_cut, payloads) = super::compaction::cut(n)?;
     let info = n.store.write_snapshot(
-        Arc::new(FileSnapshotDir::new(dir).private()),
+        Arc::new(FileSnapshotDir::new(dir)),
         backup::SNAPSHOT_FILE,
         snapshot_cut,
         now,

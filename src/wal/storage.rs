@@ -18,11 +18,15 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::WalError;
+
+/// The mode the WAL's files are created with: its owner's only, as the data it logs is.
+/// (An existing file keeps its mode.)
+pub const FILE_MODE: u32 = 0o600;
 
 /// The file operations the WAL uses on one file. Offsets are absolute.
 pub trait WalStorage: Send {
@@ -179,6 +183,7 @@ impl FileDir {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|source| WalError::Io {
                 op: "open",
@@ -248,6 +253,7 @@ impl SegmentDir for FileDir {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(FILE_MODE)
             .open(segment_path(&self.path, first_sequence))?;
         Ok(Box::new(FileStorage::new(file)))
     }
@@ -274,29 +280,21 @@ impl SegmentDir for FileDir {
     }
 }
 
-/// A real directory for snapshot files. Holds no lock: the WAL's [`FileDir`] does.
+/// A real directory for snapshot files. Holds no lock: the WAL's [`FileDir`] does. New
+/// files are readable by their owner only ([`FILE_MODE`]) from their first byte, as the
+/// node's other files are: a snapshot holds all of the node's data, and a backup's may
+/// sit in a directory others can read.
 #[derive(Clone, Debug)]
 pub struct FileSnapshotDir {
     dir: PathBuf,
-    /// The mode new files get (before the umask).
-    mode: u32,
 }
 
 impl FileSnapshotDir {
-    /// The directory `dir`; new files get mode 0666 before the umask, as `File::create`
-    /// gives.
+    /// The directory `dir`.
     pub fn new(dir: &Path) -> FileSnapshotDir {
         FileSnapshotDir {
             dir: dir.to_path_buf(),
-            mode: 0o666,
         }
-    }
-
-    /// New files are readable by their owner only (mode 0600) from their first byte: a
-    /// backup's, which may sit in a directory others can read.
-    pub fn private(mut self) -> FileSnapshotDir {
-        self.mode = 0o600;
-        self
     }
 
     /// The directory holding `path` (`.` when it has none) and the file name of `path`.
@@ -335,7 +333,7 @@ impl SnapshotDir for FileSnapshotDir {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(self.mode)
+            .mode(FILE_MODE)
             .open(self.dir.join(name))?;
         Ok(Box::new(FileStorage::new(file)))
     }

@@ -61,18 +61,18 @@ pub(crate) fn verify(dir: &Path) -> Result<Value, CliError> {
     Ok(data)
 }
 
-/// Whether a node answers on the control socket (connecting and closing costs it nothing:
-/// `node start` checks for a running node the same way).
-fn node_answers(socket: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(socket).is_ok()
-}
-
 /// `restore DIR --data-dir D [--force]`. The node id is the configured one, else the one
-/// stored in D, else the backup's (then stored in D). D must be empty (or missing) unless
+/// bound to D, else the backup's (then bound to D); a configured one other than D's is
+/// refused unless `change` (`--change-node-id`). D must be empty (or missing) unless
 /// `force`; a running node is refused either way.
-pub(crate) fn restore(settings: &mut Settings, dir: &Path, force: bool) -> Result<Value, CliError> {
+pub(crate) fn restore(
+    settings: &mut Settings,
+    dir: &Path,
+    force: bool,
+    change: bool,
+) -> Result<Value, CliError> {
     let data_dir = settings.data_dir.clone();
-    if node_answers(&settings.socket_path()) {
+    if data_dir::node_answers(settings) {
         return Err(CliError {
             exit: 1,
             code: "io_error".into(),
@@ -104,6 +104,12 @@ pub(crate) fn restore(settings: &mut Settings, dir: &Path, force: bool) -> Resul
     }
     data_dir::ensure(&data_dir)?;
     let stored = data_dir::read_stored_node_id(&data_dir)?;
+    if let (Some(bound), Some(configured)) = (&stored, &settings.node_id)
+        && bound != configured
+        && !change
+    {
+        return Err(data_dir::mismatch(settings, bound, configured));
+    }
     let node_id = settings
         .node_id
         .clone()
@@ -111,7 +117,7 @@ pub(crate) fn restore(settings: &mut Settings, dir: &Path, force: bool) -> Resul
         .unwrap_or_else(|| manifest.node_id.clone());
     settings.node_id = Some(node_id);
     let report = softadastra::restore_backup(dir, &settings.client_options(false), force)?;
-    if stored.is_none() {
+    if stored.as_deref() != Some(report.node_id.as_str()) {
         data_dir::store_node_id(&data_dir, &report.node_id)?;
     }
     let paths = |v: &[std::path::PathBuf]| -> Vec<String> {

@@ -17,7 +17,7 @@ pub(crate) enum Source {
     File,
     Env,
     Flag,
-    /// Generated once and stored in the data directory (the node id).
+    /// Bound to the data directory (the node id: stored there on first use).
     DataDir,
 }
 
@@ -168,7 +168,8 @@ pub(crate) struct Flags {
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub config_file: Option<PathBuf>,
-    /// `None` until [`Settings::resolve_node_id`]: then the stored or generated id.
+    /// The configured node id; after `data_dir::resolve`, the one bound to the data
+    /// directory.
     pub node_id: Option<String>,
     pub display_name: String,
     pub data_dir: PathBuf,
@@ -507,14 +508,10 @@ impl Settings {
         self.data_dir.join(super::control::SOCKET_FILE)
     }
 
-    /// Creates the data directory and settles the node id (stored or generated there).
-    pub(crate) fn prepare_data_dir(&mut self) -> Result<(), CliError> {
-        data_dir::ensure(&self.data_dir)?;
-        if self.node_id.is_none() {
-            self.node_id = Some(data_dir::stored_node_id(&self.data_dir, &self.wal_path())?);
-            self.set("node_id", Source::DataDir);
-        }
-        Ok(())
+    /// Takes `id`, the one bound to the data directory, as the node id.
+    pub(crate) fn adopt_node_id(&mut self, id: String) {
+        self.node_id = Some(id);
+        self.set("node_id", Source::DataDir);
     }
 
     pub(crate) fn node_id(&self) -> &str {

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use softadastra::{Client, Error, MAX_KEY_LEN, MAX_VALUE_LEN, PeerState};
@@ -21,10 +23,12 @@ pub(crate) const SOCKET_FILE: &str = "control.sock";
 
 /// The longest request line the node reads, newline included. The largest legitimate
 /// request is a `store put` of a key and a value at the store's limits (`MAX_KEY_LEN`,
-/// `MAX_VALUE_LEN`: 1 KiB and 16 MiB). serde_json writes a control character as a
-/// six-byte `\u00XX` escape, so each can grow six times; 4 KiB covers the rest of the line
-/// (field names, quotes, braces). So every request the store would accept is read whole
-/// (about 96 MiB), and a longer line is refused after reading one byte more than this.
+/// `MAX_VALUE_LEN`: 1 KiB and 16 MiB). A value that is UTF-8 text is sent as a JSON
+/// string, where serde_json writes a control character as a six-byte `\u00XX` escape, so
+/// each byte can grow six times (any other value is sent in base64: 4 bytes for 3); 4 KiB
+/// covers the rest of the line (field names, quotes, braces). So every request the store
+/// would accept is read whole (about 96 MiB), and a longer line is refused after reading
+/// one byte more than this.
 pub(crate) const MAX_REQUEST_BYTES: u64 = 6 * (MAX_KEY_LEN + MAX_VALUE_LEN) as u64 + 4096;
 
 /// The longest response line a command reads from the node. A `store get` of the largest
@@ -126,12 +130,21 @@ pub(crate) fn refused_requests() -> u64 {
 pub(crate) enum Request {
     Status,
     NodeInfo,
+    /// Built by [`Request::store_put`]: the value as text when it is UTF-8 (the form
+    /// nodes of earlier versions read), else in base64.
     StorePut {
         key: String,
+        #[serde(default)]
         value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value_base64: Option<String>,
     },
+    /// `raw`: the answer carries the value's bytes in base64 (`value_base64`) instead of
+    /// its text (`store get --raw`).
     StoreGet {
         key: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        raw: bool,
     },
     StoreRemove {
         key: String,
@@ -160,6 +173,22 @@ pub(crate) enum Request {
 }
 
 impl Request {
+    /// A `store put` of `value`.
+    pub(crate) fn store_put(key: String, value: Vec<u8>) -> Request {
+        match String::from_utf8(value) {
+            Ok(value) => Request::StorePut {
+                key,
+                value,
+                value_base64: None,
+            },
+            Err(e) => Request::StorePut {
+                key,
+                value: String::new(),
+                value_base64: Some(BASE64.encode(e.as_bytes())),
+            },
+        }
+    }
+
     /// Whether the request changes stored data (and so must not be run twice).
     pub(crate) fn changes_data(&self) -> bool {
         matches!(self, Request::StorePut { .. } | Request::StoreRemove { .. })
@@ -281,9 +310,20 @@ pub(crate) fn execute(
                 "node_running": running,
             })
         }
-        Request::StorePut { key, value } => {
+        Request::StorePut {
+            key,
+            value,
+            value_base64,
+        } => {
+            let decoded = match value_base64 {
+                Some(b) => Some(BASE64.decode(b).map_err(|e| {
+                    CliError::usage(format!("bad control request: value_base64: {e}"))
+                })?),
+                None => None,
+            };
+            let bytes = decoded.as_deref().unwrap_or(value.as_bytes());
             let existed = client.contains(key)?;
-            let version = client.put(key, value.as_bytes()).inspect_err(|e| {
+            let version = client.put(key, bytes).inspect_err(|e| {
                 if running {
                     log::error!("store put {key} failed: {e}");
                 }
@@ -294,18 +334,23 @@ pub(crate) fn execute(
                 "status": if existed { "updated" } else { "created" },
             })
         }
-        Request::StoreGet { key } => {
+        Request::StoreGet { key, raw } => {
             let value = client.get(key)?;
             let entry = client
                 .entry(key)?
                 .ok_or_else(|| Error::NotFound { key: key.clone() })?;
-            json!({
+            let mut data = json!({
                 "key": key,
-                "value": text(&value),
                 "version": entry.version.0,
                 "timestamp_ms": entry.version.millis(),
                 "origin": entry.origin.to_string(),
-            })
+            });
+            if *raw {
+                data["value_base64"] = json!(BASE64.encode(&value));
+            } else {
+                data["value"] = json!(text(&value));
+            }
+            data
         }
         Request::StoreRemove { key } => {
             let existed = client.contains(key)?;
@@ -435,6 +480,19 @@ pub(crate) fn execute(
     })
 }
 
+/// The value's bytes in the answer to a `store get` with `raw`.
+pub(crate) fn raw_value(data: &Value) -> Result<Vec<u8>, CliError> {
+    let Some(b) = data["value_base64"].as_str() else {
+        return Err(CliError::failure(
+            "the running node did not send the value's bytes (it runs an earlier version \
+             without store get --raw): restart it",
+        ));
+    };
+    BASE64
+        .decode(b)
+        .map_err(|e| CliError::failure(format!("bad response: value_base64: {e}")))
+}
+
 /// A response line for `result`.
 pub(crate) fn response(result: Result<Value, CliError>) -> Value {
     match result {
@@ -450,6 +508,10 @@ pub(crate) fn response(result: Result<Value, CliError>) -> Value {
 /// (no socket file, a stale one, or a node that is stopping), so the caller opens the data
 /// directory itself.
 pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, CliError> {
+    // Made before connecting: the node gives a request IO_TIMEOUT from the connection on
+    // to arrive, and a large value takes a moment to encode.
+    let mut line = serde_json::to_string(request).map_err(|e| CliError::failure(e.to_string()))?;
+    line.push('\n');
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
@@ -472,8 +534,6 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
     stream
         .set_read_timeout(Some(request.reply_timeout()))
         .map_err(failed)?;
-    let mut line = serde_json::to_string(request).map_err(|e| CliError::failure(e.to_string()))?;
-    line.push('\n');
     // A node that refuses a request (a caller it does not accept, a request over its
     // limit) answers why and closes without reading the rest, so the write can fail
     // while the answer waits to be read: it is read all the same.

@@ -11,6 +11,9 @@ const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const GRAY: &str = "\x1b[90m";
 
+/// The widest a table column is padded to.
+const MAX_COLUMN_WIDTH: usize = 100;
+
 /// Where output goes and whether it is coloured.
 pub(crate) struct Out {
     pub color: bool,
@@ -58,7 +61,9 @@ impl Out {
         );
     }
 
-    /// Header (bold), a dash row (gray), then rows; columns padded, two spaces apart.
+    /// Header (bold), a dash row (gray), then rows; columns padded, two spaces apart. A
+    /// column is at most [`MAX_COLUMN_WIDTH`] wide: a longer cell (a large value) is
+    /// printed whole and pushes the rest of its row right.
     pub(crate) fn table(&self, header: &[&str], rows: &[Vec<String>]) {
         let widths: Vec<usize> = (0..header.len())
             .map(|c| {
@@ -67,32 +72,28 @@ impl Out {
                     .chain([header[c].chars().count()])
                     .max()
                     .unwrap_or(0)
+                    .min(MAX_COLUMN_WIDTH)
             })
             .collect();
-        let line = |cells: Vec<String>| -> String {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            padded.join("  ").trim_end().to_string()
+        // Padded by hand: a width in a format string panics past 65,535.
+        let line = |cells: &[String]| -> String {
+            let mut text = String::new();
+            for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                text.push_str(cell);
+                let pad = width.saturating_sub(cell.chars().count());
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+            text.trim_end().to_string()
         };
-        println!(
-            "  {}",
-            self.paint(
-                &[BOLD],
-                &line(header.iter().map(|h| h.to_string()).collect())
-            )
-        );
-        println!(
-            "  {}",
-            self.paint(
-                &[GRAY],
-                &line(widths.iter().map(|w| "-".repeat(*w)).collect())
-            )
-        );
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        println!("  {}", self.paint(&[BOLD], &line(&header)));
+        let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        println!("  {}", self.paint(&[GRAY], &line(&dashes)));
         for row in rows {
-            println!("  {}", line(row.clone()));
+            println!("  {}", line(row));
         }
     }
 
@@ -156,7 +157,7 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 .collect();
             out.table(&["Component", "Metric", "Value"], &rows);
         }
-        "node info" => {
+        "node info" | "node init" => {
             out.section("Softadastra node");
             println!();
             let caps: Vec<String> = d["capabilities"]

@@ -234,9 +234,10 @@ impl Drop for Node {
     }
 }
 
-/// The fingerprint of the node `id` whose data directory is `data` (made on first use).
+/// The fingerprint of the node `id` whose data directory is `data` (made by `node init`
+/// when it is not there yet).
 pub(crate) fn fingerprint(data: &Path, id: &str) -> String {
-    json(data, &["--node-id", id, "node", "info"])["fingerprint"]
+    json(data, &["--node-id", id, "node", "init"])["fingerprint"]
         .as_str()
         .unwrap()
         .to_string()

@@ -7,37 +7,9 @@
 # Inputs: BUILD_DIR, CONSUMER_DIR, USE_SHARED, GENERATOR, LIBDIR, CMAKE_C_COMPILER,
 #         CMAKE_CXX_COMPILER.
 
-if(DEFINED ENV{TMPDIR} AND NOT "$ENV{TMPDIR}" STREQUAL "")
-  set(_tmp "$ENV{TMPDIR}")
-else()
-  set(_tmp "/tmp")
-endif()
-string(RANDOM LENGTH 12 _suffix)
-set(WORK "${_tmp}/softadastra-install-test-${_suffix}")
+set(WORK_PREFIX softadastra-install-test)
+include("${CMAKE_CURRENT_LIST_DIR}/../script_support.cmake")
 set(PREFIX "${WORK}/prefix")
-file(MAKE_DIRECTORY "${WORK}")
-
-function(fail message)
-  file(REMOVE_RECURSE "${WORK}")
-  message(FATAL_ERROR "${message}")
-endfunction()
-
-# Runs a command; fails the test with its output when it exits non-zero.
-function(run out_var)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    string(REPLACE ";" " " shown "${ARGN}")
-    fail("command failed (${rc}): ${shown}\n--- stdout\n${out}\n--- stderr\n${err}")
-  endif()
-  set(${out_var} "${out}" PARENT_SCOPE)
-endfunction()
-
-function(expect_contains text needle what)
-  string(FIND "${text}" "${needle}" at)
-  if(at EQUAL -1)
-    fail("${what}: expected to find '${needle}' in:\n${text}")
-  endif()
-endfunction()
 
 # --- install --------------------------------------------------------------------------
 run(_ "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}")
