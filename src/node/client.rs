@@ -22,6 +22,7 @@ impl Client {
             node: RwLock::new(None),
             poisoned: Arc::new(Mutex::new(None)),
             background: Mutex::new(None),
+            metrics_server: Mutex::new(None),
         }
     }
 
@@ -93,6 +94,7 @@ impl Client {
             compaction: Mutex::new(()),
             compactor: Mutex::new(None),
             last_snapshot_bytes: std::sync::atomic::AtomicU64::new(last_snapshot_bytes),
+            writes: super::metrics::WriteCounters::default(),
         }));
         Ok(())
     }
@@ -100,8 +102,10 @@ impl Client {
     /// Flushes and closes. Closing a closed client does nothing. The client can be opened
     /// again afterwards.
     pub fn close(&self) -> Result<()> {
-        // The background loop first: it works on the node this closes.
+        // The background loop and the metrics endpoint first: they work on the node this
+        // closes.
         self.stop_background();
+        self.stop_metrics_server();
         // Closing drops whatever a panic left half-done: the next open starts clean.
         self.poisoned.lock().take();
         let Some(node) = self.node.write().take() else {
@@ -131,9 +135,7 @@ impl Client {
     /// [`Client::poisoned`]) and goes on unwinding to the caller's boundary.
     pub(super) fn with_node<T>(&self, f: impl FnOnce(&OpenNode) -> Result<T>) -> Result<T> {
         if let Some(panic) = &*self.poisoned.lock() {
-            return Err(Error::Internal(format!(
-                "the client is unusable after {panic}; close it and open it again"
-            )));
+            return Err(Error::Internal(super::health::unusable_after(panic)));
         }
         let node = self.node.read();
         let Some(node) = node.as_ref() else {
@@ -161,14 +163,28 @@ impl Client {
         self.poisoned.lock().clone()
     }
 
-    pub(super) fn logged_write<T>(&self, result: std::result::Result<T, StoreError>) -> Result<T> {
-        result.map_err(|e| {
-            let e = Error::Store(e);
-            if e.code() == crate::error::ErrorCode::IoError {
-                log::error!("node {}: store write failed: {e}", self.options.node_id);
+    /// A local write's result: a failure is counted by kind (and logged when it is the
+    /// file system's), a success by its operations and bytes.
+    pub(super) fn logged_write<T>(
+        &self,
+        n: &OpenNode,
+        changes: &[(&str, Option<&[u8]>)],
+        result: std::result::Result<T, StoreError>,
+    ) -> Result<T> {
+        match result {
+            Ok(v) => {
+                n.writes.accepted(changes);
+                Ok(v)
             }
-            e
-        })
+            Err(e) => {
+                n.writes.failed(&e);
+                let e = Error::Store(e);
+                if e.code() == crate::error::ErrorCode::IoError {
+                    log::error!("node {}: store write failed: {e}", self.options.node_id);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// A successful local write enters the outbox.
@@ -191,7 +207,7 @@ impl Client {
     pub fn put(&self, key: &str, value: &[u8]) -> Result<Version> {
         self.with_node(|n| {
             let _gate = n.write_gate.read();
-            let stamp = self.logged_write(n.store.put(key, value))?;
+            let stamp = self.logged_write(n, &[(key, Some(value))], n.store.put(key, value))?;
             Ok(self.submitted(n, stamp, [key]))
         })
     }
@@ -210,7 +226,7 @@ impl Client {
     pub fn remove(&self, key: &str) -> Result<Version> {
         self.with_node(|n| {
             let _gate = n.write_gate.read();
-            let stamp = self.logged_write(n.store.remove(key))?;
+            let stamp = self.logged_write(n, &[(key, None)], n.store.remove(key))?;
             Ok(self.submitted(n, stamp, [key]))
         })
     }
@@ -219,7 +235,15 @@ impl Client {
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Version> {
         self.with_node(|n| {
             let _gate = n.write_gate.read();
-            match self.logged_write(n.store.write_batch(batch.changes()))? {
+            let changes: Vec<(&str, Option<&[u8]>)> = batch
+                .changes()
+                .iter()
+                .map(|c| match c {
+                    Change::Put { key, value } => (key.as_str(), Some(value.as_slice())),
+                    Change::Remove { key } => (key.as_str(), None),
+                })
+                .collect();
+            match self.logged_write(n, &changes, n.store.write_batch(batch.changes()))? {
                 None => Ok(n.store.last_version()),
                 Some(stamp) => {
                     Ok(self.submitted(n, stamp, batch.changes().iter().map(Change::key)))

@@ -16,7 +16,10 @@ mod background;
 mod backup;
 mod client;
 mod compaction;
+mod health;
+mod http;
 mod lock_order;
+mod metrics;
 mod net;
 mod network;
 pub mod options;
@@ -43,6 +46,7 @@ pub use net::CatchUpStats;
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
 pub use backup::{BackupReport, read_backup_manifest, restore_backup, verify_backup};
 pub use compaction::CompactionReport;
+pub use health::{Health, HealthWatch, PROBE_EVERY};
 pub use network::NetworkStats;
 pub use options::ClientOptions;
 pub use peers::{Peer, PeerState};
@@ -138,6 +142,8 @@ struct OpenNode {
     compactor: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The size of the newest snapshot (0: none), for the automatic threshold.
     last_snapshot_bytes: std::sync::atomic::AtomicU64,
+    /// Local writes accepted and failed since the node was opened (its metrics).
+    writes: metrics::WriteCounters,
 }
 
 impl OpenNode {
@@ -188,6 +194,9 @@ pub struct Client {
     poisoned: Arc<Mutex<Option<String>>>,
     /// The event loop on a thread of the client's (`start_background`), if running.
     background: Mutex<Option<background::Background>>,
+    /// The metrics endpoint on a thread of the client's (`start_metrics_server`), if
+    /// running.
+    metrics_server: Mutex<Option<http::MetricsServer>>,
 }
 
 impl Drop for Client {

@@ -465,6 +465,22 @@ impl Store {
         self.wal.as_ref().map_or(0, Wal::disk_bytes)
     }
 
+    /// Why the store refuses writes, if it does: its WAL failed a write or a sync, and
+    /// every write fails with this until the store is opened again.
+    pub fn write_refusal(&self) -> Option<StoreError> {
+        self.wal.as_ref()?.refusal().map(StoreError::Wal)
+    }
+
+    /// Bytes the WAL's next write may have to allocate on disk (0 without a WAL).
+    pub fn write_room_needed(&self) -> u64 {
+        self.wal.as_ref().map_or(0, Wal::room_needed)
+    }
+
+    /// What the WAL counted since the store was opened (`None` without a WAL).
+    pub fn wal_stats(&self) -> Option<crate::wal::WalStatsSnapshot> {
+        self.wal.as_ref().map(Wal::stats)
+    }
+
     /// The WAL path, if any.
     pub fn wal_path(&self) -> Option<&Path> {
         self.wal.as_ref().map(Wal::path)

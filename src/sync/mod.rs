@@ -190,6 +190,26 @@ pub struct TickResult {
     pub batch_size: usize,
 }
 
+/// What a sync engine counted since it was made (since the client was opened), for the
+/// node's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncCounters {
+    /// ACKs made for peers' batches (the transport sends each back at once).
+    pub acks_sent: u64,
+    /// ACKs received for this node's operations.
+    pub acks_received: u64,
+    /// This node's operations newly acknowledged: by an ACK, by a peer's vector, or on
+    /// being written to a peer when ACKs are not required.
+    pub operations_acknowledged: u64,
+}
+
+/// How many operations `ranges` (inclusive) cover.
+fn covered(ranges: &[(u64, u64)]) -> u64 {
+    ranges.iter().fold(0u64, |n, &(f, l)| {
+        n.saturating_add(l.saturating_sub(f).saturating_add(1))
+    })
+}
+
 /// How many conflicts are kept for inspection.
 pub const RECENT_CONFLICTS: usize = 64;
 
@@ -202,6 +222,7 @@ pub struct SyncEngine {
     /// Local operations given up on (`prune_failed`, or abandoned marks on replay): they
     /// left the outbox, but their keys still report `SyncFailed`, not `Synced`.
     abandoned: SeqRanges,
+    counters: SyncCounters,
 }
 
 /// An outbox state in a snapshot block.
@@ -307,7 +328,13 @@ impl SyncEngine {
             recent_conflicts: VecDeque::new(),
             conflict_count: 0,
             abandoned: SeqRanges::default(),
+            counters: SyncCounters::default(),
         }
+    }
+
+    /// What the engine counted since it was made.
+    pub fn counters(&self) -> SyncCounters {
+        self.counters
     }
 
     #[cfg(any(test, feature = "internals"))]
@@ -542,6 +569,8 @@ impl SyncEngine {
             return Ok(());
         }
         let newly = self.outbox.acknowledge(&batch.ranges());
+        self.counters.operations_acknowledged =
+            self.counters.operations_acknowledged.saturating_add(covered(&newly));
         self.log_marks(store, MarkKind::Acknowledged, &newly)
     }
 
@@ -574,6 +603,7 @@ impl SyncEngine {
             origin: batch.origin.clone(),
             ranges: merge_ranges(taken),
         };
+        self.counters.acks_sent = self.counters.acks_sent.saturating_add(1);
         Ok((ack, report))
     }
 
@@ -582,7 +612,10 @@ impl SyncEngine {
         if ack.origin != self.node_id {
             return Ok(0);
         }
+        self.counters.acks_received = self.counters.acks_received.saturating_add(1);
         let newly = self.outbox.acknowledge(&ack.ranges);
+        self.counters.operations_acknowledged =
+            self.counters.operations_acknowledged.saturating_add(covered(&newly));
         self.log_marks(store, MarkKind::Acknowledged, &newly)?;
         Ok(newly.iter().fold(0usize, |n, &(f, l)| {
             n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
@@ -610,6 +643,8 @@ impl SyncEngine {
             self.abandoned.remove(first, last);
         }
         let newly = self.outbox.acknowledge(&held);
+        self.counters.operations_acknowledged =
+            self.counters.operations_acknowledged.saturating_add(covered(&newly));
         self.log_marks(store, MarkKind::Acknowledged, &newly)?;
         Ok(newly.iter().fold(0usize, |n, &(f, l)| {
             n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))

@@ -271,6 +271,7 @@ impl Transport {
             match step {
                 Ok(0) => break Err("the peer stopped reading".to_string()),
                 Ok(n) => {
+                    self.traffic.bytes_sent = self.traffic.bytes_sent.saturating_add(n as u64);
                     if c.tls.is_none() {
                         c.out_pos += n;
                         self.send_buffered = self.send_buffered.saturating_sub(n);
@@ -329,6 +330,8 @@ impl Transport {
                 }
                 Ok(n) => {
                     c.last_recv_ms = now_ms;
+                    self.traffic.bytes_received =
+                        self.traffic.bytes_received.saturating_add(n as u64);
                     if c.tls.is_some() {
                         if !self.tls_received(id, &buf[..n], out, now_ms) {
                             return;
@@ -452,6 +455,7 @@ impl Transport {
                 Ok(Some(f)) => {
                     // A frame completed; what is left (if anything) is a new one.
                     c.frame_started_ms = None;
+                    self.traffic.frames_received = self.traffic.frames_received.saturating_add(1);
                     f
                 }
                 Ok(None) => {

@@ -168,6 +168,23 @@ pub struct Transport {
     /// TLS handshakes (or sessions) that failed: no or bad certificate, not TLS, ...
     tls_failures: u64,
     last_security_log_ms: Option<u64>,
+    /// Bytes and frames in and out, since the transport started.
+    traffic: TrafficStats,
+}
+
+/// Bytes and frames a transport moved since it started, for the node's metrics. Bytes are
+/// counted at the socket (TLS records included); frames when they are queued (out) or
+/// decoded (in).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    /// Bytes read from peers' connections.
+    pub bytes_received: u64,
+    /// Bytes written to peers' connections.
+    pub bytes_sent: u64,
+    /// Frames received whole (ones that do not decode included).
+    pub frames_received: u64,
+    /// Frames queued for peers.
+    pub frames_sent: u64,
 }
 
 /// Counters and gauges of a transport, for diagnostics and tests.
@@ -254,6 +271,7 @@ impl Transport {
             untrusted_peers: 0,
             tls_failures: 0,
             last_security_log_ms: None,
+            traffic: TrafficStats::default(),
         })
     }
 
@@ -391,6 +409,11 @@ impl Transport {
         }
     }
 
+    /// Bytes and frames moved since the transport started.
+    pub fn traffic(&self) -> TrafficStats {
+        self.traffic
+    }
+
     /// Queues a message on a connection. Returns false (and queues nothing) when the
     /// connection is gone or its send buffer is full: backpressure.
     pub fn send(&mut self, conn: ConnId, message: &Message) -> bool {
@@ -416,6 +439,7 @@ impl Transport {
         let before = c.out.len();
         frame::encode(&mut c.out, kind, payload);
         self.send_buffered += c.out.len() - before;
+        self.traffic.frames_sent = self.traffic.frames_sent.saturating_add(1);
         true
     }
 

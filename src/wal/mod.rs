@@ -28,6 +28,7 @@
 #[cfg(any(test, feature = "internals"))]
 mod doubles;
 pub mod format;
+pub mod stats;
 pub mod storage;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ use crate::io_error::describe_io;
 pub use doubles::{DirImage, Fault, FaultyDir, MemDir, PowerCut};
 use format::{FileHeader, HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
+pub use stats::{SYNC_BUCKETS_US, SyncLatencySnapshot, WalStatsSnapshot};
 pub use storage::{
     FileDir, FileSnapshotDir, SegmentDir, SnapshotDir, WalFile, WalStorage, segment_path,
     wal_file_path,
@@ -331,6 +333,8 @@ pub struct Wal {
     io_done: Condvar,
     /// Lock order: never taken while waiting for `state` (writers release `state` first).
     io: Mutex<WalIo>,
+    /// Records and bytes appended, fsync latencies: lock-free, read without either lock.
+    stats: stats::WalStats,
 }
 
 /// Where the previous file of the log ended, while opening.
@@ -626,6 +630,7 @@ impl Wal {
                 closed,
                 active,
             }),
+            stats: stats::WalStats::default(),
         };
         Ok((wal, recovery))
     }
@@ -696,6 +701,7 @@ impl Wal {
         state.tail_len += record_len;
         state.tail_has_records = true;
         state.next_sequence += 1;
+        self.stats.appended(record_len);
         format::seal_record(&mut state.buffer[start..], record_type, sequence);
         if durable {
             self.wait_synced(&mut state, sequence)?;
@@ -827,6 +833,39 @@ impl Wal {
         self.segments().iter().map(|s| s.bytes).sum()
     }
 
+    /// Why the WAL refuses writes, when an earlier write or sync failed: the error every
+    /// append returns until the WAL is opened again.
+    pub fn refusal(&self) -> Option<WalError> {
+        self.state
+            .lock()
+            .poisoned
+            .as_ref()
+            .map(|cause| WalError::Poisoned {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            })
+    }
+
+    /// Bytes the log's next write may have to allocate on disk: the active segment's next
+    /// growth step, or a new segment's first step when the active one is full. A file
+    /// system with less free than this may refuse the next write.
+    pub fn room_needed(&self) -> u64 {
+        let io = self.io.lock();
+        let allocated = io.active.allocated;
+        if allocated < self.segment_size {
+            allocated
+                .clamp(MIN_GROWTH, MAX_GROWTH)
+                .min(self.segment_size - allocated)
+        } else {
+            MIN_GROWTH.min(self.segment_size)
+        }
+    }
+
+    /// What the WAL counted since it was opened: records, bytes, fsync latencies.
+    pub fn stats(&self) -> WalStatsSnapshot {
+        self.stats.snapshot()
+    }
+
     /// Flushes and refuses further appends. Idempotent.
     pub fn close(&self) -> Result<(), WalError> {
         let result = if self.state.lock().closed {
@@ -892,17 +931,20 @@ impl Wal {
             let mut from = 0;
             // Everything before the last segment started here is synced.
             let mut rolled_through = None;
+            let syncs = &self.stats.syncs;
             for &(at, first) in &breaks {
                 let records = &buffer[from..at];
-                io.write_records(&self.path, records, first - 1, sync, self.segment_size)?;
-                io.roll_to(&self.path, first, self.segment_size)?;
+                io.write_records(&self.path, records, first - 1, sync, self.segment_size, syncs)?;
+                io.roll_to(&self.path, first, self.segment_size, syncs)?;
                 rolled_through = Some(first - 1);
                 from = at;
             }
-            io.write_records(&self.path, &buffer[from..], last, sync, self.segment_size)?;
+            io.write_records(&self.path, &buffer[from..], last, sync, self.segment_size, syncs)?;
             if sync {
                 let fpath = segment_path(&self.path, io.active.first);
-                io.active.storage.sync_data().map_err(io_err("sync", &fpath))?;
+                syncs
+                    .time(|| io.active.storage.sync_data())
+                    .map_err(io_err("sync", &fpath))?;
             }
             Ok(rolled_through)
         });
@@ -944,6 +986,7 @@ impl WalIo {
         last: u64,
         sync: bool,
         segment_size: u64,
+        syncs: &stats::SyncLatency,
     ) -> Result<(), WalError> {
         if records.is_empty() {
             return Ok(());
@@ -962,7 +1005,9 @@ impl WalIo {
             let new_len = (end.div_ceil(growth) * growth).min(segment_size.max(end));
             zero_fill(&mut *active.storage, active.allocated, new_len)
                 .map_err(io_err("grow", &fpath))?;
-            active.storage.sync_all().map_err(io_err("sync", &fpath))?;
+            syncs
+                .time(|| active.storage.sync_all())
+                .map_err(io_err("sync", &fpath))?;
             active.allocated = new_len;
         }
         active
@@ -975,13 +1020,18 @@ impl WalIo {
     }
 
     /// Ends the active segment and makes a new one, starting at `first`, the active one.
-    fn roll_to(&mut self, wal_path: &Path, first: u64, segment_size: u64) -> Result<(), WalError> {
+    fn roll_to(
+        &mut self,
+        wal_path: &Path,
+        first: u64,
+        segment_size: u64,
+        syncs: &stats::SyncLatency,
+    ) -> Result<(), WalError> {
         // The old segment's records must be durable before any record of the new one can
         // be: a crash must never leave a hole between the two.
         let old_path = segment_path(wal_path, self.active.first);
-        self.active
-            .storage
-            .sync_data()
+        syncs
+            .time(|| self.active.storage.sync_data())
             .map_err(io_err("sync", &old_path))?;
         let new = create_segment(&mut *self.dir, wal_path, first, segment_size)?;
         let old = std::mem::replace(&mut self.active, new);
