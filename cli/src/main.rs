@@ -87,6 +87,9 @@ enum Command {
     Backup(BackupArgs),
     /// Restore a backup into the data directory (--data-dir); the node must not run.
     Restore(RestoreArgs),
+    /// Print the running node's metrics (the Prometheus text its /metrics serves,
+    /// docs/monitoring.md); fails when no node runs on the data directory.
+    Metrics,
 }
 
 #[derive(Args)]
@@ -179,6 +182,10 @@ struct StartArgs {
     /// off, error, warn, info, debug or trace [config: log_level].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Serve GET /metrics (Prometheus) and GET /healthz on HOST:PORT (port 0: a free
+    /// one); off by default [config: metrics.addr].
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -252,6 +259,7 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
         f.peers = s.peers.clone();
         f.discovery = s.discovery;
         f.log_level = s.log_level.clone();
+        f.metrics_addr = s.metrics_addr.clone();
     }
     f
 }
@@ -419,6 +427,10 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
                  verify DIR",
             ));
         }
+        Command::Metrics => {
+            data_dir::resolve(&mut settings, Access::Read, cli.global.change_node_id)?;
+            return metrics(cli, &settings);
+        }
         Command::Restore(args) => {
             let data = backup::restore(
                 &mut settings,
@@ -445,6 +457,29 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
             .map_err(|e| CliError::failure(format!("cannot write the value: {e}")));
     }
     print(cli, out, command_name(cli), data)
+}
+
+/// `softadastra metrics`: the running node's metrics text, through its control socket.
+fn metrics(cli: &Cli, settings: &Settings) -> Result<(), CliError> {
+    let data = control::send(&settings.socket_path(), &Request::Metrics)?.ok_or_else(|| {
+        CliError::failure(format!(
+            "no node is running on data directory {}: the metrics are a running node's \
+             (start it with softadastra node start; a scraper reads the same from its \
+             --metrics-addr)",
+            settings.data_dir.display()
+        ))
+    })?;
+    if cli.global.json {
+        println!("{}", json_document("metrics", data));
+    } else {
+        let Some(text) = data["text"].as_str() else {
+            return Err(CliError::failure(
+                "the running node sent no metrics (it runs an earlier version): restart it",
+            ));
+        };
+        print!("{text}");
+    }
+    Ok(())
 }
 
 /// The value of `store put --value-file PATH` ("-": standard input), at most the store's
@@ -491,7 +526,8 @@ fn access(command: &Command) -> Access {
         | Command::Store(StoreCommand::Get { .. } | StoreCommand::List { .. })
         | Command::Sync(SyncCommand::Status)
         | Command::Peers(PeersArgs { action: None })
-        | Command::Backup(_) => Access::Read,
+        | Command::Backup(_)
+        | Command::Metrics => Access::Read,
         _ => Access::Write,
     }
 }
@@ -533,6 +569,7 @@ fn command_name(cli: &Cli) -> &'static str {
         }) => "backup verify",
         Command::Backup(_) => "backup",
         Command::Restore(_) => "restore",
+        Command::Metrics => "metrics",
     }
 }
 

@@ -92,10 +92,15 @@ fn status_json_follows_the_schema() {
             ("metadata.version", T::Str),
             ("metadata.uptime_ms", T::Uint),
             ("control.refused_requests", T::Uint),
+            ("health.status", T::Str),
+            ("metrics", T::Obj),
         ],
     );
     assert_eq!(doc["store"]["entries"], 1);
     assert_eq!(doc["control"]["refused_requests"], 0, "no running node");
+    assert_eq!(doc["health"]["status"], "healthy");
+    assert!(doc["health"]["reason"].is_null(), "{doc}");
+    assert!(doc["metrics"]["addr"].is_null(), "no running node: {doc}");
 }
 
 #[test]

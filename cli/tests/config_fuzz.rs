@@ -88,6 +88,8 @@ const TABLES: &[(&str, &[&str])] = &[
             "max_clock_drift_ms",
         ],
     ),
+    ("metrics", &["addr"]),
+    ("health", &["exit_after_ms"]),
     ("extra", &["x"]),
 ];
 

@@ -52,6 +52,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(s.sync_batch_size >= 1 && s.sync_ack_timeout_ms >= 1);
             assert!(s.tick_interval_ms >= 1);
             assert!(s.peers.iter().all(|p| p.port > 0 && !p.host.is_empty()));
+            if let Some(addr) = &s.metrics_addr {
+                let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
+                assert!(!host.is_empty() && port.parse::<u16>().is_ok(), "{addr}");
+            }
             if let Some(id) = &s.node_id {
                 assert!(softadastra::validate_node_id(id).is_ok());
             }

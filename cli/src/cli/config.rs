@@ -65,6 +65,8 @@ pub(crate) const KEYS: &[&str] = &[
     "sync.max_clock_drift_ms",
     "tick_interval_ms",
     "log_level",
+    "metrics.addr",
+    "health.exit_after_ms",
 ];
 
 /// The environment variable of `key`: `SOFTADASTRA_` and the key in capitals, `.` as `_`.
@@ -162,6 +164,7 @@ pub(crate) struct Flags {
     pub peers: Vec<String>,
     pub discovery: bool,
     pub log_level: Option<String>,
+    pub metrics_addr: Option<String>,
 }
 
 /// The effective configuration.
@@ -198,6 +201,11 @@ pub(crate) struct Settings {
     pub sync_max_clock_drift_ms: u64,
     pub tick_interval_ms: u64,
     pub log_level: log::LevelFilter,
+    /// Where `node start` serves /metrics and /healthz (`None`: off).
+    pub metrics_addr: Option<String>,
+    /// How long `node start` keeps running after its writes are refused before it exits
+    /// (status 1) for its service manager to restart it.
+    pub health_exit_after_ms: u64,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -232,6 +240,8 @@ impl Default for Settings {
             sync_max_clock_drift_ms: o.max_clock_drift_ms,
             tick_interval_ms: 1000,
             log_level: log::LevelFilter::Info,
+            metrics_addr: None,
+            health_exit_after_ms: 60_000,
             sources: BTreeMap::new(),
         }
     }
@@ -292,6 +302,30 @@ fn check_node_id(key: &str, source: &str, v: &str) -> Result<String, CliError> {
 fn check_host(key: &str, source: &str, v: &str) -> Result<String, CliError> {
     if v.trim().is_empty() {
         return Err(bad(key, source, "must not be empty"));
+    }
+    Ok(v.to_string())
+}
+
+/// Checks "HOST:PORT" ("[v6]:PORT" for an IPv6 address; port 0 picks a free one); the host
+/// is resolved when the node starts.
+fn check_listen_addr(key: &str, source: &str, v: &str) -> Result<String, CliError> {
+    let v = v.trim();
+    let (host, port) = v
+        .rsplit_once(':')
+        .ok_or_else(|| bad(key, source, format!("'{v}' is not HOST:PORT")))?;
+    if host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .is_empty()
+    {
+        return Err(bad(key, source, format!("'{v}' has no host")));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(bad(
+            key,
+            source,
+            format!("'{v}': '{port}' is not a port (0-65535)"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -424,6 +458,18 @@ impl Settings {
             }
             "tick_interval_ms" => self.tick_interval_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
             "log_level" => self.log_level = parse_level(k, s, &raw.text(k, s)?)?,
+            "metrics.addr" => {
+                let text = raw.text(k, s)?;
+                // Empty: off (the default), e.g. to turn off an address a file set.
+                self.metrics_addr = if text.trim().is_empty() {
+                    None
+                } else {
+                    Some(check_listen_addr(k, s, &text)?)
+                };
+            }
+            "health.exit_after_ms" => {
+                self.health_exit_after_ms = parse_int(k, s, raw.int(k, s)?, 0)?;
+            }
             other => unreachable!("configuration key {other} is in KEYS but not here"),
         }
         self.set(key, from);
@@ -492,6 +538,10 @@ impl Settings {
         if let Some(v) = &flags.log_level {
             self.log_level = parse_level("log_level", "--log-level", v)?;
             self.set("log_level", f);
+        }
+        if let Some(v) = &flags.metrics_addr {
+            self.metrics_addr = Some(check_listen_addr("metrics.addr", "--metrics-addr", v)?);
+            self.set("metrics.addr", f);
         }
         Ok(())
     }
@@ -594,6 +644,8 @@ impl Settings {
             "sync.max_clock_drift_ms" => self.sync_max_clock_drift_ms.to_string(),
             "tick_interval_ms" => self.tick_interval_ms.to_string(),
             "log_level" => self.log_level.to_string().to_lowercase(),
+            "metrics.addr" => self.metrics_addr.clone().unwrap_or_else(|| "off".into()),
+            "health.exit_after_ms" => self.health_exit_after_ms.to_string(),
             other => unreachable!("configuration key {other} is in KEYS but not here"),
         }
     }
@@ -702,6 +754,7 @@ mod tests {
             k if k.ends_with("host") => ("127.0.0.2", "\"127.0.0.2\""),
             k if k.ends_with("port") => ("4321", "4321"),
             "peers" => ("p-1@127.0.0.1:4000", "[\"p-1@127.0.0.1:4000\"]"),
+            "metrics.addr" => ("127.0.0.1:9464", "\"127.0.0.1:9464\""),
             "log_level" => ("debug", "\"debug\""),
             _ => ("7", "7"),
         }
@@ -812,6 +865,37 @@ mod tests {
         assert!(e.contains("peers"), "{e}");
         let e = load(None, &[("SOFTADASTRA_LOG_LEVEL", "loud")], Flags::default()).unwrap_err();
         assert!(e.contains("log_level"), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_address_is_host_colon_port_and_off_by_default() {
+        let s = load(None, &[], Flags::default()).unwrap();
+        assert_eq!(s.metrics_addr, None);
+        assert_eq!(s.value_of("metrics.addr"), "off");
+        let s = load(
+            Some("[metrics]\naddr = \"[::1]:0\"\n"),
+            &[],
+            Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(s.metrics_addr.as_deref(), Some("[::1]:0"));
+        let flags = Flags {
+            metrics_addr: Some("127.0.0.1:9464".into()),
+            ..Flags::default()
+        };
+        let env = [("SOFTADASTRA_METRICS_ADDR", "127.0.0.1:1")];
+        let s = load(None, &env, flags).unwrap();
+        assert_eq!(
+            (s.metrics_addr.as_deref(), s.source("metrics.addr")),
+            (Some("127.0.0.1:9464"), Source::Flag)
+        );
+        for bad in ["9464", "127.0.0.1:70000", ":9464", "127.0.0.1:http"] {
+            let e = load(None, &[("SOFTADASTRA_METRICS_ADDR", bad)], Flags::default()).unwrap_err();
+            assert!(
+                e.contains("metrics.addr") && e.contains("SOFTADASTRA_METRICS_ADDR"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use softadastra::{Client, Error, MAX_KEY_LEN, MAX_VALUE_LEN, PeerState};
+use softadastra::{Client, Error, Health, MAX_KEY_LEN, MAX_VALUE_LEN, PeerState};
 
 use super::CliError;
 
@@ -170,6 +170,8 @@ pub(crate) enum Request {
     PeersUntrust {
         peer: String,
     },
+    /// The node's metrics text (`softadastra metrics`).
+    Metrics,
 }
 
 impl Request {
@@ -219,6 +221,7 @@ impl Request {
             Request::Peers => "peers",
             Request::PeersTrust { .. } => "peers trust",
             Request::PeersUntrust { .. } => "peers untrust",
+            Request::Metrics => "metrics",
         }
     }
 }
@@ -293,6 +296,13 @@ pub(crate) fn execute(
                     "uptime_ms": info.uptime_ms,
                 },
                 "control": { "refused_requests": refused_requests() },
+                "health": match client.health() {
+                    Health::Healthy => json!({ "status": "healthy", "reason": null }),
+                    Health::WritesRefused(reason) => {
+                        json!({ "status": "writes_refused", "reason": reason })
+                    }
+                },
+                "metrics": { "addr": client.metrics_address().map(|a| a.to_string()) },
             })
         }
         Request::NodeInfo => {
@@ -477,6 +487,7 @@ pub(crate) fn execute(
             client.untrust_peer(peer)?;
             json!({ "node_running": running, "trusted": trusted_list(client)? })
         }
+        Request::Metrics => json!({ "text": client.metrics_text()? }),
     })
 }
 

@@ -1,7 +1,9 @@
 //! `node start`: a long-running node. Transport (and discovery when enabled), the configured
-//! peers, a periodic sync tick and metadata refresh, and the control socket; SIGINT or
-//! SIGTERM stops it gracefully (the request in progress finishes, the WAL is flushed and
-//! closed, exit 0).
+//! peers, a periodic sync tick and metadata refresh, the control socket, the metrics
+//! endpoint when configured, and the health watch; SIGINT or SIGTERM stops it gracefully
+//! (the request in progress finishes, the WAL is flushed and closed, exit 0). When its
+//! writes are refused (a full disk, an I/O error), the library's `HealthWatch` decides when
+//! it exits with status 1 for its service manager to restart it (docs/monitoring.md).
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use softadastra::{Client, Error, Peer, PeerState};
+use softadastra::{Client, Error, HealthWatch, Peer, PeerState};
 
 use super::config::Settings;
 use super::{CliError, control};
@@ -167,6 +169,14 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
             Err(e) => log::warn!("peer {p}: connection failed: {e}"),
         }
     }
+    let metrics = match &settings.metrics_addr {
+        Some(addr) => Some(
+            client
+                .start_metrics_server(addr)
+                .map_err(|e| start_failed("metrics endpoint start failed", e))?,
+        ),
+        None => None,
+    };
     let control = bind_control(&settings.socket_path())?;
     match client.refresh_node_info() {
         Ok(info) => log::info!(
@@ -194,6 +204,10 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
     out.kv("discovery", running(client.discovery_running()));
     out.kv("metadata", "running");
     out.kv("control", &settings.socket_path().display().to_string());
+    out.kv(
+        "metrics",
+        &metrics.map_or_else(|| "off".to_string(), |a| format!("http://{a}/metrics")),
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     // Control requests are served on threads of their own, so that a slow control client
@@ -221,12 +235,17 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
     }
     drop(control);
     let closed = client.close();
-    match (&result, closed) {
-        (_, Err(e)) => {
+    match (result, closed) {
+        // Stopped for refused writes: closing cannot flush either; the refusal is the error.
+        (Err(e), Err(close)) => {
+            log::error!("close failed: {close}");
+            Err(e)
+        }
+        (Ok(()), Err(e)) => {
             log::error!("close failed: {e}");
             Err(CliError::from(e))
         }
-        _ => {
+        (result, Ok(())) => {
             log::info!("node stopped");
             result
         }
@@ -323,7 +342,20 @@ fn node_loop(client: &Client, settings: &Settings) -> Result<(), CliError> {
     let mut last_peer_check = Instant::now();
     let mut peer_states: HashMap<String, PeerState> = HashMap::new();
     let mut failed_seen = client.sync_state().map(|s| s.failed_count).unwrap_or(0);
+    let mut health = HealthWatch::new(Duration::from_millis(settings.health_exit_after_ms));
     while !stopping() {
+        if let Some(reason) = health.check(client, Instant::now()) {
+            // Status 1 (not 2): a restart reopens the store, which takes writes again once
+            // the cause cleared; the systemd unit restarts on it.
+            return Err(CliError {
+                exit: 1,
+                code: "io_error".into(),
+                message: format!(
+                    "node stopped: writes refused: {reason}; restart it (the service \
+                     manager does) to reopen the store"
+                ),
+            });
+        }
         // Sleeps until the network has work (or a local write arrives), never past a
         // timer, at most IDLE_WAIT.
         if networked {

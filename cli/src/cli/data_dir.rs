@@ -40,10 +40,19 @@ pub(crate) fn wal_path(data_dir: &Path) -> PathBuf {
     data_dir.join(WAL_FILE)
 }
 
-fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
-    Error::InvalidOptions {
-        field: "data_dir",
-        reason: format!("cannot {what} {}: {}", path.display(), describe_io(e)),
+/// A file system error on the data directory: exit 1, not 2. It is no configuration
+/// mistake (a disk full or failing, a mount not there yet, permissions), and exit 2 would
+/// keep the service manager from restarting the node once it is fixed
+/// (`RestartPreventExitStatus=2` in contrib/softadastra.service).
+fn io_error(path: &Path, what: &str, e: &io::Error) -> CliError {
+    CliError {
+        exit: 1,
+        code: "io_error".into(),
+        message: format!(
+            "data directory: cannot {what} {}: {}",
+            path.display(),
+            describe_io(e)
+        ),
     }
 }
 
@@ -56,10 +65,10 @@ fn not_a_directory(data_dir: &Path) -> Error {
 
 /// Creates the data directory (and its missing parents) with mode 0700: it holds the
 /// node's key and data, for its owner only. An existing directory is left as it is.
-pub(crate) fn ensure(data_dir: &Path) -> Result<()> {
+pub(crate) fn ensure(data_dir: &Path) -> Result<(), CliError> {
     use std::os::unix::fs::DirBuilderExt;
     if data_dir.exists() && !data_dir.is_dir() {
-        return Err(not_a_directory(data_dir));
+        return Err(not_a_directory(data_dir).into());
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -69,14 +78,16 @@ pub(crate) fn ensure(data_dir: &Path) -> Result<()> {
 }
 
 /// The node id stored in the data directory, if one is.
-pub(crate) fn read_stored_node_id(data_dir: &Path) -> Result<Option<String>> {
+pub(crate) fn read_stored_node_id(data_dir: &Path) -> Result<Option<String>, CliError> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim().to_string();
-            softadastra::validate_node_id(&id).map_err(|e| Error::InvalidOptions {
-                field: "node_id",
-                reason: format!("{}: {e}", path.display()),
+            softadastra::validate_node_id(&id).map_err(|e| {
+                CliError::from(Error::InvalidOptions {
+                    field: "node_id",
+                    reason: format!("{}: {e}", path.display()),
+                })
             })?;
             Ok(Some(id))
         }
@@ -100,7 +111,7 @@ fn write_tmp(tmp: &Path, id: &str) -> io::Result<()> {
 }
 
 /// Stores `id` as the data directory's node id, durably, replacing the one there.
-pub(crate) fn store_node_id(data_dir: &Path, id: &str) -> Result<()> {
+pub(crate) fn store_node_id(data_dir: &Path, id: &str) -> Result<(), CliError> {
     let path = data_dir.join(NODE_ID_FILE);
     let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
     let write = || -> io::Result<()> {
@@ -114,7 +125,7 @@ pub(crate) fn store_node_id(data_dir: &Path, id: &str) -> Result<()> {
 /// Binds `id` to a data directory that has no node id yet, durably. Two commands binding
 /// at once cannot both win: the file is linked into place only if it is still missing,
 /// and the id already there (the other command's) is returned instead.
-fn bind_node_id(data_dir: &Path, id: &str) -> Result<String> {
+fn bind_node_id(data_dir: &Path, id: &str) -> Result<String, CliError> {
     let path = data_dir.join(NODE_ID_FILE);
     let tmp = data_dir.join(format!("{NODE_ID_FILE}.{}.tmp", std::process::id()));
     let linked = (|| -> io::Result<bool> {
@@ -135,9 +146,12 @@ fn bind_node_id(data_dir: &Path, id: &str) -> Result<String> {
     if linked {
         return Ok(id.to_string());
     }
-    read_stored_node_id(data_dir)?.ok_or_else(|| Error::InvalidOptions {
-        field: "node_id",
-        reason: format!("{} disappeared while it was written", path.display()),
+    read_stored_node_id(data_dir)?.ok_or_else(|| {
+        Error::InvalidOptions {
+            field: "node_id",
+            reason: format!("{} disappeared while it was written", path.display()),
+        }
+        .into()
     })
 }
 
@@ -377,7 +391,7 @@ mod tests {
     fn a_broken_stored_node_id_is_reported_with_its_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(NODE_ID_FILE), "bad id\n").unwrap();
-        let msg = read_stored_node_id(dir.path()).unwrap_err().to_string();
+        let msg = read_stored_node_id(dir.path()).unwrap_err().message;
         assert!(
             msg.contains("node-id") && msg.contains("not allowed"),
             "{msg}"

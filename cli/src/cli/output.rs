@@ -122,9 +122,19 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
         "status" => {
             out.section("Softadastra status");
             println!();
+            // A node of an earlier version reports no health.
+            let health = match (
+                d["health"]["status"].as_str(),
+                d["health"]["reason"].as_str(),
+            ) {
+                (Some("healthy"), _) => "healthy".to_string(),
+                (Some(_), Some(reason)) => format!("writes refused: {reason}"),
+                _ => "unknown".to_string(),
+            };
             let mut rows = vec![
                 ("node", "id", s(&d["node"]["id"])),
                 ("node", "running", s(&d["node"]["running"])),
+                ("node", "health", health),
                 ("node", "fingerprint", s(&d["node"]["fingerprint"])),
                 ("store", "entries", s(&d["store"]["entries"])),
                 ("store", "wal", s(&d["store"]["wal"])),
@@ -150,6 +160,13 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 "control",
                 "refused_requests",
                 s(&d["control"]["refused_requests"]),
+            ));
+            rows.push((
+                "metrics",
+                "addr",
+                d["metrics"]["addr"]
+                    .as_str()
+                    .map_or_else(|| "off".to_string(), str::to_string),
             ));
             let rows: Vec<Vec<String>> = rows
                 .into_iter()
