@@ -8,7 +8,11 @@
 //! - `net.rs`: what the event loop does with the transport (the catch-up conversation,
 //!   relay, outbox push, peer and dial records);
 //! - `peers.rs`: `Peer` and `PeerState`;
-//! - `trust.rs`: the trusted peers and their file.
+//! - `trust.rs`: the trusted peers and their file;
+//! - `health.rs`: whether writes are accepted, and the recovery policy of a long-running
+//!   node when they are not (`HealthWatch`);
+//! - `metrics.rs`: the metrics in the OpenMetrics text format; `http.rs`: the endpoint
+//!   serving them and the health.
 //!
 //! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
 
