@@ -2,7 +2,8 @@
 # Installs the system tools the build and the tests need, when they are missing:
 # cmake, ninja and GoogleTest (Debian packages), abigail-tools for the ABI check
 # (scripts/check-abi.sh), and ip (iproute2) and nft (nftables) for the network-fault test
-# (tests/durability_network.rs, run as root). The Rust toolchain is expected (rustup).
+# (tests/durability_network.rs, run as root), and unshare (util-linux) for the full-disk
+# test. The Rust toolchain is expected (rustup).
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,9 @@ command -v g++ >/dev/null 2>&1 || missing+=(g++)
 # Both live in /usr/sbin, which is not on every user's PATH.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# unshare (util-linux) gives the full-disk test (cli/tests/cli_health.rs) a small tmpfs in a
+# mount namespace of its own.
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 # abidw and abidiff check the C ABI against its committed baseline (scripts/check-abi.sh).
 command -v abidiff >/dev/null 2>&1 || missing+=(abigail-tools)
 [ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \
