@@ -222,8 +222,8 @@ impl Source {
                 }
             },
         };
-        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        if let Err(e) = stream.write_all(&response.bytes()) {
+        if let Err(e) = write_within(&mut stream, &response.bytes(), Instant::now() + IO_TIMEOUT)
+        {
             log::debug!(
                 "node {}: metrics endpoint: the response was not taken: {e}",
                 self.options.node_id
@@ -231,6 +231,26 @@ impl Source {
         }
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// Writes all of `bytes` by `deadline`: a timeout on each write alone would let a client
+/// that takes a byte every second hold the thread for as many seconds as the response has
+/// bytes.
+fn write_within(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Waits until `listener` has a connection to accept, or [`ACCEPT_WAIT`] passes.
