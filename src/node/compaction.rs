@@ -72,11 +72,13 @@ pub(super) fn sync_blocks(payloads: &[Vec<u8>]) -> Vec<(u8, &[u8])> {
 
 /// Starts a compaction on a thread of its own when automatic compaction is on and the log
 /// since the last snapshot has outgrown the threshold (`compact_log_bytes`, or the larger
-/// of the last snapshot and one segment), unless one is running. The caller goes on at
-/// once: a compaction of a large store takes seconds.
+/// of the last snapshot and one segment), unless one is running or the log refuses writes.
+/// The caller goes on at once: a compaction of a large store takes seconds.
 pub(super) fn maybe_compact(options: &ClientOptions, node: &Arc<OpenNode>, now_wall_ms: u64) {
     use std::sync::atomic::Ordering;
-    if !options.auto_compact {
+    // A log that refuses writes cannot be cut: trying on every tick would only log the
+    // same failure until the node is reopened (the health says why).
+    if !options.auto_compact || node.store.write_refusal().is_some() {
         return;
     }
     let threshold = match options.compact_log_bytes {
