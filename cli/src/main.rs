@@ -225,8 +225,17 @@ enum StoreCommand {
 
 #[derive(Subcommand)]
 enum SyncCommand {
-    /// Show sync engine state.
-    Status,
+    /// Show sync engine state; with KEY, where that key's latest change is on its way to
+    /// peers (saved_locally, waiting_to_sync, syncing, synced, retrying, sync_failed,
+    /// conflict_detected).
+    Status {
+        /// A key written on this node (or received from a peer). A key starting with '-'
+        /// goes after '--'.
+        key: Option<String>,
+    },
+    /// Queue failed work again (its attempts start over) and pending work (auto_queue off),
+    /// for the next sync tick.
+    Retry,
     /// Run one manual sync cycle.
     Tick {
         /// Also remove acknowledged operations from the outbox.
@@ -384,7 +393,11 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
             prefix: prefix.clone().unwrap_or_default(),
         },
         Command::Store(StoreCommand::Compact) => Request::StoreCompact,
-        Command::Sync(SyncCommand::Status) => Request::SyncStatus,
+        Command::Sync(SyncCommand::Status { key: None }) => Request::SyncStatus,
+        Command::Sync(SyncCommand::Status { key: Some(key) }) => {
+            Request::SyncKeyStatus { key: key.clone() }
+        }
+        Command::Sync(SyncCommand::Retry) => Request::SyncRetry,
         Command::Sync(SyncCommand::Tick { prune }) => Request::SyncTick { prune: *prune },
         Command::Peers(PeersArgs { action: None }) => Request::Peers,
         Command::Peers(PeersArgs {
@@ -489,7 +502,7 @@ fn access(command: &Command) -> Access {
         Command::Status
         | Command::Node(NodeCommand::Info)
         | Command::Store(StoreCommand::Get { .. } | StoreCommand::List { .. })
-        | Command::Sync(SyncCommand::Status)
+        | Command::Sync(SyncCommand::Status { .. } | SyncCommand::Retry)
         | Command::Peers(PeersArgs { action: None })
         | Command::Backup(_) => Access::Read,
         _ => Access::Write,
@@ -518,7 +531,8 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Store(StoreCommand::Remove { .. }) => "store remove",
         Command::Store(StoreCommand::List { .. }) => "store list",
         Command::Store(StoreCommand::Compact) => "store compact",
-        Command::Sync(SyncCommand::Status) => "sync status",
+        Command::Sync(SyncCommand::Status { .. }) => "sync status",
+        Command::Sync(SyncCommand::Retry) => "sync retry",
         Command::Sync(SyncCommand::Tick { .. }) => "sync tick",
         Command::Peers(PeersArgs { action: None }) => "peers",
         Command::Peers(PeersArgs {

@@ -159,6 +159,11 @@ pub(crate) enum Request {
         dir: String,
     },
     SyncStatus,
+    /// `sync status KEY`.
+    SyncKeyStatus {
+        key: String,
+    },
+    SyncRetry,
     SyncTick {
         prune: bool,
     },
@@ -214,7 +219,8 @@ impl Request {
             Request::StoreList { .. } => "store list",
             Request::StoreCompact => "store compact",
             Request::Backup { .. } => "backup",
-            Request::SyncStatus => "sync status",
+            Request::SyncStatus | Request::SyncKeyStatus { .. } => "sync status",
+            Request::SyncRetry => "sync retry",
             Request::SyncTick { .. } => "sync tick",
             Request::Peers => "peers",
             Request::PeersTrust { .. } => "peers trust",
@@ -409,6 +415,26 @@ pub(crate) fn execute(
                 "total_retries": s.total_retries,
                 "conflict_count": s.conflict_count,
                 "refused_count": client.network_stats()?.refused_operations.total(),
+            })
+        }
+        Request::SyncKeyStatus { key } => {
+            let status = client.sync_status(key)?;
+            json!({ "key": key, "status": status.as_str(), "label": status.label() })
+        }
+        Request::SyncRetry => {
+            let pending = client.queue_pending()?;
+            let failed = client.retry_failed()?;
+            if running {
+                log::info!(
+                    "sync retry (requested): {failed} failed and {pending} pending operations \
+                     queued again"
+                );
+            }
+            json!({
+                "node_running": running,
+                "failed_requeued": failed,
+                "pending_queued": pending,
+                "queued_count": client.sync_state()?.queued_count,
             })
         }
         Request::SyncTick { prune } => {

@@ -223,6 +223,37 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 out.table(&["Key", "Value"], &rows);
             }
         }
+        "sync status" if d.get("key").is_some() => {
+            out.section("Softadastra sync status");
+            println!();
+            out.fields(&[
+                ("key", s(&d["key"])),
+                ("status", s(&d["status"])),
+                ("meaning", s(&d["label"])),
+            ]);
+        }
+        "sync retry" => {
+            out.section("Softadastra sync retry");
+            println!();
+            let rows: Vec<Vec<String>> = ["failed_requeued", "pending_queued", "queued_count"]
+                .iter()
+                .map(|k| vec![k.to_string(), s(&d[*k])])
+                .collect();
+            out.table(&["Metric", "Value"], &rows);
+            println!();
+            let again = d["failed_requeued"].as_u64().unwrap_or(0)
+                + d["pending_queued"].as_u64().unwrap_or(0);
+            if again == 0 {
+                out.info("No failed or pending sync work to queue.");
+            } else if d["node_running"].as_bool() == Some(true) {
+                out.ok("Sync work queued again: the node sends it with its next tick.");
+            } else {
+                out.warn(
+                    "No node runs on this data directory: nothing was sent. Run sync retry \
+                     while the node runs.",
+                );
+            }
+        }
         "sync status" => {
             out.section("Softadastra sync status");
             println!();
