@@ -85,8 +85,9 @@ pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
-    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, NetworkStats, Peer,
-    PeerState, TrustedPeer, WriteBatch, read_backup_manifest, restore_backup, verify_backup,
+    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, EXPIRED_PEER_RETENTION_MS,
+    NetworkStats, Peer, PeerState, TrustedPeer, WriteBatch, read_backup_manifest, restore_backup,
+    verify_backup,
 };
 pub use store::snapshot::SnapshotError;
 pub use store::{

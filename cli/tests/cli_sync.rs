@@ -65,7 +65,10 @@ fn wait_failed(data: &Path, node: &Node, failed: u64) -> Value {
 fn sync_status_of_a_key_names_where_its_change_is() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    json(&data, &["--node-id", "till-key", "store", "put", "sale/1", "coffee"]);
+    json(
+        &data,
+        &["--node-id", "till-key", "store", "put", "sale/1", "coffee"],
+    );
     let status = json(&data, &["sync", "status", "sale/1"]);
     assert_eq!(status["command"], "sync status");
     assert_eq!(status["key"], "sale/1");
@@ -97,7 +100,10 @@ fn sync_retry_queues_failed_work_again_and_it_is_sent_again() {
     let first = peer.recv_until(Duration::from_secs(10), |m| batch_keys(m).len() == 2);
     assert!(first.is_some(), "the work was sent once\n{}", node.log());
     wait_failed(&data, &node, 2);
-    assert_eq!(json(&data, &["sync", "status", "sale/1"])["status"], "sync_failed");
+    assert_eq!(
+        json(&data, &["sync", "status", "sale/1"])["status"],
+        "sync_failed"
+    );
 
     let retry = json(&data, &["sync", "retry"]);
     assert_eq!(retry["command"], "sync retry");
@@ -160,5 +166,8 @@ fn failed_work_reads_acknowledged_once_a_peer_has_caught_up() {
         json(&a_data, &["sync", "status"]),
         a.log()
     );
-    assert_eq!(json(&a_data, &["sync", "status", "sale/2"])["status"], "synced");
+    assert_eq!(
+        json(&a_data, &["sync", "status", "sale/2"])["status"],
+        "synced"
+    );
 }

@@ -45,7 +45,7 @@ pub use backup::{BackupReport, read_backup_manifest, restore_backup, verify_back
 pub use compaction::CompactionReport;
 pub use network::NetworkStats;
 pub use options::ClientOptions;
-pub use peers::{Peer, PeerState};
+pub use peers::{EXPIRED_PEER_RETENTION_MS, Peer, PeerState};
 pub use trust::TrustedPeer;
 
 /// A batch of changes written atomically by [`Client::write_batch`].
@@ -114,8 +114,8 @@ struct OpenNode {
     net: lock_order::Ranked<Option<net::Net>>,
     /// Discovery, if started.
     discovery: lock_order::Ranked<Option<network::RunningDiscovery>>,
-    /// Peers that expired since `peers()` last reported them.
-    expired: Mutex<Vec<Peer>>,
+    /// Where discovered peers were last heard, and the expired ones until pruned.
+    peer_book: Mutex<peers::PeerBook>,
     /// When the outbox next has timed work (ACK deadline, end of a retry's backoff), as of
     /// the last event-loop turn; `u64::MAX` for none. Read before the loop sleeps.
     sync_deadline_ms: std::sync::atomic::AtomicU64,

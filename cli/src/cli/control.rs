@@ -242,10 +242,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A peer known from discovery and not connected (an expired one, still listed by
+/// `peers`, is no longer known).
 fn discovery_state(state: PeerState) -> bool {
     matches!(
         state,
-        PeerState::Available | PeerState::Stale | PeerState::Expired | PeerState::Unknown
+        PeerState::Available | PeerState::Stale | PeerState::Unknown
     )
 }
 

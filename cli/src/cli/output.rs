@@ -389,55 +389,29 @@ fn render_peers(out: &Out, d: &Value) {
     out.kv("node running", &s(&d["node_running"]));
     out.kv("discovery", &s(&d["discovery"]));
     out.kv("transport", &s(&d["transport"]));
-    let peers = d["peers"].as_array().cloned().unwrap_or_default();
-    let discovery_running = d["discovery"].as_bool() == Some(true);
-    // Connected and faulted peers are the transport's; the others were found by discovery
-    // (or, without discovery, dialled and not connected yet: the transport's too).
-    let (transport, discovered): (Vec<&Value>, Vec<&Value>) = peers.iter().partition(|p| {
-        !discovery_running || matches!(p["state"].as_str(), Some("connected" | "faulted"))
-    });
     println!();
-    out.section("Discovery peers");
-    if discovered.is_empty() {
-        out.info("No discovery peers found.");
+    // One table for discovery and transport: a peer is listed once, in the state that
+    // says most (connected, faulted, then what discovery knows). Port 0 is unknown: a peer
+    // that dialled this node and whose listening port nothing announced.
+    let rows: Vec<Vec<String>> = d["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .map(|p| {
+                    let port = match p["port"].as_u64() {
+                        Some(0) | None => "-".to_string(),
+                        Some(port) => port.to_string(),
+                    };
+                    vec![s(&p["node_id"]), s(&p["host"]), port, s(&p["state"])]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        out.info("No peers found.");
     } else {
-        let rows: Vec<Vec<String>> = discovered
-            .iter()
-            .map(|p| {
-                vec![
-                    s(&p["node_id"]),
-                    s(&p["host"]),
-                    s(&p["port"]),
-                    s(&p["state"]),
-                    s(&p["last_seen_ms"]),
-                ]
-            })
-            .collect();
-        out.table(&["Node", "Host", "Port", "State", "Last seen"], &rows);
-    }
-    println!();
-    out.section("Transport peers");
-    if transport.is_empty() {
-        out.info("No transport peers found.");
-    } else {
-        let rows: Vec<Vec<String>> = transport
-            .iter()
-            .map(|p| {
-                let connected = p["state"].as_str() == Some("connected");
-                vec![
-                    s(&p["node_id"]),
-                    s(&p["host"]),
-                    s(&p["port"]),
-                    s(&p["state"]),
-                    if connected { "yes" } else { "no" }.into(),
-                    s(&p["last_seen_ms"]),
-                ]
-            })
-            .collect();
-        out.table(
-            &["Node", "Host", "Port", "State", "Connected", "Last seen"],
-            &rows,
-        );
+        out.table(&["Node ID", "Host", "Port", "State"], &rows);
     }
     println!();
     render_trusted(out, d);
