@@ -265,17 +265,29 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
     f
 }
 
+/// How long a command waits for a node that announced it is starting
+/// ([`data_dir::STARTING_FILE`]) to answer on its control socket: longer than the node
+/// waits for the WAL's lock ([`cli::daemon::LOCK_WAIT`]).
+const START_WAIT: Duration = Duration::from_secs(30);
+
 /// Runs `request` on the running node if one answers on the data directory's control
-/// socket, else on the data directory directly. When the WAL is locked (a node is starting,
-/// or another command holds it for a moment), tries both again for up to 5 s.
+/// socket, else on the data directory directly. While a node announces it is starting, the
+/// command waits for it (up to [`START_WAIT`]) rather than take the WAL it is about to
+/// lock. When the WAL is locked (another command holds it for a moment), tries both again
+/// for up to 5 s.
 fn dispatch(settings: &Settings, request: &Request) -> Result<Value, CliError> {
     let socket = settings.socket_path();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(5);
     loop {
         if socket.exists()
             && let Some(data) = control::send(&socket, request)?
         {
             return Ok(data);
+        }
+        if data_dir::start_announced(&settings.data_dir) && started.elapsed() < START_WAIT {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
         let client = Client::new(settings.client_options(false));
         match client.open() {
