@@ -87,6 +87,33 @@ enum Command {
     Backup(BackupArgs),
     /// Restore a backup into the data directory (--data-dir); the node must not run.
     Restore(RestoreArgs),
+    /// Inspect the data directory's WAL, or salvage its good part into a new data
+    /// directory (docs/wal-format.md). Runs on the files, without a node.
+    #[command(subcommand)]
+    Wal(WalCommand),
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// List the snapshots and log files with their records, and every damaged place (file,
+    /// byte offset, what). Reads only: changes nothing, takes no lock.
+    Inspect {
+        /// Also list every record (offset, number, type, size).
+        #[arg(long)]
+        records: bool,
+    },
+    /// Copy the newest intact snapshot and the unbroken run of good records after it, with
+    /// the node's key, trusted peers and node id, into the new data directory DIR. The
+    /// source is never changed; a node running on it is refused.
+    Salvage {
+        /// The new data directory: created when missing, else it must be empty.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Salvage into a data directory that is not empty: the node's files there are
+        /// replaced; nothing else is touched.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -444,6 +471,14 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
                  verify DIR",
             ));
         }
+        Command::Wal(WalCommand::Inspect { records }) => {
+            let data = cli::wal::inspect(&settings, *records)?;
+            return print(cli, out, "wal inspect", data);
+        }
+        Command::Wal(WalCommand::Salvage { dir, force }) => {
+            let data = cli::wal::salvage(&settings, dir, *force)?;
+            return print(cli, out, "wal salvage", data);
+        }
         Command::Restore(args) => {
             let data = backup::restore(
                 &mut settings,
@@ -559,6 +594,8 @@ fn command_name(cli: &Cli) -> &'static str {
         }) => "backup verify",
         Command::Backup(_) => "backup",
         Command::Restore(_) => "restore",
+        Command::Wal(WalCommand::Inspect { .. }) => "wal inspect",
+        Command::Wal(WalCommand::Salvage { .. }) => "wal salvage",
     }
 }
 

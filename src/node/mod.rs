@@ -7,7 +7,7 @@
 //! - `network.rs`: transport and discovery, the event-loop step, connecting, peers;
 //! - `net.rs`: what the event loop does with the transport (the catch-up conversation,
 //!   relay, outbox push, peer and dial records);
-//! - `peers.rs`: `Peer` and `PeerState`;
+//! - `peers.rs`: `Peer` and `PeerState`, and what is remembered of discovered peers;
 //! - `trust.rs`: the trusted peers and their file.
 //!
 //! Lock order: `lock_order.rs` (checked in debug builds), also in docs/architecture.md.
@@ -41,7 +41,9 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
-pub use backup::{BackupReport, read_backup_manifest, restore_backup, verify_backup};
+pub use backup::{
+    BackupReport, inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
+};
 pub use compaction::CompactionReport;
 pub use network::NetworkStats;
 pub use options::ClientOptions;

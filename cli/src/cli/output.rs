@@ -371,6 +371,30 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             println!();
             out.ok("Restored. Start the node: it gets the writes made after the backup back from its peers.");
         }
+        "wal inspect" => render_inspection(out, d),
+        "wal salvage" => {
+            out.section("Softadastra WAL salvage");
+            for (label, field) in [
+                ("from", "from"),
+                ("into", "data_dir"),
+                ("node", "node_id"),
+                ("snapshot through", "snapshot_cut"),
+                ("records copied", "records"),
+                ("good through", "good_through"),
+                ("source's last", "source_last_sequence"),
+                ("next own seq", "next_own_seq"),
+                ("key copied", "key_copied"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            println!();
+            render_damage(out, d);
+            println!();
+            out.ok(
+                "Salvaged. The source is unchanged. Start the node on the new data directory: \
+                 it gets what was lost from its peers.",
+            );
+        }
         "peers trust" | "peers untrust" => {
             out.ok(if command == "peers trust" {
                 "Peer trusted."
@@ -415,6 +439,114 @@ fn render_peers(out: &Out, d: &Value) {
     }
     println!();
     render_trusted(out, d);
+}
+
+fn render_damage(out: &Out, d: &Value) {
+    let damage = d["damage"].as_array().cloned().unwrap_or_default();
+    if damage.is_empty() {
+        out.ok("No damage found.");
+        return;
+    }
+    out.section("Damage");
+    let rows: Vec<Vec<String>> = damage
+        .iter()
+        .map(|x| vec![s(&x["path"]), s(&x["offset"]), s(&x["what"])])
+        .collect();
+    out.table(&["File", "Offset", "What"], &rows);
+}
+
+fn render_inspection(out: &Out, d: &Value) {
+    out.section("Softadastra WAL");
+    for (label, field) in [
+        ("wal", "wal"),
+        ("snapshot through", "snapshot_cut"),
+        ("good through", "good_through"),
+        ("last record", "last_sequence"),
+        ("records", "records"),
+    ] {
+        out.kv(label, &s(&d[field]));
+    }
+    println!();
+    out.section("Snapshots");
+    let snapshots = d["snapshots"].as_array().cloned().unwrap_or_default();
+    if snapshots.is_empty() {
+        out.info("No snapshot.");
+    } else {
+        let rows: Vec<Vec<String>> = snapshots
+            .iter()
+            .map(|x| {
+                let state = if x["intact"] == true {
+                    "intact"
+                } else {
+                    "damaged"
+                };
+                vec![
+                    s(&x["path"]),
+                    s(&x["covers_through"]),
+                    s(&x["bytes"]),
+                    state.into(),
+                ]
+            })
+            .collect();
+        out.table(&["File", "Through record", "Bytes", "State"], &rows);
+    }
+    println!();
+    out.section("Log files");
+    let files = d["files"].as_array().cloned().unwrap_or_default();
+    if files.is_empty() {
+        out.info("No log file.");
+    } else {
+        let rows: Vec<Vec<String>> = files
+            .iter()
+            .map(|x| {
+                let range = match (x["first_record"].as_u64(), x["last_record"].as_u64()) {
+                    (Some(a), Some(b)) => format!("{a}-{b}"),
+                    _ => "-".into(),
+                };
+                vec![
+                    s(&x["path"]),
+                    s(&x["records"]),
+                    range,
+                    s(&x["bytes"]),
+                    s(&x["torn_tail_bytes"]),
+                ]
+            })
+            .collect();
+        out.table(&["File", "Records", "Numbers", "Bytes", "Torn tail"], &rows);
+        let listed: Vec<Vec<String>> = files
+            .iter()
+            .flat_map(|f| {
+                let path = s(&f["path"]);
+                f["record_list"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |r| {
+                        vec![
+                            path.clone(),
+                            s(&r["offset"]),
+                            s(&r["sequence"]),
+                            s(&r["type"]),
+                            s(&r["payload_bytes"]),
+                        ]
+                    })
+            })
+            .collect();
+        if !listed.is_empty() {
+            println!();
+            out.section("Records");
+            out.table(&["File", "Offset", "Number", "Type", "Bytes"], &listed);
+        }
+    }
+    println!();
+    render_damage(out, d);
+    if d["healthy"] != true {
+        out.warn(
+            "The node may refuse to open this WAL, or lose what follows the damage. \
+             `softadastra wal salvage DIR` copies the good part into a new data directory.",
+        );
+    }
 }
 
 fn render_trusted(out: &Out, d: &Value) {
