@@ -212,6 +212,7 @@ pub mod api {
         fn prune_completed(self: &RustClient, count: &mut usize) -> FfiStatus;
         fn prune_failed(self: &RustClient, count: &mut usize) -> FfiStatus;
         fn queue_pending(self: &RustClient, count: &mut usize) -> FfiStatus;
+        fn retry_failed(self: &RustClient, count: &mut usize) -> FfiStatus;
         /// On success, `status` is where the key's latest change is.
         fn sync_status(self: &RustClient, key: &[u8], status: &mut FfiKeyStatus) -> FfiStatus;
 
@@ -808,6 +809,13 @@ impl RustClient {
     fn queue_pending(&self, count: &mut usize) -> FfiStatus {
         status("Client::queue_pending", || {
             *count = self.client.queue_pending()?;
+            Ok(())
+        })
+    }
+
+    fn retry_failed(&self, count: &mut usize) -> FfiStatus {
+        status("Client::retry_failed", || {
+            *count = self.client.retry_failed()?;
             Ok(())
         })
     }

@@ -259,7 +259,9 @@ fn backup_code(e: &crate::backup::BackupError) -> ErrorCode {
     use crate::backup::BackupError;
     use crate::store::snapshot::SnapshotError;
     match e {
-        BackupError::Io { .. } | BackupError::NodeRunning { .. } => ErrorCode::IoError,
+        BackupError::Io { .. }
+        | BackupError::NodeRunning { .. }
+        | BackupError::SourceInUse { .. } => ErrorCode::IoError,
         BackupError::NotEmpty { .. } => ErrorCode::AlreadyExists,
         BackupError::OtherNode { .. } => ErrorCode::InvalidArgument,
         BackupError::Unfinished { .. }

@@ -76,7 +76,9 @@ mod ffi;
 pub mod surface;
 
 pub use backup::{
-    BackupError, BackupFile, BackupFileKind, BackupManifest, RestoreReport, incarnation_floor,
+    BackupError, BackupFile, BackupFileKind, BackupManifest, Damage, InspectedFile,
+    InspectedRecord, InspectedSnapshot, RestoreReport, SalvageReport, WalInspection,
+    incarnation_floor,
 };
 pub use discovery::DiscoveryError;
 pub use error::{Error, ErrorCode, Result};
@@ -85,9 +87,9 @@ pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
-    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, Health, HealthWatch,
-    NetworkStats, PROBE_EVERY, Peer, PeerState, TrustedPeer, WriteBatch, read_backup_manifest,
-    restore_backup, verify_backup,
+    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, EXPIRED_PEER_RETENTION_MS,
+    Health, HealthWatch, NetworkStats, PROBE_EVERY, Peer, PeerState, TrustedPeer, WriteBatch,
+    inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
 };
 pub use store::snapshot::SnapshotError;
 pub use store::{

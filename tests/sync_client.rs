@@ -223,6 +223,44 @@ fn catch_up_delivers_what_a_pruned_outbox_no_longer_holds() {
 }
 
 #[test]
+fn failed_work_is_queued_again_by_retry_failed_and_sent_with_the_next_batch() {
+    let mut options = ClientOptions::memory_only("node-a");
+    options.max_sync_retries = 0;
+    options.ack_timeout_ms = 1;
+    let a = Client::new(options);
+    a.open().unwrap();
+    assert_eq!(a.retry_failed().unwrap(), 0, "nothing failed yet");
+    a.put("k1", b"1").unwrap();
+    a.put("k2", b"2").unwrap();
+    let first = a.take_sync_batch().unwrap().unwrap();
+    // No ACK comes: once the deadline has passed, with no retries the work fails.
+    let failed = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        a.retry_expired().unwrap();
+        a.sync_state().unwrap().failed_count == 2
+    });
+    assert!(failed, "{:?}", a.sync_state().unwrap());
+    assert_eq!(a.sync_status("k1").unwrap(), KeyStatus::SyncFailed);
+    assert_eq!(
+        a.queue_pending().unwrap(),
+        0,
+        "queue_pending leaves failed work alone"
+    );
+
+    assert_eq!(a.retry_failed().unwrap(), 2);
+    let state = a.sync_state().unwrap();
+    assert_eq!(
+        (state.failed_count, state.queued_count),
+        (0, 2),
+        "{state:?}"
+    );
+    assert_eq!(a.sync_status("k1").unwrap(), KeyStatus::WaitingToSync);
+    let again = a.take_sync_batch().unwrap().unwrap();
+    assert_eq!(again.ops, first.ops, "the same operations are sent again");
+    assert_eq!(a.retry_failed().unwrap(), 0, "in flight, not failed");
+}
+
+#[test]
 fn sync_calls_on_a_closed_client_are_invalid_state() {
     let a = Client::new(ClientOptions::memory_only("node-a"));
     assert_eq!(a.sync_state().unwrap_err().code(), ErrorCode::InvalidState);

@@ -90,6 +90,33 @@ enum Command {
     /// Print the running node's metrics (the Prometheus text its /metrics serves,
     /// docs/monitoring.md); fails when no node runs on the data directory.
     Metrics,
+    /// Inspect the data directory's WAL, or salvage its good part into a new data
+    /// directory (docs/wal-format.md). Runs on the files, without a node.
+    #[command(subcommand)]
+    Wal(WalCommand),
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// List the snapshots and log files with their records, and every damaged place (file,
+    /// byte offset, what). Reads only: changes nothing, takes no lock.
+    Inspect {
+        /// Also list every record (offset, number, type, size).
+        #[arg(long)]
+        records: bool,
+    },
+    /// Copy the newest intact snapshot and the unbroken run of good records after it, with
+    /// the node's key, trusted peers and node id, into the new data directory DIR. The
+    /// source is never changed; a node running on it is refused.
+    Salvage {
+        /// The new data directory: created when missing, else it must be empty.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Salvage into a data directory that is not empty: the node's files there are
+        /// replaced; nothing else is touched.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -232,8 +259,17 @@ enum StoreCommand {
 
 #[derive(Subcommand)]
 enum SyncCommand {
-    /// Show sync engine state.
-    Status,
+    /// Show sync engine state; with KEY, where that key's latest change is on its way to
+    /// peers (saved_locally, waiting_to_sync, syncing, synced, retrying, sync_failed,
+    /// conflict_detected).
+    Status {
+        /// A key written on this node (or received from a peer). A key starting with '-'
+        /// goes after '--'.
+        key: Option<String>,
+    },
+    /// Queue failed work again (its attempts start over) and pending work (auto_queue off),
+    /// for the next sync tick.
+    Retry,
     /// Run one manual sync cycle.
     Tick {
         /// Also remove acknowledged operations from the outbox.
@@ -264,17 +300,29 @@ fn flags(global: &Global, start: Option<&StartArgs>) -> Flags {
     f
 }
 
+/// How long a command waits for a node that announced it is starting
+/// ([`data_dir::STARTING_FILE`]) to answer on its control socket: longer than the node
+/// waits for the WAL's lock ([`cli::daemon::LOCK_WAIT`]).
+const START_WAIT: Duration = Duration::from_secs(30);
+
 /// Runs `request` on the running node if one answers on the data directory's control
-/// socket, else on the data directory directly. When the WAL is locked (a node is starting,
-/// or another command holds it for a moment), tries both again for up to 5 s.
+/// socket, else on the data directory directly. While a node announces it is starting, the
+/// command waits for it (up to [`START_WAIT`]) rather than take the WAL it is about to
+/// lock. When the WAL is locked (another command holds it for a moment), tries both again
+/// for up to 5 s.
 fn dispatch(settings: &Settings, request: &Request) -> Result<Value, CliError> {
     let socket = settings.socket_path();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(5);
     loop {
         if socket.exists()
             && let Some(data) = control::send(&socket, request)?
         {
             return Ok(data);
+        }
+        if data_dir::start_announced(&settings.data_dir) && started.elapsed() < START_WAIT {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
         let client = Client::new(settings.client_options(false));
         match client.open() {
@@ -392,7 +440,11 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
             prefix: prefix.clone().unwrap_or_default(),
         },
         Command::Store(StoreCommand::Compact) => Request::StoreCompact,
-        Command::Sync(SyncCommand::Status) => Request::SyncStatus,
+        Command::Sync(SyncCommand::Status { key: None }) => Request::SyncStatus,
+        Command::Sync(SyncCommand::Status { key: Some(key) }) => {
+            Request::SyncKeyStatus { key: key.clone() }
+        }
+        Command::Sync(SyncCommand::Retry) => Request::SyncRetry,
         Command::Sync(SyncCommand::Tick { prune }) => Request::SyncTick { prune: *prune },
         Command::Peers(PeersArgs { action: None }) => Request::Peers,
         Command::Peers(PeersArgs {
@@ -430,6 +482,14 @@ fn run(cli: &Cli, out: &Out) -> Result<(), CliError> {
         Command::Metrics => {
             data_dir::resolve(&mut settings, Access::Read, cli.global.change_node_id)?;
             return metrics(cli, &settings);
+        }
+        Command::Wal(WalCommand::Inspect { records }) => {
+            let data = cli::wal::inspect(&settings, *records)?;
+            return print(cli, out, "wal inspect", data);
+        }
+        Command::Wal(WalCommand::Salvage { dir, force }) => {
+            let data = cli::wal::salvage(&settings, dir, *force)?;
+            return print(cli, out, "wal salvage", data);
         }
         Command::Restore(args) => {
             let data = backup::restore(
@@ -524,7 +584,7 @@ fn access(command: &Command) -> Access {
         Command::Status
         | Command::Node(NodeCommand::Info)
         | Command::Store(StoreCommand::Get { .. } | StoreCommand::List { .. })
-        | Command::Sync(SyncCommand::Status)
+        | Command::Sync(SyncCommand::Status { .. } | SyncCommand::Retry)
         | Command::Peers(PeersArgs { action: None })
         | Command::Backup(_)
         | Command::Metrics => Access::Read,
@@ -554,7 +614,8 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Store(StoreCommand::Remove { .. }) => "store remove",
         Command::Store(StoreCommand::List { .. }) => "store list",
         Command::Store(StoreCommand::Compact) => "store compact",
-        Command::Sync(SyncCommand::Status) => "sync status",
+        Command::Sync(SyncCommand::Status { .. }) => "sync status",
+        Command::Sync(SyncCommand::Retry) => "sync retry",
         Command::Sync(SyncCommand::Tick { .. }) => "sync tick",
         Command::Peers(PeersArgs { action: None }) => "peers",
         Command::Peers(PeersArgs {
@@ -570,6 +631,8 @@ fn command_name(cli: &Cli) -> &'static str {
         Command::Backup(_) => "backup",
         Command::Restore(_) => "restore",
         Command::Metrics => "metrics",
+        Command::Wal(WalCommand::Inspect { .. }) => "wal inspect",
+        Command::Wal(WalCommand::Salvage { .. }) => "wal salvage",
     }
 }
 

@@ -1,7 +1,8 @@
 //! The control socket's bounds (issue 12, item 5), driving the real binary: a request line
 //! longer than the node's limit, a client that sends nothing and one that sends its request
 //! a byte at a time are refused with an error, and the node keeps answering the other
-//! commands meanwhile. (The credential rule, same user or root, is a unit test of
+//! commands meanwhile; a write the node received and did not answer says it may have been
+//! applied. (The credential rule, same user or root, is a unit test of
 //! `caller_allowed` in cli/src/cli/control.rs: refusing a caller needs a second user.)
 //! Every node runs on 127.0.0.1 on a free port, every wait and loop is bounded, and every
 //! child is reaped.
@@ -133,9 +134,22 @@ fn a_control_request_sent_a_byte_at_a_time_is_cut_off_at_the_timeout() {
     // cuts this client off.
     let started = Instant::now();
     let mut reply = Vec::new();
-    for _ in 0..3 * IO_TIMEOUT.as_secs() {
+    for i in 0..3 * IO_TIMEOUT.as_secs() {
         if (&stream).write_all(b" ").is_err() {
             break;
+        }
+        if i == 1 {
+            // Meanwhile another command is answered, while the trickling client is still
+            // being read (not answered yet).
+            let status = json(&data, &["status"]);
+            assert_eq!(status["node"]["running"], true, "{status}");
+            stream.set_nonblocking(true).unwrap();
+            let waiting = (&stream).read(&mut [0; 1]);
+            stream.set_nonblocking(false).unwrap();
+            assert!(
+                matches!(&waiting, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "the trickling client was let go before the command was answered: {waiting:?}"
+            );
         }
         let mut buf = [0; 4096];
         match (&stream).read(&mut buf) {
@@ -165,4 +179,31 @@ fn a_control_request_sent_a_byte_at_a_time_is_cut_off_at_the_timeout() {
         elapsed < 2 * IO_TIMEOUT,
         "cut off after {elapsed:?}, the timeout is {IO_TIMEOUT:?}"
     );
+}
+
+#[test]
+fn a_write_the_node_does_not_answer_in_time_says_it_may_have_been_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&data, &[]);
+    let pid = node.child.as_ref().unwrap().id() as i32;
+    // A node that stops answering (stopped here, as a node stalled on a slow disk would
+    // be): the command's request is sent, and no answer comes within its 30 s.
+    // SAFETY: signals to the child this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let put = cli_support::cli(&data, &["store", "put", "late/1", "maybe"]);
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(put.status.code(), Some(1), "{}", cli_support::stdout(&put));
+    let message = cli_support::stderr(&put);
+    assert!(
+        message.contains("did not answer within 30 s")
+            && message.contains("store put may or may not have been applied"),
+        "{message}"
+    );
+    // It was: the node, running again, read the request and applied it.
+    let applied = cli_support::wait_for(Duration::from_secs(10), || {
+        let out = cli_support::cli(&data, &["store", "get", "late/1", "--json"]);
+        out.status.success().then_some(())
+    });
+    assert!(applied.is_some(), "{}", node.log());
 }

@@ -313,6 +313,13 @@ Result<std::size_t> Client::queue_pending() {
     });
 }
 
+Result<std::size_t> Client::retry_failed() {
+    if (!impl_) return moved_from();
+    return count_call(*impl_, [](const ffi::RustClient& c, std::size_t& n) {
+        return c.retry_failed(n);
+    });
+}
+
 Result<SyncStatus> Client::sync_status(const Key& key) const { return sync_status(key.str()); }
 
 Result<SyncStatus> Client::sync_status(const std::string& key) const {

@@ -572,6 +572,7 @@ static void test_sync(void) {
     CHECK(sa_client_prune_completed(client, &count) == SA_INVALID_STATE);
     CHECK(sa_client_prune_failed(client, &count) == SA_INVALID_STATE);
     CHECK(sa_client_queue_pending(client, &count) == SA_INVALID_STATE);
+    CHECK(sa_client_retry_failed(client, &count) == SA_INVALID_STATE);
     CHECK(count == 42);
     CHECK(sa_client_sync_status(client, KEY("k"), &key_status) == SA_INVALID_STATE);
     CHECK(key_status == SA_KEY_STATUS_SYNCED);
@@ -614,6 +615,7 @@ static void test_sync(void) {
     CHECK(sa_client_prune_completed(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_prune_failed(client, &count) == SA_OK && count == 0);
     CHECK(sa_client_queue_pending(client, &count) == SA_OK && count == 0);
+    CHECK(sa_client_retry_failed(client, &count) == SA_OK && count == 0);
     CHECK(read_sync_state(client, &state) == SA_OK && state.queued_count == 1);
 
     /* NULL handles and out-parameters. */
@@ -622,6 +624,8 @@ static void test_sync(void) {
     CHECK(sa_client_sync_state(client, NULL) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "out_state") == 0);
     CHECK(sa_client_queue_pending(client, NULL) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "out_count") == 0);
+    CHECK(sa_client_retry_failed(client, NULL) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "out_count") == 0);
     CHECK(sa_client_sync_status(client, KEY("doc/1"), NULL) == SA_INVALID_ARGUMENT);
     CHECK(strcmp(sa_last_error_context(), "out_status") == 0);

@@ -38,6 +38,7 @@ void expect_every_sync_call_is_invalid_state(Client& client) {
     EXPECT_ERROR_CODE(client.prune_completed(), Error::Code::InvalidState);
     EXPECT_ERROR_CODE(client.prune_failed(), Error::Code::InvalidState);
     EXPECT_ERROR_CODE(client.queue_pending(), Error::Code::InvalidState);
+    EXPECT_ERROR_CODE(client.retry_failed(), Error::Code::InvalidState);
     EXPECT_ERROR_CODE(client.sync_status("k"), Error::Code::InvalidState);
     EXPECT_ERROR_CODE(client.sync_status(Key{"k"}), Error::Code::InvalidState);
 }
@@ -166,6 +167,17 @@ TEST(SyncTest, WithoutAutoQueueAPutIsSavedLocallyUntilQueued) {
     EXPECT_EQ(client.sync_status("draft").value(), SyncStatus::WaitingToSync);
 
     EXPECT_EQ(client.queue_pending().value(), 0u);  // nothing left to queue
+}
+
+TEST(SyncTest, RetryFailedWithNothingFailedQueuesNothing) {
+    Client client = open_client(ClientOptions::memory_only("sync-retry-failed"));
+    ASSERT_TRUE(client.put("k", "v").is_ok());
+    auto retried = client.retry_failed();
+    ASSERT_TRUE(retried.is_ok()) << retried.error().message();
+    EXPECT_EQ(retried.value(), 0u);
+    SyncState state = state_of(client);
+    EXPECT_EQ(state.queued_count, 1u);
+    EXPECT_EQ(state.failed_count, 0u);
 }
 
 TEST(SyncTest, WithAutoQueueThereIsNothingToQueue) {

@@ -872,6 +872,10 @@ public:
     Result<std::size_t> prune_failed();
     /// Queues every pending operation (auto_queue off); returns how many.
     Result<std::size_t> queue_pending();
+    /// Queues every failed operation again, its attempts reset (one attempt plus
+    /// max_sync_retries again); returns how many. Operations removed by prune_failed() are
+    /// not queued again: they reach peers by catch-up.
+    Result<std::size_t> retry_failed();
     /// Where the key's latest change is on its way to peers. NotFound (context = the key)
     /// when the key was never written; a removed key still has a status (the removal
     /// syncs too).

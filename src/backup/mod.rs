@@ -25,12 +25,17 @@
 //! and only one it has never seen: `store/remote.rs`).
 
 mod manifest;
+mod repair;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{
     BackupFile, BackupFileKind, BackupManifest, KEY_FILE, MANIFEST_FILE, SNAPSHOT_FILE, TRUST_FILE,
+};
+pub use repair::{
+    Damage, InspectedFile, InspectedRecord, InspectedSnapshot, SalvageReport, WalInspection,
+    inspect, salvage,
 };
 
 use crate::io_error::describe_io;
@@ -139,6 +144,14 @@ pub enum BackupError {
         /// The WAL path.
         wal: PathBuf,
     },
+
+    /// A node runs on the WAL to salvage: stop it first (a running node is backed up
+    /// with `backup`, not salvaged).
+    #[error("cannot salvage {wal}: a node is running on it; stop it first")]
+    SourceInUse {
+        /// The WAL path.
+        wal: PathBuf,
+    },
 }
 
 impl BackupError {
@@ -151,7 +164,7 @@ impl BackupError {
             BackupError::NotEmpty { dir, .. }
             | BackupError::Unfinished { dir }
             | BackupError::OtherNode { dir, .. } => Some(dir),
-            BackupError::NodeRunning { wal } => Some(wal),
+            BackupError::NodeRunning { wal } | BackupError::SourceInUse { wal } => Some(wal),
             BackupError::Snapshot(e) => Some(e.path()),
             BackupError::Wal(e) => e.path(),
         }

@@ -479,6 +479,30 @@ pub unsafe extern "C" fn sa_client_queue_pending(
     }
 }
 
+/// Queues every failed operation (every attempt timed out) again, its attempts reset, and
+/// writes how many to `*out_count`; 0 when none had failed. Operations removed by
+/// `sa_client_prune_failed` are not queued again (they reach peers by catch-up).
+///
+/// Ownership: `*out_count` is caller-owned.
+/// Errors: `SA_INVALID_STATE` (closed), `SA_INVALID_ARGUMENT` (NULL `client` or
+/// `out_count`). `*out_count` is written only on success.
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_retry_failed(
+    client: *mut SaClient,
+    out_count: *mut usize,
+) -> SaStatus {
+    // SAFETY: the caller's contract is count_call's.
+    unsafe {
+        count_call(
+            "sa_client_retry_failed",
+            client,
+            out_count,
+            Client::retry_failed,
+        )
+    }
+}
+
 /// Writes where the latest change of `key` (a put or a removal) is on its way to peers to
 /// `*out_status`; `sa_key_status_string` and `sa_key_status_label` name it.
 ///

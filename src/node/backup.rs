@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::backup::{
     self, BackupFile, BackupFileKind, BackupManifest, RestoreReport, RestoreTarget,
+    SalvageReport, WalInspection,
 };
 use crate::wal::FileSnapshotDir;
 
@@ -246,4 +247,21 @@ pub fn restore_backup(dir: &Path, options: &ClientOptions, force: bool) -> Resul
     };
     let now = crate::clock::Clock::wall_ms(&crate::clock::SystemClock);
     Ok(backup::restore(dir, &target, force, now)?)
+}
+
+/// Lists the snapshots and log files of the WAL at `wal_path` (with each record when
+/// `list_records`), and every damaged place: file, byte offset and what. Reads only, takes
+/// no lock, never changes a file (docs/wal-format.md, "Inspecting and salvaging").
+pub fn inspect_wal(wal_path: &Path, list_records: bool) -> Result<WalInspection> {
+    Ok(backup::inspect(wal_path, list_records)?)
+}
+
+/// Copies the good part of the WAL at `from` (its newest intact snapshot, and the unbroken
+/// run of intact records after it) with its key and trusted peers into a new node at the
+/// WAL path `to`, whose directory must be new or empty unless `force` (then the node's
+/// files there are replaced). The source is only read; a node running on it is refused.
+/// The salvaged node starts a new incarnation, as a restored one does.
+pub fn salvage_wal(from: &Path, to: &Path, force: bool) -> Result<SalvageReport> {
+    let now = crate::clock::Clock::wall_ms(&crate::clock::SystemClock);
+    Ok(backup::salvage(from, to, force, now)?)
 }

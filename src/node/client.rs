@@ -82,7 +82,7 @@ impl Client {
             local: lock_order::Ranked::new(lock_order::Rank::Local, Vec::new()),
             net: lock_order::Ranked::new(lock_order::Rank::Net, None),
             discovery: lock_order::Ranked::new(lock_order::Rank::Discovery, None),
-            expired: Mutex::new(Vec::new()),
+            peer_book: Mutex::new(peers::PeerBook::default()),
             sync_deadline_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             waker: RwLock::new(None),
             started_at_ms: i64::try_from(self.clock.wall_ms()).unwrap_or(i64::MAX),

@@ -174,7 +174,7 @@ const PEER_STATES: [PeerState; 6] = [
 ];
 
 /// How many known peers are in each state, as `Client::peers()` would list them, without
-/// its side effects (it reads discovery's datagrams, and reports expired peers once).
+/// its side effect (it reads discovery's datagrams first).
 fn peer_counts(n: &OpenNode) -> [usize; PEER_STATES.len()] {
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut counts = [0usize; PEER_STATES.len()];
@@ -202,7 +202,7 @@ fn peer_counts(n: &OpenNode) -> [usize; PEER_STATES.len()] {
             count(&p.node_id, state);
         }
     }
-    for p in n.expired.lock().iter() {
+    for p in n.peer_book.lock().expired_peers(n.clock.mono_ms()) {
         count(&p.node_id, p.state);
     }
     counts

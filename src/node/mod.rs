@@ -7,7 +7,7 @@
 //! - `network.rs`: transport and discovery, the event-loop step, connecting, peers;
 //! - `net.rs`: what the event loop does with the transport (the catch-up conversation,
 //!   relay, outbox push, peer and dial records);
-//! - `peers.rs`: `Peer` and `PeerState`;
+//! - `peers.rs`: `Peer` and `PeerState`, and what is remembered of discovered peers;
 //! - `trust.rs`: the trusted peers and their file;
 //! - `health.rs`: whether writes are accepted, and the recovery policy of a long-running
 //!   node when they are not (`HealthWatch`);
@@ -48,12 +48,14 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
-pub use backup::{BackupReport, read_backup_manifest, restore_backup, verify_backup};
+pub use backup::{
+    BackupReport, inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
+};
 pub use compaction::CompactionReport;
 pub use health::{Health, HealthWatch, PROBE_EVERY};
 pub use network::NetworkStats;
 pub use options::ClientOptions;
-pub use peers::{Peer, PeerState};
+pub use peers::{EXPIRED_PEER_RETENTION_MS, Peer, PeerState};
 pub use trust::TrustedPeer;
 
 /// A batch of changes written atomically by [`Client::write_batch`].
@@ -122,8 +124,8 @@ struct OpenNode {
     net: lock_order::Ranked<Option<net::Net>>,
     /// Discovery, if started.
     discovery: lock_order::Ranked<Option<network::RunningDiscovery>>,
-    /// Peers that expired since `peers()` last reported them.
-    expired: Mutex<Vec<Peer>>,
+    /// Where discovered peers were last heard, and the expired ones until pruned.
+    peer_book: Mutex<peers::PeerBook>,
     /// When the outbox next has timed work (ACK deadline, end of a retry's backoff), as of
     /// the last event-loop turn; `u64::MAX` for none. Read before the loop sleeps.
     sync_deadline_ms: std::sync::atomic::AtomicU64,

@@ -169,17 +169,24 @@ impl Net {
         let mut seen: HashSet<String> = HashSet::new();
         for c in self.transport.connections().into_iter().filter(|c| c.ready) {
             let node_id = c.node_id.unwrap_or_default();
-            // Show the address the peer listens on when we dialled it.
-            let addr = self
-                .known
-                .values()
-                .find(|r| r.node_id == node_id && self.expected.contains_key(&r.addr))
-                .map_or(c.addr, |r| r.addr);
+            // The address the peer listens on: the one dialled (by this connection, or by
+            // another of this node's dials to the same node). A peer that dialled us shows
+            // its host with port 0, unknown: its source port is not where it listens (the
+            // caller may know the port from discovery).
+            let listening = if c.outgoing {
+                Some(c.addr)
+            } else {
+                self.listening_addr(&node_id)
+            };
+            let (host, port) = match listening {
+                Some(addr) => (addr.ip().to_string(), addr.port()),
+                None => (c.addr.ip().to_string(), 0),
+            };
             seen.insert(node_id.clone());
             peers.push(Peer {
                 node_id,
-                host: addr.ip().to_string(),
-                port: addr.port(),
+                host,
+                port,
                 state: PeerState::Connected,
                 last_seen_ms: c.last_recv_ms,
             });
@@ -211,10 +218,16 @@ impl Net {
             if r.node_id.is_empty() || !seen.insert(r.node_id.clone()) {
                 continue;
             }
+            // A record of a peer that dialled us holds its source address: port unknown.
+            let port = if self.expected.contains_key(&r.addr) {
+                r.addr.port()
+            } else {
+                0
+            };
             peers.push(Peer {
                 node_id: r.node_id.clone(),
                 host: r.addr.ip().to_string(),
-                port: r.addr.port(),
+                port,
                 state: if r.faulted {
                     PeerState::Faulted
                 } else {
@@ -229,6 +242,16 @@ impl Net {
 
     fn node_id(&self) -> &str {
         &self.transport.config().node_id
+    }
+
+    /// An address this node dials `node_id` at (configured, or found by discovery): where
+    /// that node listens.
+    fn listening_addr(&self, node_id: &str) -> Option<SocketAddr> {
+        self.expected
+            .iter()
+            .filter(|(_, id)| *id == node_id)
+            .map(|(&addr, _)| addr)
+            .min()
     }
 
     fn handle(&mut self, store: &Store, sync: &mut SyncEngine, event: TransportEvent, now_ms: u64) {
@@ -291,6 +314,24 @@ impl Net {
                 let dialled = self.transport.dialled().contains(&addr);
                 if node_id.is_none() && !dialled {
                     // Nobody we know of: a stranger that never completed a handshake.
+                    return;
+                }
+                let who = node_id.clone().or_else(|| self.expected.get(&addr).cloned());
+                // Connected to the node, or dialling it, through another connection.
+                let other = |w: &String| {
+                    self.transport.connections().into_iter().any(|c| {
+                        c.node_id.as_ref() == Some(w)
+                            || (c.outgoing && self.expected.get(&c.addr) == Some(w))
+                    })
+                };
+                if let Some(who) = who.filter(other) {
+                    // A duplicate closed (both nodes dialled each other, and the tie-break
+                    // of docs/protocol.md kept the other connection): nothing is at fault.
+                    log::debug!(
+                        "node {}: second connection to {who} at {addr} closed ({reason}); \
+                         connected through the other",
+                        self.node_id()
+                    );
                     return;
                 }
                 let record = self.known.entry(addr).or_insert_with(|| PeerRecord {

@@ -422,8 +422,12 @@ impl Client {
 
     /// Known peers, one per node: connected ones, dialled ones (faulted when their last
     /// connection failed), ones found by discovery (available or stale), and ones that
-    /// expired since the last call (reported once). Reads pending discovery datagrams
-    /// first, so the list is current even without a transport loop.
+    /// expired (listed with their last address until they announce again or are pruned,
+    /// [`EXPIRED_PEER_RETENTION_MS`](crate::EXPIRED_PEER_RETENTION_MS) after they
+    /// expired). A peer's port is the one it listens on: dialled, or announced by
+    /// discovery; a peer that dialled this node and is not known otherwise shows port 0
+    /// (unknown), never the source port of its connection. Reads pending discovery
+    /// datagrams first, so the list is current even without a transport loop.
     pub fn peers(&self) -> Result<Vec<Peer>> {
         self.with_node(|n| {
             if !self.options.enable_transport && !self.options.enable_discovery {
@@ -437,6 +441,23 @@ impl Client {
             let mut peers = net.as_ref().map(|net| net.peers()).unwrap_or_default();
             if let Some(d) = discovery.as_mut() {
                 drive_discovery(&self.options, n, net.as_mut(), d, now);
+                let mut book = n.peer_book.lock();
+                let trust = n.trust.peers.read();
+                for p in d.peers() {
+                    let trusted = self.options.insecure_transport
+                        || trust.check(&p.fingerprint, &p.node_id).is_ok();
+                    let at = (p.host.to_string(), p.port);
+                    book.heard(&p.node_id, at, p.last_seen_ms, trusted);
+                }
+                drop(trust);
+                // A peer that dialled us: the port discovery heard it announce.
+                for known in peers.iter_mut().filter(|k| k.port == 0) {
+                    if let Some((host, port)) = book.address_of(&known.node_id) {
+                        known.host = host.to_string();
+                        known.port = port;
+                    }
+                }
+                drop(book);
                 for p in d.peers() {
                     if peers.iter().any(|known| known.node_id == p.node_id) {
                         continue;
@@ -456,7 +477,7 @@ impl Client {
                     });
                 }
             }
-            for p in n.expired.lock().drain(..) {
+            for p in n.peer_book.lock().expired_peers(now) {
                 if !peers.iter().any(|known| known.node_id == p.node_id) {
                     peers.push(p);
                 }
@@ -587,16 +608,22 @@ pub(super) fn drive_discovery(
     for event in events {
         match event {
             DiscoveryEvent::Discovered(p) | DiscoveryEvent::Restarted(p) => {
+                // Discovery finds, trust decides: only a key trusted as this node id is
+                // dialled (the transport would refuse any other).
+                let trusted = options.insecure_transport
+                    || n.trust.peers.read().check(&p.fingerprint, &p.node_id).is_ok();
+                n.peer_book.lock().heard(
+                    &p.node_id,
+                    (p.host.to_string(), p.port),
+                    p.last_seen_ms,
+                    trusted,
+                );
                 log::info!(
                     "node {}: discovered peer {} at {}",
                     options.node_id,
                     p.node_id,
                     p.transport_addr()
                 );
-                // Discovery finds, trust decides: only a key trusted as this node id is
-                // dialled (the transport would refuse any other).
-                let trusted = options.insecure_transport
-                    || n.trust.peers.read().check(&p.fingerprint, &p.node_id).is_ok();
                 if !trusted {
                     log::info!(
                         "node {}: peer {} (key {}) is not trusted: not connecting to it",
@@ -621,13 +648,10 @@ pub(super) fn drive_discovery(
                     // redialling it (forged announcements cannot keep dials for ever).
                     net.forget_discovered(&id);
                 }
-                let mut peer = Peer::new(&id, "", 0);
-                peer.state = PeerState::Expired;
-                let mut expired = n.expired.lock();
-                // Reported once by peers(); bounded for callers that never ask.
-                if expired.len() < crate::discovery::DEFAULT_MAX_PEERS {
-                    expired.push(peer);
-                }
+                // Listed as expired, with its last address, until pruned (bounded).
+                n.peer_book
+                    .lock()
+                    .expired(&id, now, u64::from(options.discovery_ttl_ms));
             }
         }
     }

@@ -199,6 +199,38 @@ impl ClientOptions {
         }
     }
 
+    /// What the production guide advises against in these options, as warnings for the
+    /// operator (each says why and what to do); empty when nothing is. Not errors: tests
+    /// and demos use such settings on purpose.
+    ///
+    /// - A WAL under `/tmp` or `/var/tmp` (or the process's temporary directory): the
+    ///   system may clean it.
+    /// - A generic node id (`test`, `local`, `default`, `node-1`, ...): peers, logs and
+    ///   diagnostics tell nodes apart by it, and two nodes given the same generic id
+    ///   collide.
+    pub fn advice(&self) -> Vec<String> {
+        let mut advice = Vec::new();
+        if self.enable_wal
+            && let Some(dir) = temporary_dir_of(std::path::Path::new(&self.wal_path))
+        {
+            advice.push(format!(
+                "the WAL {} is under {}, a temporary directory the system may clean: keep \
+                 a node's data in a stable path such as /var/lib/softadastra/<node id>",
+                self.wal_path,
+                dir.display()
+            ));
+        }
+        if is_generic_node_id(&self.node_id) {
+            advice.push(format!(
+                "node id \"{}\" is a generic name: peers, logs and diagnostics tell nodes \
+                 apart by it, and two nodes given it would collide; give each node a \
+                 stable, unique id such as edge-store-kampala-01",
+                self.node_id
+            ));
+        }
+        advice
+    }
+
     /// Checks every rule; the error names the first offending field.
     pub fn validate(&self) -> Result<()> {
         let invalid = |field: &'static str, reason: &str| {
@@ -367,5 +399,89 @@ mod tests {
             ..base
         };
         assert!(no_wal.validate().is_ok());
+    }
+}
+
+/// The temporary directory `path` lies under (`/tmp`, `/var/tmp`, or the process's
+/// temporary directory), if any. The path is made absolute (against the working directory)
+/// and its existing part resolved, so that `./data` in /tmp or a link into /tmp counts.
+fn temporary_dir_of(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    // The longest existing ancestor, resolved (the WAL file may not exist yet).
+    let resolved = absolute
+        .ancestors()
+        .find_map(|a| {
+            let real = a.canonicalize().ok()?;
+            Some(real.join(absolute.strip_prefix(a).ok()?))
+        })
+        .unwrap_or(absolute);
+    let mut temporary: Vec<PathBuf> = vec![PathBuf::from("/tmp"), PathBuf::from("/var/tmp")];
+    temporary.push(std::env::temp_dir());
+    temporary
+        .into_iter()
+        .filter(|t| t != Path::new("/"))
+        .flat_map(|t| {
+            let real = t.canonicalize().ok();
+            [Some(t), real]
+        })
+        .flatten()
+        .find(|t| resolved.starts_with(t))
+}
+
+/// Whether `id` is one of the generic names the production guide warns about: `test`,
+/// `local`, `default` and the like, or such a word with a short number (`node-1`,
+/// `test02`). A generated id (`node-<host>-<8 hex digits>`) is not.
+pub fn is_generic_node_id(id: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "test", "testing", "local", "localhost", "default", "node", "demo", "example", "tmp",
+        "temp", "dev", "peer", "client", "server", "device", "foo", "bar",
+    ];
+    let lower = id.to_ascii_lowercase();
+    let word = lower.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = lower.len() - word.len();
+    let word = word.trim_end_matches(['-', '_', '.']);
+    WORDS.contains(&word) && digits <= 4 && (digits > 0 || word == lower)
+}
+
+#[cfg(test)]
+mod advice_tests {
+    use super::*;
+
+    #[test]
+    fn generic_node_ids_are_told_from_real_ones() {
+        for generic in ["test", "local", "default", "node-1", "Node_01", "test02", "node.123"] {
+            assert!(is_generic_node_id(generic), "{generic}");
+        }
+        for real in [
+            "edge-store-kampala-01",
+            "clinic-tablet-17",
+            "node-till-3-1a2b3c4d",
+            "node-12345678",
+            "testbed-paris",
+            "node-a",
+        ] {
+            assert!(!is_generic_node_id(real), "{real}");
+        }
+    }
+
+    #[test]
+    fn a_wal_under_a_temporary_directory_and_a_generic_id_are_advised_against() {
+        let o = ClientOptions::persistent("test", "/tmp/node-a.wal");
+        let advice = o.advice();
+        assert_eq!(advice.len(), 2, "{advice:?}");
+        assert!(advice[0].contains("/tmp/node-a.wal") && advice[0].contains("temporary"));
+        assert!(advice[1].contains("\"test\""));
+        let o = ClientOptions::persistent("edge-01", "/var/tmp/x/node.wal");
+        assert_eq!(o.advice().len(), 1);
+        let o = ClientOptions::persistent("edge-01", "/var/lib/softadastra/edge-01/node.wal");
+        assert!(o.advice().is_empty(), "{:?}", o.advice());
+        let mut o = ClientOptions::memory_only("edge-01");
+        o.wal_path = "/tmp/unused.wal".into();
+        assert!(o.advice().is_empty(), "no WAL, nothing to lose");
     }
 }

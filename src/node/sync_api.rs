@@ -74,6 +74,14 @@ impl Client {
         self.with_sync(|_, sync| Ok(sync.queue_pending()))
     }
 
+    /// Queues every failed operation (every attempt timed out) again, its attempts reset,
+    /// for the next batch; returns how many. Operations already given up on with
+    /// [`Client::prune_failed`] left the outbox and are not queued: they reach peers by
+    /// catch-up.
+    pub fn retry_failed(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.retry_failed()))
+    }
+
     /// Where `key`'s latest change is on its way to peers; `NotFound` when the key was
     /// never written.
     pub fn sync_status(&self, key: &str) -> Result<KeyStatus> {

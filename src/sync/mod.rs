@@ -736,6 +736,10 @@ impl SyncEngine {
         self.outbox.queue_pending()
     }
 
+    pub fn retry_failed(&mut self) -> usize {
+        self.outbox.retry_failed()
+    }
+
     pub fn prune_completed(&mut self) -> usize {
         self.outbox.prune_completed()
     }

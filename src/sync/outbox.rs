@@ -6,6 +6,7 @@
 //! InFlight --ack (or, without require_ack, written to a peer)--> Acknowledged
 //! InFlight --ack timeout, retries left--> Queued (waits for its backoff)
 //! InFlight --ack timeout, no retries left--> Failed
+//! Failed --retry_failed--> Queued (attempts reset: one attempt plus max_retries again)
 //! ```
 //! Backoff: the n-th retry (n = 1, 2, ...) is sent no earlier than
 //! `retry_interval_ms * 2^(n-1)` after the timeout that caused it, at most
@@ -354,6 +355,23 @@ impl Outbox {
             self.update(first, |e| e.state = OpState::Queued);
         }
         before
+    }
+
+    /// Queues every failed operation again, as if it had never been sent: its attempts
+    /// start over (one attempt plus `max_retries` again) and it is sent with the next
+    /// batch, without a backoff. Returns how many operations were queued. (Visits only the
+    /// failed entries.)
+    pub fn retry_failed(&mut self) -> usize {
+        let before = self.counts.failed;
+        for first in std::mem::take(&mut self.failed) {
+            self.update(first, |e| {
+                e.state = OpState::Queued;
+                e.attempts = 0;
+                e.next_attempt_at = 0;
+                e.ack_deadline = 0;
+            });
+        }
+        before - self.counts.failed
     }
 
     /// When the outbox next has timed work: an ACK deadline, or a retry whose backoff ends
@@ -737,6 +755,36 @@ mod tests {
         assert_eq!(o.counts().queued, 3);
         assert_eq!(o.get(1).unwrap().attempts, 0);
         assert_eq!(o.next_batch(0), batch, "sent again as it was");
+    }
+
+    #[test]
+    fn failed_operations_are_queued_again_with_their_attempts_reset() {
+        let config = SyncConfig {
+            max_retries: 0,
+            ack_timeout_ms: 10,
+            retry_interval_ms: 1_000,
+            ..Default::default()
+        };
+        let mut o = outbox(config);
+        o.submit(4, "k1", Version(40)); // supersedes 1: a run of one
+        assert_eq!(o.next_batch(0).len(), 4);
+        o.acknowledge(&[(2, 2)]);
+        o.retry_expired(10); // 1, 3, 4 fail (no retries)
+        o.submit(5, "queued", Version(50));
+        assert_eq!(o.counts().failed, 3);
+        assert_eq!(o.retry_failed(), 3);
+        let c = o.counts();
+        assert_eq!((c.failed, c.queued, c.acknowledged), (0, 4, 1));
+        assert_eq!(o.get(4).unwrap().attempts, 0, "attempts start over");
+        assert_eq!(
+            o.next_batch(10),
+            vec![(1, 1), (3, 3), (4, 4), (5, 5)],
+            "sent with the next batch, no backoff"
+        );
+        o.retry_expired(20);
+        assert_eq!(o.counts().failed, 4, "one attempt plus max_retries again");
+        assert_eq!(o.retry_failed(), 4);
+        assert_eq!(o.retry_failed(), 0, "nothing left failed");
     }
 
     #[test]

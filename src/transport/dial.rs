@@ -26,12 +26,26 @@ impl Transport {
         }
     }
 
+    /// Whether the node last met at a dialled address is connected through another
+    /// connection (one it dialled: the tie-break of docs/protocol.md kept it), so that
+    /// the address waits instead of being redialled into a duplicate.
+    fn covered(&self, d: &Dial) -> bool {
+        d.node_id.as_ref().is_some_and(|id| {
+            self.conns.iter().any(|(&cid, c)| {
+                Some(cid) != d.conn
+                    && c.state == ConnState::Ready
+                    && c.peer.as_ref().is_some_and(|h| h.node_id == *id)
+            })
+        })
+    }
+
     pub(super) fn timers(&mut self, out: &mut Vec<TransportEvent>, now_ms: u64) {
-        // Redials.
+        // Redials (not of an address whose node is connected already: once that
+        // connection ends, the address is redialled when its backoff allows).
         let due: Vec<SocketAddr> = self
             .dials
             .iter()
-            .filter(|(_, d)| d.conn.is_none() && d.next_at_ms <= now_ms)
+            .filter(|(_, d)| d.conn.is_none() && d.next_at_ms <= now_ms && !self.covered(d))
             .map(|(addr, _)| *addr)
             .collect();
         for addr in due {
@@ -108,7 +122,7 @@ impl Transport {
         let redials = self
             .dials
             .values()
-            .filter(|d| d.conn.is_none())
+            .filter(|d| d.conn.is_none() && !self.covered(d))
             .map(|d| d.next_at_ms);
         let conns = self.conns.values().flat_map(|conn| {
             let mut due = Vec::with_capacity(3);

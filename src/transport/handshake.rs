@@ -153,6 +153,13 @@ impl Transport {
             );
             return false;
         }
+        // The node at a dialled address: its address is not redialled while that node is
+        // connected through another connection (see `Transport::covered`).
+        if let Some(addr) = self.conns[&id].dialled
+            && let Some(d) = self.dials.get_mut(&addr)
+        {
+            d.node_id = Some(hello.node_id.clone());
+        }
         // One connection per node. When both nodes dial each other at once, both keep the
         // connection dialled by the node with the smaller id.
         let existing = self
@@ -198,11 +205,17 @@ impl Transport {
             let this_outgoing = self.conns[&id].dialled.is_some();
             let we_dial_first = self.config.node_id < hello.node_id;
             let keep_this = this_outgoing != other_outgoing && this_outgoing == we_dial_first;
+            // Expected whenever two nodes dial each other (configured peers, or discovery on
+            // both sides): not a warning. The address of the connection closed here is not
+            // redialled while the node stays connected.
             let reason = format!("node {} is already connected", hello.node_id);
-            if keep_this {
-                self.reject(other, reason, out);
-            } else {
-                self.reject(id, reason, out);
+            let closed = if keep_this { other } else { id };
+            log::info!(
+                "node {}: closing a duplicate connection: {reason}",
+                self.config.node_id
+            );
+            self.reject_quietly(closed, reason, out);
+            if !keep_this {
                 return false;
             }
         }

@@ -121,6 +121,11 @@ struct Dial {
     next_at_ms: u64,
     /// A live connection to it, if any.
     conn: Option<ConnId>,
+    /// The node met at this address (from its Hello). While that node is connected through
+    /// another connection (it dialled this node too, and the tie-break kept its
+    /// connection), the address is not redialled: a redial would only be closed again as a
+    /// duplicate.
+    node_id: Option<String>,
 }
 
 /// A connection as shown to users.
@@ -301,6 +306,7 @@ impl Transport {
             attempts: 0,
             next_at_ms: now_ms,
             conn: None,
+            node_id: None,
         });
         dial.next_at_ms = now_ms;
         dial.attempts = 0;

@@ -553,9 +553,10 @@ impl Settings {
             .unwrap_or_else(|| data_dir::wal_path(&self.data_dir))
     }
 
-    /// The control socket of a node running on this data directory.
+    /// The control socket of a node running on this data directory
+    /// ([`super::control::socket_path`]: in it, unless its path is too long).
     pub(crate) fn socket_path(&self) -> PathBuf {
-        self.data_dir.join(super::control::SOCKET_FILE)
+        super::control::socket_path(&self.data_dir)
     }
 
     /// Takes `id`, the one bound to the data directory, as the node id.

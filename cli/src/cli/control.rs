@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,94 @@ use super::CliError;
 
 /// The control socket's file name inside the data directory.
 pub(crate) const SOCKET_FILE: &str = "control.sock";
+
+/// The longest path a Unix socket can be bound or reached at (`sun_path` holds 108 bytes
+/// on Linux, its terminating NUL included).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the control socket of the node on `data_dir` is: `<data_dir>/control.sock`, or,
+/// when that path is too long for a Unix socket, `<runtime dir>/<hash>.sock`, where the
+/// runtime dir is `$XDG_RUNTIME_DIR` (the user's own, mode 0700) when it is set and short
+/// enough, else `/tmp/softadastra-<uid>` (made mode 0700 by the node, and used only while
+/// it is the user's own and no one else's), and `<hash>` 16 hex digits of FNV-1a over the
+/// data directory's canonical path: the node and every command on the same directory find
+/// the same socket, wherever they were started from.
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
+    let inside = data_dir.join(SOCKET_FILE);
+    if inside.as_os_str().len() <= MAX_SOCKET_PATH {
+        return inside;
+    }
+    let absolute = data_dir
+        .canonicalize()
+        .or_else(|_| std::env::current_dir().map(|cwd| cwd.join(data_dir)))
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in absolute.as_os_str().as_encoded_bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let name = format!("{hash:016x}.sock");
+    runtime_dir().join(name)
+}
+
+/// The directory for control sockets whose data directory's path is too long (see
+/// [`socket_path`]).
+fn runtime_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+        && dir.as_os_str().len() + 22 <= MAX_SOCKET_PATH
+        && dir.is_dir()
+    {
+        return dir;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    PathBuf::from(format!("/tmp/softadastra-{uid}"))
+}
+
+/// Checks that the directory holding `socket` (outside the data directory) is this user's
+/// own and no one else's: a directory in /tmp another user made could hold a socket of
+/// theirs, which would receive our requests. `create`: make it (mode 0700) when missing.
+pub(crate) fn check_socket_dir(socket: &Path, create: bool) -> Result<(), CliError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let Some(dir) = socket.parent() else {
+        return Ok(());
+    };
+    if socket.file_name().is_some_and(|n| n == SOCKET_FILE) {
+        return Ok(()); // in the data directory, which the node owns
+    }
+    if create {
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(CliError::failure(format!(
+                    "cannot make the control socket's directory {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(()),
+        Err(e) => {
+            return Err(CliError::failure(format!(
+                "control socket directory {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(CliError::failure(format!(
+            "control socket directory {} is not this user's own (uid {uid}, mode 0700): \
+             refusing to use it; remove it, or give the data directory a shorter path",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
 
 /// The longest request line the node reads, newline included. The largest legitimate
 /// request is a `store put` of a key and a value at the store's limits (`MAX_KEY_LEN`,
@@ -159,6 +247,11 @@ pub(crate) enum Request {
         dir: String,
     },
     SyncStatus,
+    /// `sync status KEY`.
+    SyncKeyStatus {
+        key: String,
+    },
+    SyncRetry,
     SyncTick {
         prune: bool,
     },
@@ -191,6 +284,20 @@ impl Request {
         }
     }
 
+    /// Whether the request only reads: run again, it changes nothing.
+    pub(crate) fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Request::Status
+                | Request::NodeInfo
+                | Request::StoreGet { .. }
+                | Request::StoreList { .. }
+                | Request::SyncStatus
+                | Request::SyncKeyStatus { .. }
+                | Request::Peers
+        )
+    }
+
     /// Whether the request changes stored data (and so must not be run twice).
     pub(crate) fn changes_data(&self) -> bool {
         matches!(self, Request::StorePut { .. } | Request::StoreRemove { .. })
@@ -216,7 +323,8 @@ impl Request {
             Request::StoreList { .. } => "store list",
             Request::StoreCompact => "store compact",
             Request::Backup { .. } => "backup",
-            Request::SyncStatus => "sync status",
+            Request::SyncStatus | Request::SyncKeyStatus { .. } => "sync status",
+            Request::SyncRetry => "sync retry",
             Request::SyncTick { .. } => "sync tick",
             Request::Peers => "peers",
             Request::PeersTrust { .. } => "peers trust",
@@ -239,10 +347,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A peer known from discovery and not connected (an expired one, still listed by
+/// `peers`, is no longer known).
 fn discovery_state(state: PeerState) -> bool {
     matches!(
         state,
-        PeerState::Available | PeerState::Stale | PeerState::Expired | PeerState::Unknown
+        PeerState::Available | PeerState::Stale | PeerState::Unknown
     )
 }
 
@@ -421,6 +531,26 @@ pub(crate) fn execute(
                 "refused_count": client.network_stats()?.refused_operations.total(),
             })
         }
+        Request::SyncKeyStatus { key } => {
+            let status = client.sync_status(key)?;
+            json!({ "key": key, "status": status.as_str(), "label": status.label() })
+        }
+        Request::SyncRetry => {
+            let pending = client.queue_pending()?;
+            let failed = client.retry_failed()?;
+            if running {
+                log::info!(
+                    "sync retry (requested): {failed} failed and {pending} pending operations \
+                     queued again"
+                );
+            }
+            json!({
+                "node_running": running,
+                "failed_requeued": failed,
+                "pending_queued": pending,
+                "queued_count": client.sync_state()?.queued_count,
+            })
+        }
         Request::SyncTick { prune } => {
             let tick = client.tick(*prune)?;
             let connected = peer_list(client)?
@@ -523,6 +653,7 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
     // to arrive, and a large value takes a moment to encode.
     let mut line = serde_json::to_string(request).map_err(|e| CliError::failure(e.to_string()))?;
     line.push('\n');
+    check_socket_dir(socket, false)?;
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
@@ -553,10 +684,31 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
     let read = BufReader::new(&stream)
         .take(MAX_RESPONSE_BYTES)
         .read_line(&mut reply);
+    // A node closing a connection whose request it never read (it is stopping) resets
+    // it: the same as closing it unanswered.
+    let read = match read {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && reply.is_empty() => Ok(0),
+        other => other,
+    };
     match (written, read) {
-        // The whole line was never sent, so the node did not run it.
-        (Err(e), _) if reply.is_empty() => return Err(failed(e)),
-        (_, Err(e)) => return Err(failed(e)),
+        // The whole line was never taken (the node closed first: it is stopping), so the
+        // node did not run it: the caller tries again, or opens the data directory.
+        (Err(_), _) if reply.is_empty() => return Ok(None),
+        // Sent, and no whole answer: the node may be running it still, or have run it.
+        (_, Err(e)) => {
+            let what = if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                format!(
+                    "did not answer within {} s",
+                    request.reply_timeout().as_secs()
+                )
+            } else {
+                format!("broke the connection before answering ({e})")
+            };
+            return Err(unanswered(socket, request, &what));
+        }
         _ => {}
     }
     if reply.len() as u64 >= MAX_RESPONSE_BYTES && !reply.ends_with('\n') {
@@ -572,12 +724,11 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
         // too: a read can safely be done again locally, a change cannot (it would be
         // applied twice).
         if request.changes_data() {
-            return Err(CliError::failure(format!(
-                "the node at {} closed the connection without answering: {} may or may \
-                 not have been applied; check before trying again",
-                socket.display(),
-                request.name()
-            )));
+            return Err(unanswered(
+                socket,
+                request,
+                "closed the connection without answering",
+            ));
         }
         return Ok(None);
     }
@@ -599,6 +750,20 @@ pub(crate) fn send(socket: &Path, request: &Request) -> Result<Option<Value>, Cl
             .unwrap_or("unknown error")
             .to_string(),
     })
+}
+
+/// The error of a request the node received and did not answer: one that changes
+/// anything says it may or may not have been applied (a second try could apply it twice).
+fn unanswered(socket: &Path, request: &Request, what: &str) -> CliError {
+    let base = format!("the node at {} {what}", socket.display());
+    if request.is_read() {
+        CliError::failure(base)
+    } else {
+        CliError::failure(format!(
+            "{base}: {} may or may not have been applied; check before trying again",
+            request.name()
+        ))
+    }
 }
 
 /// A stream whose reads, or writes, all end by one deadline: a timeout on each call alone

@@ -18,6 +18,10 @@ use softadastra::{Client, Error, HealthWatch, Peer, PeerState};
 use super::config::Settings;
 use super::{CliError, control};
 
+/// How long `node start` waits for the WAL's lock held by a command that opened the data
+/// directory (it announced itself first, so no new command takes the lock meanwhile).
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(15);
+
 /// How often node metadata is refreshed.
 const METADATA_REFRESH: Duration = Duration::from_secs(5);
 /// How often peer states are checked for changes to log.
@@ -66,6 +70,7 @@ fn check_not_running(path: &Path) -> Result<(), CliError> {
 }
 
 fn bind_control(path: &Path) -> Result<ControlSocket, CliError> {
+    control::check_socket_dir(path, true)?;
     if path.exists() {
         check_not_running(path)?;
         log::info!("removing stale control socket {}", path.display());
@@ -111,9 +116,17 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
     install_signal_handlers()?;
     check_not_running(&settings.socket_path()).inspect_err(|e| log::error!("{}", e.message))?;
     let options = settings.client_options(true);
+    // What the production guide advises against (a WAL in a temporary directory, a generic
+    // node id): said, not refused.
+    for advice in options.advice() {
+        log::warn!("{advice}");
+        out.warn(&advice);
+    }
     let client = Client::new(options.clone());
-    // A one-shot command may hold the WAL for a moment: wait for it (2 s at most).
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // Commands that start from now on wait for this node instead of opening the WAL; one
+    // that holds it already is waited for (LOCK_WAIT at most).
+    let starting = super::data_dir::Starting::announce(&settings.data_dir)?;
+    let deadline = Instant::now() + LOCK_WAIT;
     let mut opened = client.open();
     while let Err(e) = &opened
         && super::wal_locked(e)
@@ -178,6 +191,7 @@ pub(crate) fn run(settings: &Settings, out: &super::output::Out) -> Result<(), C
         None => None,
     };
     let control = bind_control(&settings.socket_path())?;
+    drop(starting); // commands now reach the node through its socket
     match client.refresh_node_info() {
         Ok(info) => log::info!(
             "node metadata refreshed: {} on {} ({}), version {}",

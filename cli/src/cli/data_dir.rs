@@ -220,6 +220,78 @@ fn open_and_close(settings: &Settings) -> Result<()> {
     client.close()
 }
 
+/// File in the data directory by which a `node start` that is starting announces itself
+/// (its process id), from before it takes the WAL's lock until its control socket listens.
+/// Commands that find it wait for the node instead of opening the WAL themselves, so that
+/// a monitor running `status` in a loop never keeps a node from starting.
+pub(crate) const STARTING_FILE: &str = "node.starting";
+
+/// The announcement of a starting node ([`STARTING_FILE`]), removed when dropped.
+pub(crate) struct Starting {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl Starting {
+    /// Announces this process as the node starting on `data_dir` (an existing directory).
+    pub(crate) fn announce(data_dir: &Path) -> Result<Starting, CliError> {
+        let pid = std::process::id();
+        let path = data_dir.join(STARTING_FILE);
+        let tmp = data_dir.join(format!("{STARTING_FILE}.{pid}.tmp"));
+        let write = || -> io::Result<()> {
+            write_tmp(&tmp, &pid.to_string())?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            CliError::failure(format!(
+                "node cannot start: cannot write {}: {}",
+                path.display(),
+                describe_io(&e)
+            ))
+        })?;
+        Ok(Starting { path, pid })
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        // Only our own: another start may have announced itself since.
+        if starting_pid(&self.path) == Some(self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn starting_pid(path: &Path) -> Option<u32> {
+    // A few digits: anything longer is not ours to read.
+    let mut text = String::new();
+    use std::io::Read;
+    std::fs::File::open(path)
+        .ok()?
+        .take(32)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether another process announced itself as the node starting on `data_dir` and still
+/// runs ([`STARTING_FILE`]). A file left by a start that died is ignored.
+pub(crate) fn start_announced(data_dir: &Path) -> bool {
+    let Some(pid) = starting_pid(&data_dir.join(STARTING_FILE)) else {
+        return false;
+    };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 || pid == libc::pid_t::try_from(std::process::id()).unwrap_or(0) {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Whether a node answers on the data directory's control socket.
 pub(crate) fn node_answers(settings: &Settings) -> bool {
     std::os::unix::net::UnixStream::connect(settings.socket_path()).is_ok()

@@ -8,6 +8,7 @@ pub(crate) mod daemon;
 pub(crate) mod data_dir;
 pub(crate) mod logger;
 pub(crate) mod output;
+pub(crate) mod wal;
 
 /// Version of the JSON documents printed with `--json` (docs/cli-json.md).
 pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;

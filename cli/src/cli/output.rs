@@ -240,6 +240,37 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
                 out.table(&["Key", "Value"], &rows);
             }
         }
+        "sync status" if d.get("key").is_some() => {
+            out.section("Softadastra sync status");
+            println!();
+            out.fields(&[
+                ("key", s(&d["key"])),
+                ("status", s(&d["status"])),
+                ("meaning", s(&d["label"])),
+            ]);
+        }
+        "sync retry" => {
+            out.section("Softadastra sync retry");
+            println!();
+            let rows: Vec<Vec<String>> = ["failed_requeued", "pending_queued", "queued_count"]
+                .iter()
+                .map(|k| vec![k.to_string(), s(&d[*k])])
+                .collect();
+            out.table(&["Metric", "Value"], &rows);
+            println!();
+            let again = d["failed_requeued"].as_u64().unwrap_or(0)
+                + d["pending_queued"].as_u64().unwrap_or(0);
+            if again == 0 {
+                out.info("No failed or pending sync work to queue.");
+            } else if d["node_running"].as_bool() == Some(true) {
+                out.ok("Sync work queued again: the node sends it with its next tick.");
+            } else {
+                out.warn(
+                    "No node runs on this data directory: nothing was sent. Run sync retry \
+                     while the node runs.",
+                );
+            }
+        }
         "sync status" => {
             out.section("Softadastra sync status");
             println!();
@@ -357,6 +388,30 @@ pub(crate) fn render(out: &Out, command: &str, d: &Value) {
             println!();
             out.ok("Restored. Start the node: it gets the writes made after the backup back from its peers.");
         }
+        "wal inspect" => render_inspection(out, d),
+        "wal salvage" => {
+            out.section("Softadastra WAL salvage");
+            for (label, field) in [
+                ("from", "from"),
+                ("into", "data_dir"),
+                ("node", "node_id"),
+                ("snapshot through", "snapshot_cut"),
+                ("records copied", "records"),
+                ("good through", "good_through"),
+                ("source's last", "source_last_sequence"),
+                ("next own seq", "next_own_seq"),
+                ("key copied", "key_copied"),
+            ] {
+                out.kv(label, &s(&d[field]));
+            }
+            println!();
+            render_damage(out, d);
+            println!();
+            out.ok(
+                "Salvaged. The source is unchanged. Start the node on the new data directory: \
+                 it gets what was lost from its peers.",
+            );
+        }
         "peers trust" | "peers untrust" => {
             out.ok(if command == "peers trust" {
                 "Peer trusted."
@@ -375,58 +430,140 @@ fn render_peers(out: &Out, d: &Value) {
     out.kv("node running", &s(&d["node_running"]));
     out.kv("discovery", &s(&d["discovery"]));
     out.kv("transport", &s(&d["transport"]));
-    let peers = d["peers"].as_array().cloned().unwrap_or_default();
-    let discovery_running = d["discovery"].as_bool() == Some(true);
-    // Connected and faulted peers are the transport's; the others were found by discovery
-    // (or, without discovery, dialled and not connected yet: the transport's too).
-    let (transport, discovered): (Vec<&Value>, Vec<&Value>) = peers.iter().partition(|p| {
-        !discovery_running || matches!(p["state"].as_str(), Some("connected" | "faulted"))
-    });
     println!();
-    out.section("Discovery peers");
-    if discovered.is_empty() {
-        out.info("No discovery peers found.");
+    // One table for discovery and transport: a peer is listed once, in the state that
+    // says most (connected, faulted, then what discovery knows). Port 0 is unknown: a peer
+    // that dialled this node and whose listening port nothing announced.
+    let rows: Vec<Vec<String>> = d["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .map(|p| {
+                    let port = match p["port"].as_u64() {
+                        Some(0) | None => "-".to_string(),
+                        Some(port) => port.to_string(),
+                    };
+                    vec![s(&p["node_id"]), s(&p["host"]), port, s(&p["state"])]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        out.info("No peers found.");
     } else {
-        let rows: Vec<Vec<String>> = discovered
-            .iter()
-            .map(|p| {
-                vec![
-                    s(&p["node_id"]),
-                    s(&p["host"]),
-                    s(&p["port"]),
-                    s(&p["state"]),
-                    s(&p["last_seen_ms"]),
-                ]
-            })
-            .collect();
-        out.table(&["Node", "Host", "Port", "State", "Last seen"], &rows);
-    }
-    println!();
-    out.section("Transport peers");
-    if transport.is_empty() {
-        out.info("No transport peers found.");
-    } else {
-        let rows: Vec<Vec<String>> = transport
-            .iter()
-            .map(|p| {
-                let connected = p["state"].as_str() == Some("connected");
-                vec![
-                    s(&p["node_id"]),
-                    s(&p["host"]),
-                    s(&p["port"]),
-                    s(&p["state"]),
-                    if connected { "yes" } else { "no" }.into(),
-                    s(&p["last_seen_ms"]),
-                ]
-            })
-            .collect();
-        out.table(
-            &["Node", "Host", "Port", "State", "Connected", "Last seen"],
-            &rows,
-        );
+        out.table(&["Node ID", "Host", "Port", "State"], &rows);
     }
     println!();
     render_trusted(out, d);
+}
+
+fn render_damage(out: &Out, d: &Value) {
+    let damage = d["damage"].as_array().cloned().unwrap_or_default();
+    if damage.is_empty() {
+        out.ok("No damage found.");
+        return;
+    }
+    out.section("Damage");
+    let rows: Vec<Vec<String>> = damage
+        .iter()
+        .map(|x| vec![s(&x["path"]), s(&x["offset"]), s(&x["what"])])
+        .collect();
+    out.table(&["File", "Offset", "What"], &rows);
+}
+
+fn render_inspection(out: &Out, d: &Value) {
+    out.section("Softadastra WAL");
+    for (label, field) in [
+        ("wal", "wal"),
+        ("snapshot through", "snapshot_cut"),
+        ("good through", "good_through"),
+        ("last record", "last_sequence"),
+        ("records", "records"),
+    ] {
+        out.kv(label, &s(&d[field]));
+    }
+    println!();
+    out.section("Snapshots");
+    let snapshots = d["snapshots"].as_array().cloned().unwrap_or_default();
+    if snapshots.is_empty() {
+        out.info("No snapshot.");
+    } else {
+        let rows: Vec<Vec<String>> = snapshots
+            .iter()
+            .map(|x| {
+                let state = if x["intact"] == true {
+                    "intact"
+                } else {
+                    "damaged"
+                };
+                vec![
+                    s(&x["path"]),
+                    s(&x["covers_through"]),
+                    s(&x["bytes"]),
+                    state.into(),
+                ]
+            })
+            .collect();
+        out.table(&["File", "Through record", "Bytes", "State"], &rows);
+    }
+    println!();
+    out.section("Log files");
+    let files = d["files"].as_array().cloned().unwrap_or_default();
+    if files.is_empty() {
+        out.info("No log file.");
+    } else {
+        let rows: Vec<Vec<String>> = files
+            .iter()
+            .map(|x| {
+                let range = match (x["first_record"].as_u64(), x["last_record"].as_u64()) {
+                    (Some(a), Some(b)) => format!("{a}-{b}"),
+                    _ => "-".into(),
+                };
+                vec![
+                    s(&x["path"]),
+                    s(&x["records"]),
+                    range,
+                    s(&x["bytes"]),
+                    s(&x["torn_tail_bytes"]),
+                ]
+            })
+            .collect();
+        out.table(&["File", "Records", "Numbers", "Bytes", "Torn tail"], &rows);
+        let listed: Vec<Vec<String>> = files
+            .iter()
+            .flat_map(|f| {
+                let path = s(&f["path"]);
+                f["record_list"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |r| {
+                        vec![
+                            path.clone(),
+                            s(&r["offset"]),
+                            s(&r["sequence"]),
+                            s(&r["type"]),
+                            s(&r["payload_bytes"]),
+                        ]
+                    })
+            })
+            .collect();
+        if !listed.is_empty() {
+            println!();
+            out.section("Records");
+            out.table(&["File", "Offset", "Number", "Type", "Bytes"], &listed);
+        }
+    }
+    println!();
+    render_damage(out, d);
+    if d["healthy"] != true {
+        out.warn(
+            "The node may refuse to open this WAL, or lose what follows the damage. \
+             `softadastra wal salvage DIR` copies the good part into a new data directory.",
+        );
+    }
 }
 
 fn render_trusted(out: &Out, d: &Value) {
