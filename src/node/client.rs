@@ -93,6 +93,7 @@ impl Client {
             compaction: Mutex::new(()),
             compactor: Mutex::new(None),
             last_snapshot_bytes: std::sync::atomic::AtomicU64::new(last_snapshot_bytes),
+            last_collect_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         }));
         Ok(())
     }

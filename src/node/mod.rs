@@ -15,6 +15,7 @@
 mod background;
 mod backup;
 mod client;
+mod collection;
 mod compaction;
 mod lock_order;
 mod net;
@@ -138,6 +139,8 @@ struct OpenNode {
     compactor: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The size of the newest snapshot (0: none), for the automatic threshold.
     last_snapshot_bytes: std::sync::atomic::AtomicU64,
+    /// When tombstones were last collected, on the monotonic clock (`u64::MAX`: never).
+    last_collect_ms: std::sync::atomic::AtomicU64,
 }
 
 impl OpenNode {

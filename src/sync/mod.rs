@@ -14,17 +14,19 @@
 //! acknowledged one is never sent again. Sequence numbers and versions continue after the
 //! greatest in the log.
 
+pub mod collect;
 pub mod marks;
 pub mod outbox;
 pub mod session;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-pub use crate::store::Superseded;
+pub use crate::store::{Collected, FullPart, Superseded};
 use crate::store::{
     Conflict, Op, Operation, RemoteApply, ReplayObserver, Store, StoreError, Version,
     VersionVector, WriteStamp, merge_ranges,
 };
+pub use collect::{CollectPolicy, PeerKnowledge};
 use crate::wal::{RecordType, ScannedRecord};
 pub use marks::MarkKind;
 pub use outbox::{OpState, Outbox, SyncConfig};
@@ -81,6 +83,28 @@ pub struct CatchUp {
     pub ops: Vec<Operation>,
     /// The sender's version vector when it built the catch-up.
     pub vector: VersionVector,
+}
+
+#[cfg(any(test, feature = "internals"))]
+/// Everything a sender holds, for a peer that has not seen every removal the sender
+/// collected (see [`Store::needs_full_state`]): one part covering every key, the sender's
+/// vector and its collected removals. The transport streams the same in several parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullState {
+    /// Every entry of the sender: in full those the peer lacks, by key the others.
+    pub part: FullPart,
+    /// The sender's version vector when it built the parts.
+    pub vector: VersionVector,
+    /// The removals the sender collected, or learned collected.
+    pub collected: Collected,
+}
+
+/// A full state being received a part at a time: the entries of this node the parts
+/// showed the sender does not hold (at most one per entry of this store; keys and
+/// identities only, no values).
+#[derive(Debug, Default)]
+pub struct FullStateReceiver {
+    candidates: BTreeMap<String, crate::store::collect::Candidate>,
 }
 
 /// What a user interface shows for one key.
@@ -202,6 +226,8 @@ pub struct SyncEngine {
     /// Local operations given up on (`prune_failed`, or abandoned marks on replay): they
     /// left the outbox, but their keys still report `SyncFailed`, not `Synced`.
     abandoned: SeqRanges,
+    /// What this node knows of its peers' progress, for collecting tombstones.
+    peers: PeerKnowledge,
 }
 
 /// An outbox state in a snapshot block.
@@ -284,6 +310,7 @@ impl SyncEngine {
             recent_conflicts: VecDeque::new(),
             conflict_count: 0,
             abandoned: SeqRanges::default(),
+            peers: PeerKnowledge::default(),
         }
     }
 
@@ -537,6 +564,7 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote_from(&batch.ops, sender)?;
+        self.note_rewritten(&batch.ops, &report);
         let mut taken = store.mark_seen(&batch.origin, &batch.superseded, sender);
         self.note_conflicts(&report);
         note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
@@ -581,10 +609,120 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<RemoteApply, StoreError> {
         let report = store.apply_remote_from(ops, sender)?;
+        self.note_rewritten(ops, &report);
         self.note_conflicts(&report);
         let origin = ops.first().map_or("", |o| o.origin.as_str());
         note_refusals(&self.node_id, origin, ops, &report);
         Ok(report)
+    }
+
+    /// Remote writes the store wrote again (see [`RemoteApply::rewritten`]) are local
+    /// writes: they enter the outbox.
+    fn note_rewritten(&mut self, ops: &[Operation], report: &RemoteApply) {
+        if let Some((stamp, positions)) = &report.rewritten {
+            self.record_local(*stamp, positions.iter().map(|&i| ops[i].key.as_str()));
+        }
+    }
+
+    /// Something was received from `peer` (at `now_ms`, on the clock of
+    /// [`SyncEngine::collect_tombstones`]).
+    pub fn note_heard(&mut self, peer: &str, now_ms: u64) {
+        self.peers.heard(peer, now_ms);
+    }
+
+    /// `peer` sent its vector.
+    pub fn note_vector(&mut self, peer: &str, vector: &VersionVector, now_ms: u64) {
+        self.peers.vector(peer, vector, now_ms);
+    }
+
+    /// Drops the tombstones every peer of `policy` has seen (or that only peers away past
+    /// the horizon have not); returns how many. Cheap when the store has none.
+    pub fn collect_tombstones(&mut self, store: &Store, policy: &CollectPolicy<'_>) -> usize {
+        let dropped = self.peers.collect(store, policy);
+        if dropped > 0 {
+            log::debug!("node {}: {dropped} tombstones collected", self.node_id);
+        }
+        dropped
+    }
+
+    #[cfg(any(test, feature = "internals"))]
+    /// Everything this node holds, for a peer with vector `peer` (in one part).
+    pub fn full_state_for(&self, store: &Store, peer: &VersionVector) -> FullState {
+        let (vector, collected) = store.vector_and_collected();
+        let part = store.full_part(peer, None, usize::MAX, usize::MAX);
+        FullState {
+            part,
+            vector,
+            collected,
+        }
+    }
+
+    /// Applies one part of a full state: its entries as a catch-up's, and notes this
+    /// node's entries in its range that the sender does not hold.
+    pub fn receive_full_part(
+        &mut self,
+        store: &Store,
+        receiver: &mut FullStateReceiver,
+        part: &FullPart,
+        sender: Option<&str>,
+    ) -> Result<RemoteApply, StoreError> {
+        for key in &part.held {
+            crate::store::validate_key(key)?;
+        }
+        let report = self.receive_catch_up_part(store, &part.ops, sender)?;
+        store.absent_from(part, |key, candidate| {
+            receiver.candidates.insert(key.to_string(), candidate);
+        });
+        Ok(report)
+    }
+
+    /// Ends a full state whose every part was applied: takes in the sender's vector (as
+    /// [`SyncEngine::finish_catch_up`]) and its collected removals, and forgets the noted
+    /// entries that the sender has seen (its vector, taken no further than this node has
+    /// itself received), not newer than its collected removals: a removal the sender
+    /// collected superseded them. Returns how many were forgotten.
+    pub fn finish_full_state(
+        &mut self,
+        store: &Store,
+        receiver: FullStateReceiver,
+        vector: &VersionVector,
+        collected: &Collected,
+    ) -> Result<usize, StoreError> {
+        store.merge_seen(vector);
+        let learned = collected.capped(store.horizon());
+        let forget: Vec<_> = receiver
+            .candidates
+            .into_iter()
+            .filter(|(_, c)| {
+                vector.contains(&c.origin, c.seq)
+                    && c.seq <= store.claim_cap(&c.origin)
+                    && c.version <= learned.watermark
+            })
+            .collect();
+        let gone = store.forget(&forget, &learned)?;
+        if gone > 0 {
+            log::info!(
+                "node {}: forgot {gone} entries a peer has seen superseded by removals it \
+                 collected",
+                self.node_id
+            );
+        }
+        Ok(gone)
+    }
+
+    #[cfg(any(test, feature = "internals"))]
+    /// Applies a whole full state from a peer; returns what its entries changed and how
+    /// many entries were forgotten.
+    pub fn apply_full_state(
+        &mut self,
+        store: &Store,
+        full: &FullState,
+        sender: Option<&str>,
+    ) -> Result<(RemoteApply, usize), StoreError> {
+        let mut receiver = FullStateReceiver::default();
+        let report = self.receive_full_part(store, &mut receiver, &full.part, sender)?;
+        let gone = self.finish_full_state(store, receiver, &full.vector, &full.collected)?;
+        Ok((report, gone))
     }
 
     /// Ends a catch-up whose every part was applied: takes in the sender's vector, up to
@@ -755,7 +893,9 @@ impl ReplayObserver for SyncEngine {
     fn record(&mut self, record: &ScannedRecord<'_>) -> Result<(), String> {
         match record.record_type {
             RecordType::SyncMarks => self.replay_marks(record.payload),
-            other @ RecordType::StoreOps => Err(format!("unexpected record type {other:?}")),
+            other @ (RecordType::StoreOps | RecordType::StoreForget) => {
+                Err(format!("unexpected record type {other:?}"))
+            }
         }
     }
 
