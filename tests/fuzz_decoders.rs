@@ -103,9 +103,12 @@ fn collected() -> impl Strategy<Value = Collected> {
     (
         vec(("[a-c]{1,2}", u64_edge()), 0..4),
         u64_edge(),
-        u64_edge(),
+        vec(("[a-c]{1,2}", u64_edge()), 0..3),
     )
-        .prop_map(|(frontier, w, h)| Collected::from_parts(frontier, Version(w), Version(h)))
+        .prop_map(|(frontier, w, away)| {
+            let away = away.into_iter().map(|(id, v)| (id, Version(v)));
+            Collected::from_parts(frontier, Version(w), away)
+        })
 }
 
 fn forget_payload() -> impl Strategy<Value = Vec<u8>> {

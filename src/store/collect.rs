@@ -3,8 +3,9 @@
 //!
 //! - A tombstone is dropped when the caller's policy says every peer has seen it (or is
 //!   away past the horizon). What was collected is summed up in [`Collected`]: per origin
-//!   the greatest sequence number of a collected removal (the *frontier*), and the
-//!   greatest version collected (the *watermarks*). Collecting is not logged: a tombstone
+//!   the greatest sequence number of a collected removal (the *frontier*), the greatest
+//!   version collected (the *watermark*), and per peer that was away past the horizon
+//!   the greatest version collected meanwhile. Collecting is not logged: a tombstone
 //!   that comes back from the log after a restart is collected again; the snapshot keeps
 //!   [`Collected`] so that it never shrinks once the tombstone is gone for good.
 //! - A peer whose vector does not cover the frontier may still hold values those
@@ -34,43 +35,44 @@ pub enum TombstoneFate {
     /// Every peer has seen its operation: it can go.
     SeenByAll,
     /// Every peer has seen it, except peers not heard from for longer than the horizon:
-    /// it can go, and a write no node kept with it may come back from them.
+    /// it can go, and a write made there without knowledge of it may come back from them.
     PastHorizon,
 }
 
 /// The removals a store collected, or learned that a peer collected: per origin the
-/// greatest sequence number of such a removal (the frontier), and the greatest versions.
-/// Only grows. At most [`MAX_ORIGINS`] origins.
+/// greatest sequence number of such a removal (the frontier), the greatest version, and
+/// per node that was away past the horizon when removals were collected, the greatest
+/// version collected meanwhile. Only grows. At most [`MAX_ORIGINS`] origins and nodes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Collected {
     frontier: BTreeMap<String, u64>,
     /// The greatest version of a removal collected. An operation seen before, not newer
     /// than this, whose key has no entry, was superseded by a collected removal.
     pub watermark: Version,
-    /// The greatest version of a removal collected while a peer that had not seen it was
-    /// away past the horizon. A write never seen here, not newer than this, for a key with
-    /// no entry, may have been made on the far side without knowledge of such a removal.
-    pub horizon_watermark: Version,
+    /// Per node away past the horizon when removals were collected, the greatest version
+    /// of those removals. A write of that node never seen here, not newer than this, for a
+    /// key with no entry, may have been made without knowledge of such a removal.
+    away: BTreeMap<String, Version>,
 }
 
 impl Collected {
+    /// Collected removals as parts: `(origin, greatest sequence number)`, the watermark,
+    /// and `(node, greatest version collected while it was away)` (tests, tools).
     #[cfg(any(test, feature = "internals"))]
-    /// Collected removals as parts: `(origin, greatest sequence number)` and the two
-    /// watermarks (tests, tools, and decoding).
     pub fn from_parts(
         frontier: impl IntoIterator<Item = (String, u64)>,
         watermark: Version,
-        horizon_watermark: Version,
+        away: impl IntoIterator<Item = (String, Version)>,
     ) -> Collected {
         Collected {
             frontier: frontier.into_iter().filter(|&(_, s)| s > 0).collect(),
             watermark,
-            horizon_watermark,
+            away: away.into_iter().collect(),
         }
     }
 
-    #[cfg(any(test, feature = "internals"))]
     /// Per origin, the greatest sequence number of a collected removal, in node-id order.
+    #[cfg(any(test, feature = "internals"))]
     pub fn frontier(&self) -> impl Iterator<Item = (&str, u64)> {
         self.frontier.iter().map(|(o, &s)| (o.as_str(), s))
     }
@@ -80,9 +82,15 @@ impl Collected {
         self.frontier.get(origin).copied().unwrap_or(0)
     }
 
+    /// The greatest version of a removal collected while node `node_id` was away past
+    /// the horizon (`None`: it never was).
+    pub fn away(&self, node_id: &str) -> Option<Version> {
+        self.away.get(node_id).copied()
+    }
+
     /// Whether nothing was collected.
     pub fn is_empty(&self) -> bool {
-        self.frontier.is_empty() && self.watermark == Version::default()
+        self.frontier.is_empty() && self.watermark == Version::default() && self.away.is_empty()
     }
 
     /// Whether a node with vector `peer` has seen every operation of each origin up to
@@ -94,39 +102,48 @@ impl Collected {
             .all(|(o, &s)| peer.get(o).map_or(0, |p| p.contiguous) >= s)
     }
 
-    /// Records the collection of removal `(origin, seq)` stamped `version`. False (nothing
-    /// recorded) when it would take a new origin beyond [`MAX_ORIGINS`].
-    fn note(&mut self, origin: &str, seq: u64, version: Version, past_horizon: bool) -> bool {
-        let full = self.frontier.len() >= MAX_ORIGINS;
-        match self.frontier.get_mut(origin) {
-            Some(s) => *s = (*s).max(seq),
-            None if full => return false,
-            None => {
-                self.frontier.insert(origin.to_string(), seq);
-            }
+    /// Records the collection of removal `(origin, seq)` stamped `version`, while the
+    /// nodes `away` were away past the horizon. False (nothing recorded) when it would
+    /// take the origins or the nodes beyond [`MAX_ORIGINS`].
+    fn note(&mut self, origin: &str, seq: u64, version: Version, away: &[String]) -> bool {
+        let new_origin = usize::from(!self.frontier.contains_key(origin));
+        let new_away = away.iter().filter(|p| !self.away.contains_key(*p)).count();
+        if self.frontier.len() + new_origin > MAX_ORIGINS
+            || self.away.len().saturating_add(new_away) > MAX_ORIGINS
+        {
+            return false;
         }
+        let slot = self.frontier.entry(origin.to_string()).or_default();
+        *slot = (*slot).max(seq);
         self.watermark = self.watermark.max(version);
-        if past_horizon {
-            self.horizon_watermark = self.horizon_watermark.max(version);
+        for node in away {
+            let slot = self.away.entry(node.clone()).or_default();
+            *slot = (*slot).max(version);
         }
         true
     }
 
-    /// Whether taking in `other` would leave at most [`MAX_ORIGINS`] origins.
+    /// Whether taking in `other` would leave at most [`MAX_ORIGINS`] origins and nodes.
     fn fits(&self, other: &Collected) -> bool {
-        let new = other
+        let new_origins = other
             .frontier
             .keys()
             .filter(|o| !self.frontier.contains_key(*o))
             .count();
-        self.frontier.len().saturating_add(new) <= MAX_ORIGINS
+        let new_away = other
+            .away
+            .keys()
+            .filter(|o| !self.away.contains_key(*o))
+            .count();
+        self.frontier.len().saturating_add(new_origins) <= MAX_ORIGINS
+            && self.away.len().saturating_add(new_away) <= MAX_ORIGINS
     }
 
     /// Whether taking in `other` would change anything.
     fn adds(&self, other: &Collected) -> bool {
         other.watermark > self.watermark
-            || other.horizon_watermark > self.horizon_watermark
             || other.frontier.iter().any(|(o, &s)| self.get(o) < s)
+            || other.away.iter().any(|(o, &v)| self.away(o) < Some(v))
     }
 
     /// Takes in `other` (the caller checked [`Collected::fits`]).
@@ -136,62 +153,81 @@ impl Collected {
             *mine = (*mine).max(s);
         }
         self.watermark = self.watermark.max(other.watermark);
-        self.horizon_watermark = self.horizon_watermark.max(other.horizon_watermark);
+        for (o, &v) in &other.away {
+            let mine = self.away.entry(o.clone()).or_default();
+            *mine = (*mine).max(v);
+        }
     }
 
-    /// `other` with its watermarks lowered to `cap` (a peer's claim is taken no further
-    /// ahead than this node's clock allows a remote version).
+    /// This with its versions lowered to `cap` (a peer's claim is taken no further ahead
+    /// than this node's clock allows a remote version).
     pub(crate) fn capped(&self, cap: Version) -> Collected {
         Collected {
             frontier: self.frontier.clone(),
             watermark: self.watermark.min(cap),
-            horizon_watermark: self.horizon_watermark.min(cap),
+            away: self.away.iter().map(|(o, &v)| (o.clone(), v.min(cap))).collect(),
         }
     }
 
     /// Appends the encoding, the same on the wire (docs/protocol.md), in a snapshot and in
-    /// the log: u32 origin count; per origin: u32 id length and the id, u64 greatest
-    /// sequence number; then u64 watermark, u64 horizon watermark.
+    /// the log: u32 origin count, per origin u32 id length and the id, u64 greatest
+    /// sequence number; u64 watermark; u32 node count, per node u32 id length and the id,
+    /// u64 greatest version collected while it was away.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&u32::try_from(self.frontier.len()).unwrap_or(u32::MAX).to_le_bytes());
+        fn put_len(out: &mut Vec<u8>, n: usize) {
+            out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        put_len(out, self.frontier.len());
         for (origin, seq) in &self.frontier {
-            out.extend_from_slice(&u32::try_from(origin.len()).unwrap_or(u32::MAX).to_le_bytes());
+            put_len(out, origin.len());
             out.extend_from_slice(origin.as_bytes());
             out.extend_from_slice(&seq.to_le_bytes());
         }
         out.extend_from_slice(&self.watermark.0.to_le_bytes());
-        out.extend_from_slice(&self.horizon_watermark.0.to_le_bytes());
+        put_len(out, self.away.len());
+        for (node, version) in &self.away {
+            put_len(out, node.len());
+            out.extend_from_slice(node.as_bytes());
+            out.extend_from_slice(&version.0.to_le_bytes());
+        }
     }
 
     /// Reads what [`Collected::encode`] wrote. Counts are checked against the bytes left
-    /// (no allocation sized by the input), origin ids against the node id rules, and at
-    /// most [`MAX_ORIGINS`] origins are taken.
+    /// (no allocation sized by the input) and against [`MAX_ORIGINS`], ids against the
+    /// node id rules.
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Collected, String> {
-        let n = r.u32("frontier count")? as usize;
-        // An origin takes at least 13 bytes: its length, one byte of id, its number.
-        if n.saturating_mul(13) > r.remaining() {
-            return Err(format!("frontier count {n} exceeds the data"));
-        }
-        if n > MAX_ORIGINS {
-            return Err(format!("a frontier of {n} origins exceeds the limit of {MAX_ORIGINS}"));
-        }
-        let mut frontier = BTreeMap::new();
-        for _ in 0..n {
-            let len = r.u32("frontier origin")? as usize;
-            let origin = r.str(len, "frontier origin")?;
-            crate::id::validate_node_id(origin).map_err(|e| format!("frontier origin: {e}"))?;
-            let seq = r.u64("frontier sequence number")?;
-            if seq > 0 {
-                let slot: &mut u64 = frontier.entry(origin.to_string()).or_default();
-                *slot = (*slot).max(seq);
+        fn ids(r: &mut Reader<'_>, what: &str) -> Result<BTreeMap<String, u64>, String> {
+            let n = r.u32(what)? as usize;
+            // One takes at least 13 bytes: its length, one byte of id, its number.
+            if n.saturating_mul(13) > r.remaining() {
+                return Err(format!("{what} {n} exceeds the data"));
             }
+            if n > MAX_ORIGINS {
+                return Err(format!("{what} {n} exceeds the limit of {MAX_ORIGINS}"));
+            }
+            let mut out = BTreeMap::new();
+            for _ in 0..n {
+                let len = r.u32(what)? as usize;
+                let id = r.str(len, what)?;
+                crate::id::validate_node_id(id).map_err(|e| format!("{what}: {e}"))?;
+                let number = r.u64(what)?;
+                if number > 0 {
+                    let slot: &mut u64 = out.entry(id.to_string()).or_default();
+                    *slot = (*slot).max(number);
+                }
+            }
+            Ok(out)
         }
+        let frontier = ids(r, "frontier count")?;
         let watermark = Version(r.u64("watermark")?);
-        let horizon_watermark = Version(r.u64("horizon watermark")?);
+        let away = ids(r, "away count")?
+            .into_iter()
+            .map(|(id, v)| (id, Version(v)))
+            .collect();
         Ok(Collected {
             frontier,
             watermark,
-            horizon_watermark,
+            away,
         })
     }
 }
@@ -267,11 +303,16 @@ impl Store {
 
     /// Drops the tombstones that `fate` lets go, visiting at most 65,536 of them (the
     /// next call goes on from there); returns how many were dropped. Records each in
-    /// [`Collected`] (a tombstone of a new origin beyond [`MAX_ORIGINS`] is kept). Costs
-    /// nothing on a store without tombstones. `fate` is called under the store's read
-    /// lock; the tombstones go under its write lock, each only if it is still the same
-    /// operation.
-    pub fn collect_tombstones(&self, fate: impl Fn(&str, u64) -> TombstoneFate) -> usize {
+    /// [`Collected`], one dropped past the horizon against each of the nodes `away` (the
+    /// peers not heard from for longer than it); a tombstone that would take the origins or
+    /// the nodes recorded beyond [`MAX_ORIGINS`] is kept. Costs nothing on a store without
+    /// tombstones. `fate` is called under the store's read lock; the tombstones go under
+    /// its write lock, each only if it is still the same operation.
+    pub fn collect_tombstones(
+        &self,
+        away: &[String],
+        fate: impl Fn(&str, u64) -> TombstoneFate,
+    ) -> usize {
         let (picks, cursor) = {
             let map = self.map.read();
             if map.tombstones.is_empty() {
@@ -318,7 +359,8 @@ impl Store {
                 .entries
                 .get(&key)
                 .is_some_and(|e| e.value.is_none() && e.origin == origin && e.origin_seq == seq);
-            if still && map.collected.note(&origin, seq, version, past_horizon) {
+            let skipped = if past_horizon { away } else { &[] };
+            if still && map.collected.note(&origin, seq, version, skipped) {
                 map.forget(&key, &origin, seq);
                 dropped += 1;
             }
@@ -550,7 +592,7 @@ mod tests {
         s.put("b", b"1").unwrap();
         let kept = s.remove("b").unwrap(); // node-a #4
         assert_eq!((s.tombstone_count(), s.len()), (2, 0));
-        let dropped = s.collect_tombstones(|origin, seq| {
+        let dropped = s.collect_tombstones(&[], |origin, seq| {
             assert_eq!(origin, "node-a");
             if seq == gone.first_seq {
                 TombstoneFate::SeenByAll
@@ -564,18 +606,20 @@ mod tests {
         let c = s.collected();
         assert_eq!(c.get("node-a"), gone.first_seq);
         assert_eq!(c.watermark, gone.first_version);
-        assert_eq!(c.horizon_watermark, Version::default());
-        // Past the horizon: the horizon watermark moves too.
-        assert_eq!(s.collect_tombstones(|_, _| TombstoneFate::PastHorizon), 1);
+        assert_eq!(c.away("node-b"), None);
+        // Past the horizon: recorded against the nodes that were away.
+        let away = ["node-b".to_string()];
+        assert_eq!(s.collect_tombstones(&away, |_, _| TombstoneFate::PastHorizon), 1);
         let c = s.collected();
         assert_eq!(c.get("node-a"), kept.first_seq);
-        assert_eq!(c.horizon_watermark, kept.first_version);
+        assert_eq!(c.away("node-b"), Some(kept.first_version));
+        assert_eq!(c.away("node-c"), None);
         assert_eq!(s.tombstone_count(), 0);
         // Nothing left: the policy is not even asked.
-        assert_eq!(s.collect_tombstones(|_, _| panic!("no tombstone to judge")), 0);
+        assert_eq!(s.collect_tombstones(&[], |_, _| panic!("no tombstone to judge")), 0);
         // A live value is never collected.
         s.put("c", b"live").unwrap();
-        assert_eq!(s.collect_tombstones(|_, _| TombstoneFate::SeenByAll), 0);
+        assert_eq!(s.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll), 0);
         assert_eq!(s.get("c").unwrap(), b"live");
     }
 
@@ -598,7 +642,7 @@ mod tests {
             s.put(&format!("k{i}"), b"v").unwrap();
         }
         let removal = s.remove("k1").unwrap();
-        s.collect_tombstones(|_, _| TombstoneFate::SeenByAll);
+        s.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll);
         let mut peer = VersionVector::new();
         assert!(s.needs_full_state(&peer));
         peer.observe_range("node-a", 1, removal.first_seq - 1, Version(1));
@@ -642,7 +686,7 @@ mod tests {
         let learned = Collected::from_parts(
             [("node-a".to_string(), 7)],
             Version(100),
-            Version::default(),
+            [],
         );
         assert_eq!(s.forget(&found, &learned).unwrap(), 1);
         assert!(s.entry("old").is_none());
@@ -667,7 +711,8 @@ mod tests {
         s.put("k", b"v").unwrap();
         let removal = s.remove("k").unwrap();
         s.put("other", b"v").unwrap();
-        assert_eq!(s.collect_tombstones(|_, _| TombstoneFate::PastHorizon), 1);
+        let away = ["node-b".to_string()];
+        assert_eq!(s.collect_tombstones(&away, |_, _| TombstoneFate::PastHorizon), 1);
         // A compaction: the cut, the snapshot (which no longer has the tombstone), the log
         // it covers deleted.
         let cut = s.cut_log().unwrap();
@@ -684,7 +729,7 @@ mod tests {
         assert!(s.entry("k").is_none(), "the tombstone does not come back");
         assert_eq!(s.collected(), before, "the frontier never shrinks");
         assert_eq!(s.collected().get("node-a"), removal.first_seq);
-        assert_eq!(s.collected().horizon_watermark, removal.first_version);
+        assert_eq!(s.collected().away("node-b"), Some(removal.first_version));
         let mut peer = VersionVector::new();
         peer.observe("node-a", 1, Version(1));
         assert!(s.needs_full_state(&peer), "a peer that never saw the removal still needs it");
@@ -699,13 +744,13 @@ mod tests {
         let s = Store::open(&options).unwrap();
         s.put("k", b"v").unwrap();
         s.remove("k").unwrap();
-        assert_eq!(s.collect_tombstones(|_, _| TombstoneFate::SeenByAll), 1);
+        assert_eq!(s.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll), 1);
         s.close().unwrap();
         drop(s);
         let s = Store::open(&options).unwrap();
         assert!(s.entry("k").is_some_and(|e| e.value.is_none()), "the log holds it");
         assert!(!s.contains("k"));
-        assert_eq!(s.collect_tombstones(|_, _| TombstoneFate::SeenByAll), 1);
+        assert_eq!(s.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll), 1);
         assert!(s.entry("k").is_none());
     }
 
@@ -731,7 +776,7 @@ mod tests {
         let c = Collected::from_parts(
             [("node-a".to_string(), 3), ("node-b".to_string(), 9)],
             Version(5),
-            Version(4),
+            [("node-c".to_string(), Version(4))],
         );
         let mut out = Vec::new();
         c.encode(&mut out);

@@ -533,6 +533,17 @@ impl Store {
 
     /// Numbers, logs, then applies already validated local changes.
     fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<WriteStamp, StoreError> {
+        self.write_above(changes, None)
+    }
+
+    /// [`Store::write`], with versions just above `above` (and the entries overwritten)
+    /// when given, instead of the clock's (which does not move): remote writes written
+    /// again (see `RemoteApply::rewritten`).
+    fn write_above(
+        &self,
+        changes: &[(&str, Option<&[u8]>)],
+        above: Option<Version>,
+    ) -> Result<WriteStamp, StoreError> {
         let count = changes.len() as u64;
         // The numbers and bases of the changes, computed together under the counters' lock
         // (and, with a WAL, its append lock, so that numbers increase in log order). Each
@@ -568,7 +579,12 @@ impl Store {
                 )
                 .collect();
             let now = (self.time)();
-            let first_version = if floor > horizon_at(now, self.max_clock_drift_ms) {
+            let first_version = if let Some(above) = above {
+                floor
+                    .max(above)
+                    .next()
+                    .filter(|first| first.0.checked_add(count - 1).is_some())
+            } else if floor > horizon_at(now, self.max_clock_drift_ms) {
                 // The stored version is from the far future (logged before such versions
                 // were refused): go just above it without dragging the clock along, so
                 // that other keys keep real time.

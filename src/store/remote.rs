@@ -45,11 +45,11 @@ pub struct RemoteApply {
     /// applied, not recorded as seen, not to be acknowledged. The rest of the call was
     /// applied.
     pub refused: Vec<(usize, Refusal)>,
-    /// Operations written again as local writes (their values, new versions): writes
-    /// never seen here, for keys without an entry, no newer than removals collected while
-    /// a peer was away past the horizon (see [`Collected::horizon_watermark`]). The stamp of
-    /// that write, and the positions of the operations, in the write's order. The caller
-    /// puts the write in the outbox.
+    /// Operations written again as local writes (their values, versions just above the
+    /// removals in question): writes never seen here, for keys without an entry, of a node
+    /// that was away past the horizon when removals newer than them were collected (see
+    /// [`Collected::away`]). The stamp of that write, and the positions of the operations,
+    /// in the write's order. The caller puts the write in the outbox.
     pub rewritten: Option<(WriteStamp, Vec<usize>)>,
 }
 
@@ -256,8 +256,9 @@ impl Store {
         let mut winners: Vec<(usize, &Operation)> = Vec::new();
         // Every operation not refused: recorded as seen, and its version observed.
         let mut taken: Vec<&Operation> = Vec::with_capacity(ops.len());
-        // Winners to write again once applied (see `RemoteApply::rewritten`).
-        let mut rewrite: Vec<usize> = Vec::new();
+        // Winners to write again once applied, with the version to go above (see
+        // `RemoteApply::rewritten`).
+        let mut rewrite: Vec<(usize, Version)> = Vec::new();
         {
             let map = self.map.read();
             // Lock order: the map before the counters.
@@ -290,14 +291,17 @@ impl Store {
                 }
                 if wins {
                     winners.push((i, o));
-                    // News for a key with no entry, no newer than a removal collected while
-                    // a peer was away past the horizon: it may have been made there without
-                    // knowledge of such a removal, which nodes that still hold the removal
-                    // would keep. Written again (newer than any such removal), so that every
-                    // node ends with it.
-                    let past_horizon = o.version <= map.collected.horizon_watermark;
-                    if existing.is_none() && !seen && o.value.is_some() && past_horizon {
-                        rewrite.push(i);
+                    // News for a key with no entry, from a node that was away past the
+                    // horizon when removals newer than it were collected: it may have been
+                    // made there without knowledge of one of them, which nodes that still
+                    // hold the removal would keep over it, and nodes that collected it would
+                    // not. Written again, just above those removals, so that every node
+                    // ends with it.
+                    let away = map.collected.away(&o.origin).filter(|&v| o.version <= v);
+                    if let (None, false, Some(_), Some(v)) =
+                        (existing, seen, o.value.as_ref(), away)
+                    {
+                        rewrite.push((i, v));
                     }
                 } else {
                     report.ignored += 1;
@@ -330,28 +334,29 @@ impl Store {
             map.vector.observe(&o.origin, o.origin_seq, o.version);
         }
         // The rewrites, of winners that are still their key's entry (one per key).
-        rewrite.retain(|&i| {
+        rewrite.retain(|&(i, _)| {
             let o = &ops[i];
             map.entries
                 .get(&o.key)
                 .is_some_and(|e| *e.origin == *o.origin && e.origin_seq == o.origin_seq)
         });
         let mut keys = HashSet::new();
-        rewrite.retain(|&i| keys.insert(ops[i].key.as_str()));
+        rewrite.retain(|&(i, _)| keys.insert(ops[i].key.as_str()));
         drop(map);
         if !rewrite.is_empty() {
             let changes: Vec<(&str, Option<&[u8]>)> = rewrite
                 .iter()
-                .map(|&i| (ops[i].key.as_str(), ops[i].value.as_deref()))
+                .map(|&(i, _)| (ops[i].key.as_str(), ops[i].value.as_deref()))
                 .collect();
-            let stamp = self.write(&changes)?;
+            let above = rewrite.iter().map(|&(_, v)| v).max();
+            let stamp = self.write_above(&changes, above)?;
             log::info!(
                 "store {}: {} writes older than removals collected past the horizon kept by \
                  writing them again",
                 self.node_id,
                 rewrite.len()
             );
-            report.rewritten = Some((stamp, rewrite));
+            report.rewritten = Some((stamp, rewrite.into_iter().map(|(i, _)| i).collect()));
         }
         Ok(report)
     }
@@ -602,7 +607,7 @@ mod tests {
         let old = op("node-b", 1, now, "k", b"old");
         store.apply_remote(std::slice::from_ref(&old)).unwrap();
         store.remove("k").unwrap();
-        assert_eq!(store.collect_tombstones(|_, _| TombstoneFate::SeenByAll), 1);
+        assert_eq!(store.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll), 1);
         // The old value arrives again (a retry, a duplicate): it stays gone.
         let again = store.apply_remote(std::slice::from_ref(&old)).unwrap();
         assert_eq!((again.applied, again.duplicates), (0, 1));
@@ -615,24 +620,35 @@ mod tests {
     }
 
     #[test]
-    fn a_write_no_newer_than_a_removal_collected_past_the_horizon_is_written_again() {
+    fn a_write_of_a_node_away_past_the_horizon_older_than_a_removal_collected_meanwhile_is_written_again()
+     {
         let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
         store.put("gone", b"v").unwrap();
         let removal = store.remove("gone").unwrap();
-        assert_eq!(store.collect_tombstones(|_, _| TombstoneFate::PastHorizon), 1);
-        // From a peer that was away: made without knowledge of the removal, older than it.
-        let concurrent = Operation {
+        let away = ["node-c".to_string()];
+        assert_eq!(store.collect_tombstones(&away, |_, _| TombstoneFate::PastHorizon), 1);
+        let before = removal.first_version.0 - 1;
+        // From the node that was away: made without knowledge of the removal, older than
+        // it. The same from a node that was not away is news, taken as it is.
+        let from = |origin: &str, key: &str| Operation {
             value: Some(b"offline edit".to_vec()),
-            ..op("node-c", 1, removal.first_version.0 - 1, "gone", b"")
+            ..op(origin, 1, before, key, b"")
         };
-        let report = store.apply_remote(&[concurrent]).unwrap();
+        let report = store
+            .apply_remote(&[from("node-c", "gone"), from("node-b", "new")])
+            .unwrap();
         let (stamp, positions) = report.rewritten.expect("written again");
         assert_eq!(positions, vec![0]);
         let entry = store.entry("gone").unwrap();
         assert_eq!(entry.value.as_deref(), Some(&b"offline edit"[..]));
         assert_eq!((&*entry.origin, entry.origin_seq), ("node-a", stamp.first_seq));
-        assert!(entry.version > removal.first_version, "newer than the removal");
+        assert_eq!(
+            entry.version,
+            removal.first_version.next().unwrap(),
+            "just above the removal: a newer write still wins over it"
+        );
         assert_eq!(entry.base, Some((Arc::from("node-c"), 1)));
+        assert_eq!(store.entry("new").unwrap().origin.as_ref(), "node-b");
     }
 
     #[test]

@@ -113,7 +113,16 @@ impl PeerKnowledge {
             return 0;
         }
         self.peers.retain(|p, _| policy.peers.contains(p));
-        store.collect_tombstones(|origin, seq| self.fate(origin, seq, policy))
+        let away: Vec<String> = policy
+            .peers
+            .iter()
+            .filter(|p| {
+                let heard = self.peers.get(*p).map_or(0, |v| v.heard_ms);
+                policy.now_ms.saturating_sub(heard.max(policy.started_ms)) > policy.horizon_ms
+            })
+            .cloned()
+            .collect();
+        store.collect_tombstones(&away, |origin, seq| self.fate(origin, seq, policy))
     }
 }
 

@@ -676,11 +676,17 @@ impl SyncEngine {
         Ok(report)
     }
 
-    /// Ends a full state whose every part was applied: takes in the sender's vector (as
-    /// [`SyncEngine::finish_catch_up`]) and its collected removals, and forgets the noted
-    /// entries that the sender has seen (its vector, taken no further than this node has
-    /// itself received), not newer than its collected removals: a removal the sender
-    /// collected superseded them. Returns how many were forgotten.
+    /// Ends a full state whose every part was applied. The entries of this node its parts
+    /// showed the sender does not hold are forgotten when the sender has seen them (its
+    /// vector, taken no further than this node has itself received) and they are not newer
+    /// than the removals it collected: one of those superseded them. The sender's collected
+    /// removals are taken in. Then its vector is, as at the end of a catch-up, unless some
+    /// of those entries were kept although not newer than its collected removals: the
+    /// sender never saw them, and one of its collected removals may still supersede them
+    /// (through a write it saw, superseding them, that this node did not): this node must
+    /// not claim to have seen those removals, so that the sender's next answer is a full
+    /// state again (by then it has received them, or knows them superseded). Returns how
+    /// many entries were forgotten.
     pub fn finish_full_state(
         &mut self,
         store: &Store,
@@ -688,15 +694,20 @@ impl SyncEngine {
         vector: &VersionVector,
         collected: &Collected,
     ) -> Result<usize, StoreError> {
-        store.merge_seen(vector);
         let learned = collected.capped(store.horizon());
+        let mut unsettled = 0usize;
         let forget: Vec<_> = receiver
             .candidates
             .into_iter()
             .filter(|(_, c)| {
-                vector.contains(&c.origin, c.seq)
-                    && c.seq <= store.claim_cap(&c.origin)
-                    && c.version <= learned.watermark
+                if c.version > learned.watermark {
+                    return false; // newer than every removal the sender collected
+                }
+                let seen = vector.contains(&c.origin, c.seq) && c.seq <= store.claim_cap(&c.origin);
+                if !seen {
+                    unsettled += 1;
+                }
+                seen
             })
             .collect();
         let gone = store.forget(&forget, &learned)?;
@@ -704,6 +715,15 @@ impl SyncEngine {
             log::info!(
                 "node {}: forgot {gone} entries a peer has seen superseded by removals it \
                  collected",
+                self.node_id
+            );
+        }
+        if unsettled == 0 {
+            store.merge_seen(vector);
+        } else {
+            log::debug!(
+                "node {}: {unsettled} entries older than a peer's collected removals are news \
+                 to it: its vector is not taken in",
                 self.node_id
             );
         }

@@ -448,7 +448,7 @@ mod tests {
             }),
             SessionMessage::FullCatchUpDone(
                 vector,
-                Collected::from_parts([("node-b".to_string(), 2)], Version(9), Version(8)),
+                Collected::from_parts([("node-b".to_string(), 2)], Version(9), []),
             ),
         ];
         for m in all {
@@ -526,7 +526,11 @@ mod tests {
         round_trip(Message::FullCatchUp(FullPart::default()));
         round_trip(Message::FullCatchUpDone(
             v,
-            Collected::from_parts([("node-a".to_string(), 7)], Version(70), Version(0)),
+            Collected::from_parts(
+                [("node-a".to_string(), 7)],
+                Version(70),
+                [("node-c".to_string(), Version(60))],
+            ),
         ));
     }
 
