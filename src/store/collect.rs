@@ -10,8 +10,8 @@
 //!   [`Collected`] so that it never shrinks once the tombstone is gone for good.
 //! - A peer whose vector does not cover the frontier may still hold values those
 //!   removals superseded: it is sent a *full state* ([`FullPart`]s covering every key),
-//!   and it forgets its entries in the covered ranges that this store has seen but no
-//!   longer holds. Forgetting is logged (record type `StoreForget`), with the [`Collected`]
+//!   and it forgets its values in the covered ranges that this store has seen but no
+//!   longer holds a value for. Forgetting is logged (record type `StoreForget`), with the [`Collected`]
 //!   learned from the peer: a node that forgot because of a peer's collections serves full
 //!   states in turn.
 
@@ -232,8 +232,9 @@ impl Collected {
     }
 }
 
-/// One part of a full state: every entry of the sender's store whose key is in
-/// `(after, through]`, the ones the receiver lacks in full and the others by key.
+/// One part of a full state: the entries of the sender's store whose key is in
+/// `(after, through]`: those the receiver lacks in full, the other values by key (the
+/// other tombstones are left out: they hold no value to keep).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FullPart {
     /// The part covers the keys after this one (`None`: from the first key).
@@ -242,7 +243,7 @@ pub struct FullPart {
     pub through: Option<String>,
     /// Entries (tombstones included) whose operation the receiver has not seen.
     pub ops: Vec<Operation>,
-    /// The keys of the other entries in the range: the receiver has seen their operations.
+    /// The keys of the other values in the range: the receiver has seen their operations.
     pub held: Vec<String>,
 }
 
@@ -398,8 +399,13 @@ impl Store {
             }
             last_visited = Some(key);
             if peer.contains(&e.origin, e.origin_seq) {
-                bytes += 8 + key.len();
-                part.held.push(key.clone());
+                // A tombstone the peer has seen is not named: it holds no value, and it may
+                // be older than a removal collected here (taken as news after it), which
+                // superseded a value the peer still holds.
+                if e.value.is_some() {
+                    bytes += 8 + key.len();
+                    part.held.push(key.clone());
+                }
             } else {
                 // About its encoded size: a fixed part, the key and the value.
                 bytes += 64 + key.len() + e.value.as_ref().map_or(0, Vec::len);
@@ -409,16 +415,18 @@ impl Store {
         part
     }
 
-    /// The entries of this store in `part`'s range whose key the part does not name:
-    /// the sender holds no entry for them. Compared a chunk at a time, each under a short
-    /// read lock; `found` gets each (key, identity and version).
+    /// The values of this store in `part`'s range whose key the part does not name as a
+    /// value: the sender holds no value for them. Compared a chunk at a time, each under a
+    /// short read lock; `found` gets each (key, identity and version).
     pub(crate) fn absent_from(&self, part: &FullPart, mut found: impl FnMut(&str, Candidate)) {
         let Some((start, end)) = part.bounds() else {
             return;
         };
+        // The keys the sender holds a value for: tombstones name nothing.
         let named: HashSet<&str> = part
             .ops
             .iter()
+            .filter(|o| o.value.is_some())
             .map(|o| o.key.as_str())
             .chain(part.held.iter().map(String::as_str))
             .collect();
@@ -431,7 +439,8 @@ impl Store {
             for (key, e) in map.entries.range::<str, _>(bounds).take(FORGET_SCAN_CHUNK) {
                 visited += 1;
                 last = Some(key);
-                if !named.contains(key.as_str()) {
+                // Only values: a tombstone here goes when this node collects it.
+                if e.value.is_some() && !named.contains(key.as_str()) {
                     let candidate = Candidate {
                         origin: e.origin.clone(),
                         seq: e.origin_seq,
@@ -661,6 +670,12 @@ mod tests {
         assert_eq!(rest.through, None, "the end was reached");
         assert_eq!(rest.ops.len(), 1);
         assert_eq!(rest.ops[0].key, "k2");
+        // A tombstone the peer has seen is not named (it holds no value to keep).
+        s.remove("k0").unwrap();
+        let all = s.version_vector();
+        let part = s.full_part(&all, None, usize::MAX, 100);
+        assert!(part.ops.is_empty());
+        assert_eq!(part.held, vec!["k2".to_string()]);
         assert!(rest.covers("k9") && !rest.covers("k0"));
     }
 

@@ -272,10 +272,11 @@ impl Store {
                 // Seen before and not newer than what the key holds: a duplicate. Recorded as
                 // seen but newer: a peer's claim covered it before it arrived (a claim can
                 // be wrong); applying it is still right, last-writer-wins is idempotent.
-                // Seen before, for a key with no entry, and no newer than the removals
-                // collected here: one of them superseded it (the key held it or something
-                // newer, then a removal that is gone): a duplicate too, or it would come back.
-                let collected_over = existing.is_none() && o.version <= map.collected.watermark;
+                // Unless it is no newer than the removals collected here (or learned
+                // collected): then what this node saw of it may be that one of them
+                // superseded it (the peer that claimed it held a removal that is gone), and
+                // applying it would bring the value back: a duplicate too.
+                let collected_over = o.version <= map.collected.watermark;
                 if seen && (!wins || collected_over) {
                     report.duplicates += 1;
                     taken.push(o);
@@ -291,15 +292,16 @@ impl Store {
                 }
                 if wins {
                     winners.push((i, o));
-                    // News for a key with no entry, from a node that was away past the
-                    // horizon when removals newer than it were collected: it may have been
-                    // made there without knowledge of one of them, which nodes that still
-                    // hold the removal would keep over it, and nodes that collected it would
-                    // not. Written again, just above those removals, so that every node
-                    // ends with it.
+                    // News for a key with no value (no entry, or an older tombstone), from a
+                    // node that was away past the horizon when removals newer than it were
+                    // collected: it may have been made there without knowledge of one of
+                    // them, which nodes that still hold the removal would keep over it, and
+                    // nodes that collected it would not. Written again, just above those
+                    // removals, so that every node ends with it.
                     let away = map.collected.away(&o.origin).filter(|&v| o.version <= v);
-                    if let (None, false, Some(_), Some(v)) =
-                        (existing, seen, o.value.as_ref(), away)
+                    let no_value = existing.is_none_or(|e| e.value.is_none());
+                    if let (true, false, Some(_), Some(v)) =
+                        (no_value, seen, o.value.as_ref(), away)
                     {
                         rewrite.push((i, v));
                     }
@@ -612,6 +614,15 @@ mod tests {
         let again = store.apply_remote(std::slice::from_ref(&old)).unwrap();
         assert_eq!((again.applied, again.duplicates), (0, 1));
         assert!(store.entry("k").is_none());
+        // Nor when an older removal, news here, came back meanwhile.
+        let older_removal = Operation {
+            value: None,
+            ..op("node-c", 1, now - 1, "k", b"")
+        };
+        store.apply_remote(&[older_removal]).unwrap();
+        let again = store.apply_remote(std::slice::from_ref(&old)).unwrap();
+        assert_eq!((again.applied, again.duplicates), (0, 1));
+        assert!(!store.contains("k"));
         // A write never seen here, newer than the removal, is news.
         let newer = op("node-b", 2, now + (10 << 16), "k", b"new");
         assert_eq!(store.apply_remote(&[newer]).unwrap().applied, 1);

@@ -178,7 +178,11 @@ mod tests {
             horizon_ms: 0,
         };
         assert_eq!(k.collect(&store, &never), 0);
-        assert_eq!(k.collect(&store, &CollectPolicy { horizon_ms: 1, ..never }), 1);
+        let at_once = CollectPolicy {
+            horizon_ms: 1,
+            ..never
+        };
+        assert_eq!(k.collect(&store, &at_once), 1);
         assert_eq!(store.tombstone_count(), 0);
     }
 

@@ -496,43 +496,66 @@ impl SyncEngine {
         }
     }
 
-    /// Takes the next batch from the outbox (its operations are now in flight).
+    /// Takes the next batch from the outbox (its operations are now in flight). A keyed
+    /// operation whose key has no entry any more (a removal whose tombstone was collected,
+    /// or a value forgotten after a full state) has nothing to send: sent by number it would
+    /// read as superseded by a newer write, which it is not, and a peer holding an older
+    /// value would record it as seen without applying it. It leaves the outbox as done (a
+    /// peer that missed it is behind this node's collected removals, and gets the full
+    /// state).
     pub fn next_batch(&mut self, store: &Store, now: u64) -> Option<SyncBatch> {
-        let taken = self.outbox.next_batch(now);
-        if taken.is_empty() {
-            return None;
-        }
-        let mut batch = SyncBatch {
-            origin: self.node_id.clone(),
-            ops: Vec::new(),
-            superseded: Vec::new(),
-        };
-        for (first, last) in taken {
-            let queued = self.outbox.get(first).expect("just taken from the outbox");
-            // A keyed operation may have been superseded by another node's write since.
-            let op = queued
-                .key
-                .as_deref()
-                .and_then(|key| store.operation_if(key, &self.node_id, first));
-            match op {
-                Some(op) => batch.ops.push(op),
-                None => {
-                    let version = queued.version;
-                    match batch.superseded.last_mut() {
-                        Some(s) if s.last.checked_add(1) == Some(first) => {
-                            s.last = last;
-                            s.version = s.version.max(version);
+        // A few rounds, so that a batch whose operations all had nothing to send does not
+        // end the caller's pushing while work is queued.
+        for _ in 0..16 {
+            let taken = self.outbox.next_batch(now);
+            if taken.is_empty() {
+                return None;
+            }
+            let mut batch = SyncBatch {
+                origin: self.node_id.clone(),
+                ops: Vec::new(),
+                superseded: Vec::new(),
+            };
+            let mut gone = Vec::new();
+            for (first, last) in taken {
+                let queued = self.outbox.get(first).expect("just taken from the outbox");
+                // A keyed operation may have been superseded by another node's write since.
+                let key = queued.key.as_deref();
+                let op = key.and_then(|key| store.operation_if(key, &self.node_id, first));
+                if op.is_none() && key.is_some_and(|key| store.entry_id(key).is_none()) {
+                    gone.push((first, last));
+                    continue;
+                }
+                match op {
+                    Some(op) => batch.ops.push(op),
+                    None => {
+                        let version = queued.version;
+                        match batch.superseded.last_mut() {
+                            Some(s) if s.last.checked_add(1) == Some(first) => {
+                                s.last = last;
+                                s.version = s.version.max(version);
+                            }
+                            _ => batch.superseded.push(Superseded {
+                                first,
+                                last,
+                                version,
+                            }),
                         }
-                        _ => batch.superseded.push(Superseded {
-                            first,
-                            last,
-                            version,
-                        }),
                     }
                 }
             }
+            if !gone.is_empty() {
+                let newly = self.outbox.acknowledge(&gone);
+                // Without the mark a restart queues them again, and they leave again here.
+                if let Err(e) = self.log_marks(store, MarkKind::Acknowledged, &newly) {
+                    log::warn!("node {}: {e}", self.node_id);
+                }
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
         }
-        Some(batch)
+        None
     }
 
     /// The batch could not be written to any peer: its operations wait in the queue again.
@@ -658,7 +681,7 @@ impl SyncEngine {
     }
 
     /// Applies one part of a full state: its entries as a catch-up's, and notes this
-    /// node's entries in its range that the sender does not hold.
+    /// node's values in its range that the sender holds no value for.
     pub fn receive_full_part(
         &mut self,
         store: &Store,
@@ -676,8 +699,8 @@ impl SyncEngine {
         Ok(report)
     }
 
-    /// Ends a full state whose every part was applied. The entries of this node its parts
-    /// showed the sender does not hold are forgotten when the sender has seen them (its
+    /// Ends a full state whose every part was applied. The values of this node its parts
+    /// showed the sender holds no value for are forgotten when the sender has seen them (its
     /// vector, taken no further than this node has itself received) and they are not newer
     /// than the removals it collected: one of those superseded them. The sender's collected
     /// removals are taken in. Then its vector is, as at the end of a catch-up, unless some
@@ -1004,6 +1027,35 @@ mod tests {
         let mut broken = engine.snapshot_blocks()[0].clone();
         broken.truncate(broken.len() - 1);
         assert!(restored.restore_snapshot_block(&broken).is_err());
+    }
+
+    #[test]
+    fn a_local_removal_whose_tombstone_was_collected_leaves_the_outbox_unsent() {
+        use super::{CollectPolicy, SyncConfig, SyncEngine};
+        use crate::store::{Store, StoreOptions};
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        let mut engine = SyncEngine::new("node-a", SyncConfig::default());
+        let put = store.put("kept", b"v").unwrap();
+        engine.record_local(put, ["kept"]);
+        let removal = store.remove("k").unwrap();
+        engine.record_local(removal, ["k"]);
+        // No peer at all: the tombstone goes at once, before the removal was sent.
+        let policy = CollectPolicy {
+            peers: &[],
+            now_ms: 10,
+            started_ms: 0,
+            horizon_ms: 1,
+        };
+        assert_eq!(engine.collect_tombstones(&store, &policy), 1);
+        let batch = engine.next_batch(&store, 10).expect("the put goes out");
+        assert_eq!(batch.ops.len(), 1);
+        assert_eq!(batch.ops[0].key, "kept");
+        assert!(
+            batch.superseded.is_empty(),
+            "the removal is not sent as superseded: it is not"
+        );
+        assert!(engine.outbox.get(removal.first_seq).is_none(), "done");
+        assert!(engine.next_batch(&store, 10).is_none());
     }
 
     #[test]
