@@ -330,6 +330,40 @@ fn a_key_removed_while_a_peer_was_away_past_the_horizon_stays_removed() {
 }
 
 #[test]
+fn a_connected_peer_is_waited_for_whatever_the_horizon() {
+    // With a horizon of 1 ms, a tombstone still waits for a connected peer's Vector (sent
+    // on connecting and every 30 s): the peer is heard from as long as it is connected.
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_tuned(dir.path(), "node-a", None, |o| o.tombstone_horizon_ms = 1);
+    let b = node(dir.path(), "node-b");
+    trust_each_other(&[&a, &b]);
+    b.connect(&peer_of("node-a", &a)).unwrap();
+    a.put("k", b"v").unwrap();
+    assert!(pump(&[&a, &b], || b.contains("k").unwrap()));
+    a.remove("k").unwrap();
+    assert!(pump(&[&a, &b], || b
+        .entry("k")
+        .unwrap()
+        .is_some_and(|e| e.value.is_none())));
+    // Two collections' worth of time (they run every 2 s); b's last Vector lacks the
+    // removal.
+    let until = Instant::now() + Duration::from_millis(4_500);
+    pump(&[&a, &b], || Instant::now() > until);
+    assert!(
+        a.entry("k").unwrap().is_some(),
+        "kept while b is connected and has not shown it has the removal"
+    );
+    // b connects again: its Vector, sent on connecting, has the removal.
+    let peer = peer_of("node-a", &a);
+    b.disconnect(&peer).unwrap();
+    b.connect(&peer).unwrap();
+    assert!(
+        pump(&[&a, &b], || a.entry("k").unwrap().is_none()),
+        "collected once b's Vector has it"
+    );
+}
+
+#[test]
 fn transport_calls_follow_the_rules() {
     let dir = tempfile::tempdir().unwrap();
     let off = Client::new(ClientOptions::memory_only("node-x"));

@@ -44,7 +44,12 @@ pub(super) fn collect_if_due(
         .map(|(node_id, _)| node_id)
         .collect();
     if let Some(net) = net {
-        peers.extend(net.transport.ready().into_iter().map(|(_, node_id)| node_id));
+        // A connected peer is heard from now (its keepalives do not reach the sync
+        // conversation): it is waited for, whatever the horizon.
+        for (_, node_id) in net.transport.ready() {
+            sync.note_heard(&node_id, now);
+            peers.push(node_id);
+        }
     }
     peers.sort_unstable();
     peers.dedup();
