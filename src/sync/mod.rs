@@ -99,12 +99,49 @@ pub struct FullState {
     pub collected: Collected,
 }
 
-/// A full state being received a part at a time: the entries of this node the parts
-/// showed the sender does not hold (at most one per entry of this store; keys and
-/// identities only, no values).
-#[derive(Debug, Default)]
+/// A full state being received a part at a time: the values of this node the parts
+/// showed the sender holds no value for (at most one per entry of this store; keys and
+/// identities only, no values), and where the next part must start.
+#[derive(Debug)]
 pub struct FullStateReceiver {
     candidates: BTreeMap<String, crate::store::collect::Candidate>,
+    /// The key the next part must start after (`Some(None)`: the first key); `None`: the
+    /// last part came.
+    next_after: Option<Option<String>>,
+}
+
+impl Default for FullStateReceiver {
+    fn default() -> Self {
+        FullStateReceiver {
+            candidates: BTreeMap::new(),
+            next_after: Some(None),
+        }
+    }
+}
+
+impl FullStateReceiver {
+    /// Takes note of `part`'s range, which must follow the parts before it: the first from
+    /// the start, each next one from where the previous ended, none after the one that
+    /// reached the end, none empty. So a full state covers each key once, and costs the
+    /// receiver one pass over its store, whatever the sender sends. The error says what
+    /// is wrong (a protocol error).
+    pub fn follows(&mut self, part: &FullPart) -> Result<(), String> {
+        let Some(expected) = &self.next_after else {
+            return Err("a full-state part after the one that reached the last key".into());
+        };
+        if *expected != part.after {
+            return Err(
+                "a full-state part that does not start where the previous one ended".into(),
+            );
+        }
+        if let (Some(after), Some(through)) = (&part.after, &part.through)
+            && through <= after
+        {
+            return Err("a full-state part whose range is empty".into());
+        }
+        self.next_after = part.through.clone().map(Some);
+        Ok(())
+    }
 }
 
 /// What a user interface shows for one key.
@@ -681,7 +718,8 @@ impl SyncEngine {
     }
 
     /// Applies one part of a full state: its entries as a catch-up's, and notes this
-    /// node's values in its range that the sender holds no value for.
+    /// node's values in its range that the sender holds no value for. The caller checked
+    /// that it follows the parts before it ([`FullStateReceiver::follows`]).
     pub fn receive_full_part(
         &mut self,
         store: &Store,
@@ -763,6 +801,13 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<(RemoteApply, usize), StoreError> {
         let mut receiver = FullStateReceiver::default();
+        if let Err(reason) = receiver.follows(&full.part) {
+            return Err(StoreError::InvalidRemoteOp {
+                origin: sender.map(crate::logsafe::shown).unwrap_or_default(),
+                seq: 0,
+                reason,
+            });
+        }
         let report = self.receive_full_part(store, &mut receiver, &full.part, sender)?;
         let gone = self.finish_full_state(store, receiver, &full.vector, &full.collected)?;
         Ok((report, gone))
@@ -1056,6 +1101,26 @@ mod tests {
         );
         assert!(engine.outbox.get(removal.first_seq).is_none(), "done");
         assert!(engine.next_batch(&store, 10).is_none());
+    }
+
+    #[test]
+    fn full_state_parts_must_follow_each_other_to_the_end() {
+        use super::{FullPart, FullStateReceiver};
+        let part = |after: Option<&str>, through: Option<&str>| FullPart {
+            after: after.map(str::to_string),
+            through: through.map(str::to_string),
+            ..FullPart::default()
+        };
+        let mut r = FullStateReceiver::default();
+        assert!(r.follows(&part(Some("a"), Some("c"))).is_err(), "not from the start");
+        assert!(r.follows(&part(None, Some("c"))).is_ok());
+        assert!(r.follows(&part(None, Some("d"))).is_err(), "the same range again");
+        assert!(r.follows(&part(Some("c"), Some("c"))).is_err(), "empty");
+        assert!(r.follows(&part(Some("c"), Some("b"))).is_err(), "reversed");
+        assert!(r.follows(&part(Some("c"), Some("f"))).is_ok());
+        assert!(r.follows(&part(Some("f"), None)).is_ok());
+        let e = r.follows(&part(Some("z"), None)).unwrap_err();
+        assert!(e.contains("after the one that reached the last key"), "{e}");
     }
 
     #[test]

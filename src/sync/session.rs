@@ -334,6 +334,9 @@ impl Sessions {
                 let Answer::Full(receiver) = &mut link.answer else {
                     unreachable!("the answer was just made full");
                 };
+                if let Err(reason) = receiver.follows(&part) {
+                    return self.refuse(wire, conn, reason);
+                }
                 let received = sync.receive_full_part(store, receiver, &part, Some(from));
                 match received {
                     Ok(report) => {

@@ -576,7 +576,8 @@ pub(crate) fn node_session_input(data: &[u8]) {
                             local_writes += rewrites(&r);
                         }
                     }
-                    Ok(Message::FullCatchUp(part)) => {
+                    // As the node does: a part out of order breaks the conversation.
+                    Ok(Message::FullCatchUp(part)) if receiver.follows(&part).is_ok() => {
                         let peer = Some(SESSION_PEER);
                         if let Ok(r) = engine.receive_full_part(&store, &mut receiver, &part, peer)
                         {
