@@ -87,7 +87,8 @@ pub struct ClientOptions {
     /// Tombstones (what a removal leaves) are dropped once every peer this node syncs with
     /// has seen them; a peer not heard from for longer than this is not waited for, and is
     /// sent the full state when it comes back (docs/sync.md). 0: tombstones are never
-    /// dropped.
+    /// dropped (set it when the application carries batches itself: its peers are not
+    /// known to the node, which drops tombstones at once when it knows none).
     pub tombstone_horizon_ms: u64,
 }
 
