@@ -46,7 +46,7 @@ pub struct RemoteApply {
     /// applied.
     pub refused: Vec<(usize, Refusal)>,
     /// Operations written again as local writes (their values, versions just above the
-    /// removals in question): writes never seen here, for keys without an entry, of a node
+    /// removals in question): writes never seen here, for keys without a value, of a node
     /// that was away past the horizon when removals newer than them were collected (see
     /// [`Collected::away`]). The stamp of that write, and the positions of the operations,
     /// in the write's order. The caller puts the write in the outbox.

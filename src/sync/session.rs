@@ -11,6 +11,13 @@
 //! [`MAX_SERVING`] at once, one per peer node every [`CATCH_UP_MIN_INTERVAL_MS`]), and a
 //! catch-up is read from the store a part at a time within [`CATCH_UP_SCAN_PER_SECOND`],
 //! so its memory, its CPU and the time it holds the store stay small.
+//!
+//! A peer whose vector does not cover the removals this node collected is answered with
+//! the full state instead (FullCatchUp parts covering every key, then FullCatchUpDone;
+//! docs/sync.md, "Collecting removals"), at most one every [`FULL_STATE_MIN_INTERVAL_MS`]
+//! per peer node. Its parts must follow each other, and the two kinds of answer do not
+//! mix. Every message received counts as hearing from its peer, and every Vector is kept
+//! as what the peer has seen: the engine collects tombstones by them.
 
 use std::collections::HashMap;
 
@@ -73,7 +80,8 @@ pub enum SessionMessage {
     /// "Send me your Vector" (the sender has operations you may lack).
     VectorRequest,
     /// Part of a full-state answer to a Vector (the receiver has not seen every removal
-    /// the sender collected): every entry of a key range, in full or by key.
+    /// the sender collected): the entries of a key range the receiver lacks in full, the
+    /// other values by key.
     FullCatchUp(FullPart),
     /// End of a full-state answer: the sender's vector and its collected removals.
     FullCatchUpDone(VersionVector, Collected),
