@@ -381,6 +381,12 @@ enum sa_option_t
    * the larger of the last snapshot and one segment. Default 0.
    */
   SA_OPTION_COMPACT_LOG_BYTES = 30,
+  /**
+   * Number: tombstones are dropped once every peer has seen them; a peer silent for
+   * longer than this is not waited for (and gets the full state when it is back). 0
+   * never drops them. Default 604800000 (7 days).
+   */
+  SA_OPTION_TOMBSTONE_HORIZON_MS = 31,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

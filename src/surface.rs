@@ -101,6 +101,10 @@ pub enum OptionId {
     /// Number: log bytes since the last snapshot that start an automatic compaction; 0 is
     /// the larger of the last snapshot and one segment. Default 0.
     SaOptionCompactLogBytes = 30,
+    /// Number: tombstones are dropped once every peer has seen them; a peer silent for
+    /// longer than this is not waited for (and gets the full state when it is back). 0
+    /// never drops them. Default 604800000 (7 days).
+    SaOptionTombstoneHorizonMs = 31,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -258,6 +262,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         UINT,
         u64::MAX,
     ),
+    spec(
+        OptionId::SaOptionTombstoneHorizonMs,
+        "tombstone_horizon_ms",
+        UINT,
+        u64::MAX,
+    ),
 ];
 
 impl OptionId {
@@ -353,6 +363,7 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionWalSegmentSize => uint(o.wal_segment_size),
         OptionId::SaOptionAutoCompact => Value::Bool(o.auto_compact),
         OptionId::SaOptionCompactLogBytes => uint(o.compact_log_bytes),
+        OptionId::SaOptionTombstoneHorizonMs => uint(o.tombstone_horizon_ms),
     }
 }
 
@@ -448,6 +459,7 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         OptionId::SaOptionHandshakeTimeoutMs => o.handshake_timeout_ms = narrow(id, n)?,
         OptionId::SaOptionWalSegmentSize => o.wal_segment_size = n,
         OptionId::SaOptionCompactLogBytes => o.compact_log_bytes = n,
+        OptionId::SaOptionTombstoneHorizonMs => o.tombstone_horizon_ms = n,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -524,6 +536,7 @@ impl Described for ClientOptions {
             wal_segment_size: _,
             auto_compact: _,
             compact_log_bytes: _,
+            tombstone_horizon_ms: _,
         } = self;
         OPTIONS
             .iter()

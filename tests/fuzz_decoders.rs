@@ -23,15 +23,16 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use fuzz_support::{
-    check_discovery_packet, check_frame_stream, check_marks_payload, check_message,
-    check_store_payload, check_wal_image, mark_discovery_key, node_session_input,
+    check_discovery_packet, check_forget_payload, check_frame_stream, check_marks_payload,
+    check_message, check_store_payload, check_wal_image, mark_discovery_key, node_session_input,
     reseal_frame_stream, reseal_wal_image,
 };
 use proptest_support::{edits, mutate, random_bytes, run};
 use softadastra::discovery::packet::{MAX_DISPLAY_NAME_LEN, Packet, PacketKind, truncate_utf8};
 use softadastra::identity::Identity;
+use softadastra::store::collect::encode_forget;
 use softadastra::store::op::encode_ops;
-use softadastra::store::{Operation, Version, VersionVector};
+use softadastra::store::{Collected, FullPart, Operation, Version, VersionVector};
 use softadastra::sync::marks::{self, MarkKind};
 use softadastra::sync::{Ack, Superseded, SyncBatch};
 use softadastra::transport::frame;
@@ -98,12 +99,38 @@ fn marks_payload() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+fn collected() -> impl Strategy<Value = Collected> {
+    (
+        vec(("[a-c]{1,2}", u64_edge()), 0..4),
+        u64_edge(),
+        vec(("[a-c]{1,2}", u64_edge()), 0..3),
+    )
+        .prop_map(|(frontier, w, away)| {
+            let away = away.into_iter().map(|(id, v)| (id, Version(v)));
+            Collected::from_parts(frontier, Version(w), away)
+        })
+}
+
+fn forget_payload() -> impl Strategy<Value = Vec<u8>> {
+    (
+        collected(),
+        vec(("[a-z0-9/]{1,8}", "[a-c]{1,2}", u64_edge()), 0..4),
+    )
+        .prop_map(|(learned, entries)| {
+            let mut out = Vec::new();
+            let entries = entries.iter().map(|(k, o, s)| (k.as_str(), o.as_str(), *s));
+            encode_forget(&mut out, &learned, entries.collect::<Vec<_>>().into_iter());
+            out
+        })
+}
+
 /// A valid WAL image: the file header, records numbered from `first` (consecutive,
 /// wrapping past u64::MAX so that the end of the range is reached), and zero padding.
 fn wal_image() -> impl Strategy<Value = Vec<u8>> {
     let record = prop_oneof![
         store_payload().prop_map(|p| (RecordType::StoreOps, p)),
         marks_payload().prop_map(|p| (RecordType::SyncMarks, p)),
+        forget_payload().prop_map(|p| (RecordType::StoreForget, p)),
     ];
     (
         prop_oneof![3 => Just(1u64), 1 => u64_edge()],
@@ -189,6 +216,21 @@ fn message() -> impl Strategy<Value = Message> {
         vec(operation(), 0..3).prop_map(Message::CatchUp),
         vector().prop_map(Message::CatchUpDone),
         Just(Message::VectorRequest),
+        (
+            proptest::option::of(string()),
+            proptest::option::of(string()),
+            vec(operation(), 0..3),
+            vec(string(), 0..3)
+        )
+            .prop_map(
+                |(after, through, ops, held)| Message::FullCatchUp(FullPart {
+                    after,
+                    through,
+                    ops,
+                    held,
+                })
+            ),
+        (vector(), collected()).prop_map(|(v, c)| Message::FullCatchUpDone(v, c)),
     ]
 }
 
@@ -295,10 +337,12 @@ fn wal_payload_decoders_random_and_mutated() {
         random_bytes(128),
         (store_payload(), edits()).prop_map(|(p, e)| mutate(p, &e)),
         (marks_payload(), edits()).prop_map(|(p, e)| mutate(p, &e)),
+        (forget_payload(), edits()).prop_map(|(p, e)| mutate(p, &e)),
     ];
     run("wal_payload_decoders", CASES, payload, |p| {
         check_store_payload(&p);
         check_marks_payload(&p);
+        check_forget_payload(&p);
     });
 }
 
@@ -342,7 +386,7 @@ fn frame_decoder_mutated_streams() {
 #[test]
 fn message_decoder_random_and_mutated_payloads() {
     let input = prop_oneof![
-        (0..12u8, random_bytes(96)),
+        (0..14u8, random_bytes(96)),
         (message(), proptest::option::of(edits())).prop_map(|(m, e)| {
             let mut p = Vec::new();
             m.encode(&mut p);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hostile_support::{Attacker, Node, capture_logs, forged, logged, now_ms, wait_until};
 use softadastra::node::{MAX_PEER_RECORDS, MAX_SERVING};
-use softadastra::store::{MAX_ORIGINS, Version, VersionVector};
+use softadastra::store::{Collected, FullPart, MAX_ORIGINS, Version, VersionVector};
 use softadastra::sync::{Superseded, SyncBatch};
 use softadastra::transport::message::Message;
 use softadastra::transport::{Transport, TransportConfig, TransportEvent};
@@ -185,6 +185,93 @@ fn a_catch_up_claim_cannot_silence_a_node_and_an_unsolicited_one_closes_the_conn
     );
     let seen = victim.client.version_vector().unwrap();
     assert!(seen.get("honest-silence").unwrap().max_seq() < 1_000);
+}
+
+#[test]
+fn a_forged_full_state_makes_the_victim_forget_only_what_the_claim_and_its_caps_allow() {
+    // A trusted peer answers the victim's Vector with a full state covering keys up to
+    // k/5, naming none of them, and claims to have seen every operation of the honest node
+    // up to 10^9, and removals up to now. What its claim covers, in its range, not newer
+    // than its removals, goes (as a forged removal of those keys would); the victim's own
+    // writes (not claimed), a newer write, and keys outside the range stay; the claim does
+    // not silence the honest node's next writes.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = Node::start(dir.path(), "victim-full");
+    let honest = Node::start(dir.path(), "honest-full");
+    honest.trust_each_other(&victim);
+    honest.client.connect(&victim.peer()).unwrap();
+    // The victim's own write first, so that the honest node's clock is past it.
+    victim.client.put("k/3", b"own").unwrap();
+    assert!(wait_until(WAIT, || honest.client.contains("k/3").unwrap()));
+    for key in ["k/1", "k/9", "k/2"] {
+        honest.client.put(key, b"h").unwrap();
+    }
+    assert!(wait_until(WAIT, || victim.client.contains("k/2").unwrap()));
+    // The removals claimed collected are no newer than k/2; k/4 is.
+    let collected_up_to = victim.client.entry("k/2").unwrap().unwrap().version;
+    honest.client.put("k/4", b"newer").unwrap();
+    assert!(wait_until(WAIT, || ["k/1", "k/2", "k/4", "k/9"]
+        .iter()
+        .all(|k| victim.client.contains(k).unwrap())));
+    let received = victim
+        .client
+        .version_vector()
+        .unwrap()
+        .get("honest-full")
+        .unwrap()
+        .max_seq();
+
+    let mut a = Attacker::join(&victim, "mallory-full");
+    assert!(
+        a.recv_until(WAIT, |m| matches!(m, Message::Vector(_)))
+            .is_some()
+    );
+    a.send(&Message::FullCatchUp(FullPart {
+        after: None,
+        through: Some("k/5".into()),
+        ops: vec![],
+        held: vec![],
+    }));
+    let claim = VersionVector::from_parts([(
+        "honest-full".to_string(),
+        1_000_000_000,
+        vec![],
+        Version(u64::MAX),
+    )]);
+    let frontier = [("honest-full".to_string(), 1_000_000_000)];
+    a.send(&Message::FullCatchUpDone(
+        claim,
+        Collected::from_parts(frontier, collected_up_to, []),
+    ));
+    assert!(
+        wait_until(WAIT, || !victim.client.contains("k/1").unwrap()),
+        "what the claim covers in its range goes"
+    );
+    assert!(!victim.client.contains("k/2").unwrap());
+    assert_eq!(victim.client.get("k/3").unwrap(), b"own", "not claimed");
+    assert_eq!(
+        victim.client.get("k/4").unwrap(),
+        b"newer",
+        "newer than the claim"
+    );
+    assert_eq!(victim.client.get("k/9").unwrap(), b"h", "outside the range");
+
+    // The claim was taken no further than what the victim received: the honest node's
+    // next writes arrive and stay.
+    let seen = victim.client.version_vector().unwrap();
+    assert_eq!(seen.get("honest-full").unwrap().max_seq(), received);
+    honest.client.put("k/6", b"next").unwrap();
+    assert!(wait_until(WAIT, || has_value(
+        &victim.client,
+        "k/6",
+        b"next"
+    )));
+    // A full-state part nothing asked for breaks the conversation.
+    a.send(&Message::FullCatchUp(FullPart::default()));
+    assert!(
+        a.closed_within(WAIT),
+        "the unsolicited part closed the connection"
+    );
 }
 
 #[test]

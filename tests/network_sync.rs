@@ -28,11 +28,22 @@ fn node(dir: &Path, id: &str) -> Client {
 }
 
 fn node_on(dir: &Path, id: &str, port: Option<u16>) -> Client {
+    node_tuned(dir, id, port, |_| {})
+}
+
+/// [`node_on`] with options changed by `tune`.
+fn node_tuned(
+    dir: &Path,
+    id: &str,
+    port: Option<u16>,
+    tune: impl Fn(&mut ClientOptions),
+) -> Client {
     for _ in 0..20 {
         let port = port.unwrap_or_else(free_port);
         let wal = dir.join(format!("{id}.wal"));
-        let options =
+        let mut options =
             ClientOptions::persistent(id, wal.to_str().unwrap()).with_local_transport(port);
+        tune(&mut options);
         let client = Client::new(options);
         client.open().unwrap();
         match client.start_transport() {
@@ -242,6 +253,114 @@ fn a_peer_restarted_mid_sync_ends_with_every_acknowledged_write() {
         a.sync_state().unwrap()
     );
     assert!(acknowledged_before <= 2_000);
+}
+
+#[test]
+fn a_key_removed_while_a_peer_was_away_past_the_horizon_stays_removed() {
+    // a collects the tombstone of k 200 ms after b went silent; b comes back with k's old
+    // value, which it wrote itself. A node c that meets b first gets that value, then
+    // meets a: the full state from a makes both forget it, also across restarts.
+    let dir = tempfile::tempdir().unwrap();
+    let short = |o: &mut ClientOptions| o.tombstone_horizon_ms = 200;
+    let a = node_tuned(dir.path(), "node-a", None, short);
+    let b = node(dir.path(), "node-b");
+    trust_each_other(&[&a, &b]);
+    b.connect(&peer_of("node-a", &a)).unwrap();
+    b.put("k", b"old").unwrap();
+    b.put("other", b"kept").unwrap();
+    assert!(pump(&[&a, &b], || a.get("k").is_ok_and(|v| v == b"old")
+        && b.sync_state().unwrap().acknowledged_count == 2));
+    b.close().unwrap();
+    drop(b);
+
+    a.remove("k").unwrap();
+    assert!(
+        a.entry("k").unwrap().is_some_and(|e| e.value.is_none()),
+        "a tombstone first"
+    );
+    // b is trusted and silent past the horizon: the tombstone goes.
+    assert!(
+        pump(&[&a], || a.entry("k").unwrap().is_none()),
+        "a collected k's tombstone"
+    );
+
+    // b comes back with k's old value; c meets it first and gets the value too.
+    let b = node(dir.path(), "node-b");
+    assert_eq!(b.get("k").unwrap(), b"old");
+    let c = node(dir.path(), "node-c");
+    trust_each_other(&[&a, &b, &c]);
+    c.connect(&peer_of("node-b", &b)).unwrap();
+    assert!(
+        pump(&[&b, &c], || c.get("k").is_ok_and(|v| v == b"old")),
+        "c got the old value from b"
+    );
+    c.connect(&peer_of("node-a", &a)).unwrap();
+    b.connect(&peer_of("node-a", &a)).unwrap();
+    let settled = || {
+        [&a, &b, &c]
+            .iter()
+            .all(|n| !n.contains("k").unwrap() && n.get("other").is_ok_and(|v| v == b"kept"))
+    };
+    assert!(
+        pump(&[&a, &b, &c], settled),
+        "k: a {:?}, b {:?}, c {:?}",
+        a.entry("k"),
+        b.entry("k"),
+        c.entry("k")
+    );
+
+    // Both restart (the forgetting is in b's log; a's log still holds the tombstone), and
+    // sync again: k stays removed.
+    a.close().unwrap();
+    b.close().unwrap();
+    drop((a, b));
+    let a = node_tuned(dir.path(), "node-a", None, short);
+    let b = node(dir.path(), "node-b");
+    assert!(!a.contains("k").unwrap() && !b.contains("k").unwrap());
+    b.connect(&peer_of("node-a", &a)).unwrap();
+    c.connect(&peer_of("node-a", &a)).unwrap();
+    b.put("after", b"restart").unwrap();
+    assert!(pump(&[&a, &b, &c], || {
+        a.contains("after").unwrap() && c.contains("after").unwrap()
+    }));
+    for n in [&a, &b, &c] {
+        assert!(!n.contains("k").unwrap(), "{}", n.options().node_id);
+        assert_eq!(n.get("other").unwrap(), b"kept");
+    }
+}
+
+#[test]
+fn a_connected_peer_is_waited_for_whatever_the_horizon() {
+    // With a horizon of 1 ms, a tombstone still waits for a connected peer's Vector (sent
+    // on connecting and every 30 s): the peer is heard from as long as it is connected.
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_tuned(dir.path(), "node-a", None, |o| o.tombstone_horizon_ms = 1);
+    let b = node(dir.path(), "node-b");
+    trust_each_other(&[&a, &b]);
+    b.connect(&peer_of("node-a", &a)).unwrap();
+    a.put("k", b"v").unwrap();
+    assert!(pump(&[&a, &b], || b.contains("k").unwrap()));
+    a.remove("k").unwrap();
+    assert!(pump(&[&a, &b], || b
+        .entry("k")
+        .unwrap()
+        .is_some_and(|e| e.value.is_none())));
+    // Two collections' worth of time (they run every 2 s); b's last Vector lacks the
+    // removal.
+    let until = Instant::now() + Duration::from_millis(4_500);
+    pump(&[&a, &b], || Instant::now() > until);
+    assert!(
+        a.entry("k").unwrap().is_some(),
+        "kept while b is connected and has not shown it has the removal"
+    );
+    // b connects again: its Vector, sent on connecting, has the removal.
+    let peer = peer_of("node-a", &a);
+    b.disconnect(&peer).unwrap();
+    b.connect(&peer).unwrap();
+    assert!(
+        pump(&[&a, &b], || a.entry("k").unwrap().is_none()),
+        "collected once b's Vector has it"
+    );
 }
 
 #[test]

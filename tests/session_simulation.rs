@@ -134,6 +134,10 @@ fn size_of(message: &SessionMessage) -> usize {
         SessionMessage::Vector(v) | SessionMessage::CatchUpDone(v) => 16 + v.wire_len(),
         SessionMessage::CatchUp(o) => 16 + ops(o),
         SessionMessage::VectorRequest => 8,
+        SessionMessage::FullCatchUp(p) => {
+            16 + ops(&p.ops) + p.held.iter().map(|k| 4 + k.len()).sum::<usize>()
+        }
+        SessionMessage::FullCatchUpDone(v, _) => 64 + v.wire_len(),
     }
 }
 

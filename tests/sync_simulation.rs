@@ -1,15 +1,31 @@
 //! Deterministic simulation of 3 to 5 nodes syncing over a simulated network that loses,
 //! duplicates, delays and reorders messages, with random writes, removes, restarts and
-//! partitions. After healing and ticking until quiet, every store must be identical, equal
-//! to a last-writer-wins model of every write ever made, and hold every acknowledged write
-//! (or a newer write to the same key).
+//! partitions. After healing and ticking until quiet, every store must hold the same live
+//! entries, equal to a last-writer-wins model of every write ever made, and hold every
+//! acknowledged write (or a newer write to the same key).
+//!
+//! Tombstones are collected as nodes run: each node drops the tombstones that the vectors it
+//! received from every other node contain, or that only nodes it has not heard from for
+//! longer than the horizon (in simulated time) lack; many partitions last longer than the
+//! horizon. A node whose vector does not cover what its peer collected is answered with the
+//! full state. A vector never overtakes the messages its sender sent before it on the same
+//! link (TCP keeps that order; collecting relies on it). At the end no key the model says
+//! is removed may be live on any node (no resurrection). Writes that a node wrote again
+//! (a write older than a removal collected past the horizon, see docs/sync.md) are writes
+//! of the model like any other.
 //!
 //! A hostile node takes part: it sends the attacks of issue 9 that the engine must refuse
 //! (operations claiming the receiver's own origin with huge numbers, versions at the end of
 //! the clock or a day ahead, floods of forged origins and of superseded numbers that open
 //! gaps, another node's next numbers reported superseded, catch-up claims that every honest
 //! operation up to 10^9 was seen). Honest nodes
-//! must still converge to the model of honest writes and lose no acknowledged one.
+//! must still converge to the model of honest writes and lose no acknowledged one. It stops
+//! 200 steps before the writes do: a wrong claim can hide an operation lost on its way
+//! until its key is written again (docs/sync.md), which those last writes do.
+//!
+//! Three phases: writes, removes, restarts, partitions and attacks; then removals while one
+//! node is cut off from all others for three horizons (they collect what it has not seen);
+//! then healing, until quiet.
 //!
 //! Everything is driven by one seed: a failing seed is printed and replays exactly with
 //! `SOFTADASTRA_SIM_SEED=<seed> cargo test --release --test sync_simulation -- --nocapture`.
@@ -24,15 +40,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use softadastra::store::{Entry, Operation, Store, StoreOptions, Version, VersionVector};
-use softadastra::sync::{Ack, CatchUp, Superseded, SyncBatch, SyncConfig, SyncEngine};
+use softadastra::store::{
+    Entry, Operation, RemoteApply, Store, StoreOptions, Version, VersionVector,
+};
+use softadastra::sync::{
+    Ack, CatchUp, CollectPolicy, FullState, Superseded, SyncBatch, SyncConfig, SyncEngine,
+};
 
 enum Msg {
     Batch(SyncBatch),
     Ack(Ack),
     CatchUpRequest(VersionVector),
     CatchUp(CatchUp),
+    FullState(FullState),
 }
+
+impl Msg {
+    /// Whether the message carries its sender's vector (which peers collect by).
+    fn carries_vector(&self) -> bool {
+        matches!(
+            self,
+            Msg::CatchUpRequest(_) | Msg::CatchUp(_) | Msg::FullState(_)
+        )
+    }
+}
+
+/// A node not heard from for longer than this (simulated milliseconds) is not waited for
+/// when tombstones are collected.
+const HORIZON_MS: u64 = 400;
 
 struct InFlight {
     deliver_at: u64,
@@ -47,6 +82,8 @@ struct Node {
     wal: PathBuf,
     store: Store,
     engine: SyncEngine,
+    /// When it was (re)started, in simulated time.
+    started_ms: u64,
 }
 
 const KEYS: u64 = 16;
@@ -70,6 +107,7 @@ fn config() -> SyncConfig {
 }
 
 fn open_node(id: &str, wal: &Path, clock: &Arc<AtomicU64>, skew_ms: u64) -> Result<Node, String> {
+    let started_ms = clock.load(Ordering::SeqCst);
     let mut options = StoreOptions::new(id, Some(wal.to_path_buf()), false);
     let clock = clock.clone();
     options.time = Some(Arc::new(move || clock.load(Ordering::SeqCst) + skew_ms));
@@ -82,6 +120,7 @@ fn open_node(id: &str, wal: &Path, clock: &Arc<AtomicU64>, skew_ms: u64) -> Resu
         wal: wal.to_path_buf(),
         store,
         engine,
+        started_ms,
     })
 }
 
@@ -105,6 +144,16 @@ struct Sim {
     /// Attacks sent, and forged origins used so far.
     attacks: u64,
     fake_origins: u64,
+    /// Per link (from, to): the latest delivery time of a message sent on it.
+    link_last: HashMap<(usize, usize), u64>,
+    /// When each blocked link was blocked.
+    blocked_at: HashMap<(usize, usize), u64>,
+    /// Figures for the summary.
+    long_partitions: u64,
+    collected: u64,
+    full_states: u64,
+    forgotten: u64,
+    rewritten: u64,
 }
 
 impl Sim {
@@ -126,8 +175,15 @@ impl Sim {
             1
         };
         let mut msg = Some(msg);
+        let in_order = msg.as_ref().is_some_and(Msg::carries_vector);
         for copy in 0..copies {
-            let deliver_at = self.now() + 1 + self.rng.below(self.max_delay);
+            let mut deliver_at = self.now() + 1 + self.rng.below(self.max_delay);
+            let last = self.link_last.entry((from, to)).or_default();
+            if in_order {
+                // Not before anything its sender sent on this link before it.
+                deliver_at = deliver_at.max(*last);
+            }
+            *last = (*last).max(deliver_at);
             let m = if copy + 1 == copies {
                 msg.take().expect("last copy")
             } else {
@@ -170,12 +226,16 @@ impl Sim {
             }
             let from = self.id_of(m.from);
             let to = &mut self.nodes[m.to];
+            if m.from != HOSTILE {
+                to.engine.note_heard(&from, now);
+            }
             match m.msg {
                 Msg::Batch(batch) => {
-                    let (ack, _) = to
+                    let (ack, report) = to
                         .engine
                         .receive_batch_report(&to.store, &batch, Some(&from))
                         .map_err(|e| format!("{}: {e}", to.id))?;
+                    self.note_rewritten(m.to, &batch.ops, &report);
                     self.send(m.to, m.from, Msg::Ack(ack));
                 }
                 Msg::Ack(ack) => {
@@ -189,18 +249,79 @@ impl Sim {
                     }
                 }
                 Msg::CatchUpRequest(vector) => {
-                    let reply = to.engine.catch_up_for(&to.store, &vector);
-                    self.send(m.to, m.from, Msg::CatchUp(reply));
+                    to.engine.note_vector(&from, &vector, now);
+                    let reply = if to.store.needs_full_state(&vector) {
+                        self.full_states += 1;
+                        Msg::FullState(to.engine.full_state_for(&to.store, &vector))
+                    } else {
+                        Msg::CatchUp(to.engine.catch_up_for(&to.store, &vector))
+                    };
+                    self.send(m.to, m.from, reply);
                 }
                 Msg::CatchUp(catch_up) => {
-                    to.engine
+                    if m.from != HOSTILE {
+                        to.engine.note_vector(&from, &catch_up.vector, now);
+                    }
+                    let report = to
+                        .engine
                         .receive_catch_up_part(&to.store, &catch_up.ops, Some(&from))
                         .map_err(|e| format!("{}: {e}", to.id))?;
                     to.engine.finish_catch_up(&to.store, &catch_up.vector);
+                    self.note_rewritten(m.to, &catch_up.ops, &report);
+                }
+                Msg::FullState(full) => {
+                    to.engine.note_vector(&from, &full.vector, now);
+                    let (report, gone) = to
+                        .engine
+                        .apply_full_state(&to.store, &full, Some(&from))
+                        .map_err(|e| format!("{}: {e}", to.id))?;
+                    self.forgotten += gone as u64;
+                    self.note_rewritten(m.to, &full.part.ops, &report);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Remote writes node `n` wrote again are its writes: into the model.
+    fn note_rewritten(&mut self, n: usize, ops: &[Operation], report: &RemoteApply) {
+        let Some((stamp, positions)) = &report.rewritten else {
+            return;
+        };
+        let id = self.nodes[n].id.clone();
+        for (j, &i) in positions.iter().enumerate() {
+            let (key, value) = (&ops[i].key, ops[i].value.clone());
+            let version = Version(stamp.first_version.0 + j as u64);
+            let seq = stamp.first_seq + j as u64;
+            self.rewritten += 1;
+            self.writes
+                .insert((id.clone(), seq), (key.clone(), version));
+            let newer = self
+                .model
+                .get(key)
+                .is_none_or(|(v, o, _)| (version, id.as_str()) > (*v, o.as_str()));
+            if newer && !key.starts_with(JUNK) {
+                self.model.insert(key.clone(), (version, id.clone(), value));
+            }
+        }
+    }
+
+    /// Node `n` drops the tombstones every other node has seen (by the vectors it received
+    /// from them), or that only nodes silent past the horizon lack.
+    fn collect(&mut self, n: usize) {
+        let peers: Vec<String> = (0..self.nodes.len())
+            .filter(|&p| p != n)
+            .map(|p| self.nodes[p].id.clone())
+            .collect();
+        let now = self.now();
+        let node = &mut self.nodes[n];
+        let policy = CollectPolicy {
+            peers: &peers,
+            now_ms: now,
+            started_ms: node.started_ms,
+            horizon_ms: HORIZON_MS,
+        };
+        self.collected += node.engine.collect_tombstones(&node.store, &policy) as u64;
     }
 
     fn write(&mut self, n: usize) -> Result<(), String> {
@@ -219,6 +340,27 @@ impl Sim {
             (node.id.clone(), stamp.first_seq),
             (key, stamp.first_version),
         );
+        Ok(())
+    }
+
+    /// Node `n` removes `key`.
+    fn remove(&mut self, n: usize, key: &str) -> Result<(), String> {
+        let node = &mut self.nodes[n];
+        let stamp = node
+            .store
+            .remove(key)
+            .map_err(|e| format!("{}: {e}", node.id))?;
+        node.engine.record_local(stamp, [key]);
+        let (id, version) = (node.id.clone(), stamp.first_version);
+        self.writes
+            .insert((id.clone(), stamp.first_seq), (key.to_string(), version));
+        let newer = self
+            .model
+            .get(key)
+            .is_none_or(|(v, o, _)| (version, id.as_str()) > (*v, o.as_str()));
+        if newer {
+            self.model.insert(key.to_string(), (version, id, None));
+        }
         Ok(())
     }
 
@@ -253,11 +395,28 @@ impl Sim {
         }
     }
 
-    /// Node `n`'s entries, without the hostile node's junk keys.
+    /// Node `n`'s live entries, without the hostile node's junk keys (tombstones are
+    /// collected at different times on different nodes).
     fn entries(&self, n: usize) -> Vec<(String, Entry)> {
         let mut entries = self.nodes[n].store.entries();
-        entries.retain(|(k, _)| !k.starts_with(JUNK));
+        entries.retain(|(k, e)| !k.starts_with(JUNK) && e.value.is_some());
         entries
+    }
+
+    /// Blocks or unblocks the link between `a` and `b`.
+    fn toggle(&mut self, a: usize, b: usize) -> bool {
+        let link = (a.min(b), a.max(b));
+        if self.blocked.remove(&link) {
+            let since = self.blocked_at.remove(&link).unwrap_or_default();
+            if self.now().saturating_sub(since) > HORIZON_MS {
+                self.long_partitions += 1;
+            }
+            false
+        } else {
+            self.blocked.insert(link);
+            self.blocked_at.insert(link, self.now());
+            true
+        }
     }
 
     /// The hostile node sends one of its attacks to a random honest node.
@@ -363,6 +522,7 @@ fn clone_msg(m: &Msg) -> Msg {
         Msg::Ack(a) => Msg::Ack(a.clone()),
         Msg::CatchUpRequest(v) => Msg::CatchUpRequest(v.clone()),
         Msg::CatchUp(c) => Msg::CatchUp(c.clone()),
+        Msg::FullState(f) => Msg::FullState(f.clone()),
     }
 }
 
@@ -398,6 +558,13 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         acked: HashSet::new(),
         attacks: 0,
         fake_origins: 0,
+        link_last: HashMap::new(),
+        blocked_at: HashMap::new(),
+        long_partitions: 0,
+        collected: 0,
+        full_states: 0,
+        forgotten: 0,
+        rewritten: 0,
     };
 
     // Chaos: writes, removes, restarts, partitions, lossy links.
@@ -416,6 +583,7 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
             }
             let prune = sim.rng.percent(10);
             sim.tick(n, prune);
+            sim.collect(n);
         }
         if sim.rng.percent(2) {
             let (a, b) = (
@@ -423,9 +591,7 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
                 sim.rng.below(count as u64) as usize,
             );
             if a != b {
-                let link = (a.min(b), a.max(b));
-                if !sim.blocked.remove(&link) {
-                    sim.blocked.insert(link);
+                if sim.toggle(a, b) {
                     partitions += 1;
                 } else {
                     sim.request_catch_up(a, b);
@@ -433,7 +599,10 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
                 }
             }
         }
-        if sim.rng.percent(3) {
+        // The hostile node stops 200 steps before the writes do: a wrong claim can hide an
+        // operation lost on its way until its key is written again (docs/sync.md), and the
+        // writes after its last attack write every key again.
+        if sim.rng.percent(3) && step + 200 < steps {
             sim.attack();
         }
         if step % 97 == 0 {
@@ -443,8 +612,46 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         }
     }
 
+    // Removals while one node is cut off from all others for three horizons: the others
+    // remove keys it holds values of, exchange vectors, and collect the tombstones without
+    // waiting for it (it is silent past the horizon). When it comes back it holds values
+    // of keys whose removal no other node keeps: the full state must make it forget them.
+    let cut = sim.rng.below(count as u64) as usize;
+    for p in (0..count).filter(|&p| p != cut) {
+        if sim.reachable(cut, p) {
+            sim.toggle(cut, p);
+        }
+    }
+    let end = sim.now() + 3 * HORIZON_MS;
+    let mut step = 0u64;
+    while sim.now() < end {
+        sim.clock.fetch_add(1 + sim.rng.below(8), Ordering::SeqCst);
+        sim.deliver_due()?;
+        for n in (0..count).filter(|&n| n != cut) {
+            if sim.rng.percent(5) {
+                let key = format!("k{:02}", sim.rng.below(KEYS));
+                sim.remove(n, &key)?;
+            }
+        }
+        for n in 0..count {
+            sim.tick(n, false);
+            sim.collect(n);
+        }
+        if step.is_multiple_of(20) {
+            for n in 0..count {
+                for peer in 0..count {
+                    sim.request_catch_up(n, peer);
+                }
+            }
+        }
+        step += 1;
+    }
+
     // Heal, then tick until quiet: no loss, every link up, a full catch-up every 25 rounds.
-    sim.blocked.clear();
+    let links: Vec<(usize, usize)> = sim.blocked.iter().copied().collect();
+    for (a, b) in links {
+        sim.toggle(a, b);
+    }
     sim.loss = 0;
     sim.duplicate = 0;
     let mut quiet_after = None;
@@ -453,6 +660,7 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         sim.deliver_due()?;
         for n in 0..count {
             sim.tick(n, false);
+            sim.collect(n);
         }
         if round % 25 == 0 {
             for n in 0..count {
@@ -480,15 +688,71 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
             .filter(|&n| sim.entries(n) != sim.entries(0))
             .map(|n| sim.nodes[n].id.clone())
             .collect();
-        let refused: Vec<_> = sim.nodes.iter().map(|n| n.store.refused_counts()).collect();
+        // The first keys whose entries differ, as each node holds them.
+        let keys: Vec<String> = (0..KEYS)
+            .map(|k| format!("k{k:02}"))
+            .filter(|k| {
+                let held = |n: usize| sim.nodes[n].store.get(k);
+                (1..count).any(|n| held(n) != held(0))
+            })
+            .take(3)
+            .collect();
+        let holdings: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let per_node: Vec<String> = sim
+                    .nodes
+                    .iter()
+                    .map(|n| match n.store.entry(k) {
+                        Some(e) => format!(
+                            "{}: {}#{} v{} {}",
+                            n.id,
+                            e.origin,
+                            e.origin_seq,
+                            e.version.0,
+                            if e.value.is_some() {
+                                "value"
+                            } else {
+                                "removed"
+                            }
+                        ),
+                        None => format!("{}: none", n.id),
+                    })
+                    .collect();
+                let model = sim.model.get(k).map(|m| (m.0.0, &m.1, m.2.is_some()));
+                format!("{k} (model: version, origin, live {model:?}) {per_node:?}")
+            })
+            .collect();
         return Err(format!(
             "did not settle: {} messages in flight, unfinished work on {unfinished:?}, \
-             entries differing from node-0 on {differing:?}, refused {refused:?}",
+             entries differing from node-0 on {differing:?}: {holdings:?}",
             sim.net.len()
         ));
     };
 
-    // Every store equals the last-writer-wins model of every write.
+    // No key the model says is removed is live on any node: no resurrection.
+    for n in 0..count {
+        let resurrected: Vec<String> = sim
+            .entries(n)
+            .into_iter()
+            .filter(|(k, _)| sim.model.get(k).is_some_and(|(_, _, v)| v.is_none()))
+            .map(|(k, e)| format!("{k} = {}#{}", e.origin, e.origin_seq))
+            .collect();
+        if !resurrected.is_empty() {
+            return Err(format!(
+                "{} holds removed keys again: {resurrected:?}",
+                sim.nodes[n].id
+            ));
+        }
+    }
+
+    // Every store's live entries equal the last-writer-wins model of every write.
+    let live_model: Model = sim
+        .model
+        .iter()
+        .filter(|(_, (_, _, v))| v.is_some())
+        .map(|(k, m)| (k.clone(), m.clone()))
+        .collect();
     let refused: u64 = sim
         .nodes
         .iter()
@@ -504,12 +768,19 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
             )
         })
         .collect();
-    if actual != sim.model {
-        let diff: Vec<_> = sim
-            .model
-            .iter()
-            .filter(|(k, m)| actual.get(*k) != Some(m))
-            .map(|(k, m)| format!("{k}: model {m:?} store {:?}", actual.get(k)))
+    if actual != live_model {
+        let keys: std::collections::BTreeSet<&String> =
+            live_model.keys().chain(actual.keys()).collect();
+        let diff: Vec<_> = keys
+            .into_iter()
+            .filter(|k| actual.get(*k) != live_model.get(*k))
+            .map(|k| {
+                format!(
+                    "{k}: model {:?} store {:?}",
+                    sim.model.get(k),
+                    actual.get(k)
+                )
+            })
             .take(5)
             .collect();
         return Err(format!("stores differ from the model: {diff:?}"));
@@ -523,10 +794,15 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         }
     }
     Ok(format!(
-        "seed {seed}: {count} nodes, {} writes, {} acknowledged, {restarts} restarts, {partitions} partitions, {} attacks ({refused} operations refused), quiet after {rounds} rounds",
+        "seed {seed}: {count} nodes, {} writes, {} acknowledged, {restarts} restarts, {partitions} partitions ({} longer than the horizon), {} attacks ({refused} operations refused), {} tombstones collected, {} full states, {} entries forgotten, {} writes written again, quiet after {rounds} rounds",
         sim.writes.len(),
         sim.acked.len(),
+        sim.long_partitions,
         sim.attacks,
+        sim.collected,
+        sim.full_states,
+        sim.forgotten,
+        sim.rewritten,
     ))
 }
 

@@ -66,6 +66,7 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_WAL_SEGMENT_SIZE, o.wal_segment_size);
     visit(SA_OPTION_AUTO_COMPACT, o.auto_compact);
     visit(SA_OPTION_COMPACT_LOG_BYTES, o.compact_log_bytes);
+    visit(SA_OPTION_TOMBSTONE_HORIZON_MS, o.tombstone_horizon_ms);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

@@ -85,6 +85,7 @@ ClientOptions every_field_changed() {
     o.wal_segment_size = 1 << 20;
     o.auto_compact = false;
     o.compact_log_bytes = 18;
+    o.tombstone_horizon_ms = 19;
     return o;
 }
 

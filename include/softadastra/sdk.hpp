@@ -354,6 +354,11 @@ struct ClientOptions {
     /// larger of the last snapshot and one segment (disk use stays under twice the live
     /// data plus two segments).
     std::uint64_t compact_log_bytes = 0;
+    /// Tombstones (what a removal leaves) are dropped once every peer this node syncs with
+    /// has seen them; a peer not heard from for longer than this is not waited for, and
+    /// is sent the full state when it comes back (docs/sync.md). 0: never dropped.
+    /// Default 7 days.
+    std::uint64_t tombstone_horizon_ms = 7ull * 24 * 60 * 60 * 1000;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,

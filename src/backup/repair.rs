@@ -125,6 +125,7 @@ fn record_type_name(t: RecordType) -> &'static str {
     match t {
         RecordType::StoreOps => "store_ops",
         RecordType::SyncMarks => "sync_marks",
+        RecordType::StoreForget => "store_forget",
     }
 }
 

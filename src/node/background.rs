@@ -99,6 +99,7 @@ fn run(
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = std::time::Instant::now();
                 node.sync().prune_completed();
+                collection::collect(options, node);
                 compaction::maybe_compact(options, node, clock.wall_ms());
             }
             stepped

@@ -95,6 +95,7 @@ impl Client {
             compactor: Mutex::new(None),
             last_snapshot_bytes: std::sync::atomic::AtomicU64::new(last_snapshot_bytes),
             writes: super::metrics::WriteCounters::default(),
+            last_collect_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         }));
         Ok(())
     }

@@ -19,6 +19,7 @@
 mod background;
 mod backup;
 mod client;
+mod collection;
 mod compaction;
 mod health;
 mod http;
@@ -150,6 +151,8 @@ struct OpenNode {
     last_snapshot_bytes: std::sync::atomic::AtomicU64,
     /// Local writes accepted and failed since the node was opened (its metrics).
     writes: metrics::WriteCounters,
+    /// When tombstones were last collected, on the monotonic clock (`u64::MAX`: never).
+    last_collect_ms: std::sync::atomic::AtomicU64,
 }
 
 impl OpenNode {

@@ -588,6 +588,7 @@ pub(super) fn event_loop_step(
         sync.next_deadline_ms().unwrap_or(u64::MAX),
         std::sync::atomic::Ordering::Relaxed,
     );
+    super::collection::collect_if_due(options, n, net.as_ref(), &mut sync);
     Ok(handled)
 }
 

@@ -84,7 +84,16 @@ pub struct ClientOptions {
     /// larger of the last snapshot's size and one segment, which keeps the disk use under
     /// twice the live data plus two segments.
     pub compact_log_bytes: u64,
+    /// Tombstones (what a removal leaves) are dropped once every peer this node syncs with
+    /// has seen them; a peer not heard from for longer than this is not waited for, and is
+    /// sent the full state when it comes back (docs/sync.md). 0: tombstones are never
+    /// dropped (set it when the application carries batches itself: its peers are not
+    /// known to the node, which drops tombstones at once when it knows none).
+    pub tombstone_horizon_ms: u64,
 }
+
+/// The default of [`ClientOptions::tombstone_horizon_ms`]: seven days.
+pub const DEFAULT_TOMBSTONE_HORIZON_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -120,6 +129,7 @@ impl Default for ClientOptions {
             wal_segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             auto_compact: true,
             compact_log_bytes: 0,
+            tombstone_horizon_ms: DEFAULT_TOMBSTONE_HORIZON_MS,
         }
     }
 }

@@ -37,6 +37,7 @@ impl Client {
             if let Some(net) = net.as_mut() {
                 result.batch_size = net.push_outbox(&n.store, &mut sync, now);
             }
+            super::collection::collect_if_due(&self.options, n, net.as_ref(), &mut sync);
             log::debug!(
                 "node {}: sync tick: retried {}, batch {}, pruned {}",
                 self.options.node_id,

@@ -26,6 +26,8 @@ const ENTRIES_PER_CHUNK: usize = 4096;
 const CLOCK_VERSION: u8 = 1;
 /// Payload version of the vector block.
 const VECTOR_VERSION: u8 = 1;
+/// Payload version of the collected block.
+const COLLECTED_VERSION: u8 = 1;
 
 impl Store {
     /// Writes the store's blocks (entries, clock, version vector) into `w`. Takes each
@@ -82,7 +84,16 @@ impl Store {
         let vector = self.map.read().vector.clone();
         let mut encoded = vec![VECTOR_VERSION];
         vector.encode(&mut encoded);
-        w.block(block::VECTOR, &encoded).map_err(snapshot_error)
+        w.block(block::VECTOR, &encoded).map_err(snapshot_error)?;
+        // Read after every entry: it covers each tombstone the entries lack for having
+        // been collected (it only grows).
+        let collected = self.collected();
+        if collected.is_empty() {
+            return Ok(());
+        }
+        let mut encoded = vec![COLLECTED_VERSION];
+        collected.encode(&mut encoded);
+        w.block(block::COLLECTED, &encoded).map_err(snapshot_error)
     }
 }
 
@@ -249,6 +260,19 @@ impl Image {
                     ));
                 }
                 self.map.vector.merge(&vector);
+            }
+            block::COLLECTED => {
+                let mut r = Reader::new(payload, "collected block");
+                let version = r.u8("payload version")?;
+                if version != COLLECTED_VERSION {
+                    return Err(format!("unsupported collected block version {version}"));
+                }
+                let collected = Collected::decode(&mut r)?;
+                if r.remaining() != 0 {
+                    return Err(format!("{} bytes after the collected block", r.remaining()));
+                }
+                // decode keeps at most MAX_ORIGINS origins, so this fits.
+                self.map.collected = collected;
             }
             _ => return Ok(false),
         }

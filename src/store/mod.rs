@@ -14,6 +14,7 @@
 mod error;
 pub mod hlc;
 pub(crate) mod checkpoint;
+pub mod collect;
 pub mod op;
 pub mod snapshot;
 mod remote;
@@ -22,12 +23,13 @@ pub mod vector;
 // Named in `Store::compact_through`'s signature; the node reads its fields without naming it.
 #[cfg(feature = "internals")]
 pub use checkpoint::Compacted;
+pub use collect::{Collected, FullPart, TombstoneFate};
 pub use error::StoreError;
 #[cfg(feature = "internals")]
 pub use remote::Refusal;
 pub use remote::{Conflict, OpId, RefusedCounts, RemoteApply};
 
-use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,6 +100,13 @@ struct Map {
     entries: BTreeMap<String, Entry>,
     /// Entries that are not tombstones.
     live: usize,
+    /// The keys of the tombstones, so that collecting them visits only them (a store
+    /// without tombstones costs nothing).
+    tombstones: BTreeSet<String>,
+    /// Where the last collection stopped (collections visit a bounded number at a time).
+    collect_cursor: Option<String>,
+    /// The removals this store collected, or learned that a peer collected.
+    collected: Collected,
     /// Interned origin ids, so a million entries share a handful of strings.
     origins: HashMap<String, Arc<str>>,
     /// The origin interned last: replayed records mostly come from one node.
@@ -137,24 +146,52 @@ impl Map {
             base,
         };
         // One tree walk (the key is copied even when it exists: cheaper than a second walk).
-        let was_live = match self.entries.entry(op.key.to_string()) {
+        // Was there an entry, and was it live?
+        let before = match self.entries.entry(op.key.to_string()) {
             btree_map::Entry::Occupied(slot) if slot.get().wins_over(op.version, op.origin) => {
                 return false;
             }
             btree_map::Entry::Occupied(mut slot) => {
-                std::mem::replace(slot.get_mut(), entry(origin))
-                    .value
-                    .is_some()
+                Some(std::mem::replace(slot.get_mut(), entry(origin)).value.is_some())
             }
             btree_map::Entry::Vacant(slot) => {
                 slot.insert(entry(origin));
-                false
+                None
             }
         };
-        match (was_live, op.value.is_some()) {
-            (false, true) => self.live += 1,
-            (true, false) => self.live -= 1,
-            _ => {}
+        match (before, op.value.is_some()) {
+            (Some(false), true) => {
+                self.live += 1;
+                self.tombstones.remove(op.key);
+            }
+            (None, true) => self.live += 1,
+            (Some(true), false) => {
+                self.live -= 1;
+                self.tombstones.insert(op.key.to_string());
+            }
+            (None, false) => {
+                self.tombstones.insert(op.key.to_string());
+            }
+            (Some(true), true) | (Some(false), false) => {}
+        }
+        true
+    }
+
+    /// Removes `key`'s entry if it is still the operation `(origin, seq)`; returns whether
+    /// it did.
+    fn forget(&mut self, key: &str, origin: &str, seq: u64) -> bool {
+        if !self
+            .entries
+            .get(key)
+            .is_some_and(|e| *e.origin == *origin && e.origin_seq == seq)
+        {
+            return false;
+        }
+        match self.entries.remove(key).and_then(|e| e.value) {
+            Some(_) => self.live -= 1,
+            None => {
+                self.tombstones.remove(key);
+            }
         }
         true
     }
@@ -362,6 +399,7 @@ impl Store {
                         }
                         observer.op(&op);
                     }),
+                    RecordType::StoreForget => collect::replay_forget(r.payload, &mut map),
                     RecordType::SyncMarks => observer.record(r),
                 };
                 let wal_options = WalOptions {
@@ -525,6 +563,17 @@ impl Store {
 
     /// Numbers, logs, then applies already validated local changes.
     fn write(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<WriteStamp, StoreError> {
+        self.write_above(changes, None)
+    }
+
+    /// [`Store::write`], with versions just above `above` (and the entries overwritten)
+    /// when given, instead of the clock's (which does not move): remote writes written
+    /// again (see `RemoteApply::rewritten`).
+    fn write_above(
+        &self,
+        changes: &[(&str, Option<&[u8]>)],
+        above: Option<Version>,
+    ) -> Result<WriteStamp, StoreError> {
         let count = changes.len() as u64;
         // The numbers and bases of the changes, computed together under the counters' lock
         // (and, with a WAL, its append lock, so that numbers increase in log order). Each
@@ -560,7 +609,12 @@ impl Store {
                 )
                 .collect();
             let now = (self.time)();
-            let first_version = if floor > horizon_at(now, self.max_clock_drift_ms) {
+            let first_version = if let Some(above) = above {
+                floor
+                    .max(above)
+                    .next()
+                    .filter(|first| first.0.checked_add(count - 1).is_some())
+            } else if floor > horizon_at(now, self.max_clock_drift_ms) {
                 // The stored version is from the far future (logged before such versions
                 // were refused): go just above it without dragging the clock along, so
                 // that other keys keep real time.

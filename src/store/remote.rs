@@ -45,6 +45,12 @@ pub struct RemoteApply {
     /// applied, not recorded as seen, not to be acknowledged. The rest of the call was
     /// applied.
     pub refused: Vec<(usize, Refusal)>,
+    /// Operations written again as local writes (their values, versions just above the
+    /// removals in question): writes never seen here, for keys without a value, of a node
+    /// that was away past the horizon when removals newer than them were collected (see
+    /// [`Collected::away`]). The stamp of that write, and the positions of the operations,
+    /// in the write's order. The caller puts the write in the outbox.
+    pub rewritten: Option<(WriteStamp, Vec<usize>)>,
 }
 
 /// Why a well-formed remote operation was refused. The operation is neither applied nor
@@ -250,6 +256,9 @@ impl Store {
         let mut winners: Vec<(usize, &Operation)> = Vec::new();
         // Every operation not refused: recorded as seen, and its version observed.
         let mut taken: Vec<&Operation> = Vec::with_capacity(ops.len());
+        // Winners to write again once applied, with the version to go above (see
+        // `RemoteApply::rewritten`).
+        let mut rewrite: Vec<(usize, Version)> = Vec::new();
         {
             let map = self.map.read();
             // Lock order: the map before the counters.
@@ -259,10 +268,16 @@ impl Store {
             for (i, o) in ops.iter().enumerate() {
                 let existing = map.entries.get(&o.key);
                 let wins = existing.is_none_or(|e| !e.wins_over(o.version, &o.origin));
+                let seen = map.vector.contains(&o.origin, o.origin_seq);
                 // Seen before and not newer than what the key holds: a duplicate. Recorded as
                 // seen but newer: a peer's claim covered it before it arrived (a claim can
                 // be wrong); applying it is still right, last-writer-wins is idempotent.
-                if !wins && map.vector.contains(&o.origin, o.origin_seq) {
+                // Unless it is no newer than the removals collected here (or learned
+                // collected): then what this node saw of it may be that one of them
+                // superseded it (the peer that claimed it held a removal that is gone), and
+                // applying it would bring the value back: a duplicate too.
+                let collected_over = o.version <= map.collected.watermark;
+                if seen && (!wins || collected_over) {
                     report.duplicates += 1;
                     taken.push(o);
                     continue;
@@ -277,6 +292,19 @@ impl Store {
                 }
                 if wins {
                     winners.push((i, o));
+                    // News for a key with no value (no entry, or an older tombstone), from a
+                    // node that was away past the horizon when removals newer than it were
+                    // collected: it may have been made there without knowledge of one of
+                    // them, which nodes that still hold the removal would keep over it, and
+                    // nodes that collected it would not. Written again, just above those
+                    // removals, so that every node ends with it.
+                    let away = map.collected.away(&o.origin).filter(|&v| o.version <= v);
+                    let no_value = existing.is_none_or(|e| e.value.is_none());
+                    if let (true, false, Some(_), Some(v)) =
+                        (no_value, seen, o.value.as_ref(), away)
+                    {
+                        rewrite.push((i, v));
+                    }
                 } else {
                     report.ignored += 1;
                 }
@@ -307,11 +335,36 @@ impl Store {
         for o in taken {
             map.vector.observe(&o.origin, o.origin_seq, o.version);
         }
+        // The rewrites, of winners that are still their key's entry (one per key).
+        rewrite.retain(|&(i, _)| {
+            let o = &ops[i];
+            map.entries
+                .get(&o.key)
+                .is_some_and(|e| *e.origin == *o.origin && e.origin_seq == o.origin_seq)
+        });
+        let mut keys = HashSet::new();
+        rewrite.retain(|&(i, _)| keys.insert(ops[i].key.as_str()));
+        drop(map);
+        if !rewrite.is_empty() {
+            let changes: Vec<(&str, Option<&[u8]>)> = rewrite
+                .iter()
+                .map(|&(i, _)| (ops[i].key.as_str(), ops[i].value.as_deref()))
+                .collect();
+            let above = rewrite.iter().map(|&(_, v)| v).max();
+            let stamp = self.write_above(&changes, above)?;
+            log::info!(
+                "store {}: {} writes older than removals collected past the horizon kept by \
+                 writing them again",
+                self.node_id,
+                rewrite.len()
+            );
+            report.rewritten = Some((stamp, rewrite.into_iter().map(|(i, _)| i).collect()));
+        }
         Ok(report)
     }
 
     /// The greatest version a remote operation may carry now.
-    pub(super) fn horizon(&self) -> Version {
+    pub(crate) fn horizon(&self) -> Version {
         horizon_at((self.time)(), self.max_clock_drift_ms)
     }
 
@@ -386,6 +439,15 @@ impl Store {
     #[cfg(any(test, feature = "internals"))]
     pub fn merge_vector(&self, other: &VersionVector) {
         self.map.write().vector.merge(other);
+    }
+
+    /// The greatest operation number of `origin` a peer's claim is taken up to: the
+    /// greatest this store received (its own origin: the greatest it wrote).
+    pub(crate) fn claim_cap(&self, origin: &str) -> u64 {
+        if origin == &*self.node_id {
+            return self.next_seq().saturating_sub(1);
+        }
+        self.map.read().vector.get(origin).map_or(0, |p| p.max_seq())
     }
 
     /// Takes in a peer's catch-up claim only up to what this store has itself received
@@ -538,6 +600,66 @@ mod tests {
             origin_seq: seq,
             base: None,
         }
+    }
+
+    #[test]
+    fn an_operation_seen_before_does_not_bring_back_a_key_whose_removal_was_collected() {
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        let now = Version::from_millis(hlc::now_millis()).0;
+        let old = op("node-b", 1, now, "k", b"old");
+        store.apply_remote(std::slice::from_ref(&old)).unwrap();
+        store.remove("k").unwrap();
+        assert_eq!(store.collect_tombstones(&[], |_, _| TombstoneFate::SeenByAll), 1);
+        // The old value arrives again (a retry, a duplicate): it stays gone.
+        let again = store.apply_remote(std::slice::from_ref(&old)).unwrap();
+        assert_eq!((again.applied, again.duplicates), (0, 1));
+        assert!(store.entry("k").is_none());
+        // Nor when an older removal, news here, came back meanwhile.
+        let older_removal = Operation {
+            value: None,
+            ..op("node-c", 1, now - 1, "k", b"")
+        };
+        store.apply_remote(&[older_removal]).unwrap();
+        let again = store.apply_remote(std::slice::from_ref(&old)).unwrap();
+        assert_eq!((again.applied, again.duplicates), (0, 1));
+        assert!(!store.contains("k"));
+        // A write never seen here, newer than the removal, is news.
+        let newer = op("node-b", 2, now + (10 << 16), "k", b"new");
+        assert_eq!(store.apply_remote(&[newer]).unwrap().applied, 1);
+        assert_eq!(store.get("k").unwrap(), b"new");
+        assert_eq!(store.next_seq(), 2, "nothing written again: no horizon was passed");
+    }
+
+    #[test]
+    fn a_write_of_a_node_away_past_the_horizon_older_than_a_removal_collected_meanwhile_is_written_again()
+     {
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        store.put("gone", b"v").unwrap();
+        let removal = store.remove("gone").unwrap();
+        let away = ["node-c".to_string()];
+        assert_eq!(store.collect_tombstones(&away, |_, _| TombstoneFate::PastHorizon), 1);
+        let before = removal.first_version.0 - 1;
+        // From the node that was away: made without knowledge of the removal, older than
+        // it. The same from a node that was not away is news, taken as it is.
+        let from = |origin: &str, key: &str| Operation {
+            value: Some(b"offline edit".to_vec()),
+            ..op(origin, 1, before, key, b"")
+        };
+        let report = store
+            .apply_remote(&[from("node-c", "gone"), from("node-b", "new")])
+            .unwrap();
+        let (stamp, positions) = report.rewritten.expect("written again");
+        assert_eq!(positions, vec![0]);
+        let entry = store.entry("gone").unwrap();
+        assert_eq!(entry.value.as_deref(), Some(&b"offline edit"[..]));
+        assert_eq!((&*entry.origin, entry.origin_seq), ("node-a", stamp.first_seq));
+        assert_eq!(
+            entry.version,
+            removal.first_version.next().unwrap(),
+            "just above the removal: a newer write still wins over it"
+        );
+        assert_eq!(entry.base, Some((Arc::from("node-c"), 1)));
+        assert_eq!(store.entry("new").unwrap().origin.as_ref(), "node-b");
     }
 
     #[test]

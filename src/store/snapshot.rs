@@ -69,6 +69,9 @@ pub mod block {
     pub const CLOCK: u8 = 2;
     /// The version vector: what has been seen of every origin.
     pub const VECTOR: u8 = 3;
+    /// The removals collected (or learned collected by a peer): the frontier and the
+    /// watermarks. A snapshot without it has collected nothing.
+    pub const COLLECTED: u8 = 4;
     /// The sync engine's outbox and progress.
     pub const SYNC: u8 = 16;
 }

@@ -14,17 +14,19 @@
 //! acknowledged one is never sent again. Sequence numbers and versions continue after the
 //! greatest in the log.
 
+pub mod collect;
 pub mod marks;
 pub mod outbox;
 pub mod session;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-pub use crate::store::Superseded;
+pub use crate::store::{Collected, FullPart, Superseded};
 use crate::store::{
     Conflict, Op, Operation, RemoteApply, ReplayObserver, Store, StoreError, Version,
     VersionVector, WriteStamp, merge_ranges,
 };
+pub use collect::{CollectPolicy, PeerKnowledge};
 use crate::wal::{RecordType, ScannedRecord};
 pub use marks::MarkKind;
 pub use outbox::{OpState, Outbox, SyncConfig};
@@ -81,6 +83,65 @@ pub struct CatchUp {
     pub ops: Vec<Operation>,
     /// The sender's version vector when it built the catch-up.
     pub vector: VersionVector,
+}
+
+#[cfg(any(test, feature = "internals"))]
+/// Everything a sender holds, for a peer that has not seen every removal the sender
+/// collected (see [`Store::needs_full_state`]): one part covering every key, the sender's
+/// vector and its collected removals. The transport streams the same in several parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullState {
+    /// Every entry of the sender: in full those the peer lacks, by key the others.
+    pub part: FullPart,
+    /// The sender's version vector when it built the parts.
+    pub vector: VersionVector,
+    /// The removals the sender collected, or learned collected.
+    pub collected: Collected,
+}
+
+/// A full state being received a part at a time: the values of this node the parts
+/// showed the sender holds no value for (at most one per entry of this store; keys and
+/// identities only, no values), and where the next part must start.
+#[derive(Debug)]
+pub struct FullStateReceiver {
+    candidates: BTreeMap<String, crate::store::collect::Candidate>,
+    /// The key the next part must start after (`Some(None)`: the first key); `None`: the
+    /// last part came.
+    next_after: Option<Option<String>>,
+}
+
+impl Default for FullStateReceiver {
+    fn default() -> Self {
+        FullStateReceiver {
+            candidates: BTreeMap::new(),
+            next_after: Some(None),
+        }
+    }
+}
+
+impl FullStateReceiver {
+    /// Takes note of `part`'s range, which must follow the parts before it: the first from
+    /// the start, each next one from where the previous ended, none after the one that
+    /// reached the end, none empty. So a full state covers each key once, and costs the
+    /// receiver one pass over its store, whatever the sender sends. The error says what
+    /// is wrong (a protocol error).
+    pub fn follows(&mut self, part: &FullPart) -> Result<(), String> {
+        let Some(expected) = &self.next_after else {
+            return Err("a full-state part after the one that reached the last key".into());
+        };
+        if *expected != part.after {
+            return Err(
+                "a full-state part that does not start where the previous one ended".into(),
+            );
+        }
+        if let (Some(after), Some(through)) = (&part.after, &part.through)
+            && through <= after
+        {
+            return Err("a full-state part whose range is empty".into());
+        }
+        self.next_after = part.through.clone().map(Some);
+        Ok(())
+    }
 }
 
 /// What a user interface shows for one key.
@@ -223,6 +284,8 @@ pub struct SyncEngine {
     /// left the outbox, but their keys still report `SyncFailed`, not `Synced`.
     abandoned: SeqRanges,
     counters: SyncCounters,
+    /// What this node knows of its peers' progress, for collecting tombstones.
+    peers: PeerKnowledge,
 }
 
 /// An outbox state in a snapshot block.
@@ -329,6 +392,7 @@ impl SyncEngine {
             conflict_count: 0,
             abandoned: SeqRanges::default(),
             counters: SyncCounters::default(),
+            peers: PeerKnowledge::default(),
         }
     }
 
@@ -519,43 +583,66 @@ impl SyncEngine {
         }
     }
 
-    /// Takes the next batch from the outbox (its operations are now in flight).
+    /// Takes the next batch from the outbox (its operations are now in flight). A keyed
+    /// operation whose key has no entry any more (a removal whose tombstone was collected,
+    /// or a value forgotten after a full state) has nothing to send: sent by number it would
+    /// read as superseded by a newer write, which it is not, and a peer holding an older
+    /// value would record it as seen without applying it. It leaves the outbox as done (a
+    /// peer that missed it is behind this node's collected removals, and gets the full
+    /// state).
     pub fn next_batch(&mut self, store: &Store, now: u64) -> Option<SyncBatch> {
-        let taken = self.outbox.next_batch(now);
-        if taken.is_empty() {
-            return None;
-        }
-        let mut batch = SyncBatch {
-            origin: self.node_id.clone(),
-            ops: Vec::new(),
-            superseded: Vec::new(),
-        };
-        for (first, last) in taken {
-            let queued = self.outbox.get(first).expect("just taken from the outbox");
-            // A keyed operation may have been superseded by another node's write since.
-            let op = queued
-                .key
-                .as_deref()
-                .and_then(|key| store.operation_if(key, &self.node_id, first));
-            match op {
-                Some(op) => batch.ops.push(op),
-                None => {
-                    let version = queued.version;
-                    match batch.superseded.last_mut() {
-                        Some(s) if s.last.checked_add(1) == Some(first) => {
-                            s.last = last;
-                            s.version = s.version.max(version);
+        // A few rounds, so that a batch whose operations all had nothing to send does not
+        // end the caller's pushing while work is queued.
+        for _ in 0..16 {
+            let taken = self.outbox.next_batch(now);
+            if taken.is_empty() {
+                return None;
+            }
+            let mut batch = SyncBatch {
+                origin: self.node_id.clone(),
+                ops: Vec::new(),
+                superseded: Vec::new(),
+            };
+            let mut gone = Vec::new();
+            for (first, last) in taken {
+                let queued = self.outbox.get(first).expect("just taken from the outbox");
+                // A keyed operation may have been superseded by another node's write since.
+                let key = queued.key.as_deref();
+                let op = key.and_then(|key| store.operation_if(key, &self.node_id, first));
+                if op.is_none() && key.is_some_and(|key| store.entry_id(key).is_none()) {
+                    gone.push((first, last));
+                    continue;
+                }
+                match op {
+                    Some(op) => batch.ops.push(op),
+                    None => {
+                        let version = queued.version;
+                        match batch.superseded.last_mut() {
+                            Some(s) if s.last.checked_add(1) == Some(first) => {
+                                s.last = last;
+                                s.version = s.version.max(version);
+                            }
+                            _ => batch.superseded.push(Superseded {
+                                first,
+                                last,
+                                version,
+                            }),
                         }
-                        _ => batch.superseded.push(Superseded {
-                            first,
-                            last,
-                            version,
-                        }),
                     }
                 }
             }
+            if !gone.is_empty() {
+                let newly = self.outbox.acknowledge(&gone);
+                // Without the mark a restart queues them again, and they leave again here.
+                if let Err(e) = self.log_marks(store, MarkKind::Acknowledged, &newly) {
+                    log::warn!("node {}: {e}", self.node_id);
+                }
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
         }
-        Some(batch)
+        None
     }
 
     /// The batch could not be written to any peer: its operations wait in the queue again.
@@ -589,6 +676,7 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote_from(&batch.ops, sender)?;
+        self.note_rewritten(&batch.ops, &report);
         let mut taken = store.mark_seen(&batch.origin, &batch.superseded, sender);
         self.note_conflicts(&report);
         note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
@@ -666,10 +754,148 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<RemoteApply, StoreError> {
         let report = store.apply_remote_from(ops, sender)?;
+        self.note_rewritten(ops, &report);
         self.note_conflicts(&report);
         let origin = ops.first().map_or("", |o| o.origin.as_str());
         note_refusals(&self.node_id, origin, ops, &report);
         Ok(report)
+    }
+
+    /// Remote writes the store wrote again (see [`RemoteApply::rewritten`]) are local
+    /// writes: they enter the outbox.
+    fn note_rewritten(&mut self, ops: &[Operation], report: &RemoteApply) {
+        if let Some((stamp, positions)) = &report.rewritten {
+            self.record_local(*stamp, positions.iter().map(|&i| ops[i].key.as_str()));
+        }
+    }
+
+    /// Something was received from `peer` (at `now_ms`, on the clock of
+    /// [`SyncEngine::collect_tombstones`]).
+    pub fn note_heard(&mut self, peer: &str, now_ms: u64) {
+        self.peers.heard(peer, now_ms);
+    }
+
+    /// `peer` sent its vector.
+    pub fn note_vector(&mut self, peer: &str, vector: &VersionVector, now_ms: u64) {
+        self.peers.vector(peer, vector, now_ms);
+    }
+
+    /// Drops the tombstones every peer of `policy` has seen (or that only peers away past
+    /// the horizon have not); returns how many. Cheap when the store has none.
+    pub fn collect_tombstones(&mut self, store: &Store, policy: &CollectPolicy<'_>) -> usize {
+        let dropped = self.peers.collect(store, policy);
+        if dropped > 0 {
+            log::debug!("node {}: {dropped} tombstones collected", self.node_id);
+        }
+        dropped
+    }
+
+    #[cfg(any(test, feature = "internals"))]
+    /// Everything this node holds, for a peer with vector `peer` (in one part).
+    pub fn full_state_for(&self, store: &Store, peer: &VersionVector) -> FullState {
+        let (vector, collected) = store.vector_and_collected();
+        let part = store.full_part(peer, None, usize::MAX, usize::MAX);
+        FullState {
+            part,
+            vector,
+            collected,
+        }
+    }
+
+    /// Applies one part of a full state: its entries as a catch-up's, and notes this
+    /// node's values in its range that the sender holds no value for. The caller checked
+    /// that it follows the parts before it ([`FullStateReceiver::follows`]).
+    pub fn receive_full_part(
+        &mut self,
+        store: &Store,
+        receiver: &mut FullStateReceiver,
+        part: &FullPart,
+        sender: Option<&str>,
+    ) -> Result<RemoteApply, StoreError> {
+        for key in &part.held {
+            crate::store::validate_key(key)?;
+        }
+        let report = self.receive_catch_up_part(store, &part.ops, sender)?;
+        store.absent_from(part, |key, candidate| {
+            receiver.candidates.insert(key.to_string(), candidate);
+        });
+        Ok(report)
+    }
+
+    /// Ends a full state whose every part was applied. The values of this node its parts
+    /// showed the sender holds no value for are forgotten when the sender has seen them (its
+    /// vector, taken no further than this node has itself received) and they are not newer
+    /// than the removals it collected: one of those superseded them. The sender's collected
+    /// removals are taken in. Then its vector is, as at the end of a catch-up, unless some
+    /// of those entries were kept although not newer than its collected removals: the
+    /// sender never saw them, and one of its collected removals may still supersede them
+    /// (through a write it saw, superseding them, that this node did not): this node must
+    /// not claim to have seen those removals, so that the sender's next answer is a full
+    /// state again (by then it has received them, or knows them superseded). Returns how
+    /// many entries were forgotten.
+    pub fn finish_full_state(
+        &mut self,
+        store: &Store,
+        receiver: FullStateReceiver,
+        vector: &VersionVector,
+        collected: &Collected,
+    ) -> Result<usize, StoreError> {
+        let learned = collected.capped(store.horizon());
+        let mut unsettled = 0usize;
+        let forget: Vec<_> = receiver
+            .candidates
+            .into_iter()
+            .filter(|(_, c)| {
+                if c.version > learned.watermark {
+                    return false; // newer than every removal the sender collected
+                }
+                let seen = vector.contains(&c.origin, c.seq) && c.seq <= store.claim_cap(&c.origin);
+                if !seen {
+                    unsettled += 1;
+                }
+                seen
+            })
+            .collect();
+        let gone = store.forget(&forget, &learned)?;
+        if gone > 0 {
+            log::info!(
+                "node {}: forgot {gone} entries a peer has seen superseded by removals it \
+                 collected",
+                self.node_id
+            );
+        }
+        if unsettled == 0 {
+            store.merge_seen(vector);
+        } else {
+            log::debug!(
+                "node {}: {unsettled} entries older than a peer's collected removals are news \
+                 to it: its vector is not taken in",
+                self.node_id
+            );
+        }
+        Ok(gone)
+    }
+
+    #[cfg(any(test, feature = "internals"))]
+    /// Applies a whole full state from a peer; returns what its entries changed and how
+    /// many entries were forgotten.
+    pub fn apply_full_state(
+        &mut self,
+        store: &Store,
+        full: &FullState,
+        sender: Option<&str>,
+    ) -> Result<(RemoteApply, usize), StoreError> {
+        let mut receiver = FullStateReceiver::default();
+        if let Err(reason) = receiver.follows(&full.part) {
+            return Err(StoreError::InvalidRemoteOp {
+                origin: sender.map(crate::logsafe::shown).unwrap_or_default(),
+                seq: 0,
+                reason,
+            });
+        }
+        let report = self.receive_full_part(store, &mut receiver, &full.part, sender)?;
+        let gone = self.finish_full_state(store, receiver, &full.vector, &full.collected)?;
+        Ok((report, gone))
     }
 
     /// Ends a catch-up whose every part was applied: takes in the sender's vector, up to
@@ -844,7 +1070,9 @@ impl ReplayObserver for SyncEngine {
     fn record(&mut self, record: &ScannedRecord<'_>) -> Result<(), String> {
         match record.record_type {
             RecordType::SyncMarks => self.replay_marks(record.payload),
-            other @ RecordType::StoreOps => Err(format!("unexpected record type {other:?}")),
+            other @ (RecordType::StoreOps | RecordType::StoreForget) => {
+                Err(format!("unexpected record type {other:?}"))
+            }
         }
     }
 
@@ -933,6 +1161,55 @@ mod tests {
         let mut broken = engine.snapshot_blocks()[0].clone();
         broken.truncate(broken.len() - 1);
         assert!(restored.restore_snapshot_block(&broken).is_err());
+    }
+
+    #[test]
+    fn a_local_removal_whose_tombstone_was_collected_leaves_the_outbox_unsent() {
+        use super::{CollectPolicy, SyncConfig, SyncEngine};
+        use crate::store::{Store, StoreOptions};
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        let mut engine = SyncEngine::new("node-a", SyncConfig::default());
+        let put = store.put("kept", b"v").unwrap();
+        engine.record_local(put, ["kept"]);
+        let removal = store.remove("k").unwrap();
+        engine.record_local(removal, ["k"]);
+        // No peer at all: the tombstone goes at once, before the removal was sent.
+        let policy = CollectPolicy {
+            peers: &[],
+            now_ms: 10,
+            started_ms: 0,
+            horizon_ms: 1,
+        };
+        assert_eq!(engine.collect_tombstones(&store, &policy), 1);
+        let batch = engine.next_batch(&store, 10).expect("the put goes out");
+        assert_eq!(batch.ops.len(), 1);
+        assert_eq!(batch.ops[0].key, "kept");
+        assert!(
+            batch.superseded.is_empty(),
+            "the removal is not sent as superseded: it is not"
+        );
+        assert!(engine.outbox.get(removal.first_seq).is_none(), "done");
+        assert!(engine.next_batch(&store, 10).is_none());
+    }
+
+    #[test]
+    fn full_state_parts_must_follow_each_other_to_the_end() {
+        use super::{FullPart, FullStateReceiver};
+        let part = |after: Option<&str>, through: Option<&str>| FullPart {
+            after: after.map(str::to_string),
+            through: through.map(str::to_string),
+            ..FullPart::default()
+        };
+        let mut r = FullStateReceiver::default();
+        assert!(r.follows(&part(Some("a"), Some("c"))).is_err(), "not from the start");
+        assert!(r.follows(&part(None, Some("c"))).is_ok());
+        assert!(r.follows(&part(None, Some("d"))).is_err(), "the same range again");
+        assert!(r.follows(&part(Some("c"), Some("c"))).is_err(), "empty");
+        assert!(r.follows(&part(Some("c"), Some("b"))).is_err(), "reversed");
+        assert!(r.follows(&part(Some("c"), Some("f"))).is_ok());
+        assert!(r.follows(&part(Some("f"), None)).is_ok());
+        let e = r.follows(&part(Some("z"), None)).unwrap_err();
+        assert!(e.contains("after the one that reached the last key"), "{e}");
     }
 
     #[test]

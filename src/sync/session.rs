@@ -11,13 +11,20 @@
 //! [`MAX_SERVING`] at once, one per peer node every [`CATCH_UP_MIN_INTERVAL_MS`]), and a
 //! catch-up is read from the store a part at a time within [`CATCH_UP_SCAN_PER_SECOND`],
 //! so its memory, its CPU and the time it holds the store stay small.
+//!
+//! A peer whose vector does not cover the removals this node collected is answered with
+//! the full state instead (FullCatchUp parts covering every key, then FullCatchUpDone;
+//! docs/sync.md, "Collecting removals"), at most one every [`FULL_STATE_MIN_INTERVAL_MS`]
+//! per peer node. Its parts must follow each other, and the two kinds of answer do not
+//! mix. Every message received counts as hearing from its peer, and every Vector is kept
+//! as what the peer has seen: the engine collects tombstones by them.
 
 use std::collections::HashMap;
 
 use crate::logsafe::shown;
-use crate::store::{Operation, Store, VersionVector};
+use crate::store::{Collected, FullPart, Operation, Store, VersionVector};
 
-use super::{Ack, SyncBatch, SyncEngine};
+use super::{Ack, FullStateReceiver, SyncBatch, SyncEngine};
 
 /// A connection, as the wire numbers it.
 pub type Conn = usize;
@@ -48,6 +55,14 @@ const MAX_BATCHES_PER_FLUSH: usize = 256;
 pub const CATCH_UP_INTERVAL_MS: u64 = 30_000;
 /// Room a connection must have before the outbox's next batch is taken for it.
 const PUSH_ROOM_BYTES: usize = 64 * 1024;
+/// A peer node behind this node's collected removals is sent the full state no more often
+/// than this (by node id); its catch-ups in between are the usual ones. A peer that never
+/// sees an origin's last operations (collected removals of an origin that wrote nothing
+/// since) stays behind: this bounds what that costs.
+pub const FULL_STATE_MIN_INTERVAL_MS: u64 = 10 * 60 * 1000;
+/// Peer nodes remembered for [`FULL_STATE_MIN_INTERVAL_MS`] at most (beyond, the oldest
+/// is forgotten: it may get a full state sooner).
+const MAX_FULL_STATE_RECORDS: usize = 1024;
 
 /// The messages of the sync conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +79,12 @@ pub enum SessionMessage {
     CatchUpDone(VersionVector),
     /// "Send me your Vector" (the sender has operations you may lack).
     VectorRequest,
+    /// Part of a full-state answer to a Vector (the receiver has not seen every removal
+    /// the sender collected): the entries of a key range the receiver lacks in full, the
+    /// other values by key.
+    FullCatchUp(FullPart),
+    /// End of a full-state answer: the sender's vector and its collected removals.
+    FullCatchUpDone(VersionVector, Collected),
 }
 
 /// How [`Sessions`] reaches its peers.
@@ -82,11 +103,25 @@ pub trait Wire {
     fn refuse(&mut self, conn: Conn, reason: String);
 }
 
+/// What kind of answer the parts received so far make.
+#[derive(Default)]
+enum Answer {
+    /// No part yet.
+    #[default]
+    Unknown,
+    /// CatchUp parts.
+    Missing,
+    /// FullCatchUp parts, and what they showed the peer does not hold.
+    Full(Box<FullStateReceiver>),
+}
+
 /// The catch-up conversation with one connected peer.
 #[derive(Default)]
 struct Link {
     /// This node sent its vector and waits for the peer's parts and their end.
     awaiting: bool,
+    /// The answer's parts so far.
+    answer: Answer,
     /// The peer asked for our vector while we were waiting: sent after the end.
     vector_wanted: bool,
     /// A part failed to apply: the end must not be merged.
@@ -97,6 +132,18 @@ struct Link {
     missed_batches: bool,
     /// Whether the peer's claim about this node's own operations was checked.
     own_origin_checked: bool,
+}
+
+impl Link {
+    /// The answer ended: returns whether its end is to be taken in (no part failed) and
+    /// whether the peer asked for this node's vector meanwhile.
+    fn end(&mut self) -> (bool, bool) {
+        let merge = !std::mem::take(&mut self.broken);
+        let again = std::mem::take(&mut self.vector_wanted);
+        self.awaiting = false;
+        self.answer = Answer::Unknown;
+        (merge, again)
+    }
 }
 
 /// A catch-up being served to a peer, a part at a time as its send buffer allows.
@@ -111,6 +158,9 @@ struct Serving {
     cursor: Option<String>,
     scanned_all: bool,
     not_before_ms: u64,
+    /// The full state (the peer has not seen every removal this node collected): this
+    /// node's collected removals when it began.
+    full: Option<Collected>,
 }
 
 /// Counters of the catch-up service, for diagnostics.
@@ -135,6 +185,8 @@ pub struct Sessions {
     /// When a catch-up for each peer node last began (entries older than the interval are
     /// dropped, so this holds at most the nodes served in the last interval).
     last_served_ms: HashMap<String, u64>,
+    /// When a full state for each peer node last began (likewise, and bounded).
+    last_full_ms: HashMap<String, u64>,
     /// Store entries catch-ups may still visit (a bucket refilled at
     /// [`CATCH_UP_SCAN_PER_SECOND`]), and when it was last refilled.
     scan_tokens: usize,
@@ -150,6 +202,7 @@ impl Sessions {
             serving: HashMap::new(),
             stats: CatchUpStats::default(),
             last_served_ms: HashMap::new(),
+            last_full_ms: HashMap::new(),
             scan_tokens: CATCH_UP_SCAN_PER_PASS,
             scan_refilled_ms: 0,
         }
@@ -191,6 +244,7 @@ impl Sessions {
         message: SessionMessage,
         now_ms: u64,
     ) {
+        sync.note_heard(from, now_ms);
         match message {
             SessionMessage::Batch(batch) => {
                 match sync.receive_batch_report(store, &batch, Some(from)) {
@@ -208,7 +262,7 @@ impl Sessions {
             }
             SessionMessage::Vector(vector) => {
                 self.peer_holds(store, sync, from, &vector);
-                self.on_vector(wire, store, conn, from, vector, now_ms);
+                self.on_vector(wire, store, sync, (conn, from), vector, now_ms);
             }
             SessionMessage::VectorRequest => {
                 let awaiting = self.links.get(&conn).is_some_and(|l| l.awaiting);
@@ -222,10 +276,18 @@ impl Sessions {
                 }
             }
             SessionMessage::CatchUp(ops) => {
-                let Some(link) = self.links.get(&conn).filter(|l| l.awaiting) else {
+                let Some(link) = self.links.get_mut(&conn).filter(|l| l.awaiting) else {
                     let reason = "a catch-up part that no vector of this node asked for".into();
                     return self.refuse(wire, conn, reason);
                 };
+                match link.answer {
+                    Answer::Full(_) => {
+                        let reason = "a catch-up part within a full state".into();
+                        return self.refuse(wire, conn, reason);
+                    }
+                    Answer::Unknown => link.answer = Answer::Missing,
+                    Answer::Missing => {}
+                }
                 if link.broken {
                     return; // The rest of a catch-up that failed: its end is not merged.
                 }
@@ -247,9 +309,11 @@ impl Sessions {
                     let reason = "a catch-up end that no vector of this node asked for".into();
                     return self.refuse(wire, conn, reason);
                 };
-                let merge = !std::mem::take(&mut link.broken);
-                let again = std::mem::take(&mut link.vector_wanted);
-                link.awaiting = false;
+                if matches!(link.answer, Answer::Full(_)) {
+                    let reason = "a catch-up end after full-state parts".into();
+                    return self.refuse(wire, conn, reason);
+                }
+                let (merge, again) = link.end();
                 if vector.wire_len() > MAX_VECTOR_BYTES {
                     let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
                     return self.refuse(wire, conn, reason);
@@ -257,6 +321,66 @@ impl Sessions {
                 self.peer_holds(store, sync, from, &vector);
                 if merge {
                     sync.finish_catch_up(store, &vector);
+                }
+                if again {
+                    self.send_vector(wire, store, conn);
+                }
+            }
+            SessionMessage::FullCatchUp(part) => {
+                let Some(link) = self.links.get_mut(&conn).filter(|l| l.awaiting) else {
+                    let reason = "a full-state part that no vector of this node asked for".into();
+                    return self.refuse(wire, conn, reason);
+                };
+                if matches!(link.answer, Answer::Missing) {
+                    let reason = "a full-state part within a catch-up".into();
+                    return self.refuse(wire, conn, reason);
+                }
+                if link.broken {
+                    return;
+                }
+                if matches!(link.answer, Answer::Unknown) {
+                    link.answer = Answer::Full(Box::default());
+                }
+                let Answer::Full(receiver) = &mut link.answer else {
+                    unreachable!("the answer was just made full");
+                };
+                if let Err(reason) = receiver.follows(&part) {
+                    return self.refuse(wire, conn, reason);
+                }
+                let received = sync.receive_full_part(store, receiver, &part, Some(from));
+                match received {
+                    Ok(report) => {
+                        let origin = part.ops.first().map(|o| o.origin.clone()).unwrap_or_default();
+                        self.relay(wire, conn, &origin, &part.ops, &report.applied_indices);
+                    }
+                    Err(e) => {
+                        log::warn!("node {}: full state from {from} refused: {e}", self.node_id);
+                        link.broken = true;
+                    }
+                }
+            }
+            SessionMessage::FullCatchUpDone(vector, collected) => {
+                let Some(link) = self.links.get_mut(&conn).filter(|l| l.awaiting) else {
+                    let reason = "a full-state end that no vector of this node asked for".into();
+                    return self.refuse(wire, conn, reason);
+                };
+                if matches!(link.answer, Answer::Missing) {
+                    let reason = "a full-state end after catch-up parts".into();
+                    return self.refuse(wire, conn, reason);
+                }
+                let receiver = match std::mem::take(&mut link.answer) {
+                    Answer::Full(receiver) => *receiver,
+                    _ => FullStateReceiver::default(),
+                };
+                let (merge, again) = link.end();
+                if vector.wire_len() > MAX_VECTOR_BYTES {
+                    let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
+                    return self.refuse(wire, conn, reason);
+                }
+                if merge
+                    && let Err(e) = sync.finish_full_state(store, receiver, &vector, &collected)
+                {
+                    log::warn!("node {}: full state from {from} not finished: {e}", self.node_id);
                 }
                 if again {
                     self.send_vector(wire, store, conn);
@@ -288,6 +412,7 @@ impl Sessions {
         {
             link.awaiting = true;
             link.vector_wanted = false;
+            link.answer = Answer::Unknown;
         }
     }
 
@@ -315,13 +440,14 @@ impl Sessions {
         }
     }
 
-    /// A peer's vector: serve it a catch-up of what it lacks, if this node has room.
+    /// A peer's vector: serve it a catch-up of what it lacks, if this node has room (the
+    /// full state when it has not seen every removal this node collected).
     fn on_vector(
         &mut self,
         wire: &mut dyn Wire,
         store: &Store,
-        conn: Conn,
-        from: &str,
+        sync: &mut SyncEngine,
+        (conn, from): (Conn, &str),
         vector: VersionVector,
         now_ms: u64,
     ) {
@@ -329,6 +455,7 @@ impl Sessions {
             let reason = format!("a vector of more than {MAX_VECTOR_BYTES} bytes");
             return self.refuse(wire, conn, reason);
         }
+        sync.note_vector(from, &vector, now_ms);
         self.check_own_origin_claim(store, conn, from, &vector);
         if self.serving.contains_key(&conn) || self.serving.len() >= MAX_SERVING {
             // Busy (an honest peer waits for the end before asking again): an empty end
@@ -346,16 +473,49 @@ impl Sessions {
             .get(from)
             .map_or(now_ms, |t| t.saturating_add(CATCH_UP_MIN_INTERVAL_MS));
         self.last_served_ms.insert(from.to_string(), not_before_ms);
+        let (mine, collected) = store.vector_and_collected();
+        let full = (!collected.covered_by(&vector) && self.full_state_due(from, now_ms))
+            .then_some(collected);
+        if full.is_some() {
+            log::info!(
+                "node {}: {from} has not seen every removal this node collected: sending it \
+                 the full state",
+                self.node_id
+            );
+        }
         self.serving.insert(
             conn,
             Serving {
                 peer: vector,
-                vector: store.version_vector().within_wire_budget(MAX_VECTOR_BYTES),
+                vector: mine.within_wire_budget(MAX_VECTOR_BYTES),
                 cursor: None,
                 scanned_all: false,
                 not_before_ms,
+                full,
             },
         );
+    }
+
+    /// Whether peer node `from` may be sent a full state now (at most one every
+    /// [`FULL_STATE_MIN_INTERVAL_MS`]); if so, records that it is.
+    fn full_state_due(&mut self, from: &str, now_ms: u64) -> bool {
+        self.last_full_ms
+            .retain(|_, t| now_ms.saturating_sub(*t) < FULL_STATE_MIN_INTERVAL_MS);
+        if self.last_full_ms.contains_key(from) {
+            return false;
+        }
+        if self.last_full_ms.len() >= MAX_FULL_STATE_RECORDS {
+            let oldest = self
+                .last_full_ms
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                self.last_full_ms.remove(&oldest);
+            }
+        }
+        self.last_full_ms.insert(from.to_string(), now_ms);
+        true
     }
 
     /// A peer that has seen more of this node's own operations than this node wrote: its
@@ -448,11 +608,23 @@ impl Sessions {
                     break;
                 }
                 if serving.scanned_all {
-                    let done = SessionMessage::CatchUpDone(std::mem::take(&mut serving.vector));
+                    let vector = std::mem::take(&mut serving.vector);
+                    let done = match serving.full.take() {
+                        Some(collected) => SessionMessage::FullCatchUpDone(vector, collected),
+                        None => SessionMessage::CatchUpDone(vector),
+                    };
                     if wire.send(conn, &done) {
                         self.serving.remove(&conn);
-                    } else if let SessionMessage::CatchUpDone(v) = done {
-                        serving.vector = v; // No room yet: try on a later pass.
+                    } else {
+                        // No room yet: try on a later pass.
+                        match done {
+                            SessionMessage::FullCatchUpDone(v, c) => {
+                                serving.vector = v;
+                                serving.full = Some(c);
+                            }
+                            SessionMessage::CatchUpDone(v) => serving.vector = v,
+                            _ => {}
+                        }
                     }
                     break;
                 }
@@ -460,6 +632,26 @@ impl Sessions {
                     break;
                 }
                 let scan = budget.min(CATCH_UP_SCAN_PER_STEP);
+                if serving.full.is_some() {
+                    // Every part is sent, empty ones too: each says what this node holds
+                    // in its range.
+                    let part = store.full_part(
+                        &serving.peer,
+                        serving.cursor.as_deref(),
+                        CATCH_UP_PART_BYTES,
+                        scan,
+                    );
+                    budget -= scan;
+                    let next = part.through.clone();
+                    if !wire.send(conn, &SessionMessage::FullCatchUp(part)) {
+                        break;
+                    }
+                    match next {
+                        Some(key) => serving.cursor = Some(key),
+                        None => serving.scanned_all = true,
+                    }
+                    continue;
+                }
                 let (part, next) = store.missing_part(
                     &serving.peer,
                     serving.cursor.as_deref(),

@@ -3,12 +3,12 @@
 
 use crate::codec::Reader;
 use crate::store::op::{decode_ops, encode_ops};
-use crate::store::{Operation, Version, VersionVector};
+use crate::store::{Collected, FullPart, Operation, Version, VersionVector};
 use crate::sync::session::SessionMessage;
 use crate::sync::{Ack, Superseded, SyncBatch};
 
 /// Version of the protocol spoken by this build; a peer must speak the same.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The message types (the frame's type byte).
 pub mod kind {
@@ -22,6 +22,8 @@ pub mod kind {
     pub const CATCH_UP: u8 = 8;
     pub const CATCH_UP_DONE: u8 = 9;
     pub const VECTOR_REQUEST: u8 = 10;
+    pub const FULL_CATCH_UP: u8 = 11;
+    pub const FULL_CATCH_UP_DONE: u8 = 12;
 }
 
 /// The first message on every connection, in both directions.
@@ -57,6 +59,10 @@ pub enum Message {
     CatchUpDone(VersionVector),
     /// "Send me your Vector" (the sender has operations you may lack).
     VectorRequest,
+    /// Part of a full-state answer to a Vector: every entry of a key range.
+    FullCatchUp(FullPart),
+    /// End of a full-state answer: the sender's vector and its collected removals.
+    FullCatchUpDone(VersionVector, Collected),
 }
 
 impl From<SessionMessage> for Message {
@@ -68,6 +74,8 @@ impl From<SessionMessage> for Message {
             SessionMessage::CatchUp(ops) => Message::CatchUp(ops),
             SessionMessage::CatchUpDone(v) => Message::CatchUpDone(v),
             SessionMessage::VectorRequest => Message::VectorRequest,
+            SessionMessage::FullCatchUp(p) => Message::FullCatchUp(p),
+            SessionMessage::FullCatchUpDone(v, c) => Message::FullCatchUpDone(v, c),
         }
     }
 }
@@ -83,6 +91,8 @@ impl Message {
             Message::CatchUp(ops) => SessionMessage::CatchUp(ops),
             Message::CatchUpDone(v) => SessionMessage::CatchUpDone(v),
             Message::VectorRequest => SessionMessage::VectorRequest,
+            Message::FullCatchUp(p) => SessionMessage::FullCatchUp(p),
+            Message::FullCatchUpDone(v, c) => SessionMessage::FullCatchUpDone(v, c),
             other @ (Message::Hello(_) | Message::Reject(_) | Message::Ping(_) | Message::Pong(_)) => {
                 return Err(other);
             }
@@ -115,8 +125,56 @@ impl Message {
                 kind::CATCH_UP_DONE
             }
             SessionMessage::VectorRequest => kind::VECTOR_REQUEST,
+            SessionMessage::FullCatchUp(p) => {
+                write_full_part(&mut w, p);
+                kind::FULL_CATCH_UP
+            }
+            SessionMessage::FullCatchUpDone(v, c) => {
+                w.vector(v);
+                c.encode(w.0);
+                kind::FULL_CATCH_UP_DONE
+            }
         }
     }
+}
+
+fn write_full_part(w: &mut Writer<'_>, p: &FullPart) {
+    for bound in [&p.after, &p.through] {
+        match bound {
+            Some(key) => {
+                w.u8(1);
+                w.str(key);
+            }
+            None => w.u8(0),
+        }
+    }
+    w.ops(&p.ops);
+    w.u32(p.held.len() as u32);
+    for key in &p.held {
+        w.str(key);
+    }
+}
+
+fn read_full_part(r: &mut Reader<'_>) -> Result<FullPart, String> {
+    let bound = |r: &mut Reader<'_>, what: &str| match r.u8(what)? {
+        0 => Ok(None),
+        1 => r.string(what).map(Some),
+        other => Err(format!("{what} marker {other} is neither 0 nor 1")),
+    };
+    let after = bound(r, "range start")?;
+    let through = bound(r, "range end")?;
+    let ops = r.ops()?;
+    let n = r.count("held key count", 4)?;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(r.string("held key")?);
+    }
+    Ok(FullPart {
+        after,
+        through,
+        ops,
+        held,
+    })
 }
 
 fn write_batch(w: &mut Writer<'_>, b: &SyncBatch) {
@@ -162,6 +220,8 @@ impl Message {
             Message::CatchUp(_) => kind::CATCH_UP,
             Message::CatchUpDone(_) => kind::CATCH_UP_DONE,
             Message::VectorRequest => kind::VECTOR_REQUEST,
+            Message::FullCatchUp(_) => kind::FULL_CATCH_UP,
+            Message::FullCatchUpDone(..) => kind::FULL_CATCH_UP_DONE,
         }
     }
 
@@ -188,6 +248,11 @@ impl Message {
             Message::Vector(v) | Message::CatchUpDone(v) => w.vector(v),
             Message::CatchUp(ops) => w.ops(ops),
             Message::VectorRequest => {}
+            Message::FullCatchUp(p) => write_full_part(&mut w, p),
+            Message::FullCatchUpDone(v, c) => {
+                w.vector(v);
+                c.encode(w.0);
+            }
         }
     }
 
@@ -253,6 +318,11 @@ impl Message {
             kind::CATCH_UP => Message::CatchUp(r.ops()?),
             kind::CATCH_UP_DONE => Message::CatchUpDone(r.vector()?),
             kind::VECTOR_REQUEST => Message::VectorRequest,
+            kind::FULL_CATCH_UP => Message::FullCatchUp(read_full_part(&mut r)?),
+            kind::FULL_CATCH_UP_DONE => {
+                let vector = r.vector()?;
+                Message::FullCatchUpDone(vector, Collected::decode(&mut r)?)
+            }
             other => return Err(format!("unknown message type {other}")),
         };
         if r.remaining() > 0 {
@@ -368,8 +438,18 @@ mod tests {
             }),
             SessionMessage::Vector(vector.clone()),
             SessionMessage::CatchUp(vec![op]),
-            SessionMessage::CatchUpDone(vector),
+            SessionMessage::CatchUpDone(vector.clone()),
             SessionMessage::VectorRequest,
+            SessionMessage::FullCatchUp(FullPart {
+                after: None,
+                through: Some("k".into()),
+                ops: vec![],
+                held: vec!["j".into()],
+            }),
+            SessionMessage::FullCatchUpDone(
+                vector,
+                Collected::from_parts([("node-b".to_string(), 2)], Version(9), []),
+            ),
         ];
         for m in all {
             let message = Message::from(m.clone());
@@ -435,8 +515,23 @@ mod tests {
         round_trip(Message::Pong(7));
         round_trip(Message::Vector(v.clone()));
         round_trip(Message::CatchUp(vec![op(5)]));
-        round_trip(Message::CatchUpDone(v));
+        round_trip(Message::CatchUpDone(v.clone()));
         round_trip(Message::VectorRequest);
+        round_trip(Message::FullCatchUp(FullPart {
+            after: Some("a".into()),
+            through: None,
+            ops: vec![op(6)],
+            held: vec!["b".into(), "c".into()],
+        }));
+        round_trip(Message::FullCatchUp(FullPart::default()));
+        round_trip(Message::FullCatchUpDone(
+            v,
+            Collected::from_parts(
+                [("node-a".to_string(), 7)],
+                Version(70),
+                [("node-c".to_string(), Version(60))],
+            ),
+        ));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum RecordType {
     StoreOps = 1,
     /// Sync progress: operations acknowledged by a peer or given up (see `sync::marks`).
     SyncMarks = 2,
+    /// Entries a full-state exchange showed superseded by removals a peer has collected,
+    /// forgotten, with the collected frontier learned (see `store::collect`).
+    StoreForget = 3,
 }
 
 impl RecordType {
@@ -49,6 +52,7 @@ impl RecordType {
         match v {
             1 => Some(RecordType::StoreOps),
             2 => Some(RecordType::SyncMarks),
+            3 => Some(RecordType::StoreForget),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@
 
 use softadastra::discovery::packet::{MAX_PACKET_LEN, MIN_PACKET_LEN, Packet, seal};
 use softadastra::store::Operation;
+use softadastra::store::collect::decode_forget;
 use softadastra::store::op::{decode_ops, encode_ops};
 use softadastra::sync::marks;
 use softadastra::transport::frame::{self, FrameDecoder, FrameError, HEADER_LEN};
@@ -39,6 +40,7 @@ pub(crate) fn wal_reader_input(data: &[u8]) {
     check_wal_image(&image);
     check_store_payload(rest);
     check_marks_payload(rest);
+    check_forget_payload(rest);
 }
 
 /// The `frame_decoder` fuzz target's input: a message type byte, a read-size byte, a flags
@@ -118,6 +120,7 @@ pub(crate) fn check_wal_image(bytes: &[u8]) {
         match r.record_type {
             RecordType::StoreOps => check_store_payload(r.payload),
             RecordType::SyncMarks => check_marks_payload(r.payload),
+            RecordType::StoreForget => check_forget_payload(r.payload),
         }
         last = Some(r.sequence);
         next = end as u64;
@@ -162,6 +165,19 @@ pub(crate) fn check_store_payload(payload: &[u8]) {
         let mut again = Vec::new();
         encode_ops(&mut again, ops.iter().map(Operation::as_op));
         assert_eq!(again, payload, "store payload round trip");
+    }
+}
+
+/// A `StoreForget` record payload: decodes or is refused, naming what is wrong; what
+/// decodes names no more entries than its bytes can hold.
+pub(crate) fn check_forget_payload(payload: &[u8]) {
+    let mut entries = 0usize;
+    match decode_forget(payload, |_, _, _| entries += 1) {
+        Ok(learned) => {
+            assert!(entries.saturating_mul(11) <= payload.len());
+            assert!(learned.frontier().count() <= softadastra::store::MAX_ORIGINS);
+        }
+        Err(e) => assert!(!e.is_empty()),
     }
 }
 
@@ -282,7 +298,9 @@ pub(crate) fn check_message(k: u8, payload: &[u8]) {
         Ok(&m),
         "message round trip"
     );
-    if k != kind::VECTOR && k != kind::CATCH_UP_DONE {
+    // Vectors and collected frontiers are normalised when decoded (ranges merged, origins
+    // met twice taken once).
+    if k != kind::VECTOR && k != kind::CATCH_UP_DONE && k != kind::FULL_CATCH_UP_DONE {
         assert_eq!(again, payload, "message re-encodes to the same bytes");
     }
 }
@@ -378,16 +396,20 @@ impl Bytes<'_> {
 /// the next bytes: a local write, or a message as a peer could send it (a Batch with
 /// operations of any origin, number and version, including this node's own origin, the
 /// ends of the number and clock ranges and forged origins; an Ack; a catch-up part and
-/// its end with any claim; a Vector to serve; raw bytes decoded as a message and handled as
-/// the node handles it). After every step the node must keep its
-/// promises: remote input never moved its sequence numbers or its clock beyond the
-/// allowed drift, the vector stays within its bounds, the outbox holds only local work,
-/// and a local write takes effect (no key can be frozen).
+/// its end with any claim; a Vector to serve; a collection of tombstones with a peer away
+/// past the horizon; raw bytes decoded as a message and handled as the node handles it,
+/// full-state parts and ends included). After every step the node must keep its
+/// promises: remote input never moved its sequence numbers (beyond the writes the store
+/// reports it wrote again) or its clock beyond the allowed drift, the vector stays within
+/// its bounds, the outbox holds only local work, and a local write takes effect (no key
+/// can be frozen).
 pub(crate) fn node_session_input(data: &[u8]) {
     use softadastra::store::{
         MAX_ORIGINS, MAX_RANGES, Operation, Store, StoreOptions, Version, VersionVector,
     };
-    use softadastra::sync::{Ack, Superseded, SyncBatch, SyncConfig, SyncEngine};
+    use softadastra::sync::{
+        Ack, CollectPolicy, FullStateReceiver, Superseded, SyncBatch, SyncConfig, SyncEngine,
+    };
 
     let mut options = StoreOptions::new(SESSION_NODE, None, false);
     options.time = Some(std::sync::Arc::new(|| SESSION_NOW_MS));
@@ -397,6 +419,14 @@ pub(crate) fn node_session_input(data: &[u8]) {
     let mut input = Bytes(data);
     let mut local_writes = 0u64;
     let mut fakes = 0u64;
+    let mut receiver = FullStateReceiver::default();
+    // Remote writes the store wrote again count as local writes.
+    let rewrites = |report: &softadastra::store::RemoteApply| {
+        report
+            .rewritten
+            .as_ref()
+            .map_or(0, |(stamp, _)| stamp.count)
+    };
     let now = Version::from_millis(SESSION_NOW_MS).0;
     let seqs = [1, 2, 3, 7, 1_000_000_000_000, u64::MAX - 1, u64::MAX, 0];
     let versions = [
@@ -431,7 +461,7 @@ pub(crate) fn node_session_input(data: &[u8]) {
         }
     };
     while !input.is_empty() {
-        match input.byte() % 7 {
+        match input.byte() % 8 {
             0 => {
                 let key = format!("k{}", input.byte() % 8);
                 let stamp = store.put(&key, b"local").expect("a local write succeeds");
@@ -460,7 +490,10 @@ pub(crate) fn node_session_input(data: &[u8]) {
                     superseded,
                 };
                 // Invalid operations (number 0, say) refuse the whole batch: allowed.
-                let _ = engine.receive_batch_report(&store, &batch, Some(SESSION_PEER));
+                if let Ok((_, r)) = engine.receive_batch_report(&store, &batch, Some(SESSION_PEER))
+                {
+                    local_writes += rewrites(&r);
+                }
             }
             2 => {
                 let ranges = (0..input.byte() % 4)
@@ -475,7 +508,9 @@ pub(crate) fn node_session_input(data: &[u8]) {
             3 => {
                 let n = usize::from(input.byte() % 8);
                 let ops: Vec<Operation> = (0..n).map(|_| op(&mut input, &mut fakes)).collect();
-                let _ = engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER));
+                if let Ok(r) = engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER)) {
+                    local_writes += rewrites(&r);
+                }
                 let claim = VersionVector::from_parts((0..input.byte() % 4).map(|_| {
                     let origin = input.pick(&[SESSION_NODE, SESSION_PEER, "fake-1"]);
                     let contiguous = input.pick(&seqs);
@@ -507,6 +542,17 @@ pub(crate) fn node_session_input(data: &[u8]) {
             5 => {
                 let _ = engine.tick(&store, SESSION_NOW_MS, input.byte().is_multiple_of(2), true);
             }
+            6 => {
+                // The peer, never heard from, is away past the horizon.
+                let peers = [SESSION_PEER.to_string()];
+                let policy = CollectPolicy {
+                    peers: &peers,
+                    now_ms: 10,
+                    started_ms: 0,
+                    horizon_ms: 1,
+                };
+                engine.collect_tombstones(&store, &policy);
+            }
             _ => {
                 // Raw bytes decoded as a message, handled as the node handles it.
                 let kind = input.byte();
@@ -514,13 +560,33 @@ pub(crate) fn node_session_input(data: &[u8]) {
                 let payload: Vec<u8> = (0..len).map(|_| input.byte()).collect();
                 match Message::decode(kind, &payload) {
                     Ok(Message::Batch(b)) => {
-                        let _ = engine.receive_batch_report(&store, &b, Some(SESSION_PEER));
+                        if let Ok((_, r)) =
+                            engine.receive_batch_report(&store, &b, Some(SESSION_PEER))
+                        {
+                            local_writes += rewrites(&r);
+                        }
                     }
                     Ok(Message::Ack(a)) => {
                         let _ = engine.receive_ack(&store, &a);
                     }
                     Ok(Message::CatchUp(ops)) => {
-                        let _ = engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER));
+                        if let Ok(r) =
+                            engine.receive_catch_up_part(&store, &ops, Some(SESSION_PEER))
+                        {
+                            local_writes += rewrites(&r);
+                        }
+                    }
+                    // As the node does: a part out of order breaks the conversation.
+                    Ok(Message::FullCatchUp(part)) if receiver.follows(&part).is_ok() => {
+                        let peer = Some(SESSION_PEER);
+                        if let Ok(r) = engine.receive_full_part(&store, &mut receiver, &part, peer)
+                        {
+                            local_writes += rewrites(&r);
+                        }
+                    }
+                    Ok(Message::FullCatchUpDone(v, c)) => {
+                        let taken = std::mem::take(&mut receiver);
+                        let _ = engine.finish_full_state(&store, taken, &v, &c);
                     }
                     Ok(Message::CatchUpDone(v)) => engine.finish_catch_up(&store, &v),
                     Ok(Message::Vector(v)) => {

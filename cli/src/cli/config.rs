@@ -47,6 +47,7 @@ pub(crate) const KEYS: &[&str] = &[
     "storage.segment_size",
     "storage.auto_compact",
     "storage.compact_log_bytes",
+    "storage.tombstone_horizon_ms",
     "transport.enabled",
     "transport.host",
     "transport.port",
@@ -182,6 +183,7 @@ pub(crate) struct Settings {
     pub storage_segment_size: u64,
     pub storage_auto_compact: bool,
     pub storage_compact_log_bytes: u64,
+    pub storage_tombstone_horizon_ms: u64,
     pub transport_enabled: bool,
     pub transport_host: String,
     pub transport_port: u16,
@@ -222,6 +224,7 @@ impl Default for Settings {
             storage_segment_size: o.wal_segment_size,
             storage_auto_compact: o.auto_compact,
             storage_compact_log_bytes: o.compact_log_bytes,
+            storage_tombstone_horizon_ms: o.tombstone_horizon_ms,
             transport_enabled: true,
             transport_host: "0.0.0.0".into(),
             transport_port: 9500,
@@ -424,6 +427,9 @@ impl Settings {
             "storage.compact_log_bytes" => {
                 self.storage_compact_log_bytes = parse_int(k, s, raw.int(k, s)?, 0)?;
             }
+            "storage.tombstone_horizon_ms" => {
+                self.storage_tombstone_horizon_ms = parse_int(k, s, raw.int(k, s)?, 0)?;
+            }
             "transport.enabled" => self.transport_enabled = raw.boolean(k, s)?,
             "transport.host" => self.transport_host = check_host(k, s, &raw.text(k, s)?)?,
             "transport.port" => self.transport_port = parse_port(k, s, raw.int(k, s)?)?,
@@ -578,6 +584,7 @@ impl Settings {
         o.wal_segment_size = self.storage_segment_size;
         o.auto_compact = self.storage_auto_compact;
         o.compact_log_bytes = self.storage_compact_log_bytes;
+        o.tombstone_horizon_ms = self.storage_tombstone_horizon_ms;
         o.display_name = self.display_name.clone();
         o.sync_batch_size = self.sync_batch_size;
         o.max_sync_retries = self.sync_max_retries;
@@ -625,6 +632,7 @@ impl Settings {
             "storage.segment_size" => self.storage_segment_size.to_string(),
             "storage.auto_compact" => self.storage_auto_compact.to_string(),
             "storage.compact_log_bytes" => self.storage_compact_log_bytes.to_string(),
+            "storage.tombstone_horizon_ms" => self.storage_tombstone_horizon_ms.to_string(),
             "transport.insecure" => self.transport_insecure.to_string(),
             "transport.handshake_timeout_ms" => self.transport_handshake_timeout_ms.to_string(),
             "discovery.enabled" => self.discovery_enabled.to_string(),
