@@ -3,9 +3,9 @@
 //! readable. Tests run as root, so "unwritable" uses /sys (EACCES even for root) rather
 //! than chmod, and "disk full" uses RLIMIT_FSIZE in a child process.
 
-use std::os::unix::process::CommandExt;
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use softadastra::{Client, ClientOptions, Error, ErrorCode, WriteBatch};
 
@@ -231,35 +231,11 @@ fn disk_full_fails_the_put_and_keeps_every_acknowledged_write() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "--exact",
-            "disk_full_fails_the_put_and_keeps_every_acknowledged_write",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path());
-    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-    unsafe {
-        child.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: FILE_SIZE_LIMIT,
-                rlim_max: FILE_SIZE_LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let out = child.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::run_with_file_size_limit(
+        "disk_full_fails_the_put_and_keeps_every_acknowledged_write",
+        CHILD_ENV,
+        dir.path(),
+        FILE_SIZE_LIMIT,
     );
     let acknowledged: usize = std::fs::read_to_string(dir.path().join("acknowledged"))
         .unwrap()

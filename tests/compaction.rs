@@ -318,41 +318,16 @@ fn disk_full_child(dir: &Path) {
 
 #[test]
 fn a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole() {
-    use std::os::unix::process::CommandExt;
     if let Ok(dir) = std::env::var(FULL_CHILD) {
         disk_full_child(Path::new(&dir));
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "--exact",
-            "a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(FULL_CHILD, dir.path());
-    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-    unsafe {
-        child.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 4 << 20,
-                rlim_max: 4 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let out = child.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::run_with_file_size_limit(
+        "a_snapshot_that_cannot_be_written_leaves_the_store_working_and_whole",
+        FULL_CHILD,
+        dir.path(),
+        4 << 20,
     );
     assert!(
         snapshots(dir.path(), "full").is_empty(),

@@ -10,9 +10,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use softadastra::{Client, ClientOptions, ErrorCode, Health, HealthWatch, Peer};
@@ -387,35 +385,11 @@ fn healthz_is_503_with_the_reason_once_a_full_file_system_makes_the_log_refuse_w
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "--exact",
-            "healthz_is_503_with_the_reason_once_a_full_file_system_makes_the_log_refuse_writes",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path());
-    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-    unsafe {
-        child.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: FILE_SIZE_LIMIT,
-                rlim_max: FILE_SIZE_LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let out = child.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::run_with_file_size_limit(
+        "healthz_is_503_with_the_reason_once_a_full_file_system_makes_the_log_refuse_writes",
+        CHILD_ENV,
+        dir.path(),
+        FILE_SIZE_LIMIT,
     );
     let written: usize = std::fs::read_to_string(dir.path().join("done"))
         .unwrap()

@@ -62,6 +62,40 @@ pub const INCARNATION_GAP: u64 = 1 << 31;
 /// more than a million operations per millisecond of its life.
 pub const NUMBERS_PER_MS: u64 = 1 << 20;
 
+/// Clears the node files `files` of a data directory being replaced (a restore or a
+/// salvage with `--force`), all but the marker at `marker` and its temporary file (left by
+/// an earlier run cut short while it wrote its marker, it became the marker just now: it
+/// is written through it). The WAL file at `wal` holds the lock: emptied, never unlinked
+/// (another process could then lock a new file of the same name). The directory is synced
+/// when anything changed. Returns the files removed or emptied.
+pub(crate) fn clear_node_files(
+    files: &[PathBuf],
+    wal: &Path,
+    marker: &Path,
+) -> Result<Vec<PathBuf>, BackupError> {
+    let mut marker_tmp = marker.as_os_str().to_owned();
+    marker_tmp.push(".tmp");
+    let marker_tmp = PathBuf::from(marker_tmp);
+    let mut removed = Vec::new();
+    for path in files.iter().filter(|p| **p != marker && **p != marker_tmp) {
+        if path == wal {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_error("open", path))?;
+            file.set_len(0).map_err(io_error("empty", path))?;
+            file.sync_all().map_err(io_error("sync", path))?;
+        } else {
+            std::fs::remove_file(path).map_err(io_error("remove", path))?;
+        }
+        removed.push(path.clone());
+    }
+    if !removed.is_empty() {
+        crate::io_error::sync_parent_dir(wal).map_err(io_error("sync the directory of", wal))?;
+    }
+    Ok(removed)
+}
+
 /// Errors of backups: every message names the file or directory at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -592,29 +626,7 @@ pub fn restore(
         covers_through: manifest.covers_through,
         ..RestoreReport::default()
     };
-    // The marker's temporary file, left by a restore cut short while it wrote its marker,
-    // became the marker just now (it is written through it).
-    let mut marker_tmp = marker.clone().into_os_string();
-    marker_tmp.push(".tmp");
-    let marker_tmp = PathBuf::from(marker_tmp);
-    for path in existing.iter().filter(|p| **p != marker && **p != marker_tmp) {
-        if path == wal {
-            // It holds the lock: emptied, never unlinked (another process could then lock
-            // a new file of the same name).
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_error("open", path))?;
-            file.set_len(0).map_err(io_error("empty", path))?;
-            file.sync_all().map_err(io_error("sync", path))?;
-        } else {
-            std::fs::remove_file(path).map_err(io_error("remove", path))?;
-        }
-        report.removed.push(path.clone());
-    }
-    if !report.removed.is_empty() {
-        crate::io_error::sync_parent_dir(wal).map_err(io_error("sync the directory of", wal))?;
-    }
+    report.removed = clear_node_files(&existing, wal, &marker)?;
     for (first, f) in manifest.logs() {
         let bytes = read_copy(dir, f)?;
         let to = segment_path(wal, first);

@@ -550,29 +550,7 @@ pub fn salvage(
         damage: found.damage.clone(),
         ..SalvageReport::default()
     };
-    let mut marker_tmp = marker.clone().into_os_string();
-    marker_tmp.push(".tmp");
-    let marker_tmp = PathBuf::from(marker_tmp);
-    for path in node_files(&restore_target)?
-        .iter()
-        .filter(|p| **p != marker && **p != marker_tmp)
-    {
-        if path == target {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_error("open", path))?;
-            file.set_len(0).map_err(io_error("empty", path))?;
-            file.sync_all().map_err(io_error("sync", path))?;
-        } else {
-            std::fs::remove_file(path).map_err(io_error("remove", path))?;
-        }
-        report.removed.push(path.clone());
-    }
-    if !report.removed.is_empty() {
-        crate::io_error::sync_parent_dir(target)
-            .map_err(io_error("sync the directory of", target))?;
-    }
+    report.removed = super::clear_node_files(&node_files(&restore_target)?, target, &marker)?;
 
     // The records after the snapshot's cut, read file by file and written by the WAL
     // itself, numbered as they were; and the greatest number any origin gave them (what

@@ -190,3 +190,37 @@ pub(crate) fn enroll(options: &[softadastra::ClientOptions]) {
         c.close().unwrap();
     }
 }
+
+/// Runs test `name` of the current test binary again, alone, in a child process whose
+/// files may not grow past `limit` bytes (RLIMIT_FSIZE, with SIGXFSZ ignored, so a write
+/// past it fails with EFBIG as on a full disk), with `env` naming `dir`. The test sees
+/// `env` set and plays the child's part. Fails the calling test with the child's output
+/// unless the child succeeds.
+pub(crate) fn run_with_file_size_limit(name: &str, env: &str, dir: &std::path::Path, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, dir);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        child.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = child.output().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
