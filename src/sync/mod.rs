@@ -655,10 +655,7 @@ impl SyncEngine {
         if self.outbox.config().require_ack {
             return Ok(());
         }
-        let newly = self.outbox.acknowledge(&batch.ranges());
-        self.counters.operations_acknowledged =
-            self.counters.operations_acknowledged.saturating_add(covered(&newly));
-        self.log_marks(store, MarkKind::Acknowledged, &newly)
+        self.acknowledge(store, &batch.ranges()).map(|_| ())
     }
 
     /// Applies a peer's batch and returns the ACK to send back (only once the applied
@@ -701,13 +698,18 @@ impl SyncEngine {
             return Ok(0);
         }
         self.counters.acks_received = self.counters.acks_received.saturating_add(1);
-        let newly = self.outbox.acknowledge(&ack.ranges);
+        self.acknowledge(store, &ack.ranges)
+    }
+
+    /// Acknowledges the operations in `ranges` (an ACK's, or those a peer's vector shows it
+    /// holds), logs the marks, and returns how many were acknowledged now.
+    fn acknowledge(&mut self, store: &Store, ranges: &[(u64, u64)]) -> Result<usize, StoreError> {
+        let newly = self.outbox.acknowledge(ranges);
+        let count = covered(&newly);
         self.counters.operations_acknowledged =
-            self.counters.operations_acknowledged.saturating_add(covered(&newly));
+            self.counters.operations_acknowledged.saturating_add(count);
         self.log_marks(store, MarkKind::Acknowledged, &newly)?;
-        Ok(newly.iter().fold(0usize, |n, &(f, l)| {
-            n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
-        }))
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     /// A peer's vector shows which of this node's operations it holds (delivered by a
@@ -730,13 +732,7 @@ impl SyncEngine {
         for &(first, last) in &held {
             self.abandoned.remove(first, last);
         }
-        let newly = self.outbox.acknowledge(&held);
-        self.counters.operations_acknowledged =
-            self.counters.operations_acknowledged.saturating_add(covered(&newly));
-        self.log_marks(store, MarkKind::Acknowledged, &newly)?;
-        Ok(newly.iter().fold(0usize, |n, &(f, l)| {
-            n.saturating_add(usize::try_from(l - f).unwrap_or(usize::MAX).saturating_add(1))
-        }))
+        self.acknowledge(store, &held)
     }
 
     /// What a peer with vector `peer` lacks, to send it in a catch-up.
@@ -974,13 +970,11 @@ impl SyncEngine {
     /// not queue them again. Their data stays in the store (and reaches peers by catch-up).
     pub fn prune_failed(&mut self, store: &Store) -> Result<usize, StoreError> {
         let failed = self.outbox.prune_failed();
-        let mut count = 0usize;
         for &(first, last) in &failed {
             self.abandoned.add(first, last);
-            count = count.saturating_add(usize::try_from(last - first).unwrap_or(usize::MAX) + 1);
         }
         self.log_marks(store, MarkKind::Abandoned, &failed)?;
-        Ok(count)
+        Ok(usize::try_from(covered(&failed)).unwrap_or(usize::MAX))
     }
 
     pub fn state(&self, store: &Store) -> SyncState {
