@@ -19,8 +19,14 @@ use crate::wal::SnapshotDir;
 
 /// Encoded entries per block, in bytes: blocks stay small, and a chunk's read lock short.
 const ENTRIES_BLOCK_BYTES: usize = 1 << 20;
-/// Entries read under one read lock at most.
-const ENTRIES_PER_CHUNK: usize = 4096;
+/// Entries copied under one read lock at most. A local write's apply waits for the lock
+/// while a chunk is copied: with 4096 entries of 100 bytes, about 0.7 ms a time, and
+/// durable puts' p99 during a compaction was 3.6 times the idle one; with 256 it is
+/// within 2 (benches/storage.rs).
+const ENTRIES_PER_CHUNK: usize = 256;
+/// Key and value bytes copied under one read lock at most (beyond the first entry): large
+/// values make short chunks.
+const BYTES_PER_CHUNK: usize = 64 << 10;
 
 /// Payload version of the clock block.
 const CLOCK_VERSION: u8 = 1;
@@ -47,8 +53,14 @@ impl Store {
                         .entries
                         .range::<str, _>((std::ops::Bound::Excluded(k.as_str()), std::ops::Bound::Unbounded)),
                 };
+                let mut bytes = 0usize;
                 range
                     .take(ENTRIES_PER_CHUNK)
+                    .take_while(|(k, e)| {
+                        let within = bytes < BYTES_PER_CHUNK;
+                        bytes += k.len() + e.value.as_ref().map_or(0, Vec::len);
+                        within
+                    })
                     .map(|(k, e)| e.to_operation(k))
                     .collect()
             };
@@ -507,6 +519,33 @@ mod tests {
         let counters = store.counters.lock();
         assert_eq!(image.counters.clock.last(), counters.clock.last());
         assert_eq!(image.counters.next_seq, counters.next_seq);
+    }
+
+    #[test]
+    fn entries_copied_in_chunks_cut_by_bytes_are_each_written_once() {
+        let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
+        // Values of 100 KiB end a chunk after one entry; small ones after 256 entries.
+        for i in 0..700usize {
+            let len = if i % 97 == 0 { 100 << 10 } else { 20 };
+            store.put(&format!("k{i:04}"), &vec![i as u8; len]).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut w = SnapshotWriter::create_file(&path, 0, 0).unwrap();
+        store.write_snapshot_blocks(&mut w).unwrap();
+        w.finish().unwrap();
+
+        let mut keys = Vec::new();
+        snapshot::read_file(&path, |block_type, payload| {
+            if block_type == block::ENTRIES {
+                op::decode_ops(payload, |o| keys.push(o.key.to_string())).unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<String> = (0..700).map(|i| format!("k{i:04}")).collect();
+        assert_eq!(keys, expected, "every entry once, in key order");
+        assert_eq!(image_of(&path).map.entries, store.map.read().entries);
     }
 
     #[test]
