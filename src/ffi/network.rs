@@ -394,7 +394,7 @@ pub unsafe extern "C" fn sa_client_transport_port(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_port, F, "out_port") }?;
-        out.write(c.transport_address()?.port());
+        out.write(c.transport_port()?);
         Ok(())
     })
 }
@@ -417,7 +417,7 @@ pub unsafe extern "C" fn sa_client_discovery_port(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_port, F, "out_port") }?;
-        out.write(c.discovery_address()?.port());
+        out.write(c.discovery_port()?);
         Ok(())
     })
 }

@@ -257,6 +257,13 @@ impl Client {
         self.with_net(|_, net| Ok(net.transport.local_addr()))
     }
 
+    /// The port the transport listens on: the one the system picked with
+    /// `ephemeral_transport_port`. `TransportUnavailable` when the transport does not run,
+    /// `NotOpen` when the client is closed.
+    pub fn transport_port(&self) -> Result<u16> {
+        Ok(self.transport_address()?.port())
+    }
+
     /// Does pending network work without waiting: reads and answers messages, streams
     /// catch-ups and pushes the outbox. Returns how many transport events it handled.
     pub fn process_transport_events(&self, max_events: usize) -> Result<usize> {
@@ -308,6 +315,9 @@ impl Client {
             } else {
                 o.discovery_broadcast_port
             };
+            // An ephemeral port is no port other nodes listen on: without a broadcast port
+            // of its own, announcements go to the added targets only.
+            config.broadcast = config.broadcast_port != 0;
             config.transport_host = o.transport_host.clone();
             config.announce_interval_ms = u64::from(o.discovery_interval_ms);
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
@@ -365,6 +375,13 @@ impl Client {
                 .map(|d| d.local_addr())
                 .ok_or_else(|| Error::DiscoveryUnavailable("discovery is not running".into()))
         })
+    }
+
+    /// The port discovery listens on: the one the system picked with
+    /// `ephemeral_discovery_port`. `DiscoveryUnavailable` when discovery does not run,
+    /// `NotOpen` when the client is closed.
+    pub fn discovery_port(&self) -> Result<u16> {
+        Ok(self.discovery_address()?.port())
     }
 
     /// Sends more destinations for discovery announcements (for networks without
