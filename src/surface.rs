@@ -298,7 +298,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         0,
     ),
     spec(OptionId::SaOptionManualClock, "manual_clock", BOOL, 0),
-    spec(OptionId::SaOptionFailWriteAt, "fail_write_at", UINT, u64::MAX),
+    spec(
+        OptionId::SaOptionFailWriteAt,
+        "fail_write_at",
+        UINT,
+        u64::MAX,
+    ),
     spec(OptionId::SaOptionFailSyncAt, "fail_sync_at", UINT, u64::MAX),
 ];
 
