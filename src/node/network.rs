@@ -397,6 +397,22 @@ impl Client {
         })
     }
 
+    /// [`Client::add_discovery_target`] for a host (a name, resolved now, or an address)
+    /// and a port: the form the C and C++ surfaces take. An empty host, port 0 or a host
+    /// that does not resolve is `InvalidPeer` naming `host:port`.
+    pub fn add_discovery_target_at(&self, host: &str, port: u16) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidPeer {
+            peer: format!("{host}:{port}"),
+            reason,
+        };
+        if host.is_empty() || port == 0 {
+            return Err(invalid("a discovery target needs a host and a port".into()));
+        }
+        let target =
+            crate::transport::resolve(host, port).map_err(|e| invalid(e.to_string()))?;
+        self.add_discovery_target(target)
+    }
+
     /// Connects to `peer` and keeps the connection: it is redialled with backoff whenever it
     /// drops. Returns once the connection attempt has started; the handshake completes
     /// during `process_transport_events`.
