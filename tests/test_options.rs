@@ -36,13 +36,6 @@ fn pump(clients: &[&Client], turns: usize, mut done: impl FnMut() -> bool) -> bo
     done()
 }
 
-fn connected(c: &Client, id: &str) -> bool {
-    c.peers()
-        .unwrap()
-        .iter()
-        .any(|p| p.node_id == id && p.state == PeerState::Connected)
-}
-
 #[test]
 fn ephemeral_transport_ports_are_read_back_and_peers_connect_on_them() {
     let a = ephemeral("till-a", |_| {});
@@ -54,7 +47,7 @@ fn ephemeral_transport_ports_are_read_back_and_peers_connect_on_them() {
     a.connect(&Peer::new("till-b", "127.0.0.1", pb)).unwrap();
     a.put("sale/1", b"9.50").unwrap();
     assert!(pump(&[&a, &b], 400, || b.get("sale/1").is_ok()));
-    assert!(connected(&a, "till-b"));
+    assert!(common::connected(&a, "till-b"));
 }
 
 #[test]
@@ -152,10 +145,10 @@ fn redials_wait_for_the_manual_clock() {
     // Real time passes (at least 300 ms, past the first redial's 250 ms); a's does not.
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(300) {
-        assert!(!pump(&[&a, &b], 1, || connected(&a, "till-b")));
+        assert!(!pump(&[&a, &b], 1, || common::connected(&a, "till-b")));
     }
     a.advance_clock(250).unwrap();
-    assert!(pump(&[&a, &b], 400, || connected(&a, "till-b")));
+    assert!(pump(&[&a, &b], 400, || common::connected(&a, "till-b")));
 }
 
 #[test]

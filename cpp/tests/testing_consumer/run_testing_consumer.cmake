@@ -50,13 +50,7 @@ foreach(name CMakeLists.txt till_test.cpp)
 endforeach()
 
 set(_bin "${WORK}/build")
-run(_ "${CMAKE_COMMAND}" -S "${PROJECT}" -B "${_bin}" -G "${GENERATOR}"
-    -DCMAKE_BUILD_TYPE=Debug
-    "-DCMAKE_PREFIX_PATH=${PREFIX}"
-    "-Dsoftadastra_USE_SHARED=${USE_SHARED}"
-    "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
-    "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
-run(_ "${CMAKE_COMMAND}" --build "${_bin}")
+build_consumer("${PROJECT}" "${_bin}")
 run(out "${CMAKE_CTEST_COMMAND}" --test-dir "${_bin}" --output-on-failure)
 expect_contains("${out}" "100% tests passed" "the application test of docs/testing.md")
 
