@@ -195,6 +195,12 @@ pub struct Client {
     options: ClientOptions,
     /// The wall clock (versions, times shown) and the monotonic clock (every timer).
     clock: Arc<dyn crate::clock::Clock>,
+    /// The same clock when it is a manual one (the test-only option `manual_clock`), for
+    /// [`Client::advance_clock`].
+    manual_clock: Option<Arc<crate::clock::ManualClock>>,
+    /// The disk faults the test-only options `fail_write_at` and `fail_sync_at` ask for,
+    /// counted over every open of the client.
+    faults: Option<crate::wal::FaultPlan>,
     /// Shared with the background thread, if one runs.
     node: RwLock<Option<Arc<OpenNode>>>,
     /// Set when a call panicked (a bug): its state may be half-updated, so every later

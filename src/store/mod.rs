@@ -323,8 +323,9 @@ impl Store {
         observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
         // A restore that did not finish leaves its marker: neither the old state nor the
-        // backup's is whole, and opening would start numbering from what is there.
-        if let Some(path) = options.wal_path.as_deref().filter(|_| wal_dir.is_none()) {
+        // backup's is whole, and opening would start numbering from what is there. (Also
+        // under a given directory: a client's fault-injecting one wraps the real one.)
+        if let Some(path) = options.wal_path.as_deref() {
             let marker = checkpoint::restore_marker_path(path);
             if marker.exists() {
                 return Err(StoreError::RestoreUnfinished { marker });

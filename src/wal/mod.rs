@@ -27,6 +27,7 @@
 
 #[cfg(any(test, feature = "internals"))]
 mod doubles;
+mod faults;
 pub mod format;
 pub mod stats;
 pub mod storage;
@@ -42,7 +43,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::io_error::describe_io;
 
 #[cfg(any(test, feature = "internals"))]
-pub use doubles::{DirImage, Fault, FaultyDir, MemDir, PowerCut};
+pub use doubles::{DirImage, MemDir, PowerCut};
+pub use faults::{Fault, FaultPlan, FaultyDir};
 use format::{FileHeader, HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
 pub use stats::{SYNC_BUCKETS_US, SyncLatencySnapshot, WalStatsSnapshot};
