@@ -57,10 +57,15 @@ struct QueueState {
     closed: bool,
 }
 
+/// Called (without locks held) after changes are queued, for a reader that waits on an
+/// event loop of its own rather than in [`ChangeSubscription::next_timeout`].
+type Notify = Box<dyn Fn() + Send + Sync>;
+
 struct Queue {
     state: Mutex<QueueState>,
     ready: Condvar,
     capacity: usize,
+    notify: Option<Notify>,
 }
 
 impl Queue {
@@ -103,8 +108,8 @@ impl RemoteObserver for ChangeFeed {
         if ops.is_empty() {
             return;
         }
-        let queues = self.queues.lock();
-        for q in queues.iter() {
+        let queues = self.queues.lock().clone();
+        for q in &queues {
             let mut state = q.state.lock();
             for op in ops {
                 if state.changes.len() == q.capacity {
@@ -121,6 +126,9 @@ impl RemoteObserver for ChangeFeed {
             }
             drop(state);
             q.ready.notify_all();
+            if let Some(notify) = &q.notify {
+                notify();
+            }
         }
     }
 }
@@ -192,6 +200,21 @@ impl Client {
     /// reader falls behind. Local writes are not reported. Works whether the client is
     /// open or not, and across closing and opening it.
     pub fn subscribe_changes(&self, capacity: usize) -> ChangeSubscription {
+        self.subscribe(capacity, None)
+    }
+
+    /// [`Client::subscribe_changes`], calling `notify` each time changes are queued (on
+    /// the thread that applied them, with no lock held: it must return at once), for a
+    /// reader that then takes them with [`ChangeSubscription::try_next`].
+    pub fn subscribe_changes_notify(
+        &self,
+        capacity: usize,
+        notify: impl Fn() + Send + Sync + 'static,
+    ) -> ChangeSubscription {
+        self.subscribe(capacity, Some(Box::new(notify)))
+    }
+
+    fn subscribe(&self, capacity: usize, notify: Option<Notify>) -> ChangeSubscription {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
                 changes: VecDeque::new(),
@@ -200,6 +223,7 @@ impl Client {
             }),
             ready: Condvar::new(),
             capacity: capacity.clamp(1, MAX_CHANGE_QUEUE),
+            notify,
         });
         let mut queues = self.changes.queues.lock();
         queues.push(queue.clone());
@@ -336,6 +360,24 @@ mod tests {
         drop(b);
         assert!(sub.is_closed());
         assert_eq!(sub.next_timeout(Duration::from_secs(5)), None);
+    }
+
+    #[test]
+    fn notify_is_called_once_per_applied_batch() {
+        let (a, b) = pair();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let sub = b.subscribe_changes_notify(8, {
+            let calls = calls.clone();
+            move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        a.put("k1", b"v").unwrap();
+        a.put("k2", b"v").unwrap();
+        carry(&a, &b);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(changed(sub.try_next()).key, "k1");
+        assert_eq!(changed(sub.try_next()).key, "k2");
     }
 
     #[test]
