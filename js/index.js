@@ -291,8 +291,10 @@ class Client extends EventEmitter {
     super();
     this.#options = options;
     this.#native = new native.NativeClient({ ...options });
+    // Subscribes at once (newListener comes before the listener is added): a change
+    // applied right after on("change") is reported.
     this.on("newListener", (event) => {
-      if (event === "change" || event === "lagged") queueMicrotask(() => this.#watch());
+      if (event === "change" || event === "lagged") this.#watch(true);
     });
     this.on("removeListener", () => queueMicrotask(() => this.#unwatchIfIdle()));
   }
@@ -319,7 +321,10 @@ class Client extends EventEmitter {
     this.#native.run(batch.map((b) => b[0])).then(
       (outcomes) => {
         for (let i = 0; i < batch.length; i++) {
-          batch[i][1](outcome(outcomes[i], batch[i][2]));
+          const ok = outcomes[2 * i];
+          const v = outcomes[2 * i + 1];
+          const wrap = batch[i][2];
+          batch[i][1](ok ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
         }
         this.#drain();
       },
@@ -545,9 +550,9 @@ class Client extends EventEmitter {
     };
   }
 
-  #watch() {
+  #watch(wanted = false) {
     if (this.#subscription) return;
-    if (this.listenerCount("change") + this.listenerCount("lagged") + this.#iterators.size === 0) return;
+    if (!wanted && this.listenerCount("change") + this.listenerCount("lagged") + this.#iterators.size === 0) return;
     const sub = this.#native.subscribe(CHANGE_QUEUE, () => this.#deliver());
     this.#subscription = sub;
   }

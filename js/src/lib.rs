@@ -59,8 +59,8 @@ impl NativeClient {
     }
 
     /// Runs calls in order, each `[name, ...args]`, off the JavaScript thread; resolves to
-    /// one outcome per call.
-    #[napi(ts_return_type = "Promise<Array<[boolean, any]>>")]
+    /// `[ok, value or error]` per call, flat.
+    #[napi(ts_return_type = "Promise<Array<any>>")]
     pub fn run(&self, calls: Unknown<'_>) -> napi::Result<AsyncTask<calls::Run>> {
         let calls = match read(&calls)? {
             Arg::List(items) => items,
@@ -282,16 +282,18 @@ impl Task for calls::Run {
 
     fn compute(&mut self) -> napi::Result<Vec<Js>> {
         let calls = std::mem::take(&mut self.calls);
-        let results = calls
-            .iter()
-            .map(|call| {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    calls::call(&self.client, self.options_error.as_deref(), call)
-                }))
-                .unwrap_or_else(|p| Err(panicked(p.as_ref())));
-                Js::outcome(outcome)
-            })
-            .collect();
+        // Flat, `ok, value` per call: one array for the batch, not one per call.
+        let mut results = Vec::with_capacity(calls.len() * 2);
+        for call in &calls {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                calls::call(&self.client, self.options_error.as_deref(), call)
+            }))
+            .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+            match outcome {
+                Ok(v) => results.extend([Js::Bool(true), v]),
+                Err(e) => results.extend([Js::Bool(false), Js::error(&e)]),
+            }
+        }
         Ok(results)
     }
 
