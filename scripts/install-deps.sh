@@ -3,7 +3,8 @@
 # cmake, ninja and GoogleTest (Debian packages), abigail-tools for the ABI check
 # (scripts/check-abi.sh), and ip (iproute2) and nft (nftables) for the network-fault test
 # (tests/durability_network.rs, run as root), and unshare (util-linux) for the full-disk
-# test. The Rust toolchain is expected (rustup).
+# test, and Node.js with npm for the JavaScript SDK (js/). The Rust toolchain is expected
+# (rustup).
 set -euo pipefail
 
 missing=()
@@ -17,6 +18,9 @@ command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # unshare (util-linux) gives the full-disk test (cli/tests/cli_health.rs) a small tmpfs in a
 # mount namespace of its own.
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+# The JavaScript SDK (js/) builds with npm and tests with node:test (Node.js 18 or later).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # abidw and abidiff check the C ABI against its committed baseline (scripts/check-abi.sh).
 command -v abidiff >/dev/null 2>&1 || missing+=(abigail-tools)
 [ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \

@@ -44,6 +44,7 @@ impl Client {
             poisoned: Arc::new(Mutex::new(None)),
             background: Mutex::new(None),
             metrics_server: Mutex::new(None),
+            changes: Arc::default(),
         }
     }
 
@@ -79,6 +80,7 @@ impl Client {
             log::error!("node {}: client open failed: {e}", self.options.node_id);
         })?;
         sync.finish_replay();
+        store.observe_remote(self.changes.clone());
         // After the WAL: its lock keeps a second process from making a key meanwhile.
         let identity = match self.options.effective_identity_path() {
             Some(path) => crate::identity::Identity::load_or_create(&path, &self.options.node_id),

@@ -9,6 +9,7 @@
 //!   relay, outbox push, peer and dial records);
 //! - `peers.rs`: `Peer` and `PeerState`, and what is remembered of discovered peers;
 //! - `trust.rs`: the trusted peers and their file;
+//! - `changes.rs`: the feed of remote changes applied locally (`subscribe_changes`);
 //! - `health.rs`: whether writes are accepted, and the recovery policy of a long-running
 //!   node when they are not (`HealthWatch`);
 //! - `metrics.rs`: the metrics in the OpenMetrics text format; `http.rs`: the endpoint
@@ -18,6 +19,7 @@
 
 mod background;
 mod backup;
+mod changes;
 mod client;
 mod collection;
 mod compaction;
@@ -49,6 +51,7 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
+pub use changes::{ChangeEvent, ChangeSubscription, MAX_CHANGE_QUEUE, RemoteChange};
 pub use backup::{
     BackupReport, inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
 };
@@ -212,6 +215,9 @@ pub struct Client {
     /// The metrics endpoint on a thread of the client's (`start_metrics_server`), if
     /// running.
     metrics_server: Mutex<Option<http::MetricsServer>>,
+    /// The subscriptions to remote changes (`subscribe_changes`), told by every store the
+    /// client opens.
+    changes: Arc<changes::ChangeFeed>,
 }
 
 impl Drop for Client {

@@ -506,10 +506,26 @@ impl Store {
         let mut map = self.map.write();
         map.collected.absorb(learned);
         let mut gone = 0;
+        let listener = self.remote_listener();
+        let mut forgotten = Vec::new();
         for (key, c) in forget {
             if map.forget(key, &c.origin, c.seq) {
                 gone += 1;
+                if listener.is_some() {
+                    forgotten.push(Operation {
+                        key: key.clone(),
+                        value: None,
+                        version: c.version,
+                        origin: c.origin.to_string(),
+                        origin_seq: c.seq,
+                        base: None,
+                    });
+                }
             }
+        }
+        drop(map);
+        if let Some(listener) = listener.filter(|_| !forgotten.is_empty()) {
+            listener.applied(&forgotten.iter().collect::<Vec<_>>());
         }
         Ok(gone)
     }

@@ -262,6 +262,21 @@ pub struct Store {
     /// Where its snapshots are: its WAL's directory (`None` without a WAL).
     snapshots: Option<Arc<dyn SnapshotDir>>,
     max_clock_drift_ms: u64,
+    /// Told of the changes remote operations make (the node's change feed), if set.
+    remote_observer: std::sync::OnceLock<Arc<dyn RemoteObserver>>,
+}
+
+/// Told of every change that operations from other nodes make to a store, once they are
+/// applied (the node's change feed, `node/changes.rs`). Called with the sync lock held:
+/// it must not block.
+pub trait RemoteObserver: Send + Sync {
+    /// Whether anyone listens now: when not, the store builds no list (a remote batch
+    /// costs one atomic load more).
+    fn listening(&self) -> bool;
+    /// Operations that changed the store, in the order they were applied. A value a peer
+    /// showed superseded by a removal it collected comes as a removal (`value` `None`)
+    /// with the forgotten entry's origin, number and version.
+    fn applied(&self, ops: &[&Operation]);
 }
 
 impl Store {
@@ -412,7 +427,21 @@ impl Store {
             loaded_snapshot,
             snapshots,
             max_clock_drift_ms: options.max_clock_drift_ms,
+            remote_observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets who is told of the changes remote operations make; the first one set stays.
+    pub fn observe_remote(&self, observer: Arc<dyn RemoteObserver>) {
+        let _ = self.remote_observer.set(observer);
+    }
+
+    /// The observer of remote changes, when one is set and listening.
+    fn remote_listener(&self) -> Option<&dyn RemoteObserver> {
+        self.remote_observer
+            .get()
+            .map(|o| &**o)
+            .filter(|o| o.listening())
     }
 
     /// This store's node id: the origin of its local changes.

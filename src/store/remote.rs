@@ -345,6 +345,10 @@ impl Store {
         let mut keys = HashSet::new();
         rewrite.retain(|&(i, _)| keys.insert(ops[i].key.as_str()));
         drop(map);
+        if let Some(listener) = self.remote_listener() {
+            let applied: Vec<&Operation> = report.applied_indices.iter().map(|&i| &ops[i]).collect();
+            listener.applied(&applied);
+        }
         if !rewrite.is_empty() {
             let changes: Vec<(&str, Option<&[u8]>)> = rewrite
                 .iter()
