@@ -129,6 +129,14 @@ class ClientOptions {
   withLocalDiscovery(port) {
     return this.withDiscovery("127.0.0.1", port);
   }
+  /** Transport on a port the system picks: read it with Client.transportPort(). */
+  withEphemeralTransport(host) {
+    return new ClientOptions({ ...this, enableTransport: true, transportHost: host, transportPort: 0, ephemeralTransportPort: true });
+  }
+  /** Discovery on a port the system picks, announcing only to added targets. */
+  withEphemeralDiscovery(host) {
+    return new ClientOptions({ ...this, enableDiscovery: true, discoveryHost: host, discoveryPort: 0, ephemeralDiscoveryPort: true });
+  }
   withMetadata(displayName, version = native.sdkVersion()) {
     return new ClientOptions({ ...this, displayName, version });
   }
@@ -485,6 +493,14 @@ class Client extends EventEmitter {
   }
   discoveryPort() {
     return this.#call(null, "discoveryPort");
+  }
+  /** Discovery also announces to this address (needed with an ephemeral discovery port). */
+  addDiscoveryTarget(host, port) {
+    return this.#call(null, "addDiscoveryTarget", host, port);
+  }
+  /** For tests only, with the manualClock option: moves the client's clock forward. */
+  advanceClock(ms) {
+    return this.#call(null, "advanceClock", ms);
   }
   peers() {
     return this.#call((list) => list.map((p) => new Peer(p)), "peers");

@@ -73,6 +73,10 @@ export declare class ClientOptions {
   withLocalTransport(port: number): ClientOptions;
   withDiscovery(host: string, port: number): ClientOptions;
   withLocalDiscovery(port: number): ClientOptions;
+  /** Transport on a port the system picks: read it with Client.transportPort(). */
+  withEphemeralTransport(host: string): ClientOptions;
+  /** Discovery on a port the system picks, announcing only to added targets. */
+  withEphemeralDiscovery(host: string): ClientOptions;
   withMetadata(displayName: string, version?: string): ClientOptions;
   validate(): Result<undefined>;
   isValid(): boolean;
@@ -197,6 +201,10 @@ export declare class Client extends EventEmitter {
   stopDiscovery(): Promise<Result<undefined>>;
   discoveryRunning(): boolean;
   discoveryPort(): Promise<Result<number>>;
+  /** Discovery also announces to this address (needed with an ephemeral discovery port). */
+  addDiscoveryTarget(host: string, port: number): Promise<Result<undefined>>;
+  /** For tests only, with the manualClock option: moves the client's clock forward. */
+  advanceClock(ms: number): Promise<Result<undefined>>;
   peers(): Promise<Result<Peer[]>>;
   networkStats(): Promise<Result<NetworkStats>>;
   nodeInfo(): Promise<Result<NodeInfo>>;

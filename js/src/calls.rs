@@ -57,6 +57,8 @@ pub(crate) const CALLS: &[&str] = &[
     "startDiscovery",
     "stopDiscovery",
     "discoveryPort",
+    "addDiscoveryTarget",
+    "advanceClock",
     "peers",
     "networkStats",
     "nodeInfo",
@@ -181,9 +183,7 @@ pub(crate) fn call(client: &Client, options_error: Option<&Error>, call: &Arg) -
             .map(|list| Js::List(list.iter().map(|x| Js::described(x)).collect())),
         "startTransport" => done(c.start_transport()),
         "stopTransport" => done(c.stop_transport()),
-        "transportPort" => c
-            .transport_address()
-            .map(|addr| Js::Number(f64::from(addr.port()))),
+        "transportPort" => c.transport_port().map(|p| Js::Number(f64::from(p))),
         "processTransportEvents" => {
             let max = match a(0) {
                 Arg::None => 64,
@@ -224,9 +224,13 @@ pub(crate) fn call(client: &Client, options_error: Option<&Error>, call: &Arg) -
         }),
         "startDiscovery" => done(c.start_discovery()),
         "stopDiscovery" => done(c.stop_discovery()),
-        "discoveryPort" => c
-            .discovery_address()
-            .map(|addr| Js::Number(f64::from(addr.port()))),
+        "discoveryPort" => c.discovery_port().map(|p| Js::Number(f64::from(p))),
+        "addDiscoveryTarget" => {
+            let host = convert::text("host", a(0))?;
+            let port = convert::uint("port", a(1), u64::from(u16::MAX))?;
+            done(c.add_discovery_target_at(host, port as u16))
+        }
+        "advanceClock" => done(c.advance_clock(convert::uint("ms", a(0), u64::MAX)?)),
         "peers" => c
             .peers()
             .map(|list| Js::List(list.iter().map(|p| Js::described(p)).collect())),

@@ -130,3 +130,46 @@ test("a JavaScript node and the CLI node sync both ways over TCP", async (t) => 
   const peers = (await js.peers()).value();
   assert.ok(peers.some((p) => p.nodeId === "cli-node" && p.isConnected()), JSON.stringify(peers));
 });
+
+test("nodes on ephemeral ports read their ports back and sync; the manual clock moves only when told", async (t) => {
+  const nodes = [];
+  for (const id of ["eph-a", "eph-b"]) {
+    const options = ClientOptions.memoryOnly(id).withEphemeralTransport("127.0.0.1");
+    options.manualClock = true;
+    const client = new Client(options);
+    assert.ok((await client.open()).isOk());
+    t.after(() => client.close());
+    assert.ok((await client.startTransport()).isOk());
+    nodes.push(client);
+  }
+  const [a, b] = nodes;
+  const port = (await a.transportPort()).value();
+  assert.ok(port > 0, `bound port ${port}`);
+  assert.ok((await b.transportPort()).value() !== port);
+  const fa = (await a.nodeInfo()).value().fingerprint;
+  const fb = (await b.nodeInfo()).value().fingerprint;
+  assert.ok((await a.trustPeer("eph-b", fb)).isOk());
+  assert.ok((await b.trustPeer("eph-a", fa)).isOk());
+  assert.ok((await b.connect(Peer.local("eph-a", port))).isOk());
+  assert.ok((await a.put("k", "v")).isOk());
+  const arrived = await waitFor(async () => {
+    await a.processTransportEvents(256, 5);
+    await b.processTransportEvents(256, 5);
+    return (await b.getString("k")).isOk();
+  });
+  assert.ok(arrived, "b got the write from a");
+  assert.ok((await a.advanceClock(60_000)).isOk());
+
+  // A plain port 0 is refused; the clock moves only with the manualClock option.
+  const plain = ClientOptions.memoryOnly("plain").withLocalTransport(0);
+  const refused = await new Client(plain).open();
+  assert.ok(refused.isErr());
+  assert.match(refused.error().message, /transport_port/);
+  const c = new Client(ClientOptions.memoryOnly("no-manual-clock"));
+  assert.ok((await c.open()).isOk());
+  t.after(() => c.close());
+  const moved = await c.advanceClock(1000);
+  assert.ok(moved.isErr());
+  assert.equal(moved.error().code, "invalid_state");
+  assert.ok((await c.transportPort()).isErr(), "no transport: no port");
+});
