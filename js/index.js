@@ -311,8 +311,10 @@ class Client extends EventEmitter {
     return new Promise((resolve) => {
       this.#queue.push([call, resolve, wrap]);
       if (!this.#running) {
+        // Handed over at once: the addon works on it while JavaScript makes the next
+        // calls, which queue up and go as the next batch.
         this.#running = true;
-        queueMicrotask(() => this.#drain());
+        this.#drain();
       }
     });
   }
@@ -326,21 +328,30 @@ class Client extends EventEmitter {
       this.#running = false;
       return;
     }
-    this.#native.run(batch.map((b) => b[0])).then(
+    let running;
+    try {
+      running = this.#native.run(batch.map((b) => b[0]));
+    } catch (e) {
+      // An argument the addon could not even read: answered as errors, like a rejection.
+      running = Promise.reject(e);
+    }
+    running.then(
       (outcomes) => {
+        // The next batch starts before this one's results are handed out: the addon runs
+        // it meanwhile. (It was made after this one ran, so the order holds.)
+        this.#drain();
         for (let i = 0; i < batch.length; i++) {
           const ok = outcomes[2 * i];
           const v = outcomes[2 * i + 1];
           const wrap = batch[i][2];
           batch[i][1](ok ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
         }
-        this.#drain();
       },
       (e) => {
         // The addon rejects nothing; a failure here is a bug, still answered as errors.
+        this.#drain();
         const error = new SoftadastraError("internal_error", String(e && e.message));
         for (const b of batch) b[1](Result.err(error));
-        this.#drain();
       },
     );
   }

@@ -6,7 +6,7 @@
 //! values; benches/memory.rs).
 //!
 //! An allocation holds, in order (unsigned LEB128 varints, `version` little-endian):
-//! `total length, key length, key, value tag (0: tombstone, n + 1: a value of n bytes),
+//! `key length, key, total length, value tag (0: tombstone, n + 1: a value of n bytes),
 //! version (8 bytes), origin (index into the origin table), origin sequence number,
 //! base (0: none, i + 1: origin i), base sequence number (only with a base), value`.
 //! Origins are interned: a million entries share a handful of strings.
@@ -20,7 +20,8 @@ use std::sync::Arc;
 use super::{Entry, Operation, Version};
 
 /// One entry's bytes, owned through a thin pointer (8 bytes in the tree's nodes, where a
-/// `Box<[u8]>` would take 16): the length is the allocation's first varint.
+/// `Box<[u8]>` would take 16): the length follows the key, which comes first so that the
+/// tree's comparisons read one varint and the key.
 struct Packed(NonNull<u8>);
 
 // SAFETY: `Packed` owns its allocation alone (like a `Box<[u8]>`) and never changes it
@@ -30,43 +31,56 @@ unsafe impl Send for Packed {}
 unsafe impl Sync for Packed {}
 
 impl Packed {
-    /// Takes `bytes`, which begin with their own length as a varint.
+    /// Takes `bytes`: the key's length and the key, then the whole length (see the module).
     fn new(bytes: Vec<u8>) -> Packed {
-        assert_eq!(read_varint(&bytes, &mut 0), bytes.len() as u64, "a packed entry starts with its length");
+        // What `bytes()` and `key()` will read without bounds checks, checked once here.
+        let mut at = 0;
+        let key_len = read_varint(&bytes, &mut at) as usize;
+        at += key_len;
+        assert_eq!(
+            read_varint(&bytes, &mut at),
+            bytes.len() as u64,
+            "a packed entry holds its own length after its key"
+        );
         let raw = Box::into_raw(bytes.into_boxed_slice());
         // A boxed slice is never null (an empty one is dangling, not null; ours hold at
-        // least their length).
+        // least their lengths).
         Packed(NonNull::new(raw.cast::<u8>()).expect("a box is not null"))
     }
 
-    fn bytes(&self) -> &[u8] {
-        // The length varint is read a byte at a time: each byte read is part of it, so
-        // within the allocation (it was written whole by `new`).
-        let mut len: u64 = 0;
+    /// Reads the varint at `at`: each byte read is part of it, so within the allocation
+    /// (written whole by `new`, which checked it).
+    fn varint_at(&self, at: &mut usize) -> u64 {
+        let mut n: u64 = 0;
         let mut shift = 0;
-        let mut at = 0usize;
         loop {
-            // SAFETY: `at` stays within the varint at the allocation's start (see above).
-            let byte = unsafe { *self.0.as_ptr().add(at) };
-            len |= u64::from(byte & 0x7f) << shift;
-            at += 1;
+            // SAFETY: `at` stays within a varint that `new` checked lies in the allocation.
+            let byte = unsafe { *self.0.as_ptr().add(*at) };
+            *at += 1;
+            n |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
-                break;
+                return n;
             }
             shift += 7;
         }
-        // SAFETY: the allocation holds exactly `len` bytes (written by `new`), initialised,
-        // and lives as long as `self`; nothing writes to it.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len as usize) }
     }
 
-    /// The key's bytes.
+    /// The key's bytes (the allocation's start: comparisons in the tree read only this).
     fn key(&self) -> &[u8] {
-        let bytes = self.bytes();
         let mut at = 0;
-        read_varint(bytes, &mut at);
-        let len = read_varint(bytes, &mut at) as usize;
-        &bytes[at..at + len]
+        let len = self.varint_at(&mut at) as usize;
+        // SAFETY: the key's `len` bytes follow its length in the allocation (checked by
+        // `new`), initialised and immutable for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), len) }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let mut at = 0;
+        at += self.varint_at(&mut at) as usize;
+        let len = self.varint_at(&mut at) as usize;
+        // SAFETY: the allocation holds exactly `len` bytes (checked by `new`), initialised
+        // and immutable for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len) }
     }
 }
 
@@ -219,11 +233,11 @@ impl Entries {
     fn view<'a>(&'a self, packed: &'a Packed) -> (&'a str, EntryRef<'a>) {
         let bytes = packed.bytes();
         let mut at = 0;
-        read_varint(bytes, &mut at);
         let key_len = read_varint(bytes, &mut at) as usize;
         // Keys are checked to be UTF-8 before they are stored.
         let key = std::str::from_utf8(&bytes[at..at + key_len]).unwrap_or_default();
         at += key_len;
+        read_varint(bytes, &mut at);
         let value_tag = read_varint(bytes, &mut at);
         let version = Version(u64::from_le_bytes(
             bytes[at..at + 8].try_into().expect("8 bytes"),
@@ -255,7 +269,8 @@ impl Entries {
     }
 
     /// Sets `key`'s entry; returns whether there was one before, and whether it was live.
-    pub(super) fn insert(
+    #[cfg(test)]
+    fn insert(
         &mut self,
         key: &str,
         value: Option<&[u8]>,
@@ -264,6 +279,46 @@ impl Entries {
         origin_seq: u64,
         base: Option<(&str, u64)>,
     ) -> Option<bool> {
+        let packed = self.pack(key, value, version, origin, origin_seq, base);
+        self.set
+            .replace(packed)
+            .map(|old| self.view(&old).1.value.is_some())
+    }
+
+    /// Sets `key`'s entry unless the entry there wins over this one (last writer wins:
+    /// the greater version, then the greater origin). `None`: not set; else whether there
+    /// was an entry before, and whether it was live. One walk of the tree when it is set
+    /// (a local write always is), two when it is not.
+    pub(super) fn insert_if_newer(
+        &mut self,
+        key: &str,
+        value: Option<&[u8]>,
+        version: Version,
+        origin: &str,
+        origin_seq: u64,
+        base: Option<(&str, u64)>,
+    ) -> Option<Option<bool>> {
+        let packed = self.pack(key, value, version, origin, origin_seq, base);
+        let Some(old) = self.set.replace(packed) else {
+            return Some(None);
+        };
+        let (_, before) = self.view(&old);
+        if before.wins_over(version, origin) {
+            self.set.replace(old);
+            return None;
+        }
+        Some(Some(before.value.is_some()))
+    }
+
+    fn pack(
+        &mut self,
+        key: &str,
+        value: Option<&[u8]>,
+        version: Version,
+        origin: &str,
+        origin_seq: u64,
+        base: Option<(&str, u64)>,
+    ) -> Packed {
         let origin = u64::from(self.intern(origin));
         let base = base.map(|(o, s)| (u64::from(self.intern(o)) + 1, s));
         let value_tag = value.map_or(0, |v| v.len() as u64 + 1);
@@ -281,9 +336,9 @@ impl Entries {
             total = varint_len(total as u64) + body_len;
         }
         let mut bytes = Vec::with_capacity(total);
-        write_varint(&mut bytes, total as u64);
         write_varint(&mut bytes, key.len() as u64);
         bytes.extend_from_slice(key.as_bytes());
+        write_varint(&mut bytes, total as u64);
         write_varint(&mut bytes, value_tag);
         bytes.extend_from_slice(&version.0.to_le_bytes());
         write_varint(&mut bytes, origin);
@@ -297,9 +352,7 @@ impl Entries {
         }
         bytes.extend_from_slice(value.unwrap_or_default());
         debug_assert_eq!(bytes.len(), total);
-        self.set
-            .replace(Packed::new(bytes))
-            .map(|old| self.view(&old).1.value.is_some())
+        Packed::new(bytes)
     }
 
     /// Removes `key`'s entry; returns whether there was one, and whether it was live.
@@ -402,6 +455,23 @@ mod tests {
         assert_eq!(entries.remove("k"), Some(true));
         assert_eq!(entries.remove("k"), None);
         assert_eq!(entries.len(), 0);
+    }
+
+    #[test]
+    fn only_a_newer_entry_replaces_the_one_there_and_a_refused_one_leaves_it_intact() {
+        let mut entries = Entries::default();
+        let put = |e: &mut Entries, v: &[u8], version, origin| {
+            e.insert_if_newer("k", Some(v), Version(version), origin, version, None)
+        };
+        assert_eq!(put(&mut entries, b"first", 10, "b"), Some(None));
+        assert_eq!(put(&mut entries, b"older", 9, "z"), None);
+        assert_eq!(put(&mut entries, b"same", 10, "b"), None, "applying twice changes nothing");
+        assert_eq!(put(&mut entries, b"lower origin", 10, "a"), None);
+        let e = entries.get("k").unwrap();
+        assert_eq!((e.value, e.version, &**e.origin), (Some(&b"first"[..]), Version(10), "b"));
+        assert_eq!(put(&mut entries, b"higher origin", 10, "c"), Some(Some(true)));
+        assert_eq!(entries.get("k").unwrap().value, Some(&b"higher origin"[..]));
+        assert_eq!(entries.len(), 1);
     }
 
     #[test]

@@ -101,22 +101,17 @@ impl Map {
     /// entry already holds this or a newer change (applying twice changes nothing).
     fn apply(&mut self, op: &Op<'_>) -> bool {
         self.vector.observe(op.origin, op.origin_seq, op.version);
-        if self
-            .entries
-            .get(op.key)
-            .is_some_and(|e| e.wins_over(op.version, op.origin))
-        {
-            return false;
-        }
         // Was there an entry, and was it live?
-        let before = self.entries.insert(
+        let Some(before) = self.entries.insert_if_newer(
             op.key,
             op.value,
             op.version,
             op.origin,
             op.origin_seq,
             op.base,
-        );
+        ) else {
+            return false;
+        };
         match (before, op.value.is_some()) {
             (Some(false), true) => {
                 self.live += 1;
