@@ -289,8 +289,11 @@ const CHANGE_QUEUE = 1024;
 class Client extends EventEmitter {
   #native;
   #options;
-  /** Calls not yet handed to the addon: [call, resolve, wrap]. */
-  #queue = [];
+  /** Calls not yet handed to the addon, and how each one's Promise is resolved (side by
+   * side: no array per call). */
+  #calls = [];
+  #resolves = [];
+  #wraps = [];
   #running = false;
   #subscription = null;
   #iterators = new Set();
@@ -309,7 +312,9 @@ class Client extends EventEmitter {
 
   #call(wrap, ...call) {
     return new Promise((resolve) => {
-      this.#queue.push([call, resolve, wrap]);
+      this.#calls.push(call);
+      this.#resolves.push(resolve);
+      this.#wraps.push(wrap);
       if (!this.#running) {
         // Handed over at once: the addon works on it while JavaScript makes the next
         // calls, which queue up and go as the next batch.
@@ -322,15 +327,19 @@ class Client extends EventEmitter {
   /** Hands every queued call to the addon in one batch; the next batch waits for it, so
    * calls run in the order they were made. */
   #drain() {
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) {
+    const calls = this.#calls;
+    if (calls.length === 0) {
       this.#running = false;
       return;
     }
+    const resolves = this.#resolves;
+    const wraps = this.#wraps;
+    this.#calls = [];
+    this.#resolves = [];
+    this.#wraps = [];
     let running;
     try {
-      running = this.#native.run(batch.map((b) => b[0]));
+      running = this.#native.run(calls);
     } catch (e) {
       // An argument the addon could not even read: answered as errors, like a rejection.
       running = Promise.reject(e);
@@ -340,18 +349,17 @@ class Client extends EventEmitter {
         // The next batch starts before this one's results are handed out: the addon runs
         // it meanwhile. (It was made after this one ran, so the order holds.)
         this.#drain();
-        for (let i = 0; i < batch.length; i++) {
-          const ok = outcomes[2 * i];
+        for (let i = 0; i < resolves.length; i++) {
           const v = outcomes[2 * i + 1];
-          const wrap = batch[i][2];
-          batch[i][1](ok ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
+          const wrap = wraps[i];
+          resolves[i](outcomes[2 * i] ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
         }
       },
       (e) => {
         // The addon rejects nothing; a failure here is a bug, still answered as errors.
         this.#drain();
         const error = new SoftadastraError("internal_error", String(e && e.message));
-        for (const b of batch) b[1](Result.err(error));
+        for (const resolve of resolves) resolve(Result.err(error));
       },
     );
   }
