@@ -36,3 +36,6 @@ cmake --build build/sanitize
 # The install test builds an outside project without the sanitizers: it runs above.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure -E install_consumer
+
+echo "== aarch64 under qemu-user: cross build, C and C++ suites, CLI smoke, portability tests"
+scripts/test-cross.sh aarch64
