@@ -50,12 +50,16 @@ fn write_fixture(dir: &Path) -> u64 {
     for i in 0..20 {
         client.put(&format!("item/{i:02}"), &item(i)).unwrap();
     }
-    client.put("binary", &(0..=255u8).collect::<Vec<_>>()).unwrap();
+    client
+        .put("binary", &(0..=255u8).collect::<Vec<_>>())
+        .unwrap();
     client.put("large", &large()).unwrap();
     client.remove("item/03").unwrap();
     let report = client.compact().unwrap();
     // After the snapshot: in the log only.
-    client.put("item/00", b"changed after the snapshot").unwrap();
+    client
+        .put("item/00", b"changed after the snapshot")
+        .unwrap();
     client.remove("item/04").unwrap();
     let mut batch = WriteBatch::new();
     batch.put("after/1", b"one".to_vec());
@@ -105,22 +109,42 @@ fn check_fixture(dir: &Path) {
     };
     assert!(snapshot.intact && snapshot.covers_through > 0);
     let after: u64 = inspection.files.iter().map(|f| f.records).sum();
-    assert!(after > 0, "records after the snapshot: {:?}", inspection.files);
+    assert!(
+        after > 0,
+        "records after the snapshot: {:?}",
+        inspection.files
+    );
     assert!(inspection.good_through > snapshot.covers_through);
 
     let client = Client::new(options(dir));
     client.open().unwrap();
-    assert_eq!(client.get("item/00").unwrap(), b"changed after the snapshot");
+    assert_eq!(
+        client.get("item/00").unwrap(),
+        b"changed after the snapshot"
+    );
     for i in [1, 2, 5, 10, 19] {
-        assert_eq!(client.get(&format!("item/{i:02}")).unwrap(), item(i), "item/{i:02}");
+        assert_eq!(
+            client.get(&format!("item/{i:02}")).unwrap(),
+            item(i),
+            "item/{i:02}"
+        );
     }
     // Tombstones from both sides of the snapshot, with their own numbers.
-    let removed_before = client.entry("item/03").unwrap().expect("item/03's tombstone");
-    let removed_after = client.entry("item/04").unwrap().expect("item/04's tombstone");
+    let removed_before = client
+        .entry("item/03")
+        .unwrap()
+        .expect("item/03's tombstone");
+    let removed_after = client
+        .entry("item/04")
+        .unwrap()
+        .expect("item/04's tombstone");
     assert!(removed_before.value.is_none() && removed_after.value.is_none());
     assert!(removed_before.origin_seq < removed_after.origin_seq);
     assert_eq!(&*removed_after.origin, NODE_ID);
-    assert_eq!(client.get("binary").unwrap(), (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(
+        client.get("binary").unwrap(),
+        (0..=255u8).collect::<Vec<_>>()
+    );
     assert_eq!(client.get("large").unwrap(), large());
     assert_eq!(client.get("after/1").unwrap(), b"one");
     assert_eq!(client.get("after/2").unwrap(), b"two");
@@ -177,7 +201,9 @@ fn a_value_of_the_16_mib_limit_survives_the_log_and_a_snapshot() {
     let client = Client::new(options(dir.path()));
     client.open().unwrap();
     client.put("big", &value).unwrap();
-    let error = client.put("too-big", &vec![0; MAX_VALUE_LEN + 1]).unwrap_err();
+    let error = client
+        .put("too-big", &vec![0; MAX_VALUE_LEN + 1])
+        .unwrap_err();
     assert!(
         error.to_string().contains(&MAX_VALUE_LEN.to_string()),
         "the error gives the limit: {error}"
@@ -186,11 +212,17 @@ fn a_value_of_the_16_mib_limit_survives_the_log_and_a_snapshot() {
 
     // From the log, then from a snapshot.
     client.open().unwrap();
-    assert!(client.get("big").unwrap() == value, "the value replayed from the log");
+    assert!(
+        client.get("big").unwrap() == value,
+        "the value replayed from the log"
+    );
     client.compact().unwrap();
     client.close().unwrap();
     client.open().unwrap();
-    assert!(client.get("big").unwrap() == value, "the value loaded from the snapshot");
+    assert!(
+        client.get("big").unwrap() == value,
+        "the value loaded from the snapshot"
+    );
     assert!(!client.contains("too-big").unwrap());
     client.close().unwrap();
 }

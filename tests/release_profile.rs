@@ -17,28 +17,50 @@ fn section(name: &str) -> Vec<(String, String)> {
         .filter_map(|l| {
             let l = l.split('#').next().unwrap_or("").trim();
             let (key, value) = l.split_once('=')?;
-            Some((key.trim().to_string(), value.trim().trim_matches('"').to_string()))
+            Some((
+                key.trim().to_string(),
+                value.trim().trim_matches('"').to_string(),
+            ))
         })
         .collect()
 }
 
 fn setting(name: &str, key: &str) -> Option<String> {
-    section(name).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    section(name)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 #[test]
 fn the_size_profile_unwinds_and_is_built_for_size() {
-    assert_eq!(setting("profile.release-small", "panic").as_deref(), Some("unwind"));
-    assert_eq!(setting("profile.release-small", "inherits").as_deref(), Some("release"));
-    assert_eq!(setting("profile.release-small", "opt-level").as_deref(), Some("z"));
-    assert_eq!(setting("profile.release-small", "strip").as_deref(), Some("true"));
+    assert_eq!(
+        setting("profile.release-small", "panic").as_deref(),
+        Some("unwind")
+    );
+    assert_eq!(
+        setting("profile.release-small", "inherits").as_deref(),
+        Some("release")
+    );
+    assert_eq!(
+        setting("profile.release-small", "opt-level").as_deref(),
+        Some("z")
+    );
+    assert_eq!(
+        setting("profile.release-small", "strip").as_deref(),
+        Some("true")
+    );
 }
 
 #[test]
 fn no_profile_aborts_on_panic() {
     for profile in ["profile.release", "profile.dev", "profile.release-small"] {
         if CARGO_TOML.contains(&format!("[{profile}]")) {
-            assert_ne!(setting(profile, "panic").as_deref(), Some("abort"), "{profile}");
+            assert_ne!(
+                setting(profile, "panic").as_deref(),
+                Some("abort"),
+                "{profile}"
+            );
         }
     }
     let cli = include_str!("../cli/Cargo.toml");
