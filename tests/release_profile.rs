@@ -34,22 +34,16 @@ fn setting(name: &str, key: &str) -> Option<String> {
 
 #[test]
 fn the_size_profile_unwinds_and_is_built_for_size() {
-    assert_eq!(
-        setting("profile.release-small", "panic").as_deref(),
-        Some("unwind")
-    );
-    assert_eq!(
-        setting("profile.release-small", "inherits").as_deref(),
-        Some("release")
-    );
-    assert_eq!(
-        setting("profile.release-small", "opt-level").as_deref(),
-        Some("z")
-    );
-    assert_eq!(
-        setting("profile.release-small", "strip").as_deref(),
-        Some("true")
-    );
+    let expected = [
+        ("panic", "unwind"),
+        ("inherits", "release"),
+        ("opt-level", "z"),
+        ("strip", "true"),
+    ];
+    for (key, value) in expected {
+        let found = setting("profile.release-small", key);
+        assert_eq!(found.as_deref(), Some(value), "release-small's {key}");
+    }
 }
 
 #[test]
