@@ -387,6 +387,33 @@ enum sa_option_t
    * never drops them. Default 604800000 (7 days).
    */
   SA_OPTION_TOMBSTONE_HORIZON_MS = 31,
+  /**
+   * Boolean: the transport binds a port the system picks (read it back with
+   * `sa_client_transport_port`); `transport_port` must then be 0. Default false.
+   */
+  SA_OPTION_EPHEMERAL_TRANSPORT_PORT = 32,
+  /**
+   * Boolean: discovery binds a port the system picks (`sa_client_discovery_port`);
+   * `discovery_port` must then be 0, and with `discovery_broadcast_port` 0 nothing is
+   * broadcast (announcements go to added targets only). Default false.
+   */
+  SA_OPTION_EPHEMERAL_DISCOVERY_PORT = 33,
+  /**
+   * Boolean, for tests only: the client's clock stands still until
+   * `sa_client_advance_clock` moves it (timeouts, retries, backoff, stale peers).
+   * Default false.
+   */
+  SA_OPTION_MANUAL_CLOCK = 34,
+  /**
+   * Number, for tests only: the n-th write to the node's files (from its first open,
+   * over its life) fails with an I/O error, once; 0 never. Needs the WAL. Default 0.
+   */
+  SA_OPTION_FAIL_WRITE_AT = 35,
+  /**
+   * Number, for tests only: the n-th sync of the node's files fails, once; 0 never.
+   * Needs the WAL. Default 0.
+   */
+  SA_OPTION_FAIL_SYNC_AT = 36,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -964,6 +991,19 @@ sa_status_t sa_client_describe(const struct sa_client_t *client,
                                struct sa_bytes_t **out_text);
 
 /**
+ * For tests only: moves the clock of a client made with `SA_OPTION_MANUAL_CLOCK` `ms`
+ * milliseconds forward (both its wall and its monotonic clock), so that what falls due by
+ * then (ACK timeouts, retries after their backoff, redials, keepalives, stale and expired
+ * peers) happens on the next `sa_client_tick` or `sa_client_process_transport_events`;
+ * a thread waiting in `sa_client_wait_transport_events` is woken. Open or closed.
+ *
+ * Errors: `SA_INVALID_STATE` (the client has no manual clock), `SA_INVALID_ARGUMENT`
+ * (NULL `client`).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_advance_clock(const struct sa_client_t *client, uint64_t ms);
+
+/**
  * Frees a list from `sa_client_list`, with every key and value in it. NULL is a no-op.
  *
  * Ownership: `entries` must not be used afterwards. Thread safety: any thread, once.
@@ -1231,6 +1271,22 @@ bool sa_client_discovery_running(const struct sa_client_t *client);
  * Thread safety: any thread, concurrently with other calls on the same client.
  */
 sa_status_t sa_client_peers(struct sa_client_t *client, struct sa_peers_t **out_peers);
+
+/**
+ * Sends discovery's announcements and probes to `host:port` too, besides the broadcast
+ * address: for nodes on ephemeral discovery ports (`SA_OPTION_EPHEMERAL_DISCOVERY_PORT`),
+ * several nodes on one host, or networks without broadcast. `host` is an address or a
+ * name (resolved now).
+ *
+ * Ownership: `host` is borrowed for the call.
+ * Errors: `SA_INVALID_STATE` (closed), `SA_DISCOVERY_ERROR` (discovery not running),
+ * `SA_INVALID_ARGUMENT` (NULL `client`, a NULL or empty host, port 0, a host that does
+ * not resolve; the context names `host:port`).
+ * Thread safety: any thread, concurrently with other calls on the same client.
+ */
+sa_status_t sa_client_add_discovery_target(struct sa_client_t *client,
+                                           const char *host,
+                                           uint16_t port);
 
 /**
  * Frees a node description. NULL is a no-op.

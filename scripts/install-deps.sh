@@ -3,8 +3,9 @@
 # cmake, ninja and GoogleTest (Debian packages), abigail-tools for the ABI check
 # (scripts/check-abi.sh), and ip (iproute2) and nft (nftables) for the network-fault test
 # (tests/durability_network.rs, run as root), and unshare (util-linux) for the full-disk
-# test, and the cross compilers and qemu-user for the edge-device builds. The Rust
-# toolchain is expected (rustup); the Rust targets for those builds are added with it.
+# test, Node.js with npm for the JavaScript SDK (js/), and the cross compilers and
+# qemu-user for the edge-device builds. The Rust toolchain is expected (rustup); the Rust
+# targets for those builds are added with it.
 set -euo pipefail
 
 missing=()
@@ -18,6 +19,9 @@ command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # unshare (util-linux) gives the full-disk test (cli/tests/cli_health.rs) a small tmpfs in a
 # mount namespace of its own.
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+# The JavaScript SDK (js/) builds with npm and tests with node:test (Node.js 18 or later).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # abidw and abidiff check the C ABI against its committed baseline (scripts/check-abi.sh).
 command -v abidiff >/dev/null 2>&1 || missing+=(abigail-tools)
 [ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \

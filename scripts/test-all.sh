@@ -2,7 +2,8 @@
 # Every check and every test, exactly what CI runs: formatting, lints, Rust tests (among
 # them tests/c_header.rs: the committed C header is current), then the C and C++ suites
 # under ctest with static and shared linking, and again under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# UndefinedBehaviorSanitizer, then the JavaScript SDK (js/): its addon built by npm and
+# its node:test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,13 @@ cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSOFTADASTRA_SAN
 cmake --build build/sanitize
 # The install test builds an outside project without the sanitizers: it runs above.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/sanitize --output-on-failure -E install_consumer
+  ctest --test-dir build/sanitize --output-on-failure -E 'install_consumer|testing_consumer'
+
+echo "== JavaScript SDK: npm ci (builds the addon) + npm test"
+cargo test --locked --quiet -p softadastra-js
+# ci: the lock file's exact packages; it runs the package's prepare script (napi build).
+npm --prefix js ci --no-audit --no-fund
+npm --prefix js test
 
 echo "== aarch64 under qemu-user: cross build, C and C++ suites, CLI smoke, portability tests"
 scripts/test-cross.sh aarch64

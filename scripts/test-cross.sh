@@ -8,9 +8,10 @@
 # 2. The library, the C++ SDK, the softadastra command and the C and C++ suites, cross
 #    built by CMake (cmake/toolchains/<triple>.cmake) in build/cross-<name>, Debug (cargo's
 #    dev profile: no release build, so that the run stays short), statically linked.
-# 3. ctest runs the C and C++ suites under qemu-user, except the two tests that build and
-#    run an outside project with the host's CMake (install_consumer, preset_install): they
-#    test the install layout, which does not depend on the CPU, and run in the host suites.
+# 3. ctest runs the C and C++ suites under qemu-user, except the tests that install the
+#    package and build and run an outside project with the host's CMake (install_consumer,
+#    testing_consumer, preset_install): they test the install layout, which does not
+#    depend on the CPU, and run in the host suites.
 # 4. A smoke test of the softadastra command under qemu-user: version, a write and a read
 #    in a fresh data directory, and `wal inspect` of the data directory written on x86_64
 #    (tests/fixtures/x86_64-data).
@@ -53,7 +54,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_TOOLCHAIN_FILE="$toolchain" -DGTest_DIR="$gtest_prefix/lib/cmake/GTest" \
   -DSOFTADASTRA_BUILD_APPS=ON
 cmake --build "$build"
-ctest --test-dir "$build" --output-on-failure -E '^(install_consumer|preset_install)$'
+ctest --test-dir "$build" --output-on-failure -E '^(install_consumer|testing_consumer|preset_install)$'
 
 echo "== softadastra command ($triple, under $qemu)"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"

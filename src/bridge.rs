@@ -201,6 +201,8 @@ pub mod api {
         fn contains(self: &RustClient, key: &[u8], contains: &mut bool) -> FfiStatus;
         fn size(self: &RustClient, size: &mut usize) -> FfiStatus;
         fn flush(self: &RustClient) -> FfiStatus;
+        /// For tests: moves the manual clock (option manual_clock).
+        fn advance_clock(self: &RustClient, ms: u64) -> FfiStatus;
         fn compact(self: &RustClient) -> FfiStatus;
         fn backup(self: &RustClient, dir: &[u8]) -> FfiStatus;
         fn node_info(self: &RustClient, info: &mut FfiNodeInfo) -> FfiStatus;
@@ -256,6 +258,8 @@ pub mod api {
         fn transport_port(self: &RustClient, port: &mut u16) -> FfiStatus;
         /// On success, `port` is the port discovery is bound to.
         fn discovery_port(self: &RustClient, port: &mut u16) -> FfiStatus;
+        /// Announces to `host:port` too (`Client::add_discovery_target_at`).
+        fn add_discovery_target(self: &RustClient, host: &[u8], port: u16) -> FfiStatus;
         /// On success, `text` is the client's description (`sa_client_describe`).
         fn describe(self: &RustClient, text: &mut String) -> FfiStatus;
     }
@@ -735,6 +739,12 @@ impl RustClient {
         status("Client::flush", || Ok(self.client.flush()?))
     }
 
+    fn advance_clock(&self, ms: u64) -> FfiStatus {
+        status("Client::advance_clock", || {
+            Ok(self.client.advance_clock(ms)?)
+        })
+    }
+
     fn compact(&self) -> FfiStatus {
         status("Client::compact", || {
             self.client.compact()?;
@@ -954,15 +964,23 @@ impl RustClient {
 
     fn transport_port(&self, port: &mut u16) -> FfiStatus {
         status("Client::transport_port", || {
-            *port = self.client.transport_address()?.port();
+            *port = self.client.transport_port()?;
             Ok(())
         })
     }
 
     fn discovery_port(&self, port: &mut u16) -> FfiStatus {
         status("Client::discovery_port", || {
-            *port = self.client.discovery_address()?.port();
+            *port = self.client.discovery_port()?;
             Ok(())
+        })
+    }
+
+    fn add_discovery_target(&self, host: &[u8], port: u16) -> FfiStatus {
+        status("Client::add_discovery_target", || {
+            Ok(self
+                .client
+                .add_discovery_target_at(text(host, "host")?, port)?)
         })
     }
 

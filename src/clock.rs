@@ -1,9 +1,11 @@
 //! The two clocks a node reads: the wall clock (versions of the hybrid logical clock, times
 //! shown to people) and a monotonic clock (every timer: ACK timeouts, retries, keepalive,
 //! dead connections, redial backoff, discovery ageing). A wall-clock jump, forward or back,
-//! moves no timer. [`Clock`] is the seam tests use to make the wall clock jump.
+//! moves no timer. [`Clock`] is the seam tests use to make the wall clock jump, and
+//! [`ManualClock`] the clock of a client opened with the test-only option `manual_clock`.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Where a node reads the time.
@@ -27,6 +29,57 @@ impl Clock for SystemClock {
 
     fn mono_ms(&self) -> u64 {
         mono_now_ms()
+    }
+}
+
+/// A clock that stands still until [`ManualClock::advance`] moves it (the test-only option
+/// `manual_clock`): both clocks move together, by exactly what the test says, so that
+/// timeouts, retries, backoff and ageing are tested without sleeping. The wall clock
+/// starts at the system's time when the clock is made (versions look like real ones), the
+/// monotonic clock at 1.
+#[derive(Debug)]
+pub struct ManualClock {
+    wall_start_ms: u64,
+    elapsed_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at the system's wall time.
+    pub fn new() -> ManualClock {
+        ManualClock {
+            wall_start_ms: wall_now_ms(),
+            elapsed_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves both clocks `ms` milliseconds forward (saturating: it never wraps).
+    pub fn advance(&self, ms: u64) {
+        // fetch_update cannot fail with a closure that always returns Some.
+        let _ = self
+            .elapsed_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |e| {
+                Some(e.saturating_add(ms))
+            });
+    }
+
+    fn elapsed(&self) -> u64 {
+        self.elapsed_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall_ms(&self) -> u64 {
+        self.wall_start_ms.saturating_add(self.elapsed())
+    }
+
+    fn mono_ms(&self) -> u64 {
+        self.elapsed().saturating_add(1)
     }
 }
 
@@ -66,6 +119,20 @@ mod tests {
         let a = mono_now_ms();
         let b = mono_now_ms();
         assert!(a >= 1 && b >= a);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced_and_both_clocks_together() {
+        let clock = ManualClock::new();
+        let (wall, mono) = (clock.wall_ms(), clock.mono_ms());
+        assert_eq!(mono, 1);
+        assert!(wall.abs_diff(wall_now_ms()) < 1_000);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!((clock.wall_ms(), clock.mono_ms()), (wall, mono));
+        clock.advance(30_000);
+        assert_eq!((clock.wall_ms(), clock.mono_ms()), (wall + 30_000, 30_001));
+        clock.advance(u64::MAX);
+        assert_eq!(clock.mono_ms(), u64::MAX, "saturates, never wraps");
     }
 
     #[test]

@@ -122,6 +122,16 @@ pub enum Error {
     #[error("{0}")]
     DiscoveryUnavailable(String),
 
+    /// An argument a foreign binding could not convert (the JavaScript binding's: a
+    /// number where a string belongs, an option name that does not exist).
+    #[error("invalid argument {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument or option, by the name the caller used.
+        argument: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A peer that cannot be connected to as given.
     #[error("invalid peer {peer}: {reason}")]
     InvalidPeer {
@@ -173,7 +183,9 @@ impl Error {
             Error::DiscoveryUnavailable(_) => ErrorCode::DiscoveryError,
             Error::InvalidState(_) => ErrorCode::InvalidState,
             Error::Backup(e) => backup_code(e),
-            Error::InvalidPeer { .. } => ErrorCode::InvalidArgument,
+            Error::InvalidPeer { .. } | Error::InvalidArgument { .. } => {
+                ErrorCode::InvalidArgument
+            }
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -188,6 +200,7 @@ impl Error {
             Error::Identity(e) => identity_context(e),
             Error::Transport(e) => e.context(),
             Error::InvalidPeer { peer, .. } => peer.clone(),
+            Error::InvalidArgument { argument, .. } => argument.clone(),
             Error::Discovery(e) => e.context(),
             Error::Backup(e) => e
                 .path()

@@ -87,9 +87,10 @@ pub use identity::IdentityError;
 pub use io_error::describe_io;
 pub use metadata::{MetadataError, NodeInfo, hostname};
 pub use node::{
-    BackupReport, CatchUpStats, Client, ClientOptions, CompactionReport, EXPIRED_PEER_RETENTION_MS,
-    Health, HealthWatch, NetworkStats, PROBE_EVERY, Peer, PeerState, TrustedPeer, WriteBatch,
-    inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
+    BackupReport, CatchUpStats, ChangeEvent, ChangeSubscription, Client, ClientOptions,
+    CompactionReport, EXPIRED_PEER_RETENTION_MS, Health, HealthWatch, MAX_CHANGE_QUEUE,
+    NetworkStats, PROBE_EVERY, Peer, PeerState, RemoteChange, TrustedPeer, WriteBatch, inspect_wal,
+    read_backup_manifest, restore_backup, salvage_wal, verify_backup,
 };
 pub use store::snapshot::SnapshotError;
 pub use store::{

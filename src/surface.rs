@@ -105,6 +105,23 @@ pub enum OptionId {
     /// longer than this is not waited for (and gets the full state when it is back). 0
     /// never drops them. Default 604800000 (7 days).
     SaOptionTombstoneHorizonMs = 31,
+    /// Boolean: the transport binds a port the system picks (read it back with
+    /// `sa_client_transport_port`); `transport_port` must then be 0. Default false.
+    SaOptionEphemeralTransportPort = 32,
+    /// Boolean: discovery binds a port the system picks (`sa_client_discovery_port`);
+    /// `discovery_port` must then be 0, and with `discovery_broadcast_port` 0 nothing is
+    /// broadcast (announcements go to added targets only). Default false.
+    SaOptionEphemeralDiscoveryPort = 33,
+    /// Boolean, for tests only: the client's clock stands still until
+    /// `sa_client_advance_clock` moves it (timeouts, retries, backoff, stale peers).
+    /// Default false.
+    SaOptionManualClock = 34,
+    /// Number, for tests only: the n-th write to the node's files (from its first open,
+    /// over its life) fails with an I/O error, once; 0 never. Needs the WAL. Default 0.
+    SaOptionFailWriteAt = 35,
+    /// Number, for tests only: the n-th sync of the node's files fails, once; 0 never.
+    /// Needs the WAL. Default 0.
+    SaOptionFailSyncAt = 36,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -268,6 +285,26 @@ pub const OPTIONS: &[OptionSpec] = &[
         UINT,
         u64::MAX,
     ),
+    spec(
+        OptionId::SaOptionEphemeralTransportPort,
+        "ephemeral_transport_port",
+        BOOL,
+        0,
+    ),
+    spec(
+        OptionId::SaOptionEphemeralDiscoveryPort,
+        "ephemeral_discovery_port",
+        BOOL,
+        0,
+    ),
+    spec(OptionId::SaOptionManualClock, "manual_clock", BOOL, 0),
+    spec(
+        OptionId::SaOptionFailWriteAt,
+        "fail_write_at",
+        UINT,
+        u64::MAX,
+    ),
+    spec(OptionId::SaOptionFailSyncAt, "fail_sync_at", UINT, u64::MAX),
 ];
 
 impl OptionId {
@@ -364,6 +401,11 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionAutoCompact => Value::Bool(o.auto_compact),
         OptionId::SaOptionCompactLogBytes => uint(o.compact_log_bytes),
         OptionId::SaOptionTombstoneHorizonMs => uint(o.tombstone_horizon_ms),
+        OptionId::SaOptionEphemeralTransportPort => Value::Bool(o.ephemeral_transport_port),
+        OptionId::SaOptionEphemeralDiscoveryPort => Value::Bool(o.ephemeral_discovery_port),
+        OptionId::SaOptionManualClock => Value::Bool(o.manual_clock),
+        OptionId::SaOptionFailWriteAt => uint(o.fail_write_at),
+        OptionId::SaOptionFailSyncAt => uint(o.fail_sync_at),
     }
 }
 
@@ -430,6 +472,9 @@ fn set_bool(o: &mut ClientOptions, id: OptionId, b: bool) -> Result<()> {
         OptionId::SaOptionAutoConnectDiscovered => &mut o.auto_connect_discovered,
         OptionId::SaOptionInsecureTransport => &mut o.insecure_transport,
         OptionId::SaOptionAutoCompact => &mut o.auto_compact,
+        OptionId::SaOptionEphemeralTransportPort => &mut o.ephemeral_transport_port,
+        OptionId::SaOptionEphemeralDiscoveryPort => &mut o.ephemeral_discovery_port,
+        OptionId::SaOptionManualClock => &mut o.manual_clock,
         _ => return Err(kind_mismatch(id)),
     };
     *slot = b;
@@ -460,6 +505,8 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         OptionId::SaOptionWalSegmentSize => o.wal_segment_size = n,
         OptionId::SaOptionCompactLogBytes => o.compact_log_bytes = n,
         OptionId::SaOptionTombstoneHorizonMs => o.tombstone_horizon_ms = n,
+        OptionId::SaOptionFailWriteAt => o.fail_write_at = n,
+        OptionId::SaOptionFailSyncAt => o.fail_sync_at = n,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -537,6 +584,11 @@ impl Described for ClientOptions {
             auto_compact: _,
             compact_log_bytes: _,
             tombstone_horizon_ms: _,
+            ephemeral_transport_port: _,
+            ephemeral_discovery_port: _,
+            manual_clock: _,
+            fail_write_at: _,
+            fail_sync_at: _,
         } = self;
         OPTIONS
             .iter()

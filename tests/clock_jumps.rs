@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use softadastra::clock::{Clock, SystemClock};
-use softadastra::{Client, ClientOptions, Peer, PeerState};
+use softadastra::{Client, ClientOptions, Peer};
 
 mod common;
 
@@ -64,13 +64,6 @@ fn pump(clients: &[&Client], limit: Duration, mut done: impl FnMut() -> bool) ->
     done()
 }
 
-fn connected(c: &Client, id: &str) -> bool {
-    c.peers()
-        .unwrap()
-        .iter()
-        .any(|p| p.node_id == id && p.state == PeerState::Connected)
-}
-
 /// A connected to B, with one operation of A's in flight that B has not acknowledged
 /// (B is not driven any more).
 fn in_flight(ack_timeout_ms: u32) -> (Client, Client, Arc<JumpingClock>) {
@@ -84,7 +77,7 @@ fn in_flight(ack_timeout_ms: u32) -> (Client, Client, Arc<JumpingClock>) {
     ))
     .unwrap();
     assert!(pump(&[&a, &b], Duration::from_secs(10), || {
-        connected(&a, "node-b") && connected(&b, "node-a")
+        common::connected(&a, "node-b") && common::connected(&b, "node-a")
     }));
     // Let the opening catch-up conversation finish.
     pump(&[&a, &b], Duration::from_millis(300), || false);
@@ -106,7 +99,7 @@ fn a_wall_clock_jump_forward_closes_nothing_and_fires_no_retry_early() {
     let state = a.sync_state().unwrap();
     assert_eq!(state.total_retries, 0, "{state:?}");
     assert_eq!(state.in_flight_count, 1, "{state:?}");
-    assert!(connected(&a, "node-b"), "{:?}", a.peers());
+    assert!(common::connected(&a, "node-b"), "{:?}", a.peers());
     // The peer list shows wall-clock times: B was heard of within the last seconds of
     // the (jumped) wall clock.
     let seen = a
@@ -141,7 +134,7 @@ fn a_wall_clock_jump_back_stalls_no_retry_and_versions_never_go_back() {
     assert!(pump(&[&a], Duration::from_secs(5), || {
         a.sync_state().unwrap().total_retries >= 1
     }));
-    assert!(connected(&a, "node-b"), "{:?}", a.peers());
+    assert!(common::connected(&a, "node-b"), "{:?}", a.peers());
     // A write after the jump still gets a greater version.
     a.put("k", b"after the jump").unwrap();
     let after = a.entry("k").unwrap().unwrap().version;

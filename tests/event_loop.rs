@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use softadastra::{Client, ClientOptions, Peer, PeerState};
+use softadastra::{Client, ClientOptions, Peer};
 
 mod common;
 
@@ -27,13 +27,6 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
     done()
-}
-
-fn connected(a: &Client, id: &str) -> bool {
-    a.peers()
-        .unwrap()
-        .iter()
-        .any(|p| p.node_id == id && p.state == PeerState::Connected)
 }
 
 #[test]
@@ -110,7 +103,7 @@ fn a_waiting_call_wakes_at_once_on_a_local_write_and_on_a_peers_frame() {
     assert!(wait_until(Duration::from_secs(10), || {
         a.process_transport_events_wait(64, Duration::from_millis(5))
             .unwrap();
-        connected(&a, "node-b")
+        common::connected(&a, "node-b")
     }));
     for _ in 0..20 {
         a.process_transport_events_wait(64, Duration::from_millis(5))

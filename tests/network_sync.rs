@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::trust_each_other;
 use softadastra::sync::KeyStatus;
-use softadastra::{Client, ClientOptions, Peer, PeerState};
+use softadastra::{Client, ClientOptions, Peer, PeerState, WriteBatch};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -253,6 +253,73 @@ fn a_peer_restarted_mid_sync_ends_with_every_acknowledged_write() {
         a.sync_state().unwrap()
     );
     assert!(acknowledged_before <= 2_000);
+}
+
+#[test]
+fn a_thousand_keys_overwritten_a_thousand_times_offline_keep_a_small_outbox_and_sync_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("node-a.wal");
+    // Offline: no transport, no peer, every write kept for sync. Batches of one write per
+    // key keep the test quick; each write is an operation with its own number.
+    let a = Client::new(ClientOptions::fast("node-a", wal.to_str().unwrap()));
+    a.open().unwrap();
+    for round in 0..1_000u32 {
+        let mut batch = WriteBatch::new();
+        for k in 0..1_000u32 {
+            batch.put(format!("k{k:03}"), format!("{k}@{round}"));
+        }
+        a.write_batch(&batch).unwrap();
+    }
+    let counted = |c: &Client| c.sync_state().unwrap().outbox_size;
+    assert_eq!(counted(&a), 1_000_000, "every write is still counted");
+    let small = 2 * 1_000;
+    assert!(
+        a.outbox_entry_count().unwrap() <= small,
+        "{}",
+        a.outbox_entry_count().unwrap()
+    );
+    // Opened again from its log, the outbox is rebuilt just as small.
+    a.close().unwrap();
+    drop(a);
+    let a = node_tuned(dir.path(), "node-a", None, |o| o.auto_flush = false);
+    assert_eq!(counted(&a), 1_000_000);
+    assert!(
+        a.outbox_entry_count().unwrap() <= small,
+        "{}",
+        a.outbox_entry_count().unwrap()
+    );
+
+    // A peer appears: it ends with the newest value of each key, every operation is
+    // acknowledged, and each key reads synced.
+    let b = node(dir.path(), "node-b");
+    trust_each_other(&[&a, &b]);
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    let ok = pump(&[&a, &b], || {
+        b.size().unwrap() == 1_000 && a.sync_state().unwrap().acknowledged_count == 1_000_000
+    });
+    assert!(
+        ok,
+        "b has {}, a: {:?}",
+        b.size().unwrap(),
+        a.sync_state().unwrap()
+    );
+    assert_eq!(b.get("k042").unwrap(), b"42@999");
+    assert_eq!(b.list("").unwrap(), a.list("").unwrap());
+    assert_eq!(a.sync_status("k999").unwrap(), KeyStatus::Synced);
+
+    // Nothing acknowledged is lost across restarts of both.
+    a.close().unwrap();
+    b.close().unwrap();
+    drop((a, b));
+    let a = node_tuned(dir.path(), "node-a", None, |o| o.auto_flush = false);
+    let b = node(dir.path(), "node-b");
+    // Acknowledged work is done: it is not kept, counted again or sent again.
+    let state = a.sync_state().unwrap();
+    let unfinished = state.pending_count + state.queued_count + state.in_flight_count;
+    assert_eq!((unfinished, state.failed_count), (0, 0), "{state:?}");
+    assert_eq!(a.sync_status("k000").unwrap(), KeyStatus::Synced);
+    assert_eq!(b.get("k999").unwrap(), b"999@999");
+    assert_eq!(b.size().unwrap(), 1_000);
 }
 
 #[test]

@@ -520,6 +520,23 @@ Result<std::uint16_t> Client::transport_port() const {
     return port;
 }
 
+Result<void> Client::add_discovery_target(const std::string& host, std::uint16_t port) {
+    if (!impl_) return moved_from();
+    return impl_->run(false, [&](const ffi::RustClient& c) {
+        return c.add_discovery_target(detail::bytes_of(host), port);
+    });
+}
+
+Result<void> Client::advance_clock(std::chrono::milliseconds by) {
+    if (!impl_) return moved_from();
+    if (by.count() < 0) {
+        return Error::invalid_argument("advance_clock: the clock only moves forward, not by " +
+                                       std::to_string(by.count()) + " ms");
+    }
+    auto ms = static_cast<std::uint64_t>(by.count());
+    return impl_->run(false, [&](const ffi::RustClient& c) { return c.advance_clock(ms); });
+}
+
 Result<std::uint16_t> Client::discovery_port() const {
     if (!impl_) return moved_from();
     std::uint16_t port = 0;

@@ -67,6 +67,11 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_AUTO_COMPACT, o.auto_compact);
     visit(SA_OPTION_COMPACT_LOG_BYTES, o.compact_log_bytes);
     visit(SA_OPTION_TOMBSTONE_HORIZON_MS, o.tombstone_horizon_ms);
+    visit(SA_OPTION_EPHEMERAL_TRANSPORT_PORT, o.ephemeral_transport_port);
+    visit(SA_OPTION_EPHEMERAL_DISCOVERY_PORT, o.ephemeral_discovery_port);
+    visit(SA_OPTION_MANUAL_CLOCK, o.manual_clock);
+    visit(SA_OPTION_FAIL_WRITE_AT, o.fail_write_at);
+    visit(SA_OPTION_FAIL_SYNC_AT, o.fail_sync_at);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

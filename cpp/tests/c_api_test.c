@@ -902,6 +902,63 @@ static void test_recovery(const char *wal) {
     sa_client_free(client); /* closes */
 }
 
+/* The options for applications' tests: ephemeral ports read back, the manual clock (an
+ * ACK timeout that waits for it) and a disk fault that fails one put. */
+static void test_testing_options(const char *dir) {
+    sa_options_t *o = memory_options("c-test-node");
+    CHECK(sa_options_set_bool(o, SA_OPTION_ENABLE_TRANSPORT, true) == SA_OK);
+    CHECK(sa_options_set_text(o, SA_OPTION_TRANSPORT_HOST, "127.0.0.1") == SA_OK);
+    CHECK(sa_options_validate(o) == SA_INVALID_ARGUMENT); /* a plain port 0 */
+    CHECK(strcmp(sa_last_error_context(), "transport_port") == 0);
+    CHECK(sa_options_set_bool(o, SA_OPTION_EPHEMERAL_TRANSPORT_PORT, true) == SA_OK);
+    CHECK(sa_options_set_bool(o, SA_OPTION_ENABLE_DISCOVERY, true) == SA_OK);
+    CHECK(sa_options_set_text(o, SA_OPTION_DISCOVERY_HOST, "127.0.0.1") == SA_OK);
+    CHECK(sa_options_set_bool(o, SA_OPTION_EPHEMERAL_DISCOVERY_PORT, true) == SA_OK);
+    CHECK(sa_options_set_bool(o, SA_OPTION_MANUAL_CLOCK, true) == SA_OK);
+    CHECK(sa_options_set_uint(o, SA_OPTION_ACK_TIMEOUT_MS, 1000) == SA_OK);
+    CHECK(sa_options_set_bool(o, SA_OPTION_REQUIRE_ACK, true) == SA_OK);
+    CHECK(sa_options_validate(o) == SA_OK);
+    sa_client_t *c = client_from(o);
+    CHECK(sa_client_open(c) == SA_OK);
+    CHECK(sa_client_start_transport(c) == SA_OK);
+    CHECK(sa_client_start_discovery(c) == SA_OK);
+    uint16_t transport_port = 0, discovery_port = 0;
+    CHECK(sa_client_transport_port(c, &transport_port) == SA_OK && transport_port != 0);
+    CHECK(sa_client_discovery_port(c, &discovery_port) == SA_OK && discovery_port != 0);
+    CHECK(sa_client_add_discovery_target(c, "127.0.0.1", transport_port) == SA_OK);
+    CHECK(sa_client_add_discovery_target(c, NULL, 9400) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_add_discovery_target(c, "127.0.0.1", 0) == SA_INVALID_ARGUMENT);
+    CHECK(strcmp(sa_last_error_context(), "127.0.0.1:0") == 0);
+    CHECK(sa_client_advance_clock(NULL, 1) == SA_INVALID_ARGUMENT);
+    CHECK(sa_client_advance_clock(c, 5000) == SA_OK);
+    sa_client_free(c);
+
+    sa_client_t *plain = client_from(memory_options("c-test-plain"));
+    CHECK(sa_client_advance_clock(plain, 1) == SA_INVALID_STATE);
+    CHECK(contains_text(sa_last_error_message(), "manual_clock"));
+    sa_client_free(plain);
+
+    char wal[512];
+    snprintf(wal, sizeof wal, "%s/c-faulty.wal", dir);
+    sa_options_t *p = NULL;
+    CHECK(sa_options_persistent("c-faulty", wal, &p) == SA_OK);
+    CHECK(sa_options_set_uint(p, SA_OPTION_FAIL_WRITE_AT, 2) == SA_OK);
+    sa_client_t *f = client_from(p);
+    CHECK(sa_client_open(f) == SA_OK);
+    CHECK(sa_client_put(f, KEY("k/1"), (const uint8_t *)"1", 1) == SA_OK);
+    CHECK(sa_client_put(f, KEY("k/2"), (const uint8_t *)"2", 1) == SA_IO_ERROR);
+    CHECK(contains_text(sa_last_error_message(), "injected write failure"));
+    CHECK(value_is(f, "k/1", "1"));
+    sa_bytes_t *value = NULL;
+    CHECK(sa_client_get(f, KEY("k/2"), &value) == SA_NOT_FOUND);
+    CHECK(sa_client_close(f) == SA_IO_ERROR); /* the log failed; closed all the same */
+    CHECK(sa_client_open(f) == SA_OK);
+    CHECK(value_is(f, "k/1", "1"));
+    CHECK(sa_client_put(f, KEY("k/2"), (const uint8_t *)"2", 1) == SA_OK); /* once */
+    sa_client_free(f);
+    remove_node_files(wal);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     char dir[256];
@@ -923,6 +980,7 @@ int main(void) {
     test_store(wal);
     test_recovery(wal);
     test_network(dir);
+    test_testing_options(dir);
 
     /* The node's identity key was made next to its WAL, readable by its owner only. */
     char key[320];

@@ -120,9 +120,9 @@ TEST(DiscoveryTest, StartTwiceIsFineAndStopIsSafe) {
 
         // Discovery alone is enough for the event loop and the peer list.
         auto events = client.process_transport_events();
-        EXPECT_TRUE(events.is_ok()) << events.error().message();
+        SA_EXPECT_OK(events);
         auto peers = client.peers();
-        ASSERT_TRUE(peers.is_ok()) << peers.error().message();
+        SA_ASSERT_OK(peers);
         EXPECT_TRUE(peers.value().empty()) << "its own announcements are not a peer";
 
         EXPECT_TRUE(client.stop_discovery().is_ok());
@@ -131,7 +131,7 @@ TEST(DiscoveryTest, StartTwiceIsFineAndStopIsSafe) {
         EXPECT_ERROR_CODE(client.process_transport_events(), Error::Code::TransportError);
 
         auto restarted = client.start_discovery();
-        ASSERT_TRUE(restarted.is_ok()) << restarted.error().message();
+        SA_ASSERT_OK(restarted);
         EXPECT_TRUE(client.discovery_running());
         ASSERT_TRUE(client.close().is_ok());
         EXPECT_FALSE(client.discovery_running());
@@ -167,7 +167,7 @@ TEST(DiscoveryTest, TwoClientsFindEachOtherConnectAndSync) {
             std::size_t handled = 0;
             for (Client* c : {&a, &b}) {
                 auto r = c->process_transport_events();
-                ASSERT_TRUE(r.is_ok()) << r.error().message();
+                SA_ASSERT_OK(r);
                 handled += r.value();
             }
             converged = a.contains("from/b") && b.contains("from/a");
@@ -178,7 +178,7 @@ TEST(DiscoveryTest, TwoClientsFindEachOtherConnectAndSync) {
                                << ", b has from/a: " << b.contains("from/a");
 
         auto peers = a.peers();
-        ASSERT_TRUE(peers.is_ok()) << peers.error().message();
+        SA_ASSERT_OK(peers);
         ASSERT_EQ(peers.value().size(), 1u);
         const Peer& found = peers.value().front();
         EXPECT_EQ(found.node_id, "node-b");

@@ -170,7 +170,7 @@ TEST(ErrorsTest, DiskFullIsIoErrorAndAcknowledgedValuesSurvive) {
     // The parent has no size limit: every acknowledged value is there, byte for byte.
     Client client{ClientOptions::persistent("full-1", wal)};
     auto opened = client.open();
-    ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+    SA_ASSERT_OK(opened);
     EXPECT_EQ(client.size(), static_cast<std::size_t>(acked));
     for (int i = 0; i < acked; ++i) {
         auto v = client.get(key_for(i));

@@ -23,7 +23,7 @@ TEST(LifecycleTest, OpenTwiceSucceedsAndKeepsData) {
     ASSERT_TRUE(client.open().is_ok());
     ASSERT_TRUE(client.put("k", "v").is_ok());
     auto again = client.open();
-    EXPECT_TRUE(again.is_ok()) << again.error().message();
+    SA_EXPECT_OK(again);
     EXPECT_TRUE(client.is_open());
     EXPECT_EQ(client.get("k").value().to_string(), "v");
 }
@@ -143,7 +143,7 @@ TEST(LifecycleTest, NodeInfoDescribesTheOpenNode) {
     EXPECT_ERROR_CODE(client.node_info(), Error::Code::InvalidState);
     ASSERT_TRUE(client.open().is_ok());
     auto info = client.refresh_node_info();
-    ASSERT_TRUE(info.is_ok()) << info.error().message();
+    SA_ASSERT_OK(info);
     EXPECT_EQ(info.value().node_id, "edge-01");
     EXPECT_EQ(info.value().display_name, "Edge Store 01");
     EXPECT_EQ(info.value().label(), "Edge Store 01");

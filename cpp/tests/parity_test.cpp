@@ -86,6 +86,11 @@ ClientOptions every_field_changed() {
     o.auto_compact = false;
     o.compact_log_bytes = 18;
     o.tombstone_horizon_ms = 19;
+    o.ephemeral_transport_port = true;
+    o.ephemeral_discovery_port = true;
+    o.manual_clock = true;
+    o.fail_write_at = 20;
+    o.fail_sync_at = 21;
     return o;
 }
 

@@ -25,7 +25,7 @@ TEST(RecoveryTest, ReopenRestoresValuesOverwritesAndRemovals) {
     }
     Client reopened{ClientOptions::persistent("rec-1", wal)};
     auto opened = reopened.open();
-    ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+    SA_ASSERT_OK(opened);
     EXPECT_EQ(reopened.size(), 3u);
     EXPECT_EQ(reopened.get("kept").value().to_string(), "v");
     EXPECT_EQ(reopened.get("overwritten").value().to_string(), "new");

@@ -5,6 +5,9 @@
 #   run(out_var cmd...)  runs a command; on a non-zero exit fails with its output; sets
 #                        <out_var> to its standard output and <out_var>_stderr to its error
 #   expect_contains(text needle what)
+#   build_consumer(source binary)
+#                        configures (Debug, with PREFIX on the prefix path, USE_SHARED,
+#                        GENERATOR and the compilers) and builds an outside project
 # Set WORK_PREFIX before including.
 
 if(DEFINED ENV{TMPDIR} AND NOT "$ENV{TMPDIR}" STREQUAL "")
@@ -36,4 +39,14 @@ function(expect_contains text needle what)
   if(at EQUAL -1)
     fail("${what}: expected to find '${needle}' in:\n${text}")
   endif()
+endfunction()
+
+function(build_consumer source binary)
+  run(_ "${CMAKE_COMMAND}" -S "${source}" -B "${binary}" -G "${GENERATOR}"
+      -DCMAKE_BUILD_TYPE=Debug
+      "-DCMAKE_PREFIX_PATH=${PREFIX}"
+      "-Dsoftadastra_USE_SHARED=${USE_SHARED}"
+      "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
+      "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
+  run(_ "${CMAKE_COMMAND}" --build "${binary}")
 endfunction()

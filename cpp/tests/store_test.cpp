@@ -17,7 +17,7 @@ protected:
     void SetUp() override {
         client_ = Client{ClientOptions::persistent("store-test", dir_.file("store.wal"))};
         auto opened = client_.open();
-        ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+        SA_ASSERT_OK(opened);
     }
 
     TempDir dir_;
@@ -27,7 +27,7 @@ protected:
 TEST_F(StoreTest, StringValueRoundTrips) {
     ASSERT_TRUE(client_.put("app/name", "Softadastra").is_ok());
     auto v = client_.get("app/name");
-    ASSERT_TRUE(v.is_ok()) << v.error().message();
+    SA_ASSERT_OK(v);
     EXPECT_EQ(v.value().to_string(), "Softadastra");
 }
 
@@ -104,7 +104,7 @@ TEST_F(StoreTest, WriteBatchAppliesEveryChangeTogether) {
         .put("sale/1", "4 x coffee");
     EXPECT_EQ(batch.size(), 4u);
     auto written = client_.write_batch(batch);
-    ASSERT_TRUE(written.is_ok()) << written.error().message();
+    SA_ASSERT_OK(written);
     EXPECT_EQ(client_.get("sale/1").value().to_string(), "4 x coffee") << "later changes win";
     EXPECT_EQ(client_.get("sale/2").value().bytes(), (std::vector<std::uint8_t>{0, 1, 0}));
     EXPECT_FALSE(client_.contains("old"));
@@ -130,7 +130,7 @@ TEST_F(StoreTest, ListReturnsTheKeysOfAPrefixInOrder) {
     ASSERT_TRUE(client_.put("sale/3", "gone").is_ok());
     ASSERT_TRUE(client_.remove("sale/3").is_ok());
     auto sales = client_.list("sale/");
-    ASSERT_TRUE(sales.is_ok()) << sales.error().message();
+    SA_ASSERT_OK(sales);
     ASSERT_EQ(sales.value().size(), 2u);
     EXPECT_EQ(sales.value()[0].key.str(), "sale/1");
     EXPECT_EQ(sales.value()[0].value.to_string(), std::string("a\0z", 3));
@@ -188,7 +188,7 @@ TEST_F(StoreTest, CompactionKeepsEveryValueAcrossAReopen) {
     }
     ASSERT_TRUE(client_.remove("k7").is_ok());
     auto compacted = client_.compact();
-    ASSERT_TRUE(compacted.is_ok()) << compacted.error().message();
+    SA_ASSERT_OK(compacted);
     ASSERT_TRUE(client_.close().is_ok());
     ASSERT_TRUE(client_.open().is_ok());
     EXPECT_EQ(client_.size(), 49u);
@@ -202,7 +202,7 @@ TEST_F(StoreTest, ABackupIsWrittenIntoAnEmptyDirectoryWhileTheNodeRuns) {
     }
     auto backup_dir = dir_.file("backup");
     auto made = client_.backup(backup_dir);
-    ASSERT_TRUE(made.is_ok()) << made.error().message();
+    SA_ASSERT_OK(made);
     EXPECT_TRUE(std::filesystem::exists(backup_dir + "/MANIFEST"));
     EXPECT_TRUE(std::filesystem::exists(backup_dir + "/snapshot"));
     EXPECT_TRUE(std::filesystem::exists(backup_dir + "/identity.key"));

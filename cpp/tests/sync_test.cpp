@@ -19,13 +19,13 @@ namespace {
 Client open_client(ClientOptions options) {
     Client client{std::move(options)};
     auto opened = client.open();
-    EXPECT_TRUE(opened.is_ok()) << opened.error().message();
+    SA_EXPECT_OK(opened);
     return client;
 }
 
 SyncState state_of(const Client& client) {
     auto state = client.sync_state();
-    EXPECT_TRUE(state.is_ok()) << state.error().message();
+    SA_EXPECT_OK(state);
     return state.value_or(SyncState{});
 }
 
@@ -106,7 +106,7 @@ TEST(SyncTest, RemovalIsSyncWorkToo) {
     ASSERT_TRUE(client.remove("k").is_ok());
     EXPECT_EQ(state_of(client).outbox_size, 2u);
     auto status = client.sync_status("k");
-    ASSERT_TRUE(status.is_ok()) << status.error().message();
+    SA_ASSERT_OK(status);
     EXPECT_EQ(status.value(), SyncStatus::WaitingToSync);
 }
 
@@ -114,7 +114,7 @@ TEST(SyncTest, FreshPutIsWaitingToSync) {
     Client client = open_client(ClientOptions::memory_only("sync-status"));
     ASSERT_TRUE(client.put("doc/1", "draft").is_ok());
     auto status = client.sync_status("doc/1");
-    ASSERT_TRUE(status.is_ok()) << status.error().message();
+    SA_ASSERT_OK(status);
     EXPECT_EQ(status.value(), SyncStatus::WaitingToSync);
     EXPECT_EQ(to_string(status.value()), "waiting_to_sync");
     EXPECT_EQ(label(status.value()), "waiting to sync");
@@ -154,11 +154,11 @@ TEST(SyncTest, WithoutAutoQueueAPutIsSavedLocallyUntilQueued) {
 
     // A tick does not queue pending work by itself.
     auto tick = client.tick();
-    ASSERT_TRUE(tick.is_ok()) << tick.error().message();
+    SA_ASSERT_OK(tick);
     EXPECT_EQ(state_of(client).pending_count, 1u);
 
     auto queued = client.queue_pending();
-    ASSERT_TRUE(queued.is_ok()) << queued.error().message();
+    SA_ASSERT_OK(queued);
     EXPECT_EQ(queued.value(), 1u);
     SyncState after = state_of(client);
     EXPECT_EQ(after.outbox_size, 1u);
@@ -173,7 +173,7 @@ TEST(SyncTest, RetryFailedWithNothingFailedQueuesNothing) {
     Client client = open_client(ClientOptions::memory_only("sync-retry-failed"));
     ASSERT_TRUE(client.put("k", "v").is_ok());
     auto retried = client.retry_failed();
-    ASSERT_TRUE(retried.is_ok()) << retried.error().message();
+    SA_ASSERT_OK(retried);
     EXPECT_EQ(retried.value(), 0u);
     SyncState state = state_of(client);
     EXPECT_EQ(state.queued_count, 1u);
@@ -191,7 +191,7 @@ TEST(SyncTest, TickOnAnEmptyStateReturnsZeros) {
     Client client = open_client(ClientOptions::memory_only("sync-tick-empty"));
     for (bool prune : {false, true}) {
         auto tick = client.tick(prune);
-        ASSERT_TRUE(tick.is_ok()) << tick.error().message();
+        SA_ASSERT_OK(tick);
         EXPECT_EQ(tick.value().retried_count, 0u);
         EXPECT_EQ(tick.value().pruned_count, 0u);
         EXPECT_EQ(tick.value().batch_size, 0u);
@@ -206,7 +206,7 @@ TEST(SyncTest, TickWithoutAPeerSendsNothingAndKeepsWorkQueued) {
     ASSERT_TRUE(client.put("k2", "v").is_ok());
     for (int i = 0; i < 3; ++i) {
         auto tick = client.tick();
-        ASSERT_TRUE(tick.is_ok()) << tick.error().message();
+        SA_ASSERT_OK(tick);
         EXPECT_EQ(tick.value().batch_size, 0u);
         EXPECT_FALSE(tick.value().produced_batch());
         EXPECT_EQ(tick.value().retried_count, 0u);
@@ -223,7 +223,7 @@ TEST(SyncTest, RetryExpiredWithNothingInFlightRetriesNothing) {
     Client client = open_client(ClientOptions::memory_only("sync-retry"));
     ASSERT_TRUE(client.put("k", "v").is_ok());
     auto retried = client.retry_expired();
-    ASSERT_TRUE(retried.is_ok()) << retried.error().message();
+    SA_ASSERT_OK(retried);
     EXPECT_EQ(retried.value(), 0u);
     EXPECT_EQ(state_of(client).queued_count, 1u);
 }
@@ -234,13 +234,13 @@ TEST(SyncTest, PruningNeverRemovesQueuedWork) {
     ASSERT_TRUE(client.put("k2", "v").is_ok());
 
     auto completed = client.prune_completed();
-    ASSERT_TRUE(completed.is_ok()) << completed.error().message();
+    SA_ASSERT_OK(completed);
     EXPECT_EQ(completed.value(), 0u);
     auto failed = client.prune_failed();
-    ASSERT_TRUE(failed.is_ok()) << failed.error().message();
+    SA_ASSERT_OK(failed);
     EXPECT_EQ(failed.value(), 0u);
     auto tick = client.tick(true);
-    ASSERT_TRUE(tick.is_ok()) << tick.error().message();
+    SA_ASSERT_OK(tick);
     EXPECT_EQ(tick.value().pruned_count, 0u);
 
     SyncState state = state_of(client);

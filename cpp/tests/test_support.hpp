@@ -1,9 +1,11 @@
-// Shared helpers for the SDK tests: a unique temporary directory removed at the end of
-// the test, matchers for error messages, and free loopback ports for network tests.
+// Shared helpers for the SDK tests: those the SDK ships to applications
+// (<softadastra/testing.hpp>: TempDir, Cluster, SA_ASSERT_OK), matchers for error messages,
+// and free loopback ports for network tests.
 #ifndef SOFTADASTRA_TEST_SUPPORT_HPP
 #define SOFTADASTRA_TEST_SUPPORT_HPP
 
 #include <softadastra/sdk.hpp>
+#include <softadastra/testing.hpp>
 
 #include <gtest/gtest.h>
 
@@ -20,32 +22,10 @@
 
 namespace softadastra::test {
 
-/// A fresh directory under the system temp directory (mkdtemp), removed with its contents
-/// when the object goes out of scope. Tests never write into the repository.
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern =
-            (std::filesystem::temp_directory_path() / "softadastra-test-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            ADD_FAILURE() << "mkdtemp failed for " << pattern;
-        }
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::filesystem::path& path() const { return path_; }
-    /// `name` inside the directory, as a string.
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
-};
+/// A fresh directory under the system temp directory, removed with its contents at the
+/// end of the test: the helper the SDK ships to applications (<softadastra/testing.hpp>).
+/// Tests never write into the repository.
+using TempDir = softadastra::testing::TempDir;
 
 inline bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;

@@ -155,7 +155,7 @@ TEST(TransportTest, NotStartedIsATransportError) {
     EXPECT_ERROR_CODE(client.disconnect(Peer::local("node-b", 4041)), Error::Code::TransportError);
     // Enabled but not running: no peer yet.
     auto peers = client.peers();
-    ASSERT_TRUE(peers.is_ok()) << peers.error().message();
+    SA_ASSERT_OK(peers);
     EXPECT_TRUE(peers.value().empty());
     EXPECT_TRUE(client.stop_transport().is_ok());
     EXPECT_FALSE(client.transport_running());
@@ -169,7 +169,7 @@ TEST(TransportTest, StartTwiceIsFineAndStopIsSafe) {
     EXPECT_TRUE(client.start_transport().is_ok());
     EXPECT_TRUE(client.transport_running());
     auto events = client.process_transport_events();
-    ASSERT_TRUE(events.is_ok()) << events.error().message();
+    SA_ASSERT_OK(events);
     EXPECT_TRUE(client.process_transport_events(0).is_ok());
 
     EXPECT_TRUE(client.stop_transport().is_ok());
@@ -179,7 +179,7 @@ TEST(TransportTest, StartTwiceIsFineAndStopIsSafe) {
 
     // It starts again on the same port, and close() stops it.
     auto restarted = client.start_transport();
-    ASSERT_TRUE(restarted.is_ok()) << restarted.error().message();
+    SA_ASSERT_OK(restarted);
     EXPECT_TRUE(client.transport_running());
     ASSERT_TRUE(client.close().is_ok());
     EXPECT_FALSE(client.transport_running());
@@ -216,7 +216,7 @@ TEST(TransportTest, InvalidPeerIsRejected) {
 
     // Nothing was dialled.
     auto peers = client.peers();
-    ASSERT_TRUE(peers.is_ok()) << peers.error().message();
+    SA_ASSERT_OK(peers);
     EXPECT_TRUE(peers.value().empty());
 }
 
@@ -235,7 +235,7 @@ TEST(TransportTest, TwoClientsSyncOverLoopback) {
     ASSERT_TRUE(b.client.put("b/only", "from b").is_ok());
 
     auto connected = a.client.connect(Peer::local("node-b", b.port));
-    ASSERT_TRUE(connected.is_ok()) << connected.error().message();
+    SA_ASSERT_OK(connected);
     // Connecting again to the same peer is harmless.
     EXPECT_TRUE(a.client.connect(Peer::local("node-b", b.port)).is_ok());
 
@@ -251,7 +251,7 @@ TEST(TransportTest, TwoClientsSyncOverLoopback) {
 
     for (int i = 0; i < kPuts; ++i) {
         auto v = b.client.get("a/" + std::to_string(i));
-        ASSERT_TRUE(v.is_ok()) << v.error().message();
+        SA_ASSERT_OK(v);
         EXPECT_EQ(v.value().to_string(), "value " + std::to_string(i));
     }
     EXPECT_EQ(a.client.sync_status("a/0").value_or(SyncStatus::SavedLocally), SyncStatus::Synced);
@@ -370,7 +370,7 @@ TEST(TransportTest, TheWaitingCallReturnsWhenAPeersFrameArrives) {
     const auto start = std::chrono::steady_clock::now();
     for (int round = 0; round < 100 && !a.client.contains("wake"); ++round) {
         auto r = a.client.process_transport_events(64, std::chrono::milliseconds(10000));
-        ASSERT_TRUE(r.is_ok()) << r.error().message();
+        SA_ASSERT_OK(r);
         if (std::chrono::steady_clock::now() - start > std::chrono::seconds(9)) break;
     }
     EXPECT_TRUE(a.client.contains("wake"));

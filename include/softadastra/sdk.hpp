@@ -359,6 +359,25 @@ struct ClientOptions {
     /// is sent the full state when it comes back (docs/sync.md). 0: never dropped.
     /// Default 7 days.
     std::uint64_t tombstone_horizon_ms = 7ull * 24 * 60 * 60 * 1000;
+    /// The transport binds a port the system picks; read it with
+    /// Client::transport_port(). transport_port must then be 0 (a plain port 0 is
+    /// invalid). For tests that run in parallel: see with_ephemeral_transport().
+    bool ephemeral_transport_port = false;
+    /// Discovery binds a port the system picks (Client::discovery_port()); discovery_port
+    /// must then be 0. With discovery_broadcast_port 0 nothing is broadcast: announcements
+    /// go to the targets added with Client::add_discovery_target() only.
+    bool ephemeral_discovery_port = false;
+    /// For tests only: the client's clock stands still until Client::advance_clock()
+    /// moves it, so that ACK timeouts, retries and their backoff, redials, keepalives and
+    /// stale peers are tested without sleeping. Off by default.
+    bool manual_clock = false;
+    /// For tests only: the n-th write to the node's files (counting from 1 over the
+    /// client's life, from its first open; what opening writes is not counted) fails with
+    /// an IoError, once. 0 (the default): never. Needs the WAL.
+    std::uint64_t fail_write_at = 0;
+    /// For tests only: the n-th sync of the node's files fails with an IoError, once,
+    /// counted as fail_write_at is. 0 (the default): never. Needs the WAL.
+    std::uint64_t fail_sync_at = 0;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,
@@ -384,6 +403,21 @@ struct ClientOptions {
     /// A copy with the transport enabled on 127.0.0.1:port.
     ClientOptions with_local_transport(std::uint16_t port) const {
         return with_transport("127.0.0.1", port);
+    }
+    /// A copy with the transport enabled on host and a port the system picks (read it with
+    /// Client::transport_port() once the transport runs).
+    ClientOptions with_ephemeral_transport(std::string host = "127.0.0.1") const {
+        ClientOptions o = with_transport(std::move(host), 0);
+        o.ephemeral_transport_port = true;
+        return o;
+    }
+    /// A copy with discovery enabled on host and a port the system picks
+    /// (Client::discovery_port()). Unless discovery_broadcast_port is set, announcements
+    /// go only to the targets added with Client::add_discovery_target().
+    ClientOptions with_ephemeral_discovery(std::string host = "127.0.0.1") const {
+        ClientOptions o = with_discovery(std::move(host), 0);
+        o.ephemeral_discovery_port = true;
+        return o;
     }
     /// A copy with discovery enabled on host:port.
     ClientOptions with_discovery(std::string host, std::uint16_t port) const {
@@ -411,7 +445,8 @@ struct ClientOptions {
     /// names are those of the fields). InvalidArgument when a text field is not UTF-8.
     Result<std::string> describe() const;
     /// False for an empty node id, an empty version, the WAL on with an empty path, batch
-    /// size 0, transport or discovery on with an empty host or port 0.
+    /// size 0, transport or discovery on with an empty host or port 0 (unless the
+    /// ephemeral port is asked for), a disk fault without the WAL.
     bool is_valid() const { return validate().is_ok(); }
     bool valid() const { return is_valid(); }
 };
@@ -957,6 +992,12 @@ public:
     [[nodiscard]] bool discovery_running() const noexcept;
     /// The port discovery is bound to. DiscoveryError when it does not run.
     [[nodiscard]] Result<std::uint16_t> discovery_port() const;
+    /// Sends discovery's announcements and probes to host:port too, besides the broadcast
+    /// address: for nodes on ephemeral discovery ports, several nodes on one host, or
+    /// networks without broadcast. DiscoveryError when discovery does not run;
+    /// InvalidArgument (context "host:port") for an empty host, port 0 or a host that does
+    /// not resolve.
+    Result<void> add_discovery_target(const std::string& host, std::uint16_t port);
     /// The known peers, sorted by node id: connected, dialled (faulted when the last
     /// connection failed), found by discovery (available or stale), and those that
     /// expired since the last call (reported once). TransportError when both the
@@ -973,6 +1014,13 @@ public:
     /// [options], and while open [node_info], [sync_state] and [network_stats] (the names
     /// are those of the fields here). Meant for people: it may gain lines.
     [[nodiscard]] Result<std::string> describe() const;
+
+    /// For tests only: moves the clock of a client made with ClientOptions::manual_clock
+    /// `by` forward, so that what falls due by then (ACK timeouts, retries after their
+    /// backoff, redials, keepalives, stale and expired peers) happens on the next tick()
+    /// or process_transport_events(). InvalidState without manual_clock, InvalidArgument
+    /// for a negative duration. Open or closed.
+    Result<void> advance_clock(std::chrono::milliseconds by);
 
 private:
     class Impl;

@@ -16,8 +16,12 @@ pub struct DiscoveryConfig {
     pub bind_port: u16,
     /// Where announcements and probes go. Default "255.255.255.255".
     pub broadcast_host: String,
-    /// Default 9400. Must not be 0.
+    /// Default 9400. Must not be 0 when `broadcast` is on.
     pub broadcast_port: u16,
+    /// Send announcements and probes to `broadcast_host:broadcast_port`. Off, they go to
+    /// `extra_targets` and the targets added later only (nodes on ephemeral ports, which
+    /// cannot share a broadcast port). Default on.
+    pub broadcast: bool,
     /// More destinations for announcements and probes, besides the broadcast address (for
     /// networks without broadcast, or several nodes on one host). Default none.
     pub extra_targets: Vec<SocketAddr>,
@@ -57,6 +61,7 @@ impl DiscoveryConfig {
             bind_port: DEFAULT_DISCOVERY_PORT,
             broadcast_host: "255.255.255.255".into(),
             broadcast_port: DEFAULT_DISCOVERY_PORT,
+            broadcast: true,
             extra_targets: Vec::new(),
             transport_host: "0.0.0.0".into(),
             transport_port,

@@ -186,7 +186,7 @@ impl Discovery {
         let invalid =
             |field: &'static str, reason: String| DiscoveryError::InvalidConfig { field, reason };
         validate_node_id(&config.node_id).map_err(|e| invalid("node_id", e.to_string()))?;
-        if config.broadcast_port == 0 {
+        if config.broadcast && config.broadcast_port == 0 {
             return Err(invalid("broadcast_port", "must not be 0".into()));
         }
         if config.announce_interval_ms == 0 {
@@ -226,11 +226,14 @@ impl Discovery {
         } else {
             Some(resolve_host("transport_host", &config.transport_host)?)
         };
-        let mut targets = vec![check_target(
-            "broadcast_host",
-            bind_ip,
-            SocketAddr::new(broadcast_ip, config.broadcast_port),
-        )?];
+        let mut targets = Vec::new();
+        if config.broadcast {
+            targets.push(check_target(
+                "broadcast_host",
+                bind_ip,
+                SocketAddr::new(broadcast_ip, config.broadcast_port),
+            )?);
+        }
         for t in &config.extra_targets {
             let t = check_target("extra_targets", bind_ip, *t)?;
             if !targets.contains(&t) {

@@ -408,6 +408,24 @@ pub unsafe extern "C" fn sa_client_describe(
     })
 }
 
+/// For tests only: moves the clock of a client made with `SA_OPTION_MANUAL_CLOCK` `ms`
+/// milliseconds forward (both its wall and its monotonic clock), so that what falls due by
+/// then (ACK timeouts, retries after their backoff, redials, keepalives, stale and expired
+/// peers) happens on the next `sa_client_tick` or `sa_client_process_transport_events`;
+/// a thread waiting in `sa_client_wait_transport_events` is woken. Open or closed.
+///
+/// Errors: `SA_INVALID_STATE` (the client has no manual clock), `SA_INVALID_ARGUMENT`
+/// (NULL `client`).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_advance_clock(client: *const SaClient, ms: u64) -> SaStatus {
+    const F: &str = "sa_client_advance_clock";
+    // SAFETY (in the closure): the caller passes NULL or a live handle.
+    boundary::status(F, || {
+        Ok(unsafe { self::client(client, F) }?.advance_clock(ms)?)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

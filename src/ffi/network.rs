@@ -394,7 +394,7 @@ pub unsafe extern "C" fn sa_client_transport_port(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_port, F, "out_port") }?;
-        out.write(c.transport_address()?.port());
+        out.write(c.transport_port()?);
         Ok(())
     })
 }
@@ -417,7 +417,7 @@ pub unsafe extern "C" fn sa_client_discovery_port(
         let c = unsafe { client::client(client, F) }?;
         // SAFETY: the caller passes NULL or a pointer valid for writing the result.
         let out = unsafe { boundary::out_arg(out_port, F, "out_port") }?;
-        out.write(c.discovery_address()?.port());
+        out.write(c.discovery_port()?);
         Ok(())
     })
 }
@@ -695,6 +695,32 @@ pub unsafe extern "C" fn sa_client_peers(
         let peers = c.peers()?;
         out.write(SaPeers::into_raw(&peers));
         Ok(())
+    })
+}
+
+/// Sends discovery's announcements and probes to `host:port` too, besides the broadcast
+/// address: for nodes on ephemeral discovery ports (`SA_OPTION_EPHEMERAL_DISCOVERY_PORT`),
+/// several nodes on one host, or networks without broadcast. `host` is an address or a
+/// name (resolved now).
+///
+/// Ownership: `host` is borrowed for the call.
+/// Errors: `SA_INVALID_STATE` (closed), `SA_DISCOVERY_ERROR` (discovery not running),
+/// `SA_INVALID_ARGUMENT` (NULL `client`, a NULL or empty host, port 0, a host that does
+/// not resolve; the context names `host:port`).
+/// Thread safety: any thread, concurrently with other calls on the same client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_client_add_discovery_target(
+    client: *mut SaClient,
+    host: *const c_char,
+    port: u16,
+) -> SaStatus {
+    const F: &str = "sa_client_add_discovery_target";
+    boundary::status(F, || {
+        // SAFETY: the caller passes NULL or a live handle.
+        let c = unsafe { client::client(client, F) }?;
+        // SAFETY: the caller passes NULL (read as "", refused) or a NUL-terminated string.
+        let host = unsafe { boundary::c_str_arg(host, F, "host") }?;
+        Ok(c.add_discovery_target_at(host, port)?)
     })
 }
 

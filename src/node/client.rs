@@ -4,25 +4,47 @@
 use super::*;
 
 impl Client {
-    /// A closed client with these options (they are checked by [`Client::open`]).
+    /// A closed client with these options (they are checked by [`Client::open`]). With
+    /// the test-only option `manual_clock`, it reads the time from a clock of its own that
+    /// [`Client::advance_clock`] moves.
     pub fn new(options: ClientOptions) -> Client {
-        Self::build(options, Arc::new(crate::clock::SystemClock))
+        if options.manual_clock {
+            let manual = Arc::new(crate::clock::ManualClock::new());
+            return Self::build(options, manual.clone(), Some(manual));
+        }
+        Self::build(options, Arc::new(crate::clock::SystemClock), None)
     }
 
     /// A closed client reading the time from `clock` (tests make its wall clock jump).
     #[cfg(any(test, feature = "internals"))]
     pub fn with_clock(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
-        Self::build(options, clock)
+        Self::build(options, clock, None)
     }
 
-    fn build(options: ClientOptions, clock: Arc<dyn crate::clock::Clock>) -> Client {
+    fn build(
+        options: ClientOptions,
+        clock: Arc<dyn crate::clock::Clock>,
+        manual_clock: Option<Arc<crate::clock::ManualClock>>,
+    ) -> Client {
+        use crate::wal::{Fault, FaultPlan};
+        let faults = [
+            (options.fail_write_at, Fault::WriteOnce(options.fail_write_at)),
+            (options.fail_sync_at, Fault::SyncOnce(options.fail_sync_at)),
+        ]
+        .into_iter()
+        .filter(|(at, _)| *at != 0)
+        .map(|(_, fault)| fault)
+        .collect::<Vec<_>>();
         Client {
+            faults: (!faults.is_empty()).then(|| FaultPlan::new(faults)),
             options,
             clock,
+            manual_clock,
             node: RwLock::new(None),
             poisoned: Arc::new(Mutex::new(None)),
             background: Mutex::new(None),
             metrics_server: Mutex::new(None),
+            changes: Arc::default(),
         }
     }
 
@@ -54,10 +76,11 @@ impl Client {
             max_clock_drift_ms: self.options.max_clock_drift_ms,
         };
         let mut sync = SyncEngine::new(&self.options.node_id, self.options.sync_config());
-        let store = Store::open_with(&store_options, None, &mut sync).inspect_err(|e| {
+        let store = self.open_store(&store_options, &mut sync).inspect_err(|e| {
             log::error!("node {}: client open failed: {e}", self.options.node_id);
         })?;
         sync.finish_replay();
+        store.observe_remote(self.changes.clone());
         // After the WAL: its lock keeps a second process from making a key meanwhile.
         let identity = match self.options.effective_identity_path() {
             Some(path) => crate::identity::Identity::load_or_create(&path, &self.options.node_id),
@@ -97,6 +120,40 @@ impl Client {
             writes: super::metrics::WriteCounters::default(),
             last_collect_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         }));
+        Ok(())
+    }
+
+    /// The store, on the real directory, or through a [`crate::wal::FaultyDir`] when the
+    /// test-only options ask for disk faults (what opening writes is not counted).
+    fn open_store(&self, options: &StoreOptions, sync: &mut SyncEngine) -> Result<Store> {
+        let (Some(plan), Some(path)) = (&self.faults, options.wal_path.as_deref()) else {
+            return Ok(Store::open_with(options, None, sync)?);
+        };
+        let dir = crate::wal::FileDir::open(path)?;
+        plan.count(false);
+        let faulty = crate::wal::FaultyDir::with_plan(Box::new(dir), plan);
+        let store = Store::open_with(options, Some(Box::new(faulty)), sync);
+        plan.count(true);
+        Ok(store?)
+    }
+
+    /// For tests: moves the clock of a client made with the test-only option
+    /// `manual_clock` `ms` milliseconds forward, and wakes a thread waiting for network
+    /// events, so that what falls due by then (ACK timeouts, retries at the end of their
+    /// backoff, redials, keepalives, stale and expired peers) happens on the next turn of
+    /// the event loop or tick. `InvalidState` without `manual_clock`. Open or closed.
+    pub fn advance_clock(&self, ms: u64) -> Result<()> {
+        let Some(clock) = &self.manual_clock else {
+            return Err(Error::InvalidState(
+                "advance_clock needs a client made with the option manual_clock".into(),
+            ));
+        };
+        clock.advance(ms);
+        if let Some(node) = &*self.node.read()
+            && let Some(waker) = &*node.waker.read()
+        {
+            let _ = waker.wake();
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //!   relay, outbox push, peer and dial records);
 //! - `peers.rs`: `Peer` and `PeerState`, and what is remembered of discovered peers;
 //! - `trust.rs`: the trusted peers and their file;
+//! - `changes.rs`: the feed of remote changes applied locally (`subscribe_changes`);
 //! - `health.rs`: whether writes are accepted, and the recovery policy of a long-running
 //!   node when they are not (`HealthWatch`);
 //! - `metrics.rs`: the metrics in the OpenMetrics text format; `http.rs`: the endpoint
@@ -18,6 +19,7 @@
 
 mod background;
 mod backup;
+mod changes;
 mod client;
 mod collection;
 mod compaction;
@@ -49,6 +51,7 @@ pub use net::CatchUpStats;
 // The limits the hostile-peer tests check.
 #[cfg(feature = "internals")]
 pub use net::{MAX_DISCOVERED_DIALS, MAX_PEER_RECORDS, MAX_SERVING, MAX_VECTOR_BYTES};
+pub use changes::{ChangeEvent, ChangeSubscription, MAX_CHANGE_QUEUE, RemoteChange};
 pub use backup::{
     BackupReport, inspect_wal, read_backup_manifest, restore_backup, salvage_wal, verify_backup,
 };
@@ -195,6 +198,12 @@ pub struct Client {
     options: ClientOptions,
     /// The wall clock (versions, times shown) and the monotonic clock (every timer).
     clock: Arc<dyn crate::clock::Clock>,
+    /// The same clock when it is a manual one (the test-only option `manual_clock`), for
+    /// [`Client::advance_clock`].
+    manual_clock: Option<Arc<crate::clock::ManualClock>>,
+    /// The disk faults the test-only options `fail_write_at` and `fail_sync_at` ask for,
+    /// counted over every open of the client.
+    faults: Option<crate::wal::FaultPlan>,
     /// Shared with the background thread, if one runs.
     node: RwLock<Option<Arc<OpenNode>>>,
     /// Set when a call panicked (a bug): its state may be half-updated, so every later
@@ -206,6 +215,9 @@ pub struct Client {
     /// The metrics endpoint on a thread of the client's (`start_metrics_server`), if
     /// running.
     metrics_server: Mutex<Option<http::MetricsServer>>,
+    /// The subscriptions to remote changes (`subscribe_changes`), told by every store the
+    /// client opens.
+    changes: Arc<changes::ChangeFeed>,
 }
 
 impl Drop for Client {

@@ -257,6 +257,13 @@ impl Client {
         self.with_net(|_, net| Ok(net.transport.local_addr()))
     }
 
+    /// The port the transport listens on: the one the system picked with
+    /// `ephemeral_transport_port`. `TransportUnavailable` when the transport does not run,
+    /// `NotOpen` when the client is closed.
+    pub fn transport_port(&self) -> Result<u16> {
+        Ok(self.transport_address()?.port())
+    }
+
     /// Does pending network work without waiting: reads and answers messages, streams
     /// catch-ups and pushes the outbox. Returns how many transport events it handled.
     pub fn process_transport_events(&self, max_events: usize) -> Result<usize> {
@@ -308,6 +315,9 @@ impl Client {
             } else {
                 o.discovery_broadcast_port
             };
+            // An ephemeral port is no port other nodes listen on: without a broadcast port
+            // of its own, announcements go to the added targets only.
+            config.broadcast = config.broadcast_port != 0;
             config.transport_host = o.transport_host.clone();
             config.announce_interval_ms = u64::from(o.discovery_interval_ms);
             config.ttl_ms = u64::from(o.discovery_ttl_ms);
@@ -367,6 +377,13 @@ impl Client {
         })
     }
 
+    /// The port discovery listens on: the one the system picked with
+    /// `ephemeral_discovery_port`. `DiscoveryUnavailable` when discovery does not run,
+    /// `NotOpen` when the client is closed.
+    pub fn discovery_port(&self) -> Result<u16> {
+        Ok(self.discovery_address()?.port())
+    }
+
     /// Sends more destinations for discovery announcements (for networks without
     /// broadcast, or several nodes on one host).
     pub fn add_discovery_target(&self, target: SocketAddr) -> Result<()> {
@@ -378,6 +395,22 @@ impl Client {
             d.add_target(target)?;
             Ok(())
         })
+    }
+
+    /// [`Client::add_discovery_target`] for a host (a name, resolved now, or an address)
+    /// and a port: the form the C and C++ surfaces take. An empty host, port 0 or a host
+    /// that does not resolve is `InvalidPeer` naming `host:port`.
+    pub fn add_discovery_target_at(&self, host: &str, port: u16) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidPeer {
+            peer: format!("{host}:{port}"),
+            reason,
+        };
+        if host.is_empty() || port == 0 {
+            return Err(invalid("a discovery target needs a host and a port".into()));
+        }
+        let target =
+            crate::transport::resolve(host, port).map_err(|e| invalid(e.to_string()))?;
+        self.add_discovery_target(target)
     }
 
     /// Connects to `peer` and keeps the connection: it is redialled with backoff whenever it

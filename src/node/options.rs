@@ -90,6 +90,28 @@ pub struct ClientOptions {
     /// dropped (set it when the application carries batches itself: its peers are not
     /// known to the node, which drops tombstones at once when it knows none).
     pub tombstone_horizon_ms: u64,
+    /// The transport binds a port the system picks, free at that moment; read it with
+    /// [`Client::transport_port`](crate::Client::transport_port). `transport_port` must
+    /// then be 0 (a plain port 0 is refused, so that a port left unset is not mistaken for
+    /// "any"). For tests and tools that run several nodes at once.
+    pub ephemeral_transport_port: bool,
+    /// Discovery binds a port the system picks ([`Client::discovery_port`](crate::Client::discovery_port));
+    /// `discovery_port` must then be 0. With `discovery_broadcast_port` 0, nothing is
+    /// broadcast: announcements go to the targets added with
+    /// [`Client::add_discovery_target`](crate::Client::add_discovery_target) only.
+    pub ephemeral_discovery_port: bool,
+    /// For tests only: the client reads the time from a clock of its own that stands still
+    /// until [`Client::advance_clock`](crate::Client::advance_clock) moves it, so that ACK
+    /// timeouts, retries and their backoff, redials, keepalives and stale peers are tested
+    /// without sleeping. Off (the default): the system's clocks.
+    pub manual_clock: bool,
+    /// For tests only: the n-th write to the node's files (counting from 1 over the
+    /// client's life, from its first open; what opening writes is not counted) fails with
+    /// an I/O error, once. 0 (the default): never. Needs the WAL.
+    pub fail_write_at: u64,
+    /// For tests only: the n-th sync of the node's files fails with an I/O error, once,
+    /// counted as `fail_write_at` is. 0 (the default): never. Needs the WAL.
+    pub fail_sync_at: u64,
 }
 
 /// The default of [`ClientOptions::tombstone_horizon_ms`]: seven days.
@@ -130,6 +152,11 @@ impl Default for ClientOptions {
             auto_compact: true,
             compact_log_bytes: 0,
             tombstone_horizon_ms: DEFAULT_TOMBSTONE_HORIZON_MS,
+            ephemeral_transport_port: false,
+            ephemeral_discovery_port: false,
+            manual_clock: false,
+            fail_write_at: 0,
+            fail_sync_at: 0,
         }
     }
 }
@@ -284,8 +311,13 @@ impl ClientOptions {
             if self.transport_host.is_empty() {
                 return invalid("transport_host", "transport_host must not be empty");
             }
-            if self.transport_port == 0 {
-                return invalid("transport_port", "transport_port must not be 0");
+            if let Err(reason) = check_port(
+                "transport_port",
+                self.transport_port,
+                "ephemeral_transport_port",
+                self.ephemeral_transport_port,
+            ) {
+                return invalid("transport_port", &reason);
             }
             if self.handshake_timeout_ms == 0 {
                 return invalid(
@@ -310,11 +342,47 @@ impl ClientOptions {
             if self.discovery_host.is_empty() {
                 return invalid("discovery_host", "discovery_host must not be empty");
             }
-            if self.discovery_port == 0 {
-                return invalid("discovery_port", "discovery_port must not be 0");
+            if let Err(reason) = check_port(
+                "discovery_port",
+                self.discovery_port,
+                "ephemeral_discovery_port",
+                self.ephemeral_discovery_port,
+            ) {
+                return invalid("discovery_port", &reason);
+            }
+        }
+        for (field, at) in [
+            ("fail_write_at", self.fail_write_at),
+            ("fail_sync_at", self.fail_sync_at),
+        ] {
+            if at != 0 && !self.enable_wal {
+                return Err(Error::InvalidOptions {
+                    field,
+                    reason: format!(
+                        "{field} needs the WAL (enable_wal): a memory-only node writes no file"
+                    ),
+                });
             }
         }
         Ok(())
+    }
+}
+
+/// A port and its "ephemeral" flag agree: a port, or 0 with the flag.
+fn check_port(
+    name: &str,
+    port: u16,
+    flag: &str,
+    ephemeral: bool,
+) -> std::result::Result<(), String> {
+    match (port, ephemeral) {
+        (0, false) => Err(format!(
+            "{name} must not be 0 (set {flag} for a port the system picks)"
+        )),
+        (port, true) if port != 0 => Err(format!(
+            "{name} must be 0 with {flag} (the system picks the port), not {port}"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -456,6 +524,64 @@ pub fn is_generic_node_id(id: &str) -> bool {
     let digits = lower.len() - word.len();
     let word = word.trim_end_matches(['-', '_', '.']);
     WORDS.contains(&word) && digits <= 4 && (digits > 0 || word == lower)
+}
+
+#[cfg(test)]
+mod test_option_tests {
+    use super::*;
+
+    fn refusal(o: &ClientOptions) -> (&'static str, String) {
+        match o.validate() {
+            Err(Error::InvalidOptions { field, reason }) => (field, reason),
+            other => panic!("expected invalid options, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn port_zero_is_refused_unless_an_ephemeral_port_is_asked_for() {
+        let mut o = ClientOptions::memory_only("edge-a");
+        o.enable_transport = true;
+        let (field, reason) = refusal(&o);
+        assert_eq!(field, "transport_port");
+        assert!(reason.contains("ephemeral_transport_port"), "{reason}");
+        o.ephemeral_transport_port = true;
+        assert!(o.validate().is_ok());
+        o.transport_port = 4040;
+        let (field, reason) = refusal(&o);
+        assert_eq!(field, "transport_port");
+        assert!(reason.contains("must be 0") && reason.contains("4040"), "{reason}");
+
+        let mut o = ClientOptions::memory_only("edge-a");
+        o.enable_discovery = true;
+        assert_eq!(refusal(&o).0, "discovery_port");
+        o.ephemeral_discovery_port = true;
+        assert!(o.validate().is_ok());
+        o.discovery_port = 9400;
+        assert_eq!(refusal(&o).0, "discovery_port");
+    }
+
+    #[test]
+    fn disk_faults_need_a_wal() {
+        let mut o = ClientOptions::memory_only("edge-a");
+        o.fail_write_at = 1;
+        let (field, reason) = refusal(&o);
+        assert_eq!(field, "fail_write_at");
+        assert!(reason.contains("enable_wal"), "{reason}");
+        o.fail_write_at = 0;
+        o.fail_sync_at = 2;
+        assert_eq!(refusal(&o).0, "fail_sync_at");
+        let mut p = ClientOptions::persistent("edge-a", "x.wal");
+        p.fail_write_at = 1;
+        p.fail_sync_at = 2;
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn the_test_only_options_are_off_by_default() {
+        let o = ClientOptions::default();
+        assert!(!o.manual_clock && !o.ephemeral_transport_port && !o.ephemeral_discovery_port);
+        assert_eq!((o.fail_write_at, o.fail_sync_at), (0, 0));
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,14 @@ impl Client {
         self.with_sync(|store, sync| Ok(sync.state(store)))
     }
 
+    /// The entries the outbox holds in memory: one per key with an unacknowledged change,
+    /// plus one per run of superseded operations (tests check that it follows the keys,
+    /// not the writes).
+    #[cfg(feature = "internals")]
+    pub fn outbox_entry_count(&self) -> Result<usize> {
+        self.with_sync(|_, sync| Ok(sync.outbox().entry_count()))
+    }
+
     /// Queues again the in-flight operations whose ACK timed out; returns how many.
     pub fn retry_expired(&self) -> Result<usize> {
         self.with_node(|n| Ok(n.sync().retry_expired(n.clock.mono_ms())))

@@ -48,17 +48,17 @@ impl Store {
             let chunk: Vec<Operation> = {
                 let map = self.map.read();
                 let range = match &after {
-                    None => map.entries.range::<str, _>(..),
+                    None => map.entries.range((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)),
                     Some(k) => map
                         .entries
-                        .range::<str, _>((std::ops::Bound::Excluded(k.as_str()), std::ops::Bound::Unbounded)),
+                        .range((std::ops::Bound::Excluded(k.as_str()), std::ops::Bound::Unbounded)),
                 };
                 let mut bytes = 0usize;
                 range
                     .take(ENTRIES_PER_CHUNK)
                     .take_while(|(k, e)| {
                         let within = bytes < BYTES_PER_CHUNK;
-                        bytes += k.len() + e.value.as_ref().map_or(0, Vec::len);
+                        bytes += k.len() + e.value.map_or(0, <[u8]>::len);
                         within
                     })
                     .map(|(k, e)| e.to_operation(k))

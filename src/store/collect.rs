@@ -343,7 +343,7 @@ impl Store {
                 let Some(e) = map.entries.get(key.as_str()) else {
                     continue;
                 };
-                let past_horizon = match fate(&e.origin, e.origin_seq) {
+                let past_horizon = match fate(e.origin, e.origin_seq) {
                     TombstoneFate::Keep => continue,
                     TombstoneFate::SeenByAll => false,
                     TombstoneFate::PastHorizon => true,
@@ -359,7 +359,7 @@ impl Store {
             let still = map
                 .entries
                 .get(&key)
-                .is_some_and(|e| e.value.is_none() && e.origin == origin && e.origin_seq == seq);
+                .is_some_and(|e| e.value.is_none() && *e.origin == origin && e.origin_seq == seq);
             let skipped = if past_horizon { away } else { &[] };
             if still && map.collected.note(&origin, seq, version, skipped) {
                 map.forget(&key, &origin, seq);
@@ -391,24 +391,24 @@ impl Store {
             ..FullPart::default()
         };
         let mut bytes = 0usize;
-        let mut last_visited: Option<&String> = None;
-        for (scanned, (key, e)) in map.entries.range::<str, _>(range).enumerate() {
+        let mut last_visited: Option<&str> = None;
+        for (scanned, (key, e)) in map.entries.range(range).enumerate() {
             if scanned >= max_scan.max(1) || (scanned > 0 && bytes >= max_bytes) {
-                part.through = last_visited.cloned();
+                part.through = last_visited.map(str::to_string);
                 return part;
             }
             last_visited = Some(key);
-            if peer.contains(&e.origin, e.origin_seq) {
+            if peer.contains(e.origin, e.origin_seq) {
                 // A tombstone the peer has seen is not named: it holds no value, and it may
                 // be older than a removal collected here (taken as news after it), which
                 // superseded a value the peer still holds.
                 if e.value.is_some() {
                     bytes += 8 + key.len();
-                    part.held.push(key.clone());
+                    part.held.push(key.to_string());
                 }
             } else {
                 // About its encoded size: a fixed part, the key and the value.
-                bytes += 64 + key.len() + e.value.as_ref().map_or(0, Vec::len);
+                bytes += 64 + key.len() + e.value.map_or(0, <[u8]>::len);
                 part.ops.push(e.to_operation(key));
             }
         }
@@ -436,11 +436,11 @@ impl Store {
             let bounds = (from.as_ref().map(String::as_str), end);
             let mut visited = 0;
             let mut last = None;
-            for (key, e) in map.entries.range::<str, _>(bounds).take(FORGET_SCAN_CHUNK) {
+            for (key, e) in map.entries.range(bounds).take(FORGET_SCAN_CHUNK) {
                 visited += 1;
                 last = Some(key);
                 // Only values: a tombstone here goes when this node collects it.
-                if e.value.is_some() && !named.contains(key.as_str()) {
+                if e.value.is_some() && !named.contains(key) {
                     let candidate = Candidate {
                         origin: e.origin.clone(),
                         seq: e.origin_seq,
@@ -451,7 +451,7 @@ impl Store {
             }
             match last {
                 Some(key) if visited == FORGET_SCAN_CHUNK => {
-                    from = std::ops::Bound::Excluded(key.clone());
+                    from = std::ops::Bound::Excluded(key.to_string());
                 }
                 _ => return,
             }
@@ -506,10 +506,26 @@ impl Store {
         let mut map = self.map.write();
         map.collected.absorb(learned);
         let mut gone = 0;
+        let listener = self.remote_listener();
+        let mut forgotten = Vec::new();
         for (key, c) in forget {
             if map.forget(key, &c.origin, c.seq) {
                 gone += 1;
+                if listener.is_some() {
+                    forgotten.push(Operation {
+                        key: key.clone(),
+                        value: None,
+                        version: c.version,
+                        origin: c.origin.to_string(),
+                        origin_seq: c.seq,
+                        base: None,
+                    });
+                }
             }
+        }
+        drop(map);
+        if let Some(listener) = listener.filter(|_| !forgotten.is_empty()) {
+            listener.applied(&forgotten.iter().collect::<Vec<_>>());
         }
         Ok(gone)
     }

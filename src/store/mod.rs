@@ -14,6 +14,7 @@
 mod error;
 pub mod hlc;
 pub(crate) mod checkpoint;
+mod entries;
 pub mod collect;
 pub mod op;
 pub mod snapshot;
@@ -29,7 +30,7 @@ pub use error::StoreError;
 pub use remote::Refusal;
 pub use remote::{Conflict, OpId, RefusedCounts, RemoteApply};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_map};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,23 +63,7 @@ pub struct Entry {
     pub base: Option<(Arc<str>, u64)>,
 }
 
-impl Entry {
-    fn wins_over(&self, version: Version, origin: &str) -> bool {
-        (self.version, &*self.origin) >= (version, origin)
-    }
-
-    /// This entry as an operation that recreates it.
-    pub fn to_operation(&self, key: &str) -> Operation {
-        Operation {
-            key: key.to_string(),
-            value: self.value.clone(),
-            version: self.version,
-            origin: self.origin.to_string(),
-            origin_seq: self.origin_seq,
-            base: self.base.as_ref().map(|(o, s)| (o.to_string(), *s)),
-        }
-    }
-}
+pub use entries::EntryRef;
 
 /// The numbers given to a local write: its changes got consecutive sequence numbers and
 /// versions starting at these.
@@ -97,7 +82,7 @@ impl WriteStamp {
 
 #[derive(Default)]
 struct Map {
-    entries: BTreeMap<String, Entry>,
+    entries: entries::Entries,
     /// Entries that are not tombstones.
     live: usize,
     /// The keys of the tombstones, so that collecting them visits only them (a store
@@ -107,58 +92,31 @@ struct Map {
     collect_cursor: Option<String>,
     /// The removals this store collected, or learned that a peer collected.
     collected: Collected,
-    /// Interned origin ids, so a million entries share a handful of strings.
-    origins: HashMap<String, Arc<str>>,
-    /// The origin interned last: replayed records mostly come from one node.
-    last_origin: Option<Arc<str>>,
     vector: VersionVector,
     refused: RefusedCounts,
 }
 
 impl Map {
-    fn intern(&mut self, origin: &str) -> Arc<str> {
-        if let Some(last) = self.last_origin.as_ref().filter(|l| ***l == *origin) {
-            return last.clone();
-        }
-        let interned = match self.origins.get(origin) {
-            Some(o) => o.clone(),
-            None => {
-                let o: Arc<str> = Arc::from(origin);
-                self.origins.insert(origin.to_string(), o.clone());
-                o
-            }
-        };
-        self.last_origin = Some(interned.clone());
-        interned
-    }
-
     /// Last-writer-wins apply, and records the operation as seen. Returns false when the
     /// entry already holds this or a newer change (applying twice changes nothing).
     fn apply(&mut self, op: &Op<'_>) -> bool {
         self.vector.observe(op.origin, op.origin_seq, op.version);
-        let origin = self.intern(op.origin);
-        let base = op.base.map(|(o, s)| (self.intern(o), s));
-        let entry = |origin| Entry {
-            value: op.value.map(<[u8]>::to_vec),
-            version: op.version,
-            origin,
-            origin_seq: op.origin_seq,
-            base,
-        };
-        // One tree walk (the key is copied even when it exists: cheaper than a second walk).
+        if self
+            .entries
+            .get(op.key)
+            .is_some_and(|e| e.wins_over(op.version, op.origin))
+        {
+            return false;
+        }
         // Was there an entry, and was it live?
-        let before = match self.entries.entry(op.key.to_string()) {
-            btree_map::Entry::Occupied(slot) if slot.get().wins_over(op.version, op.origin) => {
-                return false;
-            }
-            btree_map::Entry::Occupied(mut slot) => {
-                Some(std::mem::replace(slot.get_mut(), entry(origin)).value.is_some())
-            }
-            btree_map::Entry::Vacant(slot) => {
-                slot.insert(entry(origin));
-                None
-            }
-        };
+        let before = self.entries.insert(
+            op.key,
+            op.value,
+            op.version,
+            op.origin,
+            op.origin_seq,
+            op.base,
+        );
         match (before, op.value.is_some()) {
             (Some(false), true) => {
                 self.live += 1;
@@ -183,13 +141,13 @@ impl Map {
         if !self
             .entries
             .get(key)
-            .is_some_and(|e| *e.origin == *origin && e.origin_seq == seq)
+            .is_some_and(|e| **e.origin == *origin && e.origin_seq == seq)
         {
             return false;
         }
-        match self.entries.remove(key).and_then(|e| e.value) {
-            Some(_) => self.live -= 1,
-            None => {
+        match self.entries.remove(key) {
+            Some(true) => self.live -= 1,
+            _ => {
                 self.tombstones.remove(key);
             }
         }
@@ -200,7 +158,7 @@ impl Map {
     fn missing_for(&self, peer: &VersionVector) -> Vec<Operation> {
         self.entries
             .iter()
-            .filter(|(_, e)| !peer.contains(&e.origin, e.origin_seq))
+            .filter(|(_, e)| !peer.contains(e.origin, e.origin_seq))
             .map(|(k, e)| e.to_operation(k))
             .collect()
     }
@@ -304,6 +262,21 @@ pub struct Store {
     /// Where its snapshots are: its WAL's directory (`None` without a WAL).
     snapshots: Option<Arc<dyn SnapshotDir>>,
     max_clock_drift_ms: u64,
+    /// Told of the changes remote operations make (the node's change feed), if set.
+    remote_observer: std::sync::OnceLock<Arc<dyn RemoteObserver>>,
+}
+
+/// Told of every change that operations from other nodes make to a store, once they are
+/// applied (the node's change feed, `node/changes.rs`). Called with the sync lock held:
+/// it must not block.
+pub trait RemoteObserver: Send + Sync {
+    /// Whether anyone listens now: when not, the store builds no list (a remote batch
+    /// costs one atomic load more).
+    fn listening(&self) -> bool;
+    /// Operations that changed the store, in the order they were applied. A value a peer
+    /// showed superseded by a removal it collected comes as a removal (`value` `None`)
+    /// with the forgotten entry's origin, number and version.
+    fn applied(&self, ops: &[&Operation]);
 }
 
 impl Store {
@@ -323,8 +296,9 @@ impl Store {
         observer: &mut dyn ReplayObserver,
     ) -> Result<Store, StoreError> {
         // A restore that did not finish leaves its marker: neither the old state nor the
-        // backup's is whole, and opening would start numbering from what is there.
-        if let Some(path) = options.wal_path.as_deref().filter(|_| wal_dir.is_none()) {
+        // backup's is whole, and opening would start numbering from what is there. (Also
+        // under a given directory: a client's fault-injecting one wraps the real one.)
+        if let Some(path) = options.wal_path.as_deref() {
             let marker = checkpoint::restore_marker_path(path);
             if marker.exists() {
                 return Err(StoreError::RestoreUnfinished { marker });
@@ -439,7 +413,7 @@ impl Store {
             seq: 0,
             reason: e.to_string(),
         })?;
-        let node_id: Arc<str> = map.intern(&options.node_id);
+        let node_id: Arc<str> = Arc::from(options.node_id.as_str());
         // Saturates: a log ending at u64::MAX refuses further writes with a clear error.
         let next_seq = own_max.saturating_add(1);
         Ok(Store {
@@ -453,7 +427,21 @@ impl Store {
             loaded_snapshot,
             snapshots,
             max_clock_drift_ms: options.max_clock_drift_ms,
+            remote_observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets who is told of the changes remote operations make; the first one set stays.
+    pub fn observe_remote(&self, observer: Arc<dyn RemoteObserver>) {
+        let _ = self.remote_observer.set(observer);
+    }
+
+    /// The observer of remote changes, when one is set and listening.
+    fn remote_listener(&self) -> Option<&dyn RemoteObserver> {
+        self.remote_observer
+            .get()
+            .map(|o| &**o)
+            .filter(|o| o.listening())
     }
 
     /// This store's node id: the origin of its local changes.
@@ -703,12 +691,12 @@ impl Store {
             .read()
             .entries
             .get(key)
-            .and_then(|e| e.value.clone())
+            .and_then(|e| e.value.map(<[u8]>::to_vec))
     }
 
     /// The entry of `key`, tombstones included.
     pub fn entry(&self, key: &str) -> Option<Entry> {
-        self.map.read().entries.get(key).cloned()
+        self.map.read().entries.get(key).map(|e| e.to_entry())
     }
 
     /// `key`'s entry as an operation, if it is the operation `(origin, seq)`.
@@ -717,7 +705,7 @@ impl Store {
             .read()
             .entries
             .get(key)
-            .filter(|e| *e.origin == *origin && e.origin_seq == seq)
+            .filter(|e| **e.origin == *origin && e.origin_seq == seq)
             .map(|e| e.to_operation(key))
     }
 
@@ -750,12 +738,9 @@ impl Store {
     pub fn list(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let map = self.map.read();
         map.entries
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k.clone(), v.clone())))
+            .filter_map(|(k, e)| e.value.map(|v| (k.to_string(), v.to_vec())))
             .collect()
     }
 
@@ -765,7 +750,7 @@ impl Store {
         let map = self.map.read();
         map.entries
             .iter()
-            .map(|(k, e)| (k.clone(), e.clone()))
+            .map(|(k, e)| (k.to_string(), e.to_entry()))
             .collect()
     }
 

@@ -340,11 +340,15 @@ impl Store {
             let o = &ops[i];
             map.entries
                 .get(&o.key)
-                .is_some_and(|e| *e.origin == *o.origin && e.origin_seq == o.origin_seq)
+                .is_some_and(|e| **e.origin == *o.origin && e.origin_seq == o.origin_seq)
         });
         let mut keys = HashSet::new();
         rewrite.retain(|&(i, _)| keys.insert(ops[i].key.as_str()));
         drop(map);
+        if let Some(listener) = self.remote_listener() {
+            let applied: Vec<&Operation> = report.applied_indices.iter().map(|&i| &ops[i]).collect();
+            listener.applied(&applied);
+        }
         if !rewrite.is_empty() {
             let changes: Vec<(&str, Option<&[u8]>)> = rewrite
                 .iter()
@@ -490,15 +494,15 @@ impl Store {
         };
         let mut part = Vec::new();
         let mut bytes = 0usize;
-        let mut last_visited: Option<&String> = None;
-        for (scanned, (key, e)) in map.entries.range::<str, _>(range).enumerate() {
+        let mut last_visited: Option<&str> = None;
+        for (scanned, (key, e)) in map.entries.range(range).enumerate() {
             if scanned >= max_scan.max(1) || (!part.is_empty() && bytes >= max_bytes) {
-                return (part, last_visited.cloned());
+                return (part, last_visited.map(str::to_string));
             }
             last_visited = Some(key);
-            if !peer.contains(&e.origin, e.origin_seq) {
+            if !peer.contains(e.origin, e.origin_seq) {
                 // About its encoded size: a fixed part, the key and the value.
-                bytes += 64 + key.len() + e.value.as_ref().map_or(0, Vec::len);
+                bytes += 64 + key.len() + e.value.map_or(0, <[u8]>::len);
                 part.push(e.to_operation(key));
             }
         }
@@ -535,16 +539,20 @@ fn validate_remote(o: &Operation, check_origin: bool) -> Result<(), StoreError> 
 
 /// Whether a remote operation and the entry it meets were written without knowledge of
 /// each other: different origins, and neither overwrote the other.
-fn conflict(key: &str, local: &Entry, remote: &Operation, remote_won: bool) -> Option<Conflict> {
-    let same_origin = *local.origin == *remote.origin;
+fn conflict(
+    key: &str,
+    local: EntryRef<'_>,
+    remote: &Operation,
+    remote_won: bool,
+) -> Option<Conflict> {
+    let same_origin = **local.origin == *remote.origin;
     let remote_follows_local = remote
         .base
         .as_ref()
-        .is_some_and(|(o, s)| **o == *local.origin && *s == local.origin_seq);
+        .is_some_and(|(o, s)| **o == **local.origin && *s == local.origin_seq);
     let local_follows_remote = local
         .base
-        .as_ref()
-        .is_some_and(|(o, s)| **o == *remote.origin && *s == remote.origin_seq);
+        .is_some_and(|(o, s)| **o == *remote.origin && s == remote.origin_seq);
     if same_origin || remote_follows_local || local_follows_remote {
         return None;
     }

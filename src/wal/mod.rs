@@ -27,6 +27,7 @@
 
 #[cfg(any(test, feature = "internals"))]
 mod doubles;
+mod faults;
 pub mod format;
 #[cfg(test)]
 mod offsets_past_4_gib;
@@ -46,7 +47,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::io_error::describe_io;
 
 #[cfg(any(test, feature = "internals"))]
-pub use doubles::{DirImage, Fault, FaultyDir, MemDir, PowerCut};
+pub use doubles::{DirImage, MemDir, PowerCut};
+pub use faults::{Fault, FaultPlan, FaultyDir};
 #[cfg(any(test, feature = "internals"))]
 pub use sparse::SparseDir;
 use format::{FileHeader, HeaderProblem, ScanError};

@@ -156,6 +156,14 @@ pub(crate) fn random_write(
     Ok(stamp)
 }
 
+/// Whether `c` lists the node `id` as connected.
+pub(crate) fn connected(c: &softadastra::Client, id: &str) -> bool {
+    c.peers()
+        .unwrap()
+        .iter()
+        .any(|p| p.node_id == id && p.state == softadastra::PeerState::Connected)
+}
+
 /// Makes every client trust every other one's key (each under its node id), as an
 /// operator would with `softadastra peers trust`: connections are TLS between trusted
 /// keys only.

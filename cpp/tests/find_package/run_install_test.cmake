@@ -51,13 +51,7 @@ endif()
 
 # --- find_package ---------------------------------------------------------------------
 set(_bin "${WORK}/consumer-build")
-run(_ "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${_bin}" -G "${GENERATOR}"
-    -DCMAKE_BUILD_TYPE=Debug
-    "-DCMAKE_PREFIX_PATH=${PREFIX}"
-    "-Dsoftadastra_USE_SHARED=${USE_SHARED}"
-    "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
-    "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
-run(_ "${CMAKE_COMMAND}" --build "${_bin}")
+build_consumer("${CONSUMER_DIR}" "${_bin}")
 
 run(out "${_bin}/consumer_cpp" "${WORK}/consumer.wal")
 expect_contains("${out}" "node: consumer-01" "C++ consumer")

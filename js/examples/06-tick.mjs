@@ -1,0 +1,23 @@
+// Production guide, "Use manual ticks intentionally".
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { Client, ClientOptions } from "@softadastra/sdk";
+
+// The data directory: SOFTADASTRA_EXAMPLE_DIR (the tests give a temporary one), else a new
+// temporary directory.
+const dir = process.env.SOFTADASTRA_EXAMPLE_DIR ?? mkdtempSync(join(tmpdir(), "softadastra-example-"));
+
+const options = ClientOptions.persistent("edge-store-kampala-01", join(dir, "node.wal"));
+const client = new Client(options);
+if ((await client.open()).isErr()) process.exit(1);
+
+await client.put("app/name", "Softadastra");
+
+// guide:begin
+const tick = await client.tick();
+// guide:end
+
+console.log(`tick: batch=${tick.value().batchSize} retried=${tick.value().retriedCount}`);
+await client.close();
