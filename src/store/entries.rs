@@ -156,7 +156,7 @@ impl EntryRef<'_> {
     }
 
     /// This entry, owned.
-    pub fn to_entry(&self) -> Entry {
+    pub fn to_entry(self) -> Entry {
         Entry {
             value: self.value.map(<[u8]>::to_vec),
             version: self.version,
@@ -167,7 +167,7 @@ impl EntryRef<'_> {
     }
 
     /// This entry as an operation that recreates it.
-    pub fn to_operation(&self, key: &str) -> Operation {
+    pub fn to_operation(self, key: &str) -> Operation {
         Operation {
             key: key.to_string(),
             value: self.value.map(<[u8]>::to_vec),
