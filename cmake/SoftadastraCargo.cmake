@@ -20,6 +20,11 @@
 # profile, so a Debug CMake build reuses cargo test's artifacts; every other build type
 # uses --release. Cargo decides what to rebuild; a no-op run takes about 0.1 s.
 # Single-config generators only.
+#
+# Cross builds (docs/edge.md): with a toolchain file of cmake/toolchains/, cargo builds for
+# the Rust target SOFTADASTRA_RUST_TARGET (the toolchain file sets it; e.g.
+# aarch64-unknown-linux-gnu), into <target dir>/<triple>/<profile>; .cargo/config.toml
+# names the linker of each target. Empty (the default): the host, <target dir>/<profile>.
 
 find_package(Threads REQUIRED)
 
@@ -39,13 +44,20 @@ set(SOFTADASTRA_CARGO_TARGET_DIR "${_sa_default_target_dir}" CACHE PATH
     "Where cargo builds the Rust library (CARGO_TARGET_DIR)")
 if(CMAKE_BUILD_TYPE STREQUAL "" OR CMAKE_BUILD_TYPE STREQUAL "Debug")
   set(_sa_profile_dir debug)
-  set(_sa_profile_args)
+  set(_sa_cargo_args)
 else()
   set(_sa_profile_dir release)
-  set(_sa_profile_args --release)
+  set(_sa_cargo_args --release)
 endif()
 
-set(_sa_out "${SOFTADASTRA_CARGO_TARGET_DIR}/${_sa_profile_dir}")
+set(SOFTADASTRA_RUST_TARGET "" CACHE STRING
+    "Rust target triple cargo builds for (empty: the host; set by cmake/toolchains/*.cmake)")
+if(SOFTADASTRA_RUST_TARGET STREQUAL "")
+  set(_sa_out "${SOFTADASTRA_CARGO_TARGET_DIR}/${_sa_profile_dir}")
+else()
+  list(APPEND _sa_cargo_args --target "${SOFTADASTRA_RUST_TARGET}")
+  set(_sa_out "${SOFTADASTRA_CARGO_TARGET_DIR}/${SOFTADASTRA_RUST_TARGET}/${_sa_profile_dir}")
+endif()
 set(SOFTADASTRA_RUST_STATIC_LIB "${_sa_out}/libsoftadastra.a")
 set(SOFTADASTRA_RUST_SHARED_LIB "${_sa_out}/libsoftadastra.so")
 set(SOFTADASTRA_CXXBRIDGE_DIR "${SOFTADASTRA_CARGO_TARGET_DIR}/cxxbridge")
@@ -57,7 +69,7 @@ set(_sa_cxx_cc "${SOFTADASTRA_CXXBRIDGE_DIR}/rust/cxx.cc")
 set(SOFTADASTRA_SONAME "libsoftadastra.so.${PROJECT_VERSION_MAJOR}")
 add_custom_target(softadastra_cargo ALL
   COMMAND ${CMAKE_COMMAND} -E env "CARGO_TARGET_DIR=${SOFTADASTRA_CARGO_TARGET_DIR}"
-          "${CARGO_EXECUTABLE}" build --lib --locked ${_sa_profile_args}
+          "${CARGO_EXECUTABLE}" build --lib --locked ${_sa_cargo_args}
   COMMAND ${CMAKE_COMMAND} -E create_symlink libsoftadastra.so "${_sa_out}/${SOFTADASTRA_SONAME}"
   WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
   BYPRODUCTS "${SOFTADASTRA_RUST_STATIC_LIB}" "${SOFTADASTRA_RUST_SHARED_LIB}"
@@ -72,7 +84,7 @@ if(SOFTADASTRA_BUILD_CLI)
   add_custom_target(softadastra_cli ALL
     COMMAND ${CMAKE_COMMAND} -E env "CARGO_TARGET_DIR=${SOFTADASTRA_CARGO_TARGET_DIR}"
             "${CARGO_EXECUTABLE}" build -p softadastra-cli --bin softadastra --locked
-            ${_sa_profile_args}
+            ${_sa_cargo_args}
     WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
     BYPRODUCTS "${SOFTADASTRA_CLI_EXECUTABLE}"
     COMMENT "cargo build --bin softadastra (${_sa_profile_dir})"

@@ -3,8 +3,9 @@
 # cmake, ninja and GoogleTest (Debian packages), abigail-tools for the ABI check
 # (scripts/check-abi.sh), and ip (iproute2) and nft (nftables) for the network-fault test
 # (tests/durability_network.rs, run as root), and unshare (util-linux) for the full-disk
-# test, and Node.js with npm for the JavaScript SDK (js/). The Rust toolchain is expected
-# (rustup).
+# test, Node.js with npm for the JavaScript SDK (js/), and the cross compilers and
+# qemu-user for the edge-device builds. The Rust toolchain is expected (rustup); the Rust
+# targets for those builds are added with it.
 set -euo pipefail
 
 missing=()
@@ -26,6 +27,19 @@ command -v abidiff >/dev/null 2>&1 || missing+=(abigail-tools)
 [ -f /usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake ] \
   || [ -n "$(find /usr/lib /usr/local/lib -name GTestConfig.cmake -print -quit 2>/dev/null)" ] \
   || missing+=(libgtest-dev)
+# Cross builds for edge devices (scripts/test-cross.sh, docs/edge.md): Debian's cross
+# compilers for aarch64 and armv7 (with their C libraries), and qemu-user to run what they
+# build; GoogleTest for the target is built from libgtest-dev's sources.
+command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || missing+=(g++-aarch64-linux-gnu)
+command -v arm-linux-gnueabihf-g++ >/dev/null 2>&1 || missing+=(g++-arm-linux-gnueabihf)
+command -v qemu-aarch64 >/dev/null 2>&1 && command -v qemu-arm >/dev/null 2>&1 \
+  || missing+=(qemu-user)
+# The Rust standard library for the same targets (rustup, like the toolchain itself).
+rust_targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+installed_targets="$(rustup target list --installed)"
+for t in "${rust_targets[@]}"; do
+  grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+done
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

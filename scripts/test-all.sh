@@ -43,3 +43,6 @@ cargo test --locked --quiet -p softadastra-js
 # ci: the lock file's exact packages; it runs the package's prepare script (napi build).
 npm --prefix js ci --no-audit --no-fund
 npm --prefix js test
+
+echo "== aarch64 under qemu-user: cross build, C and C++ suites, CLI smoke, portability tests"
+scripts/test-cross.sh aarch64

@@ -287,7 +287,13 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BackupError> {
             reason: format!("{len} bytes is more than the limit of {limit}"),
         });
     }
-    let mut bytes = Vec::with_capacity(len as usize);
+    // A file larger than memory (past 4 GiB on a 32-bit device) is refused by name, not
+    // truncated to a wrong capacity.
+    let capacity = usize::try_from(len).map_err(|_| BackupError::Damaged {
+        path: path.to_path_buf(),
+        reason: format!("{len} bytes do not fit in this process's memory"),
+    })?;
+    let mut bytes = Vec::with_capacity(capacity);
     file.take(limit)
         .read_to_end(&mut bytes)
         .map_err(io_error("read", path))?;

@@ -339,12 +339,14 @@ pub fn scan_from<E>(
         }
         let header = &rest[..RECORD_HEADER_LEN];
         let payload_len = le_u32(&header[4..8]) as usize;
-        let extent_end = pos + RECORD_HEADER_LEN + payload_len;
         if payload_len > MAX_PAYLOAD_LEN {
             return damaged(format!(
                 "record length {payload_len} exceeds the limit of {MAX_PAYLOAD_LEN} bytes"
             ));
         }
+        // Only after the limit check: a forged length near 4 GiB would overflow a 32-bit
+        // usize here.
+        let extent_end = pos + RECORD_HEADER_LEN + payload_len;
         if extent_end > bytes.len() {
             return damaged("record runs past the end of the file".into());
         }

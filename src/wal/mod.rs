@@ -29,6 +29,10 @@
 mod doubles;
 mod faults;
 pub mod format;
+#[cfg(test)]
+mod offsets_past_4_gib;
+#[cfg(any(test, feature = "internals"))]
+mod sparse;
 pub mod stats;
 pub mod storage;
 #[cfg(test)]
@@ -45,6 +49,8 @@ use crate::io_error::describe_io;
 #[cfg(any(test, feature = "internals"))]
 pub use doubles::{DirImage, MemDir, PowerCut};
 pub use faults::{Fault, FaultPlan, FaultyDir};
+#[cfg(any(test, feature = "internals"))]
+pub use sparse::SparseDir;
 use format::{FileHeader, HeaderProblem, ScanError};
 pub use format::{LogEnd, RecordType, ScannedRecord};
 pub use stats::{SYNC_BUCKETS_US, SyncLatencySnapshot, WalStatsSnapshot};
@@ -465,7 +471,7 @@ impl Wal {
                 continue;
             }
             let is_last = next_first.is_none();
-            let bytes = storage.read_all().map_err(io_err("read", &fpath))?;
+            let bytes = read_whole(&mut *storage, len).map_err(io_err("read", &fpath))?;
             let first_required = match file {
                 WalFile::Legacy => None,
                 WalFile::Segment(name) => match check_header_of(&fpath, file, &bytes) {
@@ -1097,7 +1103,8 @@ fn legacy_holds_a_log(path: &Path, storage: &mut dyn WalStorage) -> Result<bool,
              the WAL path is its lock or a log of format version 1"
         ),
         Err(HeaderProblem::Incomplete) => {
-            let bytes = storage.read_all().map_err(io_err("read", path))?;
+            let len = storage.file_len().map_err(io_err("read", path))?;
+            let bytes = read_whole(storage, len).map_err(io_err("read", path))?;
             if bytes.iter().skip(format::FILE_HEADER_LEN).all(|&b| b == 0) {
                 return Ok(false);
             }
@@ -1237,6 +1244,25 @@ fn init_segment(
         end: HEADER_LEN,
         last: None,
     })
+}
+
+/// Reads a whole file of the log, of `len` bytes. One larger than this process can hold in
+/// memory (past 2 GiB on a 32-bit device, with a segment size set that large) is refused
+/// with an error that gives its size, where reading it would fail to allocate and abort.
+fn read_whole(storage: &mut dyn WalStorage, len: u64) -> io::Result<Vec<u8>> {
+    if usize::try_from(len)
+        .ok()
+        .is_none_or(|n| n > isize::MAX as usize)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "the file holds {len} bytes, more than a {}-bit process can read into memory",
+                usize::BITS
+            ),
+        ));
+    }
+    storage.read_all()
 }
 
 /// Writes zeros over `from..to`.
