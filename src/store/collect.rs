@@ -734,6 +734,35 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_value_is_told_to_the_observer_as_a_removal_with_its_identity() {
+        struct Seen(parking_lot::Mutex<Vec<Operation>>);
+        impl RemoteObserver for Seen {
+            fn listening(&self) -> bool {
+                true
+            }
+            fn applied(&self, ops: &[&Operation]) {
+                self.0.lock().extend(ops.iter().map(|o| (*o).clone()));
+            }
+        }
+        let s = Store::open(&StoreOptions::new("node-b", None, false)).unwrap();
+        let seen = Arc::new(Seen(parking_lot::Mutex::new(Vec::new())));
+        s.observe_remote(seen.clone());
+        let old = s.put("old", b"x").unwrap();
+        s.put("moved", b"1").unwrap();
+        let mut found = Vec::new();
+        s.absent_from(&FullPart::default(), |k, c| found.push((k.to_string(), c)));
+        // "moved" changes before the end: it is not forgotten, and not told.
+        s.put("moved", b"2").unwrap();
+        assert!(seen.0.lock().is_empty(), "local writes are not remote changes");
+        assert_eq!(s.forget(&found, &Collected::default()).unwrap(), 1);
+        let told = seen.0.lock().clone();
+        assert_eq!(told.len(), 1, "{told:?}");
+        let o = &told[0];
+        assert_eq!((o.key.as_str(), o.value.as_deref()), ("old", None));
+        assert_eq!((o.origin.as_str(), o.origin_seq, o.version), ("node-b", old.first_seq, old.first_version));
+    }
+
+    #[test]
     fn the_collected_frontier_survives_a_compaction_and_a_reopen_without_the_tombstone() {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("a.wal");
