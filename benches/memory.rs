@@ -79,10 +79,10 @@ fn child(what: &str, keys: usize) {
             let mut options = ClientOptions::persistent("idle", wal.to_str().unwrap());
             options.enable_transport = true;
             options.transport_host = "127.0.0.1".into();
-            options.transport_port = free_port();
+            options.ephemeral_transport_port = true;
             options.enable_discovery = true;
             options.discovery_host = "127.0.0.1".into();
-            options.discovery_port = free_port();
+            options.ephemeral_discovery_port = true;
             let client = Client::new(options);
             client.open().unwrap();
             client.start_transport().unwrap();
@@ -107,14 +107,6 @@ fn child(what: &str, keys: usize) {
         }
         other => panic!("unknown measurement {other}"),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn measure(what: &str, keys: usize) -> Vec<u64> {

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{Entry, Operation, Version};
+use super::{Entry, Op, Operation, Version};
 
 /// One entry's bytes, owned through a thin pointer (8 bytes in the tree's nodes, where a
 /// `Box<[u8]>` would take 16): the length follows the key, which comes first so that the
@@ -268,57 +268,42 @@ impl Entries {
         self.set.get(key.as_bytes()).map(|p| self.view(p).1)
     }
 
-    /// Sets `key`'s entry; returns whether there was one before, and whether it was live.
+    /// Sets `op.key`'s entry to `op`; returns whether there was one before, and whether it
+    /// was live.
     #[cfg(test)]
-    fn insert(
-        &mut self,
-        key: &str,
-        value: Option<&[u8]>,
-        version: Version,
-        origin: &str,
-        origin_seq: u64,
-        base: Option<(&str, u64)>,
-    ) -> Option<bool> {
-        let packed = self.pack(key, value, version, origin, origin_seq, base);
+    fn insert(&mut self, op: &Op<'_>) -> Option<bool> {
+        let packed = self.pack(op);
         self.set
             .replace(packed)
             .map(|old| self.view(&old).1.value.is_some())
     }
 
-    /// Sets `key`'s entry unless the entry there wins over this one (last writer wins:
+    /// Sets `op.key`'s entry to `op` unless the entry there wins over it (last writer wins:
     /// the greater version, then the greater origin). `None`: not set; else whether there
     /// was an entry before, and whether it was live. One walk of the tree when it is set
     /// (a local write always is), two when it is not.
-    pub(super) fn insert_if_newer(
-        &mut self,
-        key: &str,
-        value: Option<&[u8]>,
-        version: Version,
-        origin: &str,
-        origin_seq: u64,
-        base: Option<(&str, u64)>,
-    ) -> Option<Option<bool>> {
-        let packed = self.pack(key, value, version, origin, origin_seq, base);
+    pub(super) fn insert_if_newer(&mut self, op: &Op<'_>) -> Option<Option<bool>> {
+        let packed = self.pack(op);
         let Some(old) = self.set.replace(packed) else {
             return Some(None);
         };
         let (_, before) = self.view(&old);
-        if before.wins_over(version, origin) {
+        if before.wins_over(op.version, op.origin) {
             self.set.replace(old);
             return None;
         }
         Some(Some(before.value.is_some()))
     }
 
-    fn pack(
-        &mut self,
-        key: &str,
-        value: Option<&[u8]>,
-        version: Version,
-        origin: &str,
-        origin_seq: u64,
-        base: Option<(&str, u64)>,
-    ) -> Packed {
+    fn pack(&mut self, op: &Op<'_>) -> Packed {
+        let Op {
+            key,
+            value,
+            version,
+            origin,
+            origin_seq,
+            base,
+        } = *op;
         let origin = u64::from(self.intern(origin));
         let base = base.map(|(o, s)| (u64::from(self.intern(o)) + 1, s));
         let value_tag = value.map_or(0, |v| v.len() as u64 + 1);
@@ -406,6 +391,24 @@ impl std::fmt::Debug for Entries {
 mod tests {
     use super::*;
 
+    fn op<'a>(
+        key: &'a str,
+        value: Option<&'a [u8]>,
+        version: u64,
+        origin: &'a str,
+        origin_seq: u64,
+        base: Option<(&'a str, u64)>,
+    ) -> Op<'a> {
+        Op {
+            key,
+            value,
+            version: Version(version),
+            origin,
+            origin_seq,
+            base,
+        }
+    }
+
     #[test]
     fn an_entry_reads_back_as_it_was_set_whatever_the_sizes_of_its_parts() {
         let mut entries = Entries::default();
@@ -419,7 +422,7 @@ mod tests {
             ("big", Some(vec![1; 70_000]), 5, "x", 1 << 14, None),
         ];
         for (key, value, version, origin, seq, base) in &cases {
-            entries.insert(key, value.as_deref(), Version(*version), origin, *seq, *base);
+            entries.insert(&op(key, value.as_deref(), *version, origin, *seq, *base));
         }
         for (key, value, version, origin, seq, base) in &cases {
             let e = entries.get(key).unwrap();
@@ -440,7 +443,7 @@ mod tests {
         // Totals around 127/128 and 16383/16384 bytes.
         for len in (100..140).chain(16_350..16_400) {
             let key = format!("k{len}");
-            entries.insert(&key, Some(&vec![3; len]), Version(1), "o", 1, None);
+            entries.insert(&op(&key, Some(&vec![3; len]), 1, "o", 1, None));
             assert_eq!(entries.get(&key).unwrap().value.unwrap().len(), len);
         }
     }
@@ -448,9 +451,9 @@ mod tests {
     #[test]
     fn replacing_and_removing_say_whether_the_key_was_there_and_live() {
         let mut entries = Entries::default();
-        assert_eq!(entries.insert("k", Some(b"v"), Version(1), "o", 1, None), None);
-        assert_eq!(entries.insert("k", None, Version(2), "o", 2, Some(("o", 1))), Some(true));
-        assert_eq!(entries.insert("k", Some(b"w"), Version(3), "o", 3, None), Some(false));
+        assert_eq!(entries.insert(&op("k", Some(b"v"), 1, "o", 1, None)), None);
+        assert_eq!(entries.insert(&op("k", None, 2, "o", 2, Some(("o", 1)))), Some(true));
+        assert_eq!(entries.insert(&op("k", Some(b"w"), 3, "o", 3, None)), Some(false));
         assert_eq!(entries.get("k").unwrap().value, Some(&b"w"[..]));
         assert_eq!(entries.remove("k"), Some(true));
         assert_eq!(entries.remove("k"), None);
@@ -461,7 +464,7 @@ mod tests {
     fn only_a_newer_entry_replaces_the_one_there_and_a_refused_one_leaves_it_intact() {
         let mut entries = Entries::default();
         let put = |e: &mut Entries, v: &[u8], version, origin| {
-            e.insert_if_newer("k", Some(v), Version(version), origin, version, None)
+            e.insert_if_newer(&op("k", Some(v), version, origin, version, None))
         };
         assert_eq!(put(&mut entries, b"first", 10, "b"), Some(None));
         assert_eq!(put(&mut entries, b"older", 9, "z"), None);
@@ -478,7 +481,7 @@ mod tests {
     fn ranges_follow_string_order_and_an_inverted_range_is_empty() {
         let mut entries = Entries::default();
         for k in ["b", "a", "ab", "é", "c"] {
-            entries.insert(k, Some(k.as_bytes()), Version(1), "o", 1, None);
+            entries.insert(&op(k, Some(k.as_bytes()), 1, "o", 1, None));
         }
         let keys = |lower, upper| -> Vec<&str> {
             entries.range((lower, upper)).map(|(k, _)| k).collect::<Vec<_>>()

@@ -102,14 +102,7 @@ impl Map {
     fn apply(&mut self, op: &Op<'_>) -> bool {
         self.vector.observe(op.origin, op.origin_seq, op.version);
         // Was there an entry, and was it live?
-        let Some(before) = self.entries.insert_if_newer(
-            op.key,
-            op.value,
-            op.version,
-            op.origin,
-            op.origin_seq,
-            op.base,
-        ) else {
+        let Some(before) = self.entries.insert_if_newer(op) else {
             return false;
         };
         match (before, op.value.is_some()) {
