@@ -64,31 +64,10 @@ fn scrape(addr: SocketAddr) -> String {
     body
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A persistent node with its transport on 127.0.0.1 (a free port, retried if taken).
+/// A persistent node with its transport on 127.0.0.1.
 fn node(dir: &Path, id: &str) -> Client {
-    for _ in 0..20 {
-        let wal = dir.join(format!("{id}.wal"));
-        let mut options = ClientOptions::persistent(id, wal.to_str().unwrap());
-        options.enable_transport = true;
-        options.transport_host = "127.0.0.1".into();
-        options.transport_port = free_port();
-        let client = Client::new(options);
-        client.open().unwrap();
-        match client.start_transport() {
-            Ok(()) => return client,
-            Err(e) if e.to_string().contains("in use") => continue,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("no free port found");
+    let wal = dir.join(format!("{id}.wal"));
+    common::client_with_transport(&ClientOptions::persistent(id, wal.to_str().unwrap()), None)
 }
 
 /// Drives both transports until `done` holds (10 s at most).

@@ -97,32 +97,25 @@ impl Action {
     }
 }
 
-/// A client opened with `options` (given a transport on 127.0.0.1 and a free port) and its
-/// transport started; a port taken meanwhile is retried with another. `clock` replaces
-/// the system clocks when given.
+/// A client opened with `options`, given a transport on 127.0.0.1 on a port the system
+/// picks (`ephemeral_transport_port`: no port to probe for, none to lose to another
+/// test), and its transport started. `clock` replaces the system clocks when given.
 pub(crate) fn client_with_transport(
     options: &softadastra::ClientOptions,
     clock: Option<std::sync::Arc<dyn softadastra::clock::Clock>>,
 ) -> softadastra::Client {
-    for _ in 0..20 {
-        let mut o = options.clone();
-        o.enable_transport = true;
-        o.transport_host = "127.0.0.1".into();
-        o.transport_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let client = match &clock {
-            Some(clock) => softadastra::Client::with_clock(o, clock.clone()),
-            None => softadastra::Client::new(o),
-        };
-        client.open().unwrap();
-        if client.start_transport().is_ok() {
-            return client;
-        }
-    }
-    panic!("no free port found in 20 tries");
+    let mut o = options.clone();
+    o.enable_transport = true;
+    o.transport_host = "127.0.0.1".into();
+    o.transport_port = 0;
+    o.ephemeral_transport_port = true;
+    let client = match clock {
+        Some(clock) => softadastra::Client::with_clock(o, clock),
+        None => softadastra::Client::new(o),
+    };
+    client.open().unwrap();
+    client.start_transport().unwrap();
+    client
 }
 
 /// The last-writer-wins model of the simulations: per key, the greatest (version, origin)
