@@ -10,7 +10,9 @@ mod cli_support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use cli_support::{Node, cli, free_port, json, stderr, stdout, wait_for};
+use cli_support::{
+    Node, cli, discovery_config, free_port, free_udp_port, json, stderr, stdout, wait_for,
+};
 
 #[test]
 fn restart_recovery_put_restart_get() {
@@ -145,30 +147,16 @@ fn two_cli_nodes_on_loopback_converge() {
     assert!(acked.is_some(), "a's write was acknowledged by b");
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn two_cli_nodes_find_each_other_by_discovery_and_converge() {
     let dir = tempfile::tempdir().unwrap();
     let (a_data, b_data) = (dir.path().join("a"), dir.path().join("b"));
     let (pa, pb) = (free_udp_port(), free_udp_port());
     // Each node announces to the other's discovery port on loopback.
-    let config = |own: u16, other: u16| {
-        let path = dir.path().join(format!("discovery-{own}.toml"));
-        let text = format!(
-            "[discovery]\nenabled = true\nhost = \"127.0.0.1\"\nport = {own}\n\
-             broadcast_host = \"127.0.0.1\"\nbroadcast_port = {other}\n"
-        );
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    };
-    let (ca, cb) = (config(pa, pb), config(pb, pa));
+    let (ca, cb) = (
+        discovery_config(dir.path(), pa, pb),
+        discovery_config(dir.path(), pb, pa),
+    );
     cli_support::enroll(&[(&a_data, "disc-a"), (&b_data, "disc-b")]);
     let a = Node::start(&a_data, &["--node-id", "disc-a", "--config", &ca]);
     let b = Node::start(&b_data, &["--node-id", "disc-b", "--config", &cb]);

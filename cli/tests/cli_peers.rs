@@ -10,27 +10,8 @@ mod cli_support;
 use std::path::Path;
 use std::time::Duration;
 
-use cli_support::{Node, cli, json, stdout, wait_for};
+use cli_support::{Node, cli, discovery_config, free_udp_port, json, stdout, wait_for};
 use serde_json::Value;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A config file with discovery on 127.0.0.1:`own`, announcing to 127.0.0.1:`other`.
-fn discovery_config(dir: &Path, own: u16, other: u16) -> String {
-    let path = dir.join(format!("discovery-{own}.toml"));
-    let text = format!(
-        "[discovery]\nenabled = true\nhost = \"127.0.0.1\"\nport = {own}\n\
-         broadcast_host = \"127.0.0.1\"\nbroadcast_port = {other}\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 /// `id`'s entry in the `peers --json` of the node on `data`.
 fn peer(data: &Path, id: &str) -> Option<Value> {

@@ -64,6 +64,27 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A UDP port nothing listens on right now (for discovery).
+pub(crate) fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config file in `dir` with discovery on 127.0.0.1:`own`, announcing to
+/// 127.0.0.1:`other`; returns its path.
+pub(crate) fn discovery_config(dir: &Path, own: u16, other: u16) -> String {
+    let path = dir.join(format!("discovery-{own}.toml"));
+    let text = format!(
+        "[discovery]\nenabled = true\nhost = \"127.0.0.1\"\nport = {own}\n\
+         broadcast_host = \"127.0.0.1\"\nbroadcast_port = {other}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
 pub(crate) fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
