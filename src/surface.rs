@@ -830,14 +830,7 @@ pub const ALL_KEY_STATUSES: [KeyStatus; 7] = [
 ];
 
 /// Every peer state, in number order (the numbers of `sa_peer_state_t`).
-pub const ALL_PEER_STATES: [PeerState; 6] = [
-    PeerState::Available,
-    PeerState::Connected,
-    PeerState::Stale,
-    PeerState::Expired,
-    PeerState::Faulted,
-    PeerState::Unknown,
-];
+pub const ALL_PEER_STATES: [PeerState; 6] = PeerState::ALL;
 
 /// The number of a key status.
 pub fn key_status_number(status: KeyStatus) -> u32 {

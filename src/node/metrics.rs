@@ -164,23 +164,14 @@ fn counters(
     family
 }
 
-const PEER_STATES: [PeerState; 6] = [
-    PeerState::Available,
-    PeerState::Connected,
-    PeerState::Stale,
-    PeerState::Expired,
-    PeerState::Faulted,
-    PeerState::Unknown,
-];
-
 /// How many known peers are in each state, as `Client::peers()` would list them, without
 /// its side effect (it reads discovery's datagrams first).
-fn peer_counts(n: &OpenNode) -> [usize; PEER_STATES.len()] {
+fn peer_counts(n: &OpenNode) -> [usize; PeerState::ALL.len()] {
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut counts = [0usize; PEER_STATES.len()];
+    let mut counts = [0usize; PeerState::ALL.len()];
     let mut count = |id: &str, state: PeerState| {
         if seen.insert(id.to_string())
-            && let Some(i) = PEER_STATES.iter().position(|&s| s == state)
+            && let Some(i) = PeerState::ALL.iter().position(|&s| s == state)
         {
             counts[i] += 1;
         }
@@ -355,7 +346,7 @@ pub(super) fn render(options: &ClientOptions, n: &OpenNode, poisoned: Option<&st
         "Known peers by state (as softadastra peers lists them)",
         gauges(
             "state",
-            PEER_STATES.iter().zip(peers).map(|(s, c)| (s.as_str(), c)),
+            PeerState::ALL.iter().zip(peers).map(|(s, c)| (s.as_str(), c)),
         ),
     );
     r.register(

@@ -23,6 +23,16 @@ pub enum PeerState {
 }
 
 impl PeerState {
+    /// Every state, in number order (the numbers of `sa_peer_state_t`).
+    pub const ALL: [PeerState; 6] = [
+        PeerState::Available,
+        PeerState::Connected,
+        PeerState::Stale,
+        PeerState::Expired,
+        PeerState::Faulted,
+        PeerState::Unknown,
+    ];
+
     /// The lower-case name ("available", "connected", ...), as in JSON and the C ABI.
     pub fn as_str(self) -> &'static str {
         match self {
