@@ -3,8 +3,8 @@
 //
 // Every call of a Client returns a Promise of a Result: nothing throws for a failed call
 // (an invalid key, a missing directory, a closed client). A client's calls run in the order
-// they were made, off the JavaScript thread (on the libuv pool), in batches; the addon
-// (native.js, built from js/src) does the work and holds no logic of its own.
+// they were made, off the JavaScript thread (on the client's own thread), in batches; the
+// addon (native.js, built from js/src) does the work and holds no logic of its own.
 "use strict";
 
 const { EventEmitter } = require("node:events");
@@ -13,6 +13,12 @@ const native = require("./native.js");
 const ERROR_CODES = native.errorCodes();
 const OPTION_SPECS = native.optionSpecs();
 const OPTION_NAMES = OPTION_SPECS.map((s) => s.name);
+/** Each call's number, by name: the addon takes calls by number. */
+const CALL = Object.freeze(Object.fromEntries(native.callNames().map((name, i) => [name, i])));
+/** Calls queued while batches are out are handed over when this many wait (or when a
+ * batch comes back): the client's thread starts on them while JavaScript makes the next
+ * ones. */
+const HANDOVER = 64;
 
 /** An error a call returned: `code` ("invalid_argument", "io_error", ...), `codeNumber`
  * (the C ABI's and C++ SDK's number), `message` (names the key, path or option and the
@@ -281,6 +287,13 @@ class WriteBatch {
 
 const CHANGE_QUEUE = 1024;
 
+/** Clients with calls queued or out. The client's thread reports to a function that holds
+ * its client only weakly (a strong hold would keep every client alive for ever, through
+ * the addon's reference to that function), so a busy client is held here: its calls are
+ * answered even when the application keeps no reference to it. An idle client that
+ * nobody references is collected, and its client closed. */
+const BUSY = new Set();
+
 /** A local-first node. Every method returns a Promise of a Result, except the `...Running`
  * and isOpen() predicates. Emits "change" for every remote change applied locally
  * (`{key, value, removed, origin, originSeq, version}`) and "lagged" (`missed`) when
@@ -289,19 +302,21 @@ const CHANGE_QUEUE = 1024;
 class Client extends EventEmitter {
   #native;
   #options;
-  /** Calls not yet handed to the addon, and how each one's Promise is resolved (side by
-   * side: no array per call). */
+  /** Calls not yet handed to the addon, flat (number, argument count, arguments), and
+   * how each one's Promise is resolved (side by side: no array per call). */
   #calls = [];
   #resolves = [];
   #wraps = [];
-  #running = false;
+  /** The resolves and wraps of each batch handed over and not yet back, oldest first
+   * (two entries per batch). */
+  #out = [];
   #subscription = null;
   #iterators = new Set();
 
   constructor(options = new ClientOptions()) {
     super();
     this.#options = options;
-    this.#native = new native.NativeClient({ ...options });
+    this.#native = new native.NativeClient({ ...options }, Client.#deliverTo(new WeakRef(this)));
     // Subscribes at once (newListener comes before the listener is added): a change
     // applied right after on("change") is reported.
     this.on("newListener", (event) => {
@@ -310,58 +325,66 @@ class Client extends EventEmitter {
     this.on("removeListener", () => queueMicrotask(() => this.#unwatchIfIdle()));
   }
 
-  #call(wrap, ...call) {
+  /** The function the client's thread reports to. Made here, not in the constructor: a
+   * function made there would share the constructor's scope, which holds `this`
+   * strongly (for the listeners' arrow functions). */
+  static #deliverTo(client) {
+    return (outcomes) => client.deref()?.#delivered(outcomes);
+  }
+
+  /** A call by number with `count` (0 to 2) arguments, answered in the order made. */
+  #call(wrap, number, count, a, b) {
     return new Promise((resolve) => {
-      this.#calls.push(call);
+      const calls = this.#calls;
+      if (count === 0) calls.push(number, 0);
+      else if (count === 1) calls.push(number, 1, a);
+      else calls.push(number, 2, a, b);
+      if (this.#out.length === 0 && this.#resolves.length === 0) BUSY.add(this);
       this.#resolves.push(resolve);
       this.#wraps.push(wrap);
-      if (!this.#running) {
-        // Handed over at once: the addon works on it while JavaScript makes the next
-        // calls, which queue up and go as the next batch.
-        this.#running = true;
-        this.#drain();
-      }
+      // An idle client's call goes at once. While batches are out, calls gather and go
+      // when HANDOVER of them wait or when a batch comes back.
+      if (this.#out.length === 0 || this.#resolves.length >= HANDOVER) this.#handOver();
     });
   }
 
-  /** Hands every queued call to the addon in one batch; the next batch waits for it, so
-   * calls run in the order they were made. */
-  #drain() {
-    const calls = this.#calls;
-    if (calls.length === 0) {
-      this.#running = false;
-      return;
-    }
+  /** Hands every queued call to the client's thread as one batch. */
+  #handOver() {
     const resolves = this.#resolves;
+    if (resolves.length === 0) return;
+    const calls = this.#calls;
     const wraps = this.#wraps;
     this.#calls = [];
     this.#resolves = [];
     this.#wraps = [];
-    let running;
     try {
-      running = this.#native.run(calls);
+      this.#native.run(calls);
     } catch (e) {
-      // An argument the addon could not even read: answered as errors, like a rejection.
-      running = Promise.reject(e);
+      // An argument the addon could not even read, or no thread: answered as errors.
+      const error = new SoftadastraError("internal_error", String(e && e.message));
+      for (const resolve of resolves) resolve(Result.err(error));
+      if (this.#out.length === 0) BUSY.delete(this);
+      return;
     }
-    running.then(
-      (outcomes) => {
-        // The next batch starts before this one's results are handed out: the addon runs
-        // it meanwhile. (It was made after this one ran, so the order holds.)
-        this.#drain();
-        for (let i = 0; i < resolves.length; i++) {
-          const v = outcomes[2 * i + 1];
-          const wrap = wraps[i];
-          resolves[i](outcomes[2 * i] ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
-        }
-      },
-      (e) => {
-        // The addon rejects nothing; a failure here is a bug, still answered as errors.
-        this.#drain();
-        const error = new SoftadastraError("internal_error", String(e && e.message));
-        for (const resolve of resolves) resolve(Result.err(error));
-      },
-    );
+    this.#out.push(resolves, wraps);
+  }
+
+  /** A batch's results, `ok, value or error` per call (batches come back in order). */
+  #delivered(outcomes) {
+    const out = this.#out;
+    const resolves = out.shift();
+    const wraps = out.shift();
+    // Calls that gathered meanwhile go before this batch's results are handed out: the
+    // client's thread runs them meanwhile. (Then settled: the count does not drop to zero
+    // and rise again.)
+    this.#handOver();
+    this.#native.settled();
+    if (out.length === 0) BUSY.delete(this);
+    for (let i = 0; i < resolves.length; i++) {
+      const v = outcomes[2 * i + 1];
+      const wrap = wraps[i];
+      resolves[i](outcomes[2 * i] ? Result.ok(wrap ? wrap(v) : v) : Result.err(errorOf(v)));
+    }
   }
 
   options() {
@@ -370,14 +393,14 @@ class Client extends EventEmitter {
   /** Checks the options, opens the WAL (creating the file, never its directory) and
    * replays it. */
   async open() {
-    const opened = await this.#call(null, "open");
+    const opened = await this.#call(null, CALL.open, 0);
     if (opened.isOk() && (this.listenerCount("change") > 0 || this.#iterators.size > 0)) this.#watch();
     return opened;
   }
   /** Flushes and closes; pending calls made before it finish first, calls after it get
    * invalid_state. Ends the async iterators of changes(). */
   async close() {
-    const closed = await this.#call(null, "close");
+    const closed = await this.#call(null, CALL.close, 0);
     this.#unwatch();
     for (const it of this.#iterators) it.end();
     return closed;
@@ -387,154 +410,154 @@ class Client extends EventEmitter {
   }
   /** Stores a value (a string, Buffer or Uint8Array); resolves to its version (BigInt). */
   put(key, value) {
-    return this.#call(null, "put", key, value);
+    return this.#call(null, CALL.put, 2, key, value);
   }
   /** The value as a Buffer; not_found (context = the key) when there is none. */
   get(key) {
-    return this.#call(null, "get", key);
+    return this.#call(null, CALL.get, 1, key);
   }
   /** The value as a UTF-8 string. */
   getString(key) {
-    return this.#call((b) => b.toString("utf8"), "get", key);
+    return this.#call((b) => b.toString("utf8"), CALL.get, 1, key);
   }
   remove(key) {
-    return this.#call(null, "remove", key);
+    return this.#call(null, CALL.remove, 1, key);
   }
   contains(key) {
-    return this.#call(null, "contains", key);
+    return this.#call(null, CALL.contains, 1, key);
   }
   size() {
-    return this.#call(null, "size");
+    return this.#call(null, CALL.size, 0);
   }
   /** [{key, value: Buffer}] of the keys starting with prefix, in key order. */
   list(prefix = "") {
-    return this.#call(null, "list", prefix);
+    return this.#call(null, CALL.list, 1, prefix);
   }
   writeBatch(batch) {
-    return this.#call(null, "writeBatch", batch instanceof WriteBatch ? batch.toJSON() : batch);
+    return this.#call(null, CALL.writeBatch, 1, batch instanceof WriteBatch ? batch.toJSON() : batch);
   }
   flush() {
-    return this.#call(null, "flush");
+    return this.#call(null, CALL.flush, 0);
   }
   compact() {
-    return this.#call(null, "compact");
+    return this.#call(null, CALL.compact, 0);
   }
   backup(dir) {
-    return this.#call(null, "backup", dir);
+    return this.#call(null, CALL.backup, 1, dir);
   }
   /** One sync cycle; tick(true) or tick({prune: true}) also prunes acknowledged work. */
   tick(options = false) {
     const prune = typeof options === "object" && options !== null ? Boolean(options.prune) : Boolean(options);
-    return this.#call((t) => new TickResult(t), "tick", prune);
+    return this.#call((t) => new TickResult(t), CALL.tick, 1, prune);
   }
   syncState() {
-    return this.#call((s) => new SyncState(s), "syncState");
+    return this.#call((s) => new SyncState(s), CALL.syncState, 0);
   }
   /** Same as syncState(). */
   syncStateInfo() {
     return this.syncState();
   }
   retryExpired() {
-    return this.#call(null, "retryExpired");
+    return this.#call(null, CALL.retryExpired, 0);
   }
   pruneCompleted() {
-    return this.#call(null, "pruneCompleted");
+    return this.#call(null, CALL.pruneCompleted, 0);
   }
   pruneFailed() {
-    return this.#call(null, "pruneFailed");
+    return this.#call(null, CALL.pruneFailed, 0);
   }
   queuePending() {
-    return this.#call(null, "queuePending");
+    return this.#call(null, CALL.queuePending, 0);
   }
   retryFailed() {
-    return this.#call(null, "retryFailed");
+    return this.#call(null, CALL.retryFailed, 0);
   }
   /** "saved_locally", "waiting_to_sync", "syncing", "synced", "retrying", "sync_failed"
    * or "conflict_detected". */
   syncStatus(key) {
-    return this.#call(null, "syncStatus", key);
+    return this.#call(null, CALL.syncStatus, 1, key);
   }
   recentConflicts() {
-    return this.#call(null, "recentConflicts");
+    return this.#call(null, CALL.recentConflicts, 0);
   }
   startTransport() {
-    return this.#call(null, "startTransport");
+    return this.#call(null, CALL.startTransport, 0);
   }
   stopTransport() {
-    return this.#call(null, "stopTransport");
+    return this.#call(null, CALL.stopTransport, 0);
   }
   transportRunning() {
     return this.#native.transportRunning();
   }
   transportPort() {
-    return this.#call(null, "transportPort");
+    return this.#call(null, CALL.transportPort, 0);
   }
   /** The pending network work; with timeoutMs, waits up to that long (10 s at most) for
    * some. Not needed with startBackground(). */
   processTransportEvents(maxEvents = 64, timeoutMs = undefined) {
-    return this.#call(null, "processTransportEvents", maxEvents, timeoutMs);
+    return this.#call(null, CALL.processTransportEvents, 2, maxEvents, timeoutMs);
   }
   /** Runs the event loop on a thread of the client's: peers sync without a polling loop
    * in the application. close() stops it. */
   startBackground() {
-    return this.#call(null, "startBackground");
+    return this.#call(null, CALL.startBackground, 0);
   }
   stopBackground() {
-    return this.#call(null, "stopBackground");
+    return this.#call(null, CALL.stopBackground, 0);
   }
   backgroundRunning() {
     return this.#native.backgroundRunning();
   }
   /** Connects to a peer ({nodeId, host, port} or a Peer) and keeps the connection. */
   connect(peer) {
-    return this.#call(null, "connect", { ...peer });
+    return this.#call(null, CALL.connect, 1, { ...peer });
   }
   disconnect(peer) {
-    return this.#call(null, "disconnect", { ...peer });
+    return this.#call(null, CALL.disconnect, 1, { ...peer });
   }
   trustPeer(nodeId, fingerprint) {
-    return this.#call(null, "trustPeer", nodeId, fingerprint);
+    return this.#call(null, CALL.trustPeer, 2, nodeId, fingerprint);
   }
   untrustPeer(peer) {
-    return this.#call(null, "untrustPeer", peer);
+    return this.#call(null, CALL.untrustPeer, 1, peer);
   }
   trustedPeers() {
-    return this.#call(null, "trustedPeers");
+    return this.#call(null, CALL.trustedPeers, 0);
   }
   startDiscovery() {
-    return this.#call(null, "startDiscovery");
+    return this.#call(null, CALL.startDiscovery, 0);
   }
   stopDiscovery() {
-    return this.#call(null, "stopDiscovery");
+    return this.#call(null, CALL.stopDiscovery, 0);
   }
   discoveryRunning() {
     return this.#native.discoveryRunning();
   }
   discoveryPort() {
-    return this.#call(null, "discoveryPort");
+    return this.#call(null, CALL.discoveryPort, 0);
   }
   /** Discovery also announces to this address (needed with an ephemeral discovery port). */
   addDiscoveryTarget(host, port) {
-    return this.#call(null, "addDiscoveryTarget", host, port);
+    return this.#call(null, CALL.addDiscoveryTarget, 2, host, port);
   }
   /** For tests only, with the manualClock option: moves the client's clock forward. */
   advanceClock(ms) {
-    return this.#call(null, "advanceClock", ms);
+    return this.#call(null, CALL.advanceClock, 1, ms);
   }
   peers() {
-    return this.#call((list) => list.map((p) => new Peer(p)), "peers");
+    return this.#call((list) => list.map((p) => new Peer(p)), CALL.peers, 0);
   }
   networkStats() {
-    return this.#call((s) => new NetworkStats(s), "networkStats");
+    return this.#call((s) => new NetworkStats(s), CALL.networkStats, 0);
   }
   nodeInfo() {
-    return this.#call((i) => new NodeInfo(i), "nodeInfo");
+    return this.#call((i) => new NodeInfo(i), CALL.nodeInfo, 0);
   }
   refreshNodeInfo() {
-    return this.#call((i) => new NodeInfo(i), "refreshNodeInfo");
+    return this.#call((i) => new NodeInfo(i), CALL.refreshNodeInfo, 0);
   }
   describe() {
-    return this.#call(null, "describe");
+    return this.#call(null, CALL.describe, 0);
   }
 
   /** Remote changes as an async iterator: yields `{type: "change", key, value, removed,

@@ -2,25 +2,57 @@
 //! by `convert`, the result converted by it. No logic of its own.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use softadastra::{Client, Error, Peer, Result, WriteBatch};
 
 use crate::convert::{self, Arg, Js};
 
-/// A batch of calls of one client, run in order off the JavaScript thread.
-pub struct Run {
-    pub(crate) client: Arc<Client>,
-    pub(crate) options_error: Option<Arc<Error>>,
-    pub(crate) calls: Vec<Arg>,
+/// A batch of calls of one client, read on the JavaScript thread, run in order on the
+/// client's thread (`worker.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Each call: its number in [`CALLS`] and how many arguments it takes from `args`.
+    pub(crate) calls: Vec<(u32, usize)>,
+    /// The arguments of every call, one after the other.
+    pub(crate) args: Vec<Arg>,
+}
+
+/// Runs a batch's calls in order; returns `ok, value or error` per call, flat (one array
+/// for the batch, not one per call). A panicking call is an `internal_error` result.
+pub(crate) fn run_batch(client: &Client, options_error: Option<&Error>, batch: Batch) -> Vec<Js> {
+    let mut results = Vec::with_capacity(batch.calls.len() * 2);
+    let mut args = batch.args.as_slice();
+    for &(number, count) in &batch.calls {
+        let (these, rest) = args.split_at(count.min(args.len()));
+        args = rest;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            call(client, options_error, number, these)
+        }))
+        .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+        match outcome {
+            Ok(v) => results.extend([Js::Bool(true), v]),
+            Err(e) => results.extend([Js::Bool(false), Js::error(&e)]),
+        }
+    }
+    results
+}
+
+/// What a failed call resolves to, from a caught panic.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    Error::Internal(format!("a panic in the library: {what}"))
 }
 
 /// The longest `processTransportEvents` wait (it holds a libuv thread meanwhile).
 const MAX_WAIT_MS: u64 = 10_000;
 
 /// The calls a client understands (the JavaScript `Client`'s async methods, and the
-/// parity test's list).
+/// parity test's list). JavaScript names a call by its place in this list.
 pub(crate) const CALLS: &[&str] = &[
     "open",
     "close",
@@ -103,14 +135,18 @@ fn batch(arg: &Arg) -> Result<WriteBatch> {
     Ok(batch)
 }
 
-/// Runs one call `[name, ...args]`.
-pub(crate) fn call(client: &Client, options_error: Option<&Error>, call: &Arg) -> Result<Js> {
-    let (name, args) = match call {
-        Arg::List(items) => match items.split_first() {
-            Some((Arg::Text(name), args)) => (name.as_str(), args),
-            _ => return Err(convert::bad_argument("call", "[name, ...args]", call)),
-        },
-        other => return Err(convert::bad_argument("call", "[name, ...args]", other)),
+/// Runs call number `number` of [`CALLS`] with its arguments.
+pub(crate) fn call(
+    client: &Client,
+    options_error: Option<&Error>,
+    number: u32,
+    args: &[Arg],
+) -> Result<Js> {
+    let Some(&name) = CALLS.get(number as usize) else {
+        return Err(Error::InvalidArgument {
+            argument: "call".into(),
+            reason: format!("no call numbered {number}"),
+        });
     };
     let none = Arg::None;
     let a = |i: usize| args.get(i).unwrap_or(&none);
@@ -250,9 +286,8 @@ mod tests {
     use super::*;
 
     fn run(c: &Client, name: &str, args: Vec<Arg>) -> Result<Js> {
-        let mut items = vec![Arg::Text(name.into())];
-        items.extend(args);
-        call(c, None, &Arg::List(items))
+        let number = CALLS.iter().position(|n| *n == name).unwrap_or(usize::MAX);
+        call(c, None, u32::try_from(number).unwrap_or(u32::MAX), &args)
     }
 
     #[test]
@@ -264,7 +299,7 @@ mod tests {
             }
         }
         let e = run(&c, "nope", vec![]).unwrap_err();
-        assert!(e.to_string().contains("no call named \"nope\""), "{e}");
+        assert!(e.to_string().contains("no call numbered"), "{e}");
     }
 
     #[test]
@@ -276,5 +311,54 @@ mod tests {
         assert_eq!(e.context(), "key");
         let e = run(&c, "connect", vec![Arg::Object(vec![])]).unwrap_err();
         assert_eq!(e.context(), "peer.nodeId");
+    }
+
+    #[test]
+    fn a_batch_runs_its_calls_in_order_each_with_its_own_arguments() {
+        let c = Client::new(softadastra::ClientOptions::memory_only("calls-node"));
+        let number = |name: &str| CALLS.iter().position(|n| *n == name).unwrap() as u32;
+        let text = |s: &str| Arg::Text(s.into());
+        let batch = Batch {
+            calls: vec![
+                (number("open"), 0),
+                (number("put"), 2),
+                (number("get"), 1),
+                (9_999, 0),
+                (number("size"), 0),
+                (number("get"), 1),
+            ],
+            args: vec![text("k"), text("v1"), text("k"), text("missing")],
+        };
+        let out = run_batch(&c, None, batch);
+        assert_eq!(out.len(), 12, "ok and value per call: {out:?}");
+        let oks: Vec<bool> = out
+            .iter()
+            .step_by(2)
+            .map(|o| matches!(o, Js::Bool(true)))
+            .collect();
+        assert_eq!(oks, [true, true, true, false, true, false]);
+        assert!(matches!(&out[3], Js::BigInt(v) if *v > 0), "{:?}", out[3]);
+        assert!(
+            matches!(&out[5], Js::Bytes(b) if b == b"v1"),
+            "{:?}",
+            out[5]
+        );
+        let Js::Object(error) = &out[7] else {
+            panic!("{:?}", out[7])
+        };
+        assert!(
+            format!("{error:?}").contains("no call numbered 9999"),
+            "{error:?}"
+        );
+        assert!(
+            matches!(&out[9], Js::Number(n) if *n == 1.0),
+            "{:?}",
+            out[9]
+        );
+        assert!(
+            format!("{:?}", out[11]).contains("missing"),
+            "{:?}",
+            out[11]
+        );
     }
 }

@@ -45,6 +45,53 @@ impl Arg {
         unsafe { Self::read_depth(env, value, 4) }
     }
 
+    /// Reads a batch of calls laid out flat, as index.js makes them: for each call, its
+    /// number, how many arguments follow, then the arguments (one array for the batch,
+    /// not one per call: fewer Node-API calls per call).
+    ///
+    /// # Safety
+    /// `env` and `value` are a live environment and a value of it (on the JS thread).
+    pub(crate) unsafe fn read_calls(
+        env: sys::napi_env,
+        value: sys::napi_value,
+    ) -> napi::Result<crate::calls::Batch> {
+        let mut batch = crate::calls::Batch::default();
+        unsafe {
+            let mut len = 0u32;
+            check(sys::napi_get_array_length(env, value, &mut len), "calls")?;
+            let element = |i: u32| -> napi::Result<sys::napi_value> {
+                let mut item = ptr::null_mut();
+                check(sys::napi_get_element(env, value, i, &mut item), "call")?;
+                Ok(item)
+            };
+            let number = |i: u32| -> napi::Result<u32> {
+                let mut n = 0u32;
+                check(
+                    sys::napi_get_value_uint32(env, element(i)?, &mut n),
+                    "call number",
+                )?;
+                Ok(n)
+            };
+            let mut i = 0u32;
+            while i < len {
+                let call = number(i)?;
+                let count = number(i.saturating_add(1))?;
+                let end = i.saturating_add(2).saturating_add(count);
+                if end > len {
+                    return Err(napi::Error::from_reason(
+                        "a call's arguments run past the batch",
+                    ));
+                }
+                for a in i + 2..end {
+                    batch.args.push(Self::read_depth(env, element(a)?, 4)?);
+                }
+                batch.calls.push((call, count as usize));
+                i = end;
+            }
+        }
+        Ok(batch)
+    }
+
     unsafe fn read_depth(
         env: sys::napi_env,
         value: sys::napi_value,
@@ -183,6 +230,34 @@ impl Arg {
 }
 
 unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> napi::Result<String> {
+    // Most strings (keys) are short: one Node-API call into a buffer on the stack, rather
+    // than one for the length and one for the bytes.
+    let mut short = [0u8; 128];
+    let mut written = 0usize;
+    unsafe {
+        check(
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                short.as_mut_ptr().cast(),
+                short.len(),
+                &mut written,
+            ),
+            "string",
+        )?;
+    }
+    // Node stops before a character that does not fit (at most 4 bytes) and keeps a byte
+    // for the terminating zero: this much room left means the string was whole.
+    let bytes = if written + 4 < short.len() - 1 {
+        short[..written].to_vec()
+    } else {
+        unsafe { read_long_string(env, value)? }
+    };
+    // Node writes UTF-8 (lone surrogates become U+FFFD).
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
+}
+
+unsafe fn read_long_string(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Vec<u8>> {
     let mut len = 0usize;
     unsafe {
         check(
@@ -202,8 +277,7 @@ unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> napi::Resul
             "string",
         )?;
         buf.truncate(written);
-        // Node writes UTF-8 (lone surrogates become U+FFFD).
-        Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
+        Ok(buf)
     }
 }
 

@@ -4,24 +4,26 @@
 //! ClientOptions, Client) is `index.js`.
 //!
 //! Threads: a client's calls arrive in batches (`NativeClient::run`), in the order the
-//! application made them, and run on the libuv pool (Node-API async work), one batch of
-//! a client at a time, so the JavaScript thread never waits for the disk or the network.
-//! Nothing here throws to JavaScript: every call resolves to `[true, value]` or
+//! application made them, and run in that order on the client's own thread
+//! (`worker.rs`), so the JavaScript thread never waits for the disk or the network. Each
+//! batch's results come back through the client's `deliver` function. Nothing here throws
+//! to JavaScript: every call resolves to `[true, value]` or
 //! `[false, {code, codeNumber, message, context}]`, a panic included.
 
 mod calls;
 mod changes;
 mod convert;
+mod worker;
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncTask, Env, Unknown};
-use napi::{JsValue, Task};
+use napi::bindgen_prelude::{Env, Function, Unknown};
+use napi::{JsValue, sys};
 use napi_derive::napi;
 use softadastra::surface::{self, Described, OptionKind};
 use softadastra::{Client, Error};
 
-pub use calls::Run;
 pub use changes::NativeSubscription;
 pub use convert::Js;
 use convert::{Arg, camel};
@@ -33,6 +35,12 @@ pub struct NativeClient {
     client: Arc<Client>,
     /// Why the options given could not be converted: `open()` returns it.
     options_error: Option<Arc<Error>>,
+    /// Where results go, until the thread starts (at the first batch) and takes it.
+    deliver: Cell<Option<worker::Deliver>>,
+    worker: RefCell<Option<worker::Worker>>,
+    /// Batches handed over and not yet settled: `deliver` keeps the process alive while
+    /// there are any, and only then.
+    batches_out: Cell<u32>,
 }
 
 /// Reads a JavaScript value (on the JavaScript thread).
@@ -45,32 +53,75 @@ fn read(value: &Unknown<'_>) -> napi::Result<Arg> {
 #[napi]
 impl NativeClient {
     /// A closed client with these options (an object of camelCase option names). Options
-    /// that cannot be converted make `open()` fail with an error naming them.
+    /// that cannot be converted make `open()` fail with an error naming them. `deliver`
+    /// receives each batch's results (`[ok, value or error]` per call, flat), in the order
+    /// the batches were handed to `run`.
     #[napi(constructor)]
-    pub fn new(options: Unknown<'_>) -> napi::Result<Self> {
+    pub fn new(
+        options: Unknown<'_>,
+        #[napi(ts_arg_type = "(outcomes: Array<any>) => void")] deliver: Function<'_, Js, ()>,
+    ) -> napi::Result<Self> {
         let (options, options_error) = match convert::options_from(&read(&options)?) {
             Ok(o) => (o, None),
             Err(e) => (softadastra::ClientOptions::default(), Some(Arc::new(e))),
         };
+        let deliver: worker::Deliver = deliver
+            .build_threadsafe_function::<Js>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
         Ok(NativeClient {
             client: Arc::new(Client::new(options)),
             options_error,
+            deliver: Cell::new(Some(deliver)),
+            worker: RefCell::new(None),
+            batches_out: Cell::new(0),
         })
     }
 
-    /// Runs calls in order, each `[name, ...args]`, off the JavaScript thread; resolves to
-    /// `[ok, value or error]` per call, flat.
-    #[napi(ts_return_type = "Promise<Array<any>>")]
-    pub fn run(&self, calls: Unknown<'_>) -> napi::Result<AsyncTask<calls::Run>> {
-        let calls = match read(&calls)? {
-            Arg::List(items) => items,
-            other => vec![other],
-        };
-        Ok(AsyncTask::new(calls::Run {
-            client: self.client.clone(),
-            options_error: self.options_error.clone(),
-            calls,
-        }))
+    /// Hands a batch of calls to the client's thread, laid out flat: for each call, its
+    /// number in `callNames()`, how many arguments follow, the arguments. Its results go
+    /// to `deliver`; the caller then calls `settled()`.
+    #[napi(ts_args_type = "calls: Array<any>")]
+    pub fn run(&self, env: Env, calls: Unknown<'_>) -> napi::Result<()> {
+        let raw = calls.value();
+        // SAFETY: a value handed to this call by Node, read during the call.
+        let batch = unsafe { Arg::read_calls(raw.env, raw.value)? };
+        let mut worker = self.worker.borrow_mut();
+        if worker.is_none() {
+            let deliver = self
+                .deliver
+                .take()
+                .ok_or_else(|| napi::Error::from_reason("the client's thread did not start"))?;
+            let started =
+                worker::Worker::start(self.client.clone(), self.options_error.clone(), deliver)
+                    .map_err(|e| napi::Error::from_reason(format!("starting a thread: {e}")))?;
+            *worker = Some(started);
+        }
+        let worker = worker.as_ref().expect("started above");
+        if self.batches_out.get() == 0 {
+            // SAFETY: the function is alive (held by the worker); on the JavaScript thread.
+            // A failure (the environment closing) leaves it weak: nothing to wait for then.
+            unsafe { sys::napi_ref_threadsafe_function(env.raw(), worker.deliver().raw()) };
+        }
+        self.batches_out
+            .set(self.batches_out.get().saturating_add(1));
+        worker.hand_over(batch);
+        Ok(())
+    }
+
+    /// Called once per batch delivered: when none is left out, `deliver` stops keeping the
+    /// process alive.
+    #[napi]
+    pub fn settled(&self, env: Env) {
+        let out = self.batches_out.get().saturating_sub(1);
+        self.batches_out.set(out);
+        if out == 0
+            && let Some(worker) = &*self.worker.borrow()
+        {
+            // SAFETY: as in `run`.
+            unsafe { sys::napi_unref_threadsafe_function(env.raw(), worker.deliver().raw()) };
+        }
     }
 
     /// Whether the client is open.
@@ -263,41 +314,4 @@ pub fn call_names() -> Vec<String> {
 #[napi]
 pub fn sdk_version() -> String {
     softadastra::DEFAULT_VERSION.to_string()
-}
-
-/// What a failed call resolves to, from a caught panic.
-fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into());
-    Error::Internal(format!("a panic in the library: {what}"))
-}
-
-/// `Task` for a batch of calls (see `calls.rs`).
-impl Task for calls::Run {
-    type Output = Vec<Js>;
-    type JsValue = Js;
-
-    fn compute(&mut self) -> napi::Result<Vec<Js>> {
-        let calls = std::mem::take(&mut self.calls);
-        // Flat, `ok, value` per call: one array for the batch, not one per call.
-        let mut results = Vec::with_capacity(calls.len() * 2);
-        for call in &calls {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                calls::call(&self.client, self.options_error.as_deref(), call)
-            }))
-            .unwrap_or_else(|p| Err(panicked(p.as_ref())));
-            match outcome {
-                Ok(v) => results.extend([Js::Bool(true), v]),
-                Err(e) => results.extend([Js::Bool(false), Js::error(&e)]),
-            }
-        }
-        Ok(results)
-    }
-
-    fn resolve(&mut self, _env: Env, output: Vec<Js>) -> napi::Result<Js> {
-        Ok(Js::List(output))
-    }
 }

@@ -2,6 +2,7 @@
 // Buffers and strings, versions as BigInts, calls in order, a client closed under pending
 // calls, and parity with the core's description of options and values.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -76,7 +77,85 @@ test("calls made without awaiting run in the order they were made", async () => 
   const results = await Promise.all(calls);
   assert.ok(results.every((r) => r.isOk()));
   assert.equal(results.at(-1).value(), "499");
+  // Several batches went to the client's thread; each put's version is above the last.
+  const versions = results.slice(1, 501).map((r) => r.value());
+  assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]), "versions rise in call order");
   await client.close();
+});
+
+test("calls made while earlier batches are out still run in order", async () => {
+  const client = new Client(ClientOptions.memoryOnly("js-order-2"));
+  await client.open();
+  const first = [];
+  for (let i = 0; i < 300; i++) first.push(client.put("k", `a${i}`));
+  // Resumes when the first put is answered, with the rest of them still out.
+  await first[0];
+  const second = [];
+  for (let i = 0; i < 300; i++) second.push(client.put("k", `b${i}`));
+  const last = client.getString("k");
+  const versions = (await Promise.all([...first, ...second])).map((r) => r.value());
+  assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]), "versions rise in call order");
+  assert.equal((await last).value(), "b299");
+  await client.close();
+});
+
+/** Runs an ES module script in a child Node.js (bounded); returns its output. */
+function runScript(script, flags = []) {
+  return execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+    cwd: PACKAGE_DIR,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+}
+
+test("an open client left idle does not keep the process alive; a call not awaited finishes first", (t) => {
+  const wal = join(tempDir(t), "node.wal");
+  // Neither awaited nor closed: the process waits for the put, then ends by itself.
+  const out = runScript(`
+    import { Client, ClientOptions } from "@softadastra/sdk";
+    const client = new Client(ClientOptions.persistent("js-exit", ${JSON.stringify(wal)}));
+    client.open();
+    client.put("k", "v").then((r) => console.log("put", r.isOk()));
+  `);
+  assert.equal(out.trim(), "put true");
+  const check = runScript(`
+    import { Client, ClientOptions } from "@softadastra/sdk";
+    const client = new Client(ClientOptions.persistent("js-exit", ${JSON.stringify(wal)}));
+    await client.open();
+    console.log((await client.getString("k")).value());
+  `);
+  assert.equal(check.trim(), "v");
+});
+
+test("a client the application drops is collected and closed, after its calls are answered", (t) => {
+  const wal = join(tempDir(t), "node.wal");
+  // The WAL is locked while a client has it open: a second client opens it only once the
+  // first, dropped without close(), has been collected and closed.
+  const out = runScript(
+    `
+    import { Client, ClientOptions } from "@softadastra/sdk";
+    const wal = ${JSON.stringify(wal)};
+    const options = ClientOptions.persistent("js-gc", wal);
+    // Dropped with a call out: still answered.
+    const put = new Client(options).put("k", "v");
+    console.log("dropped put", (await put).error().code);
+    let first = new Client(options);
+    console.log("first put", (await first.open()).isOk() && (await first.put("k", "v")).isOk());
+    first = null;
+    let second;
+    for (let i = 0; i < 100; i++) {
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 20));
+      second = new Client(options);
+      if ((await second.open()).isOk()) break;
+      second = null;
+    }
+    console.log("second", second ? (await second.getString("k")).value() : "never opened");
+    await second?.close();
+  `,
+    ["--expose-gc"],
+  );
+  assert.deepEqual(out.trim().split("\n"), ["dropped put invalid_state", "first put true", "second v"]);
 });
 
 test("a client closed while calls are pending answers them, then refuses later ones", async (t) => {
