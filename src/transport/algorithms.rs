@@ -1,7 +1,6 @@
 //! The cryptography of the node's TLS: exactly what two nodes need, nothing more.
 //!
-//! Every node speaks TLS 1.3 only and proves an ECDSA P-256 identity key (made by rcgen,
-//! [`crate::identity`]), on both sides. So the provider holds one cipher suite, one
+//! Every node speaks TLS 1.3 only and proves an ECDSA P-256 identity key ([`crate::identity`]), on both sides. So the provider holds one cipher suite, one
 //! key-exchange group and one signature algorithm, instead of rustls's default ring
 //! provider (three suites, three groups, RSA, P-384 and Ed25519 signatures): link-time
 //! optimisation then drops the rest of ring and rustls from the library (docs/edge.md,
@@ -177,9 +176,9 @@ mod tests {
         assert!(public.verify(b"handshake", &signature).is_ok());
         assert!(public.verify(b"another", &signature).is_err());
 
-        let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let ed25519 = ring::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
         let err = P256Keys
-            .load_private_key(PrivateKeyDer::try_from(ed25519.serialize_der()).unwrap())
+            .load_private_key(PrivateKeyDer::try_from(ed25519.as_ref().to_vec()).unwrap())
             .unwrap_err();
         assert!(
             err.to_string().contains("not an ECDSA P-256 key"),
