@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rcgen::{KeyPair, PublicKeyData, SigningKey};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 
 /// Why an identity could not be loaded or made. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +96,84 @@ pub fn fingerprint_of_p256_point(point: &[u8; P256_POINT_LEN]) -> String {
 
 /// A node's key pair and its fingerprint.
 pub struct Identity {
-    key: KeyPair,
+    key: NodeKey,
     fingerprint: String,
+}
+
+/// An ECDSA P-256 key pair (ring's), with its PKCS#8 form: what the key file holds and
+/// what TLS loads. The only kind of key a node has, so nothing else is linked (rcgen's
+/// own key pair would bring RSA and Ed25519 signing into the library: docs/edge.md, "Size").
+struct NodeKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+}
+
+impl NodeKey {
+    fn generate() -> Result<NodeKey, IdentityError> {
+        let generate = |e: ring::error::Unspecified| IdentityError::Generate(e.to_string());
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .map_err(generate)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        Ok(NodeKey {
+            pair,
+            pkcs8: pkcs8.as_ref().to_vec(),
+        })
+    }
+
+    /// The key of a PEM text ("PRIVATE KEY": PKCS#8); the reason when it holds none, or
+    /// one of another kind than ECDSA P-256.
+    fn from_pem(text: &str) -> Result<NodeKey, String> {
+        let pem = pem::parse(text).map_err(|e| format!("no PEM key: {e}"))?;
+        let pkcs8 = pem.into_contents();
+        // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect its
+        // fingerprint from a P-256 point: another kind of key, written by hand or another
+        // tool, would identify the node to nobody.
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            &pkcs8,
+            &SystemRandom::new(),
+        )
+        .map_err(|e| format!("not an ECDSA P-256 key in PKCS#8 form ({e})"))?;
+        Ok(NodeKey { pair, pkcs8 })
+    }
+
+    /// The PEM text of the key (what rcgen wrote for earlier versions, byte for byte).
+    fn pem(&self) -> String {
+        let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+        pem::encode_config(&pem::Pem::new("PRIVATE KEY", self.pkcs8.clone()), config)
+    }
+
+    /// The uncompressed point (0x04, X, Y).
+    fn point(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    fn spki(&self) -> Vec<u8> {
+        [&P256_SPKI_PREFIX[..], self.point()].concat()
+    }
+}
+
+/// What rcgen needs to make the TLS certificate.
+impl rcgen::PublicKeyData for NodeKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.point()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for NodeKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair
+            .sign(&SystemRandom::new(), msg)
+            .map(|signature| signature.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RingUnspecified)
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -110,8 +187,7 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// A new identity, kept in memory only (a memory-only node: a new one each start).
     pub fn generate() -> Result<Identity, IdentityError> {
-        let key = KeyPair::generate().map_err(|e| IdentityError::Generate(e.to_string()))?;
-        Ok(Identity::from_key(key))
+        Ok(Identity::from_key(NodeKey::generate()?))
     }
 
     /// The identity of node `node_id` kept at `path`, made (and written, private to its
@@ -149,7 +225,7 @@ impl Identity {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let identity = Identity::generate()?;
-                let text = key_file(node_id, &identity.key.serialize_pem());
+                let text = key_file(node_id, &identity.key.pem());
                 write_private(path, text.as_bytes()).map_err(io("write"))?;
                 log::info!(
                     "made this node's identity key {} (fingerprint {})",
@@ -173,8 +249,8 @@ impl Identity {
         ))
     }
 
-    fn from_key(key: KeyPair) -> Identity {
-        let fingerprint = fingerprint_of_spki(&key.subject_public_key_info());
+    fn from_key(key: NodeKey) -> Identity {
+        let fingerprint = fingerprint_of_spki(&key.spki());
         Identity { key, fingerprint }
     }
 
@@ -188,28 +264,34 @@ impl Identity {
     /// transport's TLS. Made anew at each start: peers trust the key (its fingerprint),
     /// never the certificate, so its names and dates carry no meaning.
     pub(crate) fn tls_certificate(&self) -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
-        let params = rcgen::CertificateParams::new(vec![TLS_NAME.to_string()])
+        let mut params = rcgen::CertificateParams::new(vec![TLS_NAME.to_string()])
             .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        // The serial number and key identifier rcgen derives from the key when it has its
+        // own cryptography (the first 20 bytes of the SHA-256 of the key; the serial a
+        // positive number).
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.key.spki());
+        let mut id = digest.as_ref()[..20].to_vec();
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(id.clone());
+        id[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&id));
         let cert = params
             .self_signed(&self.key)
             .map_err(|e| IdentityError::Generate(e.to_string()))?;
-        Ok((cert.der().to_vec(), self.key.serialize_der()))
+        Ok((cert.der().to_vec(), self.key.pkcs8.clone()))
     }
 
     /// The public key as an uncompressed P-256 point (0x04, X, Y: 65 bytes), the form
     /// `ring::signature::UnparsedPublicKey` verifies with; see
     /// [`fingerprint_of_p256_point`].
     pub fn public_key_raw(&self) -> &[u8] {
-        self.key.public_key_raw()
+        self.key.point()
     }
 
     /// Signs `msg`: ECDSA P-256 with SHA-256, the signature ASN.1 DER encoded (at most 72
     /// bytes), verifiable with `ring::signature::ECDSA_P256_SHA256_ASN1` and
     /// [`Identity::public_key_raw`]. Fails only when the system's random source does.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        self.key
-            .sign(msg)
-            .map_err(|e| IdentityError::Sign(e.to_string()))
+        rcgen::SigningKey::sign(&self.key, msg).map_err(|e| IdentityError::Sign(e.to_string()))
     }
 }
 
@@ -245,19 +327,13 @@ fn split_key_file(text: &str) -> Result<(Option<&str>, &str), String> {
 fn parse_key_file<'t>(
     path: &Path,
     text: &'t str,
-) -> Result<(Option<&'t str>, &'t str, KeyPair), IdentityError> {
+) -> Result<(Option<&'t str>, &'t str, NodeKey), IdentityError> {
     let damaged = |reason: String| IdentityError::Damaged {
         path: path.to_path_buf(),
         reason,
     };
     let (bound, pem) = split_key_file(text).map_err(damaged)?;
-    let key = KeyPair::from_pem(pem).map_err(|e| damaged(e.to_string()))?;
-    // Peers verify this node's signatures as ECDSA P-256 (discovery) and expect its
-    // fingerprint from a P-256 point: another kind of key, written by hand or another
-    // tool, would identify the node to nobody.
-    if !key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
-        return Err(damaged("not an ECDSA P-256 key".into()));
-    }
+    let key = NodeKey::from_pem(pem).map_err(damaged)?;
     Ok((bound, pem, key))
 }
 
@@ -344,7 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
         let old = Identity::generate().unwrap();
-        write_private(&path, old.key.serialize_pem().as_bytes()).unwrap();
+        write_private(&path, old.key.pem().as_bytes()).unwrap();
         let loaded = Identity::load_or_create(&path, "till-1").unwrap();
         assert_eq!(loaded.fingerprint(), old.fingerprint());
         assert!(Identity::load_or_create(&path, "till-2").is_err());
@@ -356,7 +432,7 @@ mod tests {
     fn a_key_file_with_a_bad_node_id_line_is_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
-        let pem = Identity::generate().unwrap().key.serialize_pem();
+        let pem = Identity::generate().unwrap().key.pem();
         write_private(&path, format!("{KEY_FILE_HEADER}\nid x\n{pem}").as_bytes()).unwrap();
         let e = Identity::load_or_create(&path, "x").unwrap_err().to_string();
         assert!(e.contains("damaged") && e.contains("node-id"), "{e}");
@@ -405,15 +481,17 @@ mod tests {
         // The SPKI rebuilt from the point is the key's own.
         let mut spki = P256_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(&point);
-        assert_eq!(spki, identity.key.subject_public_key_info());
+        assert_eq!(spki, identity.key.spki());
     }
 
     #[test]
     fn a_key_of_another_algorithm_is_refused_as_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.key");
-        let ed25519 = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        write_private(&path, ed25519.serialize_pem().as_bytes()).unwrap();
+        let ed25519 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", ed25519.as_ref()));
+        write_private(&path, pem.as_bytes()).unwrap();
         let e = Identity::load_or_create(&path, "node-1").unwrap_err().to_string();
         assert!(e.contains("node.key") && e.contains("not an ECDSA P-256 key"), "{e}");
     }
@@ -424,7 +502,7 @@ mod tests {
         let shown = format!("{identity:?}");
         assert!(shown.contains(identity.fingerprint()));
         assert!(!shown.contains("PRIVATE"));
-        let pem = identity.key.serialize_pem();
+        let pem = identity.key.pem();
         let body: String = pem.lines().nth(1).unwrap().chars().take(16).collect();
         assert!(!shown.contains(&body));
     }

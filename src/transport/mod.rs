@@ -8,9 +8,11 @@
 //!
 //! This file holds the types and the owner's API; `config.rs` the settings, errors and
 //! address resolution; `conn.rs` the connections' I/O within their budgets, through TLS
-//! when the transport is secure; `tls.rs` the TLS settings; `trust.rs` the trusted keys;
+//! when the transport is secure; `tls.rs` the TLS settings
+//! and `algorithms.rs` the cryptography they use; `trust.rs` the trusted keys;
 //! `handshake.rs` the trust checks and the Hello exchange; `dial.rs` redials and timers.
 
+mod algorithms;
 mod config;
 mod conn;
 mod dial;

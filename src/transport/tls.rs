@@ -9,7 +9,7 @@
 //! a clear reason instead of a bare TLS alert.
 //!
 //! Only TLS 1.3 is offered; no session tickets or resumption (every connection proves its
-//! key afresh).
+//! key afresh). The algorithms are the few the node needs ([`super::algorithms`]).
 
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ impl TlsContext {
         let (cert, key) = identity.tls_certificate().map_err(|e| tls_error(&e))?;
         let cert = vec![CertificateDer::from(cert)];
         let key = PrivateKeyDer::try_from(key).map_err(|e| tls_error(&e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(super::algorithms::provider());
         let verifier = Arc::new(AnyKeyHolder {
             algorithms: provider.signature_verification_algorithms,
         });
@@ -260,6 +260,10 @@ mod tests {
             client.protocol_version(),
             Some(rustls::ProtocolVersion::TLSv1_3)
         );
+        assert_eq!(
+            client.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
+        );
         client.writer().write_all(b"hello").unwrap();
         let mut wire = Vec::new();
         client.write_tls(&mut wire).unwrap();
@@ -271,34 +275,27 @@ mod tests {
         assert_eq!(&got, b"hello");
     }
 
-    #[test]
-    fn a_peer_without_a_certificate_fails_the_handshake() {
-        let b = Identity::generate().unwrap();
-        let tb = TlsContext::new(&b).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let anonymous = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
+    /// Runs the handshake of a client built by hand against a node's server side (bounded):
+    /// Ok once the server knows the client's key, or the server's refusal.
+    fn handshake_with_node(client: ClientConfig) -> Result<(), rustls::Error> {
+        let tb = TlsContext::new(&Identity::generate().unwrap()).unwrap();
+        let mut client: rustls::Connection = ClientConnection::new(Arc::new(client), server_name())
             .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyKeyHolder {
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth();
-        let mut client: rustls::Connection =
-            ClientConnection::new(Arc::new(anonymous), server_name())
-                .unwrap()
-                .into();
+            .into();
         let mut server = tb.accept().unwrap();
-        let mut failed = false;
         for _ in 0..10 {
             let mut wire = Vec::new();
             while client.wants_write() {
                 client.write_tls(&mut wire).unwrap();
             }
             server.read_tls(&mut &wire[..]).unwrap();
-            if server.process_new_packets().is_err() {
-                failed = true;
-                break;
+            if let Err(e) = server.process_new_packets() {
+                assert!(peer_fingerprint(&server).is_none());
+                return Err(e);
+            }
+            if !server.is_handshaking() {
+                assert!(peer_fingerprint(&server).is_some());
+                return Ok(());
             }
             let mut back = Vec::new();
             while server.wants_write() {
@@ -307,7 +304,88 @@ mod tests {
             client.read_tls(&mut &back[..]).unwrap();
             let _ = client.process_new_packets();
         }
-        assert!(failed, "the server refused a client without a certificate");
-        assert!(peer_fingerprint(&server).is_none());
+        panic!("the handshake neither ended nor failed");
+    }
+
+    /// A client of rustls's full ring provider with only the given suites and groups, and
+    /// a key of its own.
+    fn client_offering(
+        suites: &[rustls::SupportedCipherSuite],
+        groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+    ) -> ClientConfig {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: suites.to_vec(),
+            kx_groups: groups.to_vec(),
+            ..rustls::crypto::ring::default_provider()
+        };
+        let algorithms = provider.signature_verification_algorithms;
+        let (cert, key) = Identity::generate().unwrap().tls_certificate().unwrap();
+        ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyKeyHolder { algorithms }))
+            .with_client_auth_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::try_from(key).unwrap(),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_peer_without_a_certificate_fails_the_handshake() {
+        let provider = Arc::new(crate::transport::algorithms::provider());
+        let anonymous = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyKeyHolder {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth();
+        assert_eq!(
+            handshake_with_node(anonymous),
+            Err(rustls::Error::NoCertificatesPresented)
+        );
+    }
+
+    #[test]
+    fn a_peer_of_the_full_ring_provider_still_connects() {
+        use rustls::crypto::ring::{ALL_CIPHER_SUITES, ALL_KX_GROUPS};
+        assert_eq!(
+            handshake_with_node(client_offering(ALL_CIPHER_SUITES, ALL_KX_GROUPS)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_peer_offering_only_aes_suites_is_refused_for_want_of_a_common_suite() {
+        use rustls::crypto::ring::{ALL_KX_GROUPS, cipher_suite};
+        let aes = [
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+        ];
+        let refusal = handshake_with_node(client_offering(&aes, ALL_KX_GROUPS));
+        assert_eq!(
+            refusal,
+            Err(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoCipherSuitesInCommon
+            ))
+        );
+    }
+
+    #[test]
+    fn a_peer_offering_only_other_key_exchange_groups_is_refused_for_want_of_a_common_group() {
+        use rustls::crypto::ring::{ALL_CIPHER_SUITES, kx_group};
+        let refusal = handshake_with_node(client_offering(
+            ALL_CIPHER_SUITES,
+            &[kx_group::X25519, kx_group::SECP384R1],
+        ));
+        assert_eq!(
+            refusal,
+            Err(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoKxGroupsInCommon
+            ))
+        );
     }
 }
