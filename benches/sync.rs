@@ -28,7 +28,7 @@ fn run(batch_size: usize) -> f64 {
     let mut now = 0;
     for (i, key) in keys.iter().enumerate() {
         let stamp = a_store.put(key, &value).unwrap();
-        a.record_local(stamp, [key.as_str()]);
+        a.record_local(&a_store, stamp, [key.as_str()]);
         if (i + 1) % batch_size == 0 || i + 1 == keys.len() {
             now += 1;
             while let Some(batch) = a.next_batch(&a_store, now) {

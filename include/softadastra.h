@@ -414,6 +414,13 @@ enum sa_option_t
    * Needs the WAL. Default 0.
    */
   SA_OPTION_FAIL_SYNC_AT = 36,
+  /**
+   * Number: most keys whose newest unsent write the outbox holds to push to peers
+   * itself; writes of further keys reach peers by catch-up (when a peer connects, then
+   * every 30 s), which keeps a node writing many keys offline small. At least 1.
+   * Default 16384.
+   */
+  SA_OPTION_SYNC_PUSH_KEY_LIMIT = 37,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

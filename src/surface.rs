@@ -122,6 +122,11 @@ pub enum OptionId {
     /// Number, for tests only: the n-th sync of the node's files fails, once; 0 never.
     /// Needs the WAL. Default 0.
     SaOptionFailSyncAt = 36,
+    /// Number: most keys whose newest unsent write the outbox holds to push to peers
+    /// itself; writes of further keys reach peers by catch-up (when a peer connects, then
+    /// every 30 s), which keeps a node writing many keys offline small. At least 1.
+    /// Default 16384.
+    SaOptionSyncPushKeyLimit = 37,
 }
 
 /// What an option holds (`sa_option_kind_t` in C).
@@ -305,6 +310,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         u64::MAX,
     ),
     spec(OptionId::SaOptionFailSyncAt, "fail_sync_at", UINT, u64::MAX),
+    spec(
+        OptionId::SaOptionSyncPushKeyLimit,
+        "sync_push_key_limit",
+        UINT,
+        USIZE,
+    ),
 ];
 
 impl OptionId {
@@ -406,6 +417,7 @@ pub fn get_option(options: &ClientOptions, id: OptionId) -> Value {
         OptionId::SaOptionManualClock => Value::Bool(o.manual_clock),
         OptionId::SaOptionFailWriteAt => uint(o.fail_write_at),
         OptionId::SaOptionFailSyncAt => uint(o.fail_sync_at),
+        OptionId::SaOptionSyncPushKeyLimit => uint(o.sync_push_key_limit),
     }
 }
 
@@ -507,6 +519,7 @@ fn set_uint(o: &mut ClientOptions, id: OptionId, n: u64) -> Result<()> {
         OptionId::SaOptionTombstoneHorizonMs => o.tombstone_horizon_ms = n,
         OptionId::SaOptionFailWriteAt => o.fail_write_at = n,
         OptionId::SaOptionFailSyncAt => o.fail_sync_at = n,
+        OptionId::SaOptionSyncPushKeyLimit => o.sync_push_key_limit = narrow(id, n)?,
         _ => return Err(kind_mismatch(id)),
     }
     Ok(())
@@ -589,6 +602,7 @@ impl Described for ClientOptions {
             manual_clock: _,
             fail_write_at: _,
             fail_sync_at: _,
+            sync_push_key_limit: _,
         } = self;
         OPTIONS
             .iter()

@@ -24,7 +24,7 @@ fn engine() -> SyncEngine {
 /// Sends `key`'s operation once and lets its ACK time out, so it fails.
 fn fail(store: &Store, engine: &mut SyncEngine, key: &str) {
     let stamp = store.put(key, b"v").unwrap();
-    engine.record_local(stamp, [key]);
+    engine.record_local(store, stamp, [key]);
     let batch = engine.next_batch(store, 1_000).expect("a batch");
     engine.batch_written(store, &batch).unwrap();
     assert_eq!(engine.key_status(store, key), Some(KeyStatus::Syncing));
@@ -50,7 +50,7 @@ fn a_key_given_up_on_stays_sync_failed_after_prune_failed_and_a_restart() {
         assert_eq!(engine.prune_failed(&store).unwrap(), 1);
         // A later write of the key is a new operation with its own status.
         let stamp = store.put("given-up", b"again").unwrap();
-        engine.record_local(stamp, ["given-up"]);
+        engine.record_local(&store, stamp, ["given-up"]);
         assert_eq!(
             engine.key_status(&store, "given-up"),
             Some(KeyStatus::WaitingToSync)
@@ -101,7 +101,7 @@ fn failed_and_given_up_work_a_peer_holds_becomes_acknowledged_and_synced() {
         Some(KeyStatus::SyncFailed)
     );
     let stamp = store.put("later", b"v").unwrap();
-    engine.record_local(stamp, ["later"]);
+    engine.record_local(&store, stamp, ["later"]);
     assert_eq!(
         engine.key_status(&store, "later"),
         Some(KeyStatus::WaitingToSync),

@@ -323,6 +323,69 @@ fn a_thousand_keys_overwritten_a_thousand_times_offline_keep_a_small_outbox_and_
 }
 
 #[test]
+fn keys_beyond_the_push_limit_reach_a_new_peer_by_catch_up_and_its_vector_acknowledges_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tune = |o: &mut ClientOptions| {
+        o.sync_push_key_limit = 100;
+        o.manual_clock = true;
+        o.auto_flush = false;
+    };
+    // Offline: 1,000 keys written 10 times; the outbox pushes 100 keys itself.
+    let a = node_tuned(dir.path(), "node-a", None, tune);
+    for round in 0..10u32 {
+        let mut batch = WriteBatch::new();
+        for k in 0..1_000u32 {
+            batch.put(format!("k{k:03}"), format!("{k}@{round}"));
+        }
+        a.write_batch(&batch).unwrap();
+    }
+    let state = a.sync_state().unwrap();
+    assert_eq!((state.outbox_size, state.queued_count), (10_000, 10_000));
+    let entries = a.outbox_entry_count().unwrap();
+    assert!(
+        entries <= 150,
+        "100 keyed entries and a few runs, not {entries}"
+    );
+    assert_eq!(a.sync_status("k050").unwrap(), KeyStatus::WaitingToSync);
+    assert_eq!(a.sync_status("k500").unwrap(), KeyStatus::WaitingToSync);
+    // The same after a restart: rebuilt from the log with the same limit.
+    a.close().unwrap();
+    drop(a);
+    let a = node_tuned(dir.path(), "node-a", None, tune);
+    assert_eq!(a.sync_state().unwrap().queued_count, 10_000);
+    assert!(a.outbox_entry_count().unwrap() <= 150);
+
+    // A peer appears: the catch-up it asks for on connecting brings every key.
+    let b = node_tuned(dir.path(), "node-b", None, |o| o.manual_clock = true);
+    trust_each_other(&[&a, &b]);
+    a.connect(&peer_of("node-b", &b)).unwrap();
+    let has_all = || {
+        b.size().unwrap() == 1_000
+            && b.get("k000").is_ok_and(|v| v == b"0@9")
+            && b.get("k999").is_ok_and(|v| v == b"999@9")
+    };
+    assert!(pump(&[&a, &b], has_all), "b has {}", b.size().unwrap());
+    assert_eq!(b.list("").unwrap(), a.list("").unwrap());
+    // a's next periodic request (30 s on its clock) has b send its vector, which shows b
+    // holds everything: a's work is all acknowledged.
+    a.advance_clock(30_000).unwrap();
+    let acknowledged = || a.sync_state().unwrap().acknowledged_count == 10_000;
+    assert!(
+        pump(&[&a, &b], acknowledged),
+        "{:?}",
+        a.sync_state().unwrap()
+    );
+    assert_eq!(a.sync_status("k050").unwrap(), KeyStatus::Synced);
+    assert_eq!(a.sync_status("k500").unwrap(), KeyStatus::Synced);
+    let state = a.sync_state().unwrap();
+    assert_eq!(
+        state.failed_count + state.in_flight_count + state.queued_count,
+        0
+    );
+    assert_eq!(a.outbox_entry_count().unwrap(), 0);
+}
+
+#[test]
 fn a_key_removed_while_a_peer_was_away_past_the_horizon_stays_removed() {
     // a collects the tombstone of k 200 ms after b went silent; b comes back with k's old
     // value, which it wrote itself. A node c that meets b first gets that value, then

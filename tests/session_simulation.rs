@@ -29,6 +29,8 @@ const KEYS: u64 = 16;
 /// send buffer: a catch-up part of 1 MiB fits). Backpressure is simulated by congestion.
 const SEND_BUFFER: usize = 2 * 1024 * 1024;
 
+/// A push limit of 4 of the 16 keys: most writes reach peers by catch-up, which must
+/// deliver and acknowledge them as the outbox's pushes are.
 fn config() -> SyncConfig {
     SyncConfig {
         batch_size: 8,
@@ -37,6 +39,7 @@ fn config() -> SyncConfig {
         retry_interval_ms: 50,
         require_ack: true,
         auto_queue: true,
+        push_key_limit: 4,
     }
 }
 
@@ -507,6 +510,14 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
             break;
         }
     }
+    if !sim.quiet() {
+        let counts: Vec<_> = sim
+            .nodes
+            .iter()
+            .map(|n| n.engine.outbox().counts())
+            .collect();
+        return Err(format!("never quiet: outbox work left {counts:?}"));
+    }
     let first = sim.nodes[0].store.entries();
     for n in 1..count {
         let other = sim.nodes[n].store.entries();
@@ -535,7 +546,11 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
     // before a periodic catch-up (every 30 s) is likely to bring it: only relaying carries
     // it across the nodes in between.
     let stamp = sim.nodes[0].store.put("relay/probe", b"1").expect("probe");
-    sim.nodes[0].engine.record_local(stamp, ["relay/probe"]);
+    {
+        let node = &mut sim.nodes[0];
+        node.engine
+            .record_local(&node.store, stamp, ["relay/probe"]);
+    };
     let far = count - 1;
     let mut arrived_after = None;
     for round in 0..200 {

@@ -23,6 +23,11 @@
 //! 200 steps before the writes do: a wrong claim can hide an operation lost on its way
 //! until its key is written again (docs/sync.md), which those last writes do.
 //!
+//! Each outbox pushes the writes of at most 4 of the 16 keys itself (`push_key_limit`); the
+//! others wait for a catch-up, and a peer's vector acknowledges them. After every step, each
+//! operation left to a catch-up must still be in its node's store (one that left it goes by
+//! number), and at the end every outbox must be done.
+//!
 //! Three phases: writes, removes, restarts, partitions and attacks; then removals while one
 //! node is cut off from all others for three horizons (they collect what it has not seen);
 //! then healing, until quiet.
@@ -103,6 +108,8 @@ fn config() -> SyncConfig {
         retry_interval_ms: 20,
         require_ack: true,
         auto_queue: true,
+        // 4 of the 16 keys: most writes reach peers by catch-up.
+        push_key_limit: 4,
     }
 }
 
@@ -250,6 +257,13 @@ impl Sim {
                 }
                 Msg::CatchUpRequest(vector) => {
                     to.engine.note_vector(&from, &vector, now);
+                    // As the sessions do: a peer's vector acknowledges what it holds of this
+                    // node's operations (those awaiting catch-up are acknowledged only so).
+                    if m.from != HOSTILE {
+                        to.engine
+                            .peer_holds(&to.store, &vector)
+                            .map_err(|e| format!("{}: {e}", to.id))?;
+                    }
                     let reply = if to.store.needs_full_state(&vector) {
                         self.full_states += 1;
                         Msg::FullState(to.engine.full_state_for(&to.store, &vector))
@@ -261,6 +275,9 @@ impl Sim {
                 Msg::CatchUp(catch_up) => {
                     if m.from != HOSTILE {
                         to.engine.note_vector(&from, &catch_up.vector, now);
+                        to.engine
+                            .peer_holds(&to.store, &catch_up.vector)
+                            .map_err(|e| format!("{}: {e}", to.id))?;
                     }
                     let report = to
                         .engine
@@ -350,7 +367,7 @@ impl Sim {
             .store
             .remove(key)
             .map_err(|e| format!("{}: {e}", node.id))?;
-        node.engine.record_local(stamp, [key]);
+        node.engine.record_local(&node.store, stamp, [key]);
         let (id, version) = (node.id.clone(), stamp.first_version);
         self.writes
             .insert((id.clone(), stamp.first_seq), (key.to_string(), version));
@@ -360,6 +377,35 @@ impl Sim {
             .is_none_or(|(v, o, _)| (version, id.as_str()) > (*v, o.as_str()));
         if newer {
             self.model.insert(key.to_string(), (version, id, None));
+        }
+        Ok(())
+    }
+
+    /// Every operation a node's outbox leaves to a catch-up is its key's entry in that
+    /// node's store: one that is not (replaced, overwritten, forgotten or collected) must
+    /// go by number instead, or no peer would ever record it and the outbox would never
+    /// be done.
+    fn check_awaiting_catch_up(&self, after: &str) -> Result<(), String> {
+        for n in &self.nodes {
+            if n.engine.outbox().awaiting_catch_up() == 0 {
+                continue;
+            }
+            let own: HashSet<u64> = n
+                .store
+                .entries()
+                .into_iter()
+                .filter(|(_, e)| *e.origin == *n.id)
+                .map(|(_, e)| e.origin_seq)
+                .collect();
+            for (first, e) in n.engine.outbox().unacknowledged() {
+                if let Some(seq) = (first..=e.last).find(|s| e.awaits_catch_up && !own.contains(s))
+                {
+                    return Err(format!(
+                        "after {after}: {} awaits a catch-up for operation {seq}, which is not in its store",
+                        n.id
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -573,18 +619,21 @@ fn run(seed: u64, steps: u64) -> Result<String, String> {
         let dt = 1 + sim.rng.below(8);
         sim.clock.fetch_add(dt, Ordering::SeqCst);
         sim.deliver_due()?;
+        sim.check_awaiting_catch_up("messages")?;
         for n in 0..count {
             if sim.rng.percent(30) {
                 sim.write(n)?;
             }
             if sim.rng.percent(1) {
                 sim.restart(n)?;
+                sim.check_awaiting_catch_up("a restart")?;
                 restarts += 1;
             }
             let prune = sim.rng.percent(10);
             sim.tick(n, prune);
             sim.collect(n);
         }
+        sim.check_awaiting_catch_up("writes, ticks and collections")?;
         if sim.rng.percent(2) {
             let (a, b) = (
                 sim.rng.below(count as u64) as usize,

@@ -72,6 +72,7 @@ void each_option(Options& o, Visit&& visit) {
     visit(SA_OPTION_MANUAL_CLOCK, o.manual_clock);
     visit(SA_OPTION_FAIL_WRITE_AT, o.fail_write_at);
     visit(SA_OPTION_FAIL_SYNC_AT, o.fail_sync_at);
+    visit(SA_OPTION_SYNC_PUSH_KEY_LIMIT, o.sync_push_key_limit);
 }
 
 /// Writes each field into the Rust options; remembers the first error.

@@ -91,6 +91,7 @@ ClientOptions every_field_changed() {
     o.manual_clock = true;
     o.fail_write_at = 20;
     o.fail_sync_at = 21;
+    o.sync_push_key_limit = 22;
     return o;
 }
 

@@ -378,6 +378,10 @@ struct ClientOptions {
     /// For tests only: the n-th sync of the node's files fails with an IoError, once,
     /// counted as fail_write_at is. 0 (the default): never. Needs the WAL.
     std::uint64_t fail_sync_at = 0;
+    /// Most keys whose newest unsent write the outbox holds to push to peers itself (about
+    /// 230 bytes each); writes of further keys reach peers by catch-up (when a peer
+    /// connects, then every 30 s). At least 1.
+    std::size_t sync_push_key_limit = 16384;
 
     /// WAL on, every write synced before it returns.
     static ClientOptions persistent(std::string node_id,

@@ -61,7 +61,7 @@ pub(super) fn cut(n: &OpenNode) -> Result<(u64, Vec<Vec<u8>>)> {
         let _no_write_half_done = n.write_gate.write();
         n.store.cut_log()?
     };
-    OpenNode::drain(&n.local, &mut sync);
+    OpenNode::drain(&n.local, &n.store, &mut sync);
     Ok((cut, sync.snapshot_blocks()))
 }
 

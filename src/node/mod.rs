@@ -162,14 +162,18 @@ impl OpenNode {
     /// The sync engine, with every local write made so far in its outbox.
     fn sync(&self) -> lock_order::RankedGuard<'_, SyncEngine> {
         let mut sync = self.sync.lock();
-        Self::drain(&self.local, &mut sync);
+        Self::drain(&self.local, &self.store, &mut sync);
         sync
     }
 
-    fn drain(local: &lock_order::Ranked<Vec<Submission>>, sync: &mut SyncEngine) {
+    fn drain(
+        local: &lock_order::Ranked<Vec<Submission>>,
+        store: &Store,
+        sync: &mut SyncEngine,
+    ) {
         let pending = std::mem::take(&mut *local.lock());
         for s in pending {
-            sync.record_local(s.stamp, s.keys.iter().map(String::as_str));
+            sync.record_local(store, s.stamp, s.keys.iter().map(String::as_str));
         }
     }
 
@@ -186,7 +190,7 @@ impl OpenNode {
         if waiting >= DRAIN_LOCAL_AT
             && let Some(mut sync) = self.sync.try_lock()
         {
-            Self::drain(&self.local, &mut sync);
+            Self::drain(&self.local, &self.store, &mut sync);
         }
     }
 }

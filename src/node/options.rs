@@ -112,6 +112,10 @@ pub struct ClientOptions {
     /// For tests only: the n-th sync of the node's files fails with an I/O error, once,
     /// counted as `fail_write_at` is. 0 (the default): never. Needs the WAL.
     pub fail_sync_at: u64,
+    /// Most keys whose newest unsent write the outbox holds to push to peers itself (each
+    /// costs about 230 bytes); writes of further keys wait for the next catch-up a peer
+    /// asks for (on connecting, then every 30 s). At least 1. Default 16384.
+    pub sync_push_key_limit: usize,
 }
 
 /// The default of [`ClientOptions::tombstone_horizon_ms`]: seven days.
@@ -157,6 +161,7 @@ impl Default for ClientOptions {
             manual_clock: false,
             fail_write_at: 0,
             fail_sync_at: 0,
+            sync_push_key_limit: crate::sync::outbox::DEFAULT_PUSH_KEY_LIMIT,
         }
     }
 }
@@ -233,6 +238,7 @@ impl ClientOptions {
             retry_interval_ms: u64::from(self.retry_interval_ms),
             require_ack: self.require_ack,
             auto_queue: self.auto_queue,
+            push_key_limit: self.sync_push_key_limit,
         }
     }
 
@@ -306,6 +312,12 @@ impl ClientOptions {
         }
         if self.sync_batch_size == 0 {
             return invalid("sync_batch_size", "sync_batch_size must be at least 1");
+        }
+        if self.sync_push_key_limit == 0 {
+            return invalid(
+                "sync_push_key_limit",
+                "sync_push_key_limit must be at least 1",
+            );
         }
         if self.enable_transport {
             if self.transport_host.is_empty() {

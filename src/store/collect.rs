@@ -309,10 +309,22 @@ impl Store {
     /// the nodes recorded beyond [`MAX_ORIGINS`] is kept. Costs nothing on a store without
     /// tombstones. `fate` is called under the store's read lock; the tombstones go under
     /// its write lock, each only if it is still the same operation.
+    #[cfg(any(test, feature = "internals"))]
     pub fn collect_tombstones(
         &self,
         away: &[String],
         fate: impl Fn(&str, u64) -> TombstoneFate,
+    ) -> usize {
+        self.collect_tombstones_noting(away, fate, &mut Vec::new())
+    }
+
+    /// [`Store::collect_tombstones`], adding to `own_left` the numbers of this node's own
+    /// removals that went.
+    pub fn collect_tombstones_noting(
+        &self,
+        away: &[String],
+        fate: impl Fn(&str, u64) -> TombstoneFate,
+        own_left: &mut Vec<u64>,
     ) -> usize {
         let (picks, cursor) = {
             let map = self.map.read();
@@ -364,6 +376,9 @@ impl Store {
             if still && map.collected.note(&origin, seq, version, skipped) {
                 map.forget(&key, &origin, seq);
                 dropped += 1;
+                if *origin == *self.node_id {
+                    own_left.push(seq);
+                }
             }
         }
         dropped
@@ -462,11 +477,13 @@ impl Store {
     /// takes in `learned` (a peer's collected removals): logged first as `StoreForget`
     /// records, then applied. Returns how many entries went. When `learned` would take the
     /// frontier beyond [`MAX_ORIGINS`] origins nothing is done (a peer's own frontier is
-    /// never that large).
+    /// never that large). Adds to `own_left` the numbers of this node's own operations
+    /// that went.
     pub(crate) fn forget(
         &self,
         forget: &[(String, Candidate)],
         learned: &Collected,
+        own_left: &mut Vec<u64>,
     ) -> Result<usize, StoreError> {
         {
             let map = self.map.read();
@@ -511,6 +528,9 @@ impl Store {
         for (key, c) in forget {
             if map.forget(key, &c.origin, c.seq) {
                 gone += 1;
+                if *c.origin == *self.node_id {
+                    own_left.push(c.seq);
+                }
                 if listener.is_some() {
                     forgotten.push(Operation {
                         key: key.clone(),
@@ -587,7 +607,8 @@ pub fn decode_forget(
 
 /// Replays a `StoreForget` record onto `map`: the collected removals are taken in (as far
 /// as [`MAX_ORIGINS`] allows), and each entry removed if it is still that operation.
-pub(super) fn replay_forget(payload: &[u8], map: &mut Map) -> Result<(), String> {
+/// Returns the numbers of `own`'s operations it removed.
+pub(super) fn replay_forget(payload: &[u8], map: &mut Map, own: &str) -> Result<Vec<u64>, String> {
     let mut named = Vec::new();
     let learned = decode_forget(payload, |key, origin, seq| {
         named.push((key.to_string(), origin.to_string(), seq));
@@ -595,10 +616,13 @@ pub(super) fn replay_forget(payload: &[u8], map: &mut Map) -> Result<(), String>
     if map.collected.fits(&learned) {
         map.collected.absorb(&learned);
     }
+    let mut own_left = Vec::new();
     for (key, origin, seq) in named {
-        map.forget(&key, &origin, seq);
+        if map.forget(&key, &origin, seq) && origin == own {
+            own_left.push(seq);
+        }
     }
-    Ok(())
+    Ok(own_left)
 }
 
 #[cfg(test)]
@@ -719,7 +743,7 @@ mod tests {
             Version(100),
             [],
         );
-        assert_eq!(s.forget(&found, &learned).unwrap(), 1);
+        assert_eq!(s.forget(&found, &learned, &mut Vec::new()).unwrap(), 1);
         assert!(s.entry("old").is_none());
         assert_eq!(s.get("moved").unwrap(), b"2");
         assert_eq!(s.collected().get("node-a"), 7);
@@ -754,7 +778,7 @@ mod tests {
         // "moved" changes before the end: it is not forgotten, and not told.
         s.put("moved", b"2").unwrap();
         assert!(seen.0.lock().is_empty(), "local writes are not remote changes");
-        assert_eq!(s.forget(&found, &Collected::default()).unwrap(), 1);
+        assert_eq!(s.forget(&found, &Collected::default(), &mut Vec::new()).unwrap(), 1);
         let told = seen.0.lock().clone();
         assert_eq!(told.len(), 1, "{told:?}");
         let o = &told[0];

@@ -123,6 +123,18 @@ impl Map {
         true
     }
 
+    /// The number of `op.key`'s entry when this node (`own`) wrote it and `op`, another
+    /// operation, is about to replace it. For remote operations and replayed ones, not for
+    /// local writes (they do not pay for the lookup). A replayed operation of this node may
+    /// meet an entry other than the base it names: a removal whose collection was not
+    /// logged comes back in a replay until something overwrites it.
+    fn own_replaced_by(&self, op: &Op<'_>, own: &str) -> Option<u64> {
+        self.entries
+            .get(op.key)
+            .filter(|e| **e.origin == *own && !(op.origin == own && e.origin_seq == op.origin_seq))
+            .map(|e| e.origin_seq)
+    }
+
     /// Removes `key`'s entry if it is still the operation `(origin, seq)`; returns whether
     /// it did.
     fn forget(&mut self, key: &str, origin: &str, seq: u64) -> bool {
@@ -172,6 +184,9 @@ struct LocalCounters {
 pub trait ReplayObserver {
     /// A replayed operation, in log order.
     fn op(&mut self, _op: &Op<'_>) {}
+    /// One of this node's own operations left the store (a remote operation replaced it,
+    /// or it was forgotten), in log order.
+    fn own_left(&mut self, _seq: u64) {}
     /// A record that is not a store record. An error is reported as corruption at the
     /// record's offset.
     fn record(&mut self, _record: &ScannedRecord<'_>) -> Result<(), String> {
@@ -351,7 +366,12 @@ impl Store {
                         } else {
                             ahead += 1;
                         }
-                        map.apply(&op);
+                        let own_before = map.own_replaced_by(&op, &options.node_id);
+                        if map.apply(&op)
+                            && let Some(seq) = own_before
+                        {
+                            observer.own_left(seq);
+                        }
                         if op.origin == options.node_id {
                             if op.origin_seq > own_max.saturating_add(MAX_OWN_SEQ_JUMP) {
                                 forged_own += 1;
@@ -361,7 +381,11 @@ impl Store {
                         }
                         observer.op(&op);
                     }),
-                    RecordType::StoreForget => collect::replay_forget(r.payload, &mut map),
+                    RecordType::StoreForget => {
+                        let own = collect::replay_forget(r.payload, &mut map, &options.node_id)?;
+                        own.into_iter().for_each(|seq| observer.own_left(seq));
+                        Ok(())
+                    }
                     RecordType::SyncMarks => observer.record(r),
                 };
                 let wal_options = WalOptions {
@@ -695,6 +719,19 @@ impl Store {
             .get(key)
             .filter(|e| **e.origin == *origin && e.origin_seq == seq)
             .map(|e| e.to_operation(key))
+    }
+
+    /// Whether `key`'s entry is this node's operation `seq` (`None`: it is not, a newer
+    /// one replaced it) and, when it is, the number of this node's operation it overwrote
+    /// (its base), if any. For the outbox's operations awaiting catch-up.
+    pub fn own_entry_base(&self, key: &str, seq: u64) -> Option<Option<u64>> {
+        let map = self.map.read();
+        let own = |origin: &Arc<str>| **origin == *self.node_id;
+        let e = map
+            .entries
+            .get(key)
+            .filter(|e| own(e.origin) && e.origin_seq == seq)?;
+        Some(e.base.filter(|(o, _)| own(o)).map(|(_, s)| s))
     }
 
     /// The origin and origin sequence number of `key`'s entry.

@@ -51,6 +51,10 @@ pub struct RemoteApply {
     /// [`Collected::away`]). The stamp of that write, and the positions of the operations,
     /// in the write's order. The caller puts the write in the outbox.
     pub rewritten: Option<(WriteStamp, Vec<usize>)>,
+    /// Numbers of this node's own operations that left the store because an operation of
+    /// this call replaced them (the sync engine stops waiting for a catch-up to carry
+    /// them: see `Outbox::left_the_store`).
+    pub own_left: Vec<u64>,
 }
 
 /// Why a well-formed remote operation was refused. The operation is neither applied nor
@@ -325,9 +329,11 @@ impl Store {
         }
         drop(counters);
         for (i, o) in winners {
+            let own_before = map.own_replaced_by(&o.as_op(), &self.node_id);
             if map.apply(&o.as_op()) {
                 report.applied += 1;
                 report.applied_indices.push(i);
+                report.own_left.extend(own_before);
             } else {
                 report.ignored += 1;
             }

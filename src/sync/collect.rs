@@ -107,8 +107,14 @@ impl PeerKnowledge {
     }
 
     /// Drops the tombstones of `store` that `policy` lets go (see the module's rule);
-    /// returns how many. Forgets what it knew of peers `policy` does not name.
-    pub fn collect(&mut self, store: &Store, policy: &CollectPolicy<'_>) -> usize {
+    /// returns how many, and adds the numbers of this node's own removals that went to
+    /// `own_left`. Forgets what it knew of peers `policy` does not name.
+    pub fn collect(
+        &mut self,
+        store: &Store,
+        policy: &CollectPolicy<'_>,
+        own_left: &mut Vec<u64>,
+    ) -> usize {
         if policy.horizon_ms == 0 {
             return 0;
         }
@@ -122,7 +128,11 @@ impl PeerKnowledge {
             })
             .cloned()
             .collect();
-        store.collect_tombstones(&away, |origin, seq| self.fate(origin, seq, policy))
+        store.collect_tombstones_noting(
+            &away,
+            |origin, seq| self.fate(origin, seq, policy),
+            own_left,
+        )
     }
 }
 
@@ -177,12 +187,12 @@ mod tests {
             started_ms: 0,
             horizon_ms: 0,
         };
-        assert_eq!(k.collect(&store, &never), 0);
+        assert_eq!(k.collect(&store, &never, &mut Vec::new()), 0);
         let at_once = CollectPolicy {
             horizon_ms: 1,
             ..never
         };
-        assert_eq!(k.collect(&store, &at_once), 1);
+        assert_eq!(k.collect(&store, &at_once, &mut Vec::new()), 1);
         assert_eq!(store.tombstone_count(), 0);
     }
 
@@ -203,6 +213,7 @@ mod tests {
                 started_ms: 0,
                 horizon_ms: 1,
             },
+            &mut Vec::new(),
         );
         assert_eq!(k.len(), 1);
     }

@@ -313,10 +313,12 @@ fn state_of(code: u8) -> Result<OpState, String> {
 /// Payload version of the engine's snapshot blocks.
 const SNAPSHOT_VERSION: u8 = 1;
 /// Snapshot block kinds: unacknowledged operations, abandoned ranges, unacknowledged runs
-/// of superseded operations.
+/// of superseded operations, and runs of operations awaiting catch-up (written only when
+/// the outbox holds some, so that other snapshots stay readable by earlier versions).
 const SNAPSHOT_OPERATIONS: u8 = 1;
 const SNAPSHOT_ABANDONED: u8 = 2;
 const SNAPSHOT_SUPERSEDED: u8 = 3;
+const SNAPSHOT_AWAITING_CATCH_UP: u8 = 4;
 
 /// Sorted, disjoint, merged inclusive ranges of sequence numbers, at most
 /// [`SeqRanges::MAX_RANGES`] of them (beyond, the oldest ranges are forgotten: their keys
@@ -411,6 +413,21 @@ impl SyncEngine {
     pub fn replay_op(&mut self, op: &Op<'_>) {
         if op.origin == self.node_id {
             self.outbox.submit(op.origin_seq, op.key, op.version);
+            // The operation of this node it overwrote is no longer in the store (see
+            // `SyncEngine::record_local`).
+            if let Some((origin, base)) = op.base
+                && origin == self.node_id
+            {
+                self.outbox.left_the_store(base);
+            }
+        }
+    }
+
+    /// This node's operations that left the store (replaced by remote ones, forgotten or
+    /// collected): see [`Outbox::left_the_store`].
+    fn note_own_left(&mut self, seqs: &[u64]) {
+        for &seq in seqs {
+            self.outbox.left_the_store(seq);
         }
     }
 
@@ -435,11 +452,12 @@ impl SyncEngine {
     ///
     /// ```text
     /// u8 payload version = 1
-    /// u8 kind: 1 operations, 2 abandoned ranges, 3 superseded runs
+    /// u8 kind: 1 operations, 2 abandoned ranges, 3 superseded runs, 4 runs awaiting catch-up
     /// u32 count
     /// operations: u64 number, u64 version, u8 state (outbox::OpState: 0 pending,
     ///             1 queued, 2 in flight, 4 failed), u32 attempts, u16 key length, key
     /// superseded runs: u64 first, u64 last, u64 greatest version, u8 state, u32 attempts
+    /// runs awaiting catch-up: as superseded runs
     /// abandoned ranges: u64 first, u64 last
     /// ```
     pub fn snapshot_blocks(&self) -> Vec<Vec<u8>> {
@@ -450,7 +468,11 @@ impl SyncEngine {
             block
         };
         let mut blocks = Vec::new();
-        for kind in [SNAPSHOT_OPERATIONS, SNAPSHOT_SUPERSEDED] {
+        for kind in [
+            SNAPSHOT_OPERATIONS,
+            SNAPSHOT_SUPERSEDED,
+            SNAPSHOT_AWAITING_CATCH_UP,
+        ] {
             let mut block = start(kind);
             let mut count = 0u32;
             for (seq, e) in self.outbox.unacknowledged() {
@@ -463,7 +485,9 @@ impl SyncEngine {
                         block.extend_from_slice(&(key.len() as u16).to_le_bytes());
                         block.extend_from_slice(key.as_bytes());
                     }
-                    (None, SNAPSHOT_SUPERSEDED) => {
+                    (None, SNAPSHOT_SUPERSEDED | SNAPSHOT_AWAITING_CATCH_UP)
+                        if e.awaits_catch_up == (kind == SNAPSHOT_AWAITING_CATCH_UP) =>
+                    {
                         block.extend_from_slice(&seq.to_le_bytes());
                         block.extend_from_slice(&e.last.to_le_bytes());
                         block.extend_from_slice(&e.version.0.to_le_bytes());
@@ -514,17 +538,18 @@ impl SyncEngine {
                     self.outbox.restore(seq, key, version, state, attempts);
                 }
             }
-            SNAPSHOT_SUPERSEDED => {
+            SNAPSHOT_SUPERSEDED | SNAPSHOT_AWAITING_CATCH_UP => {
                 for _ in 0..count {
                     let (first, last) = (r.u64("run start")?, r.u64("run end")?);
                     if first == 0 || first > last {
-                        return Err(format!("superseded run {first}..={last} is empty"));
+                        return Err(format!("run {first}..={last} is empty"));
                     }
                     let version = Version(r.u64("version")?);
                     let state = state_of(r.u8("state")?)?;
                     let attempts = r.u32("attempts")?;
+                    let awaits_catch_up = kind == SNAPSHOT_AWAITING_CATCH_UP;
                     self.outbox
-                        .restore_run(first, last, version, state, attempts);
+                        .restore_run(first, last, awaits_catch_up, version, state, attempts);
                 }
             }
             SNAPSHOT_ABANDONED => {
@@ -554,11 +579,26 @@ impl SyncEngine {
     }
 
     /// A local write succeeded: its operations enter the outbox.
-    pub fn record_local<'k>(&mut self, stamp: WriteStamp, keys: impl IntoIterator<Item = &'k str>) {
+    pub fn record_local<'k>(
+        &mut self,
+        store: &Store,
+        stamp: WriteStamp,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) {
         for (i, key) in keys.into_iter().enumerate() {
             let i = i as u64;
-            self.outbox
-                .submit(stamp.first_seq + i, key, Version(stamp.first_version.0 + i));
+            let seq = stamp.first_seq + i;
+            self.outbox.submit(seq, key, Version(stamp.first_version.0 + i));
+            // While operations await catch-up, one that is no longer its key's entry must
+            // go by number (see `Outbox::left_the_store`): the operation this one
+            // overwrote, or this one when a newer write replaced it already. (Without such
+            // operations, nothing is looked up.)
+            if self.outbox.awaiting_catch_up() > 0 {
+                match store.own_entry_base(key, seq) {
+                    Some(base) => base.into_iter().for_each(|b| self.outbox.left_the_store(b)),
+                    None => self.outbox.left_the_store(seq),
+                }
+            }
         }
     }
 
@@ -673,7 +713,8 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<(Ack, RemoteApply), StoreError> {
         let report = store.apply_remote_from(&batch.ops, sender)?;
-        self.note_rewritten(&batch.ops, &report);
+        self.note_own_left(&report.own_left);
+        self.note_rewritten(store, &batch.ops, &report);
         let mut taken = store.mark_seen(&batch.origin, &batch.superseded, sender);
         self.note_conflicts(&report);
         note_refusals(&self.node_id, &batch.origin, &batch.ops, &report);
@@ -750,7 +791,8 @@ impl SyncEngine {
         sender: Option<&str>,
     ) -> Result<RemoteApply, StoreError> {
         let report = store.apply_remote_from(ops, sender)?;
-        self.note_rewritten(ops, &report);
+        self.note_own_left(&report.own_left);
+        self.note_rewritten(store, ops, &report);
         self.note_conflicts(&report);
         let origin = ops.first().map_or("", |o| o.origin.as_str());
         note_refusals(&self.node_id, origin, ops, &report);
@@ -759,9 +801,9 @@ impl SyncEngine {
 
     /// Remote writes the store wrote again (see [`RemoteApply::rewritten`]) are local
     /// writes: they enter the outbox.
-    fn note_rewritten(&mut self, ops: &[Operation], report: &RemoteApply) {
+    fn note_rewritten(&mut self, store: &Store, ops: &[Operation], report: &RemoteApply) {
         if let Some((stamp, positions)) = &report.rewritten {
-            self.record_local(*stamp, positions.iter().map(|&i| ops[i].key.as_str()));
+            self.record_local(store, *stamp, positions.iter().map(|&i| ops[i].key.as_str()));
         }
     }
 
@@ -779,7 +821,9 @@ impl SyncEngine {
     /// Drops the tombstones every peer of `policy` has seen (or that only peers away past
     /// the horizon have not); returns how many. Cheap when the store has none.
     pub fn collect_tombstones(&mut self, store: &Store, policy: &CollectPolicy<'_>) -> usize {
-        let dropped = self.peers.collect(store, policy);
+        let mut own_left = Vec::new();
+        let dropped = self.peers.collect(store, policy, &mut own_left);
+        self.note_own_left(&own_left);
         if dropped > 0 {
             log::debug!("node {}: {dropped} tombstones collected", self.node_id);
         }
@@ -852,7 +896,10 @@ impl SyncEngine {
                 seen
             })
             .collect();
-        let gone = store.forget(&forget, &learned)?;
+        let mut own_left = Vec::new();
+        let gone = store.forget(&forget, &learned, &mut own_left);
+        self.note_own_left(&own_left);
+        let gone = gone?;
         if gone > 0 {
             log::info!(
                 "node {}: forgot {gone} entries a peer has seen superseded by removals it \
@@ -1061,6 +1108,10 @@ impl ReplayObserver for SyncEngine {
         self.replay_op(op);
     }
 
+    fn own_left(&mut self, seq: u64) {
+        self.outbox.left_the_store(seq);
+    }
+
     fn record(&mut self, record: &ScannedRecord<'_>) -> Result<(), String> {
         match record.record_type {
             RecordType::SyncMarks => self.replay_marks(record.payload),
@@ -1158,15 +1209,106 @@ mod tests {
     }
 
     #[test]
+    fn runs_awaiting_catch_up_come_back_from_a_snapshot_awaiting_catch_up_not_superseded() {
+        use super::{SyncConfig, SyncEngine};
+        use crate::store::Version;
+        let config = SyncConfig {
+            push_key_limit: 1,
+            ..SyncConfig::default()
+        };
+        let mut engine = SyncEngine::new("node-a", config.clone());
+        // k1 keyed; k2, k3 await catch-up; k1 again (4) keyed, 1 superseded.
+        for (seq, key) in [(1, "k1"), (2, "k2"), (3, "k3"), (4, "k1")] {
+            engine.outbox.submit(seq, key, Version(seq * 10));
+        }
+        let shape = |e: &SyncEngine| -> Vec<(u64, u64, Option<String>, bool)> {
+            e.outbox
+                .unacknowledged()
+                .map(|(s, x)| (s, x.last, x.key.as_deref().map(String::from), x.awaits_catch_up))
+                .collect()
+        };
+        let before = shape(&engine);
+        assert_eq!(
+            before,
+            vec![
+                (1, 1, None, false),
+                (2, 3, None, true),
+                (4, 4, Some("k1".into()), false)
+            ]
+        );
+        let mut restored = SyncEngine::new("node-a", config);
+        for block in engine.snapshot_blocks() {
+            restored.restore_snapshot_block(&block).unwrap();
+        }
+        assert_eq!(shape(&restored), before);
+        // Sent: the superseded 1 by number and k1's 4; never 2 and 3.
+        assert_eq!(restored.outbox.next_batch(0), vec![(1, 1), (4, 4)]);
+        assert!(restored.outbox.next_batch(0).is_empty());
+        assert_eq!(restored.outbox.counts().queued, 2);
+    }
+
+    #[test]
+    fn an_own_write_awaiting_catch_up_replaced_by_a_remote_one_goes_by_number_also_after_a_restart()
+    {
+        use super::{SyncBatch, SyncConfig, SyncEngine};
+        use crate::store::{Operation, Store, StoreOptions, Version};
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions::new("node-a", Some(dir.path().join("a.wal")), false);
+        let config = SyncConfig {
+            push_key_limit: 1,
+            ..SyncConfig::default()
+        };
+        let mut engine = SyncEngine::new("node-a", config.clone());
+        let store = Store::open_with(&options, None, &mut engine).unwrap();
+        let mut last = Version(0);
+        for key in ["k1", "k2"] {
+            let stamp = store.put(key, b"a").unwrap();
+            last = stamp.last_version();
+            engine.record_local(&store, stamp, [key]);
+        }
+        // k2 (number 2) awaits catch-up; a concurrent write of node-b wins over it.
+        assert!(engine.outbox.get(2).unwrap().awaits_catch_up);
+        let remote = Operation {
+            key: "k2".into(),
+            value: Some(b"b".to_vec()),
+            version: Version(last.0 + 1),
+            origin: "node-b".into(),
+            origin_seq: 1,
+            base: None,
+        };
+        let batch = SyncBatch {
+            origin: "node-b".into(),
+            ops: vec![remote],
+            superseded: Vec::new(),
+        };
+        engine.receive_batch(&store, &batch).unwrap();
+        let sent_by_number = |engine: &mut SyncEngine, store: &Store| {
+            let batch = engine.next_batch(store, 0).unwrap();
+            let ops: Vec<u64> = batch.ops.iter().map(|o| o.origin_seq).collect();
+            let numbers: Vec<(u64, u64)> =
+                batch.superseded.iter().map(|s| (s.first, s.last)).collect();
+            (ops, numbers)
+        };
+        assert_eq!(sent_by_number(&mut engine, &store), (vec![1], vec![(2, 2)]));
+        drop(store);
+
+        // Rebuilt from the log: the same.
+        let mut engine = SyncEngine::new("node-a", config);
+        let store = Store::open_with(&options, None, &mut engine).unwrap();
+        assert!(!engine.outbox.get(2).unwrap().awaits_catch_up);
+        assert_eq!(sent_by_number(&mut engine, &store), (vec![1], vec![(2, 2)]));
+    }
+
+    #[test]
     fn a_local_removal_whose_tombstone_was_collected_leaves_the_outbox_unsent() {
         use super::{CollectPolicy, SyncConfig, SyncEngine};
         use crate::store::{Store, StoreOptions};
         let store = Store::open(&StoreOptions::new("node-a", None, false)).unwrap();
         let mut engine = SyncEngine::new("node-a", SyncConfig::default());
         let put = store.put("kept", b"v").unwrap();
-        engine.record_local(put, ["kept"]);
+        engine.record_local(&store, put, ["kept"]);
         let removal = store.remove("k").unwrap();
-        engine.record_local(removal, ["k"]);
+        engine.record_local(&store, removal, ["k"]);
         // No peer at all: the tombstone goes at once, before the removal was sent.
         let policy = CollectPolicy {
             peers: &[],

@@ -19,6 +19,16 @@
 //! when they are in the same state. A node without peers that overwrites 100 k keys 10 M
 //! times holds 100 k keyed entries and a few runs, not 10 M entries. Runs travel by number
 //! only (see `SyncBatch::superseded`), so that receivers record them as seen.
+//!
+//! The keyed entries are bounded too (`push_key_limit`): a keyed entry costs a copy of its
+//! key and an index slot (about 230 bytes), more than the store's whole entry for a small
+//! value. Once that many keys have an operation waiting, an operation of another key joins
+//! a run *awaiting catch-up*: the outbox does not push it (it holds no key to read it by),
+//! and the next catch-up a peer asks for (on connecting, then every 30 s) delivers it from
+//! the store, as it delivers whatever a peer lacks; the peer's vector then acknowledges it.
+//! Such a run is never sent by number: that would tell the peer it has seen operations
+//! whose values it never got. A node writing a million keys with no peer holds a few runs
+//! for them, not a million keyed entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -35,7 +45,14 @@ pub struct SyncConfig {
     pub retry_interval_ms: u64,
     pub require_ack: bool,
     pub auto_queue: bool,
+    /// Most keys with a keyed entry (an operation the outbox pushes itself); operations of
+    /// further keys await catch-up.
+    pub push_key_limit: usize,
 }
+
+/// The default of [`SyncConfig::push_key_limit`]: keyed entries then hold at most about
+/// 4 MB, while a peer that keeps up is pushed every write at once.
+pub const DEFAULT_PUSH_KEY_LIMIT: usize = 16 * 1024;
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -46,6 +63,7 @@ impl Default for SyncConfig {
             retry_interval_ms: 5_000,
             require_ack: true,
             auto_queue: true,
+            push_key_limit: DEFAULT_PUSH_KEY_LIMIT,
         }
     }
 }
@@ -79,8 +97,12 @@ pub enum OpState {
 pub struct OutboxEntry {
     /// The last operation number of the entry: the first one unless it is a run.
     pub last: u64,
-    /// The operation's key; `None` for superseded operations, which travel by number only.
+    /// The operation's key; `None` for superseded operations, which travel by number only,
+    /// and for operations awaiting catch-up.
     pub key: Option<Arc<str>>,
+    /// Operations a catch-up delivers (see the module's note): never taken for a batch,
+    /// done when a peer's vector shows them.
+    pub awaits_catch_up: bool,
     /// The operation's version; for a run, the greatest of its operations.
     pub version: Version,
     pub state: OpState,
@@ -100,10 +122,11 @@ impl OutboxEntry {
             .saturating_add(1)
     }
 
-    /// Whether two superseded entries side by side can be one run.
+    /// Whether two keyless entries side by side can be one run.
     fn joins(&self, other: &OutboxEntry) -> bool {
         self.key.is_none()
             && other.key.is_none()
+            && self.awaits_catch_up == other.awaits_catch_up
             && self.state == other.state
             && self.attempts == other.attempts
             && self.next_attempt_at == other.next_attempt_at
@@ -159,6 +182,8 @@ pub struct Outbox {
     /// Failed entries, for pruning.
     failed: BTreeSet<u64>,
     counts: OutboxCounts,
+    /// Operations in runs awaiting catch-up.
+    awaiting_catch_up: usize,
     total_retries: u64,
     last_submitted_version: Version,
 }
@@ -174,6 +199,7 @@ impl Outbox {
             deadlines: BTreeSet::new(),
             failed: BTreeSet::new(),
             counts: OutboxCounts::default(),
+            awaiting_catch_up: 0,
             total_retries: 0,
             last_submitted_version: Version::default(),
         }
@@ -195,7 +221,11 @@ impl Outbox {
         self.counts.total = self.counts.total.saturating_add(len);
         let slot = self.counts.slot(e.state);
         *slot = slot.saturating_add(len);
+        if e.awaits_catch_up {
+            self.awaiting_catch_up = self.awaiting_catch_up.saturating_add(len);
+        }
         match e.state {
+            OpState::Queued if e.awaits_catch_up => {}
             OpState::Queued if self.behind_cursor(first) => {
                 self.requeued.insert(first);
             }
@@ -219,6 +249,9 @@ impl Outbox {
         let len = e.len(first);
         self.counts.total -= len;
         *self.counts.slot(e.state) -= len;
+        if e.awaits_catch_up {
+            self.awaiting_catch_up -= len;
+        }
         self.requeued.remove(&first);
         self.failed.remove(&first);
         if e.state == OpState::InFlight {
@@ -312,6 +345,7 @@ impl Outbox {
         let mut entry = OutboxEntry {
             last: seq,
             key: None,
+            awaits_catch_up: false,
             version,
             state,
             attempts: 0,
@@ -320,6 +354,11 @@ impl Outbox {
         };
         match head {
             Some(newer) if newer > seq => self.insert_superseded(seq, entry),
+            // A new key beyond the limit: its value reaches peers by catch-up.
+            None if self.heads.len() >= self.config.push_key_limit => {
+                entry.awaits_catch_up = true;
+                self.insert_superseded(seq, entry);
+            }
             _ => {
                 if let Some(older) = head
                     && let Some(mut old) = self.take_out(older)
@@ -331,6 +370,28 @@ impl Outbox {
                 self.insert(seq, entry);
             }
         }
+    }
+
+    /// Operation `seq` left the store: a remote operation replaced it, or it was forgotten
+    /// or collected. One awaiting catch-up is then sent by number, as a superseded one is:
+    /// no catch-up can carry it any more, and a peer records a number as seen by itself
+    /// only below the greatest of this node's operations it received, which this one may
+    /// be above (it would wait for ever). Others are left as they are: a keyed one finds
+    /// out when its batch is built.
+    pub fn left_the_store(&mut self, seq: u64) {
+        let awaits = self
+            .entry_holding(seq)
+            .is_some_and(|first| self.entries[&first].awaits_catch_up);
+        if !awaits {
+            return;
+        }
+        self.split_at(seq);
+        if let Some(next) = seq.checked_add(1) {
+            self.split_at(next);
+        }
+        let mut e = self.take_out(seq).expect("split at seq");
+        e.awaits_catch_up = false;
+        self.insert_superseded(seq, e);
     }
 
     /// Changes the entry at `first` (taken out and put back, so that its indexes follow).
@@ -431,9 +492,9 @@ impl Outbox {
             .iter()
             .copied()
             .filter(|seq| {
-                self.entries
-                    .get(seq)
-                    .is_some_and(|e| e.state == OpState::Queued && e.next_attempt_at <= now)
+                self.entries.get(seq).is_some_and(|e| {
+                    e.state == OpState::Queued && !e.awaits_catch_up && e.next_attempt_at <= now
+                })
             })
             .take(size)
             .collect();
@@ -448,7 +509,7 @@ impl Outbox {
                     break;
                 }
                 last_visited = Some(e.last);
-                if e.state == OpState::Queued {
+                if e.state == OpState::Queued && !e.awaits_catch_up {
                     chosen.push(seq);
                 }
             }
@@ -561,11 +622,12 @@ impl Outbox {
         });
     }
 
-    /// Takes back a run of superseded operations a snapshot kept.
+    /// Takes back a run a snapshot kept: superseded operations, or ones awaiting catch-up.
     pub fn restore_run(
         &mut self,
         first: u64,
         last: u64,
+        awaits_catch_up: bool,
         version: Version,
         state: OpState,
         attempts: u32,
@@ -578,6 +640,7 @@ impl Outbox {
         let entry = OutboxEntry {
             last,
             key: None,
+            awaits_catch_up,
             version,
             state: Self::restored_state(state),
             attempts,
@@ -602,6 +665,11 @@ impl Outbox {
     #[cfg(any(test, feature = "internals"))]
     pub fn entry_count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How many operations await catch-up (see the module's note).
+    pub fn awaiting_catch_up(&self) -> usize {
+        self.awaiting_catch_up
     }
 
     pub fn counts(&self) -> OutboxCounts {
@@ -952,6 +1020,80 @@ mod tests {
     }
 
     #[test]
+    fn keys_beyond_the_push_limit_await_catch_up_in_one_run_and_are_never_batched() {
+        let config = SyncConfig {
+            push_key_limit: 2,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        for seq in 1..=5 {
+            o.submit(seq, &format!("k{seq}"), Version(seq));
+        }
+        assert_eq!(o.entry_count(), 3, "two keyed entries and one run");
+        let run = o.get(4).unwrap();
+        assert!(run.awaits_catch_up && run.key.is_none() && run.last == 5);
+        assert_eq!(o.counts().queued, 5, "counted per operation");
+        assert_eq!(o.next_batch(0), singles(&[1, 2]), "the run is not pushed");
+        assert!(o.next_batch(0).is_empty());
+        // A keyed key written again stays keyed; another key beyond the limit does not.
+        o.submit(6, "k1", Version(6));
+        assert_eq!(o.get(6).unwrap().key.as_deref(), Some("k1"));
+        o.submit(7, "k3", Version(7));
+        assert!(o.get(7).unwrap().awaits_catch_up);
+        assert_eq!(o.next_batch(0), singles(&[6]));
+        // A peer's vector (or any ACK) acknowledges the run, whole or in part.
+        assert_eq!(o.acknowledge(&[(3, 4)]), vec![(3, 4)]);
+        assert_eq!(o.get(5).map(|e| e.awaits_catch_up), Some(true));
+        assert_eq!(o.counts().acknowledged, 2);
+        // Never timed out, retried or failed: it was never sent.
+        assert_eq!(o.retry_expired(u64::MAX), 3, "only the pushed 1, 2 and 6");
+        assert!(o.get(5).unwrap().state == OpState::Queued && o.get(5).unwrap().attempts == 0);
+    }
+
+    #[test]
+    fn an_operation_awaiting_catch_up_that_left_the_store_is_sent_by_number() {
+        let config = SyncConfig {
+            push_key_limit: 1,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        for seq in 1..=4 {
+            o.submit(seq, &format!("k{seq}"), Version(seq));
+        }
+        o.left_the_store(3);
+        let three = o.get(3).unwrap();
+        assert!(!three.awaits_catch_up && three.key.is_none() && three.last == 3);
+        assert!(o.get(2).unwrap().awaits_catch_up && o.get(4).unwrap().awaits_catch_up);
+        // A keyed one is left alone: its batch finds out.
+        o.left_the_store(1);
+        assert_eq!(o.get(1).unwrap().key.as_deref(), Some("k1"));
+        assert_eq!(o.next_batch(0), singles(&[1, 3]));
+        assert!(o.next_batch(0).is_empty());
+        assert_eq!(o.counts().queued, 2);
+    }
+
+    #[test]
+    fn pending_operations_awaiting_catch_up_are_not_pushed_once_queued() {
+        let config = SyncConfig {
+            push_key_limit: 1,
+            auto_queue: false,
+            ..Default::default()
+        };
+        let mut o = Outbox::new(config);
+        for seq in 1..=3 {
+            o.submit(seq, &format!("k{seq}"), Version(seq));
+        }
+        // The cursor passes them while pending: once queued they are behind it, where
+        // retries wait.
+        assert!(o.next_batch(0).is_empty());
+        assert_eq!(o.queue_pending(), 3);
+        assert_eq!(o.counts().queued, 3);
+        assert_eq!(o.next_batch(0), singles(&[1]));
+        assert!(o.next_batch(0).is_empty());
+        assert_eq!(o.next_deadline_ms(), Some(SyncConfig::default().ack_timeout_ms));
+    }
+
+    #[test]
     fn restored_runs_and_entries_rebuild_the_same_outbox() {
         let mut o = Outbox::new(SyncConfig::default());
         for seq in 1..=6 {
@@ -961,7 +1103,14 @@ mod tests {
         for (first, e) in o.unacknowledged() {
             match &e.key {
                 Some(k) => again.restore(first, k, e.version, e.state, e.attempts),
-                None => again.restore_run(first, e.last, e.version, e.state, e.attempts),
+                None => again.restore_run(
+                        first,
+                        e.last,
+                        e.awaits_catch_up,
+                        e.version,
+                        e.state,
+                        e.attempts,
+                    ),
             }
         }
         assert_eq!(again.counts(), o.counts());

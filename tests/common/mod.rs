@@ -138,7 +138,7 @@ pub(crate) fn random_write(
     } else {
         (store.remove(key)?, None)
     };
-    engine.record_local(stamp, [key]);
+    engine.record_local(store, stamp, [key]);
     let version = stamp.first_version;
     let newer = model
         .get(key)

@@ -465,7 +465,7 @@ pub(crate) fn node_session_input(data: &[u8]) {
             0 => {
                 let key = format!("k{}", input.byte() % 8);
                 let stamp = store.put(&key, b"local").expect("a local write succeeds");
-                engine.record_local(stamp, [key.as_str()]);
+                engine.record_local(&store, stamp, [key.as_str()]);
                 local_writes += 1;
             }
             1 => {
@@ -612,7 +612,7 @@ pub(crate) fn node_session_input(data: &[u8]) {
         let key = format!("k{}", input.byte() % 8);
         let value = [b'p', input.byte()];
         let stamp = store.put(&key, &value).expect("a local write succeeds");
-        engine.record_local(stamp, [key.as_str()]);
+        engine.record_local(&store, stamp, [key.as_str()]);
         local_writes += 1;
         assert_eq!(
             store.get(&key).as_deref(),

@@ -64,6 +64,7 @@ pub(crate) const KEYS: &[&str] = &[
     "sync.ack_timeout_ms",
     "sync.retry_interval_ms",
     "sync.max_clock_drift_ms",
+    "sync.push_key_limit",
     "tick_interval_ms",
     "log_level",
     "metrics.addr",
@@ -201,6 +202,7 @@ pub(crate) struct Settings {
     pub sync_ack_timeout_ms: u32,
     pub sync_retry_interval_ms: u32,
     pub sync_max_clock_drift_ms: u64,
+    pub sync_push_key_limit: usize,
     pub tick_interval_ms: u64,
     pub log_level: log::LevelFilter,
     /// Where `node start` serves /metrics and /healthz (`None`: off).
@@ -241,6 +243,7 @@ impl Default for Settings {
             sync_ack_timeout_ms: o.ack_timeout_ms,
             sync_retry_interval_ms: o.retry_interval_ms,
             sync_max_clock_drift_ms: o.max_clock_drift_ms,
+            sync_push_key_limit: o.sync_push_key_limit,
             tick_interval_ms: 1000,
             log_level: log::LevelFilter::Info,
             metrics_addr: None,
@@ -462,6 +465,9 @@ impl Settings {
             "sync.max_clock_drift_ms" => {
                 self.sync_max_clock_drift_ms = parse_int(k, s, raw.int(k, s)?, 0)?;
             }
+            "sync.push_key_limit" => {
+                self.sync_push_key_limit = parse_int(k, s, raw.int(k, s)?, 1)?;
+            }
             "tick_interval_ms" => self.tick_interval_ms = parse_int(k, s, raw.int(k, s)?, 1)?,
             "log_level" => self.log_level = parse_level(k, s, &raw.text(k, s)?)?,
             "metrics.addr" => {
@@ -591,6 +597,7 @@ impl Settings {
         o.ack_timeout_ms = self.sync_ack_timeout_ms;
         o.retry_interval_ms = self.sync_retry_interval_ms;
         o.max_clock_drift_ms = self.sync_max_clock_drift_ms;
+        o.sync_push_key_limit = self.sync_push_key_limit;
         o.enable_transport = network && self.transport_enabled;
         o.transport_host = self.transport_host.clone();
         o.transport_port = self.transport_port;
@@ -651,6 +658,7 @@ impl Settings {
             "sync.ack_timeout_ms" => self.sync_ack_timeout_ms.to_string(),
             "sync.retry_interval_ms" => self.sync_retry_interval_ms.to_string(),
             "sync.max_clock_drift_ms" => self.sync_max_clock_drift_ms.to_string(),
+            "sync.push_key_limit" => self.sync_push_key_limit.to_string(),
             "tick_interval_ms" => self.tick_interval_ms.to_string(),
             "log_level" => self.log_level.to_string().to_lowercase(),
             "metrics.addr" => self.metrics_addr.clone().unwrap_or_else(|| "off".into()),
