@@ -8,6 +8,8 @@
 #
 #   scripts/size-report.sh                      x86_64, aarch64 and armv7
 #   scripts/size-report.sh x86_64 armv7         some of them
+#   scripts/size-report.sh armv7-thumb          32-bit Arm in Thumb-2 code (rustup target add
+#                                               thumbv7neon-unknown-linux-gnueabihf first)
 #
 # The library is built as a cdylib alone (`cargo rustc --crate-type cdylib`): rustc does
 # link-time optimisation only when every crate type of the build allows it, and Cargo.toml's
@@ -32,7 +34,8 @@ for name in "${targets[@]}"; do
     x86_64) triple="" gnu="" ;;
     aarch64) triple=aarch64-unknown-linux-gnu gnu=aarch64-linux-gnu- ;;
     armv7) triple=armv7-unknown-linux-gnueabihf gnu=arm-linux-gnueabihf- ;;
-    *) echo "unknown target $name (x86_64, aarch64, armv7)" >&2; exit 2 ;;
+    armv7-thumb) triple=thumbv7neon-unknown-linux-gnueabihf gnu=arm-linux-gnueabihf- ;;
+    *) echo "unknown target $name (x86_64, aarch64, armv7, armv7-thumb)" >&2; exit 2 ;;
   esac
   args=(--locked --profile release-small)
   out="$target_dir/release-small"
