@@ -1,6 +1,7 @@
 //! The cryptography of the node's TLS: exactly what two nodes need, nothing more.
 //!
-//! Every node speaks TLS 1.3 only and proves an ECDSA P-256 identity key ([`crate::identity`]), on both sides. So the provider holds one cipher suite, one
+//! Every node speaks TLS 1.3 only and proves an ECDSA P-256 identity key
+//! ([`crate::identity`]), on both sides. So the provider holds one cipher suite, one
 //! key-exchange group and one signature algorithm, instead of rustls's default ring
 //! provider (three suites, three groups, RSA, P-384 and Ed25519 signatures): link-time
 //! optimisation then drops the rest of ring and rustls from the library (docs/edge.md,
