@@ -164,6 +164,15 @@ pub struct EntryRef<'a> {
     pub base: Option<(&'a Arc<str>, u64)>,
 }
 
+/// The entry [`Entries::insert_if_newer`] replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Replaced {
+    /// It held a value (it was not a tombstone).
+    pub live: bool,
+    /// Its operation's number, when the node asked about wrote it.
+    pub own_seq: Option<u64>,
+}
+
 impl EntryRef<'_> {
     pub(super) fn wins_over(self, version: Version, origin: &str) -> bool {
         (self.version, &**self.origin) >= (version, origin)
@@ -279,10 +288,15 @@ impl Entries {
     }
 
     /// Sets `op.key`'s entry to `op` unless the entry there wins over it (last writer wins:
-    /// the greater version, then the greater origin). `None`: not set; else whether there
-    /// was an entry before, and whether it was live. One walk of the tree when it is set
-    /// (a local write always is), two when it is not.
-    pub(super) fn insert_if_newer(&mut self, op: &Op<'_>) -> Option<Option<bool>> {
+    /// the greater version, then the greater origin). `None`: not set; else the entry it
+    /// replaced, if there was one. One walk of the tree when it is set (a local write always
+    /// is), two when it is not. With `own` (a node id), the replaced entry says whether that
+    /// node wrote it.
+    pub(super) fn insert_if_newer(
+        &mut self,
+        op: &Op<'_>,
+        own: Option<&str>,
+    ) -> Option<Option<Replaced>> {
         let packed = self.pack(op);
         let Some(old) = self.set.replace(packed) else {
             return Some(None);
@@ -292,7 +306,13 @@ impl Entries {
             self.set.replace(old);
             return None;
         }
-        Some(Some(before.value.is_some()))
+        let own_seq = own
+            .is_some_and(|own| **before.origin == *own)
+            .then_some(before.origin_seq);
+        Some(Some(Replaced {
+            live: before.value.is_some(),
+            own_seq,
+        }))
     }
 
     fn pack(&mut self, op: &Op<'_>) -> Packed {
@@ -464,7 +484,7 @@ mod tests {
     fn only_a_newer_entry_replaces_the_one_there_and_a_refused_one_leaves_it_intact() {
         let mut entries = Entries::default();
         let put = |e: &mut Entries, v: &[u8], version, origin| {
-            e.insert_if_newer(&op("k", Some(v), version, origin, version, None))
+            e.insert_if_newer(&op("k", Some(v), version, origin, version, None), Some("b"))
         };
         assert_eq!(put(&mut entries, b"first", 10, "b"), Some(None));
         assert_eq!(put(&mut entries, b"older", 9, "z"), None);
@@ -472,7 +492,12 @@ mod tests {
         assert_eq!(put(&mut entries, b"lower origin", 10, "a"), None);
         let e = entries.get("k").unwrap();
         assert_eq!((e.value, e.version, &**e.origin), (Some(&b"first"[..]), Version(10), "b"));
-        assert_eq!(put(&mut entries, b"higher origin", 10, "c"), Some(Some(true)));
+        // It replaces a live entry of "b" (the node asked about), operation number 10.
+        let replaced = Replaced {
+            live: true,
+            own_seq: Some(10),
+        };
+        assert_eq!(put(&mut entries, b"higher origin", 10, "c"), Some(Some(replaced)));
         assert_eq!(entries.get("k").unwrap().value, Some(&b"higher origin"[..]));
         assert_eq!(entries.len(), 1);
     }

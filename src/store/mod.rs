@@ -100,12 +100,19 @@ impl Map {
     /// Last-writer-wins apply, and records the operation as seen. Returns false when the
     /// entry already holds this or a newer change (applying twice changes nothing).
     fn apply(&mut self, op: &Op<'_>) -> bool {
+        self.apply_replacing(op, None).is_some()
+    }
+
+    /// [`Map::apply`], also telling which operation of node `own` (this node) the change
+    /// replaced: `None` when nothing changed, else `Some(number)` or `Some(None)`. Remote
+    /// operations and replayed ones ask (the sync engine stops waiting for a catch-up to
+    /// carry an operation no longer in the store), local writes do not.
+    fn apply_replacing(&mut self, op: &Op<'_>, own: Option<&str>) -> Option<Option<u64>> {
         self.vector.observe(op.origin, op.origin_seq, op.version);
         // Was there an entry, and was it live?
-        let Some(before) = self.entries.insert_if_newer(op) else {
-            return false;
-        };
-        match (before, op.value.is_some()) {
+        let before = self.entries.insert_if_newer(op, own)?;
+        let own_replaced = before.and_then(|b| b.own_seq);
+        match (before.map(|b| b.live), op.value.is_some()) {
             (Some(false), true) => {
                 self.live += 1;
                 self.tombstones.remove(op.key);
@@ -120,19 +127,7 @@ impl Map {
             }
             (Some(true), true) | (Some(false), false) => {}
         }
-        true
-    }
-
-    /// The number of `op.key`'s entry when this node (`own`) wrote it and `op`, another
-    /// operation, is about to replace it. For remote operations and replayed ones, not for
-    /// local writes (they do not pay for the lookup). A replayed operation of this node may
-    /// meet an entry other than the base it names: a removal whose collection was not
-    /// logged comes back in a replay until something overwrites it.
-    fn own_replaced_by(&self, op: &Op<'_>, own: &str) -> Option<u64> {
-        self.entries
-            .get(op.key)
-            .filter(|e| **e.origin == *own && !(op.origin == own && e.origin_seq == op.origin_seq))
-            .map(|e| e.origin_seq)
+        Some(own_replaced)
     }
 
     /// Removes `key`'s entry if it is still the operation `(origin, seq)`; returns whether
@@ -184,8 +179,8 @@ struct LocalCounters {
 pub trait ReplayObserver {
     /// A replayed operation, in log order.
     fn op(&mut self, _op: &Op<'_>) {}
-    /// One of this node's own operations left the store (a remote operation replaced it,
-    /// or it was forgotten), in log order.
+    /// One of this node's own operations left the store (another operation replaced it, or
+    /// it was forgotten), in log order.
     fn own_left(&mut self, _seq: u64) {}
     /// A record that is not a store record. An error is reported as corruption at the
     /// record's offset.
@@ -366,9 +361,11 @@ impl Store {
                         } else {
                             ahead += 1;
                         }
-                        let own_before = map.own_replaced_by(&op, &options.node_id);
-                        if map.apply(&op)
-                            && let Some(seq) = own_before
+                        // Any operation, this node's included: a replayed one may meet an entry
+                        // other than the base it names (a removal whose collection was not
+                        // logged comes back in a replay until something overwrites it).
+                        if let Some(Some(seq)) =
+                            map.apply_replacing(&op, Some(&options.node_id))
                         {
                             observer.own_left(seq);
                         }

@@ -329,11 +329,10 @@ impl Store {
         }
         drop(counters);
         for (i, o) in winners {
-            let own_before = map.own_replaced_by(&o.as_op(), &self.node_id);
-            if map.apply(&o.as_op()) {
+            if let Some(own_replaced) = map.apply_replacing(&o.as_op(), Some(&self.node_id)) {
                 report.applied += 1;
                 report.applied_indices.push(i);
-                report.own_left.extend(own_before);
+                report.own_left.extend(own_replaced);
             } else {
                 report.ignored += 1;
             }

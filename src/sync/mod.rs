@@ -413,13 +413,6 @@ impl SyncEngine {
     pub fn replay_op(&mut self, op: &Op<'_>) {
         if op.origin == self.node_id {
             self.outbox.submit(op.origin_seq, op.key, op.version);
-            // The operation of this node it overwrote is no longer in the store (see
-            // `SyncEngine::record_local`).
-            if let Some((origin, base)) = op.base
-                && origin == self.node_id
-            {
-                self.outbox.left_the_store(base);
-            }
         }
     }
 

@@ -225,6 +225,7 @@ impl Outbox {
             self.awaiting_catch_up = self.awaiting_catch_up.saturating_add(len);
         }
         match e.state {
+            // Never a retry: a run awaiting catch-up is not sent.
             OpState::Queued if e.awaits_catch_up => {}
             OpState::Queued if self.behind_cursor(first) => {
                 self.requeued.insert(first);
@@ -372,8 +373,9 @@ impl Outbox {
         }
     }
 
-    /// Operation `seq` left the store: a remote operation replaced it, or it was forgotten
-    /// or collected. One awaiting catch-up is then sent by number, as a superseded one is:
+    /// Operation `seq` left the store: a remote operation or a later local write replaced
+    /// it, or it was forgotten or collected. One awaiting catch-up is then sent by number,
+    /// as a superseded one is:
     /// no catch-up can carry it any more, and a peer records a number as seen by itself
     /// only below the greatest of this node's operations it received, which this one may
     /// be above (it would wait for ever). Others are left as they are: a keyed one finds
@@ -492,9 +494,9 @@ impl Outbox {
             .iter()
             .copied()
             .filter(|seq| {
-                self.entries.get(seq).is_some_and(|e| {
-                    e.state == OpState::Queued && !e.awaits_catch_up && e.next_attempt_at <= now
-                })
+                self.entries
+                    .get(seq)
+                    .is_some_and(|e| e.state == OpState::Queued && e.next_attempt_at <= now)
             })
             .take(size)
             .collect();
