@@ -83,7 +83,7 @@ impl Arg {
                     ));
                 }
                 for a in i + 2..end {
-                    batch.args.push(Self::read_depth(env, element(a)?, 4)?);
+                    batch.args.push(Self::read(env, element(a)?)?);
                 }
                 batch.calls.push((call, count as usize));
                 i = end;
